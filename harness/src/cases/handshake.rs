@@ -1,0 +1,42 @@
+//! `descriptor`, `abi-version`, `metadata`: the handshake, read in the order
+//! the ABI allows.
+
+use super::{CaseFn, Outcome};
+use crate::handshake::host_abi;
+use crate::session::Session;
+
+pub fn descriptor(session: &mut Session) -> CaseFn {
+    let header = session.header()?;
+    Ok(Outcome::pass(format!(
+        "descriptor header is valid: ABI {}, struct_size {}",
+        header.abi(),
+        header.struct_size
+    ))
+    .with_detail(|detail| detail.plugin_abi = Some(header.abi())))
+}
+
+pub fn abi_version(session: &mut Session) -> CaseFn {
+    let header = session.check_version()?;
+    Ok(Outcome::pass(format!(
+        "plugin ABI {} is accepted by host ABI {}",
+        header.abi(),
+        host_abi()
+    ))
+    .with_detail(|detail| {
+        detail.plugin_abi = Some(header.abi());
+        detail.host_abi = Some(host_abi());
+    }))
+}
+
+pub fn metadata(session: &mut Session) -> CaseFn {
+    let info = session.descriptor()?.info.clone();
+    let toolchain = info
+        .toolchain
+        .as_deref()
+        .map(|toolchain| format!(", built by {toolchain}"))
+        .unwrap_or_default();
+    Ok(Outcome::pass(format!(
+        "`{}` {}{toolchain}",
+        info.name, info.version
+    )))
+}

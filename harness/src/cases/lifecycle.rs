@@ -1,0 +1,138 @@
+//! `init`, `lookup-methods`, `selftest`, `shutdown`.
+
+use std::time::{Duration, Instant};
+
+use super::{CaseFn, Outcome};
+use crate::os;
+use crate::session::{Session, last_log_hint, status_text};
+
+/// How long threads and processes get to wind down after `shutdown`.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// A name no plugin registers, to check lookups fail cleanly.
+const UNKNOWN_METHOD: &str = "plugcheck-no-such-method";
+
+pub fn init(session: &mut Session) -> CaseFn {
+    session.init()?;
+    let host = session.host().expect("initialised above");
+    let (methods, rejected) = host.with_registry(|registry| {
+        (
+            registry.methods.keys().cloned().collect::<Vec<_>>(),
+            registry.rejected.clone(),
+        )
+    });
+    if !rejected.is_empty() {
+        return Ok(Outcome::fail(format!(
+            "init returned 0 although the host refused {} registration(s): {}; check register_method's return value",
+            rejected.len(),
+            rejected.join("; ")
+        ))
+        .with_detail(|detail| {
+            detail.methods = methods;
+            detail.rejected_registrations = rejected;
+        }));
+    }
+    Ok(Outcome::pass(format!(
+        "init returned 0 and registered {} method(s)",
+        methods.len()
+    ))
+    .with_detail(|detail| detail.methods = methods))
+}
+
+pub fn lookup_methods(session: &mut Session) -> CaseFn {
+    session.init()?;
+    let host = session.host().expect("initialised above");
+    let methods: Vec<String> = host.with_registry(|r| r.methods.keys().cloned().collect());
+    let missing: Vec<&String> = methods
+        .iter()
+        .filter(|name| host.lookup(name).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Ok(Outcome::fail(format!(
+            "registered method(s) not found by name: {missing:?}"
+        )));
+    }
+    if session.call(UNKNOWN_METHOD, &[])?.is_some() {
+        return Ok(Outcome::fail(format!(
+            "looking up `{UNKNOWN_METHOD}` found a method: lookups must match names exactly"
+        )));
+    }
+    if methods.is_empty() {
+        return Ok(Outcome::warning(
+            "init registered no methods: the host has nothing to call",
+        ));
+    }
+    Ok(Outcome::pass(format!(
+        "{} method(s) found by name; an unknown name is reported as not found",
+        methods.len()
+    ))
+    .with_detail(|detail| detail.methods = methods))
+}
+
+pub fn selftest(session: &mut Session) -> CaseFn {
+    let Some(answer) = session.call("selftest", &[])? else {
+        return Ok(Outcome::skipped(
+            "the plugin registers no `selftest` method",
+        ));
+    };
+    if answer.status == 0 {
+        return Ok(Outcome::pass("selftest returned 0"));
+    }
+    let logs = session
+        .host()
+        .map(|host| host.take_logs())
+        .unwrap_or_default();
+    Ok(Outcome::fail(format!(
+        "selftest returned {}{}",
+        status_text(answer.status),
+        last_log_hint(&logs)
+    ))
+    .with_detail(|detail| {
+        detail.status = Some(answer.status);
+        detail.status_name = plugcheck_abi::status::name(answer.status).map(str::to_owned);
+        detail.logs = logs;
+    }))
+}
+
+pub fn shutdown(session: &mut Session) -> CaseFn {
+    session.init()?;
+    session.shutdown();
+    let baseline_threads = session.baseline.threads;
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let (threads, processes) = loop {
+        let threads = os::thread_count();
+        let processes = os::running_child_processes();
+        if (threads <= baseline_threads && processes.is_empty()) || Instant::now() >= deadline {
+            break (threads, processes);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let leaked_threads = threads.saturating_sub(baseline_threads);
+    let mut problems = Vec::new();
+    if leaked_threads > 0 {
+        problems.push(format!(
+            "{leaked_threads} thread(s) the plugin started still run"
+        ));
+    }
+    if !processes.is_empty() {
+        let names: Vec<String> = processes.iter().map(|p| format!("`{}`", p.name)).collect();
+        problems.push(format!(
+            "{} child process(es) still run ({})",
+            processes.len(),
+            names.join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        return Ok(Outcome::pass(
+            "after shutdown no plugin thread or child process is left",
+        ));
+    }
+    Ok(Outcome::fail(format!(
+        "{} after shutdown: stop and join them in shutdown",
+        problems.join(" and ")
+    ))
+    .with_detail(|detail| {
+        detail.leaked_threads = Some(leaked_threads);
+        detail.leaked_processes = processes;
+    }))
+}

@@ -1,0 +1,22 @@
+//! `load` and `lookup-entry`.
+
+use super::{CaseFn, Outcome};
+use crate::session::Session;
+
+pub fn load(session: &mut Session) -> CaseFn {
+    session.load()?;
+    let loaded = session.loaded().expect("loaded above");
+    let description = loaded.sniffed().description.clone();
+    Ok(
+        Outcome::pass(format!("{description}; loaded with immediate binding"))
+            .with_detail(|detail| detail.file_format = Some(description)),
+    )
+}
+
+pub fn lookup_entry(session: &mut Session) -> CaseFn {
+    session.entry()?;
+    Ok(Outcome::pass(format!(
+        "`{}` is exported",
+        plugcheck_abi::ENTRY_SYMBOL
+    )))
+}

@@ -1,0 +1,109 @@
+//! How each case runs inside the worker. `run` is an exhaustive match over
+//! the catalog; the bodies are free functions grouped by topic.
+
+mod handshake;
+mod hygiene;
+mod lifecycle;
+mod loading;
+mod state;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::CaseId;
+use crate::report::{Detail, PluginInfo, Verdict};
+use crate::session::Session;
+
+/// Settings cases read; sent by the parent with every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSettings {
+    /// `load-time` warns when the first load plus init take longer.
+    pub load_time_bound_ms: u64,
+    /// Cycles `repeat-load` runs after one warm-up cycle.
+    pub repeat_cycles: u32,
+}
+
+impl Default for CaseSettings {
+    fn default() -> Self {
+        CaseSettings {
+            load_time_bound_ms: 1000,
+            repeat_cycles: 20,
+        }
+    }
+}
+
+/// What a case concluded, as the worker reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub reason: String,
+    #[serde(default)]
+    pub detail: Detail,
+}
+
+impl Outcome {
+    fn new(verdict: Verdict, reason: impl Into<String>) -> Outcome {
+        Outcome {
+            verdict,
+            reason: reason.into(),
+            detail: Detail::default(),
+        }
+    }
+
+    pub fn pass(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Pass, reason)
+    }
+
+    pub fn fail(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Fail, reason)
+    }
+
+    pub fn warning(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Warning, reason)
+    }
+
+    pub fn skipped(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Skipped, reason)
+    }
+
+    pub fn with_detail(mut self, fill: impl FnOnce(&mut Detail)) -> Outcome {
+        fill(&mut self.detail);
+        self
+    }
+}
+
+/// A case's outcome plus what the worker learnt of the plugin on the way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub outcome: Outcome,
+    pub plugin: Option<PluginInfo>,
+}
+
+/// Runs one case against the session.
+pub fn run(case: CaseId, session: &mut Session, settings: &CaseSettings) -> CaseResult {
+    let result = match case {
+        CaseId::Load => loading::load(session),
+        CaseId::LookupEntry => loading::lookup_entry(session),
+        CaseId::Descriptor => handshake::descriptor(session),
+        CaseId::AbiVersion => handshake::abi_version(session),
+        CaseId::Metadata => handshake::metadata(session),
+        CaseId::Init => lifecycle::init(session),
+        CaseId::LookupMethods => lifecycle::lookup_methods(session),
+        CaseId::Selftest => lifecycle::selftest(session),
+        CaseId::StateRoundtrip => state::state_roundtrip(session),
+        CaseId::Shutdown => lifecycle::shutdown(session),
+        CaseId::Unload => hygiene::unload(session),
+        CaseId::LoadTime => hygiene::load_time(session, settings),
+        CaseId::RepeatLoad => hygiene::repeat_load(session, settings),
+    };
+    let mut outcome = result.unwrap_or_else(|failure| failure);
+    if let Some(host) = session.host() {
+        outcome.detail.logs.extend(host.take_logs());
+    }
+    CaseResult {
+        outcome,
+        plugin: session.info(),
+    }
+}
+
+/// A case body: `Err` carries the outcome of a step that stopped it early.
+type CaseFn = Result<Outcome, Outcome>;

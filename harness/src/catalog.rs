@@ -1,0 +1,174 @@
+//! The closed set of conformance cases. A case's kebab-case id is its name
+//! everywhere: CLI filter, worker protocol, JSON report, snapshots, the
+//! fixtures manifest.
+//!
+//! This file says *what* each case is (description, family, prerequisites,
+//! isolation needs); `cases/` says how it runs inside the worker.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! case_ids {
+    ($($variant:ident => $id:literal,)*) => {
+        /// A conformance case, in the order the suite runs them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum CaseId {
+            $(#[serde(rename = $id)] $variant,)*
+        }
+
+        impl CaseId {
+            /// Every case, in suite order (prerequisites first).
+            pub const ALL: &'static [CaseId] = &[$(CaseId::$variant,)*];
+
+            /// The stable kebab-case id.
+            pub fn id(self) -> &'static str {
+                match self {
+                    $(CaseId::$variant => $id,)*
+                }
+            }
+        }
+    };
+}
+
+case_ids! {
+    Load => "load",
+    LookupEntry => "lookup-entry",
+    Descriptor => "descriptor",
+    AbiVersion => "abi-version",
+    Metadata => "metadata",
+    Init => "init",
+    LookupMethods => "lookup-methods",
+    Selftest => "selftest",
+    StateRoundtrip => "state-roundtrip",
+    Shutdown => "shutdown",
+    Unload => "unload",
+    LoadTime => "load-time",
+    RepeatLoad => "repeat-load",
+}
+
+/// The topic a case belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    Load,
+    Lookup,
+    Version,
+    Lifecycle,
+    State,
+    Reload,
+    Crash,
+    Hygiene,
+}
+
+impl CaseId {
+    /// One line saying what the case checks.
+    pub fn description(self) -> &'static str {
+        match self {
+            CaseId::Load => {
+                "the file is a shared library for this platform and loads with immediate binding"
+            }
+            CaseId::LookupEntry => "the library exports `plugcheck_entry`",
+            CaseId::Descriptor => {
+                "`plugcheck_entry` returns a descriptor with the PLUGCHK magic and a readable header"
+            }
+            CaseId::AbiVersion => "the plugin's ABI version is one this host accepts",
+            CaseId::Metadata => {
+                "the descriptor covers ABI v1.0, its strings are valid UTF-8 and its functions are present"
+            }
+            CaseId::Init => "init returns 0 and every method it registers is accepted",
+            CaseId::LookupMethods => {
+                "every registered method is found by name; an unknown name is a clean error"
+            }
+            CaseId::Selftest => "the `selftest` method returns 0 for empty input",
+            CaseId::StateRoundtrip => "state saved by save_state is restored unchanged",
+            CaseId::Shutdown => "after shutdown no thread or child process the plugin started runs",
+            CaseId::Unload => "after shutdown and close the library leaves the process",
+            CaseId::LoadTime => "load plus init finish within the load-time bound",
+            CaseId::RepeatLoad => {
+                "repeated load/init/shutdown/close cycles do not grow threads, handles or mapped memory"
+            }
+        }
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            CaseId::Load => Family::Load,
+            CaseId::LookupEntry | CaseId::LookupMethods => Family::Lookup,
+            CaseId::Descriptor | CaseId::AbiVersion | CaseId::Metadata => Family::Version,
+            CaseId::Init | CaseId::Selftest | CaseId::Shutdown => Family::Lifecycle,
+            CaseId::StateRoundtrip => Family::State,
+            CaseId::Unload | CaseId::LoadTime | CaseId::RepeatLoad => Family::Hygiene,
+        }
+    }
+
+    /// Cases that must have passed (or warned) for this one to be worth
+    /// running. When one did not, this case is skipped with that reason
+    /// instead of running into the same failure (or the same timeout) again.
+    pub fn prerequisites(self) -> &'static [CaseId] {
+        match self {
+            CaseId::Load => &[],
+            CaseId::LookupEntry => &[CaseId::Load],
+            CaseId::Descriptor => &[CaseId::LookupEntry],
+            CaseId::AbiVersion => &[CaseId::Descriptor],
+            CaseId::Metadata => &[CaseId::AbiVersion],
+            CaseId::Init => &[CaseId::Metadata],
+            CaseId::LookupMethods
+            | CaseId::Selftest
+            | CaseId::StateRoundtrip
+            | CaseId::Shutdown
+            | CaseId::LoadTime => &[CaseId::Init],
+            // Closing a library whose threads still run would crash the host:
+            // these need a clean shutdown first.
+            CaseId::Unload | CaseId::RepeatLoad => &[CaseId::Shutdown],
+        }
+    }
+
+    /// Whether the case must be the first to load the plugin in its worker
+    /// (it observes what the first load does: constructors, load time).
+    /// Other cases share a worker, so a suite costs about one process spawn.
+    pub fn needs_fresh_process(self) -> bool {
+        matches!(self, CaseId::Load)
+    }
+
+    pub fn from_id(id: &str) -> Option<CaseId> {
+        CaseId::ALL.iter().copied().find(|case| case.id() == id)
+    }
+}
+
+impl std::fmt::Display for CaseId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = serde_json::to_value(self).expect("family serializes");
+        f.write_str(name.as_str().expect("family serializes as a string"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_match_serde() {
+        for &case in CaseId::ALL {
+            assert_eq!(CaseId::from_id(case.id()), Some(case));
+            let json = serde_json::to_string(&case).unwrap();
+            assert_eq!(json, format!("\"{}\"", case.id()));
+        }
+    }
+
+    #[test]
+    fn prerequisites_run_earlier_in_the_suite() {
+        for &case in CaseId::ALL {
+            for &prerequisite in case.prerequisites() {
+                assert!(
+                    prerequisite < case,
+                    "{prerequisite} must come before {case}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! plugcheck: a conformance harness for native plugins.
+//!
+//! The parent process never loads a plugin. [`runner`] starts a worker
+//! (this binary, re-executed) per plugin, sends it the cases of the
+//! [`catalog`] one by one over a loopback socket, and turns what comes back
+//! — or how the worker died — into a [`report`]. Only [`os`] names a
+//! platform.
+
+pub mod cases;
+pub mod catalog;
+pub mod cli;
+pub mod handshake;
+pub mod host;
+pub mod loader;
+pub mod normalize;
+pub mod os;
+pub mod report;
+pub mod runner;
+pub mod session;
+pub mod sniff;
+pub mod table;
+pub mod termination;
+pub mod worker;

@@ -1,0 +1,203 @@
+//! Every libloading call of the harness: open (after sniffing the file),
+//! symbol lookup, close. Platform differences (dlopen flags, Windows search
+//! flags) come from the OS seam.
+
+use std::path::{Path, PathBuf};
+
+use plugcheck_abi::{Descriptor, ENTRY_SYMBOL};
+
+use crate::os;
+use crate::report::OsError;
+use crate::sniff::{self, Sniffed};
+
+/// Why a library could not be opened, named for the step that failed. Each
+/// message names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    #[error(
+        "`{}` is not an absolute path: plugcheck never loads through the library search path; pass a full path",
+        path.display()
+    )]
+    NotAbsolute { path: PathBuf },
+    #[error("`{}` does not exist: build the plugin first, or check the path", path.display())]
+    NotFound { path: PathBuf },
+    #[error("`{}` is a directory, not a shared library: pass the library file inside it", path.display())]
+    Directory { path: PathBuf },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "`{}` is empty (0 bytes): the build or copy did not finish; rebuild the plugin",
+        path.display()
+    )]
+    Empty { path: PathBuf },
+    #[error(
+        "`{}` is not a shared library but {looks_like}: pass the library your build produced",
+        path.display()
+    )]
+    NotABinary { path: PathBuf, looks_like: String },
+    #[error(
+        "`{}` is a truncated {format} file: {len} bytes, but its headers reach byte {needed}; the build or copy was cut short, rebuild the plugin",
+        path.display()
+    )]
+    Truncated {
+        path: PathBuf,
+        format: String,
+        len: u64,
+        needed: u64,
+    },
+    #[error("`{}` is a corrupt {format} file ({error}): rebuild the plugin", path.display())]
+    Corrupt {
+        path: PathBuf,
+        format: String,
+        error: String,
+    },
+    #[error(
+        "`{}` is a {found}; this platform loads {}: build the plugin for {}-{}",
+        path.display(), os::NATIVE_FORMAT_NAME, std::env::consts::ARCH, std::env::consts::OS
+    )]
+    ForeignFormat { path: PathBuf, found: String },
+    #[error(
+        "`{}` is built for {found}, but this host is {expected}: build the plugin for {expected}",
+        path.display()
+    )]
+    WrongArchitecture {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "`{}` is a {found}, not a shared library: build it as one (Rust: crate-type = [\"cdylib\"]; C: -shared)",
+        path.display()
+    )]
+    NotSharedLibrary { path: PathBuf, found: String },
+    #[error(
+        "`{}` needs the symbol `{symbol}`, which no loaded library defines (found at load: immediate binding): link the library that provides it, or remove the reference",
+        path.display()
+    )]
+    UnresolvedSymbol {
+        path: PathBuf,
+        symbol: String,
+        os_error: OsError,
+    },
+    #[error(
+        "`{}` needs `{dependency}`, which the loader cannot find: install it, or place it where the loader looks",
+        path.display()
+    )]
+    MissingDependency {
+        path: PathBuf,
+        dependency: String,
+        os_error: OsError,
+    },
+    #[error("the loader refused `{}`: {}", path.display(), os_error.message)]
+    Refused { path: PathBuf, os_error: OsError },
+}
+
+impl OpenError {
+    /// The OS error behind the diagnosis, when the loader was asked.
+    pub fn os_error(&self) -> Option<&OsError> {
+        match self {
+            OpenError::UnresolvedSymbol { os_error, .. }
+            | OpenError::MissingDependency { os_error, .. }
+            | OpenError::Refused { os_error, .. } => Some(os_error),
+            _ => None,
+        }
+    }
+
+    /// What the file was found to be, when sniffing got that far.
+    pub fn file_format(&self) -> Option<String> {
+        match self {
+            OpenError::Empty { .. } => Some("empty file".into()),
+            OpenError::Directory { .. } => Some("directory".into()),
+            OpenError::NotABinary { looks_like, .. } => Some(looks_like.clone()),
+            OpenError::Truncated { format, .. } | OpenError::Corrupt { format, .. } => {
+                Some(format!("{format} (damaged)"))
+            }
+            OpenError::ForeignFormat { found, .. } | OpenError::NotSharedLibrary { found, .. } => {
+                Some(found.clone())
+            }
+            OpenError::WrongArchitecture { found, .. } => Some(format!("built for {found}")),
+            _ => None,
+        }
+    }
+}
+
+/// A library loaded into this (worker) process.
+#[derive(Debug)]
+pub struct Loaded {
+    library: libloading::Library,
+    path: PathBuf,
+    sniffed: Sniffed,
+}
+
+/// The entry function every plugin exports.
+pub type EntryFn = unsafe extern "C" fn() -> *const Descriptor;
+
+/// Sniffs `path`, then opens it with the platform's immediate-binding flags.
+///
+/// # Safety
+/// Opening runs the library's initialisers: call this only in a worker.
+pub unsafe fn open(path: &Path) -> Result<Loaded, OpenError> {
+    let sniffed = sniff::sniff(path)?;
+    // SAFETY: the caller runs in a worker process, where a misbehaving
+    // initialiser takes down only the worker.
+    let library = unsafe { os::open_library(path) }.map_err(|failure| {
+        let path = path.to_owned();
+        if let Some(symbol) = failure.unresolved_symbol {
+            OpenError::UnresolvedSymbol {
+                path,
+                symbol,
+                os_error: failure.error,
+            }
+        } else if let Some(dependency) = failure.missing_dependency {
+            OpenError::MissingDependency {
+                path,
+                dependency,
+                os_error: failure.error,
+            }
+        } else {
+            OpenError::Refused {
+                path,
+                os_error: failure.error,
+            }
+        }
+    })?;
+    Ok(Loaded {
+        library,
+        path: path.to_owned(),
+        sniffed,
+    })
+}
+
+impl Loaded {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn sniffed(&self) -> &Sniffed {
+        &self.sniffed
+    }
+
+    /// Looks up `plugcheck_entry`.
+    pub fn entry(&self) -> Result<EntryFn, OsError> {
+        // SAFETY: the symbol is declared by the ABI as
+        // `const plugcheck_plugin *plugcheck_entry(void)`; a plugin that
+        // exports it with another type breaks the contract, and the worker
+        // isolates what happens then.
+        let symbol = unsafe { self.library.get::<EntryFn>(ENTRY_SYMBOL.as_bytes()) };
+        symbol
+            .map(|symbol| *symbol)
+            .map_err(|error| os::loader_error(&error))
+    }
+
+    /// Closes the library. Whether it really left the process is a separate
+    /// question: see [`os::library_is_resident`].
+    pub fn close(self) -> Result<(), OsError> {
+        self.library
+            .close()
+            .map_err(|error| os::loader_error(&error))
+    }
+}

@@ -1,0 +1,46 @@
+//! The one seam between plugcheck and the operating system. Everything that
+//! names a platform — loader flags, process groups or Job Objects, exit
+//! status decoding, `/proc` or toolhelp snapshots — lives behind it, with the
+//! same functions on every OS. The rest of the harness asks for capabilities
+//! and never writes `cfg`.
+
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod imp;
+
+#[cfg(not(unix))]
+compile_error!(
+    "plugcheck's OS seam has no implementation for this platform yet; the Windows half \
+     (Job Objects, NTSTATUS decoding, LoadLibraryExW) is the next platform to add"
+);
+
+pub use imp::*;
+
+/// Why the OS loader refused a library, as far as its message tells.
+#[derive(Debug, Clone)]
+pub struct OpenFailure {
+    pub error: crate::report::OsError,
+    /// The symbol immediate binding could not resolve.
+    pub unresolved_symbol: Option<String>,
+    /// The dependency the loader could not find.
+    pub missing_dependency: Option<String>,
+}
+
+/// Resources a process holds, for leak checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceUse {
+    pub threads: u64,
+    /// Open file descriptors (Unix) or handles (Windows).
+    pub handles: u64,
+    pub mapped_bytes: u64,
+}
+
+impl ResourceUse {
+    pub fn now() -> ResourceUse {
+        ResourceUse {
+            threads: thread_count(),
+            handles: open_handles(),
+            mapped_bytes: mapped_bytes(),
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Linux half of the OS seam: `dlopen` flags, `/proc`, process groups and a
+//! child subreaper.
+
+use std::collections::HashSet;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+
+use super::OpenFailure;
+use crate::report::{OsError, ProcessInfo};
+use crate::termination::Termination;
+
+/// The object format this platform's loader takes.
+pub const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
+
+/// What people call that format, for diagnoses.
+pub const NATIVE_FORMAT_NAME: &str = "ELF shared objects";
+
+/// The usual file extension of a plugin here.
+pub const LIBRARY_EXTENSION: &str = "so";
+
+/// Opens a library with immediate binding (`RTLD_NOW | RTLD_LOCAL`), so an
+/// unresolved symbol fails here rather than in the middle of a call.
+///
+/// # Safety
+/// Loading runs the library's constructors, which may do anything: only
+/// the worker process calls this.
+pub unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailure> {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    // SAFETY: the caller accepts that constructors run (see above).
+    match unsafe { Library::open(Some(path.as_os_str()), RTLD_NOW | RTLD_LOCAL) } {
+        Ok(library) => Ok(library.into()),
+        Err(error) => Err(classify_dlerror(path, &error)),
+    }
+}
+
+/// Whether the library at `path` is still mapped in this process, asked
+/// with `dlopen(RTLD_NOLOAD)`, which never loads anything.
+pub fn library_is_resident(path: &Path) -> bool {
+    use libc::RTLD_NOLOAD;
+    use libloading::os::unix::{Library, RTLD_NOW};
+    // SAFETY: with RTLD_NOLOAD nothing is loaded and no constructor runs;
+    // the handle only bumps the reference count, and dropping it gives that
+    // reference back.
+    unsafe { Library::open(Some(path.as_os_str()), RTLD_NOW | RTLD_NOLOAD) }.is_ok()
+}
+
+/// Turns glibc's `dlerror` text into a diagnosis: the message stays as the
+/// OS error; an unresolved symbol or a missing dependency is named.
+fn classify_dlerror(path: &Path, error: &libloading::Error) -> OpenFailure {
+    let error = loader_error(error);
+    let message = &error.message;
+    let unresolved_symbol = message.split_once("undefined symbol: ").map(|(_, rest)| {
+        rest.split([',', ' ', '\n'])
+            .next()
+            .unwrap_or(rest)
+            .to_owned()
+    });
+    let missing_dependency = message
+        .split_once(": cannot open shared object file")
+        .map(|(before, _)| before.rsplit(": ").next().unwrap_or(before).to_owned())
+        .filter(|name| Path::new(name) != path);
+    OpenFailure {
+        error,
+        unresolved_symbol,
+        missing_dependency,
+    }
+}
+
+/// A libloading error as an [`OsError`]. libloading's Display is generic
+/// ("dlopen failed"): `dlerror`'s text is in the source error. dlopen sets
+/// no error code.
+pub fn loader_error(error: &libloading::Error) -> OsError {
+    OsError {
+        code: None,
+        name: None,
+        message: std::error::Error::source(error)
+            .map(ToString::to_string)
+            .unwrap_or_else(|| error.to_string()),
+    }
+}
+
+/// Flushes the C library's stdio buffers, so what a plugin printed with
+/// `printf` reaches the pipe before the case ends.
+pub fn flush_c_stdio() {
+    // SAFETY: fflush(NULL) flushes every open output stream; it takes the
+    // stdio locks itself.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+    }
+}
+
+/// Decodes an exit status: a signal by name, or the exit code.
+pub fn decode_exit(status: ExitStatus) -> Termination {
+    if let Some(number) = status.signal() {
+        let signal = Signal::try_from(number)
+            .map(|signal| signal.as_str().to_owned())
+            .unwrap_or_else(|_| format!("signal {number}"));
+        return Termination::Signaled {
+            signal,
+            number,
+            core_dumped: status.core_dumped(),
+        };
+    }
+    Termination::Exited {
+        code: status.code().map(i64::from).unwrap_or(-1),
+    }
+}
+
+/// Puts the worker in a process group of its own, so the whole group can
+/// be killed at once.
+pub fn isolate_worker(command: &mut Command) {
+    command.process_group(0);
+}
+
+/// Per-worker kill switch. On Linux the process group is the worker's pid,
+/// so there is nothing to hold; Windows keeps its Job Object here.
+#[derive(Debug)]
+pub struct WorkerTree {
+    pgid: Pid,
+}
+
+impl WorkerTree {
+    pub fn attach(child: &Child) -> std::io::Result<WorkerTree> {
+        Ok(WorkerTree {
+            pgid: Pid::from_raw(child.id() as i32),
+        })
+    }
+
+    /// Kills every process still in the worker's group. Processes that
+    /// left the group are found by [`reap_orphans`].
+    pub fn kill(&self) {
+        // ESRCH (the group is already gone) is the expected case at the end.
+        let _ = killpg(self.pgid, Signal::SIGKILL);
+    }
+}
+
+/// Makes this process the reaper of orphaned descendants: a plugin's child
+/// that double-forks and calls `setsid` is re-parented here rather than to
+/// init, so it can still be found and killed.
+pub fn become_subreaper() {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no
+    // memory of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    }
+}
+
+/// Kills and reaps every child of this process whose pid is not in `keep`
+/// (the live workers), until none is left. A killed orphan's own children
+/// are re-parented here in turn, so this loops.
+pub fn reap_orphans(keep: &HashSet<u32>) {
+    for _ in 0..64 {
+        let orphans: Vec<ProcessInfo> = child_processes()
+            .into_iter()
+            .filter(|child| !keep.contains(&child.pid))
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        for orphan in orphans {
+            let pid = Pid::from_raw(orphan.pid as i32);
+            if nix::unistd::getpgid(Some(pid)) == Ok(pid) {
+                let _ = killpg(pid, Signal::SIGKILL);
+            }
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+/// Children of this process that are still running (not zombies waiting to
+/// be reaped).
+pub fn running_child_processes() -> Vec<ProcessInfo> {
+    children(false)
+}
+
+/// Every child of this process, zombies included.
+pub fn child_processes() -> Vec<ProcessInfo> {
+    children(true)
+}
+
+/// Direct children, by scanning `/proc` (a process's `children` file misses
+/// those forked by threads other than the main one).
+fn children(include_zombies: bool) -> Vec<ProcessInfo> {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (name, state, ppid) = parse_stat(&stat)?;
+            (ppid == me && (include_zombies || state != 'Z')).then_some(ProcessInfo { pid, name })
+        })
+        .collect()
+}
+
+/// `pid (comm) state ppid …` → (comm, state, ppid). The name may hold
+/// spaces and parentheses, so it runs to the last `)`.
+fn parse_stat(stat: &str) -> Option<(String, char, u32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_owned();
+    let mut rest = stat.get(close + 1..)?.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    let ppid = rest.next()?.parse().ok()?;
+    Some((name, state, ppid))
+}
+
+pub fn thread_count() -> u64 {
+    count_entries("/proc/self/task")
+}
+
+pub fn open_handles() -> u64 {
+    // The directory being read holds one descriptor of its own.
+    count_entries("/proc/self/fd").saturating_sub(1)
+}
+
+pub fn mapped_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf reads a system constant.
+    let page_size = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        size if size > 0 => size as u64,
+        _ => 4096,
+    };
+    pages * page_size
+}
+
+fn count_entries(dir: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.count() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_names_with_spaces_and_parens_parse() {
+        assert_eq!(
+            parse_stat("1234 (my (odd) name) S 77 1234 1234 0"),
+            Some(("my (odd) name".into(), 'S', 77))
+        );
+    }
+
+    #[test]
+    fn signals_decode_by_name() {
+        let status = ExitStatus::from_raw(libc::SIGSEGV);
+        assert_eq!(
+            decode_exit(status),
+            Termination::Signaled {
+                signal: "SIGSEGV".into(),
+                number: 11,
+                core_dumped: false
+            }
+        );
+        assert_eq!(
+            decode_exit(ExitStatus::from_raw(3 << 8)),
+            Termination::Exited { code: 3 }
+        );
+    }
+
+    #[test]
+    fn a_spawned_child_is_listed_and_reaped() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(
+            child_processes()
+                .iter()
+                .any(|c| c.pid == pid && c.name == "sleep")
+        );
+        // Other tests in this process may have children of their own.
+        let others: HashSet<u32> = child_processes()
+            .into_iter()
+            .map(|c| c.pid)
+            .filter(|&other| other != pid)
+            .collect();
+        reap_orphans(&others);
+        assert!(!child_processes().iter().any(|c| c.pid == pid));
+        // Already reaped: std's wait now fails with ECHILD.
+        assert!(child.try_wait().is_err());
+    }
+
+    #[test]
+    fn resource_counts_are_plausible() {
+        let use_now = super::super::ResourceUse::now();
+        assert!(use_now.threads >= 1);
+        assert!(use_now.handles >= 3, "stdin, stdout, stderr");
+        assert!(use_now.mapped_bytes > 1 << 20);
+    }
+}

@@ -1,0 +1,409 @@
+//! The report model: one serde type tree, written as JSON, shown as a table
+//! (`table.rs`) and normalized for snapshots (`normalize.rs`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{CaseId, Family};
+use crate::termination::Termination;
+
+/// What a case concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Crashed,
+    TimedOut,
+    Skipped,
+    Warning,
+}
+
+impl Verdict {
+    /// Whether this verdict fails the release gate. Warnings and skips do
+    /// not (unless `--deny-warnings`): a skipped case either does not apply
+    /// or follows a prerequisite that already failed the gate.
+    pub fn breaks_gate(self, deny_warnings: bool) -> bool {
+        match self {
+            Verdict::Fail | Verdict::Crashed | Verdict::TimedOut => true,
+            Verdict::Warning => deny_warnings,
+            Verdict::Pass | Verdict::Skipped => false,
+        }
+    }
+
+    /// Whether a case depending on this one may run.
+    pub fn satisfies_prerequisite(self) -> bool {
+        matches!(self, Verdict::Pass | Verdict::Warning)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Crashed => "crashed",
+            Verdict::TimedOut => "timed-out",
+            Verdict::Skipped => "skipped",
+            Verdict::Warning => "warning",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An OS error as the loader reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsError {
+    /// Numeric code where the OS gives one (Win32 error, errno).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// Symbolic name of the code (`ERROR_MOD_NOT_FOUND`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub message: String,
+}
+
+/// A process the plugin left behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub name: String,
+}
+
+/// Resource growth over repeated load cycles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Growth {
+    pub cycles: u32,
+    pub threads: i64,
+    pub handles: i64,
+    pub mapped_bytes: i64,
+}
+
+/// A line the plugin sent to the host's `log`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub level: i32,
+    pub message: String,
+}
+
+/// Structured facts behind a verdict. Every field is optional: a case fills
+/// what it measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Detail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prerequisite: Option<CaseId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os_error: Option<OsError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination: Option<Termination>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_abi: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_abi: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected_registrations: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leaked_threads: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub leaked_processes: Vec<ProcessInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub growth: Option<Growth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resident_hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<LogLine>,
+}
+
+impl Detail {
+    pub fn is_empty(&self) -> bool {
+        *self == Detail::default()
+    }
+}
+
+/// What the plugin wrote to stdout/stderr during a case, bounded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CapturedOutput {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stdout: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub stderr: String,
+    /// Bytes dropped beyond the capture bound, both streams together.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub truncated_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl CapturedOutput {
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_empty() && self.stderr.is_empty() && self.truncated_bytes == 0
+    }
+}
+
+/// One case's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseReport {
+    pub id: CaseId,
+    pub family: Family,
+    pub verdict: Verdict,
+    /// One line: why.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Detail::is_empty")]
+    pub detail: Detail,
+    #[serde(default, skip_serializing_if = "CapturedOutput::is_empty")]
+    pub output: CapturedOutput,
+    /// Wall time of the case as the parent saw it, process start-up included
+    /// when the case needed a new worker.
+    pub duration_us: u64,
+}
+
+/// What the descriptor says about the plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toolchain: Option<String>,
+    /// `major.minor`.
+    pub abi: String,
+    pub struct_size: u32,
+}
+
+/// Counts of verdicts and whether the gate passed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gate {
+    pub passed: bool,
+    pub pass: u32,
+    pub fail: u32,
+    pub crashed: u32,
+    pub timed_out: u32,
+    pub skipped: u32,
+    pub warning: u32,
+}
+
+impl Gate {
+    pub fn tally(cases: &[CaseReport], deny_warnings: bool) -> Gate {
+        let mut gate = Gate {
+            passed: true,
+            ..Gate::default()
+        };
+        for case in cases {
+            let count = match case.verdict {
+                Verdict::Pass => &mut gate.pass,
+                Verdict::Fail => &mut gate.fail,
+                Verdict::Crashed => &mut gate.crashed,
+                Verdict::TimedOut => &mut gate.timed_out,
+                Verdict::Skipped => &mut gate.skipped,
+                Verdict::Warning => &mut gate.warning,
+            };
+            *count += 1;
+            if case.verdict.breaks_gate(deny_warnings) {
+                gate.passed = false;
+            }
+        }
+        gate
+    }
+}
+
+/// Everything plugcheck found about one plugin file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginReport {
+    pub path: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<PluginInfo>,
+    pub cases: Vec<CaseReport>,
+    pub gate: Gate,
+    /// Worker processes started for this plugin: one, plus one per crash or
+    /// timeout.
+    pub workers_started: u32,
+    pub duration_us: u64,
+}
+
+/// The platform a report was produced on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// `linux`, `windows`.
+    pub os: String,
+    pub arch: String,
+}
+
+impl Platform {
+    pub fn current() -> Platform {
+        Platform {
+            os: std::env::consts::OS.into(),
+            arch: std::env::consts::ARCH.into(),
+        }
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// `plugcheck 0.1.0`.
+    pub tool: String,
+    pub platform: Platform,
+    pub timeout_ms: u64,
+    pub plugins: Vec<PluginReport>,
+}
+
+impl Report {
+    pub fn gate_passed(&self) -> bool {
+        self.plugins.iter().all(|plugin| plugin.gate.passed)
+    }
+
+    /// Writes the report as pretty JSON, atomically: a reader sees the old
+    /// file or the whole new one, never a torn write.
+    pub fn write_json(&self, path: &Path) -> Result<(), ReportWriteError> {
+        let error = |source| ReportWriteError {
+            path: path.to_owned(),
+            source,
+        };
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        std::fs::create_dir_all(dir).map_err(error)?;
+        let mut file = tempfile::Builder::new()
+            .prefix(".plugcheck-report")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(error)?;
+        serde_json::to_writer_pretty(&mut file, self).map_err(|e| error(e.into()))?;
+        file.write_all(b"\n").map_err(error)?;
+        file.as_file().sync_all().map_err(error)?;
+        file.persist(path).map_err(|e| error(e.error))?;
+        Ok(())
+    }
+
+    pub fn read_json(path: &Path) -> Result<Report, ReportReadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportReadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ReportReadError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the report to `{}`: {source}; check the directory exists and is writable", path.display())]
+pub struct ReportWriteError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportReadError {
+    #[error("cannot read the report `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` is not a plugcheck JSON report: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// `850 ms`, `1.5 s`: durations for people.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(verdict: Verdict) -> CaseReport {
+        CaseReport {
+            id: CaseId::Load,
+            family: Family::Load,
+            verdict,
+            reason: String::new(),
+            detail: Detail::default(),
+            output: CapturedOutput::default(),
+            duration_us: 0,
+        }
+    }
+
+    #[test]
+    fn gate_fails_on_fail_crash_and_timeout_only() {
+        let ok = [
+            case(Verdict::Pass),
+            case(Verdict::Skipped),
+            case(Verdict::Warning),
+        ];
+        assert!(Gate::tally(&ok, false).passed);
+        assert!(
+            !Gate::tally(&ok, true).passed,
+            "--deny-warnings counts warnings"
+        );
+        for bad in [Verdict::Fail, Verdict::Crashed, Verdict::TimedOut] {
+            assert!(!Gate::tally(&[case(Verdict::Pass), case(bad)], false).passed);
+        }
+    }
+
+    #[test]
+    fn json_write_is_atomic_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/report.json");
+        let report = Report {
+            tool: "plugcheck test".into(),
+            platform: Platform::current(),
+            timeout_ms: 10,
+            plugins: vec![],
+        };
+        report.write_json(&path).unwrap();
+        assert_eq!(Report::read_json(&path).unwrap(), report);
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("report.json")]);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_ms(850), "850 ms");
+        assert_eq!(human_ms(2000), "2 s");
+        assert_eq!(human_ms(1500), "1.5 s");
+    }
+}

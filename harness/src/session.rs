@@ -1,0 +1,337 @@
+//! One plugin inside a worker process, driven step by step: load → entry →
+//! header → version → descriptor → init. Each step runs at most once and
+//! remembers its result, so cases share the work; a case that needs a later
+//! step gets the earlier ones for free, or the failure that stopped them.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use plugcheck_abi::{Buf, Descriptor, status};
+
+use crate::cases::Outcome;
+use crate::handshake::{self, Header, Validated};
+use crate::host::Host;
+use crate::loader::{self, EntryFn, Loaded};
+use crate::os::{self, ResourceUse};
+use crate::report::{Detail, PluginInfo};
+
+/// A plugin method's answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: i32,
+    pub output: Vec<u8>,
+}
+
+pub struct Session {
+    path: PathBuf,
+    loaded: Option<Loaded>,
+    entry: Option<EntryFn>,
+    header: Option<(*const Descriptor, Header)>,
+    validated: Option<Validated>,
+    host: Option<Host>,
+    /// Hosts of instances that were shut down or failed init. A plugin
+    /// thread that outlived its instance may still call `log` through one,
+    /// so they live as long as the worker.
+    retired_hosts: Vec<Host>,
+    /// Duration of the first load and init in this process.
+    pub first_load: Option<Duration>,
+    pub first_init: Option<Duration>,
+    /// What the worker held before the plugin was ever loaded.
+    pub baseline: ResourceUse,
+    has_loaded: bool,
+}
+
+impl Session {
+    pub fn new(path: PathBuf) -> Session {
+        Session {
+            path,
+            loaded: None,
+            entry: None,
+            header: None,
+            validated: None,
+            host: None,
+            retired_hosts: Vec::new(),
+            first_load: None,
+            first_init: None,
+            baseline: ResourceUse::now(),
+            has_loaded: false,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this process has loaded the plugin yet.
+    pub fn has_loaded(&self) -> bool {
+        self.has_loaded
+    }
+
+    pub fn info(&self) -> Option<PluginInfo> {
+        self.validated
+            .as_ref()
+            .map(|validated| validated.info.clone())
+    }
+
+    pub fn loaded(&self) -> Option<&Loaded> {
+        self.loaded.as_ref()
+    }
+
+    pub fn validated(&self) -> Option<&Validated> {
+        self.validated.as_ref()
+    }
+
+    pub fn host(&self) -> Option<&Host> {
+        self.host.as_ref()
+    }
+
+    /// Opens the library (sniffing it first).
+    pub fn load(&mut self) -> Result<(), Outcome> {
+        if self.loaded.is_some() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        // SAFETY: sessions live only in worker processes, where a library's
+        // initialisers may crash without harm to the harness.
+        let result = unsafe { loader::open(&self.path) };
+        let took = started.elapsed();
+        let loaded = result.map_err(|error| {
+            Outcome::fail(error.to_string()).with_detail(|detail| {
+                detail.file_format = error.file_format();
+                detail.os_error = error.os_error().cloned();
+                if let loader::OpenError::UnresolvedSymbol { symbol, .. } = &error {
+                    detail.symbol = Some(symbol.clone());
+                }
+                if let loader::OpenError::MissingDependency { dependency, .. } = &error {
+                    detail.dependency = Some(dependency.clone());
+                }
+            })
+        })?;
+        self.first_load.get_or_insert(took);
+        self.has_loaded = true;
+        self.loaded = Some(loaded);
+        Ok(())
+    }
+
+    pub fn entry(&mut self) -> Result<EntryFn, Outcome> {
+        self.load()?;
+        if let Some(entry) = self.entry {
+            return Ok(entry);
+        }
+        let loaded = self.loaded.as_ref().expect("loaded above");
+        let entry = loaded.entry().map_err(|os_error| {
+            Outcome::fail(format!(
+                "`{}` does not export `{}`: it is not a plugcheck plugin (export it, e.g. with plugcheck_abi::export_plugin!)",
+                self.path.display(),
+                plugcheck_abi::ENTRY_SYMBOL
+            ))
+            .with_detail(|detail| {
+                detail.symbol = Some(plugcheck_abi::ENTRY_SYMBOL.into());
+                detail.os_error = Some(os_error);
+            })
+        })?;
+        self.entry = Some(entry);
+        Ok(entry)
+    }
+
+    pub fn header(&mut self) -> Result<Header, Outcome> {
+        if let Some((_, header)) = self.header {
+            return Ok(header);
+        }
+        let entry = self.entry()?;
+        // SAFETY: `entry` is the plugin's `plugcheck_entry`, which takes no
+        // arguments; whatever it does happens inside the worker.
+        let descriptor = unsafe { entry() };
+        // SAFETY: `descriptor` is what the entry returned; `read_header`
+        // checks NULL, and a wild pointer crashes only the worker.
+        let header = unsafe { handshake::read_header(descriptor) }
+            .map_err(|error| Outcome::fail(error.to_string()))?;
+        self.header = Some((descriptor, header));
+        Ok(header)
+    }
+
+    pub fn check_version(&mut self) -> Result<Header, Outcome> {
+        let header = self.header()?;
+        match handshake::version_problem(&header) {
+            None => Ok(header),
+            Some(problem) => Err(Outcome::fail(problem).with_detail(|detail| {
+                versions(detail, &header);
+            })),
+        }
+    }
+
+    pub fn descriptor(&mut self) -> Result<&Validated, Outcome> {
+        if self.validated.is_none() {
+            let header = self.check_version()?;
+            let (descriptor, _) = self.header.expect("read by check_version");
+            // SAFETY: the header passed and the version is accepted, so the
+            // v1.0 layout applies; `read_descriptor` checks struct_size before
+            // reading past the header.
+            let validated =
+                unsafe { handshake::read_descriptor(descriptor, &header) }.map_err(|problem| {
+                    Outcome::fail(problem).with_detail(|detail| versions(detail, &header))
+                })?;
+            self.validated = Some(validated);
+        }
+        Ok(self.validated.as_ref().expect("set above"))
+    }
+
+    /// Calls `init` unless the plugin is already initialised.
+    pub fn init(&mut self) -> Result<(), Outcome> {
+        if self.host.is_some() {
+            return Ok(());
+        }
+        let init = self.descriptor()?.functions.init;
+        let host = Host::new();
+        let started = Instant::now();
+        // SAFETY: `init` comes from a validated descriptor; the host table
+        // lives until this instance is shut down (and beyond: retired hosts
+        // are kept).
+        let code = unsafe { init(host.table()) };
+        self.first_init.get_or_insert(started.elapsed());
+        if code != status::OK {
+            let logs = host.take_logs();
+            self.retired_hosts.push(host);
+            return Err(Outcome::fail(format!(
+                "init returned {}: the plugin refused to start{}",
+                status_text(code),
+                last_log_hint(&logs)
+            ))
+            .with_detail(|detail| {
+                detail.status = Some(code);
+                detail.status_name = status::name(code).map(str::to_owned);
+                detail.logs = logs;
+            }));
+        }
+        self.host = Some(host);
+        Ok(())
+    }
+
+    /// Calls `shutdown` if the plugin is initialised.
+    pub fn shutdown(&mut self) {
+        if let Some(host) = self.host.take() {
+            let shutdown = self
+                .validated
+                .as_ref()
+                .expect("an initialised plugin has a validated descriptor")
+                .functions
+                .shutdown;
+            // SAFETY: from the validated descriptor; called once per init.
+            unsafe { shutdown() };
+            self.retired_hosts.push(host);
+        }
+    }
+
+    /// Shuts the plugin down and closes the library. Returns the path it
+    /// was loaded from, for a residency check.
+    pub fn close(&mut self) -> Result<Option<PathBuf>, Outcome> {
+        self.shutdown();
+        self.entry = None;
+        self.header = None;
+        self.validated = None;
+        let Some(loaded) = self.loaded.take() else {
+            return Ok(None);
+        };
+        let path = loaded.path().to_owned();
+        loaded.close().map_err(|os_error| {
+            Outcome::fail(format!(
+                "closing `{}` failed: {}",
+                path.display(),
+                os_error.message
+            ))
+            .with_detail(|detail| detail.os_error = Some(os_error))
+        })?;
+        Ok(Some(path))
+    }
+
+    /// Calls a registered method with `input`.
+    pub fn call(&mut self, name: &str, input: &[u8]) -> Result<Option<Answer>, Outcome> {
+        self.init()?;
+        let free_buf = self.descriptor()?.functions.free_buf;
+        let method = self.host.as_ref().expect("initialised above").lookup(name);
+        let Some(method) = method else {
+            return Ok(None);
+        };
+        let mut out = Buf::EMPTY;
+        // SAFETY: `method` was registered by the plugin for this ABI;
+        // `input` and `out` are valid for the call.
+        let status = unsafe { method(input.as_ptr(), input.len(), &mut out) };
+        // SAFETY: `out` is what the plugin handed back; `free_buf` is its
+        // own function for it.
+        let output = unsafe { take_buf(&mut out, free_buf) };
+        Ok(Some(Answer { status, output }))
+    }
+
+    /// Calls `save_state`; `None` for a stateless plugin.
+    pub fn save_state(&mut self) -> Result<Option<Answer>, Outcome> {
+        self.init()?;
+        let functions = self.descriptor()?.functions;
+        let Some(save_state) = functions.save_state else {
+            return Ok(None);
+        };
+        let mut out = Buf::EMPTY;
+        // SAFETY: from the validated descriptor; `out` is writable.
+        let status = unsafe { save_state(&mut out) };
+        // SAFETY: as in `call`.
+        let output = unsafe { take_buf(&mut out, functions.free_buf) };
+        Ok(Some(Answer { status, output }))
+    }
+
+    /// Calls `restore_state` with `state`.
+    pub fn restore_state(&mut self, state: &[u8]) -> Result<Option<i32>, Outcome> {
+        self.init()?;
+        let Some(restore_state) = self.descriptor()?.functions.restore_state else {
+            return Ok(None);
+        };
+        // SAFETY: from the validated descriptor; `state` is valid for reads.
+        Ok(Some(unsafe { restore_state(state.as_ptr(), state.len()) }))
+    }
+
+    /// Detail of the loaded file, for explaining why it stayed resident.
+    pub fn resident_hint(&self) -> Option<String> {
+        self.loaded
+            .as_ref()
+            .map(|loaded| crate::sniff::resident_hint(loaded.sniffed()))
+    }
+
+    /// Whether the library at `path` is still mapped here.
+    pub fn is_resident(path: &Path) -> bool {
+        os::library_is_resident(path)
+    }
+}
+
+/// Copies a plugin buffer out and gives it back to the plugin.
+///
+/// # Safety
+/// `buf` is `{NULL, 0}` or a buffer the plugin handed out, freeable by
+/// `free_buf`.
+unsafe fn take_buf(buf: &mut Buf, free_buf: unsafe extern "C" fn(*mut Buf)) -> Vec<u8> {
+    if buf.ptr.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the caller's contract: `ptr` holds `len` bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) }.to_vec();
+    // SAFETY: the caller's contract.
+    unsafe { free_buf(buf) };
+    bytes
+}
+
+fn versions(detail: &mut Detail, header: &Header) {
+    detail.host_abi = Some(handshake::host_abi());
+    detail.plugin_abi = Some(header.abi());
+}
+
+/// `-5 (FAILED)`, or the bare number for a plugin-specific code.
+pub fn status_text(code: i32) -> String {
+    match status::name(code) {
+        Some(name) => format!("{code} ({name})"),
+        None => code.to_string(),
+    }
+}
+
+/// `; it logged "…"` with the plugin's last log line, when it left one.
+pub fn last_log_hint(logs: &[crate::report::LogLine]) -> String {
+    logs.last()
+        .map(|line| format!("; it logged \"{}\"", line.message))
+        .unwrap_or_default()
+}

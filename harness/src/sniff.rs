@@ -1,0 +1,274 @@
+//! Reads a would-be plugin file (never loads it) to say what it is before
+//! the OS loader gets a chance to answer with a vague error: missing, empty,
+//! text, truncated, the other platform's format, the wrong architecture, an
+//! executable rather than a library.
+
+use std::path::Path;
+
+use object::{Architecture, BinaryFormat, FileKind, Object, ObjectKind, ObjectSegment};
+
+use crate::loader::OpenError;
+use crate::os;
+
+/// What a file that looks loadable turned out to be.
+#[derive(Debug, Clone)]
+pub struct Sniffed {
+    /// e.g. `ELF 64-bit shared object, x86_64`.
+    pub description: String,
+    /// Symbols the library imports, for explaining why it stays resident.
+    pub imports: Vec<String>,
+    /// Whether it carries a Go runtime, which never unloads.
+    pub go_runtime: bool,
+}
+
+/// Checks `path` and reads its headers.
+pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
+    let path_buf = path.to_owned();
+    if !path.is_absolute() {
+        return Err(OpenError::NotAbsolute { path: path_buf });
+    }
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(OpenError::NotFound { path: path_buf });
+        }
+        Err(source) => {
+            return Err(OpenError::Unreadable {
+                path: path_buf,
+                source,
+            });
+        }
+    };
+    if metadata.is_dir() {
+        return Err(OpenError::Directory { path: path_buf });
+    }
+    let data = std::fs::read(path).map_err(|source| OpenError::Unreadable {
+        path: path_buf.clone(),
+        source,
+    })?;
+    if data.is_empty() {
+        return Err(OpenError::Empty { path: path_buf });
+    }
+    let kind = match FileKind::parse(&*data) {
+        Ok(kind) => kind,
+        Err(_) => {
+            return Err(OpenError::NotABinary {
+                path: path_buf,
+                looks_like: describe_unknown(&data),
+            });
+        }
+    };
+    let format = format_of(kind);
+    let file = match object::File::parse(&*data) {
+        Ok(file) => file,
+        Err(error) => {
+            return Err(OpenError::Corrupt {
+                path: path_buf,
+                format,
+                error: error.to_string(),
+            });
+        }
+    };
+    if let Some(needed) = bytes_described(&file).filter(|&needed| needed > data.len() as u64) {
+        return Err(OpenError::Truncated {
+            path: path_buf,
+            format,
+            len: data.len() as u64,
+            needed,
+        });
+    }
+    let description = describe(&file, &format);
+    if file.format() != os::NATIVE_FORMAT {
+        return Err(OpenError::ForeignFormat {
+            path: path_buf,
+            found: description,
+        });
+    }
+    let found_arch = arch_name(file.architecture());
+    if found_arch != std::env::consts::ARCH {
+        return Err(OpenError::WrongArchitecture {
+            path: path_buf,
+            found: found_arch,
+            expected: std::env::consts::ARCH.into(),
+        });
+    }
+    if file.kind() != ObjectKind::Dynamic {
+        return Err(OpenError::NotSharedLibrary {
+            path: path_buf,
+            found: description,
+        });
+    }
+    let imports = file
+        .imports()
+        .map(|imports| {
+            imports
+                .iter()
+                .map(|import| String::from_utf8_lossy(import.name()).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let go_runtime = file.section_by_name(".go.buildinfo").is_some()
+        || file.section_by_name(".gopclntab").is_some();
+    Ok(Sniffed {
+        description,
+        imports,
+        go_runtime,
+    })
+}
+
+/// The likely reason a library stayed mapped after it was closed, read from
+/// what it imports.
+pub fn resident_hint(sniffed: &Sniffed) -> String {
+    if sniffed.go_runtime {
+        "it carries a Go runtime, which never unloads".into()
+    } else if sniffed
+        .imports
+        .iter()
+        .any(|name| name == "__cxa_thread_atexit_impl")
+    {
+        "it registers thread-local destructors (`__cxa_thread_atexit_impl`), which pin it in \
+         memory until every thread that used them exits"
+            .into()
+    } else {
+        "the loader kept it (a NODELETE flag, a unique symbol, or another reference to it)".into()
+    }
+}
+
+/// The highest file offset the headers say the file reaches.
+fn bytes_described(file: &object::File<'_>) -> Option<u64> {
+    file.segments()
+        .filter_map(|segment| {
+            let (offset, size) = segment.file_range();
+            offset.checked_add(size)
+        })
+        .max()
+}
+
+fn format_of(kind: FileKind) -> String {
+    match kind {
+        FileKind::Elf32 | FileKind::Elf64 => "ELF",
+        FileKind::Pe32 | FileKind::Pe64 => "PE",
+        FileKind::MachO32 | FileKind::MachO64 | FileKind::MachOFat32 | FileKind::MachOFat64 => {
+            "Mach-O"
+        }
+        FileKind::Archive => "static archive",
+        FileKind::Coff | FileKind::CoffBig | FileKind::CoffImport => "COFF object",
+        _ => "object",
+    }
+    .into()
+}
+
+fn describe(file: &object::File<'_>, format: &str) -> String {
+    let bits = if file.is_64() { "64-bit" } else { "32-bit" };
+    let what = match (file.format(), file.kind()) {
+        (BinaryFormat::Pe, ObjectKind::Dynamic) => "DLL (Windows)",
+        (BinaryFormat::Pe, ObjectKind::Executable) => "executable (Windows)",
+        (BinaryFormat::MachO, ObjectKind::Dynamic) => "dylib (macOS)",
+        (_, ObjectKind::Dynamic) => "shared object",
+        (_, ObjectKind::Executable) => "executable",
+        (_, ObjectKind::Relocatable) => "relocatable object",
+        (_, ObjectKind::Core) => "core dump",
+        _ => "file",
+    };
+    format!("{format} {bits} {what}, {}", arch_name(file.architecture()))
+}
+
+/// Architecture names as Rust's `std::env::consts::ARCH` spells them.
+fn arch_name(arch: Architecture) -> String {
+    match arch {
+        Architecture::X86_64 | Architecture::X86_64_X32 => "x86_64".into(),
+        Architecture::I386 => "x86".into(),
+        Architecture::Aarch64 | Architecture::Aarch64_Ilp32 => "aarch64".into(),
+        Architecture::Arm => "arm".into(),
+        Architecture::Riscv64 => "riscv64".into(),
+        Architecture::Riscv32 => "riscv32".into(),
+        Architecture::PowerPc64 => "powerpc64".into(),
+        Architecture::S390x => "s390x".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// "a text file starting with `…`" or "data of no known format".
+fn describe_unknown(data: &[u8]) -> String {
+    let head = &data[..data.len().min(512)];
+    let printable = head
+        .iter()
+        .filter(|&&b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        .count();
+    if printable * 10 >= head.len() * 9 {
+        let first_line: String = String::from_utf8_lossy(head)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(40)
+            .collect();
+        format!("a text file starting with `{}`", first_line.trim())
+    } else {
+        "data of no known binary format".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sniff_bytes(bytes: &[u8]) -> Result<Sniffed, OpenError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plugin.so");
+        std::fs::write(&path, bytes).unwrap();
+        sniff(&path)
+    }
+
+    #[test]
+    fn relative_missing_directory_and_empty_are_told_apart() {
+        assert!(matches!(
+            sniff(Path::new("x.so")),
+            Err(OpenError::NotAbsolute { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            sniff(&dir.path().join("nope.so")),
+            Err(OpenError::NotFound { .. })
+        ));
+        assert!(matches!(
+            sniff(dir.path()),
+            Err(OpenError::Directory { .. })
+        ));
+        assert!(matches!(sniff_bytes(b""), Err(OpenError::Empty { .. })));
+    }
+
+    #[test]
+    fn text_is_quoted_in_the_diagnosis() {
+        let Err(OpenError::NotABinary { looks_like, .. }) = sniff_bytes(b"hello plugin\nmore")
+        else {
+            panic!("text should not sniff as a binary");
+        };
+        assert_eq!(looks_like, "a text file starting with `hello plugin`");
+    }
+
+    #[test]
+    fn the_running_test_binary_is_an_executable_not_a_library() {
+        let exe = std::env::current_exe().unwrap();
+        match sniff(&exe) {
+            // PIE executables are ET_DYN, like libraries: the loader itself
+            // refuses them later, with its own message.
+            Ok(sniffed) => assert!(sniffed.description.contains("shared object")),
+            Err(OpenError::NotSharedLibrary { found, .. }) => assert!(found.contains("executable")),
+            Err(other) => panic!("unexpected diagnosis: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_truncated_copy_of_a_real_library_is_caught() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let result = sniff_bytes(&exe[..exe.len() / 2]);
+        assert!(
+            matches!(
+                result,
+                Err(OpenError::Truncated { .. } | OpenError::Corrupt { .. })
+            ),
+            "{result:?}"
+        );
+    }
+}

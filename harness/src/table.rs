@@ -1,0 +1,114 @@
+//! The human report: one line per case, then the gate. Written for a
+//! terminal or a CI log; the JSON report carries the full detail.
+
+use std::fmt::Write;
+
+use crate::report::{CaseReport, PluginReport, Report, Verdict, human_ms};
+
+/// How much of a failing case's output the table quotes.
+const OUTPUT_LINES: usize = 3;
+
+pub fn header(report_tool: &str, os: &str, arch: &str, timeout_ms: u64) -> String {
+    format!(
+        "{report_tool} · {os} {arch} · timeout {} per case\n",
+        human_ms(timeout_ms)
+    )
+}
+
+/// One plugin's table.
+pub fn plugin(report: &PluginReport) -> String {
+    let mut out = String::new();
+    let file = report
+        .path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| report.path.display().to_string());
+    let about = match &report.plugin {
+        Some(info) => {
+            let toolchain = info
+                .toolchain
+                .as_deref()
+                .map(|toolchain| format!("{toolchain}, "))
+                .unwrap_or_default();
+            format!(
+                " — {} {} ({toolchain}ABI {})",
+                info.name, info.version, info.abi
+            )
+        }
+        None => String::new(),
+    };
+    let _ = writeln!(out, "\n{file}{about}");
+    let _ = writeln!(out, "  {}", report.path.display());
+    for case in &report.cases {
+        out.push_str(&case_line(case));
+    }
+    let gate = &report.gate;
+    let _ = writeln!(
+        out,
+        "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped · {} worker(s) · {}",
+        if gate.passed { "PASSED" } else { "FAILED" },
+        gate.pass,
+        gate.fail,
+        gate.crashed,
+        gate.timed_out,
+        gate.warning,
+        gate.skipped,
+        report.workers_started,
+        human_ms(report.duration_us / 1000)
+    );
+    out
+}
+
+fn case_line(case: &CaseReport) -> String {
+    let mut out = format!(
+        "  {:<9} {:<16} {}\n",
+        case.verdict.as_str().to_uppercase(),
+        case.id.id(),
+        case.reason
+    );
+    if matches!(
+        case.verdict,
+        Verdict::Fail | Verdict::Crashed | Verdict::TimedOut
+    ) {
+        for (stream, text) in [
+            ("stdout", &case.output.stdout),
+            ("stderr", &case.output.stderr),
+        ] {
+            for line in text
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .take(OUTPUT_LINES)
+            {
+                let _ = writeln!(out, "  {:<9} {:<16} | {line}", "", stream);
+            }
+        }
+    }
+    out
+}
+
+/// The closing summary over all plugins.
+pub fn summary(report: &Report) -> String {
+    let failed: Vec<String> = report
+        .plugins
+        .iter()
+        .filter(|plugin| !plugin.gate.passed)
+        .map(|plugin| {
+            plugin
+                .path
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let total = report.plugins.len();
+    if failed.is_empty() {
+        format!("\n{total} plugin(s) checked: all passed the gate\n")
+    } else {
+        format!(
+            "\n{total} plugin(s) checked: {} passed the gate, {} failed ({})\n",
+            total - failed.len(),
+            failed.len(),
+            failed.join(", ")
+        )
+    }
+}

@@ -1,0 +1,186 @@
+//! Reads one of the worker's output streams on a thread, cuts it into
+//! per-case segments at the worker's markers, and bounds what it keeps: a
+//! plugin that prints without end costs a counter, not memory.
+
+use std::io::{BufRead, BufReader, Read};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use super::protocol::parse_marker;
+
+/// Bytes kept per stream per case.
+pub const MAX_SEGMENT_BYTES: usize = 64 * 1024;
+
+/// Longest line that is still checked for being a marker.
+const MAX_MARKER_LINE: usize = 160;
+
+/// What a stream carried during one case.
+#[derive(Debug, Default)]
+pub struct Segment {
+    /// The case it ends (`None`: the stream ended first).
+    pub seq: Option<u64>,
+    pub bytes: Vec<u8>,
+    pub dropped: u64,
+}
+
+/// The receiving end of a stream's segments.
+pub struct Capture {
+    segments: Receiver<Segment>,
+    /// The stream's last segment has arrived.
+    ended: bool,
+}
+
+impl Capture {
+    /// Starts reading `stream` on a thread.
+    pub fn start(stream: impl Read + Send + 'static, token: String) -> Capture {
+        let (sender, segments) = channel();
+        std::thread::Builder::new()
+            .name("plugcheck-capture".into())
+            .spawn(move || split(stream, &token, &sender))
+            .expect("spawning a capture thread");
+        Capture {
+            segments,
+            ended: false,
+        }
+    }
+
+    /// The output of case `seq`, waiting up to `wait` for its marker.
+    pub fn case_output(&mut self, seq: u64, wait: Duration) -> Segment {
+        let deadline = Instant::now() + wait;
+        let mut collected = Segment::default();
+        while !self.ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.segments.recv_timeout(left) {
+                Ok(segment) => {
+                    let done = segment.seq.is_none_or(|s| s >= seq);
+                    self.ended = segment.seq.is_none();
+                    append(&mut collected, segment);
+                    if done {
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => self.ended = true,
+            }
+        }
+        collected
+    }
+
+    /// Everything left until the stream ends (the worker is gone), waiting
+    /// at most `wait`: a daemon the plugin started may hold the pipe open.
+    pub fn rest(&mut self, wait: Duration) -> Segment {
+        self.case_output(u64::MAX, wait)
+    }
+}
+
+fn append(into: &mut Segment, segment: Segment) {
+    let room = MAX_SEGMENT_BYTES.saturating_sub(into.bytes.len());
+    let kept = segment.bytes.len().min(room);
+    into.bytes.extend_from_slice(&segment.bytes[..kept]);
+    into.dropped += segment.dropped + (segment.bytes.len() - kept) as u64;
+    into.seq = segment.seq;
+}
+
+/// The capture thread: line-aware splitting at markers, bounded storage.
+fn split(stream: impl Read, token: &str, sender: &Sender<Segment>) {
+    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut segment = Segment::default();
+    let mut line: Vec<u8> = Vec::new();
+    // The current line is too long to be a marker and goes straight through.
+    let mut long_line = false;
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(buffer) => buffer,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let (chunk, ends_line) = match buffer.iter().position(|&b| b == b'\n') {
+            Some(newline) => (&buffer[..=newline], true),
+            None => (buffer, false),
+        };
+        let consumed = chunk.len();
+        if long_line {
+            keep(&mut segment, chunk);
+        } else {
+            line.extend_from_slice(chunk);
+            if line.len() > MAX_MARKER_LINE {
+                keep(&mut segment, &line);
+                line.clear();
+                long_line = true;
+            }
+        }
+        if ends_line {
+            if !long_line {
+                match parse_marker(token, &line) {
+                    Some(seq) => {
+                        // The marker's leading newline ended the plugin's
+                        // last line: it is ours, not the plugin's.
+                        if segment.dropped == 0 && segment.bytes.last() == Some(&b'\n') {
+                            segment.bytes.pop();
+                        }
+                        segment.seq = Some(seq);
+                        if sender.send(std::mem::take(&mut segment)).is_err() {
+                            return;
+                        }
+                    }
+                    None => keep(&mut segment, &line),
+                }
+                line.clear();
+            }
+            long_line = false;
+        }
+        reader.consume(consumed);
+    }
+    keep(&mut segment, &line);
+    segment.seq = None;
+    let _ = sender.send(segment);
+}
+
+fn keep(segment: &mut Segment, bytes: &[u8]) {
+    let room = MAX_SEGMENT_BYTES.saturating_sub(segment.bytes.len());
+    let kept = bytes.len().min(room);
+    segment.bytes.extend_from_slice(&bytes[..kept]);
+    segment.dropped += (bytes.len() - kept) as u64;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::protocol::case_end_marker;
+
+    fn capture(text: &[u8]) -> Capture {
+        Capture::start(std::io::Cursor::new(text.to_vec()), "tok".into())
+    }
+
+    #[test]
+    fn output_is_cut_at_markers_and_fake_markers_stay_output() {
+        let mut stream = b"hello\nno newline".to_vec();
+        stream.extend(case_end_marker("tok", 1).as_bytes());
+        stream.extend(b"@@plugcheck:forged:2@@\n{\"fake\":\"json\"}\n");
+        stream.extend(case_end_marker("tok", 2).as_bytes());
+        stream.extend(b"tail");
+        let mut capture = capture(&stream);
+        let wait = Duration::from_secs(5);
+        assert_eq!(capture.case_output(1, wait).bytes, b"hello\nno newline");
+        assert_eq!(
+            capture.case_output(2, wait).bytes,
+            b"@@plugcheck:forged:2@@\n{\"fake\":\"json\"}\n"
+        );
+        let rest = capture.rest(wait);
+        assert_eq!(rest.bytes, b"tail");
+        assert_eq!(rest.seq, None);
+    }
+
+    #[test]
+    fn endless_output_is_bounded_and_counted() {
+        let mut stream = vec![b'x'; MAX_SEGMENT_BYTES * 3];
+        stream.extend(case_end_marker("tok", 1).as_bytes());
+        let segment = capture(&stream).case_output(1, Duration::from_secs(5));
+        assert_eq!(segment.bytes.len(), MAX_SEGMENT_BYTES);
+        // The marker's own newline counts as plugin output here, since the
+        // kept bytes were cut before it.
+        assert_eq!(segment.dropped, (MAX_SEGMENT_BYTES * 2 + 1) as u64);
+        assert_eq!(segment.seq, Some(1));
+    }
+}

@@ -1,0 +1,91 @@
+//! Messages between parent and worker: one JSON object per line over the
+//! loopback socket.
+
+use std::io::{BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cases::{CaseResult, CaseSettings};
+use crate::catalog::CaseId;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ToWorker {
+    Run {
+        seq: u64,
+        case: CaseId,
+        settings: CaseSettings,
+    },
+    Quit,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum FromWorker {
+    /// First message: proves the connection comes from the worker the
+    /// parent started (the token was on its command line).
+    Hello { token: String, pid: u32 },
+    Done {
+        seq: u64,
+        result: CaseResult,
+        /// Whether this worker has loaded the plugin by now.
+        has_loaded: bool,
+    },
+}
+
+pub fn send<T: Serialize>(writer: &mut impl Write, message: &T) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    writer.write_all(&line)?;
+    writer.flush()
+}
+
+/// Reads one message; `Ok(None)` at end of stream.
+pub fn receive<T: for<'de> Deserialize<'de>>(
+    reader: &mut impl BufRead,
+) -> std::io::Result<Option<T>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+}
+
+/// The line the worker writes to stdout and stderr after each case, so the
+/// parent can cut the plugin's output into per-case pieces. The leading
+/// newline ends whatever line the plugin left open; the parent removes it.
+pub fn case_end_marker(token: &str, seq: u64) -> String {
+    format!("\n@@plugcheck:{token}:{seq}@@\n")
+}
+
+/// The sequence number of a marker line (without the leading newline).
+pub fn parse_marker(token: &str, line: &[u8]) -> Option<u64> {
+    let line = std::str::from_utf8(line).ok()?;
+    let rest = line.strip_prefix("@@plugcheck:")?.strip_prefix(token)?;
+    rest.strip_prefix(':')?.strip_suffix("@@\n")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_and_need_the_token() {
+        let marker = case_end_marker("abc", 7);
+        let line = &marker.as_bytes()[1..];
+        assert_eq!(parse_marker("abc", line), Some(7));
+        assert_eq!(parse_marker("xyz", line), None);
+        assert_eq!(parse_marker("abc", b"@@plugcheck:abc:7@@"), None);
+    }
+
+    #[test]
+    fn messages_are_json_lines() {
+        let mut buffer = Vec::new();
+        send(&mut buffer, &ToWorker::Quit).unwrap();
+        assert_eq!(buffer, b"{\"type\":\"quit\"}\n");
+        let parsed: Option<ToWorker> = receive(&mut &buffer[..]).unwrap();
+        assert!(matches!(parsed, Some(ToWorker::Quit)));
+    }
+}
