@@ -119,35 +119,42 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
             repeat_cycles: args.repeat_cycles,
         },
         deny_warnings: args.deny_warnings,
-        jobs: args
-            .jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+        jobs: args.jobs.unwrap_or_else(|| match plugins.len() {
+            1 => 1,
+            _ => std::thread::available_parallelism().map_or(1, usize::from),
+        }),
     };
     // Orphans a plugin leaves behind come to us, so they can be killed.
     os::become_subreaper();
-    print!(
-        "{}",
-        table::header(
-            &format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            args.timeout.as_millis() as u64
-        )
-    );
+    say(&table::header(
+        &format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        args.timeout.as_millis() as u64,
+    ));
     let printer = InOrder::default();
     let report = runner::run_all(&plugins, &options, &|index, plugin| {
         printer.ready(index, table::plugin(plugin));
     })?;
-    print!("{}", table::summary(&report));
+    say(&table::summary(&report));
     if let Some(path) = &args.json {
         report.write_json(path)?;
-        println!("report written to {}", path.display());
+        say(&format!("report written to {}\n", path.display()));
     }
+    worker::wait_for_teardown();
     Ok(if report.gate_passed() {
         exit::PASSED
     } else {
         exit::GATE_FAILED
     })
+}
+
+/// Writes to stdout. A closed pipe (`plugcheck check … | head`) must not
+/// turn a verdict into a panic, so write errors are ignored.
+fn say(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
 }
 
 /// Prints plugin tables in input order as they complete.
@@ -161,12 +168,10 @@ impl InOrder {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (next, waiting) = &mut *state;
         waiting.insert(index, text);
-        let mut stdout = std::io::stdout().lock();
         while let Some(text) = waiting.remove(next) {
-            let _ = stdout.write_all(text.as_bytes());
+            say(&text);
             *next += 1;
         }
-        let _ = stdout.flush();
     }
 }
 

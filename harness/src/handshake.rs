@@ -210,7 +210,7 @@ unsafe fn read_string(text: *const c_char) -> Result<Option<String>, String> {
         if byte == 0 {
             return String::from_utf8(bytes)
                 .map(Some)
-                .map_err(|_| "is not valid UTF-8".to_owned());
+                .map_err(|_| "is not valid UTF-8: descriptor strings must be UTF-8".to_owned());
         }
         bytes.push(byte);
     }

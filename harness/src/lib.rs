@@ -14,6 +14,7 @@ pub mod host;
 pub mod loader;
 pub mod normalize;
 pub mod os;
+pub mod plan;
 pub mod report;
 pub mod runner;
 pub mod session;

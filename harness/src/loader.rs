@@ -40,7 +40,7 @@ pub enum OpenError {
     )]
     NotABinary { path: PathBuf, looks_like: String },
     #[error(
-        "`{}` is a truncated {format} file: {len} bytes, but its headers reach byte {needed}; the build or copy was cut short, rebuild the plugin",
+        "`{}` is a truncated {format} file: its headers describe more bytes than it holds; the build or copy was cut short, rebuild the plugin",
         path.display()
     )]
     Truncated {
@@ -113,9 +113,8 @@ impl OpenError {
             OpenError::Empty { .. } => Some("empty file".into()),
             OpenError::Directory { .. } => Some("directory".into()),
             OpenError::NotABinary { looks_like, .. } => Some(looks_like.clone()),
-            OpenError::Truncated { format, .. } | OpenError::Corrupt { format, .. } => {
-                Some(format!("{format} (damaged)"))
-            }
+            OpenError::Truncated { format, .. } => Some(format!("{format} (truncated)")),
+            OpenError::Corrupt { format, .. } => Some(format!("{format} (damaged)")),
             OpenError::ForeignFormat { found, .. } | OpenError::NotSharedLibrary { found, .. } => {
                 Some(found.clone())
             }

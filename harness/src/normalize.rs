@@ -7,9 +7,12 @@ use serde_json::Value;
 
 use crate::report::PluginReport;
 
-/// Fields whose values are timings or sizes that vary between runs.
+/// Fields that only ever hold timings: dropped, they say nothing about
+/// behaviour.
+const DROPPED_FIELDS: &[&str] = &["duration_us", "work_us"];
+
+/// Fields whose values vary between runs but whose presence matters.
 const VOLATILE_FIELDS: &[(&str, &str)] = &[
-    ("duration_us", "[duration]"),
     ("load_ms", "[duration]"),
     ("init_ms", "[duration]"),
     ("pid", "[pid]"),
@@ -19,19 +22,30 @@ const VOLATILE_FIELDS: &[(&str, &str)] = &[
 /// The normalized form of one plugin's report.
 pub fn plugin(report: &PluginReport) -> Value {
     let mut value = serde_json::to_value(report).expect("reports serialize");
-    let path = report.path.display().to_string();
     let dir = report
         .path
         .parent()
         .map(|dir| dir.display().to_string())
         .unwrap_or_default();
-    redact(&mut value, &path, &dir);
+    let mut replacements = vec![(report.path.display().to_string(), "[plugin]".to_owned())];
+    if let Some(toolchain) = report
+        .plugin
+        .as_ref()
+        .and_then(|info| info.toolchain.clone())
+    {
+        let family = toolchain_family(&toolchain);
+        replacements.push((toolchain, family));
+    }
+    replacements.push((dir, "[dir]".to_owned()));
+    replacements.retain(|(from, _)| !from.is_empty());
+    redact(&mut value, &replacements);
     value
 }
 
-fn redact(value: &mut Value, path: &str, dir: &str) {
+fn redact(value: &mut Value, replacements: &[(String, String)]) {
     match value {
         Value::Object(map) => {
+            map.retain(|key, _| !DROPPED_FIELDS.contains(&key.as_str()));
             for (key, field) in map.iter_mut() {
                 if let Some((_, placeholder)) = VOLATILE_FIELDS.iter().find(|(name, _)| name == key)
                 {
@@ -41,27 +55,87 @@ fn redact(value: &mut Value, path: &str, dir: &str) {
                         *toolchain = toolchain_family(toolchain);
                     }
                 } else {
-                    redact(field, path, dir);
+                    redact(field, replacements);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| redact(item, path, dir)),
-        Value::String(text) => *text = replace_paths(text, path, dir),
+        Value::Array(items) => items.iter_mut().for_each(|item| redact(item, replacements)),
+        Value::String(text) => {
+            *text = scrub_runtime_noise(text);
+            for (from, to) in replacements {
+                if text.contains(from.as_str()) {
+                    *text = text.replace(from.as_str(), to);
+                }
+            }
+        }
         _ => {}
     }
 }
 
-fn replace_paths(text: &str, path: &str, dir: &str) -> String {
-    let text = if path.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(path, "[plugin]")
-    };
-    if dir.is_empty() {
-        text
-    } else {
-        text.replace(dir, "[dir]")
+/// Takes out what a Rust runtime prints that differs per run: thread ids
+/// in panic messages (`thread 'main' (4242) panicked`) and the frames of a
+/// forced backtrace (addresses, toolchain paths).
+fn scrub_runtime_noise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_backtrace = false;
+    for line in text.split_inclusive('\n') {
+        if in_backtrace {
+            if line.starts_with(' ') {
+                continue;
+            }
+            in_backtrace = false;
+        }
+        if line.trim_end() == "stack backtrace:" {
+            out.push_str("stack backtrace: [frames omitted]\n");
+            in_backtrace = true;
+            continue;
+        }
+        out.push_str(&scrub_std_location(&scrub_thread_id(line)));
     }
+    out
+}
+
+/// `/rustc/<commit>/library/core/src/panicking.rs:225:5` → `[rust std]`:
+/// where inside the standard library a panic was raised changes with every
+/// toolchain.
+fn scrub_std_location(line: &str) -> String {
+    let Some(start) = line.find("/rustc/") else {
+        return line.to_owned();
+    };
+    let rest = &line[start..];
+    let Some(rs) = rest.find(".rs:") else {
+        return line.to_owned();
+    };
+    let after = &rest[rs + 4..];
+    let position = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ':')
+        .count();
+    let position = after[..position].trim_end_matches(':').len();
+    format!("{}[rust std]{}", &line[..start], &after[position..])
+}
+
+/// `thread 'x' (123) panicked` → `thread 'x' ([tid]) panicked`.
+fn scrub_thread_id(line: &str) -> String {
+    let Some(start) = line.find("thread '") else {
+        return line.to_owned();
+    };
+    let after_name = line[start + 8..].find("' (").map(|i| start + 8 + i + 3);
+    let Some(digits_start) = after_name else {
+        return line.to_owned();
+    };
+    let digits = line[digits_start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .count();
+    if digits == 0 || !line[digits_start + digits..].starts_with(')') {
+        return line.to_owned();
+    }
+    format!(
+        "{}[tid]{}",
+        &line[..digits_start],
+        &line[digits_start + digits..]
+    )
 }
 
 /// `rustc 1.95.0` → `rustc [version]`: which compiler, not which release.
@@ -80,6 +154,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn thread_ids_and_backtraces_are_scrubbed() {
+        let text = "thread 'main' (4242) panicked at x.rs:1:1:\nboom\nstack backtrace:\n   0: 0x7f - f\n         at /rustc/x\nthread caused non-unwinding panic. aborting.\n";
+        assert_eq!(
+            scrub_runtime_noise(text),
+            "thread 'main' ([tid]) panicked at x.rs:1:1:\nboom\nstack backtrace: [frames omitted]\nthread caused non-unwinding panic. aborting.\n"
+        );
+        assert_eq!(scrub_thread_id("thread 'x' (abc)"), "thread 'x' (abc)");
+        assert_eq!(
+            scrub_std_location("panicked at /rustc/5980/library/core/src/panicking.rs:225:5:\n"),
+            "panicked at [rust std]:\n"
+        );
+    }
+
+    #[test]
     fn toolchains_keep_their_family() {
         assert_eq!(toolchain_family("rustc 1.95.0"), "rustc [version]");
         assert_eq!(toolchain_family("go1.19.8"), "go [version]");
@@ -92,15 +180,21 @@ mod tests {
         let mut value = serde_json::json!({
             "path": "/tmp/x/lib.so",
             "duration_us": 17,
-            "cases": [{"reason": "`/tmp/x/lib.so` is empty; see /tmp/x/other", "pid": 4}]
+            "cases": [{"reason": "`/tmp/x/lib.so` is empty; see /tmp/x/other", "pid": 4}],
+            "metadata": "built by rustc 1.95.0"
         });
-        redact(&mut value, "/tmp/x/lib.so", "/tmp/x");
+        let replacements = [
+            ("/tmp/x/lib.so".to_owned(), "[plugin]".to_owned()),
+            ("rustc 1.95.0".to_owned(), "rustc [version]".to_owned()),
+            ("/tmp/x".to_owned(), "[dir]".to_owned()),
+        ];
+        redact(&mut value, &replacements);
         assert_eq!(
             value,
             serde_json::json!({
                 "path": "[plugin]",
-                "duration_us": "[duration]",
-                "cases": [{"reason": "`[plugin]` is empty; see [dir]/other", "pid": "[pid]"}]
+                "cases": [{"reason": "`[plugin]` is empty; see [dir]/other", "pid": "[pid]"}],
+                "metadata": "built by rustc [version]"
             })
         );
     }

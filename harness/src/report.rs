@@ -38,6 +38,18 @@ impl Verdict {
         matches!(self, Verdict::Pass | Verdict::Warning)
     }
 
+    /// "failed", "crashed", "timed out": for reasons that cite a verdict.
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Verdict::Pass => "passed",
+            Verdict::Fail => "failed",
+            Verdict::Crashed => "crashed",
+            Verdict::TimedOut => "timed out",
+            Verdict::Skipped => "was skipped",
+            Verdict::Warning => "warned",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
@@ -184,6 +196,10 @@ pub struct CaseReport {
     /// Wall time of the case as the parent saw it, process start-up included
     /// when the case needed a new worker.
     pub duration_us: u64,
+    /// Time the case's own work took inside the worker (none when it was
+    /// skipped, crashed or timed out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_us: Option<u64>,
 }
 
 /// What the descriptor says about the plugin.
@@ -280,8 +296,11 @@ impl Report {
         self.plugins.iter().all(|plugin| plugin.gate.passed)
     }
 
-    /// Writes the report as pretty JSON, atomically: a reader sees the old
-    /// file or the whole new one, never a torn write.
+    /// Writes the report as pretty JSON, atomically: it is written whole to
+    /// a temporary file beside `path`, then renamed over it, so a reader (or
+    /// an interrupted run) sees the old file or the new one, never a torn
+    /// one. Not fsynced: a test report need not survive a power cut, and the
+    /// sync would cost more than the whole run of a small suite.
     pub fn write_json(&self, path: &Path) -> Result<(), ReportWriteError> {
         let error = |source| ReportWriteError {
             path: path.to_owned(),
@@ -291,15 +310,19 @@ impl Report {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
+        let mut json = serde_json::to_vec_pretty(self).map_err(|e| error(e.into()))?;
+        json.push(b'\n');
         std::fs::create_dir_all(dir).map_err(error)?;
         let mut file = tempfile::Builder::new()
             .prefix(".plugcheck-report")
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(error)?;
-        serde_json::to_writer_pretty(&mut file, self).map_err(|e| error(e.into()))?;
-        file.write_all(b"\n").map_err(error)?;
-        file.as_file().sync_all().map_err(error)?;
+        file.write_all(&json).map_err(error)?;
+        // A temporary file is private (0600); a report is for everyone.
+        if let Some(permissions) = crate::os::shared_file_permissions() {
+            file.as_file().set_permissions(permissions).map_err(error)?;
+        }
         file.persist(path).map_err(|e| error(e.error))?;
         Ok(())
     }
@@ -341,7 +364,7 @@ pub enum ReportReadError {
 pub fn human_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms} ms")
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)
@@ -361,6 +384,7 @@ mod tests {
             detail: Detail::default(),
             output: CapturedOutput::default(),
             duration_us: 0,
+            work_us: None,
         }
     }
 

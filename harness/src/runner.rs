@@ -2,7 +2,6 @@
 //! across cases and restarted after a crash or timeout; prerequisites
 //! decide what is skipped. Emits reports; never prints.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::cases::{CaseSettings, Outcome};
 use crate::catalog::CaseId;
+use crate::plan::Ledger;
 use crate::report::{
     CapturedOutput, CaseReport, Detail, Gate, Platform, PluginInfo, PluginReport, Report, Verdict,
     human_ms,
@@ -32,7 +32,8 @@ pub struct RunOptions {
 }
 
 /// Runs every plugin, `jobs` at a time, calling `on_done` as each finishes
-/// (from worker threads, in completion order). Reports keep input order.
+/// (from the runner threads, in completion order). Reports keep input
+/// order.
 pub fn run_all(
     plugins: &[PathBuf],
     options: &RunOptions,
@@ -41,23 +42,29 @@ pub fn run_all(
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<PluginReport, SpawnError>>>> =
         Mutex::new(plugins.iter().map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..options.jobs.clamp(1, plugins.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(plugin) = plugins.get(index) else {
-                        break;
-                    };
-                    let result = run_plugin(plugin, options);
-                    if let Ok(report) = &result {
-                        on_done(index, report);
-                    }
-                    results.lock().expect("no panics while holding")[index] = Some(result);
-                }
-            });
+    let work = || {
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(plugin) = plugins.get(index) else {
+                break;
+            };
+            let result = run_plugin(plugin, options);
+            if let Ok(report) = &result {
+                on_done(index, report);
+            }
+            results.lock().expect("no panics while holding")[index] = Some(result);
         }
-    });
+    };
+    let jobs = options.jobs.clamp(1, plugins.len().max(1));
+    if jobs == 1 {
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..jobs {
+                scope.spawn(work);
+            }
+        });
+    }
     let reports = results
         .into_inner()
         .expect("no panics while holding")
@@ -72,29 +79,35 @@ pub fn run_all(
     })
 }
 
-/// Runs the selected cases over one plugin.
+/// Runs the selected cases over one plugin: one batch per worker, a new
+/// worker (and batch) only after a crash or timeout, or for a case that
+/// must see the plugin's first load.
 pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, SpawnError> {
     let started = Instant::now();
-    let mut verdicts: HashMap<CaseId, (Verdict, String)> = HashMap::new();
-    let mut cases = Vec::new();
+    let mut ledger = Ledger::default();
+    let mut cases: Vec<CaseReport> = Vec::new();
     let mut info: Option<PluginInfo> = None;
     let mut worker: Option<Worker> = None;
     let mut workers_started = 0;
-    for &case in &options.cases {
+    let mut next = 0;
+    while let Some(&first) = options.cases.get(next) {
         let case_started = Instant::now();
-        if let Some(skip) = blocked_by(case, &verdicts) {
-            verdicts.insert(case, (skip.verdict, skip.reason.clone()));
-            cases.push(case_report(
-                case,
-                skip,
-                CapturedOutput::default(),
-                case_started,
-            ));
+        // Cases a dead worker's verdicts already rule out need no process.
+        if let Some(skip) = ledger.blocked(first) {
+            ledger.record(first, &skip);
+            cases.push(case_report(first, skip, case_started, None));
+            next += 1;
             continue;
         }
-        if case.needs_fresh_process() && worker.as_ref().is_some_and(Worker::has_loaded) {
-            worker.take().expect("checked").finish();
+        if first.needs_fresh_process() && worker.as_ref().is_some_and(Worker::has_loaded) {
+            finish(worker.take().expect("checked"), &mut cases);
         }
+        // A batch runs up to the next case that needs a fresh process.
+        let batch_len = 1 + options.cases[next + 1..]
+            .iter()
+            .take_while(|case| !case.needs_fresh_process())
+            .count();
+        let batch = &options.cases[next..next + batch_len];
         let active = match &mut worker {
             Some(active) => active,
             None => {
@@ -102,41 +115,48 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
                 worker.insert(Worker::spawn(&options.worker_exe, path)?)
             }
         };
-        let (outcome, output) = match active.run(case, options.settings, options.timeout) {
-            Exchange::Done { result, output } => {
-                if result.plugin.is_some() {
-                    info = result.plugin;
+        active.start(batch, &ledger, options.settings);
+        let mut case_started = case_started;
+        for &case in batch {
+            next += 1;
+            let active = worker.as_mut().expect("alive while its batch runs");
+            let outcome = match active.next(case, options.timeout) {
+                Exchange::Done { result, work_us } => {
+                    if result.plugin.is_some() {
+                        info = result.plugin;
+                    }
+                    ledger.record(case, &result.outcome);
+                    cases.push(case_report(
+                        case,
+                        result.outcome,
+                        case_started,
+                        Some(work_us),
+                    ));
+                    case_started = Instant::now();
+                    continue;
                 }
-                (result.outcome, output)
-            }
-            Exchange::Crashed {
-                termination,
-                output,
-            } => {
-                worker = None;
-                (crashed(case, termination), output)
-            }
-            Exchange::TimedOut { output } => {
-                worker = None;
-                (timed_out(case, options.timeout), output)
-            }
-            Exchange::Broken { problem, output } => {
-                worker = None;
-                let outcome = Outcome {
-                    verdict: Verdict::Crashed,
-                    reason: format!(
-                        "the worker's answer was unreadable ({problem}); the plugin may have written to the harness's channel"
-                    ),
-                    detail: Detail::default(),
-                };
-                (outcome, output)
-            }
-        };
-        verdicts.insert(case, (outcome.verdict, outcome.reason.clone()));
-        cases.push(case_report(case, outcome, output, case_started));
+                ended => {
+                    // The worker is gone: its output is complete, and this
+                    // case's share of it may explain the end.
+                    let output = finish(worker.take().expect("ran the case"), &mut cases);
+                    let mut outcome = match ended {
+                        Exchange::Crashed { termination } => crashed(case, termination, &output),
+                        Exchange::TimedOut => timed_out(case, options.timeout),
+                        Exchange::Broken { problem } => broken(&problem),
+                        Exchange::Done { .. } => unreachable!("matched above"),
+                    };
+                    outcome.output = output;
+                    outcome
+                }
+            };
+            // The rest of the batch goes to a new worker.
+            ledger.record(case, &outcome);
+            cases.push(case_report(case, outcome, case_started, None));
+            break;
+        }
     }
     if let Some(worker) = worker {
-        worker.finish();
+        finish(worker, &mut cases);
     }
     let gate = Gate::tally(&cases, options.deny_warnings);
     Ok(PluginReport {
@@ -149,28 +169,49 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
     })
 }
 
-/// A skip outcome when one of the case's prerequisites did not pass.
-fn blocked_by(case: CaseId, verdicts: &HashMap<CaseId, (Verdict, String)>) -> Option<Outcome> {
-    case.prerequisites().iter().find_map(|prerequisite| {
-        let (verdict, _) = verdicts.get(prerequisite)?;
-        (!verdict.satisfies_prerequisite()).then(|| {
-            Outcome::skipped(format!("prerequisite `{prerequisite}` {verdict}"))
-                .with_detail(|detail| detail.prerequisite = Some(*prerequisite))
-        })
-    })
+/// Ends a worker (politely if it is alive) and gives the cases it answered
+/// — the last ones in `cases` — their share of its output. A worker that
+/// died mid-case has one share more: it is returned, for that case.
+fn finish(worker: Worker, cases: &mut [CaseReport]) -> CapturedOutput {
+    let (answered, outputs) = worker.finish();
+    let first = cases.len() - answered;
+    let mut outputs = outputs.into_iter();
+    for case in &mut cases[first..] {
+        case.output = outputs.next().unwrap_or_default();
+    }
+    outputs.next().unwrap_or_default()
 }
 
-fn crashed(case: CaseId, termination: Termination) -> Outcome {
+fn broken(problem: &str) -> Outcome {
     Outcome {
         verdict: Verdict::Crashed,
         reason: format!(
-            "the worker {} during `{case}`; the harness carried on in a new worker",
+            "the worker's answer was unreadable ({problem}); the plugin may have written to the harness's channel"
+        ),
+        detail: Box::default(),
+        output: CapturedOutput::default(),
+    }
+}
+
+fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> Outcome {
+    // A Rust host turns a stack overflow into SIGABRT after printing this;
+    // the signal alone would hide the cause.
+    let cause = if output.stderr.contains("has overflowed its stack") {
+        ": a stack overflow"
+    } else {
+        ""
+    };
+    Outcome {
+        verdict: Verdict::Crashed,
+        reason: format!(
+            "the worker {} during `{case}`{cause}; the harness carried on in a new worker",
             termination.describe()
         ),
-        detail: Detail {
+        detail: Box::new(Detail {
             termination: Some(termination),
             ..Detail::default()
-        },
+        }),
+        output: CapturedOutput::default(),
     }
 }
 
@@ -182,26 +223,28 @@ fn timed_out(case: CaseId, timeout: Duration) -> Outcome {
             "`{case}` did not finish within {}; the worker and its process tree were killed",
             human_ms(after_ms)
         ),
-        detail: Detail {
+        detail: Box::new(Detail {
             termination: Some(Termination::TimedOut { after_ms }),
             ..Detail::default()
-        },
+        }),
+        output: CapturedOutput::default(),
     }
 }
 
 fn case_report(
     case: CaseId,
     outcome: Outcome,
-    output: CapturedOutput,
     started: Instant,
+    work_us: Option<u64>,
 ) -> CaseReport {
     CaseReport {
         id: case,
         family: case.family(),
         verdict: outcome.verdict,
         reason: outcome.reason,
-        detail: outcome.detail,
-        output,
+        detail: *outcome.detail,
+        output: outcome.output,
         duration_us: started.elapsed().as_micros() as u64,
+        work_us,
     }
 }

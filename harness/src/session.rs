@@ -12,7 +12,7 @@ use crate::cases::Outcome;
 use crate::handshake::{self, Header, Validated};
 use crate::host::Host;
 use crate::loader::{self, EntryFn, Loaded};
-use crate::os::{self, ResourceUse};
+use crate::os;
 use crate::report::{Detail, PluginInfo};
 
 /// A plugin method's answer.
@@ -36,8 +36,8 @@ pub struct Session {
     /// Duration of the first load and init in this process.
     pub first_load: Option<Duration>,
     pub first_init: Option<Duration>,
-    /// What the worker held before the plugin was ever loaded.
-    pub baseline: ResourceUse,
+    /// Threads of the worker before the plugin was ever loaded.
+    pub baseline_threads: u64,
     has_loaded: bool,
 }
 
@@ -53,7 +53,7 @@ impl Session {
             retired_hosts: Vec::new(),
             first_load: None,
             first_init: None,
-            baseline: ResourceUse::now(),
+            baseline_threads: os::thread_count(),
             has_loaded: false,
         }
     }
@@ -192,8 +192,13 @@ impl Session {
         if code != status::OK {
             let logs = host.take_logs();
             self.retired_hosts.push(host);
+            let why = if code == status::PANIC {
+                "a panic in init was caught at the boundary"
+            } else {
+                "the plugin refused to start"
+            };
             return Err(Outcome::fail(format!(
-                "init returned {}: the plugin refused to start{}",
+                "init returned {}: {why}{}",
                 status_text(code),
                 last_log_hint(&logs)
             ))

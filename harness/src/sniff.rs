@@ -62,6 +62,14 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
     let file = match object::File::parse(&*data) {
         Ok(file) => file,
         Err(error) => {
+            if let Some(needed) = elf_size_claimed(&data).filter(|&n| n > data.len() as u64) {
+                return Err(OpenError::Truncated {
+                    path: path_buf,
+                    format,
+                    len: data.len() as u64,
+                    needed,
+                });
+            }
             return Err(OpenError::Corrupt {
                 path: path_buf,
                 format,
@@ -134,6 +142,36 @@ pub fn resident_hint(sniffed: &Sniffed) -> String {
     }
 }
 
+/// Where an ELF file's section header table ends, read from the file
+/// header alone: it sits at the end of the file, so a cut file misses it.
+fn elf_size_claimed(data: &[u8]) -> Option<u64> {
+    use object::read::elf::FileHeader;
+    let end = |offset: u64, entry_size: u16, count: u16| {
+        offset.checked_add(u64::from(entry_size) * u64::from(count))
+    };
+    match FileKind::parse(data).ok()? {
+        FileKind::Elf64 => {
+            let header = object::elf::FileHeader64::<object::Endianness>::parse(data).ok()?;
+            let endian = header.endian().ok()?;
+            end(
+                header.e_shoff(endian),
+                header.e_shentsize(endian),
+                header.e_shnum(endian),
+            )
+        }
+        FileKind::Elf32 => {
+            let header = object::elf::FileHeader32::<object::Endianness>::parse(data).ok()?;
+            let endian = header.endian().ok()?;
+            end(
+                header.e_shoff(endian).into(),
+                header.e_shentsize(endian),
+                header.e_shnum(endian),
+            )
+        }
+        _ => None,
+    }
+}
+
 /// The highest file offset the headers say the file reaches.
 fn bytes_described(file: &object::File<'_>) -> Option<u64> {
     file.segments()
@@ -201,9 +239,15 @@ fn describe_unknown(data: &[u8]) -> String {
             .next()
             .unwrap_or("")
             .chars()
-            .take(40)
+            .take(61)
             .collect();
-        format!("a text file starting with `{}`", first_line.trim())
+        let shown: String = first_line.trim().chars().take(60).collect();
+        let more = if first_line.chars().count() > 60 {
+            "…"
+        } else {
+            ""
+        };
+        format!("a text file starting with `{shown}{more}`")
     } else {
         "data of no known binary format".into()
     }

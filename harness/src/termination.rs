@@ -30,7 +30,8 @@ pub enum Termination {
 }
 
 impl Termination {
-    /// One phrase for tables and reasons: "killed by SIGSEGV".
+    /// One phrase for tables and reasons, to follow "the worker": "was
+    /// killed by SIGSEGV (invalid memory access)".
     pub fn describe(&self) -> String {
         match self {
             Termination::Exited { code } => format!("exited with code {code}"),
@@ -39,8 +40,11 @@ impl Termination {
                 core_dumped,
                 ..
             } => {
+                let meaning = signal_meaning(signal)
+                    .map(|meaning| format!(" ({meaning})"))
+                    .unwrap_or_default();
                 let core = if *core_dumped { ", core dumped" } else { "" };
-                format!("killed by {signal}{core}")
+                format!("was killed by {signal}{meaning}{core}")
             }
             Termination::NtStatus { code, name } => match name {
                 Some(name) => format!("ended with {name} ({code})"),
@@ -48,12 +52,26 @@ impl Termination {
             },
             Termination::TimedOut { after_ms } => {
                 format!(
-                    "killed after {} (timeout)",
+                    "was killed after {} (timeout)",
                     crate::report::human_ms(*after_ms)
                 )
             }
         }
     }
+}
+
+/// What the signals a crashing plugin usually raises mean.
+fn signal_meaning(signal: &str) -> Option<&'static str> {
+    Some(match signal {
+        "SIGSEGV" => "invalid memory access",
+        "SIGBUS" => "misaligned or unmapped memory",
+        "SIGABRT" => "abort",
+        "SIGILL" => "illegal instruction",
+        "SIGFPE" => "arithmetic error",
+        "SIGTRAP" => "trap or breakpoint",
+        "SIGKILL" => "killed",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -67,7 +85,10 @@ mod tests {
             number: 11,
             core_dumped: false,
         };
-        assert_eq!(segv.describe(), "killed by SIGSEGV");
+        assert_eq!(
+            segv.describe(),
+            "was killed by SIGSEGV (invalid memory access)"
+        );
         let av = Termination::NtStatus {
             code: "0xC0000005".into(),
             name: Some("STATUS_ACCESS_VIOLATION".into()),
@@ -78,7 +99,7 @@ mod tests {
         );
         assert_eq!(
             Termination::TimedOut { after_ms: 1500 }.describe(),
-            "killed after 1.5 s (timeout)"
+            "was killed after 1.5 s (timeout)"
         );
     }
 

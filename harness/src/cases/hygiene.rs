@@ -12,7 +12,12 @@ use crate::session::Session;
 const MAPPED_GROWTH_BOUND: u64 = 8 << 20;
 
 pub fn unload(session: &mut Session) -> CaseFn {
-    session.init()?;
+    // Unload after a real lifecycle: a plugin registers thread-local
+    // destructors and the like in init, which is what keeps libraries
+    // resident.
+    if session.first_init.is_none() {
+        session.init()?;
+    }
     let hint = session.resident_hint();
     let Some(path) = session.close()? else {
         return Ok(Outcome::fail("the library was not loaded"));
@@ -30,7 +35,11 @@ pub fn unload(session: &mut Session) -> CaseFn {
 }
 
 pub fn load_time(session: &mut Session, settings: &CaseSettings) -> CaseFn {
-    session.init()?;
+    // The first load and init of this process were timed when they
+    // happened; only a worker that has not initialised yet runs them now.
+    if session.first_init.is_none() {
+        session.init()?;
+    }
     let load = session.first_load.unwrap_or_default();
     let init = session.first_init.unwrap_or_default();
     let bound = Duration::from_millis(settings.load_time_bound_ms);

@@ -97,7 +97,7 @@ pub fn selftest(session: &mut Session) -> CaseFn {
 pub fn shutdown(session: &mut Session) -> CaseFn {
     session.init()?;
     session.shutdown();
-    let baseline_threads = session.baseline.threads;
+    let baseline_threads = session.baseline_threads;
     let deadline = Instant::now() + SHUTDOWN_GRACE;
     let (threads, processes) = loop {
         let threads = os::thread_count();
@@ -109,10 +109,12 @@ pub fn shutdown(session: &mut Session) -> CaseFn {
     };
     let leaked_threads = threads.saturating_sub(baseline_threads);
     let mut problems = Vec::new();
+    let mut remedies = Vec::new();
     if leaked_threads > 0 {
         problems.push(format!(
             "{leaked_threads} thread(s) the plugin started still run"
         ));
+        remedies.push("stop and join threads");
     }
     if !processes.is_empty() {
         let names: Vec<String> = processes.iter().map(|p| format!("`{}`", p.name)).collect();
@@ -121,6 +123,7 @@ pub fn shutdown(session: &mut Session) -> CaseFn {
             processes.len(),
             names.join(", ")
         ));
+        remedies.push("kill or wait for child processes");
     }
     if problems.is_empty() {
         return Ok(Outcome::pass(
@@ -128,11 +131,12 @@ pub fn shutdown(session: &mut Session) -> CaseFn {
         ));
     }
     Ok(Outcome::fail(format!(
-        "{} after shutdown: stop and join them in shutdown",
-        problems.join(" and ")
+        "{} after shutdown: {} in shutdown",
+        problems.join(" and "),
+        remedies.join(" and ")
     ))
     .with_detail(|detail| {
-        detail.leaked_threads = Some(leaked_threads);
+        detail.leaked_threads = (leaked_threads > 0).then_some(leaked_threads);
         detail.leaked_processes = processes;
     }))
 }

@@ -10,7 +10,7 @@ mod state;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::CaseId;
-use crate::report::{Detail, PluginInfo, Verdict};
+use crate::report::{CapturedOutput, Detail, PluginInfo, Verdict};
 use crate::session::Session;
 
 /// Settings cases read; sent by the parent with every request.
@@ -36,8 +36,13 @@ impl Default for CaseSettings {
 pub struct Outcome {
     pub verdict: Verdict,
     pub reason: String,
+    /// Boxed: outcomes travel through `Result::Err` on every step, and
+    /// the detail is most of their size.
     #[serde(default)]
-    pub detail: Detail,
+    pub detail: Box<Detail>,
+    /// What the plugin printed; filled in by the parent, which captures it.
+    #[serde(skip)]
+    pub output: CapturedOutput,
 }
 
 impl Outcome {
@@ -45,7 +50,8 @@ impl Outcome {
         Outcome {
             verdict,
             reason: reason.into(),
-            detail: Detail::default(),
+            detail: Box::default(),
+            output: CapturedOutput::default(),
         }
     }
 

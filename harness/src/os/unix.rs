@@ -83,6 +83,12 @@ pub fn loader_error(error: &libloading::Error) -> OsError {
     }
 }
 
+/// Permissions for files others read (reports): `rw-r--r--`.
+pub fn shared_file_permissions() -> Option<std::fs::Permissions> {
+    use std::os::unix::fs::PermissionsExt;
+    Some(std::fs::Permissions::from_mode(0o644))
+}
+
 /// Flushes the C library's stdio buffers, so what a plugin printed with
 /// `printf` reaches the pipe before the case ends.
 pub fn flush_c_stdio() {
@@ -183,22 +189,44 @@ pub fn child_processes() -> Vec<ProcessInfo> {
     children(true)
 }
 
-/// Direct children, by scanning `/proc` (a process's `children` file misses
-/// those forked by threads other than the main one).
+/// Direct children: the kernel lists each thread's children in
+/// `/proc/self/task/<tid>/children` (a re-parented orphan may land on any
+/// thread), which is a few reads instead of a scan of every process. Each
+/// pid is then checked against its `stat`, as the list can be stale.
 fn children(include_zombies: bool) -> Vec<ProcessInfo> {
     let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+    child_pids()
+        .into_iter()
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             let (name, state, ppid) = parse_stat(&stat)?;
             (ppid == me && (include_zombies || state != 'Z')).then_some(ProcessInfo { pid, name })
         })
         .collect()
+}
+
+fn child_pids() -> Vec<u32> {
+    let from_tasks = || -> Option<Vec<u32>> {
+        let mut pids = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let children = std::fs::read_to_string(task.ok()?.path().join("children")).ok()?;
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|pid| pid.parse::<u32>().ok()),
+            );
+        }
+        Some(pids)
+    };
+    // Kernels built without CONFIG_PROC_CHILDREN: scan every process.
+    from_tasks().unwrap_or_else(|| {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .collect()
+    })
 }
 
 /// `pid (comm) state ppid …` → (comm, state, ppid). The name may hold

@@ -21,7 +21,8 @@ pub struct WorkerArgs {
     pub plugin: PathBuf,
 }
 
-/// Serves cases until the parent says quit or hangs up.
+/// Serves batches of cases until the parent hangs up (or kills the worker,
+/// which is how a worker normally ends).
 pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     // A plugin's child that daemonizes is re-parented to us, where the
     // `shutdown` case can see it.
@@ -39,24 +40,34 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     )?;
     let mut session = Session::new(args.plugin);
     while let Some(message) = protocol::receive::<ToWorker>(&mut reader)? {
-        match message {
-            ToWorker::Run {
-                seq,
-                case,
-                settings,
-            } => {
-                let result = cases::run(case, &mut session, &settings);
-                mark_case_end(&args.token, seq);
-                protocol::send(
-                    &mut writer,
-                    &FromWorker::Done {
-                        seq,
-                        result,
-                        has_loaded: session.has_loaded(),
-                    },
-                )?;
-            }
-            ToWorker::Quit => break,
+        let ToWorker::Run {
+            first_seq,
+            cases: batch,
+            mut ledger,
+            settings,
+        } = message;
+        for (seq, case) in (first_seq..).zip(batch) {
+            let started = std::time::Instant::now();
+            let result = match ledger.blocked(case) {
+                Some(skip) => cases::CaseResult {
+                    outcome: skip,
+                    plugin: session.info(),
+                },
+                None => cases::run(case, &mut session, &settings),
+            };
+            let work_us = started.elapsed().as_micros() as u64;
+            ledger.record(case, &result.outcome);
+            mark_case_end(&args.token, seq);
+            protocol::send(
+                &mut writer,
+                &FromWorker::Done {
+                    seq,
+                    case,
+                    result,
+                    work_us,
+                    has_loaded: session.has_loaded(),
+                },
+            )?;
         }
     }
     Ok(())

@@ -9,4 +9,4 @@ mod protocol;
 mod supervisor;
 
 pub use child::{WorkerArgs, serve};
-pub use supervisor::{Exchange, SpawnError, Worker};
+pub use supervisor::{Exchange, SpawnError, Worker, wait_for_teardown};

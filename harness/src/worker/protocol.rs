@@ -7,16 +7,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::cases::{CaseResult, CaseSettings};
 use crate::catalog::CaseId;
+use crate::plan::Ledger;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ToWorker {
+    /// Run these cases in order, numbered from `first_seq`, skipping those
+    /// whose prerequisites the ledger (and the batch so far) rule out; one
+    /// `Done` comes back per case.
     Run {
-        seq: u64,
-        case: CaseId,
+        first_seq: u64,
+        cases: Vec<CaseId>,
+        ledger: Ledger,
         settings: CaseSettings,
     },
-    Quit,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,7 +31,10 @@ pub enum FromWorker {
     Hello { token: String, pid: u32 },
     Done {
         seq: u64,
+        case: CaseId,
         result: CaseResult,
+        /// Time spent in the case itself, inside the worker.
+        work_us: u64,
         /// Whether this worker has loaded the plugin by now.
         has_loaded: bool,
     },

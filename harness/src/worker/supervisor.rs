@@ -16,6 +16,7 @@ use super::protocol::{self, FromWorker, ToWorker};
 use crate::cases::{CaseResult, CaseSettings};
 use crate::catalog::CaseId;
 use crate::os;
+use crate::plan::Ledger;
 use crate::report::CapturedOutput;
 use crate::termination::Termination;
 
@@ -25,8 +26,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const OUTPUT_WAIT: Duration = Duration::from_secs(2);
 /// How long the output of a dead worker may take to drain.
 const DRAIN_WAIT: Duration = Duration::from_millis(500);
-/// How long a worker told to quit gets before it is killed.
-const QUIT_GRACE: Duration = Duration::from_secs(2);
+/// How long a worker that hung up gets to finish exiting before it is
+/// killed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Pids of the workers alive in this process. Every other child of ours is
 /// an orphan a plugin left behind (re-parented to us, the subreaper). Spawns
@@ -53,24 +55,24 @@ pub enum SpawnError {
     NoConnection { detail: String },
 }
 
-/// How one case went, as the parent saw it.
+/// How one case went, as the parent saw it. What the plugin printed comes
+/// separately, from [`Worker::finish`] or [`Worker::remains`], so waiting
+/// for output never slows the next case down.
 #[derive(Debug)]
 pub enum Exchange {
     Done {
         result: CaseResult,
-        output: CapturedOutput,
+        work_us: u64,
     },
+    /// The worker died; it is gone, take its output with [`Worker::remains`].
     Crashed {
         termination: Termination,
-        output: CapturedOutput,
     },
-    TimedOut {
-        output: CapturedOutput,
-    },
-    /// The worker answered with something unreadable.
+    /// The worker was killed; take its output with [`Worker::remains`].
+    TimedOut,
+    /// The worker answered with something unreadable and was killed.
     Broken {
         problem: String,
-        output: CapturedOutput,
     },
 }
 
@@ -81,6 +83,9 @@ struct Process {
     tree: os::WorkerTree,
     /// Set once the worker is known dead and reaped.
     reaped: bool,
+    /// Set once the tree was killed after the worker was reaped: nothing of
+    /// it can be left.
+    tree_gone: bool,
 }
 
 impl Process {
@@ -97,6 +102,9 @@ impl Process {
     /// Kills the worker's process group (or Job Object), then every orphan
     /// that escaped it and was re-parented to us.
     fn kill_tree(&mut self) {
+        if self.tree_gone {
+            return;
+        }
         self.tree.kill();
         let live = live_workers();
         let mut keep = live.clone().unwrap_or_default();
@@ -104,6 +112,7 @@ impl Process {
             keep.remove(&self.child.id());
         }
         os::reap_orphans(&keep);
+        self.tree_gone = self.reaped;
     }
 
     /// The worker's exit status, if it has exited.
@@ -116,7 +125,10 @@ impl Process {
     /// The worker hung up: its exit status says why. It may still be
     /// exiting, so it gets a moment before it is killed.
     fn wait_for_exit(&mut self) -> Termination {
-        let deadline = Instant::now() + QUIT_GRACE;
+        let deadline = Instant::now() + EXIT_GRACE;
+        // Exiting takes microseconds to a few milliseconds: back off from
+        // short naps rather than oversleep the common case.
+        let mut nap = Duration::from_micros(20);
         loop {
             if let Some(termination) = self.exited() {
                 self.kill_tree();
@@ -126,7 +138,8 @@ impl Process {
                 self.kill();
                 return Termination::Exited { code: -1 };
             }
-            std::thread::sleep(Duration::from_millis(1));
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(1));
         }
     }
 }
@@ -135,7 +148,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
         forget_worker(self.child.id());
-        os::reap_orphans(&live_workers().clone().unwrap_or_default());
     }
 }
 
@@ -146,7 +158,12 @@ pub struct Worker {
     writer: TcpStream,
     stdout: Capture,
     stderr: Capture,
+    /// Cases sent so far.
     seq: u64,
+    /// Cases asked for by `next` so far; output is split by case up to here.
+    answered: u64,
+    /// The worker died (or was killed) during the last case asked for.
+    died: bool,
     has_loaded: bool,
 }
 
@@ -195,6 +212,7 @@ impl Worker {
             child,
             tree,
             reaped: false,
+            tree_gone: false,
         };
         let stream = accept(&listener, &token, &mut process, &mut stderr)?;
         Ok(Worker {
@@ -204,6 +222,8 @@ impl Worker {
             stdout,
             stderr,
             seq: 0,
+            answered: 0,
+            died: false,
             has_loaded: false,
         })
     }
@@ -213,43 +233,49 @@ impl Worker {
         self.has_loaded
     }
 
-    /// Runs one case, waiting at most `timeout` for its result.
-    pub fn run(&mut self, case: CaseId, settings: CaseSettings, timeout: Duration) -> Exchange {
-        self.seq += 1;
-        let seq = self.seq;
-        let sent = protocol::send(
+    /// Sends a batch of cases; collect their results with [`Worker::next`].
+    /// Returns the sequence number of the first.
+    pub fn start(&mut self, cases: &[CaseId], ledger: &Ledger, settings: CaseSettings) -> u64 {
+        let first_seq = self.seq + 1;
+        self.seq += cases.len() as u64;
+        // A worker that cannot take the batch has died: the next read says
+        // how.
+        let _ = protocol::send(
             &mut self.writer,
             &ToWorker::Run {
-                seq,
-                case,
+                first_seq,
+                cases: cases.to_vec(),
+                ledger: ledger.clone(),
                 settings,
             },
         );
-        if sent.is_err() {
-            return self.crashed();
-        }
+        first_seq
+    }
+
+    /// The next result of the batch, waiting at most `timeout` for it.
+    pub fn next(&mut self, case: CaseId, timeout: Duration) -> Exchange {
+        self.answered += 1;
+        let seq = self.answered;
         if let Err(error) = self.reader.get_ref().set_read_timeout(Some(timeout)) {
             return self.broken(format!("cannot set the case timeout: {error}"));
         }
         match protocol::receive::<FromWorker>(&mut self.reader) {
             Ok(Some(FromWorker::Done {
                 seq: done,
+                case: done_case,
                 result,
+                work_us,
                 has_loaded,
-            })) if done == seq => {
+            })) if done == seq && done_case == case => {
                 self.has_loaded = has_loaded;
-                let output = merge(
-                    self.stdout.case_output(seq, OUTPUT_WAIT),
-                    self.stderr.case_output(seq, OUTPUT_WAIT),
-                );
-                Exchange::Done { result, output }
+                Exchange::Done { result, work_us }
             }
             Ok(Some(other)) => self.broken(format!("unexpected message {other:?}")),
             Ok(None) => self.crashed(),
             Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                self.died = true;
                 self.process.kill();
-                let output = self.drained();
-                Exchange::TimedOut { output }
+                Exchange::TimedOut
             }
             Err(error) if error.kind() == ErrorKind::InvalidData => {
                 self.broken(format!("unreadable message: {error}"))
@@ -259,34 +285,61 @@ impl Worker {
         }
     }
 
-    /// Asks the worker to exit, then makes sure its whole tree is gone.
-    pub fn finish(mut self) {
-        if protocol::send(&mut self.writer, &ToWorker::Quit).is_ok() {
-            let deadline = Instant::now() + QUIT_GRACE;
-            while Instant::now() < deadline && self.process.exited().is_none() {
-                std::thread::sleep(Duration::from_millis(1));
+    /// Ends the worker, kills its whole tree, and returns how many cases it
+    /// answered with what the plugin printed during each (one share more
+    /// after a death: the output of the case it died in). A worker that
+    /// finished its cases is killed too, not asked to exit: it has nothing
+    /// left to do, and the plugin's exit-time code has no case to judge it.
+    ///
+    /// A dead worker's tree is cleaned up here, since its last output only
+    /// ends with it; a live one's is killed on a background thread (see
+    /// [`wait_for_teardown`]), off the path to the report.
+    pub fn finish(mut self) -> (usize, Vec<CapturedOutput>) {
+        let answered = self.answered as usize - usize::from(self.died);
+        let mut outputs = self.outputs(answered as u64);
+        if self.died {
+            self.process.kill();
+            outputs.push(merge(
+                self.stdout.rest(DRAIN_WAIT),
+                self.stderr.rest(DRAIN_WAIT),
+            ));
+        } else {
+            let process = self.process;
+            let teardown = std::thread::Builder::new()
+                .name("plugcheck-teardown".into())
+                .spawn(move || drop(process));
+            // Without a thread, the process is dropped (and killed) here.
+            if let Ok(teardown) = teardown {
+                teardowns().push(teardown);
             }
         }
-        // Dropping the process kills what is left of the tree.
+        (answered, outputs)
+    }
+
+    /// Splits the captured streams at the markers of the first `answered`
+    /// cases, which were written before their answers: nothing to wait for
+    /// unless a pipe is slow.
+    fn outputs(&mut self, answered: u64) -> Vec<CapturedOutput> {
+        (1..=answered)
+            .map(|seq| {
+                merge(
+                    self.stdout.case_output(seq, OUTPUT_WAIT),
+                    self.stderr.case_output(seq, OUTPUT_WAIT),
+                )
+            })
+            .collect()
     }
 
     fn crashed(&mut self) -> Exchange {
+        self.died = true;
         let termination = self.process.wait_for_exit();
-        let output = self.drained();
-        Exchange::Crashed {
-            termination,
-            output,
-        }
+        Exchange::Crashed { termination }
     }
 
     fn broken(&mut self, problem: String) -> Exchange {
+        self.died = true;
         self.process.kill();
-        let output = self.drained();
-        Exchange::Broken { problem, output }
-    }
-
-    fn drained(&mut self) -> CapturedOutput {
-        merge(self.stdout.rest(DRAIN_WAIT), self.stderr.rest(DRAIN_WAIT))
+        Exchange::Broken { problem }
     }
 }
 
@@ -298,6 +351,7 @@ fn accept(
     stderr: &mut Capture,
 ) -> Result<TcpStream, SpawnError> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let mut nap = Duration::from_micros(25);
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -333,7 +387,28 @@ fn accept(
                 detail: "it is still running; is the loopback interface up?".into(),
             });
         }
-        std::thread::sleep(Duration::from_micros(250));
+        // A worker connects within a millisecond or two: short naps notice
+        // it soon; a sleep of more would add directly to every plugin's run.
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_micros(100));
+    }
+}
+
+/// Teardowns of finished workers still running in the background.
+static TEARDOWNS: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+fn teardowns() -> MutexGuard<'static, Vec<std::thread::JoinHandle<()>>> {
+    TEARDOWNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits until every finished worker's process tree is killed and reaped.
+/// Call it before exiting, or before relying on those processes being gone.
+pub fn wait_for_teardown() {
+    let pending: Vec<_> = teardowns().drain(..).collect();
+    for teardown in pending {
+        let _ = teardown.join();
     }
 }
 

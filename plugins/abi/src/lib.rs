@@ -211,6 +211,6 @@ mod tests {
     #[test]
     fn header_is_the_first_sixteen_bytes() {
         assert_eq!(DESCRIPTOR_HEADER_SIZE, 16);
-        assert!(DESCRIPTOR_V1_0_SIZE > DESCRIPTOR_HEADER_SIZE);
+        const { assert!(DESCRIPTOR_V1_0_SIZE > DESCRIPTOR_HEADER_SIZE) };
     }
 }

@@ -1,0 +1,116 @@
+//! Which cases may still run, given what happened to their prerequisites.
+//! The worker consults it between the cases of a batch, the parent after a
+//! worker died; both use this one ledger, so they decide alike.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cases::Outcome;
+use crate::catalog::CaseId;
+use crate::report::Verdict;
+
+/// How a case ended and which case's verdict decided that: itself, or, for
+/// a case skipped behind a prerequisite, the case that failed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    pub verdict: Verdict,
+    pub root_case: CaseId,
+    pub root_verdict: Verdict,
+}
+
+/// The verdicts of a plugin's cases so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    standings: BTreeMap<CaseId, Standing>,
+}
+
+impl Ledger {
+    /// A skip outcome when one of `case`'s prerequisites did not pass,
+    /// naming the case that failed first, so a chain of skips reads as one
+    /// cause.
+    pub fn blocked(&self, case: CaseId) -> Option<Outcome> {
+        case.prerequisites().iter().find_map(|prerequisite| {
+            let standing = self.standings.get(prerequisite)?;
+            if standing.verdict.satisfies_prerequisite() {
+                return None;
+            }
+            let reason = if standing.root_case == *prerequisite {
+                format!(
+                    "prerequisite `{prerequisite}` {}",
+                    standing.root_verdict.past_tense()
+                )
+            } else {
+                format!(
+                    "prerequisite `{prerequisite}` was skipped: `{}` {}",
+                    standing.root_case,
+                    standing.root_verdict.past_tense()
+                )
+            };
+            Some(
+                Outcome::skipped(reason)
+                    .with_detail(|detail| detail.prerequisite = Some(*prerequisite)),
+            )
+        })
+    }
+
+    /// Records how `case` ended.
+    pub fn record(&mut self, case: CaseId, outcome: &Outcome) {
+        let inherited = outcome
+            .detail
+            .prerequisite
+            .and_then(|prerequisite| self.standings.get(&prerequisite));
+        let standing = match inherited {
+            Some(prerequisite) if outcome.verdict == Verdict::Skipped => Standing {
+                verdict: outcome.verdict,
+                ..*prerequisite
+            },
+            _ => Standing {
+                verdict: outcome.verdict,
+                root_case: case,
+                root_verdict: outcome.verdict,
+            },
+        };
+        self.standings.insert(case, standing);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_blocks_its_dependents_and_is_named_down_the_chain() {
+        let mut ledger = Ledger::default();
+        ledger.record(CaseId::Load, &Outcome::pass("ok"));
+        assert!(ledger.blocked(CaseId::LookupEntry).is_none());
+        ledger.record(CaseId::LookupEntry, &Outcome::fail("no entry"));
+        let skip = ledger.blocked(CaseId::Descriptor).unwrap();
+        assert_eq!(skip.reason, "prerequisite `lookup-entry` failed");
+        ledger.record(CaseId::Descriptor, &skip);
+        let skip = ledger.blocked(CaseId::AbiVersion).unwrap();
+        assert_eq!(
+            skip.reason,
+            "prerequisite `descriptor` was skipped: `lookup-entry` failed"
+        );
+    }
+
+    #[test]
+    fn warnings_satisfy_and_unrecorded_prerequisites_do_not_block() {
+        let mut ledger = Ledger::default();
+        assert!(
+            ledger.blocked(CaseId::Selftest).is_none(),
+            "init not run: run anyway"
+        );
+        ledger.record(CaseId::Init, &Outcome::warning("slow"));
+        assert!(ledger.blocked(CaseId::Selftest).is_none());
+    }
+
+    #[test]
+    fn ledgers_cross_the_worker_channel() {
+        let mut ledger = Ledger::default();
+        ledger.record(CaseId::Init, &Outcome::fail("no"));
+        let json = serde_json::to_string(&ledger).unwrap();
+        assert_eq!(serde_json::from_str::<Ledger>(&json).unwrap(), ledger);
+    }
+}
