@@ -1,0 +1,38 @@
+//! `cargo xtask ci`: exactly what CI runs, so a developer can run it too.
+//! Snapshots are compared, never written.
+
+use xshell::{Shell, cmd};
+
+use crate::conformance;
+
+pub fn run(sh: &Shell) -> anyhow::Result<()> {
+    let _ci = sh.push_env("CI", "true");
+    let _insta = sh.push_env("INSTA_UPDATE", "no");
+    step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
+    step("clippy", || {
+        Ok(cmd!(
+            sh,
+            "cargo clippy --quiet --workspace --all-targets -- -D warnings"
+        )
+        .run()?)
+    })?;
+    step("tests", || {
+        Ok(cmd!(sh, "cargo test --quiet --workspace").run()?)
+    })?;
+    step("conformance", || {
+        conformance::run(
+            sh,
+            &conformance::Args {
+                update: false,
+                require_all: true,
+            },
+        )
+    })?;
+    eprintln!("\nci: all steps passed");
+    Ok(())
+}
+
+fn step(name: &str, body: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    eprintln!("\n== ci: {name}");
+    body().map_err(|error| error.context(format!("ci step `{name}` failed")))
+}

@@ -1,0 +1,55 @@
+//! `cargo xtask …`: the project's automation, in Rust. `main` parses flags,
+//! roots one `Shell` at the workspace and hands it to one subcommand; each
+//! subcommand lives in its own file.
+
+mod bench;
+mod ci;
+mod conformance;
+mod fixtures;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use xshell::Shell;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "plugcheck's build, conformance and CI tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build every plugin and fixture of the manifest into target/plugcheck/<platform>/artifacts.
+    Fixtures(fixtures::Args),
+    /// Build, run the suite over every plugin and fixture, check intended verdicts and snapshots.
+    Conformance(conformance::Args),
+    /// What CI runs: fmt, clippy -D warnings, tests, conformance (never writes snapshots).
+    Ci,
+    /// Measure the harness against a floor measured in the same run.
+    Bench(bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    match cli.command {
+        Command::Fixtures(args) => fixtures::run(&sh, &args).map(|_| ()),
+        Command::Conformance(args) => conformance::run(&sh, &args),
+        Command::Ci => ci::run(&sh),
+        Command::Bench(args) => bench::run(&sh, &args),
+    }
+}
+
+/// The workspace root (xtask's parent directory).
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
