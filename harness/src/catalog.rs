@@ -79,7 +79,9 @@ impl CaseId {
                 "every registered method is found by name; an unknown name is a clean error"
             }
             CaseId::Selftest => "the `selftest` method returns 0 for empty input",
-            CaseId::StateRoundtrip => "state saved by save_state is restored unchanged",
+            CaseId::StateRoundtrip => {
+                "state saved by save_state is restored unchanged into a new instance"
+            }
             CaseId::Shutdown => "after shutdown no thread or child process the plugin started runs",
             CaseId::Unload => "after shutdown and close the library leaves the process",
             CaseId::LoadTime => "load plus init finish within the load-time bound",

@@ -117,6 +117,7 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         settings: CaseSettings {
             load_time_bound_ms: args.load_time_bound.as_millis() as u64,
             repeat_cycles: args.repeat_cycles,
+            grace_ms: CaseSettings::grace_for(args.timeout),
         },
         deny_warnings: args.deny_warnings,
         jobs: args.jobs.unwrap_or_else(|| match plugins.len() {
@@ -126,6 +127,14 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     };
     // Orphans a plugin leaves behind come to us, so they can be killed.
     os::become_subreaper();
+    // Workers live in process groups of their own, which Ctrl-C does not
+    // reach: on an interrupt, kill them, then leave.
+    ctrlc::set_handler(|| {
+        worker::kill_all();
+        eprintln!("plugcheck: interrupted; every worker and its processes were killed");
+        std::process::exit(130);
+    })
+    .context("cannot install the interrupt handler")?;
     say(&table::header(
         &format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
         std::env::consts::OS,

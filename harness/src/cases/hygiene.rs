@@ -70,7 +70,7 @@ pub fn repeat_load(session: &mut Session, settings: &CaseSettings) -> CaseFn {
     for _ in 0..cycles {
         cycle(session)?;
     }
-    let after = settle(before);
+    let after = settle(before, Duration::from_millis(settings.grace_ms));
     let growth = Growth {
         cycles,
         threads: after.threads as i64 - before.threads as i64,
@@ -111,9 +111,9 @@ fn cycle(session: &mut Session) -> Result<(), Outcome> {
 }
 
 /// Resource use once exiting threads are gone (they leave asynchronously),
-/// waiting at most half a second.
-fn settle(before: ResourceUse) -> ResourceUse {
-    let deadline = Instant::now() + Duration::from_millis(500);
+/// waiting at most `grace`.
+fn settle(before: ResourceUse, grace: Duration) -> ResourceUse {
+    let deadline = Instant::now() + grace;
     loop {
         let now = ResourceUse::now();
         if now.threads <= before.threads || Instant::now() >= deadline {

@@ -2,12 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CaseFn, Outcome};
+use super::{CaseFn, CaseSettings, Outcome};
 use crate::os;
 use crate::session::{Session, last_log_hint, status_text};
-
-/// How long threads and processes get to wind down after `shutdown`.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// A name no plugin registers, to check lookups fail cleanly.
 const UNKNOWN_METHOD: &str = "plugcheck-no-such-method";
@@ -94,11 +91,11 @@ pub fn selftest(session: &mut Session) -> CaseFn {
     }))
 }
 
-pub fn shutdown(session: &mut Session) -> CaseFn {
+pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> CaseFn {
     session.init()?;
     session.shutdown();
     let baseline_threads = session.baseline_threads;
-    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let deadline = Instant::now() + Duration::from_millis(settings.grace_ms);
     let (threads, processes) = loop {
         let threads = os::thread_count();
         let processes = os::running_child_processes();

@@ -20,6 +20,17 @@ pub struct CaseSettings {
     pub load_time_bound_ms: u64,
     /// Cycles `repeat-load` runs after one warm-up cycle.
     pub repeat_cycles: u32,
+    /// How long threads and processes get to wind down after `shutdown`
+    /// before they count as left running. Kept well inside the case
+    /// timeout, or a slow exit would read as a hang.
+    pub grace_ms: u64,
+}
+
+impl CaseSettings {
+    /// The grace for a case timeout: a quarter of it, at most a second.
+    pub fn grace_for(timeout: std::time::Duration) -> u64 {
+        (timeout.as_millis() as u64 / 4).min(1000)
+    }
 }
 
 impl Default for CaseSettings {
@@ -27,6 +38,7 @@ impl Default for CaseSettings {
         CaseSettings {
             load_time_bound_ms: 1000,
             repeat_cycles: 20,
+            grace_ms: 1000,
         }
     }
 }
@@ -96,7 +108,7 @@ pub fn run(case: CaseId, session: &mut Session, settings: &CaseSettings) -> Case
         CaseId::LookupMethods => lifecycle::lookup_methods(session),
         CaseId::Selftest => lifecycle::selftest(session),
         CaseId::StateRoundtrip => state::state_roundtrip(session),
-        CaseId::Shutdown => lifecycle::shutdown(session),
+        CaseId::Shutdown => lifecycle::shutdown(session, settings),
         CaseId::Unload => hygiene::unload(session),
         CaseId::LoadTime => hygiene::load_time(session, settings),
         CaseId::RepeatLoad => hygiene::repeat_load(session, settings),

@@ -144,6 +144,27 @@ impl WorkerTree {
     }
 }
 
+/// Kills the process group a worker leads, from outside its `Worker`
+/// (an interrupted run).
+pub fn kill_worker_group(pid: u32) {
+    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+/// Asks the kernel to kill this worker when the harness that started it
+/// dies, however it dies (even SIGKILL, which no handler sees).
+pub fn die_with_parent() {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory
+    // of ours.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    }
+    // The parent may have died before the request: then we are an orphan
+    // already and must not run cases for nobody.
+    if nix::unistd::getppid() == Pid::from_raw(1) {
+        std::process::exit(1);
+    }
+}
+
 /// Makes this process the reaper of orphaned descendants: a plugin's child
 /// that double-forks and calls `setsid` is re-parented here rather than to
 /// init, so it can still be found and killed.

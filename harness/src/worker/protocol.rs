@@ -90,9 +90,31 @@ mod tests {
     #[test]
     fn messages_are_json_lines() {
         let mut buffer = Vec::new();
-        send(&mut buffer, &ToWorker::Quit).unwrap();
-        assert_eq!(buffer, b"{\"type\":\"quit\"}\n");
+        let batch = ToWorker::Run {
+            first_seq: 3,
+            cases: vec![CaseId::Init, CaseId::Selftest],
+            ledger: Ledger::default(),
+            settings: CaseSettings::default(),
+        };
+        send(&mut buffer, &batch).unwrap();
+        assert_eq!(buffer.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert!(
+            buffer.starts_with(
+                b"{\"type\":\"run\",\"first_seq\":3,\"cases\":[\"init\",\"selftest\"]"
+            )
+        );
         let parsed: Option<ToWorker> = receive(&mut &buffer[..]).unwrap();
-        assert!(matches!(parsed, Some(ToWorker::Quit)));
+        let Some(ToWorker::Run {
+            first_seq, cases, ..
+        }) = parsed
+        else {
+            panic!("a batch comes back as a batch");
+        };
+        assert_eq!(
+            (first_seq, cases),
+            (3, vec![CaseId::Init, CaseId::Selftest])
+        );
+        let empty: Option<ToWorker> = receive(&mut &b""[..]).unwrap();
+        assert!(empty.is_none(), "end of stream is not an error");
     }
 }

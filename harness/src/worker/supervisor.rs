@@ -403,6 +403,16 @@ fn teardowns() -> MutexGuard<'static, Vec<std::thread::JoinHandle<()>>> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Kills every live worker's tree and reaps what is left: for an
+/// interrupted run (Ctrl-C), where no `Worker` gets to clean up.
+pub fn kill_all() {
+    let live = live_workers();
+    for &pid in live.iter().flatten() {
+        os::kill_worker_group(pid);
+    }
+    os::reap_orphans(&HashSet::new());
+}
+
 /// Waits until every finished worker's process tree is killed and reaped.
 /// Call it before exiting, or before relying on those processes being gone.
 pub fn wait_for_teardown() {

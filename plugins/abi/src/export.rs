@@ -433,7 +433,7 @@ pub mod runtime {
 /// Exports a Rust type as a plugcheck plugin: builds its descriptor and the
 /// `plugcheck_entry` symbol, and registers its methods during `init`.
 ///
-/// ```ignore
+/// ```
 /// struct Echo;
 /// impl plugcheck_abi::Plugin for Echo {
 ///     fn init(_host: plugcheck_abi::HostHandle) -> Result<Self, plugcheck_abi::Error> { Ok(Echo) }

@@ -1,0 +1,142 @@
+//! The `plugcheck` binary as a user meets it: exit codes, one-line
+//! diagnoses naming the file, and a JSON report that is written whole.
+//! Real plugins are judged by the conformance run; these need none.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn plugcheck(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_plugcheck"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the plugcheck binary runs")
+}
+
+fn check(paths: &[&Path], extra: &[&str]) -> (i32, String, String) {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["check".as_ref()];
+    args.extend(extra.iter().map(|arg| std::ffi::OsStr::new(*arg)));
+    args.extend(paths.iter().map(|path| path.as_os_str()));
+    let output = plugcheck(&args);
+    (
+        output.status.code().expect("exited, not killed"),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A real system library that is not a plugin: zlib, found by the C
+/// compiler the project already needs.
+fn libz() -> PathBuf {
+    let found = Command::new("cc")
+        .arg("-print-file-name=libz.so.1")
+        .output()
+        .expect("cc runs (install gcc)");
+    let path = PathBuf::from(String::from_utf8(found.stdout).unwrap().trim());
+    assert!(
+        path.is_absolute(),
+        "libz.so.1 not found: apt-get install zlib1g"
+    );
+    path
+}
+
+#[test]
+fn a_system_library_is_told_it_is_not_a_plugin() {
+    let (code, stdout, _) = check(&[&libz()], &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("does not export `plugcheck_entry`"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("it is not a plugcheck plugin"), "{stdout}");
+    assert!(stdout.contains("gate: FAILED"), "{stdout}");
+}
+
+#[test]
+fn bad_inputs_get_one_line_naming_the_file_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.so");
+    std::fs::write(&empty, b"").unwrap();
+    let text = dir.path().join("notes.so");
+    std::fs::write(&text, b"just some words\n").unwrap();
+    let missing = dir.path().join("missing.so");
+    let cases = [
+        (&empty, "is empty (0 bytes)"),
+        (&text, "a text file starting with `just some words`"),
+        (&missing, "does not exist: build the plugin first"),
+        (&dir.path().to_owned(), "is a directory"),
+    ];
+    for (path, diagnosis) in cases {
+        let (code, stdout, stderr) = check(&[path], &["--filter", "load"]);
+        assert_eq!(code, 1, "{}: {stdout}{stderr}", path.display());
+        let line = stdout
+            .lines()
+            .find(|line| line.contains("FAIL"))
+            .unwrap_or_else(|| panic!("no FAIL line for {}: {stdout}", path.display()));
+        assert!(line.contains(&format!("`{}`", path.display())), "{line}");
+        assert!(line.contains(diagnosis), "{line}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn relative_paths_are_resolved_before_loading() {
+    let (code, stdout, _) = check(&[Path::new("no-such-plugin.so")], &["--filter", "load"]);
+    assert_eq!(code, 1);
+    let cwd = std::env::current_dir().unwrap();
+    assert!(
+        stdout.contains(&format!("`{}`", cwd.join("no-such-plugin.so").display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_say_what_to_do() {
+    let (code, _, stderr) = check(&[&libz()], &["--filter", "lod"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown case or family `lod`"), "{stderr}");
+    assert!(stderr.contains("plugcheck list"), "{stderr}");
+    let (code, _, stderr) = check(&[], &[]);
+    assert_eq!(code, 2, "no plugin given: {stderr}");
+    let (code, _, stderr) = check(&[&libz()], &["--timeout", "soon"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn the_json_report_is_written_whole_with_nothing_left_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let (code, _, stderr) = check(&[&libz()], &["--json", json.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    let report = plugcheck::report::Report::read_json(&json).unwrap();
+    assert_eq!(report.plugins.len(), 1);
+    assert!(!report.gate_passed());
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "temporary files left: {entries:?}");
+}
+
+#[test]
+fn an_unwritable_report_path_is_a_harness_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"").unwrap();
+    let json = blocker.join("report.json");
+    let (code, _, stderr) = check(&[&libz()], &["--json", json.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot write the report"), "{stderr}");
+}
+
+#[test]
+fn list_names_every_case() {
+    let output = plugcheck(&["list".as_ref()]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for case in plugcheck::catalog::CaseId::ALL {
+        assert!(
+            text.contains(case.id()),
+            "{} missing from `plugcheck list`",
+            case.id()
+        );
+        assert!(text.contains(case.description()));
+    }
+}
