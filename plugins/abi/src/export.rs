@@ -299,24 +299,14 @@ pub mod runtime {
         out: *mut Buf,
         method: fn(&mut P, &[u8]) -> Result<Vec<u8>, Error>,
     ) -> i32 {
-        guarded(|| {
-            // SAFETY: the caller's contract.
-            let Some(input) = (unsafe { input_slice(input, len) }) else {
-                return status::INVALID_ARGUMENT;
-            };
-            let slot = P::slot();
-            let mut instance = match slot.instance() {
-                Ok(instance) => instance,
-                Err(code) => return code,
-            };
-            let Some(plugin) = instance.as_mut() else {
-                return status::NOT_INITIALIZED;
-            };
-            match method(plugin, input) {
-                // SAFETY: the caller's contract on `out`.
-                Ok(bytes) => unsafe { hand_out(bytes, out) },
-                Err(error) => report(slot.host.lock().ok().and_then(|h| *h), &error),
-            }
+        // SAFETY: the caller's contract.
+        let Some(input) = (unsafe { input_slice(input, len) }) else {
+            return status::INVALID_ARGUMENT;
+        };
+        with_live::<P>(|plugin, host| match method(plugin, input) {
+            // SAFETY: the caller's contract on `out`.
+            Ok(bytes) => unsafe { hand_out(bytes, out) },
+            Err(error) => report(host, &error),
         })
     }
 
@@ -325,17 +315,8 @@ pub mod runtime {
     /// # Safety
     /// `out` is NULL or writable.
     pub unsafe extern "C" fn save_state<P: Exported + Stateful>(out: *mut Buf) -> i32 {
-        guarded(|| {
-            let mut instance = match P::slot().instance() {
-                Ok(instance) => instance,
-                Err(code) => return code,
-            };
-            let Some(plugin) = instance.as_mut() else {
-                return status::NOT_INITIALIZED;
-            };
-            // SAFETY: the caller's contract on `out`.
-            unsafe { hand_out(plugin.save_state(), out) }
-        })
+        // SAFETY: the caller's contract on `out`.
+        with_live::<P>(|plugin, _| unsafe { hand_out(plugin.save_state(), out) })
     }
 
     /// `restore_state` of an exported stateful plugin.
@@ -346,11 +327,20 @@ pub mod runtime {
         input: *const u8,
         len: usize,
     ) -> i32 {
+        // SAFETY: the caller's contract.
+        let Some(input) = (unsafe { input_slice(input, len) }) else {
+            return status::INVALID_ARGUMENT;
+        };
+        with_live::<P>(|plugin, host| match plugin.restore_state(input) {
+            Ok(()) => status::OK,
+            Err(error) => report(host, &error),
+        })
+    }
+
+    /// Runs `body` on the live instance, with the host for reporting errors,
+    /// inside the panic guard. NOT_INITIALIZED when there is no instance.
+    fn with_live<P: Exported>(body: impl FnOnce(&mut P, Option<HostHandle>) -> i32) -> i32 {
         guarded(|| {
-            // SAFETY: the caller's contract.
-            let Some(input) = (unsafe { input_slice(input, len) }) else {
-                return status::INVALID_ARGUMENT;
-            };
             let slot = P::slot();
             let mut instance = match slot.instance() {
                 Ok(instance) => instance,
@@ -359,10 +349,8 @@ pub mod runtime {
             let Some(plugin) = instance.as_mut() else {
                 return status::NOT_INITIALIZED;
             };
-            match plugin.restore_state(input) {
-                Ok(()) => status::OK,
-                Err(error) => report(slot.host.lock().ok().and_then(|h| *h), &error),
-            }
+            let host = slot.host.lock().ok().and_then(|host| *host);
+            body(plugin, host)
         })
     }
 
