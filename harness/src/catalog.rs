@@ -43,6 +43,14 @@ case_ids! {
     Unload => "unload",
     LoadTime => "load-time",
     RepeatLoad => "repeat-load",
+    ReloadSameVersion => "reload-same-version",
+    ReloadUpgrade => "reload-upgrade",
+    ReloadBrokenUpgrade => "reload-broken-upgrade",
+    ReloadAbiMismatch => "reload-abi-mismatch",
+    ReloadWhileCalling => "reload-while-calling",
+    ReloadReplaceWhileLoaded => "reload-replace-while-loaded",
+    ReloadUnloadVerified => "reload-unload-verified",
+    ReloadCycles => "reload-cycles",
 }
 
 /// The topic a case belongs to.
@@ -88,6 +96,28 @@ impl CaseId {
             CaseId::RepeatLoad => {
                 "repeated load/init/shutdown/close cycles do not grow threads, handles or mapped memory"
             }
+            CaseId::ReloadSameVersion => {
+                "hot reload of the same build switches to a fresh copy and carries the state"
+            }
+            CaseId::ReloadUpgrade => {
+                "hot reload to the upgrade carries the state and the new version answers"
+            }
+            CaseId::ReloadBrokenUpgrade => {
+                "an upgrade that fails is rolled back: the old version keeps serving with its state"
+            }
+            CaseId::ReloadAbiMismatch => {
+                "an upgrade built for another ABI major is refused and the old version kept"
+            }
+            CaseId::ReloadWhileCalling => {
+                "calls on another thread during reloads all succeed, none on a closed library"
+            }
+            CaseId::ReloadReplaceWhileLoaded => {
+                "the build output can be overwritten or re-created while loaded, then reloaded"
+            }
+            CaseId::ReloadUnloadVerified => "after a reload the old version has left the process",
+            CaseId::ReloadCycles => {
+                "many reloads do not grow threads, handles or mapped memory beyond a bound"
+            }
         }
     }
 
@@ -99,6 +129,14 @@ impl CaseId {
             CaseId::Init | CaseId::Selftest | CaseId::Shutdown => Family::Lifecycle,
             CaseId::StateRoundtrip => Family::State,
             CaseId::Unload | CaseId::LoadTime | CaseId::RepeatLoad => Family::Hygiene,
+            CaseId::ReloadSameVersion
+            | CaseId::ReloadUpgrade
+            | CaseId::ReloadBrokenUpgrade
+            | CaseId::ReloadAbiMismatch
+            | CaseId::ReloadWhileCalling
+            | CaseId::ReloadReplaceWhileLoaded
+            | CaseId::ReloadUnloadVerified
+            | CaseId::ReloadCycles => Family::Reload,
         }
     }
 
@@ -119,8 +157,20 @@ impl CaseId {
             | CaseId::Shutdown
             | CaseId::LoadTime => &[CaseId::Init],
             // Closing a library whose threads still run would crash the host:
-            // these need a clean shutdown first.
-            CaseId::Unload | CaseId::RepeatLoad => &[CaseId::Shutdown],
+            // these need a clean shutdown first. A reload closes the old
+            // version, so the whole reload family does too.
+            CaseId::Unload
+            | CaseId::RepeatLoad
+            | CaseId::ReloadUnloadVerified
+            | CaseId::ReloadCycles => &[CaseId::Shutdown],
+            // These also ask the reloaded version to answer its `selftest`:
+            // one that crashes or hangs already would only do it again.
+            CaseId::ReloadSameVersion
+            | CaseId::ReloadUpgrade
+            | CaseId::ReloadBrokenUpgrade
+            | CaseId::ReloadAbiMismatch
+            | CaseId::ReloadWhileCalling
+            | CaseId::ReloadReplaceWhileLoaded => &[CaseId::Shutdown, CaseId::Selftest],
         }
     }
 

@@ -15,6 +15,7 @@ pub mod loader;
 pub mod normalize;
 pub mod os;
 pub mod plan;
+pub mod reload;
 pub mod report;
 pub mod runner;
 pub mod session;

@@ -15,8 +15,11 @@ const DROPPED_FIELDS: &[&str] = &["duration_us", "work_us"];
 const VOLATILE_FIELDS: &[(&str, &str)] = &[
     ("load_ms", "[duration]"),
     ("init_ms", "[duration]"),
+    ("reload_ms", "[duration]"),
+    ("calls", "[count]"),
     ("pid", "[pid]"),
     ("mapped_bytes", "[bytes]"),
+    ("truncated_bytes", "[bytes]"),
 ];
 
 /// The normalized form of one plugin's report.
@@ -61,7 +64,7 @@ fn redact(value: &mut Value, replacements: &[(String, String)]) {
         }
         Value::Array(items) => items.iter_mut().for_each(|item| redact(item, replacements)),
         Value::String(text) => {
-            *text = scrub_runtime_noise(text);
+            *text = collapse_repeats(&scrub_runtime_noise(text));
             for (from, to) in replacements {
                 if text.contains(from.as_str()) {
                     *text = text.replace(from.as_str(), to);
@@ -70,6 +73,28 @@ fn redact(value: &mut Value, replacements: &[(String, String)]) {
         }
         _ => {}
     }
+}
+
+/// A line printed again and again in a row (a plugin that logs on every
+/// call, while a reload case calls it as often as it can) is kept once,
+/// with a mark: how many times depends on timing.
+fn collapse_repeats(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut previous: Option<&str> = None;
+    let mut marked = false;
+    for line in text.split_inclusive('\n') {
+        if previous == Some(line) && line.ends_with('\n') {
+            if !marked {
+                out.push_str("[the line above, repeated]\n");
+                marked = true;
+            }
+            continue;
+        }
+        out.push_str(line);
+        previous = Some(line);
+        marked = false;
+    }
+    out
 }
 
 /// Takes out what a Rust runtime prints that differs per run: thread ids
@@ -164,6 +189,14 @@ mod tests {
         assert_eq!(
             scrub_std_location("panicked at /rustc/5980/library/core/src/panicking.rs:225:5:\n"),
             "panicked at [rust std]:\n"
+        );
+    }
+
+    #[test]
+    fn repeated_lines_are_kept_once_with_a_mark() {
+        assert_eq!(
+            collapse_repeats("a\nb\nb\nb\nc\nc"),
+            "a\nb\n[the line above, repeated]\nc\nc"
         );
     }
 

@@ -32,7 +32,11 @@ impl Ledger {
     pub fn blocked(&self, case: CaseId) -> Option<Outcome> {
         case.prerequisites().iter().find_map(|prerequisite| {
             let standing = self.standings.get(prerequisite)?;
-            if standing.verdict.satisfies_prerequisite() {
+            // A case skipped because it does not apply (no `selftest`
+            // method, say) has nothing to hold its dependents back with.
+            let not_applicable =
+                standing.verdict == Verdict::Skipped && standing.root_case == *prerequisite;
+            if standing.verdict.satisfies_prerequisite() || not_applicable {
                 return None;
             }
             let reason = if standing.root_case == *prerequisite {
@@ -93,6 +97,15 @@ mod tests {
             skip.reason,
             "prerequisite `descriptor` was skipped: `lookup-entry` failed"
         );
+    }
+
+    #[test]
+    fn a_case_that_does_not_apply_does_not_block() {
+        let mut ledger = Ledger::default();
+        ledger.record(CaseId::Selftest, &Outcome::skipped("no selftest method"));
+        assert!(ledger.blocked(CaseId::ReloadWhileCalling).is_none());
+        ledger.record(CaseId::Selftest, &Outcome::fail("selftest returned 1"));
+        assert!(ledger.blocked(CaseId::ReloadWhileCalling).is_some());
     }
 
     #[test]

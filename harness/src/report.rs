@@ -148,6 +148,20 @@ pub struct Detail {
     pub init_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bound_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reloaded_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reloaded_to: Option<String>,
+    /// The reload step that failed (rollbacks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reloads: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reload_ms: Option<f64>,
+    /// Calls made (on other threads) while reloading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
 }

@@ -115,7 +115,7 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
                 worker.insert(Worker::spawn(&options.worker_exe, path)?)
             }
         };
-        active.start(batch, &ledger, options.settings);
+        active.start(batch, &ledger, &options.settings);
         let mut case_started = case_started;
         for &case in batch {
             next += 1;

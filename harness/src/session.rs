@@ -41,6 +41,13 @@ pub struct Session {
     has_loaded: bool,
 }
 
+// SAFETY: a session's raw pointers lead to the plugin's static descriptor
+// and to host tables the session owns on the heap; none is tied to the
+// thread that made it. Moving a session between threads is sound; using it
+// from two at once is prevented by `&mut self` on every step (the reload
+// engine keeps each session behind a mutex).
+unsafe impl Send for Session {}
+
 impl Session {
     pub fn new(path: PathBuf) -> Session {
         Session {

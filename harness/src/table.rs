@@ -61,7 +61,7 @@ pub fn plugin(report: &PluginReport) -> String {
 
 fn case_line(case: &CaseReport) -> String {
     let mut out = format!(
-        "  {:<9} {:<16} {}\n",
+        "  {:<9} {:<28} {}\n",
         case.verdict.as_str().to_uppercase(),
         case.id.id(),
         case.reason
@@ -79,7 +79,7 @@ fn case_line(case: &CaseReport) -> String {
                 .filter(|line| !line.trim().is_empty())
                 .take(OUTPUT_LINES)
             {
-                let _ = writeln!(out, "  {:<9} {:<16} | {line}", "", stream);
+                let _ = writeln!(out, "  {:<9} {:<28} | {line}", "", stream);
             }
         }
     }

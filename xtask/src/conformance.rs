@@ -47,18 +47,27 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
 /// Runs `plugcheck check` over every artifact, one invocation per distinct
 /// timeout, and writes the merged report (in manifest order).
 pub fn run_suite(artifacts: &Artifacts, report_path: &Path) -> anyhow::Result<Report> {
-    let mut groups: BTreeMap<Option<Duration>, Vec<&Built>> = BTreeMap::new();
+    // Options apply to a whole invocation: one per distinct timeout and
+    // set of reload targets.
+    let mut groups: BTreeMap<(Option<Duration>, &[String]), Vec<&Built>> = BTreeMap::new();
     for built in &artifacts.built {
-        groups.entry(built.timeout).or_default().push(built);
+        groups
+            .entry((built.timeout, &built.reload_to))
+            .or_default()
+            .push(built);
     }
     let dir = report_path.parent().expect("report path has a directory");
     let mut merged: Option<Report> = None;
-    for (index, (timeout, group)) in groups.iter().enumerate() {
+    for (index, ((timeout, reload_to), group)) in groups.iter().enumerate() {
         let part = dir.join(format!("report-part{index}.json"));
         let mut argv: Vec<PathBuf> = vec!["check".into(), "--json".into(), part.clone()];
         if let Some(timeout) = timeout {
             argv.push("--timeout".into());
             argv.push(humantime::format_duration(*timeout).to_string().into());
+        }
+        for target in reload_to.iter() {
+            argv.push("--reload-to".into());
+            argv.push(target.into());
         }
         argv.extend(group.iter().map(|built| built.path.clone()));
         let status = duct::cmd(&artifacts.plugcheck, &argv)

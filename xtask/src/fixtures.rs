@@ -25,6 +25,8 @@ pub struct Built {
     pub name: String,
     pub path: PathBuf,
     pub timeout: Option<Duration>,
+    /// `--reload-to` arguments: `ROLE=PATH` of other built fixtures.
+    pub reload_to: Vec<String>,
 }
 
 /// What a fixtures build produced.
@@ -58,26 +60,34 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<Artifacts> {
             _ => None,
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // The harness builds with the profile the tests use; plugins and
+    // fixtures with their own (`fixtures`: no debug info) or release.
     let release = args.release.then_some("--release");
+    cmd!(sh, "cargo build --quiet {release...} -p plugcheck")
+        .run()
+        .context("building the harness failed")?;
+    let plugin_profile = if args.release { "release" } else { "fixtures" };
     let package_args: Vec<String> = packages
         .iter()
         .flat_map(|p| ["-p".into(), p.clone()])
         .collect();
     cmd!(
         sh,
-        "cargo build --quiet {release...} -p plugcheck {package_args...}"
+        "cargo build --quiet --profile {plugin_profile} {package_args...}"
     )
     .run()
-    .context("building the harness, plugins and fixture crates failed")?;
+    .context("building the plugins and fixture crates failed")?;
 
     if out.exists() {
         std::fs::remove_dir_all(&out)
             .with_context(|| format!("cannot clear `{}`", out.display()))?;
     }
     std::fs::create_dir_all(&out)?;
-    let cargo_out = target_dir.join(profile);
+    let cargo_out = target_dir.join(plugin_profile);
     let mut artifacts = Artifacts {
-        plugcheck: cargo_out.join(format!("plugcheck{}", std::env::consts::EXE_SUFFIX)),
+        plugcheck: target_dir
+            .join(profile)
+            .join(format!("plugcheck{}", std::env::consts::EXE_SUFFIX)),
         built: Vec::new(),
         skipped: Vec::new(),
     };
@@ -87,6 +97,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<Artifacts> {
                 name: fixture.name.clone(),
                 path,
                 timeout: fixture.timeout,
+                reload_to: Vec::new(),
             }),
             Err(why) if args.require_all => {
                 bail!("fixture `{}` cannot be built: {why}", fixture.name)
@@ -94,6 +105,24 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<Artifacts> {
             Err(why) => {
                 eprintln!("SKIPPED fixture `{}`: {why}", fixture.name);
                 artifacts.skipped.push((fixture.name.clone(), why));
+            }
+        }
+    }
+    // Reload targets name other fixtures: resolve them once all are built.
+    let paths: Vec<(String, PathBuf)> = artifacts
+        .built
+        .iter()
+        .map(|built| (built.name.clone(), built.path.clone()))
+        .collect();
+    for built in &mut artifacts.built {
+        let fixture = manifest.get(&built.name).expect("built from the manifest");
+        for (role, target) in &fixture.reload_to {
+            match paths.iter().find(|(name, _)| name == target) {
+                Some((_, path)) => built.reload_to.push(format!("{role}={}", path.display())),
+                None => bail!(
+                    "fixture `{}` reloads to `{target}`, which was not built (see above)",
+                    built.name
+                ),
             }
         }
     }
@@ -160,7 +189,7 @@ fn build_one(
             let pic = (*target != CTarget::Windows).then_some("-fPIC");
             cmd!(
                 sh,
-                "{compiler} -shared {pic...} -O1 -Wall -I{include} -o {library} {source} {link...}"
+                "{compiler} -shared {pic...} -O1 -Wall -Werror -I{include} -o {library} {source} {link...}"
             )
             .run()
             .with_context(|| format!("compiling `{}` failed", source.display()))?;

@@ -5,7 +5,11 @@ mod handshake;
 mod hygiene;
 mod lifecycle;
 mod loading;
+mod reload;
 mod state;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +17,36 @@ use crate::catalog::CaseId;
 use crate::report::{CapturedOutput, Detail, PluginInfo, Verdict};
 use crate::session::Session;
 
-/// Settings cases read; sent by the parent with every request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A version a reload case reloads to, besides the plugin itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReloadRole {
+    /// A newer build of the same plugin (`reload-upgrade`).
+    Upgrade,
+    /// A build whose load, handshake or init fails (`reload-broken-upgrade`).
+    Broken,
+    /// A build for another ABI major (`reload-abi-mismatch`).
+    AbiMismatch,
+}
+
+impl ReloadRole {
+    pub const ALL: [ReloadRole; 3] = [
+        ReloadRole::Upgrade,
+        ReloadRole::Broken,
+        ReloadRole::AbiMismatch,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReloadRole::Upgrade => "upgrade",
+            ReloadRole::Broken => "broken",
+            ReloadRole::AbiMismatch => "abi-mismatch",
+        }
+    }
+}
+
+/// Settings cases read; sent by the parent with every batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseSettings {
     /// `load-time` warns when the first load plus init take longer.
     pub load_time_bound_ms: u64,
@@ -24,6 +56,13 @@ pub struct CaseSettings {
     /// before they count as left running. Kept well inside the case
     /// timeout, or a slow exit would read as a hang.
     pub grace_ms: u64,
+    /// Reloads `reload-cycles` runs.
+    pub reload_cycles: u32,
+    /// Other builds the reload cases switch to.
+    pub reload_to: BTreeMap<ReloadRole, PathBuf>,
+    /// A directory of the run's, removed by the parent at the end (also
+    /// after a worker was killed), for shadow copies and scratch builds.
+    pub scratch: Option<PathBuf>,
 }
 
 impl CaseSettings {
@@ -39,6 +78,9 @@ impl Default for CaseSettings {
             load_time_bound_ms: 1000,
             repeat_cycles: 20,
             grace_ms: 1000,
+            reload_cycles: 100,
+            reload_to: BTreeMap::new(),
+            scratch: None,
         }
     }
 }
@@ -112,6 +154,14 @@ pub fn run(case: CaseId, session: &mut Session, settings: &CaseSettings) -> Case
         CaseId::Unload => hygiene::unload(session),
         CaseId::LoadTime => hygiene::load_time(session, settings),
         CaseId::RepeatLoad => hygiene::repeat_load(session, settings),
+        CaseId::ReloadSameVersion => reload::same_version(session, settings),
+        CaseId::ReloadUpgrade => reload::upgrade(session, settings),
+        CaseId::ReloadBrokenUpgrade => reload::broken_upgrade(session, settings),
+        CaseId::ReloadAbiMismatch => reload::abi_mismatch(session, settings),
+        CaseId::ReloadWhileCalling => reload::while_calling(session, settings),
+        CaseId::ReloadReplaceWhileLoaded => reload::replace_while_loaded(session, settings),
+        CaseId::ReloadUnloadVerified => reload::unload_verified(session, settings),
+        CaseId::ReloadCycles => reload::cycles(session, settings),
     };
     let mut outcome = result.unwrap_or_else(|failure| failure);
     if let Some(host) = session.host() {

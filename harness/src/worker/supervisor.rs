@@ -235,7 +235,7 @@ impl Worker {
 
     /// Sends a batch of cases; collect their results with [`Worker::next`].
     /// Returns the sequence number of the first.
-    pub fn start(&mut self, cases: &[CaseId], ledger: &Ledger, settings: CaseSettings) -> u64 {
+    pub fn start(&mut self, cases: &[CaseId], ledger: &Ledger, settings: &CaseSettings) -> u64 {
         let first_seq = self.seq + 1;
         self.seq += cases.len() as u64;
         // A worker that cannot take the batch has died: the next read says
@@ -246,7 +246,7 @@ impl Worker {
                 first_seq,
                 cases: cases.to_vec(),
                 ledger: ledger.clone(),
-                settings,
+                settings: settings.clone(),
             },
         );
         first_seq

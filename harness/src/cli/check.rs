@@ -1,60 +1,20 @@
-//! The `plugcheck` command line: `check` (the release gate), `list`, and the
-//! hidden modes the harness re-executes itself in.
+//! `plugcheck check`: the release gate.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
 
-use crate::cases::CaseSettings;
+use super::{exit, say};
+use crate::cases::{CaseSettings, ReloadRole};
 use crate::catalog::CaseId;
 use crate::runner::{self, RunOptions};
-use crate::worker::{self, WorkerArgs};
-use crate::{os, table};
-
-/// Exit codes of `plugcheck check`.
-pub mod exit {
-    /// Every plugin passed the gate.
-    pub const PASSED: u8 = 0;
-    /// At least one plugin failed the gate.
-    pub const GATE_FAILED: u8 = 1;
-    /// Bad usage, or the harness itself failed.
-    pub const ERROR: u8 = 2;
-}
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "plugcheck",
-    version,
-    about = "Conformance harness for native plugins (shared libraries with the plugcheck C ABI)",
-    after_help = "Exit codes of `check`: 0 every plugin passed the gate, 1 a plugin failed it, 2 usage or harness error."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the conformance suite over plugins; exits 1 when one breaks the contract.
-    Check(CheckArgs),
-    /// List the cases with their families and descriptions.
-    List,
-    #[command(name = "__worker", hide = true)]
-    Worker(WorkerArgs),
-    /// Open a plugin, look up its entry and call it: the cheapest process
-    /// that touches a plugin, the floor `cargo xtask bench` measures against.
-    #[command(name = "__probe", hide = true)]
-    Probe { plugin: PathBuf },
-}
+use crate::{os, table, worker};
 
 #[derive(Debug, clap::Args)]
-struct CheckArgs {
+pub struct CheckArgs {
     /// Plugin libraries to check (.so on Linux, .dll on Windows).
     #[arg(required = true, value_name = "PLUGIN")]
     plugins: Vec<PathBuf>,
@@ -73,6 +33,14 @@ struct CheckArgs {
     /// Load/init/shutdown/close cycles `repeat-load` runs.
     #[arg(long, default_value_t = CaseSettings::default().repeat_cycles)]
     repeat_cycles: u32,
+    /// Reloads `reload-cycles` runs.
+    #[arg(long, default_value_t = CaseSettings::default().reload_cycles)]
+    reload_cycles: u32,
+    /// Another build the reload cases switch to: upgrade=PATH (a newer
+    /// version), broken=PATH (one that fails to start), abi-mismatch=PATH
+    /// (built for another ABI major). Repeatable.
+    #[arg(long, value_name = "ROLE=PATH", value_parser = parse_reload_target)]
+    reload_to: Vec<(ReloadRole, PathBuf)>,
     /// Plugins checked at the same time [default: number of CPUs].
     #[arg(long)]
     jobs: Option<usize>,
@@ -81,34 +49,24 @@ struct CheckArgs {
     deny_warnings: bool,
 }
 
-/// Runs the command line; prints an error once, here.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Check(args) => check(args),
-        Command::List => list(),
-        Command::Worker(args) => worker::serve(args).map(|()| exit::PASSED),
-        Command::Probe { plugin } => probe(plugin),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::from(exit::ERROR)
-        }
-    }
-}
-
-fn check(args: CheckArgs) -> anyhow::Result<u8> {
+pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let cases = select_cases(&args.filter)?;
     let plugins = args
         .plugins
         .iter()
-        .map(|plugin| {
-            std::path::absolute(plugin)
-                .with_context(|| format!("cannot make `{}` an absolute path", plugin.display()))
-        })
+        .map(|plugin| absolute(plugin))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let reload_to = args
+        .reload_to
+        .iter()
+        .map(|(role, path)| Ok((*role, absolute(path)?)))
+        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+    // Shadow copies and scratch builds of every worker go here; it goes
+    // away at the end, also after a worker was killed mid-case.
+    let scratch = tempfile::Builder::new()
+        .prefix("plugcheck-run-")
+        .tempdir()
+        .context("cannot create the run's temporary directory")?;
     let options = RunOptions {
         worker_exe: std::env::current_exe()
             .context("cannot find the plugcheck binary to re-execute")?,
@@ -118,6 +76,9 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
             load_time_bound_ms: args.load_time_bound.as_millis() as u64,
             repeat_cycles: args.repeat_cycles,
             grace_ms: CaseSettings::grace_for(args.timeout),
+            reload_cycles: args.reload_cycles,
+            reload_to,
+            scratch: Some(scratch.path().to_owned()),
         },
         deny_warnings: args.deny_warnings,
         jobs: args.jobs.unwrap_or_else(|| match plugins.len() {
@@ -128,9 +89,11 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     // Orphans a plugin leaves behind come to us, so they can be killed.
     os::become_subreaper();
     // Workers live in process groups of their own, which Ctrl-C does not
-    // reach: on an interrupt, kill them, then leave.
-    ctrlc::set_handler(|| {
+    // reach: on an interrupt, kill them, clean up, then leave.
+    let scratch_path = scratch.path().to_owned();
+    ctrlc::set_handler(move || {
         worker::kill_all();
+        let _ = std::fs::remove_dir_all(&scratch_path);
         eprintln!("plugcheck: interrupted; every worker and its processes were killed");
         std::process::exit(130);
     })
@@ -151,6 +114,7 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
         say(&format!("report written to {}\n", path.display()));
     }
     worker::wait_for_teardown();
+    drop(scratch);
     Ok(if report.gate_passed() {
         exit::PASSED
     } else {
@@ -158,12 +122,31 @@ fn check(args: CheckArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// Writes to stdout. A closed pipe (`plugcheck check … | head`) must not
-/// turn a verdict into a panic, so write errors are ignored.
-fn say(text: &str) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path)
+        .with_context(|| format!("cannot make `{}` an absolute path", path.display()))
+}
+
+/// `upgrade=target/v2/libx.so` → (Upgrade, path).
+fn parse_reload_target(text: &str) -> Result<(ReloadRole, PathBuf), String> {
+    let roles = || {
+        ReloadRole::ALL
+            .iter()
+            .map(|role| role.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (role, path) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected ROLE=PATH with ROLE one of {}", roles()))?;
+    let role = ReloadRole::ALL
+        .into_iter()
+        .find(|known| known.name() == role)
+        .ok_or_else(|| format!("unknown role `{role}`: use one of {}", roles()))?;
+    if path.is_empty() {
+        return Err(format!("no path after `{}=`", role.name()));
+    }
+    Ok((role, PathBuf::from(path)))
 }
 
 /// Prints plugin tables in input order as they complete.
@@ -189,53 +172,20 @@ fn select_cases(filter: &[String]) -> anyhow::Result<Vec<CaseId>> {
     if filter.is_empty() {
         return Ok(CaseId::ALL.to_vec());
     }
-    for wanted in filter {
-        let known = CaseId::ALL
-            .iter()
-            .any(|case| case.id() == wanted || case.family().to_string() == *wanted);
-        if !known {
-            bail!("unknown case or family `{wanted}` in --filter: `plugcheck list` shows them");
-        }
+    let selected = |case: &CaseId, wanted: &String| {
+        case.id() == wanted || case.family().to_string() == *wanted
+    };
+    if let Some(unknown) = filter
+        .iter()
+        .find(|wanted| !CaseId::ALL.iter().any(|case| selected(case, wanted)))
+    {
+        bail!("unknown case or family `{unknown}` in --filter: `plugcheck list` shows them");
     }
     Ok(CaseId::ALL
         .iter()
         .copied()
-        .filter(|case| {
-            filter
-                .iter()
-                .any(|wanted| case.id() == wanted || case.family().to_string() == *wanted)
-        })
+        .filter(|case| filter.iter().any(|wanted| selected(case, wanted)))
         .collect())
-}
-
-fn list() -> anyhow::Result<u8> {
-    for case in CaseId::ALL {
-        println!(
-            "{:<16} {:<10} {}",
-            case.id(),
-            case.family(),
-            case.description()
-        );
-    }
-    Ok(exit::PASSED)
-}
-
-fn probe(plugin: PathBuf) -> anyhow::Result<u8> {
-    // SAFETY: the probe is a throwaway process whose whole job is to load
-    // the plugin.
-    let library = unsafe { os::open_library(&plugin) }
-        .map_err(|failure| anyhow::anyhow!("{}", failure.error.message))?;
-    // SAFETY: the ABI's entry signature; the probe is only run on plugins.
-    let entry =
-        unsafe { library.get::<crate::loader::EntryFn>(plugcheck_abi::ENTRY_SYMBOL.as_bytes()) }
-            .context("no plugcheck_entry")?;
-    // SAFETY: as above.
-    let descriptor = unsafe { entry() };
-    Ok(if descriptor.is_null() {
-        exit::GATE_FAILED
-    } else {
-        exit::PASSED
-    })
 }
 
 #[cfg(test)]
@@ -253,5 +203,24 @@ mod tests {
             error.contains("`nope`") && error.contains("plugcheck list"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn reload_targets_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_reload_target("abi-mismatch=x/y.so"),
+            Ok((ReloadRole::AbiMismatch, PathBuf::from("x/y.so")))
+        );
+        let error = parse_reload_target("newer=x.so").unwrap_err();
+        assert!(
+            error.contains("unknown role `newer`") && error.contains("upgrade"),
+            "{error}"
+        );
+        assert!(
+            parse_reload_target("x.so")
+                .unwrap_err()
+                .contains("ROLE=PATH")
+        );
+        assert!(parse_reload_target("upgrade=").is_err());
     }
 }

@@ -1,0 +1,96 @@
+//! The `plugcheck` command line: `check` (the release gate), `watch`,
+//! `list`, and the hidden modes the harness re-executes itself in.
+
+mod check;
+mod probe;
+mod watch;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::catalog::CaseId;
+use crate::worker::{self, WorkerArgs};
+
+/// Exit codes of `plugcheck check`.
+pub mod exit {
+    /// Every plugin passed the gate.
+    pub const PASSED: u8 = 0;
+    /// At least one plugin failed the gate.
+    pub const GATE_FAILED: u8 = 1;
+    /// Bad usage, or the harness itself failed.
+    pub const ERROR: u8 = 2;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plugcheck",
+    version,
+    about = "Conformance harness for native plugins (shared libraries with the plugcheck C ABI)",
+    after_help = "Exit codes of `check`: 0 every plugin passed the gate, 1 a plugin failed it, 2 usage or harness error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the conformance suite over plugins; exits 1 when one breaks the contract.
+    Check(check::CheckArgs),
+    /// Serve a plugin and hot-reload it whenever its build changes.
+    Watch(watch::WatchArgs),
+    /// List the cases with their families and descriptions.
+    List,
+    #[command(name = "__worker", hide = true)]
+    Worker(WorkerArgs),
+    /// Open a plugin, look up its entry and call it: the cheapest process
+    /// that touches a plugin, the floor `cargo xtask bench` measures against.
+    #[command(name = "__probe", hide = true)]
+    Probe { plugin: PathBuf },
+    /// Reload latency against its floor, in this process, as JSON.
+    #[command(name = "__bench-reload", hide = true)]
+    BenchReload(probe::BenchReloadArgs),
+}
+
+/// Runs the command line; prints an error once, here.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::List => list(),
+        Command::Worker(args) => worker::serve(args).map(|()| exit::PASSED),
+        Command::Probe { plugin } => probe::probe(&plugin),
+        Command::BenchReload(args) => probe::bench_reload(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+/// Writes to stdout. A closed pipe (`plugcheck check … | head`) must not
+/// turn a verdict into a panic, so write errors are ignored.
+fn say(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
+fn list() -> anyhow::Result<u8> {
+    for case in CaseId::ALL {
+        say(&format!(
+            "{:<28} {:<9} {}\n",
+            case.id(),
+            case.family(),
+            case.description()
+        ));
+    }
+    Ok(exit::PASSED)
+}

@@ -1,0 +1,348 @@
+//! The reload engine: one live version of a plugin, replaced atomically.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::shadow::{ShadowDir, content_hash};
+use crate::cases::{CaseSettings, Outcome};
+use crate::catalog::CaseId;
+use crate::report::{PluginInfo, Verdict};
+use crate::runner::{self, RunOptions};
+use crate::session::{Answer, Session};
+
+/// How an engine loads new versions.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadOptions {
+    /// Where the engine's shadow directory goes (the system temporary
+    /// directory when `None`).
+    pub scratch: Option<PathBuf>,
+    /// When set, each new version is first loaded and initialised in an
+    /// isolated worker (this `plugcheck` binary), so one that crashes in
+    /// its constructor or `init` is rolled back instead of taking the host
+    /// down. Costs one process start per reload.
+    pub preflight: Option<PathBuf>,
+    /// Time the pre-flight may take.
+    pub preflight_timeout: Duration,
+}
+
+/// The step of a reload that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Copying the new build to its shadow.
+    Copy,
+    /// The isolated pre-flight load and init.
+    Preflight,
+    Load,
+    /// Entry, descriptor, ABI version, metadata.
+    Handshake,
+    Init,
+    /// `restore_state` of the new version refused the old one's state.
+    Restore,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Copy => "copy",
+            Stage::Preflight => "pre-flight",
+            Stage::Load => "load",
+            Stage::Handshake => "handshake",
+            Stage::Init => "init",
+            Stage::Restore => "state handoff",
+        })
+    }
+}
+
+/// A reload that did not happen: the old version still serves.
+#[derive(Debug, Clone)]
+pub struct ReloadFailure {
+    pub stage: Stage,
+    /// The diagnosis, as the cases give it.
+    pub outcome: Box<Outcome>,
+    /// What still serves (nothing, when the first version failed).
+    pub serving: Option<Box<PluginInfo>>,
+}
+
+impl std::fmt::Display for ReloadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.serving {
+            Some(serving) => write!(
+                f,
+                "the new version failed at {}: {}; still serving `{}` {}",
+                self.stage, self.outcome.reason, serving.name, serving.version
+            ),
+            None => write!(
+                f,
+                "the plugin failed at {}: {}",
+                self.stage, self.outcome.reason
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReloadFailure {}
+
+/// What became of the replaced version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OldVersion {
+    /// Shut down, closed, and gone from the process.
+    Unloaded,
+    /// Shut down and closed, but the loader kept it mapped.
+    Resident { hint: String },
+}
+
+/// A reload that happened.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    pub from: PluginInfo,
+    pub to: PluginInfo,
+    /// From the start of the reload until the new version served.
+    pub took: Duration,
+    /// Bytes of state handed over; `None` when either side is stateless.
+    pub state_bytes: Option<usize>,
+    pub old: OldVersion,
+}
+
+/// The version that serves now.
+struct Live {
+    session: Session,
+    /// The original's content hash when this version was copied.
+    hash: u64,
+}
+
+/// Serves one plugin and replaces it with new builds on request.
+pub struct ReloadEngine {
+    original: PathBuf,
+    options: ReloadOptions,
+    /// Held for the length of each call, and by a reload only for the
+    /// handoff: calls in flight finish first, new calls wait for the new
+    /// version. parking_lot's fair unlocking keeps a busy caller from
+    /// starving the reload.
+    live: Mutex<Live>,
+    /// One reload at a time.
+    reloading: std::sync::Mutex<()>,
+    // Declared last: dropped after `live`, so shadows outlive the library.
+    shadows: ShadowDir,
+}
+
+impl ReloadEngine {
+    /// Loads the first version of `original` (through a shadow copy).
+    pub fn open(original: &Path, options: ReloadOptions) -> Result<ReloadEngine, ReloadFailure> {
+        let shadows = ShadowDir::new(options.scratch.as_deref()).map_err(|error| {
+            failure(
+                Stage::Copy,
+                Outcome::fail(format!("cannot create a shadow directory: {error}")),
+                None,
+            )
+        })?;
+        let first = ReloadEngine::prepare(original, &shadows, &options, None)?;
+        Ok(ReloadEngine {
+            original: original.to_owned(),
+            options,
+            live: Mutex::new(first),
+            reloading: std::sync::Mutex::new(()),
+            shadows,
+        })
+    }
+
+    /// The shadow directory, for tests and diagnostics.
+    pub fn shadow_dir(&self) -> &Path {
+        self.shadows.path()
+    }
+
+    /// What serves now.
+    pub fn info(&self) -> PluginInfo {
+        self.live
+            .lock()
+            .session
+            .info()
+            .expect("a live version passed its handshake")
+    }
+
+    /// Calls a method of the live version; `Ok(None)` when it has no such
+    /// method.
+    pub fn call(&self, method: &str, input: &[u8]) -> Result<Option<Answer>, Outcome> {
+        self.live.lock().session.call(method, input)
+    }
+
+    /// The live version's state (`None`: stateless).
+    pub fn save_state(&self) -> Result<Option<Answer>, Outcome> {
+        self.live.lock().session.save_state()
+    }
+
+    /// Whether the original's content differs from the live version's.
+    pub fn changed_on_disk(&self) -> std::io::Result<bool> {
+        let hash = content_hash(&self.original)?;
+        Ok(hash != self.live.lock().hash)
+    }
+
+    /// Replaces the live version with the original as it is on disk now.
+    pub fn reload(&self) -> Result<Reloaded, ReloadFailure> {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let started = Instant::now();
+        let serving = self.info();
+        let mut next =
+            ReloadEngine::prepare(&self.original, &self.shadows, &self.options, Some(&serving))?;
+        let mut live = self.live.lock();
+        let state_bytes = match handoff(&mut live.session, &mut next.session) {
+            Ok(bytes) => bytes,
+            Err(outcome) => {
+                drop(live);
+                retire(next.session);
+                return Err(failure(Stage::Restore, outcome, Some(serving)));
+            }
+        };
+        let old = std::mem::replace(&mut *live, next);
+        let to = live.session.info().expect("checked in prepare");
+        drop(live);
+        let took = started.elapsed();
+        Ok(Reloaded {
+            from: serving,
+            to,
+            took,
+            state_bytes,
+            old: retire(old.session),
+        })
+    }
+
+    /// Copies, (pre-flights,) loads and initialises a version of `original`.
+    fn prepare(
+        original: &Path,
+        shadows: &ShadowDir,
+        options: &ReloadOptions,
+        serving: Option<&PluginInfo>,
+    ) -> Result<Live, ReloadFailure> {
+        let fail = |stage, outcome| failure(stage, outcome, serving.cloned());
+        let (shadow, hash) = shadows.copy(original).map_err(|error| {
+            fail(
+                Stage::Copy,
+                Outcome::fail(format!(
+                    "cannot copy the build `{}` to a shadow: {error}; was it deleted, or is it still being written?",
+                    original.display()
+                )),
+            )
+        })?;
+        if let Some(worker_exe) = &options.preflight {
+            preflight(worker_exe, &shadow, options.preflight_timeout)
+                .map_err(|outcome| fail(Stage::Preflight, outcome))?;
+        }
+        let mut session = Session::new(shadow.clone());
+        let prepared = session
+            .load()
+            .map_err(|outcome| (Stage::Load, outcome))
+            .and_then(|()| {
+                session
+                    .descriptor()
+                    .map(|_| ())
+                    .map_err(|outcome| (Stage::Handshake, outcome))
+            })
+            .and_then(|()| session.init().map_err(|outcome| (Stage::Init, outcome)));
+        match prepared {
+            Ok(()) => Ok(Live { session, hash }),
+            Err((stage, outcome)) => {
+                // Closing a library that failed to start is what a host
+                // does; a failure to close changes nothing for the caller.
+                let _ = session.close();
+                let _ = std::fs::remove_file(&shadow);
+                Err(fail(stage, outcome))
+            }
+        }
+    }
+}
+
+impl Drop for ReloadEngine {
+    fn drop(&mut self) {
+        let _ = self.live.get_mut().session.close();
+    }
+}
+
+/// Hands the old version's state to the new one. `Ok(None)` when either is
+/// stateless (nothing to carry, or nowhere to put it).
+fn handoff(old: &mut Session, new: &mut Session) -> Result<Option<usize>, Outcome> {
+    let Some(saved) = old.save_state()? else {
+        return Ok(None);
+    };
+    if saved.status != 0 {
+        return Err(Outcome::fail(format!(
+            "save_state of the old version returned {}",
+            crate::session::status_text(saved.status)
+        )));
+    }
+    match new.restore_state(&saved.output)? {
+        None => Ok(None),
+        Some(0) => Ok(Some(saved.output.len())),
+        Some(code) => Err(Outcome::fail(format!(
+            "restore_state of the new version refused the {} bytes the old one saved: it returned {}",
+            saved.output.len(),
+            crate::session::status_text(code)
+        ))),
+    }
+}
+
+/// Shuts a replaced (or rejected) version down, closes it, and says
+/// whether it left the process. Its shadow copy is removed when it did.
+fn retire(mut session: Session) -> OldVersion {
+    let hint = session.resident_hint().unwrap_or_default();
+    match session.close() {
+        Ok(Some(shadow)) if Session::is_resident(&shadow) => OldVersion::Resident { hint },
+        Ok(Some(shadow)) => {
+            let _ = std::fs::remove_file(shadow);
+            OldVersion::Unloaded
+        }
+        Ok(None) => OldVersion::Unloaded,
+        Err(outcome) => OldVersion::Resident {
+            hint: outcome.reason,
+        },
+    }
+}
+
+/// Loads and initialises `shadow` in an isolated worker: the first failing
+/// step, or a crash, is the answer.
+fn preflight(worker_exe: &Path, shadow: &Path, timeout: Duration) -> Result<(), Outcome> {
+    let upto = CaseId::ALL
+        .iter()
+        .position(|case| *case == CaseId::Init)
+        .expect("init is a case");
+    let options = RunOptions {
+        worker_exe: worker_exe.to_owned(),
+        cases: CaseId::ALL[..=upto].to_vec(),
+        timeout,
+        settings: CaseSettings::default(),
+        deny_warnings: false,
+        jobs: 1,
+    };
+    let report = runner::run_plugin(shadow, &options)
+        .map_err(|error| Outcome::fail(format!("the pre-flight worker did not start: {error}")))?;
+    crate::worker::wait_for_teardown();
+    match report
+        .cases
+        .into_iter()
+        .find(|case| !case.verdict.satisfies_prerequisite() && case.verdict != Verdict::Skipped)
+    {
+        None => Ok(()),
+        Some(case) => Err(Outcome {
+            verdict: case.verdict,
+            reason: format!(
+                "`{}` {}: {}",
+                case.id,
+                case.verdict.past_tense(),
+                case.reason
+            ),
+            detail: Box::new(case.detail),
+            output: case.output,
+        }),
+    }
+}
+
+fn failure(stage: Stage, outcome: Outcome, serving: Option<PluginInfo>) -> ReloadFailure {
+    ReloadFailure {
+        stage,
+        outcome: Box::new(outcome),
+        serving: serving.map(Box::new),
+    }
+}
