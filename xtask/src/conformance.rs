@@ -116,7 +116,7 @@ fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyh
     let insta_update = if update { "always" } else { "no" };
     let result = cmd!(
         sh,
-        "cargo test --quiet -p plugcheck-fixtures --test conformance --test isolation -- --include-ignored"
+        "cargo test --quiet -p plugcheck-fixtures --test conformance --test isolation --test reload -- --include-ignored"
     )
     .env("PLUGCHECK_REPORT", report)
     .env("PLUGCHECK_SKIPPED", skipped)

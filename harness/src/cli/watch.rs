@@ -33,6 +33,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     let preflight = if args.no_preflight {
         None
     } else {
+        // Pre-flight workers are this process's only children: orphans
+        // their plugins leave come here to be killed.
+        crate::os::become_subreaper();
         Some(std::env::current_exe().context("cannot find the plugcheck binary for pre-flights")?)
     };
     let engine = match ReloadEngine::open(

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -165,21 +166,30 @@ pub fn die_with_parent() {
     }
 }
 
+/// Whether this process asked to be a subreaper: only then are its
+/// unknown children orphans of workers (rather than the children of a host
+/// that embeds the harness as a library, which are none of our business).
+static SUBREAPER: AtomicBool = AtomicBool::new(false);
+
 /// Makes this process the reaper of orphaned descendants: a plugin's child
 /// that double-forks and calls `setsid` is re-parented here rather than to
-/// init, so it can still be found and killed.
+/// init, so it can still be found and killed. Only a process that runs
+/// nothing but workers may do this (the `plugcheck` binary does).
 pub fn become_subreaper() {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no
     // memory of ours.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    }
+    let done = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
+    SUBREAPER.store(done, Ordering::Relaxed);
 }
 
 /// Kills and reaps every child of this process whose pid is not in `keep`
 /// (the live workers), until none is left. A killed orphan's own children
-/// are re-parented here in turn, so this loops.
+/// are re-parented here in turn, so this loops. Does nothing unless this
+/// process is a subreaper (see [`become_subreaper`]).
 pub fn reap_orphans(keep: &HashSet<u32>) {
+    if !SUBREAPER.load(Ordering::Relaxed) {
+        return;
+    }
     for _ in 0..64 {
         let orphans: Vec<ProcessInfo> = child_processes()
             .into_iter()
@@ -328,6 +338,7 @@ mod tests {
                 .iter()
                 .any(|c| c.pid == pid && c.name == "sleep")
         );
+        become_subreaper();
         // Other tests in this process may have children of their own.
         let others: HashSet<u32> = child_processes()
             .into_iter()
