@@ -1,14 +1,17 @@
-//! `cargo xtask bench`: what plugcheck costs, as ratios against a floor
+//! `cargo xtask bench`: what plugcheck costs, as ratios against floors
 //! measured in the same run on the same machine.
 //!
 //! - floor: the cheapest process that touches a plugin — `plugcheck
 //!   __probe`, which opens it, looks up `plugcheck_entry` and calls it;
-//! - suite: `plugcheck check` over one good plugin, whole process, minus
-//!   the time the cases themselves worked (measured inside the worker).
-//!   The target is overhead ≤ 3 floor spawns: one worker reused by every
-//!   case, not a process per case;
-//! - all fixtures: suite wall time, with the deliberate hang timeouts shown
-//!   apart.
+//! - suite: `plugcheck check --json` over one good plugin, whole process,
+//!   minus the time the cases themselves worked (measured inside the
+//!   worker, reported in the JSON), run by run. The target is overhead ≤ 3
+//!   floor spawns: one worker reused by every case, not a process per case.
+//!   Measured for the foundation families (the suite the target was set
+//!   for, gated) and for the whole suite with the reload family (printed);
+//! - reload: latency of the reload engine against copy + open + call +
+//!   close, in one process; the watcher's debounce apart;
+//! - all fixtures: wall time, with the deliberate hang timeouts shown apart.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -19,10 +22,15 @@ use plugcheck::report::{Report, Verdict};
 use xshell::Shell;
 
 use crate::conformance;
-use crate::fixtures::{self, HOST_PLATFORM};
+use crate::fixtures::{self, Built, HOST_PLATFORM};
 
 /// The overhead target of the foundation issue, in floor spawns.
 const SUITE_TARGET: f64 = 3.0;
+/// Reload latency targets of the hot-reload issue, in floors.
+const RELOAD_P50_TARGET: f64 = 3.0;
+const RELOAD_P99_TARGET: f64 = 5.0;
+/// The case families the suite target was set for (all but reload).
+const FOUNDATION_FAMILIES: &str = "load,lookup,version,lifecycle,state,hygiene";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -39,16 +47,133 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             require_all: false,
         },
     )?;
-    let echo = artifacts
-        .built
-        .iter()
-        .find(|built| built.name == "echo")
-        .context("the echo plugin was not built")?;
+    let built = |name: &str| {
+        artifacts
+            .built
+            .iter()
+            .find(|built| built.name == name)
+            .with_context(|| format!("the {name} plugin was not built"))
+    };
     let plugcheck = &artifacts.plugcheck;
     let scratch = scratch_dir()?;
+    let runs = args.runs.max(1);
 
-    // Floor and suite runs alternate, so drift in the machine's load
-    // (2 shared cores) hits both alike.
+    let foundation = measure_suite(
+        plugcheck,
+        built("echo")?,
+        Some(FOUNDATION_FAMILIES),
+        runs,
+        &scratch,
+    )?;
+    let whole = measure_suite(plugcheck, built("echo")?, None, runs, &scratch)?;
+    let reload = reload_latency(plugcheck, built("counter")?, &scratch)?;
+
+    let report_path = scratch.path().join("all.json");
+    let started = Instant::now();
+    let all = conformance::run_suite(&artifacts, &report_path)?;
+    let all_wall = started.elapsed();
+    let hang_wait = Duration::from_micros(
+        all.plugins
+            .iter()
+            .flat_map(|plugin| &plugin.cases)
+            .filter(|case| case.verdict == Verdict::TimedOut)
+            .map(|case| case.duration_us)
+            .sum(),
+    );
+    let processes: u32 = all
+        .plugins
+        .iter()
+        .map(|plugin| plugin.workers_started)
+        .sum();
+
+    println!(
+        "\nplugcheck bench · {HOST_PLATFORM} · release build · {} CPUs",
+        cpus()
+    );
+    foundation.print("suite   foundation families", true);
+    whole.print("suite   all families (reload too)", false);
+    reload.print();
+    println!(
+        "all     {} plugins and fixtures: wall {}, of which {} waiting on deliberate hang timeouts ({} without); {processes} worker processes",
+        all.plugins.len(),
+        ms(all_wall),
+        ms(hang_wait),
+        ms(all_wall.saturating_sub(hang_wait))
+    );
+    if foundation.ratio() > SUITE_TARGET {
+        bail!(
+            "suite overhead {:.2}× floor is over the {SUITE_TARGET}× target",
+            foundation.ratio()
+        );
+    }
+    if reload.p50() > RELOAD_P50_TARGET || reload.p99() > RELOAD_P99_TARGET {
+        bail!(
+            "reload latency p50 {:.2}× / p99 {:.2}× floor is over the {RELOAD_P50_TARGET}× / {RELOAD_P99_TARGET}× target",
+            reload.p50(),
+            reload.p99()
+        );
+    }
+    Ok(())
+}
+
+/// One suite measurement: floor, wall, case work and overhead, run by run.
+struct SuiteTiming {
+    filter: Option<&'static str>,
+    runs: usize,
+    cases: usize,
+    workers: u32,
+    floor: Duration,
+    wall: Duration,
+    work: Duration,
+    overhead: Duration,
+}
+
+impl SuiteTiming {
+    fn ratio(&self) -> f64 {
+        self.overhead.as_secs_f64() / self.floor.as_secs_f64()
+    }
+
+    fn print(&self, title: &str, gated: bool) {
+        let target = if gated {
+            let met = if self.ratio() <= SUITE_TARGET {
+                "met"
+            } else {
+                "NOT MET"
+            };
+            format!("target ≤ {SUITE_TARGET}×: {met}")
+        } else {
+            "reported, not gated".to_owned()
+        };
+        println!(
+            "{title}: `plugcheck check --json{}` over echo, {} cases, {} worker, {} runs",
+            self.filter
+                .map(|f| format!(" --filter {f}"))
+                .unwrap_or_default(),
+            self.cases,
+            self.workers,
+            self.runs
+        );
+        println!(
+            "        floor {} · wall {} · case work {} · overhead (wall − work, per run) {} = {:.2}× floor ({target})",
+            ms(self.floor),
+            ms(self.wall),
+            ms(self.work),
+            ms(self.overhead),
+            self.ratio()
+        );
+    }
+}
+
+/// Alternates floor spawns with suite runs, so drift in the machine's load
+/// (2 shared cores) hits both alike.
+fn measure_suite(
+    plugcheck: &Path,
+    echo: &Built,
+    filter: Option<&'static str>,
+    runs: usize,
+    scratch: &tempfile::TempDir,
+) -> anyhow::Result<SuiteTiming> {
+    let json = scratch.path().join("suite.json");
     let floor_once = || -> anyhow::Result<Duration> {
         let started = Instant::now();
         let status = Command::new(plugcheck)
@@ -64,134 +189,133 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         }
         Ok(started.elapsed())
     };
-    let suite_once = |json: Option<&Path>| -> anyhow::Result<Duration> {
+    let suite_once = || -> anyhow::Result<(Duration, Report)> {
         let mut command = Command::new(plugcheck);
-        command.arg("check").arg(&echo.path).stdout(Stdio::null());
-        if let Some(json) = json {
-            command.arg("--json").arg(json);
+        command
+            .arg("check")
+            .arg("--json")
+            .arg(&json)
+            .arg(&echo.path);
+        if let Some(filter) = filter {
+            command.arg("--filter").arg(filter);
         }
         let started = Instant::now();
-        let status = command.status()?;
+        let status = command.stdout(Stdio::null()).status()?;
         let wall = started.elapsed();
         if !status.success() {
             bail!("`plugcheck check` failed on the echo plugin: {status}");
         }
-        Ok(wall)
+        Ok((wall, Report::read_json(&json)?))
     };
-    // Each suite run writes its JSON report, which says how long the cases
-    // themselves worked (measured inside the worker): that run's overhead
-    // is its wall time minus that work.
-    let json = scratch.path().join("suite.json");
+    // One unmeasured round warms the page cache and the loader.
     floor_once()?;
-    suite_once(Some(&json))?;
-    let (mut floor, mut suite, mut work, mut overhead) = (vec![], vec![], vec![], vec![]);
-    let mut cases = 0;
-    let mut workers = 0;
-    for _ in 0..args.runs.max(1) {
+    suite_once()?;
+    let (mut floor, mut wall, mut work, mut overhead) = (vec![], vec![], vec![], vec![]);
+    let (mut cases, mut workers) = (0, 0);
+    for _ in 0..runs {
         floor.push(floor_once()?);
-        let wall = suite_once(Some(&json))?;
-        let report = Report::read_json(&json)?;
+        let (elapsed, report) = suite_once()?;
         let plugin = &report.plugins[0];
         cases = plugin.cases.len();
         workers = plugin.workers_started;
         let worked =
             Duration::from_micros(plugin.cases.iter().filter_map(|case| case.work_us).sum());
-        suite.push(wall);
+        wall.push(elapsed);
         work.push(worked);
-        overhead.push(wall.saturating_sub(worked));
+        overhead.push(elapsed.saturating_sub(worked));
     }
-    // The same suite without the report, to show what writing it costs.
-    let mut without_json = (0..args.runs.max(1))
-        .map(|_| suite_once(None))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let floor = Timing::of(&mut floor);
-    let suite = Timing::of(&mut suite);
-    let work = Timing::of(&mut work).median;
-    let overhead = Timing::of(&mut overhead).median;
-    let without_json = Timing::of(&mut without_json).median;
-    let ratio = overhead.as_secs_f64() / floor.median.as_secs_f64();
-
-    let report_path = scratch.path().join("all.json");
-    let started = Instant::now();
-    let all = conformance::run_suite(&artifacts, &report_path)?;
-    let all_wall = started.elapsed();
-    let hang_wait: u64 = all
-        .plugins
-        .iter()
-        .flat_map(|plugin| &plugin.cases)
-        .filter(|case| case.verdict == Verdict::TimedOut)
-        .map(|case| case.duration_us)
-        .sum();
-    let hang_wait = Duration::from_micros(hang_wait);
-    let processes: u32 = all
-        .plugins
-        .iter()
-        .map(|plugin| plugin.workers_started)
-        .sum();
-
-    println!(
-        "\nplugcheck bench · {HOST_PLATFORM} · release build · {} CPUs",
-        cpus()
-    );
-    println!(
-        "floor   spawn + open + plugcheck_entry ({} runs): median {}, p90 {}",
-        args.runs,
-        ms(floor.median),
-        ms(floor.p90)
-    );
-    println!(
-        "suite   `plugcheck check --json` over echo, {cases} cases, {workers} worker ({} runs): wall median {}, p90 {}; case work {}; overhead (wall − work, per run) {}",
-        args.runs,
-        ms(suite.median),
-        ms(suite.p90),
-        ms(work),
-        ms(overhead)
-    );
-    println!(
-        "        overhead = {ratio:.2}× floor (target ≤ {SUITE_TARGET}×: {}); per case {} beyond the two process starts",
-        if ratio <= SUITE_TARGET {
-            "met"
-        } else {
-            "NOT MET"
-        },
-        ms(overhead
-            .saturating_sub(floor.median * 2)
-            .checked_div(cases.max(1) as u32)
-            .unwrap_or_default())
-    );
-    println!(
-        "        the same without --json (no report written): wall median {}",
-        ms(without_json)
-    );
-    println!(
-        "all     {} plugins and fixtures: wall {}, of which {} waiting on deliberate hang timeouts ({} without); {processes} worker processes",
-        all.plugins.len(),
-        ms(all_wall),
-        ms(hang_wait),
-        ms(all_wall.saturating_sub(hang_wait))
-    );
-    if ratio > SUITE_TARGET {
-        bail!("suite overhead {ratio:.2}× floor is over the {SUITE_TARGET}× target");
-    }
-    Ok(())
+    Ok(SuiteTiming {
+        filter,
+        runs,
+        cases,
+        workers,
+        floor: percentile(&mut floor, 50),
+        wall: percentile(&mut wall, 50),
+        work: percentile(&mut work, 50),
+        overhead: percentile(&mut overhead, 50),
+    })
 }
 
-struct Timing {
-    median: Duration,
-    p90: Duration,
+/// What `plugcheck __bench-reload` prints.
+#[derive(Debug, serde::Deserialize)]
+struct ReloadLatencies {
+    floor_us: Vec<u64>,
+    reload_us: Vec<u64>,
+    debounce_us: u64,
+    watcher_us: Vec<u64>,
 }
 
-impl Timing {
-    fn of(samples: &mut [Duration]) -> Timing {
-        let median = median(samples);
-        let p90 = samples[(samples.len() * 9 / 10).min(samples.len() - 1)];
-        Timing { median, p90 }
+impl ReloadLatencies {
+    fn at(samples: &[u64], p: usize) -> Duration {
+        percentile(
+            &mut samples
+                .iter()
+                .map(|&us| Duration::from_micros(us))
+                .collect::<Vec<_>>(),
+            p,
+        )
+    }
+
+    fn p50(&self) -> f64 {
+        Self::at(&self.reload_us, 50).as_secs_f64() / Self::at(&self.floor_us, 50).as_secs_f64()
+    }
+
+    fn p99(&self) -> f64 {
+        Self::at(&self.reload_us, 99).as_secs_f64() / Self::at(&self.floor_us, 99).as_secs_f64()
+    }
+
+    fn print(&self) {
+        let verdict = |ratio: f64, target: f64| if ratio <= target { "met" } else { "NOT MET" };
+        println!(
+            "reload  floor (copy + open + entry + call + close previous), {} rounds: p50 {}, p99 {}",
+            self.floor_us.len(),
+            ms(Self::at(&self.floor_us, 50)),
+            ms(Self::at(&self.floor_us, 99))
+        );
+        println!(
+            "        reload until the new version answered, {} reloads of `counter`: p50 {} = {:.2}× floor (target ≤ {RELOAD_P50_TARGET}×: {}), p99 {} = {:.2}× floor (target ≤ {RELOAD_P99_TARGET}×: {})",
+            self.reload_us.len(),
+            ms(Self::at(&self.reload_us, 50)),
+            self.p50(),
+            verdict(self.p50(), RELOAD_P50_TARGET),
+            ms(Self::at(&self.reload_us, 99)),
+            self.p99(),
+            verdict(self.p99(), RELOAD_P99_TARGET)
+        );
+        println!(
+            "        before a watched reload: debounce {} (default; `plugcheck watch --debounce`), write-to-settled p50 {} over {} writes",
+            ms(Duration::from_micros(self.debounce_us)),
+            ms(Self::at(&self.watcher_us, 50)),
+            self.watcher_us.len()
+        );
     }
 }
 
-fn median(samples: &mut [Duration]) -> Duration {
+/// Reload latency of the stateful example plugin, next to its floor, both
+/// measured in one `plugcheck __bench-reload` process.
+fn reload_latency(
+    plugcheck: &Path,
+    counter: &Built,
+    scratch: &tempfile::TempDir,
+) -> anyhow::Result<ReloadLatencies> {
+    let output = Command::new(plugcheck)
+        .arg("__bench-reload")
+        .arg(&counter.path)
+        .arg("--scratch")
+        .arg(scratch.path())
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "plugcheck __bench-reload failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("plugcheck __bench-reload printed no latencies")
+}
+
+fn percentile(samples: &mut [Duration], p: usize) -> Duration {
     samples.sort();
-    samples[samples.len() / 2]
+    samples[(samples.len() * p / 100).min(samples.len() - 1)]
 }
 
 fn ms(duration: Duration) -> String {

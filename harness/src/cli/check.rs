@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 
 use super::{exit, say};
 use crate::cases::{CaseSettings, ReloadRole};
-use crate::catalog::CaseId;
+use crate::catalog::{CaseId, Family};
 use crate::runner::{self, RunOptions};
 use crate::{os, table, worker};
 
@@ -61,12 +61,18 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|(role, path)| Ok((*role, absolute(path)?)))
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-    // Shadow copies and scratch builds of every worker go here; it goes
+    // Shadow copies and scratch builds of the reload cases go here; it goes
     // away at the end, also after a worker was killed mid-case.
-    let scratch = tempfile::Builder::new()
-        .prefix("plugcheck-run-")
-        .tempdir()
-        .context("cannot create the run's temporary directory")?;
+    let scratch = if cases.iter().any(|case| case.family() == Family::Reload) {
+        let dir = tempfile::Builder::new()
+            .prefix("plugcheck-run-")
+            .tempdir()
+            .context("cannot create the run's temporary directory")?;
+        Some(dir)
+    } else {
+        None
+    };
+    let scratch_path = scratch.as_ref().map(|dir| dir.path().to_owned());
     let options = RunOptions {
         worker_exe: std::env::current_exe()
             .context("cannot find the plugcheck binary to re-execute")?,
@@ -78,7 +84,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             grace_ms: CaseSettings::grace_for(args.timeout),
             reload_cycles: args.reload_cycles,
             reload_to,
-            scratch: Some(scratch.path().to_owned()),
+            scratch: scratch_path.clone(),
         },
         deny_warnings: args.deny_warnings,
         jobs: args.jobs.unwrap_or_else(|| match plugins.len() {
@@ -90,10 +96,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     os::become_subreaper();
     // Workers live in process groups of their own, which Ctrl-C does not
     // reach: on an interrupt, kill them, clean up, then leave.
-    let scratch_path = scratch.path().to_owned();
     ctrlc::set_handler(move || {
         worker::kill_all();
-        let _ = std::fs::remove_dir_all(&scratch_path);
+        if let Some(scratch) = &scratch_path {
+            let _ = std::fs::remove_dir_all(scratch);
+        }
         eprintln!("plugcheck: interrupted; every worker and its processes were killed");
         std::process::exit(130);
     })

@@ -10,7 +10,11 @@ use serde::Serialize;
 use super::exit;
 use crate::loader::EntryFn;
 use crate::os;
+use crate::reload::watch::{DEFAULT_DEBOUNCE, Wake, Watcher};
 use crate::reload::{ReloadEngine, ReloadOptions};
+
+/// Writes of a watched file timed through the watcher.
+const WATCHED_WRITES: usize = 10;
 
 /// Opens a plugin, looks up its entry and calls it.
 pub fn probe(plugin: &Path) -> anyhow::Result<u8> {
@@ -57,6 +61,11 @@ struct ReloadLatencies {
     floor_us: Vec<u64>,
     /// `reload()` until the new version has answered a call.
     reload_us: Vec<u64>,
+    /// The watcher's debounce, and from a write of the plugin file until the
+    /// watcher reported it settled: detection plus the debounce, which
+    /// comes before a reload starts.
+    debounce_us: u64,
+    watcher_us: Vec<u64>,
 }
 
 /// Measures reload latency in this process, next to its floor.
@@ -100,11 +109,27 @@ pub fn bench_reload(args: BenchReloadArgs) -> anyhow::Result<u8> {
         reload_us.push(micros(started.elapsed()));
     }
     drop(engine);
+    let watched = scratch
+        .path()
+        .join(format!("watched.{}", os::LIBRARY_EXTENSION));
+    std::fs::copy(&args.plugin, &watched)?;
+    let watcher = Watcher::new(&watched, DEFAULT_DEBOUNCE)?;
+    let bytes = std::fs::read(&args.plugin)?;
+    let mut watcher_us = Vec::new();
+    for _ in 0..WATCHED_WRITES {
+        std::fs::write(&watched, &bytes)?;
+        let written = Instant::now();
+        if let Wake::Changed { .. } = watcher.next() {
+            watcher_us.push(micros(written.elapsed()));
+        }
+    }
     println!(
         "{}",
         serde_json::to_string(&ReloadLatencies {
             floor_us,
-            reload_us
+            reload_us,
+            debounce_us: micros(DEFAULT_DEBOUNCE),
+            watcher_us,
         })?
     );
     Ok(exit::PASSED)

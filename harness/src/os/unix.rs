@@ -117,6 +117,17 @@ pub fn decode_exit(status: ExitStatus) -> Termination {
     }
 }
 
+/// Waits until `listener` has a connection to accept, or `timeout` passes;
+/// wakes the moment a worker connects, where sleeping in a loop would add
+/// its nap to every plugin's run.
+pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time::Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(ready) if ready > 0)
+}
+
 /// Puts the worker in a process group of its own, so the whole group can
 /// be killed at once.
 pub fn isolate_worker(command: &mut Command) {

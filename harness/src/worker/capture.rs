@@ -3,6 +3,8 @@
 //! plugin that prints without end costs a counter, not memory.
 
 use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
@@ -28,24 +30,40 @@ pub struct Capture {
     segments: Receiver<Segment>,
     /// The stream's last segment has arrived.
     ended: bool,
+    /// The reading thread, to wake from a batching pause.
+    reader: std::thread::Thread,
+    /// Set once someone waits for output: from then on, read without pauses.
+    draining: Arc<AtomicBool>,
 }
 
 impl Capture {
     /// Starts reading `stream` on a thread.
     pub fn start(stream: impl Read + Send + 'static, token: String) -> Capture {
         let (sender, segments) = channel();
-        std::thread::Builder::new()
+        let draining = Arc::new(AtomicBool::new(false));
+        let batched = Batched {
+            inner: stream,
+            pause: false,
+            draining: Arc::clone(&draining),
+        };
+        let reader = std::thread::Builder::new()
             .name("plugcheck-capture".into())
-            .spawn(move || split(stream, &token, &sender))
-            .expect("spawning a capture thread");
+            .spawn(move || split(batched, &token, &sender))
+            .expect("spawning a capture thread")
+            .thread()
+            .clone();
         Capture {
             segments,
             ended: false,
+            reader,
+            draining,
         }
     }
 
     /// The output of case `seq`, waiting up to `wait` for its marker.
     pub fn case_output(&mut self, seq: u64, wait: Duration) -> Segment {
+        self.draining.store(true, Ordering::Relaxed);
+        self.reader.unpark();
         let deadline = Instant::now() + wait;
         let mut collected = Segment::default();
         while !self.ended {
@@ -135,6 +153,32 @@ fn split(stream: impl Read, token: &str, sender: &Sender<Segment>) {
     keep(&mut segment, &line);
     segment.seq = None;
     let _ = sender.send(segment);
+}
+
+/// How long a capture thread waits after a short read before reading again.
+const BATCH_PAUSE: Duration = Duration::from_millis(1);
+
+/// Reads in batches. Output is split by case only when the worker ends, so
+/// reading it late costs nothing, while reading it at once would wake this
+/// thread for every case marker, competing with the worker for the CPU.
+/// After a short read (the pipe was drained) it pauses before the next; a
+/// plugin that floods its output is read without pauses, and so is all
+/// output once the parent waits for it.
+struct Batched<R> {
+    inner: R,
+    pause: bool,
+    draining: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Batched<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        if self.pause && !self.draining.load(Ordering::Relaxed) {
+            std::thread::park_timeout(BATCH_PAUSE);
+        }
+        let read = self.inner.read(buffer)?;
+        self.pause = read > 0 && read < buffer.len() / 2;
+        Ok(read)
+    }
 }
 
 fn keep(segment: &mut Segment, bytes: &[u8]) {

@@ -22,6 +22,8 @@ use crate::termination::Termination;
 
 /// How long a new worker gets to connect back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often a worker that has not connected yet is checked for being dead.
+const WORKER_LOOK: Duration = Duration::from_millis(10);
 /// How long the parent waits for a case's output markers after its result.
 const OUTPUT_WAIT: Duration = Duration::from_secs(2);
 /// How long the output of a dead worker may take to drain.
@@ -351,7 +353,6 @@ fn accept(
     stderr: &mut Capture,
 ) -> Result<TcpStream, SpawnError> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
-    let mut nap = Duration::from_micros(25);
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
@@ -387,10 +388,9 @@ fn accept(
                 detail: "it is still running; is the loopback interface up?".into(),
             });
         }
-        // A worker connects within a millisecond or two: short naps notice
-        // it soon; a sleep of more would add directly to every plugin's run.
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_micros(100));
+        // Wake on the connection itself; look at the worker now and then,
+        // in case it died before connecting.
+        os::wait_for_connection(listener, WORKER_LOOK);
     }
 }
 
