@@ -56,8 +56,8 @@ pub enum OpenError {
         error: String,
     },
     #[error(
-        "`{}` is a {found}; this platform loads {}: build the plugin for {}-{}",
-        path.display(), os::NATIVE_FORMAT_NAME, std::env::consts::ARCH, std::env::consts::OS
+        "`{}` is {} {found}; this platform loads {}: build the plugin for {}-{}",
+        path.display(), article(found), os::NATIVE_FORMAT_NAME, std::env::consts::ARCH, std::env::consts::OS
     )]
     ForeignFormat { path: PathBuf, found: String },
     #[error(
@@ -70,8 +70,8 @@ pub enum OpenError {
         expected: String,
     },
     #[error(
-        "`{}` is a {found}, not a shared library: build it as one (Rust: crate-type = [\"cdylib\"]; C: -shared)",
-        path.display()
+        "`{}` is {} {found}, not a shared library: build it as one (Rust: crate-type = [\"cdylib\"]; C: -shared)",
+        path.display(), article(found)
     )]
     NotSharedLibrary { path: PathBuf, found: String },
     #[error(
@@ -121,6 +121,14 @@ impl OpenError {
             OpenError::WrongArchitecture { found, .. } => Some(format!("built for {found}")),
             _ => None,
         }
+    }
+}
+
+/// "an" before a vowel sound (ELF, x86), "a" otherwise (PE, Mach-O).
+fn article(word: &str) -> &'static str {
+    match word.chars().next().map(|c| c.to_ascii_uppercase()) {
+        Some('A' | 'E' | 'I' | 'O' | 'U' | 'X') => "an",
+        _ => "a",
     }
 }
 

@@ -25,12 +25,14 @@ const VOLATILE_FIELDS: &[(&str, &str)] = &[
 /// The normalized form of one plugin's report.
 pub fn plugin(report: &PluginReport) -> Value {
     let mut value = serde_json::to_value(report).expect("reports serialize");
-    let dir = report
-        .path
-        .parent()
-        .map(|dir| dir.display().to_string())
+    // The report may come from the other platform: split on either
+    // separator, not with this platform's `Path`.
+    let path = report.path.display().to_string();
+    let dir = path
+        .rsplit_once(['/', '\\'])
+        .map(|(dir, _)| dir.to_owned())
         .unwrap_or_default();
-    let mut replacements = vec![(report.path.display().to_string(), "[plugin]".to_owned())];
+    let mut replacements = vec![(path, "[plugin]".to_owned())];
     if let Some(toolchain) = report
         .plugin
         .as_ref()

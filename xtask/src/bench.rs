@@ -23,6 +23,7 @@ use xshell::Shell;
 
 use crate::conformance;
 use crate::fixtures::{self, Built, HOST_PLATFORM};
+use crate::platform::Platform;
 
 /// The overhead target of the foundation issue, in floor spawns.
 const SUITE_TARGET: f64 = 3.0;
@@ -40,13 +41,7 @@ pub struct Args {
 }
 
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
-    let artifacts = fixtures::run(
-        sh,
-        &fixtures::Args {
-            release: true,
-            require_all: false,
-        },
-    )?;
+    let artifacts = fixtures::build(sh, Platform::host(), true, false)?;
     let built = |name: &str| {
         artifacts
             .built

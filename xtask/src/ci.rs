@@ -25,6 +25,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
             &conformance::Args {
                 update: false,
                 require_all: true,
+                platform: crate::platform::Selection::All,
             },
         )
     })?;

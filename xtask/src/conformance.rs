@@ -1,8 +1,11 @@
-//! `cargo xtask conformance`: build the fixtures, run `plugcheck check`
-//! over all of them, then let the conformance tests judge the report
-//! against the manifest's intended verdicts and the snapshots.
+//! `cargo xtask conformance`: for each platform leg, build the fixtures,
+//! run `plugcheck check` over all of them (under Wine for Windows on a
+//! Linux host), then let the conformance tests judge the report against the
+//! manifest's intended verdicts and the leg's snapshots. With more than one
+//! leg, a summary of where the platforms differ.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,46 +13,127 @@ use anyhow::{Context, bail};
 use plugcheck::report::Report;
 use xshell::{Shell, cmd};
 
-use crate::fixtures::{self, Artifacts, Built, HOST_PLATFORM};
+use crate::fixtures::{self, Artifacts, Built};
+use crate::platform::{Platform, Selection};
+use crate::wine::{self, Wine};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Write changed snapshots instead of failing on them; review them with `git diff fixtures/snapshots`.
     #[arg(long)]
     pub update: bool,
-    /// Fail instead of skipping fixtures whose compiler is not installed.
+    /// Fail instead of skipping fixtures or legs whose tools are not installed.
     #[arg(long)]
     pub require_all: bool,
+    /// Which legs to run.
+    #[arg(long, value_enum, default_value_t)]
+    pub platform: Selection,
 }
 
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
-    let artifacts = fixtures::run(
-        sh,
-        &fixtures::Args {
-            release: false,
-            require_all: args.require_all,
-        },
-    )?;
-    let report_path = crate::project_root()
-        .join("target/plugcheck")
-        .join(HOST_PLATFORM)
-        .join("report.json");
-    let report = run_suite(&artifacts, &report_path)?;
-    eprintln!(
-        "\n{} plugins and fixtures judged on {}; report: {}",
-        report.plugins.len(),
-        report.platform.os,
-        report_path.display()
-    );
-    judge(sh, &report_path, &artifacts, args.update)
+    let mut reports = Vec::new();
+    let mut not_run = Vec::new();
+    for platform in args.platform.platforms() {
+        let leg = build_and_run(sh, platform, args.require_all);
+        match leg {
+            Ok((artifacts, report_path, report)) => {
+                eprintln!(
+                    "\n{} plugins and fixtures judged on {platform}; report: {}",
+                    report.plugins.len(),
+                    report_path.display()
+                );
+                judge(sh, &report_path, &artifacts, args.update)?;
+                reports.push(report);
+            }
+            // A leg that cannot run here is said loudly, never passed over.
+            Err(error) if args.platform == Selection::All && !args.require_all => {
+                eprintln!("\nSKIPPED the {platform} leg: {error:#}");
+                not_run.push(platform);
+            }
+            Err(error) => return Err(error.context(format!("the {platform} leg cannot run"))),
+        }
+    }
+    if reports.len() > 1 {
+        print!("{}", differences(&reports));
+    }
+    for platform in not_run {
+        eprintln!(
+            "the {platform} leg did NOT run (see above): its results are missing, not passed"
+        );
+    }
+    Ok(())
 }
 
-/// Runs `plugcheck check` over every artifact, one invocation per distinct
-/// timeout, and writes the merged report (in manifest order).
+fn build_and_run(
+    sh: &Shell,
+    platform: Platform,
+    require_all: bool,
+) -> anyhow::Result<(Artifacts, PathBuf, Report)> {
+    let runner = Runner::for_platform(sh, platform)?;
+    let artifacts = fixtures::build(sh, platform, false, require_all)?;
+    let report_path = crate::project_root()
+        .join("target/plugcheck")
+        .join(platform.name())
+        .join("report.json");
+    let report = run_suite_with(&runner, &artifacts, &report_path)?;
+    Ok((artifacts, report_path, report))
+}
+
+/// How a leg's `plugcheck` is started: directly, or under Wine.
+pub enum Runner {
+    Native,
+    Wine(Wine),
+}
+
+impl Runner {
+    pub fn for_platform(sh: &Shell, platform: Platform) -> anyhow::Result<Runner> {
+        if platform == Platform::host() {
+            return Ok(Runner::Native);
+        }
+        match platform {
+            Platform::Windows => {
+                let wine = Wine::find(&crate::project_root())?;
+                wine.prepare(sh)?;
+                Ok(Runner::Wine(wine))
+            }
+            Platform::Linux => bail!("the Linux leg runs on Linux (or in WSL2), not on this host"),
+        }
+    }
+
+    /// A path as the leg's `plugcheck` sees it.
+    fn path(&self, path: &Path) -> OsString {
+        match self {
+            Runner::Native => path.as_os_str().to_owned(),
+            Runner::Wine(_) => wine::windows_path(path),
+        }
+    }
+
+    fn command(&self, plugcheck: &Path, args: Vec<OsString>) -> duct::Expression {
+        match self {
+            Runner::Native => duct::cmd(plugcheck, args),
+            Runner::Wine(wine) => wine.command(plugcheck, args),
+        }
+    }
+}
+
+/// Runs `plugcheck check` over every artifact of the host leg.
 pub fn run_suite(artifacts: &Artifacts, report_path: &Path) -> anyhow::Result<Report> {
-    // Options apply to a whole invocation: one per distinct timeout and
-    // set of reload targets.
-    let mut groups: BTreeMap<(Option<Duration>, &[String]), Vec<&Built>> = BTreeMap::new();
+    run_suite_with(&Runner::Native, artifacts, report_path)
+}
+
+/// What one `plugcheck check` invocation shares: the timeout and the reload
+/// targets.
+type InvocationKey<'a> = (Option<Duration>, &'a [(String, PathBuf)]);
+
+/// Runs `plugcheck check` over every artifact, one invocation per distinct
+/// timeout and set of reload targets, and writes the merged report (in
+/// manifest order).
+fn run_suite_with(
+    runner: &Runner,
+    artifacts: &Artifacts,
+    report_path: &Path,
+) -> anyhow::Result<Report> {
+    let mut groups: BTreeMap<InvocationKey, Vec<&Built>> = BTreeMap::new();
     for built in &artifacts.built {
         groups
             .entry((built.timeout, &built.reload_to))
@@ -57,20 +141,24 @@ pub fn run_suite(artifacts: &Artifacts, report_path: &Path) -> anyhow::Result<Re
             .push(built);
     }
     let dir = report_path.parent().expect("report path has a directory");
+    std::fs::create_dir_all(dir)?;
     let mut merged: Option<Report> = None;
     for (index, ((timeout, reload_to), group)) in groups.iter().enumerate() {
         let part = dir.join(format!("report-part{index}.json"));
-        let mut argv: Vec<PathBuf> = vec!["check".into(), "--json".into(), part.clone()];
+        let mut argv: Vec<OsString> = vec!["check".into(), "--json".into(), runner.path(&part)];
         if let Some(timeout) = timeout {
             argv.push("--timeout".into());
             argv.push(humantime::format_duration(*timeout).to_string().into());
         }
-        for target in reload_to.iter() {
+        for (role, target) in reload_to.iter() {
             argv.push("--reload-to".into());
-            argv.push(target.into());
+            let mut value = OsString::from(format!("{role}="));
+            value.push(runner.path(target));
+            argv.push(value);
         }
-        argv.extend(group.iter().map(|built| built.path.clone()));
-        let status = duct::cmd(&artifacts.plugcheck, &argv)
+        argv.extend(group.iter().map(|built| runner.path(&built.path)));
+        let status = runner
+            .command(&artifacts.plugcheck, argv)
             // Panic messages must not depend on the caller's environment.
             .env("RUST_BACKTRACE", "0")
             .unchecked()
@@ -90,15 +178,29 @@ pub fn run_suite(artifacts: &Artifacts, report_path: &Path) -> anyhow::Result<Re
         }
     }
     let mut report = merged.context("the manifest lists no fixtures")?;
-    let order: Vec<&PathBuf> = artifacts.built.iter().map(|built| &built.path).collect();
-    report
-        .plugins
-        .sort_by_key(|plugin| order.iter().position(|path| **path == plugin.path));
+    let order: Vec<String> = artifacts
+        .built
+        .iter()
+        .map(|built| built.name.clone())
+        .collect();
+    report.plugins.sort_by_key(|plugin| {
+        order
+            .iter()
+            .position(|name| Some(name.as_str()) == stem(&plugin.path))
+    });
     report.write_json(report_path)?;
     Ok(report)
 }
 
-/// Runs the conformance tests against the report.
+/// The file stem of a path from either platform (`\\` or `/`).
+fn stem(path: &Path) -> Option<&str> {
+    let text = path.to_str()?;
+    let file = text.rsplit(['/', '\\']).next()?;
+    Some(file.rsplit_once('.').map_or(file, |(stem, _)| stem))
+}
+
+/// Runs the conformance tests against a leg's report; the isolation and
+/// reload tests run the host's own binary, so only on the host leg.
 fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyhow::Result<()> {
     let skipped: Vec<&str> = artifacts
         .skipped
@@ -114,9 +216,14 @@ fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyh
         .map(Path::to_owned)
         .unwrap_or_default();
     let insta_update = if update { "always" } else { "no" };
+    let host_only: &[&str] = if artifacts.platform == Platform::host() {
+        &["--test", "isolation", "--test", "reload"]
+    } else {
+        &[]
+    };
     let result = cmd!(
         sh,
-        "cargo test --quiet -p plugcheck-fixtures --test conformance --test isolation --test reload -- --include-ignored"
+        "cargo test --quiet -p plugcheck-fixtures --test conformance {host_only...} -- --include-ignored"
     )
     .env("PLUGCHECK_REPORT", report)
     .env("PLUGCHECK_SKIPPED", skipped)
@@ -130,5 +237,48 @@ fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyh
             "snapshots written: review them with `git diff fixtures/snapshots` before committing"
         );
     }
-    result.context("conformance failed: a fixture missed its intended verdict or its snapshot changed (see above)")
+    result.with_context(|| {
+        format!(
+            "{} conformance failed: a fixture missed its intended verdict or its snapshot changed (see above)",
+            artifacts.platform
+        )
+    })
+}
+
+/// Where the legs' verdicts differ, fixture by fixture.
+fn differences(reports: &[Report]) -> String {
+    let mut out = String::from("\nwhere the platforms differ:\n");
+    let first = &reports[0];
+    let mut any = false;
+    for plugin in &first.plugins {
+        let name = stem(&plugin.path).unwrap_or_default();
+        for case in &plugin.cases {
+            let others: Vec<String> = reports[1..]
+                .iter()
+                .filter_map(|report| {
+                    let other = report
+                        .plugins
+                        .iter()
+                        .find(|p| stem(&p.path) == Some(name))?;
+                    let theirs = other.cases.iter().find(|c| c.id == case.id)?;
+                    (theirs.verdict != case.verdict)
+                        .then(|| format!("{} {}", report.platform.os, theirs.verdict))
+                })
+                .collect();
+            if !others.is_empty() {
+                any = true;
+                out.push_str(&format!(
+                    "  {name:<22} {:<28} {} {} · {}\n",
+                    case.id.id(),
+                    first.platform.os,
+                    case.verdict,
+                    others.join(" · ")
+                ));
+            }
+        }
+    }
+    if !any {
+        out.push_str("  (every verdict agrees; the snapshots show how the reasons differ)\n");
+    }
+    out
 }

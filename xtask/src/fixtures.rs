@@ -1,6 +1,7 @@
 //! `cargo xtask fixtures`: builds every plugin and fixture the manifest
-//! names, for the host platform, into one known directory:
-//! `target/plugcheck/<platform>/artifacts/<name>.<ext>`.
+//! names, for one platform, into one known directory:
+//! `target/plugcheck/<platform>/artifacts/<name>.<ext>`, and the `plugcheck`
+//! binary that judges them into `target/plugcheck/<platform>/bin/`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,6 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use plugcheck_fixtures::{CTarget, Fixture, InputKind, Manifest, Source};
 use xshell::{Shell, cmd};
+
+use crate::platform::{Platform, Selection};
+use crate::toolchain::RustBuild;
+use crate::wine;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -17,6 +22,9 @@ pub struct Args {
     /// Fail instead of skipping fixtures whose compiler is not installed.
     #[arg(long)]
     pub require_all: bool,
+    /// Which leg to build for.
+    #[arg(long, value_enum, default_value_t)]
+    pub platform: Selection,
 }
 
 /// One artifact ready to be judged.
@@ -26,13 +34,14 @@ pub struct Built {
     pub path: PathBuf,
     pub timeout: Option<Duration>,
     /// `--reload-to` arguments: `ROLE=PATH` of other built fixtures.
-    pub reload_to: Vec<String>,
+    pub reload_to: Vec<(String, PathBuf)>,
 }
 
 /// What a fixtures build produced.
 #[derive(Debug)]
 pub struct Artifacts {
-    /// The `plugcheck` binary built alongside.
+    pub platform: Platform,
+    /// The `plugcheck` binary of that platform.
     pub plugcheck: PathBuf,
     pub built: Vec<Built>,
     /// Fixtures not built, with the reason (a compiler is missing).
@@ -42,92 +51,90 @@ pub struct Artifacts {
 /// The platform this host builds natively, as reports name it.
 pub const HOST_PLATFORM: &str = std::env::consts::OS;
 
-pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<Artifacts> {
+pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<Vec<Artifacts>> {
+    args.platform
+        .platforms()
+        .into_iter()
+        .map(|platform| build(sh, platform, args.release, args.require_all))
+        .collect()
+}
+
+/// Builds the harness, plugins and fixtures for `platform`.
+pub fn build(
+    sh: &Shell,
+    platform: Platform,
+    release: bool,
+    require_all: bool,
+) -> anyhow::Result<Artifacts> {
     let root = crate::project_root();
     let manifest = Manifest::load(&root)?;
-    let profile = if args.release { "release" } else { "debug" };
-    let target_dir = root.join("target");
-    let out = target_dir
-        .join("plugcheck")
-        .join(HOST_PLATFORM)
-        .join("artifacts");
+    let rust = RustBuild::for_platform(sh, platform, &root)?;
+    eprintln!("{platform} leg: Rust built by {}", rust.description);
+    let leg = root.join("target/plugcheck").join(platform.name());
+    let out = leg.join("artifacts");
 
+    // The harness with the profile the tests use; plugins and fixtures with
+    // their own (`fixtures`: no debug info) or release.
+    let harness_profile = if release { "release" } else { "dev" };
+    rust.build(sh, &["plugcheck".into()], harness_profile)
+        .context("building the harness failed")?;
+    let plugin_profile = if release { "release" } else { "fixtures" };
     let packages = manifest
         .fixtures
         .iter()
+        .filter(|fixture| fixture.runs_on(platform.name()))
         .filter_map(|fixture| match &fixture.source {
             Source::Crate { krate } => Some(package_name(&root.join(krate))),
             _ => None,
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // The harness builds with the profile the tests use; plugins and
-    // fixtures with their own (`fixtures`: no debug info) or release.
-    let release = args.release.then_some("--release");
-    cmd!(sh, "cargo build --quiet {release...} -p plugcheck")
-        .run()
-        .context("building the harness failed")?;
-    let plugin_profile = if args.release { "release" } else { "fixtures" };
-    let package_args: Vec<String> = packages
-        .iter()
-        .flat_map(|p| ["-p".into(), p.clone()])
-        .collect();
-    cmd!(
-        sh,
-        "cargo build --quiet --profile {plugin_profile} {package_args...}"
-    )
-    .run()
-    .context("building the plugins and fixture crates failed")?;
+    rust.build(sh, &packages, plugin_profile)
+        .context("building the plugins and fixture crates failed")?;
 
     if out.exists() {
         std::fs::remove_dir_all(&out)
             .with_context(|| format!("cannot clear `{}`", out.display()))?;
     }
     std::fs::create_dir_all(&out)?;
-    let cargo_out = target_dir.join(plugin_profile);
+    let plugcheck = install_plugcheck(
+        sh,
+        platform,
+        &rust.out_dir(harness_profile),
+        &leg.join("bin"),
+    )?;
+    let cargo_out = rust.out_dir(plugin_profile);
     let mut artifacts = Artifacts {
-        plugcheck: target_dir
-            .join(profile)
-            .join(format!("plugcheck{}", std::env::consts::EXE_SUFFIX)),
+        platform,
+        plugcheck,
         built: Vec::new(),
         skipped: Vec::new(),
     };
     for fixture in &manifest.fixtures {
-        match build_one(sh, &root, &cargo_out, &out, fixture)? {
+        if !fixture.runs_on(platform.name()) {
+            continue;
+        }
+        match build_one(sh, &root, platform, &cargo_out, &out, fixture)? {
             Ok(path) => artifacts.built.push(Built {
                 name: fixture.name.clone(),
                 path,
-                timeout: fixture.timeout,
+                timeout: fixture.timeout_on(platform.name()),
                 reload_to: Vec::new(),
             }),
-            Err(why) if args.require_all => {
-                bail!("fixture `{}` cannot be built: {why}", fixture.name)
+            Err(why) if require_all => {
+                bail!(
+                    "{platform} fixture `{}` cannot be built: {why}",
+                    fixture.name
+                )
             }
             Err(why) => {
-                eprintln!("SKIPPED fixture `{}`: {why}", fixture.name);
+                eprintln!("SKIPPED {platform} fixture `{}`: {why}", fixture.name);
                 artifacts.skipped.push((fixture.name.clone(), why));
             }
         }
     }
-    // Reload targets name other fixtures: resolve them once all are built.
-    let paths: Vec<(String, PathBuf)> = artifacts
-        .built
-        .iter()
-        .map(|built| (built.name.clone(), built.path.clone()))
-        .collect();
-    for built in &mut artifacts.built {
-        let fixture = manifest.get(&built.name).expect("built from the manifest");
-        for (role, target) in &fixture.reload_to {
-            match paths.iter().find(|(name, _)| name == target) {
-                Some((_, path)) => built.reload_to.push(format!("{role}={}", path.display())),
-                None => bail!(
-                    "fixture `{}` reloads to `{target}`, which was not built (see above)",
-                    built.name
-                ),
-            }
-        }
-    }
+    resolve_reload_targets(&manifest, &mut artifacts)?;
     eprintln!(
-        "built {} fixtures into {}{}",
+        "built {} {platform} fixtures into {}{}",
         artifacts.built.len(),
         out.display(),
         if artifacts.skipped.is_empty() {
@@ -139,22 +146,63 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<Artifacts> {
     Ok(artifacts)
 }
 
+/// Copies the platform's `plugcheck` into `bin` (for Windows, with the
+/// compat DLL Wine needs beside it).
+fn install_plugcheck(
+    sh: &Shell,
+    platform: Platform,
+    built: &Path,
+    bin: &Path,
+) -> anyhow::Result<PathBuf> {
+    let name = format!("plugcheck{}", platform.exe_suffix());
+    if platform == Platform::host() {
+        return Ok(built.join(name));
+    }
+    std::fs::create_dir_all(bin)?;
+    let exe = bin.join(&name);
+    std::fs::copy(built.join(&name), &exe)
+        .with_context(|| format!("cannot copy `{}`", built.join(&name).display()))?;
+    if platform == Platform::Windows {
+        wine::install_compat_dll(sh, &crate::project_root(), bin)?;
+    }
+    Ok(exe)
+}
+
+/// Reload targets name other fixtures: resolved once all are built.
+fn resolve_reload_targets(manifest: &Manifest, artifacts: &mut Artifacts) -> anyhow::Result<()> {
+    let paths: Vec<(String, PathBuf)> = artifacts
+        .built
+        .iter()
+        .map(|built| (built.name.clone(), built.path.clone()))
+        .collect();
+    for built in &mut artifacts.built {
+        let fixture = manifest.get(&built.name).expect("built from the manifest");
+        for (role, target) in &fixture.reload_to {
+            match paths.iter().find(|(name, _)| name == target) {
+                Some((_, path)) => built.reload_to.push((role.clone(), path.clone())),
+                None => bail!(
+                    "fixture `{}` reloads to `{target}`, which was not built (see above)",
+                    built.name
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds one fixture. `Ok(Err(why))`: skipped because a tool is missing.
 fn build_one(
     sh: &Shell,
     root: &Path,
+    platform: Platform,
     cargo_out: &Path,
     out: &Path,
     fixture: &Fixture,
 ) -> anyhow::Result<Result<PathBuf, String>> {
-    let library = out.join(format!(
-        "{}.{}",
-        fixture.name,
-        plugcheck::os::LIBRARY_EXTENSION
-    ));
+    let library = out.join(format!("{}.{}", fixture.name, platform.library_extension()));
     match &fixture.source {
         Source::Crate { krate } => {
-            let built = cargo_out.join(cdylib_file(&package_name(&root.join(krate))?));
+            let built = cargo_out.join(platform.cdylib_file(&package_name(&root.join(krate))?));
             std::fs::copy(&built, &library)
                 .with_context(|| format!("cannot copy `{}`", built.display()))?;
         }
@@ -163,33 +211,41 @@ fn build_one(
             target,
             missing_dependency,
         } => {
-            let compiler = match c_compiler(*target) {
+            let compiler = match CCompiler::for_target(platform, *target) {
                 Ok(compiler) => compiler,
                 Err(why) => return Ok(Err(why)),
             };
             let include = root.join("plugins/abi/include");
             let source = root.join(c);
-            let library = match target {
-                CTarget::Windows => library.with_extension("dll"),
-                _ => library,
-            };
+            let library = library.with_extension(compiler.extension);
             let mut link = Vec::new();
             let gone = out.join(".gone");
             if let Some(dependency) = missing_dependency {
                 // Build the dependency, link against it, then take it away.
                 std::fs::create_dir_all(&gone)?;
                 let dep_source = root.join(dependency);
-                let dep = gone.join("libplugcheck-fixture-gone.so");
-                cmd!(sh, "{compiler} -shared -fPIC -Wl,-soname,libplugcheck-fixture-gone.so -o {dep} {dep_source}").run()?;
-                link = vec![
-                    format!("-L{}", gone.display()),
-                    "-lplugcheck-fixture-gone".into(),
-                ];
+                let dep_name = format!("plugcheck-fixture-gone.{}", compiler.extension);
+                let dep_file = match compiler.extension {
+                    "so" => format!("lib{dep_name}"),
+                    _ => dep_name.clone(),
+                };
+                let dep = gone.join(&dep_file);
+                let gcc = compiler.command;
+                let soname = format!("-Wl,-soname,{dep_file}");
+                let soname = (compiler.extension == "so").then_some(soname);
+                let pic = compiler.pic;
+                cmd!(
+                    sh,
+                    "{gcc} -shared {pic...} {soname...} -o {dep} {dep_source}"
+                )
+                .run()?;
+                link = vec![dep.display().to_string()];
             }
-            let pic = (*target != CTarget::Windows).then_some("-fPIC");
+            let gcc = compiler.command;
+            let pic = compiler.pic;
             cmd!(
                 sh,
-                "{compiler} -shared {pic...} -O1 -Wall -Werror -I{include} -o {library} {source} {link...}"
+                "{gcc} -shared {pic...} -O1 -Wall -Werror -I{include} -o {library} {source} {link...}"
             )
             .run()
             .with_context(|| format!("compiling `{}` failed", source.display()))?;
@@ -198,21 +254,21 @@ fn build_one(
             }
             return Ok(Ok(library));
         }
-        Source::Input { input } => {
-            match input {
-                InputKind::Empty => std::fs::write(&library, b"")?,
-                InputKind::Text => std::fs::write(
-                    &library,
-                    "This is a text file, not a shared library.\nIt only has the right name.\n",
-                )?,
-                InputKind::Truncated => {
-                    let whole = std::fs::read(cargo_out.join(cdylib_file("plugcheck-plugin-echo")))
-                    .context("the truncated fixture is cut from the echo plugin, which was not built")?;
-                    std::fs::write(&library, &whole[..whole.len() / 2])?;
-                }
-                InputKind::Directory => std::fs::create_dir_all(&library)?,
+        Source::Input { input } => match input {
+            InputKind::Empty => std::fs::write(&library, b"")?,
+            InputKind::Text => std::fs::write(
+                &library,
+                "This is a text file, not a shared library.\nIt only has the right name.\n",
+            )?,
+            InputKind::Truncated => {
+                let echo = cargo_out.join(platform.cdylib_file("plugcheck-plugin-echo"));
+                let whole = std::fs::read(echo).context(
+                    "the truncated fixture is cut from the echo plugin, which was not built",
+                )?;
+                std::fs::write(&library, &whole[..whole.len() / 2])?;
             }
-        }
+            InputKind::Directory => std::fs::create_dir_all(&library)?,
+        },
         Source::System { system } => {
             let found = cmd!(sh, "cc -print-file-name={system}").quiet().read()?;
             let found = PathBuf::from(found.trim());
@@ -227,19 +283,43 @@ fn build_one(
     Ok(Ok(library))
 }
 
-/// The C compiler for a target, or why there is none.
-fn c_compiler(target: CTarget) -> Result<String, String> {
-    let (compiler, package) = match target {
-        CTarget::Native => ("cc", "gcc"),
-        CTarget::Windows => ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64"),
-        CTarget::Aarch64 => ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
-    };
-    if find_on_path(compiler).is_some() {
-        Ok(compiler.into())
-    } else {
-        Err(format!(
-            "{compiler} not found (install: apt-get install {package})"
-        ))
+/// The C compiler for a fixture on a leg.
+struct CCompiler {
+    command: &'static str,
+    /// Extension of what it builds.
+    extension: &'static str,
+    pic: Option<&'static str>,
+}
+
+impl CCompiler {
+    /// `native`: the leg's own format and architecture; `foreign`: the other
+    /// platform's format; `wrong-arch`: the leg's format for another
+    /// architecture. Or why there is no such compiler here.
+    fn for_target(platform: Platform, target: CTarget) -> Result<CCompiler, String> {
+        let (command, package, extension) = match (platform, target) {
+            (Platform::Linux, CTarget::Native) | (Platform::Windows, CTarget::Foreign) => {
+                ("cc", "gcc", "so")
+            }
+            (Platform::Linux, CTarget::Foreign) | (Platform::Windows, CTarget::Native) => {
+                ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64", "dll")
+            }
+            (Platform::Linux, CTarget::WrongArch) => {
+                ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu", "so")
+            }
+            (Platform::Windows, CTarget::WrongArch) => {
+                ("i686-w64-mingw32-gcc", "gcc-mingw-w64-i686", "dll")
+            }
+        };
+        if find_on_path(command).is_none() {
+            return Err(format!(
+                "{command} not found (install: apt-get install {package})"
+            ));
+        }
+        Ok(CCompiler {
+            command,
+            extension,
+            pic: (extension == "so").then_some("-fPIC"),
+        })
     }
 }
 
@@ -263,14 +343,4 @@ fn package_name(dir: &Path) -> anyhow::Result<String> {
         .and_then(|name| name.as_str())
         .map(str::to_owned)
         .with_context(|| format!("`{}` has no [package] name", manifest.display()))
-}
-
-/// `plugcheck-plugin-echo` → `libplugcheck_plugin_echo.so`.
-fn cdylib_file(package: &str) -> String {
-    format!(
-        "{}{}{}",
-        std::env::consts::DLL_PREFIX,
-        package.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    )
 }

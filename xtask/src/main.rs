@@ -6,6 +6,9 @@ mod bench;
 mod ci;
 mod conformance;
 mod fixtures;
+mod platform;
+mod toolchain;
+mod wine;
 
 use std::path::{Path, PathBuf};
 

@@ -8,11 +8,9 @@
 #[path = "unix.rs"]
 mod imp;
 
-#[cfg(not(unix))]
-compile_error!(
-    "plugcheck's OS seam has no implementation for this platform yet; the Windows half \
-     (Job Objects, NTSTATUS decoding, LoadLibraryExW) is the next platform to add"
-);
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod imp;
 
 pub use imp::*;
 

@@ -162,9 +162,10 @@ pub fn kill_worker_group(pid: u32) {
     let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }
 
-/// Asks the kernel to kill this worker when the harness that started it
-/// dies, however it dies (even SIGKILL, which no handler sees).
-pub fn die_with_parent() {
+/// Prepares a worker to die plainly: the kernel kills it when the harness
+/// that started it dies, however that dies (even SIGKILL, which no handler
+/// sees).
+pub fn harden_worker() {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory
     // of ours.
     unsafe {

@@ -24,7 +24,7 @@ pub struct WorkerArgs {
 /// Serves batches of cases until the parent hangs up (or kills the worker,
 /// which is how a worker normally ends).
 pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
-    os::die_with_parent();
+    os::harden_worker();
     // A plugin's child that daemonizes is re-parented to us, where the
     // `shutdown` case can see it.
     os::become_subreaper();

@@ -1,0 +1,449 @@
+//! Windows half of the OS seam: `LoadLibraryExW` with DLL-directory search,
+//! Win32 error and NTSTATUS names, Job Objects that take a worker's whole
+//! process tree down, toolhelp snapshots for threads and children.
+
+use std::collections::HashSet;
+use std::os::windows::io::AsRawHandle;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+
+use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+    CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
+    TH32CS_SNAPTHREAD, THREADENTRY32, Thread32First, Thread32Next,
+};
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
+    SetInformationJobObject, TerminateJobObject,
+};
+use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
+
+use super::OpenFailure;
+use crate::report::{OsError, ProcessInfo};
+use crate::termination::Termination;
+
+/// The object format this platform's loader takes.
+pub const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Pe;
+
+/// What people call that format, for diagnoses.
+pub const NATIVE_FORMAT_NAME: &str = "PE DLLs";
+
+/// The usual file extension of a plugin here.
+pub const LIBRARY_EXTENSION: &str = "dll";
+
+/// Opens a library by its full path; its own dependencies are looked for
+/// beside it first (`LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR`), then in the
+/// system's default directories — never the current directory.
+///
+/// # Safety
+/// Loading runs `DllMain`, which may do anything: only the worker process
+/// calls this.
+pub unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailure> {
+    use libloading::os::windows::{
+        LOAD_LIBRARY_SEARCH_DEFAULT_DIRS, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR, Library,
+    };
+    let flags = LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS;
+    // SAFETY: the caller accepts that DllMain runs (see above).
+    match unsafe { Library::load_with_flags(path.as_os_str(), flags) } {
+        Ok(library) => Ok(library.into()),
+        Err(error) => {
+            let error = loader_error(&error);
+            let missing_dependency = match error.code {
+                Some(126) => missing_import(path),
+                _ => None,
+            };
+            Err(OpenFailure {
+                error,
+                unresolved_symbol: None,
+                missing_dependency,
+            })
+        }
+    }
+}
+
+/// The first DLL `path` imports that is neither beside it nor loadable by
+/// name: what error 126 (module not found) does not say.
+fn missing_import(path: &Path) -> Option<String> {
+    use libloading::os::windows::{
+        LOAD_LIBRARY_AS_DATAFILE, LOAD_LIBRARY_SEARCH_DEFAULT_DIRS, Library,
+    };
+    use object::Object;
+    let data = std::fs::read(path).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let dir = path.parent()?;
+    let mut libraries: Vec<String> = file
+        .imports()
+        .ok()?
+        .iter()
+        .map(|import| String::from_utf8_lossy(import.library()).into_owned())
+        .collect();
+    libraries.dedup();
+    libraries.into_iter().find(|library| {
+        if dir.join(library).exists() {
+            return false;
+        }
+        // SAFETY: as a data file nothing of the library runs.
+        let found = unsafe {
+            Library::load_with_flags(
+                library.as_str(),
+                LOAD_LIBRARY_AS_DATAFILE | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS,
+            )
+        };
+        found.is_err()
+    })
+}
+
+/// Whether the library at `path` is still loaded in this process, asked
+/// with `GetModuleHandleExW`, which never loads anything.
+pub fn library_is_resident(path: &Path) -> bool {
+    // The handle bumps the reference count; dropping it gives it back.
+    libloading::os::windows::Library::open_already_loaded(path.as_os_str()).is_ok()
+}
+
+/// A libloading error as an [`OsError`]. libloading's Display is generic
+/// ("LoadLibraryExW failed"): the Win32 error code is in the source error.
+pub fn loader_error(error: &libloading::Error) -> OsError {
+    let source = std::error::Error::source(error);
+    // WindowsError's Debug is the bare code.
+    let code = source.and_then(|source| format!("{source:?}").parse::<i64>().ok());
+    OsError {
+        code,
+        name: code.and_then(win32_error_name).map(str::to_owned),
+        message: source
+            .map(ToString::to_string)
+            .unwrap_or_else(|| error.to_string()),
+    }
+}
+
+/// Names of the Win32 errors a loader gives.
+fn win32_error_name(code: i64) -> Option<&'static str> {
+    Some(match code {
+        2 => "ERROR_FILE_NOT_FOUND",
+        3 => "ERROR_PATH_NOT_FOUND",
+        5 => "ERROR_ACCESS_DENIED",
+        32 => "ERROR_SHARING_VIOLATION",
+        126 => "ERROR_MOD_NOT_FOUND",
+        127 => "ERROR_PROC_NOT_FOUND",
+        193 => "ERROR_BAD_EXE_FORMAT",
+        216 => "ERROR_EXE_MACHINE_TYPE_MISMATCH",
+        998 => "ERROR_NOACCESS",
+        1114 => "ERROR_DLL_INIT_FAILED",
+        _ => return None,
+    })
+}
+
+/// Permissions for files others read (reports): Windows has no mode bits.
+pub fn shared_file_permissions() -> Option<std::fs::Permissions> {
+    None
+}
+
+unsafe extern "C" {
+    fn fflush(stream: *mut std::ffi::c_void) -> i32;
+}
+
+/// Flushes the C runtime's stdio buffers, so what a plugin printed with
+/// `printf` reaches the pipe before the case ends.
+pub fn flush_c_stdio() {
+    // SAFETY: fflush(NULL) flushes every open output stream of the CRT.
+    unsafe {
+        fflush(std::ptr::null_mut());
+    }
+}
+
+/// Decodes an exit status: an NTSTATUS by name when the process died of an
+/// exception or fail-fast, the exit code otherwise.
+pub fn decode_exit(status: ExitStatus) -> Termination {
+    let code = status.code().unwrap_or(-1) as u32;
+    // Error-severity NTSTATUS values (0xC…) and the breakpoint warning.
+    if code >= 0xC000_0000 || code == 0x8000_0003 {
+        return Termination::NtStatus {
+            code: format!("0x{code:08X}"),
+            name: ntstatus_name(code).map(str::to_owned),
+        };
+    }
+    Termination::Exited {
+        code: i64::from(status.code().unwrap_or(-1)),
+    }
+}
+
+/// Names of the NTSTATUS values a crashing plugin produces.
+fn ntstatus_name(code: u32) -> Option<&'static str> {
+    Some(match code {
+        0x8000_0003 => "STATUS_BREAKPOINT",
+        0xC000_0005 => "STATUS_ACCESS_VIOLATION",
+        0xC000_0006 => "STATUS_IN_PAGE_ERROR",
+        0xC000_001D => "STATUS_ILLEGAL_INSTRUCTION",
+        0xC000_0025 => "STATUS_NONCONTINUABLE_EXCEPTION",
+        0xC000_0094 => "STATUS_INTEGER_DIVIDE_BY_ZERO",
+        0xC000_0096 => "STATUS_PRIVILEGED_INSTRUCTION",
+        0xC000_00FD => "STATUS_STACK_OVERFLOW",
+        0xC000_0135 => "STATUS_DLL_NOT_FOUND",
+        0xC000_0139 => "STATUS_ENTRYPOINT_NOT_FOUND",
+        0xC000_013A => "STATUS_CONTROL_C_EXIT",
+        0xC000_0142 => "STATUS_DLL_INIT_FAILED",
+        0xC000_0374 => "STATUS_HEAP_CORRUPTION",
+        0xC000_0409 => "STATUS_STACK_BUFFER_OVERRUN",
+        0xC000_0602 => "STATUS_FAIL_FAST_EXCEPTION",
+        _ => return None,
+    })
+}
+
+/// Nothing to set on the command: the worker joins its Job Object right
+/// after it starts, before it is sent any case.
+pub fn isolate_worker(_command: &mut Command) {}
+
+/// A worker's Job Object: every process the worker starts joins it, and
+/// closing it (or the harness dying) kills them all.
+#[derive(Debug)]
+pub struct WorkerTree {
+    job: HANDLE,
+}
+
+// SAFETY: a job handle is a kernel object handle, usable from any thread.
+unsafe impl Send for WorkerTree {}
+
+impl WorkerTree {
+    pub fn attach(child: &Child) -> std::io::Result<WorkerTree> {
+        // SAFETY: creating an unnamed job with default security.
+        let job = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+        if job.is_null() {
+            return Err(std::io::Error::last_os_error());
+        }
+        let tree = WorkerTree { job };
+        // SAFETY: a zeroed limit structure is valid; only the flag is set.
+        let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+        limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        // SAFETY: `limits` is the structure this information class takes.
+        let set = unsafe {
+            SetInformationJobObject(
+                job,
+                JobObjectExtendedLimitInformation,
+                (&limits as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+                std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+            )
+        };
+        // SAFETY: both handles are live: the job above, the child's process.
+        if set == 0
+            || unsafe { AssignProcessToJobObject(job, child.as_raw_handle() as HANDLE) } == 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(tree)
+    }
+
+    /// Terminates every process in the job.
+    pub fn kill(&self) {
+        // SAFETY: the job handle is live until drop.
+        unsafe {
+            TerminateJobObject(self.job, 1);
+        }
+    }
+}
+
+impl Drop for WorkerTree {
+    fn drop(&mut self) {
+        // SAFETY: closed once; KILL_ON_JOB_CLOSE ends what is left.
+        unsafe {
+            CloseHandle(self.job);
+        }
+    }
+}
+
+/// An interrupted run: the Job Objects die with this process and take the
+/// workers with them.
+pub fn kill_worker_group(_pid: u32) {}
+
+/// Prepares a worker to die plainly: no error dialog may wait for a person,
+/// and a crash ends the process at once with the exception's NTSTATUS as
+/// its exit code, instead of starting a debugger (Windows Error Reporting;
+/// winedbg under Wine, which would also print its dump into the plugin's
+/// output). The Job Object takes care of the descendants.
+pub fn harden_worker() {
+    use windows_sys::Win32::System::Diagnostics::Debug::{
+        SEM_FAILCRITICALERRORS, SEM_NOGPFAULTERRORBOX, SEM_NOOPENFILEERRORBOX, SetErrorMode,
+        SetUnhandledExceptionFilter,
+    };
+    // SAFETY: sets a process-wide flag word, and a filter that is a plain
+    // function valid for the life of the process.
+    unsafe {
+        SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX | SEM_NOOPENFILEERRORBOX);
+        SetUnhandledExceptionFilter(Some(end_on_crash));
+    }
+}
+
+/// The unhandled-exception filter of a worker: exit with the exception
+/// code, which the parent decodes.
+unsafe extern "system" fn end_on_crash(
+    info: *const windows_sys::Win32::System::Diagnostics::Debug::EXCEPTION_POINTERS,
+) -> i32 {
+    use windows_sys::Win32::System::Threading::TerminateProcess;
+    // SAFETY: the system passes valid exception pointers to the filter.
+    let code = unsafe { info.as_ref().and_then(|info| info.ExceptionRecord.as_ref()) }
+        .map_or(0xC000_0001_u32, |record| record.ExceptionCode as u32);
+    // SAFETY: ends this process; nothing runs after it.
+    unsafe {
+        TerminateProcess(GetCurrentProcess(), code);
+    }
+    // EXCEPTION_EXECUTE_HANDLER, should TerminateProcess return.
+    1
+}
+
+/// Job Objects hold every descendant: there are no orphans to adopt.
+pub fn become_subreaper() {}
+
+/// Job Objects hold every descendant: there are no orphans to reap.
+pub fn reap_orphans(_keep: &HashSet<u32>) {}
+
+/// Waits until `listener` has a connection to accept, or `timeout` passes.
+pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time::Duration) -> bool {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{POLLRDNORM, WSAPOLLFD, WSAPoll};
+    let mut fds = [WSAPOLLFD {
+        fd: listener.as_raw_socket() as usize,
+        events: POLLRDNORM,
+        revents: 0,
+    }];
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid poll entry for a live socket.
+    unsafe { WSAPoll(fds.as_mut_ptr(), 1, millis) > 0 }
+}
+
+/// Children of this process that are still running.
+pub fn running_child_processes() -> Vec<ProcessInfo> {
+    child_processes()
+}
+
+/// Every child of this process, from a toolhelp snapshot.
+pub fn child_processes() -> Vec<ProcessInfo> {
+    let me = std::process::id();
+    let mut children = Vec::new();
+    let Some(snapshot) = Snapshot::take(TH32CS_SNAPPROCESS) else {
+        return children;
+    };
+    // SAFETY: a zeroed entry with its size set is what Process32FirstW takes.
+    let mut entry: PROCESSENTRY32W = unsafe { std::mem::zeroed() };
+    entry.dwSize = std::mem::size_of::<PROCESSENTRY32W>() as u32;
+    // SAFETY: the snapshot is live and `entry` is sized.
+    let mut more = unsafe { Process32FirstW(snapshot.0, &mut entry) } != 0;
+    while more {
+        if entry.th32ParentProcessID == me && entry.th32ProcessID != me {
+            let len = entry
+                .szExeFile
+                .iter()
+                .position(|&c| c == 0)
+                .unwrap_or(entry.szExeFile.len());
+            children.push(ProcessInfo {
+                pid: entry.th32ProcessID,
+                name: String::from_utf16_lossy(&entry.szExeFile[..len]),
+            });
+        }
+        // SAFETY: as above.
+        more = unsafe { Process32NextW(snapshot.0, &mut entry) } != 0;
+    }
+    children
+}
+
+pub fn thread_count() -> u64 {
+    let me = std::process::id();
+    let Some(snapshot) = Snapshot::take(TH32CS_SNAPTHREAD) else {
+        return 0;
+    };
+    // SAFETY: a zeroed entry with its size set is what Thread32First takes.
+    let mut entry: THREADENTRY32 = unsafe { std::mem::zeroed() };
+    entry.dwSize = std::mem::size_of::<THREADENTRY32>() as u32;
+    let mut count = 0;
+    // SAFETY: the snapshot is live and `entry` is sized.
+    let mut more = unsafe { Thread32First(snapshot.0, &mut entry) } != 0;
+    while more {
+        if entry.th32OwnerProcessID == me {
+            count += 1;
+        }
+        // SAFETY: as above.
+        more = unsafe { Thread32Next(snapshot.0, &mut entry) } != 0;
+    }
+    count
+}
+
+pub fn open_handles() -> u64 {
+    let mut count = 0u32;
+    // SAFETY: the pseudo-handle of this process and a place for the count.
+    unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut count) };
+    u64::from(count)
+}
+
+pub fn mapped_bytes() -> u64 {
+    use windows_sys::Win32::System::ProcessStatus::{
+        GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS,
+    };
+    // SAFETY: a zeroed counters structure with its size passed.
+    let mut counters: PROCESS_MEMORY_COUNTERS = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<PROCESS_MEMORY_COUNTERS>() as u32;
+    // SAFETY: as above, for this process.
+    if unsafe { GetProcessMemoryInfo(GetCurrentProcess(), &mut counters, size) } == 0 {
+        return 0;
+    }
+    counters.PagefileUsage as u64
+}
+
+/// A toolhelp snapshot, closed when dropped.
+struct Snapshot(HANDLE);
+
+impl Snapshot {
+    fn take(what: u32) -> Option<Snapshot> {
+        // SAFETY: a snapshot of the whole system.
+        let handle = unsafe { CreateToolhelp32Snapshot(what, 0) };
+        (handle != INVALID_HANDLE_VALUE && !handle.is_null()).then_some(Snapshot(handle))
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        // SAFETY: closed once.
+        unsafe {
+            CloseHandle(self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_codes_decode_to_ntstatus_names() {
+        use std::os::windows::process::ExitStatusExt;
+        assert_eq!(
+            decode_exit(ExitStatus::from_raw(0xC000_0005)),
+            Termination::NtStatus {
+                code: "0xC0000005".into(),
+                name: Some("STATUS_ACCESS_VIOLATION".into())
+            }
+        );
+        assert_eq!(
+            decode_exit(ExitStatus::from_raw(3)),
+            Termination::Exited { code: 3 }
+        );
+    }
+
+    #[test]
+    fn a_spawned_child_is_listed() {
+        let mut child = Command::new("cmd")
+            .args(["/c", "ping", "-n", "30", "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let listed = child_processes().iter().any(|c| c.pid == pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(listed);
+    }
+
+    #[test]
+    fn resource_counts_are_plausible() {
+        assert!(thread_count() >= 1);
+        assert!(open_handles() >= 1);
+        assert!(mapped_bytes() > 0);
+    }
+}
