@@ -3,7 +3,8 @@
 
 use xshell::{Shell, cmd};
 
-use crate::conformance;
+use crate::platform::Selection;
+use crate::{conformance, test};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let _ci = sh.push_env("CI", "true");
@@ -17,7 +18,12 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         .run()?)
     })?;
     step("tests", || {
-        Ok(cmd!(sh, "cargo test --quiet --workspace").run()?)
+        test::run(
+            sh,
+            &test::Args {
+                platform: Selection::All,
+            },
+        )
     })?;
     step("conformance", || {
         conformance::run(
@@ -25,7 +31,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
             &conformance::Args {
                 update: false,
                 require_all: true,
-                platform: crate::platform::Selection::All,
+                platform: Selection::All,
             },
         )
     })?;

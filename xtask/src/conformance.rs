@@ -108,7 +108,7 @@ impl Runner {
         }
     }
 
-    fn command(&self, plugcheck: &Path, args: Vec<OsString>) -> duct::Expression {
+    pub fn command(&self, plugcheck: &Path, args: Vec<OsString>) -> duct::Expression {
         match self {
             Runner::Native => duct::cmd(plugcheck, args),
             Runner::Wine(wine) => wine.command(plugcheck, args),

@@ -5,8 +5,10 @@
 mod bench;
 mod ci;
 mod conformance;
+mod doctor;
 mod fixtures;
 mod platform;
+mod test;
 mod toolchain;
 mod wine;
 
@@ -35,6 +37,10 @@ enum Command {
     Ci,
     /// Measure the harness against a floor measured in the same run.
     Bench(bench::Args),
+    /// For each platform leg: what is present, what is missing, how to install it.
+    Doctor,
+    /// The tests: the workspace's on the host, the harness's unit tests under Wine for Windows.
+    Test(test::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +52,8 @@ fn main() -> anyhow::Result<()> {
         Command::Conformance(args) => conformance::run(&sh, &args),
         Command::Ci => ci::run(&sh),
         Command::Bench(args) => bench::run(&sh, &args),
+        Command::Doctor => doctor::run(&sh),
+        Command::Test(args) => test::run(&sh, &args),
     }
 }
 

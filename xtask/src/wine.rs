@@ -52,6 +52,17 @@ impl Wine {
         Ok(())
     }
 
+    /// `wine-8.0 (…) at /usr/lib/wine/wine64`.
+    pub fn describe(&self, sh: &Shell) -> String {
+        let wine64 = &self.wine64;
+        let version = cmd!(sh, "{wine64} --version")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .unwrap_or_default();
+        format!("{} at {}", version.trim(), wine64.display())
+    }
+
     fn env<'a>(&self, command: xshell::Cmd<'a>) -> xshell::Cmd<'a> {
         command
             .env("WINEPREFIX", &self.prefix)
