@@ -13,15 +13,16 @@
 //!   close, in one process; the watcher's debounce apart;
 //! - all fixtures: wall time, with the deliberate hang timeouts shown apart.
 
+use std::ffi::OsString;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use plugcheck::report::{Report, Verdict};
 use xshell::Shell;
 
-use crate::conformance;
+use crate::conformance::{self, Runner};
 use crate::fixtures::{self, Built, HOST_PLATFORM};
 use crate::platform::Platform;
 
@@ -54,13 +55,21 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let runs = args.runs.max(1);
 
     let foundation = measure_suite(
+        &Runner::Native,
         plugcheck,
         built("echo")?,
         Some(FOUNDATION_FAMILIES),
         runs,
         &scratch,
     )?;
-    let whole = measure_suite(plugcheck, built("echo")?, None, runs, &scratch)?;
+    let whole = measure_suite(
+        &Runner::Native,
+        plugcheck,
+        built("echo")?,
+        None,
+        runs,
+        &scratch,
+    )?;
     let reload = reload_latency(plugcheck, built("counter")?, &scratch)?;
 
     let report_path = scratch.path().join("all.json");
@@ -95,6 +104,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         ms(hang_wait),
         ms(all_wall.saturating_sub(hang_wait))
     );
+    windows_leg(sh, runs, &scratch)?;
     if foundation.ratio() > SUITE_TARGET {
         bail!(
             "suite overhead {:.2}× floor is over the {SUITE_TARGET}× target",
@@ -108,6 +118,57 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             reload.p99()
         );
     }
+    Ok(())
+}
+
+/// The Windows leg under Wine, when this host can run it: a rebuild with
+/// nothing changed (the cache), the suite against a floor spawned under
+/// Wine, and the whole Windows fixture run with its process count.
+fn windows_leg(sh: &Shell, runs: usize, scratch: &tempfile::TempDir) -> anyhow::Result<()> {
+    let runner = match Runner::for_platform(sh, Platform::Windows) {
+        Ok(runner) => runner,
+        Err(error) => {
+            println!("windows leg not measured: {error:#}");
+            return Ok(());
+        }
+    };
+    // Twice: the second build, with nothing changed, is the cache's cost.
+    fixtures::build(sh, Platform::Windows, false, false)?;
+    let started = Instant::now();
+    let artifacts = fixtures::build(sh, Platform::Windows, false, false)?;
+    let rebuild = started.elapsed();
+    let echo = artifacts
+        .built
+        .iter()
+        .find(|built| built.name == "echo")
+        .context("the Windows echo plugin was not built")?;
+    let suite = measure_suite(
+        &runner,
+        &artifacts.plugcheck,
+        echo,
+        Some(FOUNDATION_FAMILIES),
+        runs.min(10),
+        scratch,
+    )?;
+    let report_path = scratch.path().join("windows.json");
+    let started = Instant::now();
+    let all = conformance::run_suite_on(&runner, &artifacts, &report_path)?;
+    let wall = started.elapsed();
+    let processes: u32 = all
+        .plugins
+        .iter()
+        .map(|plugin| plugin.workers_started)
+        .sum();
+    println!(
+        "windows (under Wine) · fixtures rebuilt with nothing changed in {}",
+        ms(rebuild)
+    );
+    suite.print("suite   foundation families, windows", false);
+    println!(
+        "all     {} Windows plugins and fixtures: wall {}; {processes} worker processes started",
+        all.plugins.len(),
+        ms(wall)
+    );
     Ok(())
 }
 
@@ -162,6 +223,7 @@ impl SuiteTiming {
 /// Alternates floor spawns with suite runs, so drift in the machine's load
 /// (2 shared cores) hits both alike.
 fn measure_suite(
+    runner: &Runner,
     plugcheck: &Path,
     echo: &Built,
     filter: Option<&'static str>,
@@ -171,34 +233,42 @@ fn measure_suite(
     let json = scratch.path().join("suite.json");
     let floor_once = || -> anyhow::Result<Duration> {
         let started = Instant::now();
-        let status = Command::new(plugcheck)
-            .arg("__probe")
-            .arg(&echo.path)
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
+        let output = runner
+            .command(plugcheck, vec!["__probe".into(), runner.path(&echo.path)])
+            .stdout_null()
+            .unchecked()
+            .run()?;
+        if !output.status.success() {
             bail!(
-                "the floor probe failed on `{}`: {status}",
-                echo.path.display()
+                "the floor probe failed on `{}`: {}",
+                echo.path.display(),
+                output.status
             );
         }
         Ok(started.elapsed())
     };
     let suite_once = || -> anyhow::Result<(Duration, Report)> {
-        let mut command = Command::new(plugcheck);
-        command
-            .arg("check")
-            .arg("--json")
-            .arg(&json)
-            .arg(&echo.path);
+        let mut args: Vec<OsString> = vec![
+            "check".into(),
+            "--json".into(),
+            runner.path(&json),
+            runner.path(&echo.path),
+        ];
         if let Some(filter) = filter {
-            command.arg("--filter").arg(filter);
+            args.extend(["--filter".into(), filter.into()]);
         }
         let started = Instant::now();
-        let status = command.stdout(Stdio::null()).status()?;
+        let output = runner
+            .command(plugcheck, args)
+            .stdout_null()
+            .unchecked()
+            .run()?;
         let wall = started.elapsed();
-        if !status.success() {
-            bail!("`plugcheck check` failed on the echo plugin: {status}");
+        if !output.status.success() {
+            bail!(
+                "`plugcheck check` failed on the echo plugin: {}",
+                output.status
+            );
         }
         Ok((wall, Report::read_json(&json)?))
     };

@@ -75,7 +75,7 @@ fn build_and_run(
         .join("target/plugcheck")
         .join(platform.name())
         .join("report.json");
-    let report = run_suite_with(&runner, &artifacts, &report_path)?;
+    let report = run_suite_on(&runner, &artifacts, &report_path)?;
     Ok((artifacts, report_path, report))
 }
 
@@ -101,7 +101,7 @@ impl Runner {
     }
 
     /// A path as the leg's `plugcheck` sees it.
-    fn path(&self, path: &Path) -> OsString {
+    pub fn path(&self, path: &Path) -> OsString {
         match self {
             Runner::Native => path.as_os_str().to_owned(),
             Runner::Wine(_) => wine::windows_path(path),
@@ -118,7 +118,7 @@ impl Runner {
 
 /// Runs `plugcheck check` over every artifact of the host leg.
 pub fn run_suite(artifacts: &Artifacts, report_path: &Path) -> anyhow::Result<Report> {
-    run_suite_with(&Runner::Native, artifacts, report_path)
+    run_suite_on(&Runner::Native, artifacts, report_path)
 }
 
 /// What one `plugcheck check` invocation shares: the timeout and the reload
@@ -128,7 +128,7 @@ type InvocationKey<'a> = (Option<Duration>, &'a [(String, PathBuf)]);
 /// Runs `plugcheck check` over every artifact, one invocation per distinct
 /// timeout and set of reload targets, and writes the merged report (in
 /// manifest order).
-fn run_suite_with(
+pub fn run_suite_on(
     runner: &Runner,
     artifacts: &Artifacts,
     report_path: &Path,
