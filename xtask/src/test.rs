@@ -23,7 +23,7 @@ pub struct Args {
 /// Crates whose unit tests run on the foreign leg: the harness (with the OS
 /// seam) and the ABI. Their integration tests drive host tools (cc, the
 /// fixtures), so they stay on the host.
-const FOREIGN_TESTED: &[&str] = &["plugcheck", "plugcheck-abi"];
+const FOREIGN_TESTED: [&str; 2] = ["plugcheck", "plugcheck-abi"];
 
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     for platform in args.platform.platforms() {
@@ -34,7 +34,8 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         let root = crate::project_root();
         let rust = RustBuild::for_platform(sh, platform, &root)?;
         eprintln!("{platform} unit tests: built by {}", rust.description);
-        let executables = rust.test_executables(sh, FOREIGN_TESTED)?;
+        let packages = FOREIGN_TESTED.map(str::to_owned);
+        let executables = rust.test_executables(sh, &packages)?;
         let runner = Runner::for_platform(sh, platform)?;
         for executable in executables {
             let dir = executable

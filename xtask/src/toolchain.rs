@@ -104,74 +104,58 @@ impl RustBuild {
 
     /// `cargo build` of `packages` with `profile`.
     pub fn build(&self, sh: &Shell, packages: &[String], profile: &str) -> anyhow::Result<()> {
-        let cargo = &self.cargo;
-        let target_dir = &self.target_dir;
-        let target = self.platform.target();
-        let cross: Vec<String> = if self.cross {
-            vec!["--target".into(), target.into()]
-        } else {
-            Vec::new()
-        };
-        let build_std: &[&str] = if self.build_std {
-            &["-Zbuild-std=std,panic_unwind"]
-        } else {
-            &[]
-        };
-        let package_args: Vec<String> = packages
-            .iter()
-            .flat_map(|p| ["-p".into(), p.clone()])
-            .collect();
-        let mut command = cmd!(
-            sh,
-            "{cargo} build --quiet --profile {profile} --target-dir {target_dir} {cross...} {build_std...} {package_args...}"
-        );
-        if self.cross {
-            command = command.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER", MINGW_GCC);
-        }
-        if let Some(rustc) = &self.rustc {
-            command = command.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
-        }
-        command.run()?;
+        let args = ["build", "--quiet", "--profile", profile];
+        self.cargo(sh, &args, packages).run()?;
         Ok(())
     }
 
     /// Builds the unit tests (`--lib`) of `packages` and returns the test
     /// executables cargo reports.
-    pub fn test_executables(&self, sh: &Shell, packages: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
-        let cargo = &self.cargo;
-        let target_dir = &self.target_dir;
-        let target = self.platform.target();
-        let cross: Vec<String> = if self.cross {
-            vec!["--target".into(), target.into()]
-        } else {
-            Vec::new()
-        };
-        let build_std: &[&str] = if self.build_std {
-            &["-Zbuild-std=std,panic_unwind"]
-        } else {
-            &[]
-        };
-        let package_args: Vec<String> = packages
-            .iter()
-            .flat_map(|p| ["-p".to_owned(), (*p).to_owned()])
-            .collect();
-        let mut command = cmd!(
-            sh,
-            "{cargo} test --no-run --lib --message-format=json --target-dir {target_dir} {cross...} {build_std...} {package_args...}"
-        );
-        if self.cross {
-            command = command.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER", MINGW_GCC);
-        }
-        if let Some(rustc) = &self.rustc {
-            command = command.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
-        }
-        let messages = command.read()?;
+    pub fn test_executables(
+        &self,
+        sh: &Shell,
+        packages: &[String],
+    ) -> anyhow::Result<Vec<PathBuf>> {
+        let args = ["test", "--no-run", "--lib", "--message-format=json"];
+        let messages = self.cargo(sh, &args, packages).read()?;
         Ok(messages
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|message| message["reason"] == "compiler-artifact")
             .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
             .collect())
+    }
+
+    /// `cargo ARGS -p PACKAGE…` for this platform: the right cargo and
+    /// rustc, target, target directory, linker and std.
+    fn cargo<'a>(&self, sh: &'a Shell, args: &[&str], packages: &[String]) -> xshell::Cmd<'a> {
+        let cargo = &self.cargo;
+        let target_dir = &self.target_dir;
+        let cross: Vec<&str> = if self.cross {
+            vec!["--target", self.platform.target()]
+        } else {
+            Vec::new()
+        };
+        let build_std: &[&str] = if self.build_std {
+            &["-Zbuild-std=std,panic_unwind"]
+        } else {
+            &[]
+        };
+        let package_args: Vec<&str> = packages
+            .iter()
+            .flat_map(|package| ["-p", package.as_str()])
+            .collect();
+        let mut command = cmd!(
+            sh,
+            "{cargo} {args...} --target-dir {target_dir} {cross...} {build_std...} {package_args...}"
+        );
+        if self.cross {
+            command = command.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER", MINGW_GCC);
+        }
+        if let Some(rustc) = &self.rustc {
+            command = command.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
+        }
+        command
     }
 
     /// Where cargo puts what `profile` built.
