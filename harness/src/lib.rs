@@ -8,6 +8,7 @@
 
 pub mod cases;
 pub mod catalog;
+pub mod ci;
 pub mod cli;
 pub mod handshake;
 pub mod host;

@@ -316,29 +316,12 @@ impl Report {
     /// one. Not fsynced: a test report need not survive a power cut, and the
     /// sync would cost more than the whole run of a small suite.
     pub fn write_json(&self, path: &Path) -> Result<(), ReportWriteError> {
-        let error = |source| ReportWriteError {
+        let mut json = serde_json::to_vec_pretty(self).map_err(|error| ReportWriteError {
             path: path.to_owned(),
-            source,
-        };
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let mut json = serde_json::to_vec_pretty(self).map_err(|e| error(e.into()))?;
+            source: error.into(),
+        })?;
         json.push(b'\n');
-        std::fs::create_dir_all(dir).map_err(error)?;
-        let mut file = tempfile::Builder::new()
-            .prefix(".plugcheck-report")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(error)?;
-        file.write_all(&json).map_err(error)?;
-        // A temporary file is private (0600); a report is for everyone.
-        if let Some(permissions) = crate::os::shared_file_permissions() {
-            file.as_file().set_permissions(permissions).map_err(error)?;
-        }
-        file.persist(path).map_err(|e| error(e.error))?;
-        Ok(())
+        write_atomically(path, &json)
     }
 
     pub fn read_json(path: &Path) -> Result<Report, ReportReadError> {
@@ -351,6 +334,32 @@ impl Report {
             source,
         })
     }
+}
+
+/// Writes `bytes` to `path` whole: to a temporary file beside it, then
+/// renamed over it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportWriteError> {
+    let error = |source| ReportWriteError {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(error)?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".plugcheck-report")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(error)?;
+    file.write_all(bytes).map_err(error)?;
+    // A temporary file is private (0600); a report is for everyone.
+    if let Some(permissions) = crate::os::shared_file_permissions() {
+        file.as_file().set_permissions(permissions).map_err(error)?;
+    }
+    file.persist(path).map_err(|e| error(e.error))?;
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -140,3 +140,63 @@ fn list_names_every_case() {
         assert!(text.contains(case.description()));
     }
 }
+
+#[test]
+fn junit_annotations_and_job_summary_are_what_ci_readers_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let summary = dir.path().join("summary.md");
+    let output = Command::new(env!("CARGO_BIN_EXE_plugcheck"))
+        .arg("check")
+        .arg("--junit")
+        .arg(&junit)
+        .arg(libz())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let annotation = stdout
+        .lines()
+        .find(|line| line.starts_with("::error title="))
+        .unwrap_or_else(|| panic!("no ::error annotation in {stdout}"));
+    assert!(
+        annotation.contains("lookup-entry on linux%3A fail::"),
+        "{annotation}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.contains("| `libz.so.1` | ❌ failed |"), "{summary}");
+    assert!(
+        summary.contains("| `libz.so.1` | `lookup-entry` | fail |"),
+        "{summary}"
+    );
+
+    // Read back by junitparser, the JUnit reader many CI tools use.
+    let parsed = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys\n\
+             from junitparser import JUnitXml, Failure, Skipped\n\
+             suites = list(JUnitXml.fromfile(sys.argv[1]))\n\
+             assert len(suites) == 1, suites\n\
+             suite = suites[0]\n\
+             cases = {case.name: case for case in suite}\n\
+             failure = [r for r in cases['lookup-entry'].result if isinstance(r, Failure)]\n\
+             skipped = [r for r in cases['init'].result if isinstance(r, Skipped)]\n\
+             print(suite.name, suite.tests, suite.failures, suite.errors, suite.skipped, len(failure), len(skipped), cases['load'].is_passed)\n",
+        )
+        .arg(&junit)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        parsed.status.success(),
+        "junitparser could not read the report (install it: pip install junitparser): {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let cases = plugcheck::catalog::CaseId::ALL.len();
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim(),
+        format!("libz.so.1 (linux) {cases} 1 0 {} 1 1 True", cases - 2)
+    );
+}

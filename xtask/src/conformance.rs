@@ -54,7 +54,10 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         }
     }
     if reports.len() > 1 {
-        print!("{}", differences(&reports));
+        print!(
+            "\nwhere the platforms differ:\n{}",
+            crate::merge::table(&reports, false)
+        );
     }
     for platform in not_run {
         eprintln!(
@@ -76,6 +79,7 @@ fn build_and_run(
         .join(platform.name())
         .join("report.json");
     let report = run_suite_on(&runner, &artifacts, &report_path)?;
+    plugcheck::ci::junit::write(&report, &report_path.with_file_name("junit.xml"))?;
     Ok((artifacts, report_path, report))
 }
 
@@ -243,42 +247,4 @@ fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyh
             artifacts.platform
         )
     })
-}
-
-/// Where the legs' verdicts differ, fixture by fixture.
-fn differences(reports: &[Report]) -> String {
-    let mut out = String::from("\nwhere the platforms differ:\n");
-    let first = &reports[0];
-    let mut any = false;
-    for plugin in &first.plugins {
-        let name = stem(&plugin.path).unwrap_or_default();
-        for case in &plugin.cases {
-            let others: Vec<String> = reports[1..]
-                .iter()
-                .filter_map(|report| {
-                    let other = report
-                        .plugins
-                        .iter()
-                        .find(|p| stem(&p.path) == Some(name))?;
-                    let theirs = other.cases.iter().find(|c| c.id == case.id)?;
-                    (theirs.verdict != case.verdict)
-                        .then(|| format!("{} {}", report.platform.os, theirs.verdict))
-                })
-                .collect();
-            if !others.is_empty() {
-                any = true;
-                out.push_str(&format!(
-                    "  {name:<22} {:<28} {} {} · {}\n",
-                    case.id.id(),
-                    first.platform.os,
-                    case.verdict,
-                    others.join(" · ")
-                ));
-            }
-        }
-    }
-    if !any {
-        out.push_str("  (every verdict agrees; the snapshots show how the reasons differ)\n");
-    }
-    out
 }

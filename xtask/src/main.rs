@@ -7,6 +7,7 @@ mod ci;
 mod conformance;
 mod doctor;
 mod fixtures;
+mod merge;
 mod platform;
 mod test;
 mod toolchain;
@@ -39,6 +40,8 @@ enum Command {
     Bench(bench::Args),
     /// For each platform leg: what is present, what is missing, how to install it.
     Doctor,
+    /// Combine the legs' JSON reports into one platform × case table.
+    MergeReports(merge::Args),
     /// The tests: the workspace's on the host, the harness's unit tests under Wine for Windows.
     Test(test::Args),
 }
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ci => ci::run(&sh),
         Command::Bench(args) => bench::run(&sh, &args),
         Command::Doctor => doctor::run(&sh),
+        Command::MergeReports(args) => merge::run(&args),
         Command::Test(args) => test::run(&sh, &args),
     }
 }

@@ -11,7 +11,7 @@ use super::{exit, say};
 use crate::cases::{CaseSettings, ReloadRole};
 use crate::catalog::{CaseId, Family};
 use crate::runner::{self, RunOptions};
-use crate::{os, table, worker};
+use crate::{ci, os, table, worker};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -24,6 +24,10 @@ pub struct CheckArgs {
     /// Also write the full report as JSON to FILE (atomically).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also write the report as JUnit XML to FILE (atomically): one
+    /// testsuite per plugin, one testcase per case.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// Time one case may take before its worker is killed (e.g. 10s, 500ms).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -119,6 +123,15 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     if let Some(path) = &args.json {
         report.write_json(path)?;
         say(&format!("report written to {}\n", path.display()));
+    }
+    if let Some(path) = &args.junit {
+        ci::junit::write(&report, path)?;
+        say(&format!("JUnit report written to {}\n", path.display()));
+    }
+    if ci::github::in_actions() {
+        say(&ci::github::annotations(&report));
+        ci::github::append_summary(&report)
+            .context("cannot append to the job summary ($GITHUB_STEP_SUMMARY)")?;
     }
     worker::wait_for_teardown();
     drop(scratch);

@@ -1,0 +1,127 @@
+//! GitHub Actions: `::error`/`::warning` workflow commands on stdout, which
+//! the runner turns into annotations, and a markdown table appended to the
+//! file `$GITHUB_STEP_SUMMARY` names.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::junit::file_name;
+use crate::report::{Report, Verdict};
+
+/// Whether this process runs in a GitHub Actions job.
+pub fn in_actions() -> bool {
+    std::env::var_os("GITHUB_ACTIONS").is_some_and(|value| value == "true")
+}
+
+/// One annotation per case that failed, crashed, timed out or warned.
+pub fn annotations(report: &Report) -> String {
+    let mut out = String::new();
+    for plugin in &report.plugins {
+        for case in &plugin.cases {
+            let level = match case.verdict {
+                Verdict::Fail | Verdict::Crashed | Verdict::TimedOut => "error",
+                Verdict::Warning => "warning",
+                Verdict::Pass | Verdict::Skipped => continue,
+            };
+            let title = format!(
+                "plugcheck {} {} on {}: {}",
+                file_name(&plugin.path),
+                case.id,
+                report.platform.os,
+                case.verdict
+            );
+            out.push_str(&format!(
+                "::{level} title={}::{}\n",
+                escape_property(&title),
+                escape_data(&case.reason)
+            ));
+        }
+    }
+    out
+}
+
+/// The job summary: a table per plugin of the cases that did not pass.
+pub fn summary(report: &Report) -> String {
+    let mut out = format!(
+        "## plugcheck on {} ({})\n\n| plugin | gate | pass | fail | crashed | timed out | warning | skipped |\n|---|---|---|---|---|---|---|---|\n",
+        report.platform.os, report.platform.arch
+    );
+    for plugin in &report.plugins {
+        let gate = &plugin.gate;
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} |\n",
+            file_name(&plugin.path),
+            if gate.passed {
+                "✅ passed"
+            } else {
+                "❌ failed"
+            },
+            gate.pass,
+            gate.fail,
+            gate.crashed,
+            gate.timed_out,
+            gate.warning,
+            gate.skipped
+        ));
+    }
+    let problems: Vec<String> = report
+        .plugins
+        .iter()
+        .flat_map(|plugin| {
+            plugin
+                .cases
+                .iter()
+                .filter(|case| !matches!(case.verdict, Verdict::Pass | Verdict::Skipped))
+                .map(move |case| {
+                    format!(
+                        "| `{}` | `{}` | {} | {} |\n",
+                        file_name(&plugin.path),
+                        case.id,
+                        case.verdict,
+                        case.reason.replace('|', "\\|")
+                    )
+                })
+        })
+        .collect();
+    if !problems.is_empty() {
+        out.push_str("\n| plugin | case | verdict | reason |\n|---|---|---|---|\n");
+        out.extend(problems);
+    }
+    out.push('\n');
+    out
+}
+
+/// Appends the summary to `$GITHUB_STEP_SUMMARY`, if the job has one.
+pub fn append_summary(report: &Report) -> std::io::Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(Path::new(&path))?;
+    file.write_all(summary(report).as_bytes())
+}
+
+/// Workflow-command data: `%`, CR and LF are escaped.
+fn escape_data(text: &str) -> String {
+    text.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Workflow-command property values also escape `:` and `,`.
+fn escape_property(text: &str) -> String {
+    escape_data(text).replace(':', "%3A").replace(',', "%2C")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workflow_commands_escape_what_github_reads_specially() {
+        assert_eq!(escape_data("50%\nnext"), "50%25%0Anext");
+        assert_eq!(escape_property("a: b, c"), "a%3A b%2C c");
+    }
+}

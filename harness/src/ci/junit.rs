@@ -1,0 +1,87 @@
+//! The report as JUnit XML: one testsuite per plugin and platform, one
+//! testcase per case. Fail is a failure; crashed and timed-out are errors
+//! typed by how the worker ended; skipped is skipped; a warning passes with
+//! its reason kept as a property.
+
+use std::path::Path;
+use std::time::Duration;
+
+use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
+
+use crate::report::{Report, ReportWriteError, Verdict, write_atomically};
+
+/// The JUnit document for a report.
+pub fn to_xml(report: &Report) -> String {
+    let mut junit = JunitReport::new("plugcheck");
+    for plugin in &report.plugins {
+        let name = format!("{} ({})", file_name(&plugin.path), report.platform.os);
+        let mut suite = TestSuite::new(name);
+        suite.set_time(Duration::from_micros(plugin.duration_us));
+        suite.add_property(("path", plugin.path.display().to_string().as_str()));
+        suite.add_property(("platform", report.platform.os.as_str()));
+        if let Some(info) = &plugin.plugin {
+            suite.add_property(("plugin", format!("{} {}", info.name, info.version).as_str()));
+        }
+        for case in &plugin.cases {
+            let mut status = match case.verdict {
+                Verdict::Pass | Verdict::Warning => TestCaseStatus::success(),
+                Verdict::Skipped => {
+                    let mut status = TestCaseStatus::skipped();
+                    status.set_message(case.reason.as_str());
+                    status
+                }
+                Verdict::Fail => non_success(NonSuccessKind::Failure, "fail", &case.reason),
+                Verdict::Crashed | Verdict::TimedOut => {
+                    let ty = case
+                        .detail
+                        .termination
+                        .as_ref()
+                        .map(|termination| termination.describe())
+                        .unwrap_or_else(|| case.verdict.to_string());
+                    non_success(NonSuccessKind::Error, &ty, &case.reason)
+                }
+            };
+            if let TestCaseStatus::NonSuccess { .. } = &mut status {
+                status.set_description(case.reason.as_str());
+            }
+            let mut test_case = TestCase::new(case.id.id(), status);
+            test_case.set_classname(format!("plugcheck.{}", case.family));
+            test_case.set_time(Duration::from_micros(case.duration_us));
+            test_case.add_property(("verdict", case.verdict.as_str()));
+            if case.verdict == Verdict::Warning {
+                test_case.add_property(("warning", case.reason.as_str()));
+            }
+            if !case.output.stdout.is_empty() {
+                test_case.set_system_out(case.output.stdout.as_str());
+            }
+            if !case.output.stderr.is_empty() {
+                test_case.set_system_err(case.output.stderr.as_str());
+            }
+            suite.add_test_case(test_case);
+        }
+        junit.add_test_suite(suite);
+    }
+    junit
+        .to_string()
+        .expect("a JUnit document of strings serializes")
+}
+
+/// Writes the JUnit document atomically.
+pub fn write(report: &Report, path: &Path) -> Result<(), ReportWriteError> {
+    write_atomically(path, to_xml(report).as_bytes())
+}
+
+fn non_success(kind: NonSuccessKind, ty: &str, message: &str) -> TestCaseStatus {
+    let mut status = TestCaseStatus::non_success(kind);
+    status.set_type(ty).set_message(message);
+    status
+}
+
+/// The file name of a path from either platform.
+pub(crate) fn file_name(path: &Path) -> String {
+    let text = path.display().to_string();
+    text.rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
