@@ -27,13 +27,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A plugin's cases (in suite order) → platform → verdict.
+type Cases<'a> = BTreeMap<(usize, &'a str), BTreeMap<&'a str, String>>;
+
 /// The merged table. Rows are plugin × case, in the first report's order;
 /// columns are the legs.
 pub fn table(reports: &[Report], all: bool) -> String {
     let platforms: Vec<&str> = reports.iter().map(|r| r.platform.os.as_str()).collect();
-    // plugin → case → platform → verdict
-    let mut rows: BTreeMap<(usize, String), BTreeMap<(usize, &str), BTreeMap<&str, String>>> =
-        BTreeMap::new();
+    let mut rows: BTreeMap<(usize, String), Cases> = BTreeMap::new();
     let mut plugin_order: Vec<String> = Vec::new();
     for report in reports {
         for plugin in &report.plugins {
