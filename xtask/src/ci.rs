@@ -17,6 +17,16 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         )
         .run()?)
     })?;
+    step("workflows", || {
+        let workflows: Vec<std::path::PathBuf> = std::fs::read_dir(".github/workflows")?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "yml"))
+            .collect();
+        cmd!(sh, "actionlint {workflows...}").run()?;
+        cmd!(sh, "zizmor --offline .github/workflows").run()?;
+        Ok(())
+    })?;
     step("tests", || {
         test::run(
             sh,
