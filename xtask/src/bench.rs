@@ -393,7 +393,7 @@ fn cpus() -> usize {
 
 /// A scratch directory under target/, removed at the end.
 fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
-    let base = crate::project_root().join("target/plugcheck");
+    let base = crate::target_dir().join("plugcheck");
     std::fs::create_dir_all(&base)?;
     Ok(tempfile::Builder::new().prefix("bench-").tempdir_in(base)?)
 }

@@ -42,6 +42,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
                 update: false,
                 require_all: true,
                 platform: Selection::All,
+                wsl_distro: None,
             },
         )
     })?;

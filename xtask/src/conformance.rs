@@ -28,12 +28,27 @@ pub struct Args {
     /// Which legs to run.
     #[arg(long, value_enum, default_value_t)]
     pub platform: Selection,
+    /// From a Windows host: the WSL2 distribution the Linux leg runs in
+    /// [default: WSL's default distribution].
+    #[arg(long, value_name = "NAME")]
+    pub wsl_distro: Option<String>,
 }
 
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     let mut not_run = Vec::new();
     for platform in args.platform.platforms() {
+        if platform == Platform::Linux && Platform::host() == Platform::Windows {
+            match linux_leg_in_wsl(args) {
+                Ok(report) => reports.push(report),
+                Err(error) if args.platform == Selection::All && !args.require_all => {
+                    eprintln!("\nSKIPPED the linux leg (WSL2): {error:#}");
+                    not_run.push(platform);
+                }
+                Err(error) => return Err(error.context("the linux leg (WSL2) cannot run")),
+            }
+            continue;
+        }
         let leg = build_and_run(sh, platform, args.require_all);
         match leg {
             Ok((artifacts, report_path, report)) => {
@@ -67,6 +82,29 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Linux leg from a Windows host: built, run and judged inside WSL2;
+/// its report is copied back beside the Windows leg's.
+fn linux_leg_in_wsl(args: &Args) -> anyhow::Result<Report> {
+    let mut inner: Vec<OsString> = Vec::new();
+    if args.update {
+        inner.push("--update".into());
+    }
+    if args.require_all {
+        inner.push("--require-all".into());
+    }
+    let remote =
+        crate::wsl::run_linux_leg(&crate::project_root(), args.wsl_distro.as_deref(), &inner)?;
+    let local = crate::target_dir().join("plugcheck/linux/report.json");
+    std::fs::create_dir_all(local.parent().expect("has a parent"))?;
+    std::fs::copy(&remote, &local).with_context(|| {
+        format!(
+            "cannot copy the Linux leg's report from `{}`",
+            remote.display()
+        )
+    })?;
+    Ok(Report::read_json(&local)?)
+}
+
 fn build_and_run(
     sh: &Shell,
     platform: Platform,
@@ -74,8 +112,8 @@ fn build_and_run(
 ) -> anyhow::Result<(Artifacts, PathBuf, Report)> {
     let runner = Runner::for_platform(sh, platform)?;
     let artifacts = fixtures::build(sh, platform, false, require_all)?;
-    let report_path = crate::project_root()
-        .join("target/plugcheck")
+    let report_path = crate::target_dir()
+        .join("plugcheck")
         .join(platform.name())
         .join("report.json");
     let report = run_suite_on(&runner, &artifacts, &report_path)?;
@@ -96,7 +134,7 @@ impl Runner {
         }
         match platform {
             Platform::Windows => {
-                let wine = Wine::find(&crate::project_root())?;
+                let wine = Wine::find()?;
                 wine.prepare(sh)?;
                 Ok(Runner::Wine(wine))
             }

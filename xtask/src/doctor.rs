@@ -11,7 +11,6 @@ use crate::toolchain::RustBuild;
 use crate::wine::Wine;
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
-    let root = crate::project_root();
     let mut missing = 0;
     let mut check = |what: &str, found: Result<String, String>| match found {
         Ok(found) => println!("  ok       {what:<34} {found}"),
@@ -57,13 +56,13 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     );
     check(
         "Rust for x86_64-pc-windows-gnu",
-        RustBuild::for_platform(sh, Platform::Windows, &root)
+        RustBuild::for_platform(sh, Platform::Windows)
             .map(|build| build.description)
             .map_err(|error| error.to_string()),
     );
     check(
         "wine64",
-        Wine::find(&root)
+        Wine::find()
             .map(|wine| wine.describe(sh))
             .map_err(|_| "apt-get install wine64".to_owned()),
     );

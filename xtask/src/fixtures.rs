@@ -68,9 +68,9 @@ pub fn build(
 ) -> anyhow::Result<Artifacts> {
     let root = crate::project_root();
     let manifest = Manifest::load(&root)?;
-    let rust = RustBuild::for_platform(sh, platform, &root)?;
+    let rust = RustBuild::for_platform(sh, platform)?;
     eprintln!("{platform} leg: Rust built by {}", rust.description);
-    let leg = root.join("target/plugcheck").join(platform.name());
+    let leg = crate::target_dir().join("plugcheck").join(platform.name());
     let out = leg.join("artifacts");
 
     // The harness with the profile the tests use; plugins and fixtures with

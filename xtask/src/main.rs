@@ -12,6 +12,7 @@ mod platform;
 mod test;
 mod toolchain;
 mod wine;
+mod wsl;
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +59,16 @@ fn main() -> anyhow::Result<()> {
         Command::Doctor => doctor::run(&sh),
         Command::MergeReports(args) => merge::run(&args),
         Command::Test(args) => test::run(&sh, &args),
+    }
+}
+
+/// Where builds and reports go: `$CARGO_TARGET_DIR` when set (the Linux
+/// leg in WSL2 builds on the Linux filesystem), else `target/`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
+        Some(dir) => project_root().join(dir),
+        None => project_root().join("target"),
     }
 }
 

@@ -32,7 +32,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             continue;
         }
         let root = crate::project_root();
-        let rust = RustBuild::for_platform(sh, platform, &root)?;
+        let rust = RustBuild::for_platform(sh, platform)?;
         eprintln!("{platform} unit tests: built by {}", rust.description);
         let packages = FOREIGN_TESTED.map(str::to_owned);
         let executables = rust.test_executables(sh, &packages)?;

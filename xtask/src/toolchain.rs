@@ -38,7 +38,7 @@ pub struct RustBuild {
 impl RustBuild {
     /// The toolchain for `platform` on this host, or what is missing and
     /// the command that installs it.
-    pub fn for_platform(sh: &Shell, platform: Platform, root: &Path) -> anyhow::Result<RustBuild> {
+    pub fn for_platform(sh: &Shell, platform: Platform) -> anyhow::Result<RustBuild> {
         if platform == Platform::host() {
             return Ok(RustBuild {
                 platform,
@@ -46,7 +46,7 @@ impl RustBuild {
                 rustc: None,
                 cross: false,
                 build_std: false,
-                target_dir: root.join("target"),
+                target_dir: crate::target_dir(),
                 description: "the host toolchain".into(),
             });
         }
@@ -61,7 +61,7 @@ impl RustBuild {
         let choice = std::env::var("PLUGCHECK_WINDOWS_STD").ok();
         let prebuilt = prebuilt_windows_std(sh);
         let sources = Path::new(DEBIAN_RUSTC).exists() && debian_std_sources().is_some();
-        let target_dir = root.join("target").join("windows");
+        let target_dir = crate::target_dir().join("windows");
         let prebuilt_build = |description: String| RustBuild {
             platform,
             cargo: "cargo".into(),

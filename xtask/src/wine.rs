@@ -20,7 +20,7 @@ pub struct Wine {
 
 impl Wine {
     /// Finds `wine64`, or says how to install it.
-    pub fn find(root: &Path) -> anyhow::Result<Wine> {
+    pub fn find() -> anyhow::Result<Wine> {
         let wine64 = [PathBuf::from("/usr/lib/wine/wine64")]
             .into_iter()
             .find(|path| path.exists())
@@ -28,7 +28,7 @@ impl Wine {
             .context("wine64 not found: the Windows leg runs under Wine (install: apt-get install wine64)")?;
         Ok(Wine {
             wine64,
-            prefix: root.join("target").join("wine-prefix"),
+            prefix: crate::target_dir().join("wine-prefix"),
         })
     }
 
