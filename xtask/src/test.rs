@@ -20,10 +20,15 @@ pub struct Args {
     pub platform: Selection,
 }
 
-/// Crates whose unit tests run on the foreign leg: the harness (with the OS
-/// seam) and the ABI. Their integration tests drive host tools (cc, the
-/// fixtures), so they stay on the host.
-const FOREIGN_TESTED: [&str; 2] = ["plugcheck", "plugcheck-abi"];
+/// Unit tests that run on the foreign leg: the harness (with the OS seam)
+/// and the ABI as libraries, and the xtask (whose Windows-host code, the
+/// WSL bridge, is tested there). Integration tests drive host tools (cc,
+/// the fixtures), so they stay on the host.
+const FOREIGN_TESTED: [(&str, &str); 3] = [
+    ("plugcheck", "--lib"),
+    ("plugcheck-abi", "--lib"),
+    ("xtask", "--bins"),
+];
 
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     for platform in args.platform.platforms() {
@@ -34,8 +39,10 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         let root = crate::project_root();
         let rust = RustBuild::for_platform(sh, platform)?;
         eprintln!("{platform} unit tests: built by {}", rust.description);
-        let packages = FOREIGN_TESTED.map(str::to_owned);
-        let executables = rust.test_executables(sh, &packages)?;
+        let mut executables = Vec::new();
+        for (package, targets) in FOREIGN_TESTED {
+            executables.extend(rust.test_executables(sh, &[package.to_owned()], targets)?);
+        }
         let runner = Runner::for_platform(sh, platform)?;
         for executable in executables {
             let dir = executable

@@ -109,14 +109,15 @@ impl RustBuild {
         Ok(())
     }
 
-    /// Builds the unit tests (`--lib`) of `packages` and returns the test
-    /// executables cargo reports.
+    /// Builds the unit tests of `packages` (`targets`: `--lib`, or `--bins`
+    /// for a binary crate) and returns the test executables cargo reports.
     pub fn test_executables(
         &self,
         sh: &Shell,
         packages: &[String],
+        targets: &str,
     ) -> anyhow::Result<Vec<PathBuf>> {
-        let args = ["test", "--no-run", "--lib", "--message-format=json"];
+        let args = ["test", "--no-run", targets, "--message-format=json"];
         let messages = self.cargo(sh, &args, packages).read()?;
         Ok(messages
             .lines()
