@@ -112,7 +112,7 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
             Some(active) => active,
             None => {
                 workers_started += 1;
-                worker.insert(Worker::spawn(&options.worker_exe, path)?)
+                worker.insert(spawn_worker(&options.worker_exe, path)?)
             }
         };
         active.start(batch, &ledger, &options.settings);
@@ -169,7 +169,23 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
     })
 }
 
-/// Ends a worker (politely if it is alive) and gives the cases it answered
+/// Starts a worker, trying again a little later when process creation
+/// itself fails: Wine now and then refuses a CreateProcess right after a
+/// Job Object was terminated (ERROR_INTERNAL_ERROR, 1359). A start that
+/// keeps failing is the harness's error, reported as such.
+fn spawn_worker(exe: &Path, plugin: &Path) -> Result<Worker, SpawnError> {
+    let mut delay = Duration::from_millis(20);
+    for _ in 0..3 {
+        match Worker::spawn(exe, plugin) {
+            Err(SpawnError::Start { .. }) => std::thread::sleep(delay),
+            other => return other,
+        }
+        delay *= 5;
+    }
+    Worker::spawn(exe, plugin)
+}
+
+/// Ends a worker (its whole tree killed) and gives the cases it answered
 /// — the last ones in `cases` — their share of its output. A worker that
 /// died mid-case has one share more: it is returned, for that case.
 fn finish(worker: Worker, cases: &mut [CaseReport]) -> CapturedOutput {
