@@ -119,6 +119,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let report = runner::run_all(&plugins, &options, &|index, plugin| {
         printer.ready(index, table::plugin(plugin));
     })?;
+    if worker::interrupted() {
+        // The interrupt handler is exiting with 130; the results of the
+        // workers it killed are not verdicts and must not be reported.
+        loop {
+            std::thread::park();
+        }
+    }
     say(&table::summary(&report));
     if let Some(path) = &args.json {
         report.write_json(path)?;

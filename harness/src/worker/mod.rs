@@ -9,4 +9,4 @@ mod protocol;
 mod supervisor;
 
 pub use child::{WorkerArgs, serve};
-pub use supervisor::{Exchange, SpawnError, Worker, kill_all, wait_for_teardown};
+pub use supervisor::{Exchange, SpawnError, Worker, interrupted, kill_all, wait_for_teardown};

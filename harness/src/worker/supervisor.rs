@@ -404,13 +404,30 @@ fn teardowns() -> MutexGuard<'static, Vec<std::thread::JoinHandle<()>>> {
 }
 
 /// Kills every live worker's tree and reaps what is left: for an
-/// interrupted run (Ctrl-C), where no `Worker` gets to clean up.
+/// interrupted run (Ctrl-C), where no `Worker` gets to clean up and the
+/// process exits right after.
+///
+/// The worker lock stays held until that exit: no new worker can start,
+/// and no thread can turn the killed workers into verdicts ("crashed") and
+/// finish the run with a report and exit status of its own first.
 pub fn kill_all() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     let live = live_workers();
     for &pid in live.iter().flatten() {
         os::kill_worker_group(pid);
     }
     os::reap_orphans(&HashSet::new());
+    std::mem::forget(live);
+}
+
+/// Set once `kill_all` has run: every verdict from then on is about a
+/// worker we killed, not about the plugin.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the run was interrupted (`kill_all`): its results must not be
+/// reported.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Waits until every finished worker's process tree is killed and reaped.
