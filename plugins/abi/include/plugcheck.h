@@ -75,8 +75,11 @@ typedef struct plugcheck_plugin {
     void (*free_buf)(plugcheck_buf *buf); /* frees what the plugin handed out */
 } plugcheck_plugin;
 
-/* The one symbol a plugin exports. */
+/* The one symbol a plugin exports. Go authors, whose cgo declares it from
+ * the //export, define PLUGCHECK_NO_ENTRY_DECLARATION before including. */
+#ifndef PLUGCHECK_NO_ENTRY_DECLARATION
 PLUGCHECK_EXPORT const plugcheck_plugin *plugcheck_entry(void);
+#endif
 
 #ifdef __cplusplus
 }
