@@ -17,6 +17,9 @@ const VOLATILE_FIELDS: &[(&str, &str)] = &[
     ("init_ms", "[duration]"),
     ("reload_ms", "[duration]"),
     ("calls", "[count]"),
+    // Thread counts of a language runtime (Go's) vary with timing.
+    ("threads", "[count]"),
+    ("leaked_threads", "[count]"),
     ("pid", "[pid]"),
     ("mapped_bytes", "[bytes]"),
     ("truncated_bytes", "[bytes]"),

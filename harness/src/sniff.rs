@@ -115,6 +115,8 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
                 .collect()
         })
         .unwrap_or_default();
+    // Go's ELF builds name a section for their build info. (PE builds keep
+    // it in .data; recognizing them is left to the Windows Go work.)
     let go_runtime = file.section_by_name(".go.buildinfo").is_some()
         || file.section_by_name(".gopclntab").is_some();
     Ok(Sniffed {

@@ -42,6 +42,14 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         ),
     );
     check("zlib (system-library)", zlib(sh));
+    check(
+        "go (Go plugins, c-shared)",
+        cmd!(sh, "go version")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .map_err(|_| "apt-get install golang-go".into()),
+    );
     println!("windows leg (under Wine)");
     check(
         "mingw-w64 (linker, C fixtures)",

@@ -254,6 +254,10 @@ fn build_one(
             }
             return Ok(Ok(library));
         }
+        Source::Go { go } => {
+            let package = root.join(go);
+            return build_go(sh, platform, &package, &library);
+        }
         Source::Input { input } => match input {
             InputKind::Empty => std::fs::write(&library, b"")?,
             InputKind::Text => std::fs::write(
@@ -281,6 +285,50 @@ fn build_one(
         }
     }
     Ok(Ok(library))
+}
+
+/// Builds a Go package as a C shared library for `platform` (cgo, with the
+/// leg's C compiler: mingw-w64 for Windows). `Ok(Err(why))`: Go or the C
+/// compiler is missing, so the fixture is skipped; a failed build is an
+/// error.
+fn build_go(
+    sh: &Shell,
+    platform: Platform,
+    package: &Path,
+    library: &Path,
+) -> anyhow::Result<Result<PathBuf, String>> {
+    let Some(go) = find_on_path("go") else {
+        return Ok(Err(
+            "go not found (install: apt-get install golang-go)".into()
+        ));
+    };
+    let compiler = match CCompiler::for_target(platform, CTarget::Native) {
+        Ok(compiler) => compiler,
+        Err(missing) => return Ok(Err(missing)),
+    };
+    let goos = match platform {
+        Platform::Linux => "linux",
+        Platform::Windows => "windows",
+    };
+    let _dir = sh.push_dir(package);
+    cmd!(
+        sh,
+        "{go} build -buildmode=c-shared -trimpath -o {library} ."
+    )
+    .env("CGO_ENABLED", "1")
+    .env("GOOS", goos)
+    .env("GOARCH", "amd64")
+    .env("CC", compiler.command)
+    .run()
+    .with_context(|| {
+        format!(
+            "`go build -buildmode=c-shared` failed in {}",
+            package.display()
+        )
+    })?;
+    // c-shared also writes a header beside the library; it is not a plugin.
+    let _ = std::fs::remove_file(library.with_extension("h"));
+    Ok(Ok(library.to_owned()))
 }
 
 /// The C compiler for a fixture on a leg.

@@ -127,6 +127,18 @@ pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> CaseFn {
             "after shutdown no plugin thread or child process is left",
         ));
     }
+    // A Go runtime starts threads no plugin code can stop: say so, and let
+    // the unload case show the library staying resident, rather than
+    // failing the plugin for its language.
+    let go_runtime = session
+        .loaded()
+        .is_some_and(|loaded| loaded.sniffed().go_runtime);
+    if go_runtime && processes.is_empty() {
+        return Ok(Outcome::warning(
+            "threads of the Go runtime keep running after shutdown: a Go runtime cannot be stopped, so the library can never be unloaded",
+        )
+        .with_detail(|detail| detail.leaked_threads = Some(leaked_threads)));
+    }
     Ok(Outcome::fail(format!(
         "{} after shutdown: {} in shutdown",
         problems.join(" and "),

@@ -1,0 +1,3 @@
+module plugcheck.dev/go-echo
+
+go 1.19
