@@ -92,7 +92,7 @@ pub enum OpenError {
         dependency: String,
         os_error: OsError,
     },
-    #[error("the loader refused `{}`: {}", path.display(), os_error.message)]
+    #[error("the loader refused `{}`: {os_error}", path.display())]
     Refused { path: PathBuf, os_error: OsError },
 }
 

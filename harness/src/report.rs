@@ -80,6 +80,18 @@ pub struct OsError {
     pub message: String,
 }
 
+/// `ERROR_DLL_INIT_FAILED: DLL initialization failed. (os error 1114)`:
+/// the symbolic name first where there is one, since Windows' own message
+/// is localized and vague.
+impl std::fmt::Display for OsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
 /// A process the plugin left behind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {

@@ -246,12 +246,8 @@ impl Session {
         };
         let path = loaded.path().to_owned();
         loaded.close().map_err(|os_error| {
-            Outcome::fail(format!(
-                "closing `{}` failed: {}",
-                path.display(),
-                os_error.message
-            ))
-            .with_detail(|detail| detail.os_error = Some(os_error))
+            Outcome::fail(format!("closing `{}` failed: {os_error}", path.display()))
+                .with_detail(|detail| detail.os_error = Some(os_error))
         })?;
         Ok(Some(path))
     }
