@@ -120,9 +120,33 @@ fn scrub_runtime_noise(text: &str) -> String {
             in_backtrace = true;
             continue;
         }
-        out.push_str(&scrub_std_location(&scrub_thread_id(line)));
+        // A Go crash report: the goroutines' stacks (ids, frames, offsets)
+        // run to the end and depend on scheduling and the build.
+        if line.starts_with("goroutine ") && line.contains(" [") {
+            out.push_str("goroutine stacks: [omitted]\n");
+            break;
+        }
+        out.push_str(&scrub_go_signal_pc(&scrub_std_location(&scrub_thread_id(
+            line,
+        ))));
     }
     out
+}
+
+/// `[signal SIGSEGV: … addr=0x0 pc=0x7f70f89058c7]` → `pc=[address]`: the
+/// faulting address of a Go crash moves with address-space randomization.
+fn scrub_go_signal_pc(line: &str) -> String {
+    if !line.starts_with("[signal ") {
+        return line.to_owned();
+    }
+    let Some(start) = line.find(" pc=0x") else {
+        return line.to_owned();
+    };
+    let digits = start + " pc=0x".len();
+    let end = line[digits..]
+        .find(|c: char| !c.is_ascii_hexdigit())
+        .map_or(line.len(), |i| digits + i);
+    format!("{} pc=[address]{}", &line[..start], &line[end..])
 }
 
 /// `/rustc/<commit>/library/core/src/panicking.rs:225:5` → `[rust std]`:
@@ -182,6 +206,16 @@ fn toolchain_family(toolchain: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_crash_reports_keep_their_cause_and_lose_addresses_and_stacks() {
+        let text = "panic: runtime error: nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x7f70f89058c7]\n\ngoroutine 17 [running, locked to thread]:\nmain.goSelftest(...)\n\tmain.go:58\n";
+        assert_eq!(
+            scrub_runtime_noise(text),
+            "panic: runtime error: nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=[address]]\n\ngoroutine stacks: [omitted]\n"
+        );
+        assert_eq!(scrub_go_signal_pc("pc=0x1 elsewhere"), "pc=0x1 elsewhere");
+    }
 
     #[test]
     fn thread_ids_and_backtraces_are_scrubbed() {

@@ -213,9 +213,11 @@ fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> O
     // A Rust host turns a stack overflow into SIGABRT after printing this;
     // the signal alone would hide the cause.
     let cause = if output.stderr.contains("has overflowed its stack") {
-        ": a stack overflow"
+        ": a stack overflow".to_owned()
+    } else if let Some(go_abort) = go_runtime_abort(&output.stderr) {
+        format!(": the Go runtime aborted on `{go_abort}`")
     } else {
-        ""
+        String::new()
     };
     Outcome {
         verdict: Verdict::Crashed,
@@ -229,6 +231,21 @@ fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> O
         }),
         output: CapturedOutput::default(),
     }
+}
+
+/// The first line of a Go runtime's crash report, if `stderr` holds one.
+/// An unrecovered panic or a fatal runtime error in a Go library ends the
+/// whole process (SIGABRT in a c-shared library, exit code 2 in a Go
+/// program) after printing `panic: …` or `fatal error: …` and the
+/// goroutines' stacks: that line is the cause, the signal is not.
+fn go_runtime_abort(stderr: &str) -> Option<&str> {
+    if !stderr.contains("\ngoroutine ") {
+        return None;
+    }
+    stderr
+        .lines()
+        .find(|line| line.starts_with("panic: ") || line.starts_with("fatal error: "))
+        .map(str::trim_end)
 }
 
 fn timed_out(case: CaseId, timeout: Duration) -> Outcome {
@@ -262,5 +279,33 @@ fn case_report(
         output: outcome.output,
         duration_us: started.elapsed().as_micros() as u64,
         work_us,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_runtime_abort;
+
+    #[test]
+    fn a_go_crash_report_gives_its_first_line_as_the_cause() {
+        let report = "panic: runtime error: invalid memory address or nil pointer dereference\n\
+                      [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x7f70f89058c7]\n\
+                      \n\
+                      goroutine 17 [running, locked to thread]:\n";
+        assert_eq!(
+            go_runtime_abort(report),
+            Some("panic: runtime error: invalid memory address or nil pointer dereference")
+        );
+        let fatal = "fatal error: concurrent map writes\n\ngoroutine 5 [running]:\n";
+        assert_eq!(
+            go_runtime_abort(fatal),
+            Some("fatal error: concurrent map writes")
+        );
+    }
+
+    #[test]
+    fn a_plugin_printing_panic_without_goroutines_is_not_a_go_crash() {
+        assert_eq!(go_runtime_abort("panic: not really\n"), None);
+        assert_eq!(go_runtime_abort(""), None);
     }
 }
