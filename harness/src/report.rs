@@ -315,6 +315,24 @@ pub struct Report {
     pub platform: Platform,
     pub timeout_ms: u64,
     pub plugins: Vec<PluginReport>,
+    /// What the leg's toolchains can build, asked while building the
+    /// fixtures (`go build -buildmode=plugin`): `cargo xtask conformance`
+    /// fills it in; `plugcheck check` builds nothing and leaves it empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub toolchain_probes: Vec<ToolchainProbe>,
+}
+
+/// One question put to a toolchain, with its own answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolchainProbe {
+    /// `go-buildmode-plugin`.
+    pub name: String,
+    /// The command that was tried, e.g. `GOOS=windows go build -buildmode=plugin`.
+    pub command: String,
+    pub supported: bool,
+    /// The toolchain's own words when it refused (`-buildmode=plugin not
+    /// supported on windows/amd64`); empty when it built.
+    pub message: String,
 }
 
 impl Report {
@@ -449,6 +467,7 @@ mod tests {
             platform: Platform::current(),
             timeout_ms: 10,
             plugins: vec![],
+            toolchain_probes: vec![],
         };
         report.write_json(&path).unwrap();
         assert_eq!(Report::read_json(&path).unwrap(), report);

@@ -76,6 +76,7 @@ pub fn run_all(
         platform: Platform::current(),
         timeout_ms: options.timeout.as_millis() as u64,
         plugins: reports,
+        toolchain_probes: Vec::new(),
     })
 }
 

@@ -230,6 +230,7 @@ pub fn run_suite_on(
             .iter()
             .position(|name| Some(name.as_str()) == stem(&plugin.path))
     });
+    report.toolchain_probes = artifacts.probes.clone();
     report.write_json(report_path)?;
     Ok(report)
 }

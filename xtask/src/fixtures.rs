@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use plugcheck::report::ToolchainProbe;
 use plugcheck_fixtures::{CTarget, Fixture, InputKind, Manifest, Source};
 use xshell::{Shell, cmd};
 
@@ -46,6 +47,8 @@ pub struct Artifacts {
     pub built: Vec<Built>,
     /// Fixtures not built, with the reason (a compiler is missing).
     pub skipped: Vec<(String, String)>,
+    /// The toolchains' answers to the manifest's probes.
+    pub probes: Vec<ToolchainProbe>,
 }
 
 /// The platform this host builds natively, as reports name it.
@@ -108,6 +111,7 @@ pub fn build(
         plugcheck,
         built: Vec::new(),
         skipped: Vec::new(),
+        probes: Vec::new(),
     };
     for fixture in &manifest.fixtures {
         if !fixture.runs_on(platform.name()) {
@@ -133,6 +137,29 @@ pub fn build(
         }
     }
     resolve_reload_targets(&manifest, &mut artifacts)?;
+    for probe in &manifest.probes {
+        match run_probe(sh, &root, platform, &probe.name)? {
+            Ok(answer) => {
+                eprintln!(
+                    "{platform} probe `{}`: {}",
+                    answer.name,
+                    if answer.supported {
+                        "supported".to_owned()
+                    } else {
+                        format!("unsupported: {}", answer.message)
+                    }
+                );
+                artifacts.probes.push(answer);
+            }
+            Err(why) if require_all => {
+                bail!("{platform} probe `{}` cannot run: {why}", probe.name)
+            }
+            Err(why) => {
+                eprintln!("SKIPPED {platform} probe `{}`: {why}", probe.name);
+                artifacts.skipped.push((probe.name.clone(), why));
+            }
+        }
+    }
     eprintln!(
         "built {} {platform} fixtures into {}{}",
         artifacts.built.len(),
@@ -306,10 +333,7 @@ fn build_go(
         Ok(compiler) => compiler,
         Err(missing) => return Ok(Err(missing)),
     };
-    let goos = match platform {
-        Platform::Linux => "linux",
-        Platform::Windows => "windows",
-    };
+    let goos = go_os(platform);
     let _dir = sh.push_dir(package);
     cmd!(
         sh,
@@ -329,6 +353,68 @@ fn build_go(
     // c-shared also writes a header beside the library; it is not a plugin.
     let _ = std::fs::remove_file(library.with_extension("h"));
     Ok(Ok(library.to_owned()))
+}
+
+/// Puts a manifest probe to the leg's toolchain. `Ok(Err(why))`: the
+/// toolchain is missing.
+fn run_probe(
+    sh: &Shell,
+    root: &Path,
+    platform: Platform,
+    name: &str,
+) -> anyhow::Result<Result<ToolchainProbe, String>> {
+    match name {
+        "go-buildmode-plugin" => probe_go_buildmode_plugin(sh, root, platform),
+        other => bail!(
+            "fixtures/fixtures.toml names an unknown probe `{other}` (known: go-buildmode-plugin)"
+        ),
+    }
+}
+
+/// Whether `go build -buildmode=plugin` builds for `platform`, in the Go
+/// toolchain's own words: Go plugins exist only for Go hosts, and Go
+/// refuses them outright for Windows.
+fn probe_go_buildmode_plugin(
+    sh: &Shell,
+    root: &Path,
+    platform: Platform,
+) -> anyhow::Result<Result<ToolchainProbe, String>> {
+    let Some(go) = find_on_path("go") else {
+        return Ok(Err(
+            "go not found (install: apt-get install golang-go)".into()
+        ));
+    };
+    let compiler = match CCompiler::for_target(platform, CTarget::Native) {
+        Ok(compiler) => compiler,
+        Err(missing) => return Ok(Err(missing)),
+    };
+    let goos = go_os(platform);
+    let scratch = tempfile::tempdir().context("cannot create a directory for the probe")?;
+    let output = scratch.path().join("probe.so");
+    let _dir = sh.push_dir(root.join("fixtures/go/buildmode-plugin"));
+    let result = cmd!(sh, "{go} build -buildmode=plugin -o {output} .")
+        .env("CGO_ENABLED", "1")
+        .env("GOOS", goos)
+        .env("GOARCH", "amd64")
+        .env("CC", compiler.command)
+        .quiet()
+        .ignore_status()
+        .output()
+        .context("cannot run `go build -buildmode=plugin`")?;
+    let message = String::from_utf8_lossy(&result.stderr).trim().to_owned();
+    Ok(Ok(ToolchainProbe {
+        name: "go-buildmode-plugin".into(),
+        command: format!("GOOS={goos} GOARCH=amd64 CGO_ENABLED=1 go build -buildmode=plugin"),
+        supported: result.status.success(),
+        message,
+    }))
+}
+
+fn go_os(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Linux => "linux",
+        Platform::Windows => "windows",
+    }
 }
 
 /// The C compiler for a fixture on a leg.
