@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use object::{Architecture, BinaryFormat, FileKind, Object, ObjectKind, ObjectSegment};
+use object::{
+    Architecture, BinaryFormat, FileKind, Object, ObjectKind, ObjectSection, ObjectSegment,
+};
 
 use crate::loader::OpenError;
 use crate::os;
@@ -115,15 +117,30 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
                 .collect()
         })
         .unwrap_or_default();
-    // Go's ELF builds name a section for their build info. (PE builds keep
-    // it in .data; recognizing them is left to the Windows Go work.)
-    let go_runtime = file.section_by_name(".go.buildinfo").is_some()
-        || file.section_by_name(".gopclntab").is_some();
+    let go_runtime = carries_go_runtime(&file);
     Ok(Sniffed {
         description,
         imports,
         go_runtime,
     })
+}
+
+/// Whether the library was built by Go (and so starts a Go runtime). ELF
+/// builds name a section for Go's build info; PE builds keep it at the
+/// start of `.data`, behind Go's magic.
+fn carries_go_runtime(file: &object::File) -> bool {
+    const GO_BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
+    if file.section_by_name(".go.buildinfo").is_some()
+        || file.section_by_name(".gopclntab").is_some()
+    {
+        return true;
+    }
+    file.section_by_name(".data")
+        .and_then(|data| data.data().ok())
+        .is_some_and(|data| {
+            data.windows(GO_BUILDINFO_MAGIC.len())
+                .any(|window| window == GO_BUILDINFO_MAGIC)
+        })
 }
 
 /// The likely reason a library stayed mapped after it was closed, read from

@@ -23,6 +23,11 @@ pub const NATIVE_FORMAT_NAME: &str = "ELF shared objects";
 /// The usual file extension of a plugin here.
 pub const LIBRARY_EXTENSION: &str = "so";
 
+/// Whether the harness must keep a library with a Go runtime loaded itself.
+/// No: Go links its ELF c-shared libraries with `-z nodelete`, so the loader
+/// already keeps them (and `dlclose` is harmless).
+pub const PIN_GO_RUNTIME: bool = false;
+
 /// Opens a library with immediate binding (`RTLD_NOW | RTLD_LOCAL`), so an
 /// unresolved symbol fails here rather than in the middle of a call.
 ///

@@ -32,6 +32,11 @@ pub const NATIVE_FORMAT_NAME: &str = "PE DLLs";
 /// The usual file extension of a plugin here.
 pub const LIBRARY_EXTENSION: &str = "dll";
 
+/// Whether the harness must keep a library with a Go runtime loaded itself.
+/// Yes: PE has no "nodelete", and FreeLibrary unmaps a Go DLL while its
+/// runtime's threads still run in it, which crashes the process.
+pub const PIN_GO_RUNTIME: bool = true;
+
 /// Opens a library by its full path; its own dependencies are looked for
 /// beside it first (`LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR`), then in the
 /// system's default directories — never the current directory.
