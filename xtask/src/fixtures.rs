@@ -457,10 +457,16 @@ impl CCompiler {
     }
 }
 
+/// `program` in a directory of PATH; on a Windows host as `program.exe`
+/// too (MSYS2's `x86_64-w64-mingw32-gcc.exe`, `go.exe`).
 pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    let names = [
+        program.to_owned(),
+        format!("{program}{}", std::env::consts::EXE_SUFFIX),
+    ];
     std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
-            .map(|dir| dir.join(program))
+            .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
             .find(|candidate| candidate.is_file())
     })
 }
