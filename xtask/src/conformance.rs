@@ -260,7 +260,14 @@ fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyh
         .unwrap_or_default();
     let insta_update = if update { "always" } else { "no" };
     let host_only: &[&str] = if artifacts.platform == Platform::host() {
-        &["--test", "isolation", "--test", "reload"]
+        &[
+            "--test",
+            "isolation",
+            "--test",
+            "reload",
+            "--test",
+            "go_runtimes",
+        ]
     } else {
         &[]
     };
