@@ -324,27 +324,12 @@ fn build_go(
     package: &Path,
     library: &Path,
 ) -> anyhow::Result<Result<PathBuf, String>> {
-    let Some(go) = find_on_path("go") else {
-        return Ok(Err(
-            "go not found (install: apt-get install golang-go)".into()
-        ));
-    };
-    let compiler = match CCompiler::for_target(platform, CTarget::Native) {
-        Ok(compiler) => compiler,
+    let go = match GoBuild::for_platform(platform) {
+        Ok(go) => go,
         Err(missing) => return Ok(Err(missing)),
     };
-    let goos = go_os(platform);
     let _dir = sh.push_dir(package);
-    cmd!(
-        sh,
-        "{go} build -buildmode=c-shared -trimpath -o {library} ."
-    )
-    .env("CGO_ENABLED", "1")
-    .env("GOOS", goos)
-    .env("GOARCH", "amd64")
-    .env("CC", compiler.command)
-    .run()
-    .with_context(|| {
+    go.command(sh, "c-shared", library).run().with_context(|| {
         format!(
             "`go build -buildmode=c-shared` failed in {}",
             package.display()
@@ -353,6 +338,47 @@ fn build_go(
     // c-shared also writes a header beside the library; it is not a plugin.
     let _ = std::fs::remove_file(library.with_extension("h"));
     Ok(Ok(library.to_owned()))
+}
+
+/// `go build` for a leg: Go on PATH, cgo on, GOOS/GOARCH of the leg and its
+/// C compiler as CC.
+struct GoBuild {
+    go: PathBuf,
+    goos: &'static str,
+    compiler: CCompiler,
+}
+
+impl GoBuild {
+    /// `Err(why)`: Go or the leg's C compiler is missing (with the install
+    /// command).
+    fn for_platform(platform: Platform) -> Result<GoBuild, String> {
+        let go = find_on_path("go").ok_or("go not found (install: apt-get install golang-go)")?;
+        let compiler = CCompiler::for_target(platform, CTarget::Native)?;
+        let goos = match platform {
+            Platform::Linux => "linux",
+            Platform::Windows => "windows",
+        };
+        Ok(GoBuild { go, goos, compiler })
+    }
+
+    /// `go build -buildmode=MODE -trimpath -o OUTPUT` of the current
+    /// directory (-trimpath: no build paths in the library or its panics).
+    fn command<'a>(&self, sh: &'a Shell, mode: &str, output: &Path) -> xshell::Cmd<'a> {
+        let go = &self.go;
+        cmd!(sh, "{go} build -buildmode={mode} -trimpath -o {output} .")
+            .env("CGO_ENABLED", "1")
+            .env("GOOS", self.goos)
+            .env("GOARCH", "amd64")
+            .env("CC", self.compiler.command)
+    }
+
+    /// The command as a person would type it, for the report.
+    fn describe(&self, mode: &str) -> String {
+        format!(
+            "GOOS={} GOARCH=amd64 CGO_ENABLED=1 go build -buildmode={mode}",
+            self.goos
+        )
+    }
 }
 
 /// Puts a manifest probe to the leg's toolchain. `Ok(Err(why))`: the
@@ -379,42 +405,25 @@ fn probe_go_buildmode_plugin(
     root: &Path,
     platform: Platform,
 ) -> anyhow::Result<Result<ToolchainProbe, String>> {
-    let Some(go) = find_on_path("go") else {
-        return Ok(Err(
-            "go not found (install: apt-get install golang-go)".into()
-        ));
-    };
-    let compiler = match CCompiler::for_target(platform, CTarget::Native) {
-        Ok(compiler) => compiler,
+    let go = match GoBuild::for_platform(platform) {
+        Ok(go) => go,
         Err(missing) => return Ok(Err(missing)),
     };
-    let goos = go_os(platform);
     let scratch = tempfile::tempdir().context("cannot create a directory for the probe")?;
     let output = scratch.path().join("probe.so");
     let _dir = sh.push_dir(root.join("fixtures/go/buildmode-plugin"));
-    let result = cmd!(sh, "{go} build -buildmode=plugin -o {output} .")
-        .env("CGO_ENABLED", "1")
-        .env("GOOS", goos)
-        .env("GOARCH", "amd64")
-        .env("CC", compiler.command)
+    let result = go
+        .command(sh, "plugin", &output)
         .quiet()
         .ignore_status()
         .output()
         .context("cannot run `go build -buildmode=plugin`")?;
-    let message = String::from_utf8_lossy(&result.stderr).trim().to_owned();
     Ok(Ok(ToolchainProbe {
         name: "go-buildmode-plugin".into(),
-        command: format!("GOOS={goos} GOARCH=amd64 CGO_ENABLED=1 go build -buildmode=plugin"),
+        command: go.describe("plugin"),
         supported: result.status.success(),
-        message,
+        message: String::from_utf8_lossy(&result.stderr).trim().to_owned(),
     }))
-}
-
-fn go_os(platform: Platform) -> &'static str {
-    match platform {
-        Platform::Linux => "linux",
-        Platform::Windows => "windows",
-    }
 }
 
 /// The C compiler for a fixture on a leg.
