@@ -203,9 +203,9 @@ impl Loaded {
     /// Closes the library. Whether it really left the process is a separate
     /// question: see [`os::library_is_resident`].
     ///
-    /// A library with a Go runtime is never unloaded where the loader
-    /// would not refuse by itself (`os::PIN_GO_RUNTIME`): it is left
-    /// loaded, as a Go host does, and the unload case reports it resident.
+    /// A library with a Go runtime stays loaded where the OS would unload
+    /// it under the runtime's threads (`os::PIN_GO_RUNTIME`), as Go's own
+    /// `-z nodelete` keeps it on Linux; the unload case reports it resident.
     pub fn close(self) -> Result<(), OsError> {
         if self.sniffed.go_runtime && os::PIN_GO_RUNTIME {
             std::mem::forget(self.library);

@@ -340,6 +340,14 @@ impl Report {
         self.plugins.iter().all(|plugin| plugin.gate.passed)
     }
 
+    /// Worker processes started over the whole run.
+    pub fn workers_started(&self) -> u32 {
+        self.plugins
+            .iter()
+            .map(|plugin| plugin.workers_started)
+            .sum()
+    }
+
     /// Writes the report as pretty JSON, atomically: it is written whole to
     /// a temporary file beside `path`, then renamed over it, so a reader (or
     /// an interrupted run) sees the old file or the new one, never a torn

@@ -84,11 +84,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             .map(|case| case.duration_us)
             .sum(),
     );
-    let processes: u32 = all
-        .plugins
-        .iter()
-        .map(|plugin| plugin.workers_started)
-        .sum();
+    let processes = all.workers_started();
 
     println!(
         "\nplugcheck bench · {HOST_PLATFORM} · release build · {} CPUs",
@@ -154,11 +150,7 @@ fn windows_leg(sh: &Shell, runs: usize, scratch: &tempfile::TempDir) -> anyhow::
     let started = Instant::now();
     let all = conformance::run_suite_on(&runner, &artifacts, &report_path)?;
     let wall = started.elapsed();
-    let processes: u32 = all
-        .plugins
-        .iter()
-        .map(|plugin| plugin.workers_started)
-        .sum();
+    let processes = all.workers_started();
     println!(
         "windows (under Wine) · fixtures rebuilt with nothing changed in {}",
         ms(rebuild)
