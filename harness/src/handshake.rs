@@ -10,6 +10,7 @@ use plugcheck_abi::{
     ABI_MAJOR, ABI_MINOR, DESCRIPTOR_HEADER_SIZE, DESCRIPTOR_V1_0_SIZE, Descriptor, MAGIC,
 };
 
+use crate::plugin_memory::{CText, read_c_text};
 use crate::report::PluginInfo;
 
 /// Longest string read from a descriptor; a missing terminator is reported
@@ -195,28 +196,25 @@ pub unsafe fn read_descriptor(
     })
 }
 
-/// Copies a NUL-terminated UTF-8 string out of plugin memory.
+/// Copies a NUL-terminated UTF-8 string out of plugin memory, at most
+/// [`MAX_STRING_BYTES`] of it, through the OS (a bad pointer is a reason,
+/// not a crash).
 ///
 /// # Safety
-/// `text` is NULL or readable up to its terminator or [`MAX_STRING_BYTES`].
+/// None beyond the pointer coming from the plugin: it is never
+/// dereferenced, only handed to the OS to copy from.
 unsafe fn read_string(text: *const c_char) -> Result<Option<String>, String> {
     if text.is_null() {
         return Ok(None);
     }
-    let mut bytes = Vec::new();
-    for offset in 0..MAX_STRING_BYTES {
-        // SAFETY: the caller's contract; the loop stops at the terminator.
-        let byte = unsafe { text.add(offset).cast::<u8>().read() };
-        if byte == 0 {
-            return String::from_utf8(bytes)
-                .map(Some)
-                .map_err(|_| "is not valid UTF-8: descriptor strings must be UTF-8".to_owned());
-        }
-        bytes.push(byte);
+    match read_c_text(text.cast(), MAX_STRING_BYTES) {
+        CText::Text(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| "is not valid UTF-8: descriptor strings must be UTF-8".to_owned()),
+        other => Err(other
+            .problem(MAX_STRING_BYTES)
+            .expect("only text has no problem")),
     }
-    Err(format!(
-        "has no NUL terminator within {MAX_STRING_BYTES} bytes"
-    ))
 }
 
 #[cfg(test)]

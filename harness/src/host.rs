@@ -3,18 +3,28 @@
 //! registry they fill.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 
 use plugcheck_abi::{ABI_MAJOR, ABI_MINOR, HOST_V1_0_SIZE, HostTable, Method, status};
 
+use crate::plugin_memory::{CText, read_c_text};
 use crate::report::LogLine;
 
 /// Log lines kept per plugin instance; a plugin that logs in a loop must
 /// not grow the worker without bound.
 const MAX_LOG_LINES: usize = 200;
 const MAX_LOG_LINE_BYTES: usize = 2000;
+/// Longest method name taken; a longer one is cut and then refused as
+/// not found (names are keys, not messages).
+const MAX_METHOD_NAME_BYTES: usize = 4096;
+/// Most methods one instance may register: far above any real plugin
+/// (10,000 is fine), low enough that a registration loop cannot exhaust
+/// the worker's memory.
+const MAX_METHODS: usize = 16_384;
+/// Refusals kept for the report; more are counted.
+const MAX_REJECTED: usize = 100;
 
 /// What the callbacks collect while a plugin instance lives.
 #[derive(Debug, Default)]
@@ -24,6 +34,18 @@ pub struct Registry {
     pub rejected: Vec<String>,
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
+    /// Refusals past [`MAX_REJECTED`], counted only.
+    pub dropped_rejections: usize,
+}
+
+impl Registry {
+    fn reject(&mut self, why: String) {
+        if self.rejected.len() < MAX_REJECTED {
+            self.rejected.push(why);
+        } else {
+            self.dropped_rejections += 1;
+        }
+    }
 }
 
 /// A host table and the registry behind its `ctx`. Boxed, so the addresses
@@ -65,6 +87,16 @@ impl Host {
         f(&mut registry)
     }
 
+    /// Empties the registry of an instance that was shut down (or failed
+    /// to start). The host itself is kept, since a plugin thread may still
+    /// call `log` through it, but what it collected is not: a worker that
+    /// runs many cycles of a plugin with 10,000 methods must not hold
+    /// 10,000 names per cycle, and growth checks must measure the plugin,
+    /// not this bookkeeping.
+    pub fn retire(&self) {
+        self.with_registry(|registry| *registry = Registry::default());
+    }
+
     /// Takes the log lines collected so far.
     pub fn take_logs(&self) -> Vec<LogLine> {
         self.with_registry(|registry| std::mem::take(&mut registry.logs))
@@ -89,18 +121,50 @@ unsafe fn registry<'a>(ctx: *mut c_void) -> Option<&'a Mutex<Registry>> {
     unsafe { ctx.cast::<Mutex<Registry>>().as_ref() }
 }
 
-/// # Safety
-/// `text` is NULL or NUL-terminated.
-unsafe fn text_of(text: *const c_char) -> Option<Result<String, String>> {
+/// The string at `text`, at most `bound` bytes of it (longer: cut, and
+/// marked with `…`), copied through the OS so a bad pointer costs a
+/// reason, not the worker. `Err` holds a lossy copy of text that is not
+/// UTF-8, or why the string could not be read.
+fn text_of(text: *const c_char, bound: usize) -> Option<Result<String, String>> {
     if text.is_null() {
         return None;
     }
-    // SAFETY: the caller's contract.
-    let bytes = unsafe { CStr::from_ptr(text) }.to_bytes();
-    Some(match std::str::from_utf8(bytes) {
-        Ok(text) => Ok(text.to_owned()),
-        Err(_) => Err(String::from_utf8_lossy(bytes).into_owned()),
+    let bytes = match read_c_text(text.cast(), bound) {
+        CText::Text(bytes) => bytes,
+        CText::TooLong { head, .. } => {
+            // Keep the first `bound` bytes: a long log line is still news.
+            let mut text = String::from_utf8_lossy(&head).into_owned();
+            text.push('…');
+            return Some(Ok(text));
+        }
+        unreadable @ CText::Unreadable { .. } => {
+            return Some(Err(unreadable.problem(bound).unwrap_or_default()));
+        }
+    };
+    Some(match String::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(error) => Err(String::from_utf8_lossy(error.as_bytes()).into_owned()),
     })
+}
+
+/// A method name, or why it is refused (quoted short: it is the plugin's).
+fn read_name(name: *const c_char) -> Result<String, String> {
+    if name.is_null() {
+        return Err("a method with a NULL name".into());
+    }
+    match read_c_text(name.cast(), MAX_METHOD_NAME_BYTES) {
+        CText::Text(bytes) if bytes.is_empty() => Err("a method with an empty name".into()),
+        CText::Text(bytes) => String::from_utf8(bytes).map_err(|error| {
+            format!(
+                "`{}`: name is not UTF-8",
+                String::from_utf8_lossy(&error.as_bytes()[..error.as_bytes().len().min(60)])
+            )
+        }),
+        other => Err(format!(
+            "a method whose name {}",
+            other.problem(MAX_METHOD_NAME_BYTES).unwrap_or_default()
+        )),
+    }
 }
 
 unsafe extern "C" fn log_callback(ctx: *mut c_void, level: i32, message: *const c_char) {
@@ -110,8 +174,7 @@ unsafe extern "C" fn log_callback(ctx: *mut c_void, level: i32, message: *const 
         let Some(registry) = (unsafe { registry(ctx) }) else {
             return;
         };
-        // SAFETY: the ABI promises a NUL-terminated message.
-        let message = match unsafe { text_of(message) } {
+        let message = match text_of(message, MAX_LOG_LINE_BYTES) {
             None => "(NULL message)".to_owned(),
             Some(Ok(text)) => text,
             Some(Err(lossy)) => format!("(not UTF-8) {lossy}"),
@@ -120,15 +183,6 @@ unsafe extern "C" fn log_callback(ctx: *mut c_void, level: i32, message: *const 
         if registry.logs.len() >= MAX_LOG_LINES {
             registry.dropped_logs += 1;
             return;
-        }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE_BYTES {
-            let mut cut = MAX_LOG_LINE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
         }
         registry.logs.push(LogLine { level, message });
     }));
@@ -145,33 +199,26 @@ unsafe extern "C" fn register_callback(
             return status::INVALID_ARGUMENT;
         };
         let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
-        // SAFETY: the ABI promises a NUL-terminated name.
-        let name = match unsafe { text_of(name) } {
-            None => {
-                registry.rejected.push("a method with a NULL name".into());
+        let name = match read_name(name) {
+            Ok(name) => name,
+            Err(why) => {
+                registry.reject(why);
                 return status::INVALID_ARGUMENT;
             }
-            Some(Err(lossy)) => {
-                registry
-                    .rejected
-                    .push(format!("`{lossy}`: name is not UTF-8"));
-                return status::INVALID_ARGUMENT;
-            }
-            Some(Ok(name)) if name.is_empty() => {
-                registry.rejected.push("a method with an empty name".into());
-                return status::INVALID_ARGUMENT;
-            }
-            Some(Ok(name)) => name,
         };
         let Some(method) = method else {
-            registry.rejected.push(format!("`{name}`: NULL function"));
+            registry.reject(format!("`{name}`: NULL function"));
             return status::INVALID_ARGUMENT;
         };
         if registry.methods.contains_key(&name) {
-            registry
-                .rejected
-                .push(format!("`{name}`: registered twice"));
+            registry.reject(format!("`{name}`: registered twice"));
             return status::DUPLICATE;
+        }
+        if registry.methods.len() >= MAX_METHODS {
+            registry.reject(format!(
+                "`{name}`: more than {MAX_METHODS} methods registered"
+            ));
+            return status::INVALID_ARGUMENT;
         }
         registry.methods.insert(name, method);
         status::OK

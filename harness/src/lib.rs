@@ -16,6 +16,8 @@ pub mod loader;
 pub mod normalize;
 pub mod os;
 pub mod plan;
+pub mod plugin_file;
+pub mod plugin_memory;
 pub mod reload;
 pub mod report;
 pub mod runner;

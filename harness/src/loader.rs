@@ -20,15 +20,10 @@ pub enum OpenError {
         path.display()
     )]
     NotAbsolute { path: PathBuf },
-    #[error("`{}` does not exist: build the plugin first, or check the path", path.display())]
-    NotFound { path: PathBuf },
-    #[error("`{}` is a directory, not a shared library: pass the library file inside it", path.display())]
-    Directory { path: PathBuf },
-    #[error("cannot read `{}`: {source}", path.display())]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Missing, a directory, a pipe or device, too large, unreadable: the
+    /// file is refused before anything reads it.
+    #[error(transparent)]
+    File(#[from] crate::plugin_file::FileProblem),
     #[error(
         "`{}` is empty (0 bytes): the build or copy did not finish; rebuild the plugin",
         path.display()
@@ -111,7 +106,7 @@ impl OpenError {
     pub fn file_format(&self) -> Option<String> {
         match self {
             OpenError::Empty { .. } => Some("empty file".into()),
-            OpenError::Directory { .. } => Some("directory".into()),
+            OpenError::File(problem) => problem.file_format(),
             OpenError::NotABinary { looks_like, .. } => Some(looks_like.clone()),
             OpenError::Truncated { format, .. } => Some(format!("{format} (truncated)")),
             OpenError::Corrupt { format, .. } => Some(format!("{format} (damaged)")),

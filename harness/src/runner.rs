@@ -143,7 +143,8 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
                     let mut outcome = match ended {
                         Exchange::Crashed { termination } => crashed(case, termination, &output),
                         Exchange::TimedOut => timed_out(case, options.timeout),
-                        Exchange::Broken { problem } => broken(&problem),
+                        Exchange::ChannelAbused { problem } => channel_abused(case, &problem),
+                        Exchange::Replaced { image } => replaced(case, &image),
                         Exchange::Done { .. } => unreachable!("matched above"),
                     };
                     outcome.output = output;
@@ -199,11 +200,22 @@ fn finish(worker: Worker, cases: &mut [CaseReport]) -> CapturedOutput {
     outputs.next().unwrap_or_default()
 }
 
-fn broken(problem: &str) -> Outcome {
+/// The plugin wrote into the harness's private channel. That is the
+/// plugin's fault, not a crash: a `fail` that says what arrived.
+fn channel_abused(case: CaseId, problem: &str) -> Outcome {
+    Outcome::fail(format!(
+        "during `{case}` the plugin wrote into the harness's private channel ({problem}); \
+         a plugin must not write to descriptors it did not open; the worker was killed"
+    ))
+}
+
+/// The plugin replaced the worker process with another program.
+fn replaced(case: CaseId, image: &str) -> Outcome {
     Outcome {
         verdict: Verdict::Crashed,
         reason: format!(
-            "the worker's answer was unreadable ({problem}); the plugin may have written to the harness's channel"
+            "during `{case}` the plugin replaced the worker process with `{image}` (exec); \
+             a plugin must not exec in its host's process; the process was killed"
         ),
         detail: Box::default(),
         output: CapturedOutput::default(),
@@ -217,6 +229,14 @@ fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> O
         ": a stack overflow".to_owned()
     } else if let Some(go_abort) = go_runtime_abort(&output.stderr) {
         format!(": the Go runtime aborted on `{go_abort}`")
+    } else if termination == (Termination::Exited { code: 0 }) {
+        " without answering: the plugin ended the process (exit) or replaced it with a program that exited".to_owned()
+    } else if termination
+        == (Termination::Exited {
+            code: i64::from(crate::worker::EXIT_CHANNEL_LOST),
+        })
+    {
+        ": it lost its channel to the harness (the plugin closed or replaced a descriptor it did not open)".to_owned()
     } else {
         String::new()
     };

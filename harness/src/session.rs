@@ -198,6 +198,7 @@ impl Session {
         self.first_init.get_or_insert(started.elapsed());
         if code != status::OK {
             let logs = host.take_logs();
+            host.retire();
             self.retired_hosts.push(host);
             let why = if code == status::PANIC {
                 "a panic in init was caught at the boundary"
@@ -230,6 +231,7 @@ impl Session {
                 .shutdown;
             // SAFETY: from the validated descriptor; called once per init.
             unsafe { shutdown() };
+            host.retire();
             self.retired_hosts.push(host);
         }
     }

@@ -5,12 +5,25 @@
 
 use std::path::Path;
 
+use object::read::ReadCache;
 use object::{
     Architecture, BinaryFormat, FileKind, Object, ObjectKind, ObjectSection, ObjectSegment,
 };
 
 use crate::loader::OpenError;
 use crate::os;
+use crate::plugin_file;
+
+/// Bytes read from the start of a file that is no binary, to say what it
+/// looks like.
+const HEAD_BYTES: usize = 512;
+
+/// The most of `.data` searched for Go's build-info magic: Go puts it at
+/// the start of the section.
+const GO_MAGIC_SEARCH_BYTES: u64 = 64 * 1024;
+
+/// The file behind the parser: read on demand, range by range.
+type Data<'a> = &'a ReadCache<std::fs::File>;
 
 /// What a file that looks loadable turned out to be.
 #[derive(Debug, Clone)]
@@ -23,52 +36,45 @@ pub struct Sniffed {
     pub go_runtime: bool,
 }
 
-/// Checks `path` and reads its headers.
+/// Checks `path` and reads its headers — only the headers: the file is
+/// read through a cache that fetches the ranges the parser asks for, so a
+/// plugin padded with gigabytes costs what its headers cost.
 pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
     let path_buf = path.to_owned();
     if !path.is_absolute() {
         return Err(OpenError::NotAbsolute { path: path_buf });
     }
-    let metadata = match std::fs::metadata(path) {
-        Ok(metadata) => metadata,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            return Err(OpenError::NotFound { path: path_buf });
-        }
-        Err(source) => {
-            return Err(OpenError::Unreadable {
-                path: path_buf,
-                source,
-            });
-        }
-    };
-    if metadata.is_dir() {
-        return Err(OpenError::Directory { path: path_buf });
-    }
-    let data = std::fs::read(path).map_err(|source| OpenError::Unreadable {
-        path: path_buf.clone(),
-        source,
-    })?;
-    if data.is_empty() {
+    let mut plugin = plugin_file::open(path)?;
+    if plugin.len == 0 {
         return Err(OpenError::Empty { path: path_buf });
     }
-    let kind = match FileKind::parse(&*data) {
+    let head = plugin
+        .head(HEAD_BYTES)
+        .map_err(|source| plugin_file::FileProblem::Unreadable {
+            path: path_buf.clone(),
+            source,
+        })?;
+    let len = plugin.len;
+    let data = ReadCache::new(plugin.file);
+    let data = &data;
+    let kind = match FileKind::parse(data) {
         Ok(kind) => kind,
         Err(_) => {
             return Err(OpenError::NotABinary {
                 path: path_buf,
-                looks_like: describe_unknown(&data),
+                looks_like: describe_unknown(&head),
             });
         }
     };
     let format = format_of(kind);
-    let file = match object::File::parse(&*data) {
+    let file = match object::File::parse(data) {
         Ok(file) => file,
         Err(error) => {
-            if let Some(needed) = elf_size_claimed(&data).filter(|&n| n > data.len() as u64) {
+            if let Some(needed) = elf_size_claimed(data).filter(|&n| n > len) {
                 return Err(OpenError::Truncated {
                     path: path_buf,
                     format,
-                    len: data.len() as u64,
+                    len,
                     needed,
                 });
             }
@@ -79,11 +85,11 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
             });
         }
     };
-    if let Some(needed) = bytes_described(&file).filter(|&needed| needed > data.len() as u64) {
+    if let Some(needed) = bytes_described(&file).filter(|&needed| needed > len) {
         return Err(OpenError::Truncated {
             path: path_buf,
             format,
-            len: data.len() as u64,
+            len,
             needed,
         });
     }
@@ -128,7 +134,7 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
 /// Whether the library was built by Go (and so starts a Go runtime). ELF
 /// builds name a section for Go's build info; PE builds keep it at the
 /// start of `.data`, behind Go's magic.
-fn carries_go_runtime(file: &object::File) -> bool {
+fn carries_go_runtime<'a>(file: &object::File<'a, Data<'a>>) -> bool {
     const GO_BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
     if file.section_by_name(".go.buildinfo").is_some()
         || file.section_by_name(".gopclntab").is_some()
@@ -136,7 +142,10 @@ fn carries_go_runtime(file: &object::File) -> bool {
         return true;
     }
     file.section_by_name(".data")
-        .and_then(|data| data.data().ok())
+        .and_then(|data| {
+            let searched = data.size().min(GO_MAGIC_SEARCH_BYTES);
+            data.data_range(data.address(), searched).ok().flatten()
+        })
         .is_some_and(|data| {
             data.windows(GO_BUILDINFO_MAGIC.len())
                 .any(|window| window == GO_BUILDINFO_MAGIC)
@@ -163,7 +172,7 @@ pub fn resident_hint(sniffed: &Sniffed) -> String {
 
 /// Where an ELF file's section header table ends, read from the file
 /// header alone: it sits at the end of the file, so a cut file misses it.
-fn elf_size_claimed(data: &[u8]) -> Option<u64> {
+fn elf_size_claimed(data: Data<'_>) -> Option<u64> {
     use object::read::elf::FileHeader;
     let end = |offset: u64, entry_size: u16, count: u16| {
         offset.checked_add(u64::from(entry_size) * u64::from(count))
@@ -192,7 +201,7 @@ fn elf_size_claimed(data: &[u8]) -> Option<u64> {
 }
 
 /// The highest file offset the headers say the file reaches.
-fn bytes_described(file: &object::File<'_>) -> Option<u64> {
+fn bytes_described<'a>(file: &object::File<'a, Data<'a>>) -> Option<u64> {
     file.segments()
         .filter_map(|segment| {
             let (offset, size) = segment.file_range();
@@ -215,7 +224,7 @@ fn format_of(kind: FileKind) -> String {
     .into()
 }
 
-fn describe(file: &object::File<'_>, format: &str) -> String {
+fn describe<'a>(file: &object::File<'a, Data<'a>>, format: &str) -> String {
     let bits = if file.is_64() { "64-bit" } else { "32-bit" };
     let what = match (file.format(), file.kind()) {
         (BinaryFormat::Pe, ObjectKind::Dynamic) => "DLL (Windows)",
@@ -292,11 +301,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             sniff(&dir.path().join("nope.so")),
-            Err(OpenError::NotFound { .. })
+            Err(OpenError::File(plugin_file::FileProblem::NotFound { .. }))
         ));
         assert!(matches!(
             sniff(dir.path()),
-            Err(OpenError::Directory { .. })
+            Err(OpenError::File(plugin_file::FileProblem::Directory { .. }))
         ));
         assert!(matches!(sniff_bytes(b""), Err(OpenError::Empty { .. })));
     }

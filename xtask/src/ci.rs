@@ -1,14 +1,18 @@
 //! `cargo xtask ci`: exactly what CI runs, so a developer can run it too.
-//! Snapshots are compared, never written.
+//! It first installs what the checks need (`needs.rs`: apt packages as root
+//! or through passwordless sudo, Python checkers with pip), or stops at once
+//! with the one command to run. Snapshots are compared, never written.
 
 use xshell::{Shell, cmd};
 
+use crate::needs;
 use crate::platform::Selection;
 use crate::{conformance, test};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let _ci = sh.push_env("CI", "true");
     let _insta = sh.push_env("INSTA_UPDATE", "no");
+    step("provision", || needs::provision(sh))?;
     step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
     step("clippy", || {
         Ok(cmd!(

@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use plugcheck::report::Report;
 use xshell::{Shell, cmd};
 
-use crate::fixtures::{self, Artifacts, Built};
+use crate::fixtures::{self, Artifacts, Built, Skipped};
+use crate::needs::Install;
 use crate::platform::{Platform, Selection};
 use crate::wine::{self, Wine};
 
@@ -37,6 +38,8 @@ pub struct Args {
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     let mut not_run = Vec::new();
+    let mut skipped: Vec<(Platform, Skipped)> = Vec::new();
+    let mut skipped_tests: Vec<String> = Vec::new();
     for platform in args.platform.platforms() {
         if platform == Platform::Linux && Platform::host() == Platform::Windows {
             match linux_leg_in_wsl(args) {
@@ -57,7 +60,8 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
                     report.plugins.len(),
                     report_path.display()
                 );
-                judge(sh, &report_path, &artifacts, args.update)?;
+                skipped_tests.extend(judge(sh, &report_path, &artifacts, args.update)?);
+                skipped.extend(artifacts.skipped.iter().map(|s| (platform, s.clone())));
                 reports.push(report);
             }
             // A leg that cannot run here is said loudly, never passed over.
@@ -74,12 +78,52 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             crate::merge::table(&reports, false)
         );
     }
+    list_skipped(&skipped, &skipped_tests);
     for platform in not_run {
         eprintln!(
             "the {platform} leg did NOT run (see above): its results are missing, not passed"
         );
     }
     Ok(())
+}
+
+/// Says once, at the end, what was left out for want of a tool, and the
+/// one command that installs every missing tool.
+fn list_skipped(skipped: &[(Platform, Skipped)], tests: &[String]) {
+    if skipped.is_empty() {
+        return;
+    }
+    eprintln!(
+        "\nSKIPPED {} fixture(s) and probe(s), and the tests that need them, because tools are missing:",
+        skipped.len()
+    );
+    for (platform, skip) in skipped {
+        eprintln!(
+            "  {:<8} {:<24} {}",
+            platform.name(),
+            skip.name,
+            skip.need.what
+        );
+    }
+    for test in tests {
+        eprintln!("  test     {test}");
+    }
+    let mut apt: Vec<&str> = Vec::new();
+    for (_, skip) in skipped {
+        if let Install::Apt(packages) = skip.need.install {
+            for package in packages {
+                if !apt.contains(package) {
+                    apt.push(package);
+                }
+            }
+        }
+    }
+    if !apt.is_empty() {
+        eprintln!(
+            "to judge them too: apt-get install {}   (or run `cargo xtask ci`, which installs them)",
+            apt.join(" ")
+        );
+    }
 }
 
 /// The Linux leg from a Windows host: built, run and judged inside WSL2;
@@ -244,13 +288,24 @@ fn stem(path: &Path) -> Option<&str> {
 
 /// Runs the conformance tests against a leg's report; the isolation and
 /// reload tests run the host's own binary, so only on the host leg.
-fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyhow::Result<()> {
-    let skipped: Vec<&str> = artifacts
+/// Returns the tests that skipped themselves for want of a fixture.
+fn judge(
+    sh: &Shell,
+    report: &Path,
+    artifacts: &Artifacts,
+    update: bool,
+) -> anyhow::Result<Vec<String>> {
+    let skip_log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
+    let skipped: Vec<(String, String)> = artifacts
         .skipped
         .iter()
-        .map(|(name, _)| name.as_str())
+        .map(|skipped| (skipped.name.clone(), skipped.why()))
         .collect();
-    let skipped = skipped.join(",");
+    let skipped = plugcheck_fixtures::built::encode_skipped(
+        skipped
+            .iter()
+            .map(|(name, why)| (name.as_str(), why.as_str())),
+    );
     let plugcheck = &artifacts.plugcheck;
     let artifacts_dir = artifacts
         .built
@@ -276,10 +331,11 @@ fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyh
         "cargo test --quiet -p plugcheck-fixtures --test conformance {host_only...} -- --include-ignored"
     )
     .env("PLUGCHECK_REPORT", report)
-    .env("PLUGCHECK_SKIPPED", skipped)
+    .env(plugcheck_fixtures::built::SKIPPED_VAR, skipped)
     .env("PLUGCHECK_BIN", plugcheck)
-    .env("PLUGCHECK_ARTIFACTS", artifacts_dir)
+    .env(plugcheck_fixtures::built::ARTIFACTS_VAR, artifacts_dir)
     .env("INSTA_UPDATE", insta_update)
+    .env(plugcheck_fixtures::built::SKIP_LOG_VAR, skip_log.path())
     .run();
     if update {
         cmd!(sh, "git status --short fixtures/snapshots").run()?;
@@ -292,5 +348,7 @@ fn judge(sh: &Shell, report: &Path, artifacts: &Artifacts, update: bool) -> anyh
             "{} conformance failed: a fixture missed its intended verdict or its snapshot changed (see above)",
             artifacts.platform
         )
-    })
+    })?;
+    let log = std::fs::read_to_string(skip_log.path()).unwrap_or_default();
+    Ok(log.lines().map(str::to_owned).collect())
 }

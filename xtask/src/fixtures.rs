@@ -11,6 +11,7 @@ use plugcheck::report::ToolchainProbe;
 use plugcheck_fixtures::{CTarget, Fixture, InputKind, Manifest, Source};
 use xshell::{Shell, cmd};
 
+use crate::needs;
 use crate::platform::{Platform, Selection};
 use crate::toolchain::RustBuild;
 use crate::wine;
@@ -45,10 +46,24 @@ pub struct Artifacts {
     /// The `plugcheck` binary of that platform.
     pub plugcheck: PathBuf,
     pub built: Vec<Built>,
-    /// Fixtures not built, with the reason (a compiler is missing).
-    pub skipped: Vec<(String, String)>,
+    /// Fixtures and probes not built or run: the tool that is missing.
+    pub skipped: Vec<Skipped>,
     /// The toolchains' answers to the manifest's probes.
     pub probes: Vec<ToolchainProbe>,
+}
+
+/// A fixture (or probe) left out because a tool is missing.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub name: String,
+    pub need: needs::Need,
+}
+
+impl Skipped {
+    /// Why, with the command that installs the tool.
+    pub fn why(&self) -> String {
+        self.need.missing()
+    }
 }
 
 /// The platform this host builds natively, as reports name it.
@@ -124,15 +139,23 @@ pub fn build(
                 timeout: fixture.timeout_on(platform.name()),
                 reload_to: Vec::new(),
             }),
-            Err(why) if require_all => {
+            Err(need) if require_all => {
                 bail!(
-                    "{platform} fixture `{}` cannot be built: {why}",
-                    fixture.name
+                    "{platform} fixture `{}` cannot be built: {}",
+                    fixture.name,
+                    need.missing()
                 )
             }
-            Err(why) => {
-                eprintln!("SKIPPED {platform} fixture `{}`: {why}", fixture.name);
-                artifacts.skipped.push((fixture.name.clone(), why));
+            Err(need) => {
+                eprintln!(
+                    "SKIPPED {platform} fixture `{}`: {}",
+                    fixture.name,
+                    need.missing()
+                );
+                artifacts.skipped.push(Skipped {
+                    name: fixture.name.clone(),
+                    need,
+                });
             }
         }
     }
@@ -151,12 +174,23 @@ pub fn build(
                 );
                 artifacts.probes.push(answer);
             }
-            Err(why) if require_all => {
-                bail!("{platform} probe `{}` cannot run: {why}", probe.name)
+            Err(need) if require_all => {
+                bail!(
+                    "{platform} probe `{}` cannot run: {}",
+                    probe.name,
+                    need.missing()
+                )
             }
-            Err(why) => {
-                eprintln!("SKIPPED {platform} probe `{}`: {why}", probe.name);
-                artifacts.skipped.push((probe.name.clone(), why));
+            Err(need) => {
+                eprintln!(
+                    "SKIPPED {platform} probe `{}`: {}",
+                    probe.name,
+                    need.missing()
+                );
+                artifacts.skipped.push(Skipped {
+                    name: probe.name.clone(),
+                    need,
+                });
             }
         }
     }
@@ -217,7 +251,7 @@ fn resolve_reload_targets(manifest: &Manifest, artifacts: &mut Artifacts) -> any
     Ok(())
 }
 
-/// Builds one fixture. `Ok(Err(why))`: skipped because a tool is missing.
+/// Builds one fixture. `Ok(Err(need))`: skipped because a tool is missing.
 fn build_one(
     sh: &Shell,
     root: &Path,
@@ -225,7 +259,7 @@ fn build_one(
     cargo_out: &Path,
     out: &Path,
     fixture: &Fixture,
-) -> anyhow::Result<Result<PathBuf, String>> {
+) -> anyhow::Result<Result<PathBuf, needs::Need>> {
     let library = out.join(format!("{}.{}", fixture.name, platform.library_extension()));
     match &fixture.source {
         Source::Crate { krate } => {
@@ -238,7 +272,7 @@ fn build_one(
             target,
             missing_dependency,
         } => {
-            let compiler = match CCompiler::for_target(platform, *target) {
+            let compiler = match CCompiler::for_target(sh, platform, *target) {
                 Ok(compiler) => compiler,
                 Err(why) => return Ok(Err(why)),
             };
@@ -304,9 +338,7 @@ fn build_one(
             let found = cmd!(sh, "cc -print-file-name={system}").quiet().read()?;
             let found = PathBuf::from(found.trim());
             if !found.is_absolute() || !found.exists() {
-                return Ok(Err(format!(
-                    "the system library `{system}` is not installed (Debian: apt-get install zlib1g)"
-                )));
+                return Ok(Err(needs::ZLIB));
             }
             std::fs::copy(&found, &library)?;
         }
@@ -315,7 +347,7 @@ fn build_one(
 }
 
 /// Builds a Go package as a C shared library for `platform` (cgo, with the
-/// leg's C compiler: mingw-w64 for Windows). `Ok(Err(why))`: Go or the C
+/// leg's C compiler: mingw-w64 for Windows). `Ok(Err(need))`: Go or the C
 /// compiler is missing, so the fixture is skipped; a failed build is an
 /// error.
 fn build_go(
@@ -323,8 +355,8 @@ fn build_go(
     platform: Platform,
     package: &Path,
     library: &Path,
-) -> anyhow::Result<Result<PathBuf, String>> {
-    let go = match GoBuild::for_platform(platform) {
+) -> anyhow::Result<Result<PathBuf, needs::Need>> {
+    let go = match GoBuild::for_platform(sh, platform) {
         Ok(go) => go,
         Err(missing) => return Ok(Err(missing)),
     };
@@ -349,11 +381,13 @@ struct GoBuild {
 }
 
 impl GoBuild {
-    /// `Err(why)`: Go or the leg's C compiler is missing (with the install
-    /// command).
-    fn for_platform(platform: Platform) -> Result<GoBuild, String> {
-        let go = find_on_path("go").ok_or("go not found (install: apt-get install golang-go)")?;
-        let compiler = CCompiler::for_target(platform, CTarget::Native)?;
+    /// `Err(need)`: Go or the leg's C compiler is missing.
+    fn for_platform(sh: &Shell, platform: Platform) -> Result<GoBuild, needs::Need> {
+        if !needs::GO.present(sh) {
+            return Err(needs::GO);
+        }
+        let go = needs::find_on_path("go").ok_or(needs::GO)?;
+        let compiler = CCompiler::for_target(sh, platform, CTarget::Native)?;
         let goos = match platform {
             Platform::Linux => "linux",
             Platform::Windows => "windows",
@@ -381,14 +415,14 @@ impl GoBuild {
     }
 }
 
-/// Puts a manifest probe to the leg's toolchain. `Ok(Err(why))`: the
+/// Puts a manifest probe to the leg's toolchain. `Ok(Err(need))`: the
 /// toolchain is missing.
 fn run_probe(
     sh: &Shell,
     root: &Path,
     platform: Platform,
     name: &str,
-) -> anyhow::Result<Result<ToolchainProbe, String>> {
+) -> anyhow::Result<Result<ToolchainProbe, needs::Need>> {
     match name {
         "go-buildmode-plugin" => probe_go_buildmode_plugin(sh, root, platform),
         other => bail!(
@@ -404,8 +438,8 @@ fn probe_go_buildmode_plugin(
     sh: &Shell,
     root: &Path,
     platform: Platform,
-) -> anyhow::Result<Result<ToolchainProbe, String>> {
-    let go = match GoBuild::for_platform(platform) {
+) -> anyhow::Result<Result<ToolchainProbe, needs::Need>> {
+    let go = match GoBuild::for_platform(sh, platform) {
         Ok(go) => go,
         Err(missing) => return Ok(Err(missing)),
     };
@@ -437,26 +471,28 @@ struct CCompiler {
 impl CCompiler {
     /// `native`: the leg's own format and architecture; `foreign`: the other
     /// platform's format; `wrong-arch`: the leg's format for another
-    /// architecture. Or why there is no such compiler here.
-    fn for_target(platform: Platform, target: CTarget) -> Result<CCompiler, String> {
-        let (command, package, extension) = match (platform, target) {
+    /// architecture. Or why there is no such compiler here, with the
+    /// command that installs it.
+    fn for_target(
+        sh: &Shell,
+        platform: Platform,
+        target: CTarget,
+    ) -> Result<CCompiler, needs::Need> {
+        let (need, extension) = match (platform, target) {
             (Platform::Linux, CTarget::Native) | (Platform::Windows, CTarget::Foreign) => {
-                ("cc", "gcc", "so")
+                (needs::CC, "so")
             }
             (Platform::Linux, CTarget::Foreign) | (Platform::Windows, CTarget::Native) => {
-                ("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64", "dll")
+                (needs::MINGW, "dll")
             }
-            (Platform::Linux, CTarget::WrongArch) => {
-                ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu", "so")
-            }
-            (Platform::Windows, CTarget::WrongArch) => {
-                ("i686-w64-mingw32-gcc", "gcc-mingw-w64-i686", "dll")
-            }
+            (Platform::Linux, CTarget::WrongArch) => (needs::AARCH64, "so"),
+            (Platform::Windows, CTarget::WrongArch) => (needs::MINGW_I686, "dll"),
         };
-        if find_on_path(command).is_none() {
-            return Err(format!(
-                "{command} not found (install: apt-get install {package})"
-            ));
+        let needs::Probe::CompilesC(command) = need.probe else {
+            unreachable!("C compiler needs are probed by compiling");
+        };
+        if !need.present(sh) {
+            return Err(need);
         }
         Ok(CCompiler {
             command,
@@ -464,20 +500,6 @@ impl CCompiler {
             pic: (extension == "so").then_some("-fPIC"),
         })
     }
-}
-
-/// `program` in a directory of PATH; on a Windows host as `program.exe`
-/// too (MSYS2's `x86_64-w64-mingw32-gcc.exe`, `go.exe`).
-pub fn find_on_path(program: &str) -> Option<PathBuf> {
-    let names = [
-        program.to_owned(),
-        format!("{program}{}", std::env::consts::EXE_SUFFIX),
-    ];
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
-            .find(|candidate| candidate.is_file())
-    })
 }
 
 /// `[package] name` of the crate at `dir`.

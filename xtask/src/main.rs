@@ -8,6 +8,7 @@ mod conformance;
 mod doctor;
 mod fixtures;
 mod merge;
+mod needs;
 mod platform;
 mod test;
 mod toolchain;
@@ -40,15 +41,25 @@ enum Command {
     /// Measure the harness against a floor measured in the same run.
     Bench(bench::Args),
     /// For each platform leg: what is present, what is missing, how to install it.
-    Doctor,
+    Doctor(doctor::Args),
     /// Combine the legs' JSON reports into one platform × case table.
     MergeReports(merge::Args),
     /// The tests: the workspace's on the host, the harness's unit tests under Wine for Windows.
     Test(test::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}", describe_error(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     match cli.command {
@@ -56,10 +67,35 @@ fn main() -> anyhow::Result<()> {
         Command::Conformance(args) => conformance::run(&sh, &args),
         Command::Ci => ci::run(&sh),
         Command::Bench(args) => bench::run(&sh, &args),
-        Command::Doctor => doctor::run(&sh),
+        Command::Doctor(args) => doctor::run(&sh, &args),
         Command::MergeReports(args) => merge::run(&args),
         Command::Test(args) => test::run(&sh, &args),
     }
+}
+
+/// An error and its causes, one line each: what failed first, then why.
+/// A cause that says nothing new (empty, or already part of the line
+/// above, as an I/O error quoted by its context) is left out, so no section
+/// is ever empty.
+fn describe_error(error: &anyhow::Error) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || lines.iter().any(|line| line.contains(text)) {
+            continue;
+        }
+        lines.push(text.to_owned());
+    }
+    if lines.is_empty() {
+        lines.push("failed without saying why (a bug in the xtask)".into());
+    }
+    let mut described = format!("error: {}", lines[0]);
+    for line in &lines[1..] {
+        described.push_str("\n  because: ");
+        described.push_str(line);
+    }
+    described
 }
 
 /// Where builds and reports go: `$CARGO_TARGET_DIR` when set (the Linux
@@ -78,4 +114,24 @@ pub fn project_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_error;
+
+    #[test]
+    fn errors_print_every_cause_once_and_no_empty_section() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let error = anyhow::Error::new(io)
+            .context("cannot read `x.json`: no such file")
+            .context("merging the reports failed");
+        assert_eq!(
+            describe_error(&error),
+            "error: merging the reports failed\n  because: cannot read `x.json`: no such file"
+        );
+        let silent = anyhow::Error::msg("").context("the linux leg cannot run");
+        assert_eq!(describe_error(&silent), "error: the linux leg cannot run");
+        assert!(describe_error(&anyhow::Error::msg("")).contains("without saying why"));
+    }
 }

@@ -12,11 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use xshell::{Shell, cmd};
 
-use crate::fixtures::find_on_path;
+use crate::needs::{self, MINGW_GCC, find_on_path};
 use crate::platform::Platform;
-
-/// The mingw-w64 C compiler that also links Windows Rust binaries.
-pub const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
 
 /// Debian's rustc with `rust-web-src`, which can build a Windows std.
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
@@ -55,7 +52,8 @@ impl RustBuild {
         }
         if find_on_path(MINGW_GCC).is_none() {
             bail!(
-                "{MINGW_GCC} not found: it links Windows binaries (install: apt-get install gcc-mingw-w64-x86-64)"
+                "{MINGW_GCC} not found: it links Windows binaries (install: {})",
+                needs::MINGW.install.command()
             );
         }
         let choice = std::env::var("PLUGCHECK_WINDOWS_STD").ok();

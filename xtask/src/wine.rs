@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::fixtures::find_on_path;
-use crate::toolchain::MINGW_GCC;
+use crate::needs::{MINGW_GCC, find_on_path};
 
 #[derive(Debug, Clone)]
 pub struct Wine {
@@ -50,17 +49,6 @@ impl Wine {
             self.env(cmd!(sh, "{wineserver} -w")).run()?;
         }
         Ok(())
-    }
-
-    /// `wine-8.0 (…) at /usr/lib/wine/wine64`.
-    pub fn describe(&self, sh: &Shell) -> String {
-        let wine64 = &self.wine64;
-        let version = cmd!(sh, "{wine64} --version")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .unwrap_or_default();
-        format!("{} at {}", version.trim(), wine64.display())
     }
 
     fn env<'a>(&self, command: xshell::Cmd<'a>) -> xshell::Cmd<'a> {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::fixtures::find_on_path;
+use crate::needs::find_on_path;
 
 /// Where the leg's cargo builds inside the distro (the Linux filesystem).
 pub const LINUX_TARGET_DIR: &str = "/var/tmp/plugcheck-target";

@@ -9,20 +9,32 @@ use crate::session::{Session, last_log_hint, status_text};
 /// A name no plugin registers, to check lookups fail cleanly.
 const UNKNOWN_METHOD: &str = "plugcheck-no-such-method";
 
+/// Method names a report lists at most (a plugin may register thousands).
+const LISTED_METHODS: usize = 200;
+
 pub fn init(session: &mut Session) -> CaseFn {
     session.init()?;
     let host = session.host().expect("initialised above");
-    let (methods, rejected) = host.with_registry(|registry| {
+    let (count, methods, rejected, refused) = host.with_registry(|registry| {
         (
-            registry.methods.keys().cloned().collect::<Vec<_>>(),
+            registry.methods.len(),
+            // The report lists the first names; the count says how many.
+            registry
+                .methods
+                .keys()
+                .take(LISTED_METHODS)
+                .cloned()
+                .collect::<Vec<_>>(),
             registry.rejected.clone(),
+            registry.rejected.len() + registry.dropped_rejections,
         )
     });
-    if !rejected.is_empty() {
+    let methods_len = count;
+    if refused > 0 {
         return Ok(Outcome::fail(format!(
-            "init returned 0 although the host refused {} registration(s): {}; check register_method's return value",
-            rejected.len(),
-            rejected.join("; ")
+            "init returned 0 although the host refused {refused} registration(s): {}{}; check register_method's return value",
+            rejected.join("; "),
+            if refused > rejected.len() { "; …" } else { "" }
         ))
         .with_detail(|detail| {
             detail.methods = methods;
@@ -30,8 +42,7 @@ pub fn init(session: &mut Session) -> CaseFn {
         }));
     }
     Ok(Outcome::pass(format!(
-        "init returned 0 and registered {} method(s)",
-        methods.len()
+        "init returned 0 and registered {methods_len} method(s)"
     ))
     .with_detail(|detail| detail.methods = methods))
 }
@@ -59,11 +70,13 @@ pub fn lookup_methods(session: &mut Session) -> CaseFn {
             "init registered no methods: the host has nothing to call",
         ));
     }
+    let found = methods.len();
     Ok(Outcome::pass(format!(
-        "{} method(s) found by name; an unknown name is reported as not found",
-        methods.len()
+        "{found} method(s) found by name; an unknown name is reported as not found"
     ))
-    .with_detail(|detail| detail.methods = methods))
+    .with_detail(|detail| {
+        detail.methods = methods.into_iter().take(LISTED_METHODS).collect();
+    }))
 }
 
 pub fn selftest(session: &mut Session) -> CaseFn {

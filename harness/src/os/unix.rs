@@ -89,6 +89,91 @@ pub fn loader_error(error: &libloading::Error) -> OsError {
     }
 }
 
+/// What a file that is neither a regular file nor a directory is, by name:
+/// such a file is never opened as a plugin (a FIFO blocks the opener, a
+/// device never ends).
+pub fn special_file_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if file_type.is_char_device() {
+        Some("a character device")
+    } else if file_type.is_block_device() {
+        Some("a block device")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else {
+        None
+    }
+}
+
+/// Opens a file for reading without ever waiting: a FIFO swapped in after
+/// the type check opens at once (`O_NONBLOCK`) instead of blocking until a
+/// writer comes, and a terminal does not become ours (`O_NOCTTY`).
+pub fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
+/// The ranges of `file` (of `len` bytes) that hold data, holes left out,
+/// asked with `SEEK_DATA`/`SEEK_HOLE`: a file padded with gigabytes of
+/// holes is copied and hashed at the cost of its data. A filesystem that
+/// cannot tell gives one range, the whole file.
+pub fn data_ranges(file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let mut ranges = Vec::new();
+    let mut offset: i64 = 0;
+    let end = i64::try_from(len).unwrap_or(i64::MAX);
+    while offset < end {
+        // SAFETY: lseek on a descriptor we own; it only moves the offset.
+        let data = unsafe { libc::lseek(fd, offset, libc::SEEK_DATA) };
+        if data < 0 {
+            // ENXIO: no data after `offset`; anything else: no answer.
+            let no_more = std::io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO);
+            if !no_more && ranges.is_empty() && offset == 0 {
+                return vec![(0, len)];
+            }
+            break;
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let hole = if hole < 0 { end } else { hole.min(end) };
+        if hole <= data {
+            break;
+        }
+        ranges.push((data as u64, hole as u64));
+        offset = hole;
+    }
+    ranges
+}
+
+/// Copies bytes at `address` of this process into `buffer` through the
+/// kernel (`process_vm_readv` on ourselves), which answers EFAULT where a
+/// plain read would crash. Returns how many bytes were readable (0: none).
+pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
+    let local = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: address as *mut libc::c_void,
+        iov_len: buffer.len(),
+    };
+    // SAFETY: `local` is our own writable buffer of its length; the kernel
+    // checks `remote` and fails (EFAULT) instead of faulting.
+    let read = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    usize::try_from(read).unwrap_or(0)
+}
+
+/// The program a process runs now (after any `exec`), if the OS says.
+pub fn process_image(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
 /// Permissions for files others read (reports): `rw-r--r--`.
 pub fn shared_file_permissions() -> Option<std::fs::Permissions> {
     use std::os::unix::fs::PermissionsExt;
@@ -366,6 +451,44 @@ mod tests {
         assert!(!child_processes().iter().any(|c| c.pid == pid));
         // Already reaped: std's wait now fails with ECHILD.
         assert!(child.try_wait().is_err());
+    }
+
+    #[test]
+    fn a_fifo_and_a_device_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("plugin.so");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let error = crate::plugin_file::open(&fifo).unwrap_err();
+        assert!(error.to_string().contains("a FIFO"), "{error}");
+        let error = crate::plugin_file::open(Path::new("/dev/zero")).unwrap_err();
+        assert!(error.to_string().contains("a character device"), "{error}");
+    }
+
+    #[test]
+    fn a_sparse_copy_allocates_only_the_data() {
+        use std::io::{Seek, SeekFrom, Write};
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("padded.so");
+        let mut file = std::fs::File::create(&original).unwrap();
+        file.write_all(b"data").unwrap();
+        file.seek(SeekFrom::Start(256 << 20)).unwrap();
+        file.write_all(b"more").unwrap();
+        file.set_len(1 << 30).unwrap();
+        drop(file);
+        let copy_path = dir.path().join("copy.so");
+        let mut copy = std::fs::File::create(&copy_path).unwrap();
+        let mut plugin = crate::plugin_file::open(&original).unwrap();
+        plugin.hash_and_copy(Some(&mut copy)).unwrap();
+        let copied = std::fs::metadata(&copy_path).unwrap();
+        assert_eq!(copied.len(), 1 << 30);
+        assert!(
+            copied.blocks() * 512 < 16 << 20,
+            "{} blocks",
+            copied.blocks()
+        );
     }
 
     #[test]

@@ -138,6 +138,53 @@ fn win32_error_name(code: i64) -> Option<&'static str> {
     })
 }
 
+/// What a file that is neither a regular file nor a directory is: on
+/// Windows, a device or pipe name (`NUL`, `\\.\pipe\…`) or a reparse
+/// point the metadata could not follow.
+pub fn special_file_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
+    (!file_type.is_file() && !file_type.is_dir() && !file_type.is_symlink())
+        .then_some("not a regular file (a device, a pipe or a reparse point)")
+}
+
+/// Opens a file for reading. A pipe or device is refused by its type
+/// before this is called.
+pub fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// The ranges of `file` that hold data: the whole file (NTFS sparse files
+/// are rare for build outputs).
+pub fn data_ranges(_file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
+    vec![(0, len)]
+}
+
+/// Copies bytes at `address` of this process into `buffer` with
+/// `ReadProcessMemory`, which fails where a plain read would crash.
+/// Returns how many bytes were readable (0: none); the caller keeps each
+/// read within one page, since a failed read copies nothing.
+pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
+    use windows_sys::Win32::System::Diagnostics::Debug::ReadProcessMemory;
+    let mut read = 0usize;
+    // SAFETY: `buffer` is ours and writable for its length; the OS checks
+    // `address` and fails instead of faulting.
+    let ok = unsafe {
+        ReadProcessMemory(
+            GetCurrentProcess(),
+            address as *const core::ffi::c_void,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut read,
+        )
+    };
+    if ok == 0 { 0 } else { read }
+}
+
+/// The program a process runs now. Windows has no `exec`: a process
+/// keeps the image it was started with, so there is nothing to tell.
+pub fn process_image(_pid: u32) -> Option<std::path::PathBuf> {
+    None
+}
+
 /// Permissions for files others read (reports): Windows has no mode bits.
 pub fn shared_file_permissions() -> Option<std::fs::Permissions> {
     None

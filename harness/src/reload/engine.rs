@@ -219,13 +219,17 @@ impl ReloadEngine {
     ) -> Result<Live, ReloadFailure> {
         let fail = |stage, outcome| failure(stage, outcome, serving.cloned());
         let (shadow, hash) = shadows.copy(original).map_err(|error| {
-            fail(
-                Stage::Copy,
-                Outcome::fail(format!(
+            // A refused file (a pipe, a device, too large) says what to do
+            // itself; a failed read is most likely a build in progress.
+            let reason = if error.kind() == std::io::ErrorKind::InvalidInput {
+                format!("cannot take the build as a plugin: {error}")
+            } else {
+                format!(
                     "cannot copy the build `{}` to a shadow: {error}; was it deleted, or is it still being written?",
                     original.display()
-                )),
-            )
+                )
+            };
+            fail(Stage::Copy, Outcome::fail(reason))
         })?;
         if let Some(worker_exe) = &options.preflight {
             preflight(worker_exe, &shadow, options.preflight_timeout)

@@ -1,8 +1,9 @@
 //! Shadow copies: where each loaded version of a plugin really lives.
 
-use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::plugin_file;
 
 /// A temporary directory of shadow copies, removed (with whatever is left
 /// in it) when dropped.
@@ -38,8 +39,10 @@ impl ShadowDir {
     /// Copies `original` to a name no earlier copy used (`stem-PID-N.ext`):
     /// a loader that caches by path must not hand back an old version.
     /// Returns the copy and the hash of the bytes copied (one read for
-    /// both, so the hash is of exactly what will be loaded).
+    /// both, so the hash is of exactly what will be loaded). The original
+    /// must be a regular file within the size bound; its holes stay holes.
     pub fn copy(&self, original: &Path) -> std::io::Result<(PathBuf, u64)> {
+        let mut source = plugin_file::open(original).map_err(into_io)?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let stem = original
             .file_stem()
@@ -51,21 +54,28 @@ impl ShadowDir {
             name.push_str(&extension.to_string_lossy());
         }
         let shadow = self.dir.path().join(name);
-        let bytes = std::fs::read(original)?;
-        std::fs::write(&shadow, &bytes)?;
-        Ok((shadow, hash_bytes(&bytes)))
+        let mut copy = std::fs::File::create(&shadow)?;
+        let hash = source.hash_and_copy(Some(&mut copy))?;
+        Ok((shadow, hash))
     }
 }
 
-/// A hash of a file's bytes, to tell a real change from a touch.
+/// A hash of a file's content, to tell a real change from a touch; read
+/// with the bounds of [`plugin_file`].
 pub fn content_hash(path: &Path) -> std::io::Result<u64> {
-    Ok(hash_bytes(&std::fs::read(path)?))
+    plugin_file::open(path)
+        .map_err(into_io)?
+        .hash_and_copy(None)
 }
 
-fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    hasher.write(bytes);
-    hasher.finish()
+/// A refused file as an I/O error that keeps the whole diagnosis.
+fn into_io(problem: plugin_file::FileProblem) -> std::io::Error {
+    let kind = match &problem {
+        plugin_file::FileProblem::NotFound { .. } => std::io::ErrorKind::NotFound,
+        plugin_file::FileProblem::Unreadable { source, .. } => source.kind(),
+        _ => std::io::ErrorKind::InvalidInput,
+    };
+    std::io::Error::new(kind, problem)
 }
 
 #[cfg(test)]

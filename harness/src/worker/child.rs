@@ -1,7 +1,7 @@
 //! The worker side: connect back to the parent, then run the cases it asks
 //! for against one plugin session.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 
@@ -31,7 +31,7 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     let stream = TcpStream::connect(args.connect)?;
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+    let mut reader = protocol::LineReader::new(stream);
     protocol::send(
         &mut writer,
         &FromWorker::Hello {
@@ -40,7 +40,13 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
         },
     )?;
     let mut session = Session::new(args.plugin);
-    while let Some(message) = protocol::receive::<ToWorker>(&mut reader)? {
+    loop {
+        let message = match reader.receive::<ToWorker>(None) {
+            Ok(Some(message)) => message,
+            // The parent hung up: nothing left to do.
+            Ok(None) => return Ok(()),
+            Err(error) => channel_lost(&error),
+        };
         let ToWorker::Run {
             first_seq,
             cases: batch,
@@ -59,7 +65,7 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
             let work_us = started.elapsed().as_micros() as u64;
             ledger.record(case, &result.outcome);
             mark_case_end(&args.token, seq);
-            protocol::send(
+            let sent = protocol::send(
                 &mut writer,
                 &FromWorker::Done {
                     seq,
@@ -68,10 +74,23 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                     work_us,
                     has_loaded: session.has_loaded(),
                 },
-            )?;
+            );
+            if let Err(error) = sent {
+                channel_lost(&error);
+            }
         }
     }
-    Ok(())
+}
+
+/// The channel to the parent broke under us: the plugin closed, replaced or
+/// wrote into a descriptor it did not open. Says so and exits with the code
+/// the parent turns into that reason.
+fn channel_lost(error: &dyn std::fmt::Display) -> ! {
+    let _ = writeln!(
+        std::io::stderr(),
+        "plugcheck worker: lost the channel to the harness: {error}"
+    );
+    std::process::exit(protocol::EXIT_CHANNEL_LOST)
 }
 
 /// Flushes what the plugin printed and writes the case-end marker to both

@@ -9,4 +9,5 @@ mod protocol;
 mod supervisor;
 
 pub use child::{WorkerArgs, serve};
+pub use protocol::EXIT_CHANNEL_LOST;
 pub use supervisor::{Exchange, SpawnError, Worker, interrupted, kill_all, wait_for_teardown};

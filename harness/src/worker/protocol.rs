@@ -1,7 +1,14 @@
 //! Messages between parent and worker: one JSON object per line over the
 //! loopback socket.
+//!
+//! The plugin shares the worker's process, so it can write into this
+//! channel too. The reader trusts nothing it gets: a line longer than
+//! [`MAX_LINE_BYTES`] is refused (not buffered without end), and a read
+//! waits only until a deadline fixed when the wait began, so a plugin that
+//! trickles a byte a second cannot stretch it.
 
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,17 +54,107 @@ pub fn send<T: Serialize>(writer: &mut impl Write, message: &T) -> std::io::Resu
     writer.flush()
 }
 
-/// Reads one message; `Ok(None)` at end of stream.
-pub fn receive<T: for<'de> Deserialize<'de>>(
-    reader: &mut impl BufRead,
-) -> std::io::Result<Option<T>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
+/// The longest line the channel takes: far above the largest real answer
+/// (a case result with its log lines is well under 1 MiB).
+pub const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// The worker's exit code when it lost its channel to the parent (a write
+/// failed): the plugin closed or replaced a descriptor it did not open.
+pub const EXIT_CHANNEL_LOST: i32 = 97;
+
+/// Why no message came.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("no complete message before the deadline")]
+    Deadline,
+    #[error("{received} bytes arrived without a line end (the channel takes lines of at most {} MiB)", MAX_LINE_BYTES >> 20)]
+    TooLong { received: usize },
+    #[error("a line that is not a message of the protocol: {0}")]
+    Invalid(serde_json::Error),
+    #[error("reading the channel failed: {0}")]
+    Io(std::io::Error),
+}
+
+/// A stream that can wait for input until a deadline.
+pub trait TimedRead: Read {
+    /// Makes the next reads give up after `timeout` (`None`: wait forever).
+    fn set_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()>;
+}
+
+impl TimedRead for std::net::TcpStream {
+    fn set_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
+        self.set_read_timeout(timeout)
     }
-    serde_json::from_str(&line)
-        .map(Some)
-        .map_err(|error| std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+}
+
+impl TimedRead for &[u8] {
+    fn set_timeout(&self, _: Option<std::time::Duration>) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads JSON lines, bounded in length and in time.
+pub struct LineReader<R> {
+    inner: R,
+    /// Bytes read past the last line handed out.
+    pending: Vec<u8>,
+}
+
+impl<R: TimedRead> LineReader<R> {
+    pub fn new(inner: R) -> LineReader<R> {
+        LineReader {
+            inner,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Reads one message, waiting until `deadline` at most (`None`: no
+    /// deadline); `Ok(None)` at end of stream.
+    pub fn receive<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<T>, ReceiveError> {
+        let mut chunk = [0u8; 16 * 1024];
+        let mut scanned = 0;
+        loop {
+            if let Some(newline) = self.pending[scanned..].iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=scanned + newline).collect();
+                return serde_json::from_slice(&line)
+                    .map(Some)
+                    .map_err(ReceiveError::Invalid);
+            }
+            scanned = self.pending.len();
+            if self.pending.len() > MAX_LINE_BYTES {
+                return Err(ReceiveError::TooLong {
+                    received: self.pending.len(),
+                });
+            }
+            let timeout = match deadline {
+                None => None,
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Err(ReceiveError::Deadline),
+                },
+            };
+            self.inner.set_timeout(timeout).map_err(ReceiveError::Io)?;
+            match self.inner.read(&mut chunk) {
+                Ok(0) if self.pending.is_empty() => return Ok(None),
+                // A partial line, then the end: the writer died mid-line.
+                Ok(0) => return Ok(None),
+                Ok(read) => self.pending.extend_from_slice(&chunk[..read]),
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(ReceiveError::Deadline);
+                }
+                Err(error) => return Err(ReceiveError::Io(error)),
+            }
+        }
+    }
 }
 
 /// The line the worker writes to stdout and stderr after each case, so the
@@ -103,7 +200,7 @@ mod tests {
                 b"{\"type\":\"run\",\"first_seq\":3,\"cases\":[\"init\",\"selftest\"]"
             )
         );
-        let parsed: Option<ToWorker> = receive(&mut &buffer[..]).unwrap();
+        let parsed: Option<ToWorker> = LineReader::new(&buffer[..]).receive(None).unwrap();
         let Some(ToWorker::Run {
             first_seq, cases, ..
         }) = parsed
@@ -114,7 +211,46 @@ mod tests {
             (first_seq, cases),
             (3, vec![CaseId::Init, CaseId::Selftest])
         );
-        let empty: Option<ToWorker> = receive(&mut &b""[..]).unwrap();
+        let empty: Option<ToWorker> = LineReader::new(&b""[..]).receive(None).unwrap();
         assert!(empty.is_none(), "end of stream is not an error");
+    }
+
+    #[test]
+    fn a_line_without_end_is_refused_at_the_bound_not_buffered() {
+        let flood = vec![b'x'; MAX_LINE_BYTES + 100_000];
+        let mut reader = LineReader::new(&flood[..]);
+        match reader.receive::<ToWorker>(None) {
+            Err(ReceiveError::TooLong { received }) => {
+                assert!(received > MAX_LINE_BYTES && received < MAX_LINE_BYTES + 64 * 1024)
+            }
+            other => panic!("expected TooLong, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_trickle_does_not_extend_the_deadline() {
+        use std::io::Write as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let writer = std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            for _ in 0..40 {
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        let (stream, _) = listener.accept().unwrap();
+        let started = Instant::now();
+        let deadline = started + std::time::Duration::from_millis(200);
+        let result = LineReader::new(stream).receive::<ToWorker>(Some(deadline));
+        assert!(matches!(result, Err(ReceiveError::Deadline)), "{result:?}");
+        let waited = started.elapsed();
+        assert!(
+            waited < std::time::Duration::from_millis(400),
+            "waited {waited:?} for a 200 ms deadline"
+        );
+        writer.join().unwrap();
     }
 }

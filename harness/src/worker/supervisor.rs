@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufReader, ErrorKind};
+use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::capture::{Capture, Segment};
-use super::protocol::{self, FromWorker, ToWorker};
+use super::protocol::{self, FromWorker, LineReader, ReceiveError, ToWorker};
 use crate::cases::{CaseResult, CaseSettings};
 use crate::catalog::CaseId;
 use crate::os;
@@ -72,9 +72,16 @@ pub enum Exchange {
     },
     /// The worker was killed; take its output with [`Worker::remains`].
     TimedOut,
-    /// The worker answered with something unreadable and was killed.
-    Broken {
+    /// Something else than the worker's answer came over the channel (the
+    /// plugin wrote into it: a flood, a trickle of garbage, a forged line);
+    /// the worker was killed.
+    ChannelAbused {
         problem: String,
+    },
+    /// The channel closed while the worker process kept running another
+    /// program: the plugin replaced the worker (`exec`). It was killed.
+    Replaced {
+        image: String,
     },
 }
 
@@ -82,6 +89,8 @@ pub enum Exchange {
 /// every orphan, so no early return can leave a process behind.
 struct Process {
     child: Child,
+    /// The program the worker was started as.
+    exe: PathBuf,
     tree: os::WorkerTree,
     /// Set once the worker is known dead and reaped.
     reaped: bool,
@@ -90,31 +99,35 @@ struct Process {
     tree_gone: bool,
 }
 
+/// How a worker that hung up ended.
+enum Ending {
+    Exited(Termination),
+    /// Still running after the grace period, now as `image`.
+    StillRunning {
+        image: Option<String>,
+    },
+}
+
 impl Process {
-    /// Kills the worker's tree and reaps the worker.
+    /// Kills the worker's tree, reaps the worker, then kills and reaps every
+    /// process that escaped the tree (a new session or process group) and
+    /// was re-parented to us. Escapees reach us only once the worker is
+    /// gone, so this order matters: reaping before the worker's death
+    /// finds nothing, and nothing later looks again.
     fn kill(&mut self) {
-        self.kill_tree();
+        if self.tree_gone {
+            return;
+        }
+        self.tree.kill();
         if !self.reaped {
             let _ = self.child.kill();
             let _ = self.child.wait();
             self.reaped = true;
         }
-    }
-
-    /// Kills the worker's process group (or Job Object), then every orphan
-    /// that escaped it and was re-parented to us.
-    fn kill_tree(&mut self) {
-        if self.tree_gone {
-            return;
-        }
-        self.tree.kill();
-        let live = live_workers();
-        let mut keep = live.clone().unwrap_or_default();
-        if self.reaped {
-            keep.remove(&self.child.id());
-        }
+        let mut keep = live_workers().clone().unwrap_or_default();
+        keep.remove(&self.child.id());
         os::reap_orphans(&keep);
-        self.tree_gone = self.reaped;
+        self.tree_gone = true;
     }
 
     /// The worker's exit status, if it has exited.
@@ -125,25 +138,40 @@ impl Process {
     }
 
     /// The worker hung up: its exit status says why. It may still be
-    /// exiting, so it gets a moment before it is killed.
-    fn wait_for_exit(&mut self) -> Termination {
+    /// exiting, so it gets a moment before it is killed; one still running
+    /// then is asked what program it runs now.
+    fn wait_for_exit(&mut self) -> Ending {
         let deadline = Instant::now() + EXIT_GRACE;
         // Exiting takes microseconds to a few milliseconds: back off from
         // short naps rather than oversleep the common case.
         let mut nap = Duration::from_micros(20);
         loop {
             if let Some(termination) = self.exited() {
-                self.kill_tree();
-                return termination;
+                self.kill();
+                return Ending::Exited(termination);
             }
             if Instant::now() >= deadline {
+                let image = os::process_image(self.child.id());
+                let replaced = image
+                    .as_ref()
+                    .filter(|image| !same_program(image, &self.exe))
+                    .map(|image| image.display().to_string());
                 self.kill();
-                return Termination::Exited { code: -1 };
+                return Ending::StillRunning { image: replaced };
             }
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(1));
         }
     }
+}
+
+/// Whether `image` (what the OS says a process runs) is `exe`; a rebuilt
+/// binary shows as `path (deleted)`.
+fn same_program(image: &Path, exe: &Path) -> bool {
+    let text = image.to_string_lossy();
+    let image = Path::new(text.strip_suffix(" (deleted)").unwrap_or(&text));
+    let canonical = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    canonical(image) == canonical(exe)
 }
 
 impl Drop for Process {
@@ -156,7 +184,7 @@ impl Drop for Process {
 /// A running worker serving one plugin.
 pub struct Worker {
     process: Process,
-    reader: BufReader<TcpStream>,
+    reader: LineReader<TcpStream>,
     writer: TcpStream,
     stdout: Capture,
     stderr: Capture,
@@ -212,15 +240,16 @@ impl Worker {
         let mut stderr = Capture::start(child.stderr.take().expect("piped"), token.clone());
         let mut process = Process {
             child,
+            exe: exe.to_owned(),
             tree,
             reaped: false,
             tree_gone: false,
         };
-        let stream = accept(&listener, &token, &mut process, &mut stderr)?;
+        let (writer, reader) = accept(&listener, &token, &mut process, &mut stderr)?;
         Ok(Worker {
             process,
-            writer: stream.try_clone().map_err(SpawnError::Socket)?,
-            reader: BufReader::new(stream),
+            writer,
+            reader,
             stdout,
             stderr,
             seq: 0,
@@ -254,14 +283,13 @@ impl Worker {
         first_seq
     }
 
-    /// The next result of the batch, waiting at most `timeout` for it.
+    /// The next result of the batch, waiting at most `timeout` for it: a
+    /// deadline fixed now, which nothing the plugin writes extends.
     pub fn next(&mut self, case: CaseId, timeout: Duration) -> Exchange {
         self.answered += 1;
         let seq = self.answered;
-        if let Err(error) = self.reader.get_ref().set_read_timeout(Some(timeout)) {
-            return self.broken(format!("cannot set the case timeout: {error}"));
-        }
-        match protocol::receive::<FromWorker>(&mut self.reader) {
+        let deadline = Instant::now() + timeout;
+        match self.reader.receive::<FromWorker>(Some(deadline)) {
             Ok(Some(FromWorker::Done {
                 seq: done,
                 case: done_case,
@@ -272,18 +300,20 @@ impl Worker {
                 self.has_loaded = has_loaded;
                 Exchange::Done { result, work_us }
             }
-            Ok(Some(other)) => self.broken(format!("unexpected message {other:?}")),
-            Ok(None) => self.crashed(),
-            Err(error) if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Ok(Some(other)) => {
+                self.abused(format!("a message out of turn: {}", short_debug(&other)))
+            }
+            Ok(None) => self.hung_up(),
+            Err(ReceiveError::Deadline) => {
                 self.died = true;
                 self.process.kill();
                 Exchange::TimedOut
             }
-            Err(error) if error.kind() == ErrorKind::InvalidData => {
-                self.broken(format!("unreadable message: {error}"))
+            Err(error @ (ReceiveError::TooLong { .. } | ReceiveError::Invalid(_))) => {
+                self.abused(error.to_string())
             }
             // A reset connection: the worker died mid-answer.
-            Err(_) => self.crashed(),
+            Err(ReceiveError::Io(_)) => self.hung_up(),
         }
     }
 
@@ -332,16 +362,32 @@ impl Worker {
             .collect()
     }
 
-    fn crashed(&mut self) -> Exchange {
+    /// The channel ended: the worker died, or something replaced it.
+    fn hung_up(&mut self) -> Exchange {
         self.died = true;
-        let termination = self.process.wait_for_exit();
-        Exchange::Crashed { termination }
+        match self.process.wait_for_exit() {
+            Ending::Exited(termination) => Exchange::Crashed { termination },
+            Ending::StillRunning { image: Some(image) } => Exchange::Replaced { image },
+            Ending::StillRunning { image: None } => Exchange::ChannelAbused {
+                problem: "the worker closed its channel but kept running".into(),
+            },
+        }
     }
 
-    fn broken(&mut self, problem: String) -> Exchange {
+    fn abused(&mut self, problem: String) -> Exchange {
         self.died = true;
         self.process.kill();
-        Exchange::Broken { problem }
+        Exchange::ChannelAbused { problem }
+    }
+}
+
+/// A message for a reason: its debug form, cut short (it came over a
+/// channel the plugin can write to).
+fn short_debug(message: &FromWorker) -> String {
+    let text = format!("{message:?}");
+    match text.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -351,20 +397,17 @@ fn accept(
     token: &str,
     process: &mut Process,
     stderr: &mut Capture,
-) -> Result<TcpStream, SpawnError> {
+) -> Result<(TcpStream, LineReader<TcpStream>), SpawnError> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
                 stream.set_nonblocking(false).map_err(SpawnError::Socket)?;
                 stream.set_nodelay(true).map_err(SpawnError::Socket)?;
-                stream
-                    .set_read_timeout(Some(CONNECT_TIMEOUT))
-                    .map_err(SpawnError::Socket)?;
-                let mut reader = BufReader::new(stream.try_clone().map_err(SpawnError::Socket)?);
-                match protocol::receive::<FromWorker>(&mut reader) {
+                let mut reader = LineReader::new(stream.try_clone().map_err(SpawnError::Socket)?);
+                match reader.receive::<FromWorker>(Some(deadline)) {
                     Ok(Some(FromWorker::Hello { token: got, .. })) if got == token => {
-                        return Ok(stream);
+                        return Ok((stream, reader));
                     }
                     // Not our worker's connection: ignore it, keep waiting.
                     _ => continue,

@@ -1,0 +1,222 @@
+//! Opening a would-be plugin file without trusting it: the file may be a
+//! FIFO (opening blocks), a device (reading never ends), or gigabytes of
+//! holes (reading it whole fills memory, copying it whole fills the disk).
+//! Its type is checked by name before it is opened, it is opened without
+//! waiting, its size is bounded, and it is read — for copies and hashes —
+//! only where it holds data, through one fixed-size buffer.
+
+use std::fs::File;
+use std::hash::Hasher;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::os;
+
+/// The largest file plugcheck opens as a plugin: far above any real plugin
+/// (a Rust cdylib with full debug info is some hundred MiB), far below what
+/// would hurt the machine.
+pub const MAX_PLUGIN_BYTES: u64 = 1 << 30;
+
+/// Why a file cannot be taken as a plugin before anything reads it.
+#[derive(Debug, thiserror::Error)]
+pub enum FileProblem {
+    #[error("`{}` does not exist: build the plugin first, or check the path", path.display())]
+    NotFound { path: PathBuf },
+    #[error("`{}` is a directory, not a shared library: pass the library file inside it", path.display())]
+    Directory { path: PathBuf },
+    #[error(
+        "`{}` is {kind}, not a regular file: plugcheck opens only regular files (a pipe or device never ends or blocks the reader); pass the library your build produced",
+        path.display()
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error(
+        "`{}` is {}, larger than the {} a plugin may be: pass the library your build produced (a file this size is not one)",
+        path.display(), human_bytes(*len), human_bytes(MAX_PLUGIN_BYTES)
+    )]
+    TooLarge { path: PathBuf, len: u64 },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl FileProblem {
+    /// What the file was found to be, for the report's detail.
+    pub fn file_format(&self) -> Option<String> {
+        match self {
+            FileProblem::Directory { .. } => Some("directory".into()),
+            FileProblem::NotRegular { kind, .. } => Some((*kind).to_owned()),
+            FileProblem::TooLarge { len, .. } => Some(format!("file of {}", human_bytes(*len))),
+            FileProblem::NotFound { .. } | FileProblem::Unreadable { .. } => None,
+        }
+    }
+}
+
+/// A plugin file, open for reading, known to be regular and bounded.
+#[derive(Debug)]
+pub struct PluginFile {
+    pub file: File,
+    pub len: u64,
+}
+
+/// Checks `path` by name (exists, is a regular file, not too large), then
+/// opens it without waiting and checks the opened file again, so a file
+/// swapped in between is caught too.
+pub fn open(path: &Path) -> Result<PluginFile, FileProblem> {
+    let unreadable = |source| FileProblem::Unreadable {
+        path: path.to_owned(),
+        source,
+    };
+    let metadata = match std::fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(FileProblem::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        Err(error) => return Err(unreadable(error)),
+    };
+    check_type(path, &metadata)?;
+    let file = os::open_without_waiting(path).map_err(unreadable)?;
+    let metadata = file.metadata().map_err(unreadable)?;
+    check_type(path, &metadata)?;
+    Ok(PluginFile {
+        file,
+        len: metadata.len(),
+    })
+}
+
+fn check_type(path: &Path, metadata: &std::fs::Metadata) -> Result<(), FileProblem> {
+    let file_type = metadata.file_type();
+    if file_type.is_dir() {
+        return Err(FileProblem::Directory {
+            path: path.to_owned(),
+        });
+    }
+    if !file_type.is_file() {
+        return Err(FileProblem::NotRegular {
+            path: path.to_owned(),
+            kind: os::special_file_kind(&file_type).unwrap_or("not a regular file"),
+        });
+    }
+    if metadata.len() > MAX_PLUGIN_BYTES {
+        return Err(FileProblem::TooLarge {
+            path: path.to_owned(),
+            len: metadata.len(),
+        });
+    }
+    Ok(())
+}
+
+impl PluginFile {
+    /// Hashes the file's content and, with `copy_to`, writes an identical
+    /// copy there, in one pass over the data: holes stay holes (they are
+    /// neither read nor written), and memory use is one buffer whatever the
+    /// size. The hash covers the length and every data range, so two files
+    /// with the same bytes where it counts hash alike.
+    pub fn hash_and_copy(&mut self, mut copy_to: Option<&mut File>) -> std::io::Result<u64> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        hasher.write_u64(self.len);
+        let mut buffer = vec![0u8; 256 * 1024];
+        for (start, end) in os::data_ranges(&self.file, self.len) {
+            hasher.write_u64(start);
+            self.file.seek(SeekFrom::Start(start))?;
+            if let Some(target) = copy_to.as_deref_mut() {
+                target.seek(SeekFrom::Start(start))?;
+            }
+            let mut left = end - start;
+            while left > 0 {
+                let want = buffer
+                    .len()
+                    .min(usize::try_from(left).unwrap_or(usize::MAX));
+                let read = self.file.read(&mut buffer[..want])?;
+                if read == 0 {
+                    // The file shrank while we read it: hash what is there.
+                    break;
+                }
+                hasher.write(&buffer[..read]);
+                if let Some(target) = copy_to.as_deref_mut() {
+                    target.write_all(&buffer[..read])?;
+                }
+                left -= read as u64;
+            }
+        }
+        if let Some(target) = copy_to {
+            // Trailing holes: the copy gets the whole length.
+            target.set_len(self.len)?;
+        }
+        Ok(hasher.finish())
+    }
+
+    /// The first `max` bytes (fewer if the file is shorter).
+    pub fn head(&mut self, max: usize) -> std::io::Result<Vec<u8>> {
+        let mut head = Vec::with_capacity(max.min(64 * 1024));
+        self.file.seek(SeekFrom::Start(0))?;
+        (&self.file).take(max as u64).read_to_end(&mut head)?;
+        Ok(head)
+    }
+}
+
+/// `2.0 GiB`, `512 KiB`, `17 bytes`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if bytes >= size {
+            return format!("{:.1} {unit}", bytes as f64 / size as f64);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_files_are_copied_with_their_holes_and_hashed_by_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("padded.so");
+        {
+            let mut file = File::create(&original).unwrap();
+            file.write_all(b"head").unwrap();
+            file.seek(SeekFrom::Start(512 << 20)).unwrap();
+            file.write_all(b"tail").unwrap();
+            file.set_len(900 << 20).unwrap();
+        }
+        let mut plugin = open(&original).unwrap();
+        assert_eq!(plugin.len, 900 << 20);
+        let copy_path = dir.path().join("copy.so");
+        let mut copy = File::create(&copy_path).unwrap();
+        let hash = plugin.hash_and_copy(Some(&mut copy)).unwrap();
+        drop(copy);
+        let copied = std::fs::metadata(&copy_path).unwrap();
+        assert_eq!(copied.len(), 900 << 20);
+        let mut copy = open(&copy_path).unwrap();
+        assert_eq!(copy.hash_and_copy(None).unwrap(), hash);
+        assert_eq!(copy.head(4).unwrap(), b"head");
+        std::fs::write(&copy_path, b"head").unwrap();
+        assert_ne!(open(&copy_path).unwrap().hash_and_copy(None).unwrap(), hash);
+    }
+
+    #[test]
+    fn files_over_the_bound_and_directories_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("huge.so");
+        File::create(&huge)
+            .unwrap()
+            .set_len(MAX_PLUGIN_BYTES + 1)
+            .unwrap();
+        let error = open(&huge).unwrap_err();
+        assert!(matches!(error, FileProblem::TooLarge { .. }), "{error}");
+        assert!(error.to_string().contains("1.0 GiB"), "{error}");
+        assert!(matches!(
+            open(dir.path()).unwrap_err(),
+            FileProblem::Directory { .. }
+        ));
+        assert!(matches!(
+            open(&dir.path().join("nope")).unwrap_err(),
+            FileProblem::NotFound { .. }
+        ));
+    }
+}

