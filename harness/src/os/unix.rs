@@ -169,6 +169,61 @@ pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
     usize::try_from(read).unwrap_or(0)
 }
 
+/// Lets a pipe from a worker hold 1 MiB instead of 64 KiB, so a plugin
+/// that prints a lot blocks less often and the capture thread wakes
+/// less often per byte. Refused (an unprivileged limit): left as it is.
+pub fn enlarge_pipe(pipe: &impl std::os::fd::AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; it only resizes
+    // the kernel buffer.
+    unsafe {
+        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
+/// The kernel's release string (`uname -r`): WSL2's ends in
+/// `-microsoft-standard-WSL2`.
+pub fn kernel_release() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .map(|release| release.trim().to_owned())
+}
+
+/// The type of the filesystem `path` lives on (`ext4`, `9p`, `drvfs`),
+/// from the mount table.
+pub fn filesystem_type(path: &Path) -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    mount_filesystem(&mountinfo, &path)
+}
+
+/// The filesystem type of the longest mount point in `mountinfo` that
+/// contains `path`. A line is `ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS
+/// [OPTIONAL…] - FSTYPE SOURCE SUPER`; spaces in paths are `\040`.
+fn mount_filesystem(mountinfo: &str, path: &Path) -> Option<String> {
+    let mut best: Option<(usize, String)> = None;
+    for line in mountinfo.lines() {
+        let mut fields = line.split(' ');
+        let Some(mount_point) = fields.nth(4) else {
+            continue;
+        };
+        let mount_point = mount_point.replace("\\040", " ");
+        let Some((_, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(filesystem) = after.split(' ').next() else {
+            continue;
+        };
+        if path.starts_with(&mount_point)
+            && best
+                .as_ref()
+                .is_none_or(|(length, _)| mount_point.len() >= *length)
+        {
+            best = Some((mount_point.len(), filesystem.to_owned()));
+        }
+    }
+    best.map(|(_, filesystem)| filesystem)
+}
+
 /// The program a process runs now (after any `exec`), if the OS says.
 pub fn process_image(pid: u32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/exe")).ok()
@@ -246,10 +301,22 @@ impl WorkerTree {
     }
 }
 
-/// Kills the process group a worker leads, from outside its `Worker`
-/// (an interrupted run).
+/// Kills the process group a worker leads, from outside its `Worker` (an
+/// interrupted run), and reaps the worker, waiting up to a second: only
+/// once it is gone have the processes that escaped its group been
+/// re-parented here, where [`reap_orphans`] finds them.
 pub fn kill_worker_group(pid: u32) {
-    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let pid = Pid::from_raw(pid as i32);
+    let _ = killpg(pid, Signal::SIGKILL);
+    let _ = kill(pid, Signal::SIGKILL);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while std::time::Instant::now() < deadline {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            _ => return,
+        }
+    }
 }
 
 /// Prepares a worker to die plainly: the kernel kills it when the harness
@@ -451,6 +518,28 @@ mod tests {
         assert!(!child_processes().iter().any(|c| c.pid == pid));
         // Already reaped: std's wait now fails with ECHILD.
         assert!(child.try_wait().is_err());
+    }
+
+    #[test]
+    fn the_longest_mount_point_names_the_filesystem() {
+        let mountinfo = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+95 22 0:52 / /mnt/c rw,noatime - 9p drvfs rw,aname=drvfs
+96 22 0:53 / /mnt/c\\040drive rw - drvfs C: rw
+";
+        assert_eq!(
+            mount_filesystem(mountinfo, Path::new("/mnt/c/Users/me/libp.so")),
+            Some("9p".into())
+        );
+        assert_eq!(
+            mount_filesystem(mountinfo, Path::new("/mnt/c drive/x.so")),
+            Some("drvfs".into())
+        );
+        assert_eq!(
+            mount_filesystem(mountinfo, Path::new("/home/me/libp.so")),
+            Some("ext4".into())
+        );
+        assert!(filesystem_type(Path::new("/")).is_some());
     }
 
     #[test]

@@ -179,6 +179,20 @@ pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
     if ok == 0 { 0 } else { read }
 }
 
+/// Pipe buffers are fixed when Windows creates the pipe: nothing to do.
+pub fn enlarge_pipe<T>(_pipe: &T) {}
+
+/// The kernel's release string: only Linux (and WSL) has one worth asking.
+pub fn kernel_release() -> Option<String> {
+    None
+}
+
+/// The filesystem type of `path`: Windows' own filesystems deliver change
+/// events, so nothing asks.
+pub fn filesystem_type(_path: &Path) -> Option<String> {
+    None
+}
+
 /// The program a process runs now. Windows has no `exec`: a process
 /// keeps the image it was started with, so there is nothing to tell.
 pub fn process_image(_pid: u32) -> Option<std::path::PathBuf> {

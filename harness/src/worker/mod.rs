@@ -10,4 +10,6 @@ mod supervisor;
 
 pub use child::{WorkerArgs, serve};
 pub use protocol::EXIT_CHANNEL_LOST;
-pub use supervisor::{Exchange, SpawnError, Worker, interrupted, kill_all, wait_for_teardown};
+pub use supervisor::{
+    Exchange, SpawnError, Worker, interrupted, kill_all, reap_leftovers, wait_for_teardown,
+};

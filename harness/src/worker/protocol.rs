@@ -67,7 +67,7 @@ pub const EXIT_CHANNEL_LOST: i32 = 97;
 pub enum ReceiveError {
     #[error("no complete message before the deadline")]
     Deadline,
-    #[error("{received} bytes arrived without a line end (the channel takes lines of at most {} MiB)", MAX_LINE_BYTES >> 20)]
+    #[error("more than {} MiB arrived without a line end, more than any message", MAX_LINE_BYTES >> 20)]
     TooLong { received: usize },
     #[error("a line that is not a message of the protocol: {0}")]
     Invalid(serde_json::Error),

@@ -124,9 +124,13 @@ impl Process {
             let _ = self.child.wait();
             self.reaped = true;
         }
-        let mut keep = live_workers().clone().unwrap_or_default();
+        // Held while reaping: a worker spawned meanwhile (under this lock)
+        // must not be taken for an orphan.
+        let live = live_workers();
+        let mut keep = live.clone().unwrap_or_default();
         keep.remove(&self.child.id());
         os::reap_orphans(&keep);
+        drop(live);
         self.tree_gone = true;
     }
 
@@ -150,12 +154,11 @@ impl Process {
                 self.kill();
                 return Ending::Exited(termination);
             }
-            if Instant::now() >= deadline {
-                let image = os::process_image(self.child.id());
-                let replaced = image
-                    .as_ref()
-                    .filter(|image| !same_program(image, &self.exe))
-                    .map(|image| image.display().to_string());
+            // Another program in our worker's place: no need to wait.
+            let replaced = os::process_image(self.child.id())
+                .filter(|image| !same_program(image, &self.exe))
+                .map(|image| image.display().to_string());
+            if replaced.is_some() || Instant::now() >= deadline {
                 self.kill();
                 return Ending::StillRunning { image: replaced };
             }
@@ -236,8 +239,14 @@ impl Worker {
                 return Err(start_error(error));
             }
         };
-        let stdout = Capture::start(child.stdout.take().expect("piped"), token.clone());
-        let mut stderr = Capture::start(child.stderr.take().expect("piped"), token.clone());
+        let (stdout, stderr) = (
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        os::enlarge_pipe(&stdout);
+        os::enlarge_pipe(&stderr);
+        let stdout = Capture::start(stdout, token.clone());
+        let mut stderr = Capture::start(stderr, token.clone());
         let mut process = Process {
             child,
             exe: exe.to_owned(),
@@ -471,6 +480,14 @@ static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// reported.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Kills and reaps every orphan that came to this process (a subreaper)
+/// and is not a live worker: what plugins left when the last worker was
+/// gone. Call it after [`wait_for_teardown`], before exiting.
+pub fn reap_leftovers() {
+    let live = live_workers();
+    os::reap_orphans(&live.clone().unwrap_or_default());
 }
 
 /// Waits until every finished worker's process tree is killed and reaped.
