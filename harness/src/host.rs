@@ -2,7 +2,7 @@
 //! receives, with its `log` and `register_method` callbacks, and the method
 //! registry they fill.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -69,6 +69,7 @@ impl Host {
             log: Some(log_callback),
             register_method: Some(register_callback),
         });
+        live_hosts().insert(ctx as usize);
         Host { registry, table }
     }
 
@@ -113,12 +114,36 @@ impl Default for Host {
     }
 }
 
-/// # Safety
-/// `ctx` is the registry pointer of a live [`Host`].
-unsafe fn registry<'a>(ctx: *mut c_void) -> Option<&'a Mutex<Registry>> {
-    // SAFETY: the caller's contract; NULL (a plugin passing garbage) is
-    // refused rather than dereferenced.
-    unsafe { ctx.cast::<Mutex<Registry>>().as_ref() }
+/// The `ctx` of every live [`Host`]. A plugin hands `ctx` back to the
+/// callbacks, and a hostile one hands back anything: only a pointer found
+/// here is ever dereferenced, and a host leaves the set (under its lock)
+/// before its registry is freed.
+static LIVE_HOSTS: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
+
+fn live_hosts() -> std::sync::MutexGuard<'static, BTreeSet<usize>> {
+    LIVE_HOSTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        live_hosts().remove(&(self.table.ctx as usize));
+    }
+}
+
+/// Runs `f` on the registry behind `ctx` if `ctx` is a live host's;
+/// `None` for anything else (NULL, garbage, a host already gone).
+fn with_live_registry<T>(ctx: *mut c_void, f: impl FnOnce(&mut Registry) -> T) -> Option<T> {
+    let live = live_hosts();
+    if !live.contains(&(ctx as usize)) {
+        return None;
+    }
+    // SAFETY: `ctx` is in the live set, so it is the registry pointer of a
+    // `Host` not yet dropped; dropping removes it under the lock we hold.
+    let registry = unsafe { &*ctx.cast::<Mutex<Registry>>() };
+    let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
+    Some(f(&mut registry))
 }
 
 /// The string at `text`, at most `bound` bytes of it (longer: cut, and
@@ -147,6 +172,33 @@ fn text_of(text: *const c_char, bound: usize) -> Option<Result<String, String>> 
     })
 }
 
+/// Registers `method` under `name` (already read), or records why not.
+fn register(registry: &mut Registry, name: Result<String, String>, method: Option<Method>) -> i32 {
+    let name = match name {
+        Ok(name) => name,
+        Err(why) => {
+            registry.reject(why);
+            return status::INVALID_ARGUMENT;
+        }
+    };
+    let Some(method) = method else {
+        registry.reject(format!("`{name}`: NULL function"));
+        return status::INVALID_ARGUMENT;
+    };
+    if registry.methods.contains_key(&name) {
+        registry.reject(format!("`{name}`: registered twice"));
+        return status::DUPLICATE;
+    }
+    if registry.methods.len() >= MAX_METHODS {
+        registry.reject(format!(
+            "`{name}`: more than {MAX_METHODS} methods registered"
+        ));
+        return status::INVALID_ARGUMENT;
+    }
+    registry.methods.insert(name, method);
+    status::OK
+}
+
 /// A method name, or why it is refused (quoted short: it is the plugin's).
 fn read_name(name: *const c_char) -> Result<String, String> {
     if name.is_null() {
@@ -170,21 +222,19 @@ fn read_name(name: *const c_char) -> Result<String, String> {
 unsafe extern "C" fn log_callback(ctx: *mut c_void, level: i32, message: *const c_char) {
     // A panic must not unwind into the plugin's C frames.
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `ctx` is the one this host put in its table.
-        let Some(registry) = (unsafe { registry(ctx) }) else {
-            return;
-        };
+        // Read the message before taking any lock: it may be long.
         let message = match text_of(message, MAX_LOG_LINE_BYTES) {
             None => "(NULL message)".to_owned(),
             Some(Ok(text)) => text,
             Some(Err(lossy)) => format!("(not UTF-8) {lossy}"),
         };
-        let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
-        if registry.logs.len() >= MAX_LOG_LINES {
-            registry.dropped_logs += 1;
-            return;
-        }
-        registry.logs.push(LogLine { level, message });
+        with_live_registry(ctx, |registry| {
+            if registry.logs.len() >= MAX_LOG_LINES {
+                registry.dropped_logs += 1;
+                return;
+            }
+            registry.logs.push(LogLine { level, message });
+        });
     }));
 }
 
@@ -194,34 +244,9 @@ unsafe extern "C" fn register_callback(
     method: Option<Method>,
 ) -> i32 {
     catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `ctx` is the one this host put in its table.
-        let Some(registry) = (unsafe { registry(ctx) }) else {
-            return status::INVALID_ARGUMENT;
-        };
-        let mut registry = registry.lock().unwrap_or_else(|p| p.into_inner());
-        let name = match read_name(name) {
-            Ok(name) => name,
-            Err(why) => {
-                registry.reject(why);
-                return status::INVALID_ARGUMENT;
-            }
-        };
-        let Some(method) = method else {
-            registry.reject(format!("`{name}`: NULL function"));
-            return status::INVALID_ARGUMENT;
-        };
-        if registry.methods.contains_key(&name) {
-            registry.reject(format!("`{name}`: registered twice"));
-            return status::DUPLICATE;
-        }
-        if registry.methods.len() >= MAX_METHODS {
-            registry.reject(format!(
-                "`{name}`: more than {MAX_METHODS} methods registered"
-            ));
-            return status::INVALID_ARGUMENT;
-        }
-        registry.methods.insert(name, method);
-        status::OK
+        let name = read_name(name);
+        with_live_registry(ctx, |registry| register(registry, name, method))
+            .unwrap_or(status::INVALID_ARGUMENT)
     }))
     .unwrap_or(status::INVALID_ARGUMENT)
 }

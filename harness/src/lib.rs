@@ -25,4 +25,5 @@ pub mod session;
 pub mod sniff;
 pub mod table;
 pub mod termination;
+pub mod text;
 pub mod worker;

@@ -400,6 +400,33 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportWriteErro
     Ok(())
 }
 
+/// Checks, before a run, that a report can be written to `path` later: its
+/// directory can be created and takes a new file, and `path` is not a
+/// directory. A run of many minutes must not end in "cannot write".
+pub fn check_writable(path: &Path) -> Result<(), ReportWriteError> {
+    let error = |source| ReportWriteError {
+        path: path.to_owned(),
+        source,
+    };
+    if path.is_dir() {
+        return Err(error(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a directory",
+        )));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(error)?;
+    tempfile::Builder::new()
+        .prefix(".plugcheck-report")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(error)?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the report to `{}`: {source}; check the directory exists and is writable", path.display())]
 pub struct ReportWriteError {

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::report::{CaseReport, PluginReport, Report, Verdict, human_ms};
+use crate::text::one_line;
 
 /// How much of a failing case's output the table quotes.
 const OUTPUT_LINES: usize = 3;
@@ -31,14 +32,17 @@ pub fn plugin(report: &PluginReport) -> String {
                 .map(|toolchain| format!("{toolchain}, "))
                 .unwrap_or_default();
             format!(
-                " — {} {} ({toolchain}ABI {})",
-                info.name, info.version, info.abi
+                " — {} {} ({}ABI {})",
+                one_line(&info.name),
+                one_line(&info.version),
+                one_line(&toolchain),
+                info.abi
             )
         }
         None => String::new(),
     };
-    let _ = writeln!(out, "\n{file}{about}");
-    let _ = writeln!(out, "  {}", report.path.display());
+    let _ = writeln!(out, "\n{}{about}", one_line(&file));
+    let _ = writeln!(out, "  {}", one_line(&report.path.display().to_string()));
     for case in &report.cases {
         out.push_str(&case_line(case));
     }
@@ -64,7 +68,7 @@ fn case_line(case: &CaseReport) -> String {
         "  {:<9} {:<28} {}\n",
         case.verdict.as_str().to_uppercase(),
         case.id.id(),
-        case.reason
+        one_line(&case.reason)
     );
     if matches!(
         case.verdict,
@@ -79,7 +83,7 @@ fn case_line(case: &CaseReport) -> String {
                 .filter(|line| !line.trim().is_empty())
                 .take(OUTPUT_LINES)
             {
-                let _ = writeln!(out, "  {:<9} {:<28} | {line}", "", stream);
+                let _ = writeln!(out, "  {:<9} {:<28} | {}", "", stream, one_line(line));
             }
         }
     }
@@ -96,7 +100,7 @@ pub fn summary(report: &Report) -> String {
             plugin
                 .path
                 .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
+                .map(|name| one_line(&name.to_string_lossy()).into_owned())
                 .unwrap_or_default()
         })
         .collect();

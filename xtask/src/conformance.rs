@@ -322,6 +322,8 @@ fn judge(
             "reload",
             "--test",
             "go_runtimes",
+            "--test",
+            "hostile",
         ]
     } else {
         &[]

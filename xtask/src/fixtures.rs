@@ -271,6 +271,7 @@ fn build_one(
             c,
             target,
             missing_dependency,
+            defines,
         } => {
             let compiler = match CCompiler::for_target(sh, platform, *target) {
                 Ok(compiler) => compiler,
@@ -304,9 +305,11 @@ fn build_one(
             }
             let gcc = compiler.command;
             let pic = compiler.pic;
+            let defines: Vec<String> = defines.iter().map(|define| format!("-D{define}")).collect();
+            let threads = (compiler.extension == "so").then_some("-pthread");
             cmd!(
                 sh,
-                "{gcc} -shared {pic...} -O1 -Wall -Werror -I{include} -o {library} {source} {link...}"
+                "{gcc} -shared {pic...} {threads...} -O1 -Wall -Werror {defines...} -I{include} -o {library} {source} {link...}"
             )
             .run()
             .with_context(|| format!("compiling `{}` failed", source.display()))?;
@@ -333,6 +336,24 @@ fn build_one(
                 std::fs::write(&library, &whole[..whole.len() / 2])?;
             }
             InputKind::Directory => std::fs::create_dir_all(&library)?,
+            InputKind::Fifo => {
+                let fifo = &library;
+                cmd!(sh, "mkfifo {fifo}").run()?;
+            }
+            InputKind::Device => {
+                let device = &library;
+                cmd!(sh, "ln -s /dev/zero {device}").run()?;
+            }
+            InputKind::Padded => {
+                let echo = cargo_out.join(platform.cdylib_file("plugcheck-plugin-echo"));
+                std::fs::copy(&echo, &library)
+                    .context("the padded fixture is the echo plugin padded, which was not built")?;
+                // Holes, not bytes: 2 GiB that take no disk.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&library)?
+                    .set_len(2 << 30)?;
+            }
         },
         Source::System { system } => {
             let found = cmd!(sh, "cc -print-file-name={system}").quiet().read()?;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::junit::file_name;
 use crate::report::{Report, Verdict};
+use crate::text::one_line;
 
 /// Whether this process runs in a GitHub Actions job.
 pub fn in_actions() -> bool {
@@ -32,8 +33,8 @@ pub fn annotations(report: &Report) -> String {
             );
             out.push_str(&format!(
                 "::{level} title={}::{}\n",
-                escape_property(&title),
-                escape_data(&case.reason)
+                escape_property(&one_line(&title)),
+                escape_data(&one_line(&case.reason))
             ));
         }
     }
@@ -50,7 +51,7 @@ pub fn summary(report: &Report) -> String {
         let gate = &plugin.gate;
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} | {} | {} |\n",
-            file_name(&plugin.path),
+            markdown_code(&file_name(&plugin.path)),
             if gate.passed {
                 "✅ passed"
             } else {
@@ -75,10 +76,10 @@ pub fn summary(report: &Report) -> String {
                 .map(move |case| {
                     format!(
                         "| `{}` | `{}` | {} | {} |\n",
-                        file_name(&plugin.path),
+                        markdown_code(&file_name(&plugin.path)),
                         case.id,
                         case.verdict,
-                        case.reason.replace('|', "\\|")
+                        markdown_text(&case.reason)
                     )
                 })
         })
@@ -103,6 +104,28 @@ pub fn append_summary(report: &Report) -> std::io::Result<()> {
     file.write_all(summary(report).as_bytes())
 }
 
+/// Plugin text in a markdown table cell: one line, and no character that
+/// markdown or HTML reads (`|` ends the cell, `<` opens a tag, `` ` ``,
+/// `*`, `_`, `[` format).
+fn markdown_text(text: &str) -> String {
+    let mut out = String::new();
+    for c in one_line(text).chars() {
+        if matches!(
+            c,
+            '|' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '!'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Plugin text inside a markdown code span: one line, no backtick or `|`.
+fn markdown_code(text: &str) -> String {
+    one_line(text).replace('`', "'").replace('|', "\\|")
+}
+
 /// Workflow-command data: `%`, CR and LF are escaped.
 fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
@@ -123,5 +146,14 @@ mod tests {
     fn workflow_commands_escape_what_github_reads_specially() {
         assert_eq!(escape_data("50%\nnext"), "50%25%0Anext");
         assert_eq!(escape_property("a: b, c"), "a%3A b%2C c");
+    }
+
+    #[test]
+    fn plugin_text_cannot_forge_annotations_or_table_rows() {
+        assert_eq!(
+            markdown_text("x | ✅ passed |\n<img src=x>"),
+            "x \\| ✅ passed \\|\\\\n\\<img src=x\\>"
+        );
+        assert_eq!(markdown_code("a`b|c"), "a'b\\|c");
     }
 }

@@ -9,28 +9,41 @@ use std::time::Duration;
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 
 use crate::report::{Report, ReportWriteError, Verdict, write_atomically};
+use crate::text::{keeping_lines, one_line};
 
 /// The JUnit document for a report.
 pub fn to_xml(report: &Report) -> String {
     let mut junit = JunitReport::new("plugcheck");
     for plugin in &report.plugins {
-        let name = format!("{} ({})", file_name(&plugin.path), report.platform.os);
+        let name = format!(
+            "{} ({})",
+            one_line(&file_name(&plugin.path)),
+            report.platform.os
+        );
         let mut suite = TestSuite::new(name);
         suite.set_time(Duration::from_micros(plugin.duration_us));
-        suite.add_property(("path", plugin.path.display().to_string().as_str()));
+        suite.add_property((
+            "path",
+            one_line(&plugin.path.display().to_string()).as_ref(),
+        ));
         suite.add_property(("platform", report.platform.os.as_str()));
         if let Some(info) = &plugin.plugin {
-            suite.add_property(("plugin", format!("{} {}", info.name, info.version).as_str()));
+            suite.add_property((
+                "plugin",
+                one_line(&format!("{} {}", info.name, info.version)).as_ref(),
+            ));
         }
         for case in &plugin.cases {
             let mut status = match case.verdict {
                 Verdict::Pass | Verdict::Warning => TestCaseStatus::success(),
                 Verdict::Skipped => {
                     let mut status = TestCaseStatus::skipped();
-                    status.set_message(case.reason.as_str());
+                    status.set_message(one_line(&case.reason).as_ref());
                     status
                 }
-                Verdict::Fail => non_success(NonSuccessKind::Failure, "fail", &case.reason),
+                Verdict::Fail => {
+                    non_success(NonSuccessKind::Failure, "fail", &one_line(&case.reason))
+                }
                 Verdict::Crashed | Verdict::TimedOut => {
                     let ty = case
                         .detail
@@ -38,24 +51,24 @@ pub fn to_xml(report: &Report) -> String {
                         .as_ref()
                         .map(|termination| termination.describe())
                         .unwrap_or_else(|| case.verdict.to_string());
-                    non_success(NonSuccessKind::Error, &ty, &case.reason)
+                    non_success(NonSuccessKind::Error, &ty, &one_line(&case.reason))
                 }
             };
             if let TestCaseStatus::NonSuccess { .. } = &mut status {
-                status.set_description(case.reason.as_str());
+                status.set_description(one_line(&case.reason).as_ref());
             }
             let mut test_case = TestCase::new(case.id.id(), status);
             test_case.set_classname(format!("plugcheck.{}", case.family));
             test_case.set_time(Duration::from_micros(case.duration_us));
             test_case.add_property(("verdict", case.verdict.as_str()));
             if case.verdict == Verdict::Warning {
-                test_case.add_property(("warning", case.reason.as_str()));
+                test_case.add_property(("warning", one_line(&case.reason).as_ref()));
             }
             if !case.output.stdout.is_empty() {
-                test_case.set_system_out(case.output.stdout.as_str());
+                test_case.set_system_out(keeping_lines(&case.output.stdout).as_ref());
             }
             if !case.output.stderr.is_empty() {
-                test_case.set_system_err(case.output.stderr.as_str());
+                test_case.set_system_err(keeping_lines(&case.output.stderr).as_ref());
             }
             suite.add_test_case(test_case);
         }

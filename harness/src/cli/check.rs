@@ -55,6 +55,10 @@ pub struct CheckArgs {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let cases = select_cases(&args.filter)?;
+    // Refuse an unwritable report path now, not after the whole run.
+    for path in args.json.iter().chain(&args.junit) {
+        crate::report::check_writable(path)?;
+    }
     let plugins = args
         .plugins
         .iter()
@@ -141,6 +145,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             .context("cannot append to the job summary ($GITHUB_STEP_SUMMARY)")?;
     }
     worker::wait_for_teardown();
+    // Every worker is gone: whatever a plugin left running came to us and
+    // is killed here, also after the last worker of a one-plugin run.
+    worker::reap_leftovers();
     drop(scratch);
     Ok(if report.gate_passed() {
         exit::PASSED

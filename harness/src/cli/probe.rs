@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::exit;
 use crate::loader::EntryFn;
 use crate::os;
-use crate::reload::watch::{DEFAULT_DEBOUNCE, Wake, Watcher};
+use crate::reload::watch::{DEFAULT_DEBOUNCE, Mode, Wake, Watcher};
 use crate::reload::{ReloadEngine, ReloadOptions};
 
 /// Writes of a watched file timed through the watcher.
@@ -113,7 +113,7 @@ pub fn bench_reload(args: BenchReloadArgs) -> anyhow::Result<u8> {
         .path()
         .join(format!("watched.{}", os::LIBRARY_EXTENSION));
     std::fs::copy(&args.plugin, &watched)?;
-    let watcher = Watcher::new(&watched, DEFAULT_DEBOUNCE)?;
+    let watcher = Watcher::new(&watched, DEFAULT_DEBOUNCE, Mode::Events)?;
     let bytes = std::fs::read(&args.plugin)?;
     let mut watcher_us = Vec::new();
     for _ in 0..WATCHED_WRITES {

@@ -1,16 +1,25 @@
 //! `plugcheck watch`: serve a plugin under the reload engine and reload it
 //! whenever its build changes — what a plugin author leaves running while
 //! rebuilding.
+//!
+//! The plugin runs in this process, so this process also answers for what
+//! it leaves: it is a subreaper, and on the way out (Ctrl-C included) it
+//! kills every process the plugin started and removes its scratch
+//! directory, whenever the Ctrl-C comes — also before the first version
+//! is serving.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::{exit, say};
-use crate::reload::watch::{Wake, Watcher};
+use crate::reload::watch::{DEFAULT_POLL_INTERVAL, Mode, Stopper, Wake, Watcher, polling_needed};
 use crate::reload::{OldVersion, ReloadEngine, ReloadOptions, Reloaded};
 use crate::report::human_ms;
+use crate::text::one_line;
+use crate::{os, worker};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -21,6 +30,11 @@ pub struct WatchArgs {
     /// bursts).
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     debounce: Duration,
+    /// Look for changes every 250 ms instead of waiting for the OS's change
+    /// events (chosen by itself inside WSL for a build on a Windows drive,
+    /// where no events come).
+    #[arg(long)]
+    poll: bool,
     /// Skip loading each new build in an isolated worker first. Faster, but
     /// a build that crashes while loading then ends the watch.
     #[arg(long)]
@@ -30,32 +44,38 @@ pub struct WatchArgs {
 pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     let plugin = std::path::absolute(&args.plugin)
         .with_context(|| format!("cannot make `{}` an absolute path", args.plugin.display()))?;
+    // Pre-flight workers and whatever the plugin starts are this process's
+    // children: orphans come here to be killed.
+    os::become_subreaper();
+    let scratch = tempfile::Builder::new()
+        .prefix("plugcheck-watch-")
+        .tempdir()
+        .context("cannot create the watch's temporary directory")?;
+    let interrupt = Interrupt::install(scratch.path().to_owned())?;
     let preflight = if args.no_preflight {
         None
     } else {
-        // Pre-flight workers are this process's only children: orphans
-        // their plugins leave come here to be killed.
-        crate::os::become_subreaper();
         Some(std::env::current_exe().context("cannot find the plugcheck binary for pre-flights")?)
     };
     let engine = match ReloadEngine::open(
         &plugin,
         ReloadOptions {
-            scratch: None,
+            scratch: Some(scratch.path().to_owned()),
             preflight,
             preflight_timeout: Duration::from_secs(10),
         },
     ) {
         Ok(engine) => engine,
         Err(failure) => {
-            eprintln!("error: {failure}");
+            eprintln!("error: {}", one_line(&failure.to_string()));
+            leave(scratch);
             return Ok(exit::GATE_FAILED);
         }
     };
-    let watcher = Watcher::new(&plugin, args.debounce)
+    let mode = watch_mode(&args, &plugin);
+    let watcher = Watcher::new(&plugin, args.debounce, mode)
         .with_context(|| format!("cannot watch `{}` for changes", plugin.display()))?;
-    let stopper = watcher.stopper();
-    ctrlc::set_handler(move || stopper.stop()).context("cannot install the interrupt handler")?;
+    interrupt.serving(watcher.stopper());
     let serving = engine.info();
     let state = match engine.save_state() {
         Ok(Some(state)) => format!(", {} bytes of state", state.output.len()),
@@ -63,9 +83,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     };
     say(&format!(
         "watching {}\nserving `{}` {}{state}; rebuild it to reload (debounce {}), Ctrl-C to stop\n",
-        plugin.display(),
-        serving.name,
-        serving.version,
+        one_line(&plugin.display().to_string()),
+        one_line(&serving.name),
+        one_line(&serving.version),
         human_ms(args.debounce.as_millis() as u64),
     ));
     while let Wake::Changed { settled_after } = watcher.next() {
@@ -88,16 +108,87 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
                         "  selftest of the new version returned {}\n",
                         crate::session::status_text(answer.status)
                     )),
-                    Err(outcome) => say(&format!("  selftest failed: {}\n", outcome.reason)),
+                    Err(outcome) => say(&format!(
+                        "  selftest failed: {}\n",
+                        one_line(&outcome.reason)
+                    )),
                     _ => {}
                 }
             }
-            Err(failure) => say(&format!("rolled back: {failure}\n")),
+            Err(failure) => say(&format!(
+                "rolled back: {}\n",
+                one_line(&failure.to_string())
+            )),
         }
     }
     drop(engine);
+    leave(scratch);
     say("stopped; the shadow copies are removed\n");
     Ok(exit::PASSED)
+}
+
+/// Events, unless `--poll` or the filesystem delivers none (said once).
+fn watch_mode(args: &WatchArgs, plugin: &std::path::Path) -> Mode {
+    let poll = Mode::Poll {
+        interval: DEFAULT_POLL_INTERVAL,
+    };
+    if args.poll {
+        say("polling for changes every 250 ms (--poll)\n");
+        return poll;
+    }
+    let dir = plugin.parent().unwrap_or(plugin);
+    match polling_needed(
+        os::kernel_release().as_deref(),
+        os::filesystem_type(dir).as_deref(),
+    ) {
+        Some(why) => {
+            say(&format!(
+                "{why}: polling for changes every 250 ms instead\n"
+            ));
+            poll
+        }
+        None => Mode::Events,
+    }
+}
+
+/// Kills what the plugin left and removes the scratch directory.
+fn leave(scratch: tempfile::TempDir) {
+    worker::wait_for_teardown();
+    worker::reap_leftovers();
+    drop(scratch);
+}
+
+/// What Ctrl-C does: before the plugin is serving, kill the pre-flight
+/// workers and everything they or the plugin started, remove the scratch
+/// directory and exit; once serving, stop the watch, which then shuts the
+/// plugin down in order.
+struct Interrupt {
+    stopper: Arc<Mutex<Option<Stopper>>>,
+}
+
+impl Interrupt {
+    fn install(scratch: PathBuf) -> anyhow::Result<Interrupt> {
+        let stopper: Arc<Mutex<Option<Stopper>>> = Arc::new(Mutex::new(None));
+        let shared = Arc::clone(&stopper);
+        ctrlc::set_handler(move || {
+            let serving = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            match serving {
+                Some(stopper) => stopper.stop(),
+                None => {
+                    worker::kill_all();
+                    let _ = std::fs::remove_dir_all(&scratch);
+                    eprintln!("plugcheck: interrupted before serving; nothing is left running");
+                    std::process::exit(130);
+                }
+            }
+        })
+        .context("cannot install the interrupt handler")?;
+        Ok(Interrupt { stopper })
+    }
+
+    fn serving(&self, stopper: Stopper) {
+        *self.stopper.lock().unwrap_or_else(|p| p.into_inner()) = Some(stopper);
+    }
 }
 
 fn describe(reloaded: &Reloaded, settled_after: Duration) -> String {
@@ -111,9 +202,9 @@ fn describe(reloaded: &Reloaded, settled_after: Duration) -> String {
     };
     format!(
         "reloaded `{}` {} → {} in {:.1} ms (after {} of file activity and quiet); {state}; {old}\n",
-        reloaded.to.name,
-        reloaded.from.version,
-        reloaded.to.version,
+        one_line(&reloaded.to.name),
+        one_line(&reloaded.from.version),
+        one_line(&reloaded.to.version),
         reloaded.took.as_secs_f64() * 1e3,
         human_ms(settled_after.as_millis() as u64),
     )

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher as _};
+use notify::RecursiveMode;
 
 /// The default quiet period: long enough to cover a linker's write burst,
 /// short enough to feel immediate.
@@ -29,10 +29,41 @@ enum Signal {
     Stop,
 }
 
+/// How changes are noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The OS's change notifications (inotify, ReadDirectoryChangesW).
+    Events,
+    /// Looking at the directory every `interval`: for filesystems that
+    /// deliver no events (WSL2's mounts of Windows drives).
+    Poll { interval: std::time::Duration },
+}
+
+/// How often polling looks: fast enough to feel live, cheap on a directory.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Why events cannot be trusted for `dir`, if they cannot: WSL2 delivers
+/// no inotify events for changes made from Windows to its drvfs/9p mounts
+/// (`/mnt/c`), so a watcher there would wait forever and say nothing.
+/// `kernel_release` and `filesystem` come from the OS seam.
+pub fn polling_needed(kernel_release: Option<&str>, filesystem: Option<&str>) -> Option<String> {
+    let release = kernel_release?;
+    let lower = release.to_ascii_lowercase();
+    if !(lower.contains("microsoft") || lower.contains("wsl")) {
+        return None;
+    }
+    let filesystem = filesystem?;
+    matches!(filesystem, "9p" | "drvfs" | "v9fs" | "virtiofs").then(|| {
+        format!(
+            "WSL (kernel {release}) delivers no change events for a Windows drive mounted as {filesystem}"
+        )
+    })
+}
+
 /// Watches one file.
 pub struct Watcher {
-    // Kept alive: dropping it stops the OS watch.
-    _watcher: notify::RecommendedWatcher,
+    // Kept alive: dropping it stops the watch.
+    _watcher: Box<dyn notify::Watcher + Send>,
     signals: Receiver<Signal>,
     sender: Sender<Signal>,
     debounce: Duration,
@@ -51,7 +82,7 @@ impl Stopper {
 
 impl Watcher {
     /// Starts watching `file` (its directory, filtered to its name).
-    pub fn new(file: &Path, debounce: Duration) -> notify::Result<Watcher> {
+    pub fn new(file: &Path, debounce: Duration, mode: Mode) -> notify::Result<Watcher> {
         let dir: PathBuf = file
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
@@ -60,20 +91,28 @@ impl Watcher {
         let name: OsString = file.file_name().unwrap_or_default().to_owned();
         let (sender, signals) = channel();
         let events = sender.clone();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let Ok(event) = event else { return };
-                if event.kind.is_access() {
-                    return;
-                }
-                if event
-                    .paths
-                    .iter()
-                    .any(|path| path.file_name() == Some(name.as_os_str()))
-                {
-                    let _ = events.send(Signal::FileEvent);
-                }
-            })?;
+        let handler = move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if event.kind.is_access() {
+                return;
+            }
+            if event
+                .paths
+                .iter()
+                .any(|path| path.file_name() == Some(name.as_os_str()))
+            {
+                let _ = events.send(Signal::FileEvent);
+            }
+        };
+        let mut watcher: Box<dyn notify::Watcher + Send> = match mode {
+            Mode::Events => Box::new(notify::recommended_watcher(handler)?),
+            // Metadata (size, mtime) decides what changed; the engine's
+            // content hash decides whether the bytes did.
+            Mode::Poll { interval } => Box::new(notify::PollWatcher::new(
+                handler,
+                notify::Config::default().with_poll_interval(interval),
+            )?),
+        };
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
         Ok(Watcher {
             _watcher: watcher,
@@ -118,7 +157,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("libp.so");
         std::fs::write(&file, b"v1").unwrap();
-        let watcher = Watcher::new(&file, Duration::from_millis(80)).unwrap();
+        let watcher = Watcher::new(&file, Duration::from_millis(80), Mode::Events).unwrap();
         std::fs::write(dir.path().join("other.txt"), b"noise").unwrap();
         for content in [&b"v2a"[..], b"v2b", b"v2"] {
             std::fs::write(&file, content).unwrap();
@@ -137,9 +176,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("libp.so");
         std::fs::write(&file, b"v1").unwrap();
-        let watcher = Watcher::new(&file, Duration::from_millis(30)).unwrap();
+        let watcher = Watcher::new(&file, Duration::from_millis(30), Mode::Events).unwrap();
         std::fs::remove_file(&file).unwrap();
         std::fs::write(&file, b"v2").unwrap();
         assert!(matches!(watcher.next(), Wake::Changed { .. }));
+    }
+
+    #[test]
+    fn polling_sees_a_change_without_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("libp.so");
+        std::fs::write(&file, b"v1").unwrap();
+        let mode = Mode::Poll {
+            interval: Duration::from_millis(20),
+        };
+        let watcher = Watcher::new(&file, Duration::from_millis(30), mode).unwrap();
+        // Poll watchers compare metadata: make the change visible in size.
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(&file, b"version 2").unwrap();
+        assert!(matches!(watcher.next(), Wake::Changed { .. }));
+    }
+
+    #[test]
+    fn wsl_with_a_windows_drive_polls_and_nothing_else_does() {
+        let wsl = Some("5.15.167.4-microsoft-standard-WSL2");
+        let reason = polling_needed(wsl, Some("9p")).expect("WSL on 9p polls");
+        assert!(reason.contains("WSL") && reason.contains("9p"), "{reason}");
+        assert!(polling_needed(wsl, Some("drvfs")).is_some());
+        assert_eq!(polling_needed(wsl, Some("ext4")), None);
+        assert_eq!(polling_needed(Some("6.1.0-28-amd64"), Some("9p")), None);
+        assert_eq!(polling_needed(None, Some("9p")), None);
+        assert_eq!(polling_needed(wsl, None), None);
     }
 }
