@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use notify::RecursiveMode;
+use notify::{RecursiveMode, Watcher as _};
 
 /// The default quiet period: long enough to cover a linker's write burst,
 /// short enough to feel immediate.
@@ -34,8 +34,11 @@ enum Signal {
 pub enum Mode {
     /// The OS's change notifications (inotify, ReadDirectoryChangesW).
     Events,
-    /// Looking at the directory every `interval`: for filesystems that
-    /// deliver no events (WSL2's mounts of Windows drives).
+    /// Looking at the file's metadata (length, modification time to the
+    /// nanosecond) every `interval`: for filesystems that deliver no events
+    /// (WSL2's mounts of Windows drives). notify's own poller compares
+    /// modification times in whole seconds, so a rebuild within the second
+    /// would be missed; this one does not read the file's content.
     Poll { interval: std::time::Duration },
 }
 
@@ -63,7 +66,7 @@ pub fn polling_needed(kernel_release: Option<&str>, filesystem: Option<&str>) ->
 /// Watches one file.
 pub struct Watcher {
     // Kept alive: dropping it stops the watch.
-    _watcher: Box<dyn notify::Watcher + Send>,
+    _source: Box<dyn Send>,
     signals: Receiver<Signal>,
     sender: Sender<Signal>,
     debounce: Duration,
@@ -91,31 +94,31 @@ impl Watcher {
         let name: OsString = file.file_name().unwrap_or_default().to_owned();
         let (sender, signals) = channel();
         let events = sender.clone();
-        let handler = move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if event.kind.is_access() {
-                return;
+        let source: Box<dyn Send> = match mode {
+            Mode::Events => {
+                let mut watcher =
+                    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                        let Ok(event) = event else { return };
+                        if event.kind.is_access() {
+                            return;
+                        }
+                        if event
+                            .paths
+                            .iter()
+                            .any(|path| path.file_name() == Some(name.as_os_str()))
+                        {
+                            let _ = events.send(Signal::FileEvent);
+                        }
+                    })?;
+                watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+                Box::new(watcher)
             }
-            if event
-                .paths
-                .iter()
-                .any(|path| path.file_name() == Some(name.as_os_str()))
-            {
-                let _ = events.send(Signal::FileEvent);
+            Mode::Poll { interval } => {
+                Box::new(StatPoller::start(dir.join(&name), interval, events))
             }
         };
-        let mut watcher: Box<dyn notify::Watcher + Send> = match mode {
-            Mode::Events => Box::new(notify::recommended_watcher(handler)?),
-            // Metadata (size, mtime) decides what changed; the engine's
-            // content hash decides whether the bytes did.
-            Mode::Poll { interval } => Box::new(notify::PollWatcher::new(
-                handler,
-                notify::Config::default().with_poll_interval(interval),
-            )?),
-        };
-        watcher.watch(&dir, RecursiveMode::NonRecursive)?;
         Ok(Watcher {
-            _watcher: watcher,
+            _source: source,
             signals,
             sender,
             debounce,
@@ -145,6 +148,48 @@ impl Watcher {
                 Err(RecvTimeoutError::Disconnected) => return Wake::Stop,
             }
         }
+    }
+}
+
+/// Polls one file's metadata on a thread; stops when dropped.
+struct StatPoller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What the poller compares: whether the file exists, its length and its
+/// modification time.
+type Stamp = Option<(u64, Option<std::time::SystemTime>)>;
+
+impl StatPoller {
+    fn start(file: PathBuf, interval: Duration, events: Sender<Signal>) -> StatPoller {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let stamp = move || -> Stamp {
+            let metadata = std::fs::metadata(&file).ok()?;
+            Some((metadata.len(), metadata.modified().ok()))
+        };
+        let _ = std::thread::Builder::new()
+            .name("plugcheck-poll".into())
+            .spawn(move || {
+                let mut last = stamp();
+                while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(interval);
+                    let now = stamp();
+                    if now != last {
+                        last = now;
+                        if events.send(Signal::FileEvent).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        StatPoller { stop }
+    }
+}
+
+impl Drop for StatPoller {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -191,9 +236,10 @@ mod tests {
             interval: Duration::from_millis(20),
         };
         let watcher = Watcher::new(&file, Duration::from_millis(30), mode).unwrap();
-        // Poll watchers compare metadata: make the change visible in size.
+        // Within the same second, and the same length: the poller must see
+        // the modification time to the nanosecond.
         std::thread::sleep(Duration::from_millis(50));
-        std::fs::write(&file, b"version 2").unwrap();
+        std::fs::write(&file, b"v2").unwrap();
         assert!(matches!(watcher.next(), Wake::Changed { .. }));
     }
 
