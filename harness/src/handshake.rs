@@ -10,7 +10,7 @@ use plugcheck_abi::{
     ABI_MAJOR, ABI_MINOR, DESCRIPTOR_HEADER_SIZE, DESCRIPTOR_V1_0_SIZE, Descriptor, MAGIC,
 };
 
-use crate::plugin_memory::{CText, read_c_text};
+use crate::plugin_memory::{CText, Overlong, read_c_text};
 use crate::report::PluginInfo;
 
 /// Longest string read from a descriptor; a missing terminator is reported
@@ -138,16 +138,14 @@ pub unsafe fn read_descriptor(
     }
     // SAFETY: the caller's contract: struct_size covers the v1.0 fields.
     let fields = unsafe { descriptor.read_unaligned() };
-    // SAFETY: each pointer is NULL or, per the ABI, a NUL-terminated string
-    // in the plugin's static data; `read_string` bounds the read.
-    let name = match unsafe { read_string(fields.name) } {
+    // Each string is copied through the OS, never dereferenced here.
+    let name = match read_string(fields.name) {
         Ok(Some(name)) if !name.is_empty() => name,
         Ok(Some(_)) => return Err("the descriptor's name is empty: give the plugin a name".into()),
         Ok(None) => return Err("the descriptor's name is NULL: give the plugin a name".into()),
         Err(problem) => return Err(format!("the descriptor's name {problem}")),
     };
-    // SAFETY: as above.
-    let version = match unsafe { read_string(fields.version) } {
+    let version = match read_string(fields.version) {
         Ok(Some(version)) if !version.is_empty() => version,
         Ok(_) => {
             return Err(format!(
@@ -156,8 +154,7 @@ pub unsafe fn read_descriptor(
         }
         Err(problem) => return Err(format!("plugin `{name}`'s version {problem}")),
     };
-    // SAFETY: as above.
-    let toolchain = unsafe { read_string(fields.toolchain) }
+    let toolchain = read_string(fields.toolchain)
         .map_err(|problem| format!("plugin `{name}`'s toolchain string {problem}"))?;
     let missing: Vec<&str> = [
         ("init", fields.init.is_none()),
@@ -198,16 +195,13 @@ pub unsafe fn read_descriptor(
 
 /// Copies a NUL-terminated UTF-8 string out of plugin memory, at most
 /// [`MAX_STRING_BYTES`] of it, through the OS (a bad pointer is a reason,
-/// not a crash).
-///
-/// # Safety
-/// None beyond the pointer coming from the plugin: it is never
-/// dereferenced, only handed to the OS to copy from.
-unsafe fn read_string(text: *const c_char) -> Result<Option<String>, String> {
+/// not a crash). The pointer is never dereferenced here, so any value is
+/// safe to pass.
+fn read_string(text: *const c_char) -> Result<Option<String>, String> {
     if text.is_null() {
         return Ok(None);
     }
-    match read_c_text(text.cast(), MAX_STRING_BYTES) {
+    match read_c_text(text.cast(), MAX_STRING_BYTES, Overlong::Measure) {
         CText::Text(bytes) => String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| "is not valid UTF-8: descriptor strings must be UTF-8".to_owned()),

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use plugcheck_abi::{ABI_MAJOR, ABI_MINOR, HOST_V1_0_SIZE, HostTable, Method, status};
 
-use crate::plugin_memory::{CText, read_c_text};
+use crate::plugin_memory::{CText, Overlong, read_c_text};
 use crate::report::LogLine;
 
 /// Log lines kept per plugin instance; a plugin that logs in a loop must
@@ -154,7 +154,7 @@ fn text_of(text: *const c_char, bound: usize) -> Option<Result<String, String>> 
     if text.is_null() {
         return None;
     }
-    let bytes = match read_c_text(text.cast(), bound) {
+    let bytes = match read_c_text(text.cast(), bound, Overlong::Stop) {
         CText::Text(bytes) => bytes,
         CText::TooLong { head, .. } => {
             // Keep the first `bound` bytes: a long log line is still news.
@@ -204,7 +204,7 @@ fn read_name(name: *const c_char) -> Result<String, String> {
     if name.is_null() {
         return Err("a method with a NULL name".into());
     }
-    match read_c_text(name.cast(), MAX_METHOD_NAME_BYTES) {
+    match read_c_text(name.cast(), MAX_METHOD_NAME_BYTES, Overlong::Stop) {
         CText::Text(bytes) if bytes.is_empty() => Err("a method with an empty name".into()),
         CText::Text(bytes) => String::from_utf8(bytes).map_err(|error| {
             format!(

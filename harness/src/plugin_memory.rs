@@ -11,8 +11,20 @@ use crate::os;
 const PAGE: usize = 4096;
 
 /// How far past the bound a too-long string is measured, to give its
-/// length.
+/// length, when the caller asks for it.
 const MEASURE_LIMIT: usize = 64 << 20;
+
+/// What to do with a string longer than the bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlong {
+    /// Read on to find its length (up to 64 MiB): for strings read once
+    /// per load, where the length is the diagnosis (a descriptor's name).
+    Measure,
+    /// Stop at the bound: for strings a plugin may hand over many times
+    /// (log lines, method names), where reading on would let it make the
+    /// host scan megabytes per call.
+    Stop,
+}
 
 /// A NUL-terminated string read from plugin memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,9 +32,13 @@ pub enum CText {
     /// The bytes before the terminator (at most the bound).
     Text(Vec<u8>),
     /// No terminator within the bound; `len` is the string's length when
-    /// the terminator came within [`MEASURE_LIMIT`], `head` its first
-    /// `bound` bytes.
-    TooLong { len: Option<usize>, head: Vec<u8> },
+    /// it was measured and the terminator came within `searched` bytes,
+    /// `head` its first `bound` bytes.
+    TooLong {
+        len: Option<usize>,
+        searched: usize,
+        head: Vec<u8>,
+    },
     /// Memory stopped being readable after `after` bytes, before any
     /// terminator.
     Unreadable { after: usize },
@@ -37,9 +53,12 @@ impl CText {
             CText::TooLong { len: Some(len), .. } => Some(format!(
                 "is {len} bytes long, over the {bound}-byte bound: keep it short"
             )),
-            CText::TooLong { len: None, .. } => Some(format!(
-                "is longer than {} MiB (no NUL terminator found), over the {bound}-byte bound: keep it short and NUL-terminated",
-                MEASURE_LIMIT >> 20
+            CText::TooLong {
+                len: None,
+                searched,
+                ..
+            } => Some(format!(
+                "has no NUL terminator within {searched} bytes, over the {bound}-byte bound: keep it short and NUL-terminated"
             )),
             CText::Unreadable { after: 0 } => {
                 Some("points to unreadable memory: point it to a static string".into())
@@ -52,17 +71,21 @@ impl CText {
 }
 
 /// Copies the string at `text` (not NULL) up to its NUL terminator, keeping
-/// at most `bound` bytes.
-pub fn read_c_text(text: *const u8, bound: usize) -> CText {
+/// at most `bound` bytes; `overlong` says whether a longer one is measured.
+pub fn read_c_text(text: *const u8, bound: usize, overlong: Overlong) -> CText {
     let start = text as usize;
+    let limit = match overlong {
+        Overlong::Measure => MEASURE_LIMIT.max(bound + 1),
+        Overlong::Stop => bound + 1,
+    };
     let mut kept = Vec::new();
     let mut offset = 0usize;
     let mut chunk = [0u8; PAGE];
-    while offset < MEASURE_LIMIT {
+    while offset < limit {
         let Some(address) = start.checked_add(offset) else {
             return CText::Unreadable { after: offset };
         };
-        let to_page_end = PAGE - address % PAGE;
+        let to_page_end = (PAGE - address % PAGE).min(limit - offset);
         let read = os::read_own_memory(address, &mut chunk[..to_page_end]);
         if read == 0 {
             return CText::Unreadable { after: offset };
@@ -72,6 +95,7 @@ pub fn read_c_text(text: *const u8, bound: usize) -> CText {
             if len > bound {
                 return CText::TooLong {
                     len: Some(len),
+                    searched: offset + read,
                     head: kept,
                 };
             }
@@ -84,6 +108,7 @@ pub fn read_c_text(text: *const u8, bound: usize) -> CText {
     }
     CText::TooLong {
         len: None,
+        searched: offset,
         head: kept,
     }
 }
@@ -95,21 +120,37 @@ mod tests {
     #[test]
     fn short_strings_long_strings_and_bad_pointers_are_told_apart() {
         assert_eq!(
-            read_c_text(c"echo".as_ptr().cast(), 4096),
+            read_c_text(c"echo".as_ptr().cast(), 4096, Overlong::Stop),
             CText::Text(b"echo".to_vec())
         );
         let mut long = vec![b'n'; 1 << 20];
         long.push(0);
-        let too_long = read_c_text(long.as_ptr(), 4096);
-        let CText::TooLong { len, head } = &too_long else {
+        let too_long = read_c_text(long.as_ptr(), 4096, Overlong::Measure);
+        let CText::TooLong { len, head, .. } = &too_long else {
             panic!("{too_long:?}");
         };
         assert_eq!((*len, head.len()), (Some(1 << 20), 4096));
         let problem = too_long.problem(4096).unwrap();
         assert!(problem.contains("1048576 bytes long"), "{problem}");
+        // Not measured: the read stops just past the bound.
+        let stopped = read_c_text(long.as_ptr(), 4096, Overlong::Stop);
+        let CText::TooLong {
+            len,
+            searched,
+            head,
+        } = &stopped
+        else {
+            panic!("{stopped:?}");
+        };
+        assert_eq!((*len, *searched, head.len()), (None, 4097, 4096));
+        let problem = stopped.problem(4096).unwrap();
+        assert!(
+            problem.contains("no NUL terminator within 4097 bytes"),
+            "{problem}"
+        );
         // Address 8 is never mapped: the OS says so instead of a crash.
         assert_eq!(
-            read_c_text(8 as *const u8, 4096),
+            read_c_text(8 as *const u8, 4096, Overlong::Measure),
             CText::Unreadable { after: 0 }
         );
     }

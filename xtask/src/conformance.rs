@@ -334,7 +334,7 @@ fn judge(
     )
     .env("PLUGCHECK_REPORT", report)
     .env(plugcheck_fixtures::built::SKIPPED_VAR, skipped)
-    .env("PLUGCHECK_BIN", plugcheck)
+    .env(plugcheck_fixtures::built::BIN_VAR, plugcheck)
     .env(plugcheck_fixtures::built::ARTIFACTS_VAR, artifacts_dir)
     .env("INSTA_UPDATE", insta_update)
     .env(plugcheck_fixtures::built::SKIP_LOG_VAR, skip_log.path())

@@ -29,7 +29,6 @@ pub fn init(session: &mut Session) -> CaseFn {
             registry.rejected.len() + registry.dropped_rejections,
         )
     });
-    let methods_len = count;
     if refused > 0 {
         return Ok(Outcome::fail(format!(
             "init returned 0 although the host refused {refused} registration(s): {}{}; check register_method's return value",
@@ -41,10 +40,10 @@ pub fn init(session: &mut Session) -> CaseFn {
             detail.rejected_registrations = rejected;
         }));
     }
-    Ok(Outcome::pass(format!(
-        "init returned 0 and registered {methods_len} method(s)"
-    ))
-    .with_detail(|detail| detail.methods = methods))
+    Ok(
+        Outcome::pass(format!("init returned 0 and registered {count} method(s)"))
+            .with_detail(|detail| detail.methods = methods),
+    )
 }
 
 pub fn lookup_methods(session: &mut Session) -> CaseFn {

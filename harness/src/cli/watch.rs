@@ -132,8 +132,9 @@ fn watch_mode(args: &WatchArgs, plugin: &std::path::Path) -> Mode {
     let poll = Mode::Poll {
         interval: DEFAULT_POLL_INTERVAL,
     };
+    let every = human_ms(DEFAULT_POLL_INTERVAL.as_millis() as u64);
     if args.poll {
-        say("polling for changes every 250 ms (--poll)\n");
+        say(&format!("polling for changes every {every} (--poll)\n"));
         return poll;
     }
     let dir = plugin.parent().unwrap_or(plugin);
@@ -143,7 +144,7 @@ fn watch_mode(args: &WatchArgs, plugin: &std::path::Path) -> Mode {
     ) {
         Some(why) => {
             say(&format!(
-                "{why}: polling for changes every 250 ms instead\n"
+                "{why}: polling for changes every {every} instead\n"
             ));
             poll
         }

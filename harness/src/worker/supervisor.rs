@@ -149,6 +149,9 @@ impl Process {
         // Exiting takes microseconds to a few milliseconds: back off from
         // short naps rather than oversleep the common case.
         let mut nap = Duration::from_micros(20);
+        // What the OS reports is already canonical; our side is made so
+        // once, not on every look.
+        let program = std::fs::canonicalize(&self.exe).unwrap_or_else(|_| self.exe.clone());
         loop {
             if let Some(termination) = self.exited() {
                 self.kill();
@@ -156,7 +159,7 @@ impl Process {
             }
             // Another program in our worker's place: no need to wait.
             let replaced = os::process_image(self.child.id())
-                .filter(|image| !same_program(image, &self.exe))
+                .filter(|image| !same_program(image, &program))
                 .map(|image| image.display().to_string());
             if replaced.is_some() || Instant::now() >= deadline {
                 self.kill();
@@ -168,13 +171,11 @@ impl Process {
     }
 }
 
-/// Whether `image` (what the OS says a process runs) is `exe`; a rebuilt
-/// binary shows as `path (deleted)`.
-fn same_program(image: &Path, exe: &Path) -> bool {
+/// Whether `image` (what the OS says a process runs, a canonical path) is
+/// `program` (canonical too); a rebuilt binary shows as `path (deleted)`.
+fn same_program(image: &Path, program: &Path) -> bool {
     let text = image.to_string_lossy();
-    let image = Path::new(text.strip_suffix(" (deleted)").unwrap_or(&text));
-    let canonical = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    canonical(image) == canonical(exe)
+    Path::new(text.strip_suffix(" (deleted)").unwrap_or(&text)) == program
 }
 
 impl Drop for Process {
