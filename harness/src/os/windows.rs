@@ -158,25 +158,55 @@ pub fn data_ranges(_file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
     vec![(0, len)]
 }
 
-/// Copies bytes at `address` of this process into `buffer` with
-/// `ReadProcessMemory`, which fails where a plain read would crash.
-/// Returns how many bytes were readable (0: none); the caller keeps each
-/// read within one page, since a failed read copies nothing.
+/// Copies bytes at `address` of this process into `buffer` if the page
+/// is committed and readable, as `VirtualQuery` says; returns how many
+/// bytes were copied (0: none). `ReadProcessMemory` would answer the same,
+/// but under Wine each call is a round trip to the wineserver, and a
+/// plugin that logs 100,000 lines made that a timeout; `VirtualQuery` of
+/// our own process is answered in-process.
+///
+/// A plugin thread that unmaps the page between the query and the copy
+/// crashes the worker: that is reported as a crash, the harness carries
+/// on.
 pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
-    use windows_sys::Win32::System::Diagnostics::Debug::ReadProcessMemory;
-    let mut read = 0usize;
-    // SAFETY: `buffer` is ours and writable for its length; the OS checks
-    // `address` and fails instead of faulting.
-    let ok = unsafe {
-        ReadProcessMemory(
-            GetCurrentProcess(),
+    use windows_sys::Win32::System::Memory::{
+        MEM_COMMIT, MEMORY_BASIC_INFORMATION, PAGE_EXECUTE_READ, PAGE_EXECUTE_READWRITE,
+        PAGE_EXECUTE_WRITECOPY, PAGE_GUARD, PAGE_NOACCESS, PAGE_READONLY, PAGE_READWRITE,
+        PAGE_WRITECOPY, VirtualQuery,
+    };
+    const READABLE: u32 = PAGE_READONLY
+        | PAGE_READWRITE
+        | PAGE_WRITECOPY
+        | PAGE_EXECUTE_READ
+        | PAGE_EXECUTE_READWRITE
+        | PAGE_EXECUTE_WRITECOPY;
+    // SAFETY: an all-zero MEMORY_BASIC_INFORMATION is a valid value of
+    // this plain C struct.
+    let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: VirtualQuery only describes the region at `address` into
+    // `info`, of the size we pass.
+    let described = unsafe {
+        VirtualQuery(
             address as *const core::ffi::c_void,
-            buffer.as_mut_ptr().cast(),
-            buffer.len(),
-            &mut read,
+            &mut info,
+            std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
         )
     };
-    if ok == 0 { 0 } else { read }
+    let readable = described != 0
+        && info.State == MEM_COMMIT
+        && info.Protect & READABLE != 0
+        && info.Protect & (PAGE_GUARD | PAGE_NOACCESS) == 0;
+    if !readable {
+        return 0;
+    }
+    let region_end = (info.BaseAddress as usize).saturating_add(info.RegionSize);
+    let count = buffer.len().min(region_end.saturating_sub(address));
+    // SAFETY: the region [address, region_end) is committed and readable
+    // (checked above); `buffer` is ours, writable, and `count` fits both.
+    unsafe {
+        std::ptr::copy_nonoverlapping(address as *const u8, buffer.as_mut_ptr(), count);
+    }
+    count
 }
 
 /// Pipe buffers are fixed when Windows creates the pipe: nothing to do.
