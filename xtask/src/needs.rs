@@ -159,23 +159,25 @@ pub const ALL: [Need; 11] = [
 ];
 
 impl Need {
-    /// Whether the machine has it now (remembered per probe: a compile
-    /// test per fixture would add up).
+    /// Whether the machine has it now. A need found present is remembered
+    /// (a compile test per fixture would add up); a missing one is asked
+    /// again, since `ci` installs it in the same process.
     pub fn present(&self, sh: &Shell) -> bool {
-        static KNOWN: Mutex<Vec<(Probe, bool)>> = Mutex::new(Vec::new());
-        if let Some(&(_, known)) = KNOWN
+        static PRESENT: Mutex<Vec<Probe>> = Mutex::new(Vec::new());
+        if PRESENT
             .lock()
             .expect("no panics while held")
-            .iter()
-            .find(|(probe, _)| *probe == self.probe)
+            .contains(&self.probe)
         {
-            return known;
+            return true;
         }
         let present = self.probe_now(sh);
-        KNOWN
-            .lock()
-            .expect("no panics while held")
-            .push((self.probe, present));
+        if present {
+            PRESENT
+                .lock()
+                .expect("no panics while held")
+                .push(self.probe);
+        }
         present
     }
 
