@@ -121,9 +121,11 @@ fn an_unwritable_report_path_is_a_harness_error() {
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, b"").unwrap();
     let json = blocker.join("report.json");
-    let (code, _, stderr) = check(&[&libz()], &["--json", json.to_str().unwrap()]);
+    let (code, stdout, stderr) = check(&[&libz()], &["--json", json.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot write the report"), "{stderr}");
+    // Refused before the run, not after it: no plugin was checked.
+    assert!(!stdout.contains("plugin(s) checked"), "{stdout}");
 }
 
 #[test]
