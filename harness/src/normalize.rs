@@ -25,6 +25,11 @@ const VOLATILE_FIELDS: &[(&str, &str)] = &[
     ("truncated_bytes", "[bytes]"),
 ];
 
+/// Captured output a snapshot keeps per stream and case: enough to see what
+/// the plugin printed, not a megabyte of it to review (the JSON report keeps
+/// up to the capture bound).
+const SNAPSHOT_OUTPUT_BYTES: usize = 4096;
+
 /// The normalized form of one plugin's report.
 pub fn plugin(report: &PluginReport) -> Value {
     let mut value = serde_json::to_value(report).expect("reports serialize");
@@ -62,6 +67,11 @@ fn redact(value: &mut Value, replacements: &[(String, String)]) {
                     if let Value::String(toolchain) = field {
                         *toolchain = toolchain_family(toolchain);
                     }
+                } else if key == "stdout" || key == "stderr" {
+                    redact(field, replacements);
+                    if let Value::String(output) = field {
+                        *output = cut_output(output);
+                    }
                 } else {
                     redact(field, replacements);
                 }
@@ -78,6 +88,23 @@ fn redact(value: &mut Value, replacements: &[(String, String)]) {
         }
         _ => {}
     }
+}
+
+/// Output cut to [`SNAPSHOT_OUTPUT_BYTES`] (at a character boundary),
+/// with a mark saying how much more there was.
+fn cut_output(text: &str) -> String {
+    if text.len() <= SNAPSHOT_OUTPUT_BYTES {
+        return text.to_owned();
+    }
+    let mut cut = SNAPSHOT_OUTPUT_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}[… {} more bytes in the report]",
+        &text[..cut],
+        text.len() - cut
+    )
 }
 
 /// A line printed again and again in a row (a plugin that logs on every
@@ -229,6 +256,19 @@ mod tests {
             scrub_std_location("panicked at /rustc/5980/library/core/src/panicking.rs:225:5:\n"),
             "panicked at [rust std]:\n"
         );
+    }
+
+    #[test]
+    fn long_output_is_cut_with_a_mark() {
+        let long = "é".repeat(3000);
+        let cut = cut_output(&long);
+        assert!(cut.starts_with(&"é".repeat(2048)), "cut at a char boundary");
+        assert!(
+            cut.ends_with("[… 1904 more bytes in the report]"),
+            "{}",
+            &cut[4090..]
+        );
+        assert_eq!(cut_output("short"), "short");
     }
 
     #[test]
