@@ -11,6 +11,9 @@
 //!   for, gated) and for the whole suite with the reload family (printed);
 //! - reload: latency of the reload engine against copy + open + call +
 //!   close, in one process; the watcher's debounce apart;
+//! - capture: how fast a plugin's output gets through the harness, per leg:
+//!   the `noisy` fixture prints 1.1 MB of lines in `init` and 8 MiB of
+//!   blocks in `selftest`; bytes captured (kept and counted) per case time;
 //! - all fixtures: wall time, with the deliberate hang timeouts shown apart.
 
 use std::ffi::OsString;
@@ -71,6 +74,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         &scratch,
     )?;
     let reload = reload_latency(plugcheck, built("counter")?, &scratch)?;
+    let capture = measure_capture(&Runner::Native, plugcheck, built("noisy")?, &scratch)?;
 
     let report_path = scratch.path().join("all.json");
     let started = Instant::now();
@@ -93,6 +97,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     foundation.print("suite   foundation families", true);
     whole.print("suite   all families (reload too)", false);
     reload.print();
+    capture.print(HOST_PLATFORM);
     println!(
         "all     {} plugins and fixtures: wall {}, of which {} waiting on deliberate hang timeouts ({} without); {processes} worker processes",
         all.plugins.len(),
@@ -146,6 +151,12 @@ fn windows_leg(sh: &Shell, runs: usize, scratch: &tempfile::TempDir) -> anyhow::
         runs.min(10),
         scratch,
     )?;
+    let noisy = artifacts
+        .built
+        .iter()
+        .find(|built| built.name == "noisy")
+        .context("the Windows noisy fixture was not built")?;
+    let capture = measure_capture(&runner, &artifacts.plugcheck, noisy, scratch)?;
     let report_path = scratch.path().join("windows.json");
     let started = Instant::now();
     let all = conformance::run_suite_on(&runner, &artifacts, &report_path)?;
@@ -156,12 +167,79 @@ fn windows_leg(sh: &Shell, runs: usize, scratch: &tempfile::TempDir) -> anyhow::
         ms(rebuild)
     );
     suite.print("suite   foundation families, windows", false);
+    capture.print("windows (under Wine)");
     println!(
         "all     {} Windows plugins and fixtures: wall {}; {processes} worker processes started",
         all.plugins.len(),
         ms(wall)
     );
     Ok(())
+}
+
+/// Output captured per case of the noisy fixture: bytes and case time, the
+/// best of a few runs.
+struct CaptureTiming {
+    cases: Vec<(String, u64, Duration)>,
+}
+
+impl CaptureTiming {
+    fn print(&self, leg: &str) {
+        let cases: Vec<String> = self
+            .cases
+            .iter()
+            .map(|(case, bytes, took)| {
+                format!(
+                    "{case} {:.1} MB in {} = {:.0} MB/s",
+                    *bytes as f64 / 1e6,
+                    ms(*took),
+                    *bytes as f64 / 1e6 / took.as_secs_f64().max(1e-9)
+                )
+            })
+            .collect();
+        println!("capture {leg}: noisy plugin, {}", cases.join(" · "));
+    }
+}
+
+/// Runs `check --filter init,selftest` over the noisy fixture three times
+/// and keeps each case's fastest run.
+fn measure_capture(
+    runner: &Runner,
+    plugcheck: &Path,
+    noisy: &Built,
+    scratch: &tempfile::TempDir,
+) -> anyhow::Result<CaptureTiming> {
+    let json = scratch.path().join("capture.json");
+    let mut best: Vec<(String, u64, Duration)> = Vec::new();
+    for _ in 0..3 {
+        let args: Vec<OsString> = vec![
+            "check".into(),
+            "--filter".into(),
+            "init,selftest".into(),
+            "--json".into(),
+            runner.path(&json),
+            runner.path(&noisy.path),
+        ];
+        let output = runner
+            .command(plugcheck, args)
+            .stdout_null()
+            .unchecked()
+            .run()?;
+        if !output.status.success() {
+            bail!("the noisy plugin failed its gate: {}", output.status);
+        }
+        let report = Report::read_json(&json)?;
+        for case in report.plugins.iter().flat_map(|plugin| &plugin.cases) {
+            let bytes = (case.output.stdout.len() + case.output.stderr.len()) as u64
+                + case.output.truncated_bytes;
+            let took = Duration::from_micros(case.duration_us);
+            match best.iter_mut().find(|(id, _, _)| id == case.id.id()) {
+                Some(entry) if took < entry.2 => *entry = (entry.0.clone(), bytes, took),
+                Some(_) => {}
+                None => best.push((case.id.id().to_owned(), bytes, took)),
+            }
+        }
+    }
+    Ok(CaptureTiming { cases: best })
 }
 
 /// One suite measurement: floor, wall, case work and overhead, run by run.

@@ -169,15 +169,22 @@ pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
     usize::try_from(read).unwrap_or(0)
 }
 
-/// Lets a pipe from a worker hold 1 MiB instead of 64 KiB, so a plugin
-/// that prints a lot blocks less often and the capture thread wakes
-/// less often per byte. Refused (an unprivileged limit): left as it is.
-pub fn enlarge_pipe(pipe: &impl std::os::fd::AsRawFd) {
+/// A pipe for one of a worker's output streams, holding 1 MiB instead of
+/// 64 KiB, so a plugin that prints a lot blocks less often and the capture
+/// thread wakes less often per byte (a refused resize leaves it as it is).
+/// The end of the stream is the pipe's end: `_ended` is not needed here.
+pub fn worker_output(_ended: &std::sync::Arc<AtomicBool>) -> std::io::Result<super::WorkerOutput> {
+    use std::os::fd::AsRawFd;
+    let (reader, writer) = std::io::pipe()?;
     // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; it only resizes
     // the kernel buffer.
     unsafe {
-        libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+        libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
     }
+    Ok(super::WorkerOutput {
+        child: writer.into(),
+        reader: Box::new(reader),
+    })
 }
 
 /// The kernel's release string (`uname -r`): WSL2's ends in

@@ -209,8 +209,53 @@ pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
     count
 }
 
-/// Pipe buffers are fixed when Windows creates the pipe: nothing to do.
-pub fn enlarge_pipe<T>(_pipe: &T) {}
+/// A temporary file for one of a worker's output streams: the worker
+/// writes to it, the parent reads it as it grows, until `ended` (set once
+/// the worker is reaped) says no more is coming. Under Wine a write to a
+/// file is a plain write; to a pipe it is a wineserver round trip. The
+/// file is deleted when the reader is dropped.
+pub fn worker_output(
+    ended: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<super::WorkerOutput> {
+    let file = tempfile::Builder::new()
+        .prefix("plugcheck-output-")
+        .tempfile()?;
+    let writer = std::fs::OpenOptions::new().write(true).open(file.path())?;
+    let reader = std::fs::File::open(file.path())?;
+    Ok(super::WorkerOutput {
+        child: writer.into(),
+        reader: Box::new(TailFile {
+            reader,
+            _file: file,
+            ended: std::sync::Arc::clone(ended),
+        }),
+    })
+}
+
+/// Reads a file another process is still writing: at its current end it
+/// waits for more, until the writer is known to be gone.
+struct TailFile {
+    reader: std::fs::File,
+    /// Deletes the file when the reading is done.
+    _file: tempfile::NamedTempFile,
+    ended: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::io::Read for TailFile {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let read = self.reader.read(buffer)?;
+            if read > 0 {
+                return Ok(read);
+            }
+            if self.ended.load(std::sync::atomic::Ordering::SeqCst) {
+                // What the worker wrote last, then the end.
+                return self.reader.read(buffer);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
 
 /// The kernel's release string: only Linux (and WSL) has one worth asking.
 pub fn kernel_release() -> Option<String> {

@@ -8,7 +8,8 @@ use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::capture::{Capture, Segment};
@@ -48,6 +49,10 @@ fn live_workers() -> MutexGuard<'static, Option<HashSet<u32>>> {
 pub enum SpawnError {
     #[error("cannot open a loopback socket for the worker: {0}")]
     Socket(std::io::Error),
+    #[error(
+        "cannot set up the capture of the worker's output: {0}; check that the temporary directory is writable"
+    )]
+    Output(std::io::Error),
     #[error("cannot start the worker `{}`: {source}", exe.display())]
     Start {
         exe: PathBuf,
@@ -89,6 +94,8 @@ pub enum Exchange {
 /// every orphan, so no early return can leave a process behind.
 struct Process {
     child: Child,
+    /// Set when the worker is reaped: its output readers may stop there.
+    output_ended: Arc<AtomicBool>,
     /// The program the worker was started as.
     exe: PathBuf,
     tree: os::WorkerTree,
@@ -123,6 +130,7 @@ impl Process {
             let _ = self.child.kill();
             let _ = self.child.wait();
             self.reaped = true;
+            self.output_ended.store(true, Ordering::SeqCst);
         }
         // Held while reaping: a worker spawned meanwhile (under this lock)
         // must not be taken for an orphan.
@@ -138,6 +146,7 @@ impl Process {
     fn exited(&mut self) -> Option<Termination> {
         let status = self.child.try_wait().ok().flatten()?;
         self.reaped = true;
+        self.output_ended.store(true, Ordering::SeqCst);
         Some(os::decode_exit(status))
     }
 
@@ -208,6 +217,10 @@ impl Worker {
         let address = listener.local_addr().map_err(SpawnError::Socket)?;
         listener.set_nonblocking(true).map_err(SpawnError::Socket)?;
         let token = new_token();
+        // Set once the worker is reaped: the end of its output.
+        let output_ended = Arc::new(AtomicBool::new(false));
+        let stdout = os::worker_output(&output_ended).map_err(SpawnError::Output)?;
+        let stderr = os::worker_output(&output_ended).map_err(SpawnError::Output)?;
         let mut command = Command::new(exe);
         command
             .arg("__worker")
@@ -218,8 +231,8 @@ impl Worker {
             .arg("--plugin")
             .arg(plugin)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(stdout.child)
+            .stderr(stderr.child);
         os::isolate_worker(&mut command);
         let start_error = |source| SpawnError::Start {
             exe: exe.to_owned(),
@@ -240,16 +253,13 @@ impl Worker {
                 return Err(start_error(error));
             }
         };
-        let (stdout, stderr) = (
-            child.stdout.take().expect("piped"),
-            child.stderr.take().expect("piped"),
-        );
-        os::enlarge_pipe(&stdout);
-        os::enlarge_pipe(&stderr);
-        let stdout = Capture::start(stdout, token.clone());
-        let mut stderr = Capture::start(stderr, token.clone());
+        // The worker has its ends: ours go when the command does.
+        drop(command);
+        let stdout = Capture::start(stdout.reader, token.clone());
+        let mut stderr = Capture::start(stderr.reader, token.clone());
         let mut process = Process {
             child,
+            output_ended,
             exe: exe.to_owned(),
             tree,
             reaped: false,
