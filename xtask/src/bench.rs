@@ -16,7 +16,6 @@
 //!   blocks in `selftest`; bytes captured (kept and counted) per case time;
 //! - all fixtures: wall time, with the deliberate hang timeouts shown apart.
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -211,14 +210,14 @@ fn measure_capture(
     let json = scratch.path().join("capture.json");
     let mut best: Vec<(String, u64, Duration)> = Vec::new();
     for _ in 0..3 {
-        let args: Vec<OsString> = vec![
-            "check".into(),
+        let mut args = conformance::check_argv();
+        args.extend([
             "--filter".into(),
             "init,selftest".into(),
             "--json".into(),
             runner.path(&json),
             runner.path(&noisy.path),
-        ];
+        ]);
         let output = runner
             .command(plugcheck, args)
             .stdout_null()
@@ -318,12 +317,8 @@ fn measure_suite(
         Ok(started.elapsed())
     };
     let suite_once = || -> anyhow::Result<(Duration, Report)> {
-        let mut args: Vec<OsString> = vec![
-            "check".into(),
-            "--json".into(),
-            runner.path(&json),
-            runner.path(&echo.path),
-        ];
+        let mut args = conformance::check_argv();
+        args.extend(["--json".into(), runner.path(&json), runner.path(&echo.path)]);
         if let Some(filter) = filter {
             args.extend(["--filter".into(), filter.into()]);
         }

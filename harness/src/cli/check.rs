@@ -51,6 +51,29 @@ pub struct CheckArgs {
     /// Count warnings as gate failures.
     #[arg(long)]
     deny_warnings: bool,
+    /// Post GitHub Actions annotations and a job summary: `auto` does when
+    /// run by Actions (`GITHUB_ACTIONS=true`); `never` is for runs whose
+    /// failures are intended, like a suite of known-bad test plugins.
+    #[arg(long, value_enum, default_value_t = Annotate::Auto)]
+    annotate: Annotate,
+}
+
+/// Whether a run speaks to GitHub Actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Annotate {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Annotate {
+    fn wanted(self) -> bool {
+        match self {
+            Annotate::Auto => ci::github::in_actions(),
+            Annotate::Always => true,
+            Annotate::Never => false,
+        }
+    }
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
@@ -139,7 +162,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         ci::junit::write(&report, path)?;
         say(&format!("JUnit report written to {}\n", path.display()));
     }
-    if ci::github::in_actions() {
+    if args.annotate.wanted() {
         say(&ci::github::annotations(&report));
         ci::github::append_summary(&report)
             .context("cannot append to the job summary ($GITHUB_STEP_SUMMARY)")?;
