@@ -42,10 +42,10 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             } else {
                 missing += 1;
                 println!(
-                    "  {:<8} {:<58} install: {}",
+                    "  {:<8} {:<58} {}",
                     "MISSING",
                     need.what,
-                    need.install.command()
+                    need.install_hint()
                 );
             }
         }

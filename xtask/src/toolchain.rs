@@ -12,12 +12,19 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use xshell::{Shell, cmd};
 
-use crate::needs::{self, MINGW_GCC, find_on_path};
+use crate::needs::{self, MINGW_GCC, Missing, find_on_path};
 use crate::platform::Platform;
 
 /// Debian's rustc with `rust-web-src`, which can build a Windows std.
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+
+/// A test binary cargo built, and the test target it came from.
+#[derive(Debug, Clone)]
+pub struct TestExecutable {
+    pub target: String,
+    pub path: PathBuf,
+}
 
 #[derive(Debug, Clone)]
 pub struct RustBuild {
@@ -32,11 +39,62 @@ pub struct RustBuild {
     pub description: String,
 }
 
+/// How the Windows leg's std comes to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowsStd {
+    /// rustup's `x86_64-pc-windows-gnu` target, with the cargo on PATH.
+    Prebuilt,
+    /// Debian's rustc building std from its sources (Linux hosts only).
+    BuildStd,
+}
+
+/// The Windows leg is `x86_64-pc-windows-gnu` on every host: the target the
+/// `@windows` snapshots were made with, and the one both hosts can build
+/// (MinGW-w64's gcc links it: Debian's package on Linux, `C:\mingw64\bin`
+/// on a Windows runner). On a Windows host that is a cross build too, never
+/// the host's default (MSVC) target. `choice` is `PLUGCHECK_WINDOWS_STD`.
+pub fn windows_std(
+    host: Platform,
+    choice: Option<&str>,
+    prebuilt: bool,
+    debian_sources: bool,
+) -> anyhow::Result<WindowsStd> {
+    let sources = host == Platform::Linux && debian_sources;
+    let missing = |remedy: &str| Missing {
+        what: "a Rust std for x86_64-pc-windows-gnu".into(),
+        remedy: remedy.into(),
+    };
+    let add_target = "install it with `rustup target add x86_64-pc-windows-gnu`";
+    match (choice, prebuilt, sources) {
+        (Some("prebuilt") | None, true, _) => Ok(WindowsStd::Prebuilt),
+        (Some("build-std"), _, true) | (None, false, true) => Ok(WindowsStd::BuildStd),
+        (Some("prebuilt"), false, _) => Err(missing(&format!(
+            "PLUGCHECK_WINDOWS_STD=prebuilt, but the toolchain on PATH has none: {add_target}"
+        ))
+        .into()),
+        (Some("build-std"), _, false) => Err(missing(&format!(
+            "PLUGCHECK_WINDOWS_STD=build-std needs {DEBIAN_RUSTC} with the std sources, on a Linux host (apt-get install rustc-web cargo-web rust-web-src)"
+        ))
+        .into()),
+        (Some(other), _, _) => bail!(
+            "PLUGCHECK_WINDOWS_STD={other} is not a choice: use `prebuilt` or `build-std`"
+        ),
+        (None, false, false) if host == Platform::Windows => Err(missing(add_target).into()),
+        (None, false, false) => Err(missing(&format!(
+            "{add_target}, or apt-get install rustc-web cargo-web rust-web-src"
+        ))
+        .into()),
+    }
+}
+
 impl RustBuild {
     /// The toolchain for `platform` on this host, or what is missing and
     /// the command that installs it.
     pub fn for_platform(sh: &Shell, platform: Platform) -> anyhow::Result<RustBuild> {
-        if platform == Platform::host() {
+        if platform == Platform::Linux {
+            if Platform::host() != Platform::Linux {
+                bail!("the linux leg runs on Linux (or in WSL2), not on this host");
+            }
             return Ok(RustBuild {
                 platform,
                 cargo: "cargo".into(),
@@ -47,57 +105,43 @@ impl RustBuild {
                 description: "the host toolchain".into(),
             });
         }
-        if platform != Platform::Windows {
-            bail!("the {platform} leg runs from a {platform} host (or WSL2), not from this host");
-        }
         if find_on_path(MINGW_GCC).is_none() {
-            bail!(
-                "{MINGW_GCC} not found: it links Windows binaries (install: {})",
-                needs::MINGW.install.command()
-            );
+            return Err(Missing {
+                what: format!("{MINGW_GCC}, which links the Windows leg"),
+                remedy: needs::MINGW.install_hint(),
+            }
+            .into());
         }
-        let choice = std::env::var("PLUGCHECK_WINDOWS_STD").ok();
-        let prebuilt = prebuilt_windows_std(sh);
-        let sources = Path::new(DEBIAN_RUSTC).exists() && debian_std_sources().is_some();
+        let std = windows_std(
+            Platform::host(),
+            std::env::var("PLUGCHECK_WINDOWS_STD").ok().as_deref(),
+            prebuilt_windows_std(sh),
+            Path::new(DEBIAN_RUSTC).exists() && debian_std_sources().is_some(),
+        )?;
         let target_dir = crate::target_dir().join("windows");
-        let prebuilt_build = |description: String| RustBuild {
-            platform,
-            cargo: "cargo".into(),
-            rustc: None,
-            cross: true,
-            build_std: false,
-            target_dir: target_dir.clone(),
-            description,
-        };
-        let build_std = |description: String| RustBuild {
-            platform,
-            cargo: DEBIAN_CARGO.into(),
-            rustc: Some(DEBIAN_RUSTC.into()),
-            cross: true,
-            build_std: true,
-            target_dir: target_dir.clone(),
-            description,
-        };
-        match (choice.as_deref(), prebuilt, sources) {
-            (Some("prebuilt"), true, _) | (None, true, _) => Ok(prebuilt_build(
-                "the toolchain on PATH, with its prebuilt x86_64-pc-windows-gnu std".into(),
-            )),
-            (Some("build-std"), _, true) | (None, false, true) => Ok(build_std(format!(
-                "{DEBIAN_RUSTC} building std from its sources (-Zbuild-std)"
-            ))),
-            (Some("prebuilt"), false, _) => bail!(
-                "PLUGCHECK_WINDOWS_STD=prebuilt, but the toolchain on PATH has no x86_64-pc-windows-gnu std (install: rustup target add x86_64-pc-windows-gnu)"
-            ),
-            (Some("build-std"), _, false) => bail!(
-                "PLUGCHECK_WINDOWS_STD=build-std, but {DEBIAN_RUSTC} with the std sources is missing (install: apt-get install rustc-web cargo-web rust-web-src)"
-            ),
-            (Some(other), _, _) => bail!(
-                "PLUGCHECK_WINDOWS_STD={other} is not a choice: use `prebuilt` or `build-std`"
-            ),
-            (None, false, false) => bail!(
-                "no Rust toolchain can build for Windows here (install: apt-get install rustc-web cargo-web rust-web-src, or rustup target add x86_64-pc-windows-gnu)"
-            ),
-        }
+        Ok(match std {
+            WindowsStd::Prebuilt => RustBuild {
+                platform,
+                cargo: "cargo".into(),
+                rustc: None,
+                cross: true,
+                build_std: false,
+                target_dir,
+                description: "the toolchain on PATH, with its prebuilt x86_64-pc-windows-gnu std"
+                    .into(),
+            },
+            WindowsStd::BuildStd => RustBuild {
+                platform,
+                cargo: DEBIAN_CARGO.into(),
+                rustc: Some(DEBIAN_RUSTC.into()),
+                cross: true,
+                build_std: true,
+                target_dir,
+                description: format!(
+                    "{DEBIAN_RUSTC} building x86_64-pc-windows-gnu's std from its sources (-Zbuild-std)"
+                ),
+            },
+        })
     }
 
     /// `cargo build` of `packages` with `profile`.
@@ -107,21 +151,27 @@ impl RustBuild {
         Ok(())
     }
 
-    /// Builds the unit tests of `packages` (`targets`: `--lib`, or `--bins`
-    /// for a binary crate) and returns the test executables cargo reports.
+    /// Builds the tests of `packages` (`targets`: `--lib`, `--bins` for a
+    /// binary crate, `--tests` for every test target) and returns the test
+    /// executables cargo reports, each with its target's name.
     pub fn test_executables(
         &self,
         sh: &Shell,
         packages: &[String],
         targets: &str,
-    ) -> anyhow::Result<Vec<PathBuf>> {
+    ) -> anyhow::Result<Vec<TestExecutable>> {
         let args = ["test", "--no-run", targets, "--message-format=json"];
         let messages = self.cargo(sh, &args, packages).read()?;
         Ok(messages
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|message| message["reason"] == "compiler-artifact")
-            .filter_map(|message| message["executable"].as_str().map(PathBuf::from))
+            .filter_map(|message| {
+                Some(TestExecutable {
+                    target: message["target"]["name"].as_str()?.to_owned(),
+                    path: PathBuf::from(message["executable"].as_str()?),
+                })
+            })
             .collect())
     }
 
@@ -155,6 +205,11 @@ impl RustBuild {
             command = command.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
         }
         command
+    }
+
+    /// The rustc that builds for the platform.
+    pub fn rustc(&self) -> &Path {
+        self.rustc.as_deref().unwrap_or(Path::new("rustc"))
     }
 
     /// Where cargo puts what `profile` built.
@@ -191,4 +246,58 @@ fn prebuilt_windows_std(sh: &Shell) -> bool {
 fn debian_std_sources() -> Option<PathBuf> {
     let library = Path::new("/usr/lib/rustlib/src/rust/library");
     library.join("std").exists().then(|| library.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_missing(result: anyhow::Result<WindowsStd>) -> String {
+        let error = result.unwrap_err();
+        assert!(error.is::<Missing>(), "{error:#}");
+        error.to_string()
+    }
+
+    #[test]
+    fn both_hosts_build_the_windows_leg_for_the_gnu_target() {
+        assert_eq!(
+            windows_std(Platform::Windows, None, true, false).unwrap(),
+            WindowsStd::Prebuilt
+        );
+        assert_eq!(
+            windows_std(Platform::Linux, None, true, true).unwrap(),
+            WindowsStd::Prebuilt
+        );
+        assert_eq!(
+            windows_std(Platform::Linux, None, false, true).unwrap(),
+            WindowsStd::BuildStd
+        );
+        assert_eq!(
+            windows_std(Platform::Linux, Some("build-std"), true, true).unwrap(),
+            WindowsStd::BuildStd
+        );
+    }
+
+    #[test]
+    fn a_missing_windows_std_is_a_missing_prerequisite_with_its_remedy() {
+        let windows = is_missing(windows_std(Platform::Windows, None, false, true));
+        assert!(
+            windows.contains("rustup target add x86_64-pc-windows-gnu")
+                && !windows.contains("apt-get"),
+            "{windows}"
+        );
+        let linux = is_missing(windows_std(Platform::Linux, None, false, false));
+        assert!(linux.contains("rust-web-src"), "{linux}");
+        is_missing(windows_std(
+            Platform::Windows,
+            Some("build-std"),
+            true,
+            true,
+        ));
+        let typo = windows_std(Platform::Linux, Some("prebuit"), true, true).unwrap_err();
+        assert!(
+            !typo.is::<Missing>(),
+            "a typo is a mistake, not a missing tool"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::needs::{MINGW_GCC, find_on_path};
+use crate::needs::{MINGW_GCC, Missing, find_on_path};
 
 #[derive(Debug, Clone)]
 pub struct Wine {
@@ -24,11 +24,19 @@ impl Wine {
             .into_iter()
             .find(|path| path.exists())
             .or_else(|| find_on_path("wine64"))
-            .context("wine64 not found: the Windows leg runs under Wine (install: apt-get install wine64)")?;
+            .ok_or_else(|| Missing {
+                what: "wine64, which runs the Windows leg on Linux".into(),
+                remedy: crate::needs::WINE.install_hint(),
+            })?;
         Ok(Wine {
             wine64,
             prefix: crate::target_dir().join("wine-prefix"),
         })
+    }
+
+    /// Wine's loader program.
+    pub fn wine64(&self) -> &Path {
+        &self.wine64
     }
 
     /// Creates the prefix once (`wineboot`). A crashing worker never

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::needs::find_on_path;
+use crate::needs::{Missing, find_on_path};
 
 /// Where the leg's cargo builds inside the distro (the Linux filesystem).
 pub const LINUX_TARGET_DIR: &str = "/var/tmp/plugcheck-target";
@@ -164,7 +164,10 @@ impl Wsl {
     pub fn find() -> anyhow::Result<Wsl> {
         let exe = find_on_path("wsl.exe")
             .or_else(|| find_on_path("wsl"))
-            .context("WSL is not installed (wsl.exe not found): install it with `wsl --install`, then a distro")?;
+            .ok_or_else(|| Missing {
+                what: "WSL (wsl.exe), which runs the Linux leg from Windows".into(),
+                remedy: "install it with `wsl --install`, then a distribution".into(),
+            })?;
         Ok(Wsl { exe })
     }
 
@@ -188,31 +191,40 @@ impl Wsl {
     pub fn choose(&self, wanted: Option<&str>) -> anyhow::Result<Distro> {
         let distros = self.distros()?;
         if distros.is_empty() {
-            bail!("WSL has no distribution: install one with `wsl --install -d Ubuntu`");
+            return Err(Missing {
+                what: "a WSL distribution".into(),
+                remedy: "install one with `wsl --install -d Ubuntu-24.04`".into(),
+            }
+            .into());
         }
         let distro = match wanted {
             Some(name) => distros
                 .iter()
                 .find(|d| d.name.eq_ignore_ascii_case(name))
-                .with_context(|| {
+                .ok_or_else(|| {
                     let names: Vec<&str> = distros.iter().map(|d| d.name.as_str()).collect();
-                    format!(
-                        "no WSL distribution `{name}`; there are: {}",
-                        names.join(", ")
-                    )
+                    Missing {
+                        what: format!("the WSL distribution `{name}`"),
+                        remedy: format!(
+                            "install it, or pass --wsl-distro with one of: {}",
+                            names.join(", ")
+                        ),
+                    }
                 })?,
-            None => distros
-                .iter()
-                .find(|d| d.default)
-                .context("WSL lists no default distribution: pass --wsl-distro NAME")?,
+            None => distros.iter().find(|d| d.default).ok_or_else(|| Missing {
+                what: "a default WSL distribution".into(),
+                remedy: "pass --wsl-distro NAME, or `wsl --set-default NAME`".into(),
+            })?,
         };
         if distro.version != 2 {
-            bail!(
-                "WSL distribution `{}` runs WSL {}; the Linux leg needs WSL 2: `wsl --set-version {} 2`",
-                distro.name,
-                distro.version,
-                distro.name
-            );
+            return Err(Missing {
+                what: format!(
+                    "WSL 2 for the distribution `{}` (it runs WSL {})",
+                    distro.name, distro.version
+                ),
+                remedy: format!("convert it: `wsl --set-version {} 2`", distro.name),
+            }
+            .into());
         }
         Ok(distro.clone())
     }
@@ -238,10 +250,12 @@ impl Wsl {
         )
     }
 
-    /// Cargo inside the distro: `--exec` reads no profile, so a login shell
-    /// is asked, then `~/.cargo/bin`.
+    /// Cargo inside the distro: rustup's `~/.cargo/bin/cargo` first (it
+    /// honours the project's `rust-toolchain.toml`; a distribution's own
+    /// cargo is often too old), then whatever a login shell finds, since
+    /// `--exec` reads no profile.
     pub fn find_cargo(&self, distro: &str) -> anyhow::Result<String> {
-        let script = r#"command -v cargo || { test -x "$HOME/.cargo/bin/cargo" && echo "$HOME/.cargo/bin/cargo"; }"#;
+        let script = r#"if test -x "$HOME/.cargo/bin/cargo"; then echo "$HOME/.cargo/bin/cargo"; else command -v cargo; fi"#;
         let found = self
             .command(distro, "/", "bash", &["-lc".into(), script.into()], &[])
             .stdout_capture()
@@ -250,9 +264,11 @@ impl Wsl {
             .unwrap_or_default();
         let cargo = found.trim();
         if cargo.is_empty() {
-            bail!(
-                "no cargo inside the WSL distribution `{distro}`: install Rust there (rustup, or `sudo apt-get install cargo` on Debian/Ubuntu)"
-            );
+            return Err(Missing {
+                what: format!("cargo inside the WSL distribution `{distro}`"),
+                remedy: "install Rust there with rustup (https://rustup.rs)".into(),
+            }
+            .into());
         }
         Ok(cargo.to_owned())
     }
@@ -309,33 +325,50 @@ pub fn run_linux_leg(
     conformance_args: &[OsString],
 ) -> anyhow::Result<PathBuf> {
     let wsl = Wsl::find()?;
-    let distro = wsl.choose(distro)?;
     let dir = to_wsl_path(&project.display().to_string())?;
-    let cargo = wsl.find_cargo(&distro.name)?;
-    eprintln!(
-        "linux leg in WSL2 `{}` at {dir}, cargo {cargo}",
-        distro.name
-    );
-    let mut args: Vec<OsString> = vec![
-        "xtask".into(),
-        "conformance".into(),
-        "--platform".into(),
-        "linux".into(),
-    ];
-    args.extend(conformance_args.iter().cloned());
-    let names = crossing_variables();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let status = wsl
-        .command(&distro.name, &dir, &cargo, &args, &names)
-        .env("CARGO_TARGET_DIR", LINUX_TARGET_DIR)
-        .unchecked()
-        .run()?
-        .status;
-    if !status.success() {
-        bail!("the Linux leg in WSL2 failed ({status}); see its output above");
+    let (distro, report) = wsl.linux_leg(&dir, distro, conformance_args)?;
+    Ok(PathBuf::from(to_windows_path(&report, &distro)))
+}
+
+impl Wsl {
+    /// Runs `cargo xtask conformance --platform linux ARGS…` in `dir` (a
+    /// path inside the distro); returns the distro's name and the Linux
+    /// path of the report. What the leg lacks is a [`Missing`]; a leg that
+    /// ran and failed is an error of its own, which fails the run.
+    fn linux_leg(
+        &self,
+        dir: &str,
+        distro: Option<&str>,
+        conformance_args: &[OsString],
+    ) -> anyhow::Result<(String, String)> {
+        let distro = self.choose(distro)?;
+        let cargo = self.find_cargo(&distro.name)?;
+        eprintln!(
+            "linux leg in WSL2 `{}` at {dir}, cargo {cargo}",
+            distro.name
+        );
+        let mut args: Vec<OsString> = vec![
+            "xtask".into(),
+            "conformance".into(),
+            "--platform".into(),
+            "linux".into(),
+        ];
+        args.extend(conformance_args.iter().cloned());
+        let names = crossing_variables();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let status = self
+            .command(&distro.name, dir, &cargo, &args, &names)
+            .env("CARGO_TARGET_DIR", LINUX_TARGET_DIR)
+            .unchecked()
+            .run()
+            .with_context(|| format!("cannot run `{}`", self.exe.display()))?
+            .status;
+        if !status.success() {
+            bail!("the Linux leg in WSL2 failed ({status}); see its output above");
+        }
+        let report = format!("{LINUX_TARGET_DIR}/plugcheck/linux/report.json");
+        Ok((distro.name, report))
     }
-    let report = format!("{LINUX_TARGET_DIR}/plugcheck/linux/report.json");
-    Ok(PathBuf::from(to_windows_path(&report, &distro.name)))
 }
 
 #[cfg(test)]
@@ -369,7 +402,10 @@ for entry in "${entries[@]}"; do
     name="${entry%%/*}"
     if [ -n "$name" ] && [ -n "${!name+x}" ]; then crossing+=("$name=${!name}"); fi
 done
-exec env -i PATH="$PATH" HOME="$HOME" "${crossing[@]}" "$@"
+# The distro's home: the folder `distro-home` beside this script, if any.
+home="$HOME"
+if [ -d "$(dirname "$0")/distro-home" ]; then home="$(dirname "$0")/distro-home"; fi
+exec env -i PATH="$PATH" HOME="$home" "${crossing[@]}" "$@"
 "#;
 
     #[cfg(unix)]
@@ -394,7 +430,8 @@ exec env -i PATH="$PATH" HOME="$HOME" "${crossing[@]}" "$@"
         );
         let missing = wsl.choose(Some("Arch")).unwrap_err().to_string();
         assert!(
-            missing.contains("no WSL distribution `Arch`") && missing.contains("Ubuntu-24.04"),
+            missing.contains("the WSL distribution `Arch` is missing")
+                && missing.contains("Ubuntu-24.04"),
             "{missing}"
         );
     }
@@ -454,6 +491,62 @@ exec env -i PATH="$PATH" HOME="$HOME" "${crossing[@]}" "$@"
         let (_dir, wsl) = stand_in();
         let cargo = wsl.find_cargo("Ubuntu-24.04").unwrap();
         assert!(cargo.ends_with("cargo"), "{cargo}");
+    }
+
+    /// Gives the stand-in's distro a `~/.cargo/bin/cargo` running `script`.
+    #[cfg(unix)]
+    fn distro_cargo(dir: &Path, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("distro-home/.cargo/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let cargo = bin.join("cargo");
+        std::fs::write(&cargo, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&cargo, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linux_leg_that_fails_in_wsl_is_a_failure_not_a_missing_tool() {
+        let (dir, wsl) = stand_in();
+        let called = dir.path().join("cargo-args");
+        distro_cargo(
+            dir.path(),
+            &format!(
+                "echo \"$*|$CARGO_TARGET_DIR\" > '{}'; exit 1",
+                called.display()
+            ),
+        );
+        let project = tempfile::tempdir().unwrap();
+        let error = wsl
+            .linux_leg(
+                &project.path().display().to_string(),
+                None,
+                &["--require-all".into()],
+            )
+            .unwrap_err();
+        assert!(!Missing::in_chain(&error), "{error:#}");
+        assert!(
+            error.to_string().contains("the Linux leg in WSL2 failed"),
+            "{error:#}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&called).unwrap().trim(),
+            format!("xtask conformance --platform linux --require-all|{LINUX_TARGET_DIR}")
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn what_wsl_lacks_is_a_missing_prerequisite() {
+        let (_dir, wsl) = stand_in();
+        for (distro, words) in [
+            ("Arch", "the WSL distribution `Arch`"),
+            ("Legacy", "WSL 2 for the distribution `Legacy`"),
+        ] {
+            let error = wsl.linux_leg("/", Some(distro), &[]).unwrap_err();
+            assert!(Missing::in_chain(&error), "{error:#}");
+            assert!(error.to_string().contains(words), "{error:#}");
+        }
     }
 
     #[test]
