@@ -14,8 +14,9 @@ use plugcheck::report::Report;
 use xshell::{Shell, cmd};
 
 use crate::fixtures::{self, Artifacts, Built, Skipped};
-use crate::needs::Install;
+use crate::needs::{Install, Missing};
 use crate::platform::{Platform, Selection};
+use crate::toolchain::RustBuild;
 use crate::wine::{self, Wine};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -44,7 +45,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         if platform == Platform::Linux && Platform::host() == Platform::Windows {
             match linux_leg_in_wsl(args) {
                 Ok(report) => reports.push(report),
-                Err(error) if args.platform == Selection::All && !args.require_all => {
+                Err(error) if may_skip(&error, args) => {
                     eprintln!("\nSKIPPED the linux leg (WSL2): {error:#}");
                     not_run.push(platform);
                 }
@@ -54,18 +55,18 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         }
         let leg = build_and_run(sh, platform, args.require_all);
         match leg {
-            Ok((artifacts, report_path, report)) => {
+            Ok((runner, artifacts, report_path, report)) => {
                 eprintln!(
                     "\n{} plugins and fixtures judged on {platform}; report: {}",
                     report.plugins.len(),
                     report_path.display()
                 );
-                skipped_tests.extend(judge(sh, &report_path, &artifacts, args.update)?);
+                skipped_tests.extend(judge(sh, &report_path, &artifacts, &runner, args.update)?);
                 skipped.extend(artifacts.skipped.iter().map(|s| (platform, s.clone())));
                 reports.push(report);
             }
             // A leg that cannot run here is said loudly, never passed over.
-            Err(error) if args.platform == Selection::All && !args.require_all => {
+            Err(error) if may_skip(&error, args) => {
                 eprintln!("\nSKIPPED the {platform} leg: {error:#}");
                 not_run.push(platform);
             }
@@ -85,6 +86,13 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Whether a leg that ended in `error` may be skipped: only when it lacks a
+/// prerequisite ([`Missing`]), only for `--platform all`, and never with
+/// `--require-all`. A leg that ran and failed always fails the run.
+fn may_skip(error: &anyhow::Error, args: &Args) -> bool {
+    args.platform == Selection::All && !args.require_all && Missing::in_chain(error)
 }
 
 /// Says once, at the end, what was left out for want of a tool, and the
@@ -118,7 +126,7 @@ fn list_skipped(skipped: &[(Platform, Skipped)], tests: &[String]) {
             }
         }
     }
-    if !apt.is_empty() {
+    if !apt.is_empty() && Platform::host() == Platform::Linux {
         eprintln!(
             "to judge them too: apt-get install {}   (or run `cargo xtask ci`, which installs them)",
             apt.join(" ")
@@ -153,7 +161,7 @@ fn build_and_run(
     sh: &Shell,
     platform: Platform,
     require_all: bool,
-) -> anyhow::Result<(Artifacts, PathBuf, Report)> {
+) -> anyhow::Result<(Runner, Artifacts, PathBuf, Report)> {
     let runner = Runner::for_platform(sh, platform)?;
     let artifacts = fixtures::build(sh, platform, false, require_all)?;
     let report_path = crate::target_dir()
@@ -162,7 +170,7 @@ fn build_and_run(
         .join("report.json");
     let report = run_suite_on(&runner, &artifacts, &report_path)?;
     plugcheck::ci::junit::write(&report, &report_path.with_file_name("junit.xml"))?;
-    Ok((artifacts, report_path, report))
+    Ok((runner, artifacts, report_path, report))
 }
 
 /// How a leg's `plugcheck` is started: directly, or under Wine.
@@ -231,7 +239,8 @@ pub fn run_suite_on(
     let mut merged: Option<Report> = None;
     for (index, ((timeout, reload_to), group)) in groups.iter().enumerate() {
         let part = dir.join(format!("report-part{index}.json"));
-        let mut argv: Vec<OsString> = vec!["check".into(), "--json".into(), runner.path(&part)];
+        let mut argv = check_argv();
+        argv.extend(["--json".into(), runner.path(&part)]);
         if let Some(timeout) = timeout {
             argv.push("--timeout".into());
             argv.push(humantime::format_duration(*timeout).to_string().into());
@@ -279,6 +288,37 @@ pub fn run_suite_on(
     Ok(report)
 }
 
+/// `plugcheck check` as every run over the fixtures starts it: silent
+/// towards GitHub Actions, since the fixtures' failures are intended.
+pub fn check_argv() -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["check".into()];
+    argv.extend(
+        plugcheck_fixtures::built::FIXTURE_RUN_ARGS
+            .iter()
+            .map(OsString::from),
+    );
+    argv
+}
+
+/// Deletes the `.snap.new` files an earlier run left for `platform`.
+fn remove_would_be_snapshots(platform: Platform) -> anyhow::Result<()> {
+    let dir = crate::project_root().join(plugcheck_fixtures::SNAPSHOT_DIR);
+    let suffix = format!("@{}.snap.new", platform.name());
+    for entry in
+        std::fs::read_dir(&dir).with_context(|| format!("cannot list `{}`", dir.display()))?
+    {
+        let path = entry?.path();
+        if path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().ends_with(&suffix))
+        {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove `{}`", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The file stem of a path from either platform (`\\` or `/`).
 fn stem(path: &Path) -> Option<&str> {
     let text = path.to_str()?;
@@ -286,13 +326,19 @@ fn stem(path: &Path) -> Option<&str> {
     Some(file.rsplit_once('.').map_or(file, |(stem, _)| stem))
 }
 
-/// Runs the conformance tests against a leg's report; the isolation and
-/// reload tests run the host's own binary, so only on the host leg.
-/// Returns the tests that skipped themselves for want of a fixture.
+/// Judges a leg: the report against the manifest and the snapshots
+/// (natively, whatever the leg), then the fixtures crate's other tests,
+/// which drive the leg's own `plugcheck` and artifacts, built for the leg
+/// and run where its binaries run (under Wine for Windows on a Linux host).
+/// Which of those tests exist on a platform, each test file says by `cfg`
+/// (`/proc` and `kill` are Linux's): the Windows leg here runs exactly what
+/// a Windows host runs. Returns the tests that skipped themselves for want
+/// of a fixture.
 fn judge(
     sh: &Shell,
     report: &Path,
     artifacts: &Artifacts,
+    runner: &Runner,
     update: bool,
 ) -> anyhow::Result<Vec<String>> {
     let skip_log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
@@ -306,43 +352,66 @@ fn judge(
             .iter()
             .map(|(name, why)| (name.as_str(), why.as_str())),
     );
-    let plugcheck = &artifacts.plugcheck;
     let artifacts_dir = artifacts
         .built
         .first()
         .and_then(|built| built.path.parent())
         .map(Path::to_owned)
         .unwrap_or_default();
-    let insta_update = if update { "always" } else { "no" };
-    let host_only: &[&str] = if artifacts.platform == Platform::host() {
-        &[
-            "--test",
-            "isolation",
-            "--test",
-            "reload",
-            "--test",
-            "go_runtimes",
-            "--test",
-            "hostile",
+    // Without --update, a snapshot that differs fails its test and is
+    // written beside it as `.snap.new`: the would-be snapshot a reviewer
+    // (or CI's artifact) takes from a runner. Those of an earlier run go.
+    let insta_update = if update { "always" } else { "new" };
+    remove_would_be_snapshots(artifacts.platform)?;
+    let rust = RustBuild::for_platform(sh, artifacts.platform)?;
+    let made_with = crate::made_with::describe(sh, artifacts.platform, runner, &rust);
+    // Paths as the tests see them: a Windows test under Wine reads Z:\….
+    let env_for = |runner: &Runner| -> Vec<(&str, OsString)> {
+        vec![
+            ("PLUGCHECK_REPORT", runner.path(report)),
+            (
+                plugcheck_fixtures::built::SKIPPED_VAR,
+                skipped.clone().into(),
+            ),
+            (
+                plugcheck_fixtures::built::BIN_VAR,
+                runner.path(&artifacts.plugcheck),
+            ),
+            (
+                plugcheck_fixtures::built::ARTIFACTS_VAR,
+                runner.path(&artifacts_dir),
+            ),
+            ("INSTA_UPDATE", insta_update.into()),
+            (
+                plugcheck_fixtures::built::SKIP_LOG_VAR,
+                runner.path(skip_log.path()),
+            ),
         ]
-    } else {
-        &[]
     };
-    let result = cmd!(
+    let native = matches!(runner, Runner::Native);
+    let tests: &[&str] = if native {
+        &["--tests"]
+    } else {
+        &["--test", "conformance"]
+    };
+    let mut command = cmd!(
         sh,
-        "cargo test --quiet -p plugcheck-fixtures --test conformance {host_only...} -- --include-ignored"
-    )
-    .env("PLUGCHECK_REPORT", report)
-    .env(plugcheck_fixtures::built::SKIPPED_VAR, skipped)
-    .env(plugcheck_fixtures::built::BIN_VAR, plugcheck)
-    .env(plugcheck_fixtures::built::ARTIFACTS_VAR, artifacts_dir)
-    .env("INSTA_UPDATE", insta_update)
-    .env(plugcheck_fixtures::built::SKIP_LOG_VAR, skip_log.path())
-    .run();
+        "cargo test --quiet -p plugcheck-fixtures {tests...} -- --include-ignored"
+    );
+    for (name, value) in env_for(&Runner::Native) {
+        command = command.env(name, value);
+    }
+    command = command.env(plugcheck_fixtures::MADE_WITH_VAR, &made_with);
+    let result = command.run();
     if update {
         cmd!(sh, "git status --short fixtures/snapshots").run()?;
         eprintln!(
             "snapshots written: review them with `git diff fixtures/snapshots` before committing"
+        );
+    } else if result.is_err() {
+        eprintln!(
+            "the snapshots this run would write are beside the old ones as fixtures/snapshots/*@{}.snap.new: compare them, or rerun with --update",
+            artifacts.platform
         );
     }
     result.with_context(|| {
@@ -351,6 +420,50 @@ fn judge(
             artifacts.platform
         )
     })?;
+    if !native {
+        let executables: Vec<_> = rust
+            .test_executables(sh, &["plugcheck-fixtures".to_owned()], "--tests")?
+            .into_iter()
+            .filter(|executable| executable.target != "conformance")
+            .collect();
+        crate::test::run_foreign(
+            sh,
+            artifacts.platform,
+            runner,
+            &executables,
+            &env_for(runner),
+        )?;
+    }
     let log = std::fs::read_to_string(skip_log.path()).unwrap_or_default();
     Ok(log.lines().map(str::to_owned).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(platform: Selection, require_all: bool) -> Args {
+        Args {
+            update: false,
+            require_all,
+            platform,
+            wsl_distro: None,
+        }
+    }
+
+    #[test]
+    fn only_a_missing_prerequisite_skips_a_leg_and_never_with_require_all() {
+        let missing = || -> anyhow::Error {
+            anyhow::Error::new(Missing {
+                what: "wine64".into(),
+                remedy: "apt-get install wine64".into(),
+            })
+            .context("the windows leg cannot start")
+        };
+        let failed = || anyhow::anyhow!("the Linux leg in WSL2 failed (exit status: 101)");
+        assert!(may_skip(&missing(), &args(Selection::All, false)));
+        assert!(!may_skip(&missing(), &args(Selection::All, true)));
+        assert!(!may_skip(&missing(), &args(Selection::Windows, false)));
+        assert!(!may_skip(&failed(), &args(Selection::All, false)));
+    }
 }

@@ -7,6 +7,7 @@ mod ci;
 mod conformance;
 mod doctor;
 mod fixtures;
+mod made_with;
 mod merge;
 mod needs;
 mod platform;

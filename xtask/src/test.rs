@@ -10,7 +10,7 @@ use xshell::{Shell, cmd};
 
 use crate::conformance::Runner;
 use crate::platform::{Platform, Selection};
-use crate::toolchain::RustBuild;
+use crate::toolchain::{RustBuild, TestExecutable};
 use crate::wine;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -22,8 +22,8 @@ pub struct Args {
 
 /// Unit tests that run on the foreign leg: the harness (with the OS seam)
 /// and the ABI as libraries, and the xtask (whose Windows-host code, the
-/// WSL bridge, is tested there). Integration tests drive host tools (cc,
-/// the fixtures), so they stay on the host.
+/// WSL bridge, is tested there). The fixtures' tests run there too, from
+/// `cargo xtask conformance`, which builds what they drive.
 const FOREIGN_TESTED: [(&str, &str); 3] = [
     ("plugcheck", "--lib"),
     ("plugcheck-abi", "--lib"),
@@ -36,7 +36,6 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             cmd!(sh, "cargo test --quiet --workspace").run()?;
             continue;
         }
-        let root = crate::project_root();
         let rust = RustBuild::for_platform(sh, platform)?;
         eprintln!("{platform} unit tests: built by {}", rust.description);
         let mut executables = Vec::new();
@@ -44,25 +43,41 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             executables.extend(rust.test_executables(sh, &[package.to_owned()], targets)?);
         }
         let runner = Runner::for_platform(sh, platform)?;
-        for executable in executables {
-            let dir = executable
-                .parent()
-                .context("a test executable has a directory")?;
-            if platform == Platform::Windows && !dir.join("bcryptprimitives.dll").exists() {
-                wine::install_compat_dll(sh, &root, dir)?;
-            }
-            eprintln!("$ {} (under {platform})", executable.display());
-            let status = runner
-                .command(&executable, vec![OsString::from("--quiet")])
-                .unchecked()
-                .run()?
-                .status;
-            if !status.success() {
-                bail!(
-                    "{platform} unit tests in `{}` failed ({status})",
-                    executable.display()
-                );
-            }
+        run_foreign(sh, platform, &runner, &executables, &[])?;
+    }
+    Ok(())
+}
+
+/// Runs test executables built for `platform` through `runner` (under Wine
+/// for Windows on a Linux host), each with `env`, `--include-ignored` so
+/// the fixtures' tests run; fails on the first that fails.
+pub fn run_foreign(
+    sh: &Shell,
+    platform: Platform,
+    runner: &Runner,
+    executables: &[TestExecutable],
+    env: &[(&str, OsString)],
+) -> anyhow::Result<()> {
+    let root = crate::project_root();
+    for executable in executables {
+        let path = &executable.path;
+        let dir = path.parent().context("a test executable has a directory")?;
+        if matches!(runner, Runner::Wine(_)) && !dir.join("bcryptprimitives.dll").exists() {
+            wine::install_compat_dll(sh, &root, dir)?;
+        }
+        eprintln!("$ {} (under {platform})", path.display());
+        let args = vec![OsString::from("--quiet"), "--include-ignored".into()];
+        let mut command = runner.command(path, args);
+        for (name, value) in env {
+            command = command.env(name, value);
+        }
+        let status = command.unchecked().run()?.status;
+        if !status.success() {
+            bail!(
+                "{platform} tests `{}` in `{}` failed ({status})",
+                executable.target,
+                path.display()
+            );
         }
     }
     Ok(())
