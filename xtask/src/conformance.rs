@@ -303,14 +303,18 @@ pub fn check_argv() -> Vec<OsString> {
 /// Deletes the `.snap.new` files an earlier run left for `platform`.
 fn remove_would_be_snapshots(platform: Platform) -> anyhow::Result<()> {
     let dir = crate::project_root().join(plugcheck_fixtures::SNAPSHOT_DIR);
-    let suffix = format!("@{}.snap.new", platform.name());
+    let suffixes = [
+        format!("@{}.snap.new", platform.name()),
+        format!("@{}-wine.snap.new", platform.name()),
+    ];
     for entry in
         std::fs::read_dir(&dir).with_context(|| format!("cannot list `{}`", dir.display()))?
     {
         let path = entry?.path();
-        if path
-            .file_name()
-            .is_some_and(|name| name.to_string_lossy().ends_with(&suffix))
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if suffixes
+            .iter()
+            .any(|suffix| name.ends_with(suffix.as_str()))
         {
             std::fs::remove_file(&path)
                 .with_context(|| format!("cannot remove `{}`", path.display()))?;
@@ -396,12 +400,15 @@ fn judge(
     };
     let mut command = cmd!(
         sh,
-        "cargo test --quiet -p plugcheck-fixtures {tests...} -- --include-ignored"
+        "cargo test --quiet --no-fail-fast -p plugcheck-fixtures {tests...} -- --include-ignored"
     );
     for (name, value) in env_for(&Runner::Native) {
         command = command.env(name, value);
     }
-    command = command.env(plugcheck_fixtures::MADE_WITH_VAR, &made_with);
+    let runs_under = if native { "native" } else { "wine" };
+    command = command
+        .env(plugcheck_fixtures::MADE_WITH_VAR, &made_with)
+        .env(plugcheck_fixtures::RUNS_UNDER_VAR, runs_under);
     let result = command.run();
     if update {
         cmd!(sh, "git status --short fixtures/snapshots").run()?;
