@@ -14,6 +14,7 @@ mod platform;
 mod test;
 mod toolchain;
 mod wine;
+mod workflows;
 mod wsl;
 
 use std::path::{Path, PathBuf};

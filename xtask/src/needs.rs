@@ -133,6 +133,10 @@ pub const SHELLCHECK: Need = Need {
     install: Install::Apt(&["shellcheck"]),
 };
 
+/// What the Linux leg's fixtures need wherever it runs (in WSL2 too): the
+/// foreign-format fixture is a PE DLL, built by MinGW-w64.
+pub const LINUX_LEG: [Need; 5] = [CC, ZLIB, AARCH64, MINGW, GO];
+
 /// Every need, in the order `doctor` lists them.
 pub const ALL: [Need; 12] = [
     CC,
