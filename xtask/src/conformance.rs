@@ -14,7 +14,7 @@ use plugcheck::report::Report;
 use xshell::{Shell, cmd};
 
 use crate::fixtures::{self, Artifacts, Built, Skipped};
-use crate::needs::{Install, Missing};
+use crate::needs::{self, Missing};
 use crate::platform::{Platform, Selection};
 use crate::toolchain::RustBuild;
 use crate::wine::{self, Wine};
@@ -117,13 +117,9 @@ fn list_skipped(skipped: &[(Platform, Skipped)], tests: &[String]) {
         eprintln!("  test     {test}");
     }
     let mut apt: Vec<&str> = Vec::new();
-    for (_, skip) in skipped {
-        if let Install::Apt(packages) = skip.need.install {
-            for package in packages {
-                if !apt.contains(package) {
-                    apt.push(package);
-                }
-            }
+    for package in needs::apt_packages(skipped.iter().map(|(_, skip)| &skip.need)) {
+        if !apt.contains(&package) {
+            apt.push(package);
         }
     }
     if !apt.is_empty() && Platform::host() == Platform::Linux {
@@ -300,13 +296,15 @@ pub fn check_argv() -> Vec<OsString> {
     argv
 }
 
-/// Deletes the `.snap.new` files an earlier run left for `platform`.
-fn remove_would_be_snapshots(platform: Platform) -> anyhow::Result<()> {
+/// The would-be snapshots (`.snap.new`) of `platform` in the snapshot
+/// directory: what a failing run left for review.
+fn would_be_snapshots(platform: Platform) -> anyhow::Result<Vec<PathBuf>> {
     let dir = crate::project_root().join(plugcheck_fixtures::SNAPSHOT_DIR);
     let suffixes = [
         format!("@{}.snap.new", platform.name()),
         format!("@{}-wine.snap.new", platform.name()),
     ];
+    let mut found = Vec::new();
     for entry in
         std::fs::read_dir(&dir).with_context(|| format!("cannot list `{}`", dir.display()))?
     {
@@ -316,11 +314,11 @@ fn remove_would_be_snapshots(platform: Platform) -> anyhow::Result<()> {
             .iter()
             .any(|suffix| name.ends_with(suffix.as_str()))
         {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("cannot remove `{}`", path.display()))?;
+            found.push(path);
         }
     }
-    Ok(())
+    found.sort();
+    Ok(found)
 }
 
 /// The file stem of a path from either platform (`\\` or `/`).
@@ -366,7 +364,10 @@ fn judge(
     // written beside it as `.snap.new`: the would-be snapshot a reviewer
     // (or CI's artifact) takes from a runner. Those of an earlier run go.
     let insta_update = if update { "always" } else { "new" };
-    remove_would_be_snapshots(artifacts.platform)?;
+    for stale in would_be_snapshots(artifacts.platform)? {
+        std::fs::remove_file(&stale)
+            .with_context(|| format!("cannot remove `{}`", stale.display()))?;
+    }
     let rust = RustBuild::for_platform(sh, artifacts.platform)?;
     let made_with = crate::made_with::describe(sh, artifacts.platform, runner, &rust);
     // Paths as the tests see them: a Windows test under Wine reads Z:\….
@@ -416,10 +417,16 @@ fn judge(
             "snapshots written: review them with `git diff fixtures/snapshots` before committing"
         );
     } else if result.is_err() {
-        eprintln!(
-            "the snapshots this run would write are beside the old ones as fixtures/snapshots/*@{}.snap.new: compare them, or rerun with --update",
-            artifacts.platform
-        );
+        let would_be = would_be_snapshots(artifacts.platform)?;
+        if !would_be.is_empty() {
+            eprintln!(
+                "{} snapshot(s) differ; what this run would write is beside each as .snap.new (compare, or rerun with --update):",
+                would_be.len()
+            );
+            for path in would_be {
+                eprintln!("  {}", path.display());
+            }
+        }
     }
     result.with_context(|| {
         format!(

@@ -317,19 +317,25 @@ pub fn find_on_path(program: &str) -> Option<PathBuf> {
     })
 }
 
-/// Installs every missing need: Debian packages as root (or through
-/// passwordless `sudo`), then Python packages. Stops at once, with the one
-/// command to run, when it cannot install.
-pub fn provision(sh: &Shell) -> anyhow::Result<()> {
-    let missing: Vec<Need> = ALL.into_iter().filter(|need| !need.present(sh)).collect();
-    let apt: BTreeSet<&str> = missing
-        .iter()
+/// The Debian packages that install `needs`, in order, with repeats.
+pub fn apt_packages<'a>(
+    needs: impl IntoIterator<Item = &'a Need>,
+) -> impl Iterator<Item = &'static str> {
+    needs
+        .into_iter()
         .filter_map(|need| match need.install {
             Install::Apt(packages) => Some(packages.iter().copied()),
             Install::Pip(_) => None,
         })
         .flatten()
-        .collect();
+}
+
+/// Installs every missing need: Debian packages as root (or through
+/// passwordless `sudo`), then Python packages. Stops at once, with the one
+/// command to run, when it cannot install.
+pub fn provision(sh: &Shell) -> anyhow::Result<()> {
+    let missing: Vec<Need> = ALL.into_iter().filter(|need| !need.present(sh)).collect();
+    let apt: BTreeSet<&str> = apt_packages(&missing).collect();
     let pip: BTreeSet<&str> = missing
         .iter()
         .filter_map(|need| match need.install {

@@ -21,7 +21,7 @@ use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::needs::{self, Install};
+use crate::needs;
 
 const WORKFLOWS: &str = ".github/workflows";
 
@@ -104,14 +104,7 @@ impl Project {
                 snapshot_codenames.insert(codename);
             }
         }
-        let linux_leg_packages = needs::LINUX_LEG
-            .iter()
-            .filter_map(|need| match need.install {
-                Install::Apt(packages) => Some(packages.iter().copied()),
-                Install::Pip(_) => None,
-            })
-            .flatten()
-            .collect();
+        let linux_leg_packages = needs::apt_packages(&needs::LINUX_LEG).collect();
         Ok(Project {
             snapshot_codenames,
             linux_leg_packages,
