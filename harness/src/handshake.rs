@@ -96,10 +96,10 @@ pub fn version_problem(header: &Header) -> Option<String> {
     ) {
         Ok(()) => None,
         Err(plugcheck_abi::Incompatibility::Major) => Some(format!(
-            "plugin built against ABI {plugin}, this host speaks ABI {host}: rebuild against plugcheck-abi {ABI_MAJOR}.x"
+            "plugin built against ABI {plugin}, this host speaks ABI {host}: rebuild against plugcheck-abi {ABI_MAJOR}.x (Rust) or plugcheck.h of ABI {ABI_MAJOR}.x (C, Go)"
         )),
         Err(plugcheck_abi::Incompatibility::MinorTooNew) => Some(format!(
-            "plugin built against ABI {plugin}, newer than this host's ABI {host}: rebuild against plugcheck-abi {ABI_MAJOR}.{ABI_MINOR}, or upgrade plugcheck"
+            "plugin built against ABI {plugin}, newer than this host's ABI {host}: rebuild against plugcheck-abi {ABI_MAJOR}.{ABI_MINOR} (Rust) or plugcheck.h of ABI {ABI_MAJOR}.{ABI_MINOR} (C, Go), or upgrade plugcheck"
         )),
     }
 }

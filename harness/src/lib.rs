@@ -6,6 +6,7 @@
 //! — or how the worker died — into a [`report`]. Only [`os`] names a
 //! platform.
 
+pub mod advice;
 pub mod cases;
 pub mod catalog;
 pub mod ci;

@@ -70,6 +70,16 @@ pub enum OpenError {
     )]
     NotSharedLibrary { path: PathBuf, found: String },
     #[error(
+        "`{}` is a Rust library (rlib), not a shared library: add `crate-type = [\"cdylib\"]` under `[lib]` in the plugin's Cargo.toml and rebuild; cargo then writes {}",
+        path.display(), os::CDYLIB_EXAMPLE
+    )]
+    RustLibrary { path: PathBuf },
+    #[error(
+        "`{}` is a static library (an archive of object files), not a shared library: link the objects as one (gcc/clang: `-shared -fPIC -o {}`)",
+        path.display(), os::SHARED_LIBRARY_EXAMPLE
+    )]
+    StaticLibrary { path: PathBuf },
+    #[error(
         "`{}` needs the symbol `{symbol}`, which no loaded library defines (found at load: immediate binding): link the library that provides it, or remove the reference",
         path.display()
     )]
@@ -114,6 +124,8 @@ impl OpenError {
                 Some(found.clone())
             }
             OpenError::WrongArchitecture { found, .. } => Some(format!("built for {found}")),
+            OpenError::RustLibrary { .. } => Some("Rust library (rlib)".into()),
+            OpenError::StaticLibrary { .. } => Some("static library".into()),
             _ => None,
         }
     }

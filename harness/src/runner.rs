@@ -160,6 +160,7 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
     if let Some(worker) = worker {
         finish(worker, &mut cases);
     }
+    explain_once(&mut cases, ALLOCATOR_ABORT);
     let gate = Gate::tally(&cases, options.deny_warnings);
     Ok(PluginReport {
         path: path.to_owned(),
@@ -225,8 +226,16 @@ fn replaced(case: CaseId, image: &str) -> Outcome {
 fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> Outcome {
     // A Rust host turns a stack overflow into SIGABRT after printing this;
     // the signal alone would hide the cause.
+    let heap_corruption = matches!(
+        termination,
+        Termination::Exited { code } if code as u32 == HEAP_CORRUPTION
+    );
     let cause = if output.stderr.contains("has overflowed its stack") {
         ": a stack overflow".to_owned()
+    } else if let Some(message) = allocator_abort(&output.stderr) {
+        format!(" on `{message}`{ALLOCATOR_ABORT}")
+    } else if heap_corruption {
+        ALLOCATOR_ABORT.to_owned()
     } else if let Some(go_abort) = go_runtime_abort(&output.stderr) {
         format!(": the Go runtime aborted on `{go_abort}`")
     } else if termination == (Termination::Exited { code: 0 }) {
@@ -251,6 +260,47 @@ fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> O
             ..Detail::default()
         }),
         output: CapturedOutput::default(),
+    }
+}
+
+/// Windows' fail-fast code for a corrupted heap (`STATUS_HEAP_CORRUPTION`).
+const HEAP_CORRUPTION: u32 = 0xC000_0374;
+
+/// Why an allocator aborts inside a plugin, said once per plugin.
+const ALLOCATOR_ABORT: &str = ": the C library's allocator rejected a pointer being freed. The host gives every buffer a plugin hands out (from save_state or a method) back to the plugin's own free_buf, so that buffer must be one the plugin allocated: not static storage, not a pointer into another allocation, not freed twice";
+
+/// glibc's line when `free` or `realloc` meets a pointer it did not hand
+/// out (`free(): invalid pointer`, `double free or corruption (out)`, …).
+fn allocator_abort(stderr: &str) -> Option<&str> {
+    stderr.lines().map(str::trim).find(|line| {
+        [
+            "free(): ",
+            "munmap_chunk(): ",
+            "double free or corruption",
+            "realloc(): ",
+        ]
+        .iter()
+        .any(|start| line.starts_with(start))
+    })
+}
+
+/// Keeps `explanation` in the first case reason that carries it; later
+/// reasons point back to that case instead of repeating it.
+fn explain_once(cases: &mut [CaseReport], explanation: &str) {
+    let mut first: Option<CaseId> = None;
+    for case in cases.iter_mut() {
+        if !case.reason.contains(explanation) {
+            continue;
+        }
+        match first {
+            None => first = Some(case.id),
+            Some(first) => {
+                case.reason = case.reason.replace(
+                    explanation,
+                    &format!(" (the same allocator abort as in `{first}`)"),
+                );
+            }
+        }
     }
 }
 

@@ -127,10 +127,12 @@ impl Session {
         }
         let loaded = self.loaded.as_ref().expect("loaded above");
         let entry = loaded.entry().map_err(|os_error| {
+            let sniffed = loaded.sniffed();
             Outcome::fail(format!(
-                "`{}` does not export `{}`: it is not a plugcheck plugin (export it, e.g. with plugcheck_abi::export_plugin!)",
+                "`{}` does not export `{}`, so it is not a plugcheck plugin: {}",
                 self.path.display(),
-                plugcheck_abi::ENTRY_SYMBOL
+                plugcheck_abi::ENTRY_SYMBOL,
+                crate::advice::missing_entry(sniffed.language, &sniffed.exports)
             ))
             .with_detail(|detail| {
                 detail.symbol = Some(plugcheck_abi::ENTRY_SYMBOL.into());
@@ -181,6 +183,12 @@ impl Session {
             self.validated = Some(validated);
         }
         Ok(self.validated.as_ref().expect("set above"))
+    }
+
+    /// How many times `init` ran in this session (each shut-down or failed
+    /// instance is retired, the live one is not).
+    pub fn inits(&self) -> usize {
+        self.retired_hosts.len() + usize::from(self.host.is_some())
     }
 
     /// Calls `init` unless the plugin is already initialised.

@@ -8,6 +8,7 @@ use std::path::Path;
 use object::read::ReadCache;
 use object::{
     Architecture, BinaryFormat, FileKind, Object, ObjectKind, ObjectSection, ObjectSegment,
+    ObjectSymbol,
 };
 
 use crate::loader::OpenError;
@@ -34,6 +35,24 @@ pub struct Sniffed {
     pub imports: Vec<String>,
     /// Whether it carries a Go runtime, which never unloads.
     pub go_runtime: bool,
+    /// The language it was built from, as far as the binary tells.
+    pub language: Language,
+    /// Exported symbol names (at most [`MAX_EXPORTS`]), for naming near
+    /// misses when the entry point is missing.
+    pub exports: Vec<String>,
+}
+
+/// Exported names kept for advice.
+pub const MAX_EXPORTS: usize = 4096;
+
+/// The language a plugin was built from, read from the binary: a Go
+/// runtime's build info, rustc's mark in `.comment` or its panic
+/// machinery; otherwise C (or another language through a C compiler).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Rust,
+    Go,
+    C,
 }
 
 /// Checks `path` and reads its headers — only the headers: the file is
@@ -66,6 +85,9 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
             });
         }
     };
+    if kind == FileKind::Archive {
+        return Err(archive_kind(data, path_buf));
+    }
     let format = format_of(kind);
     let file = match object::File::parse(data) {
         Ok(file) => file,
@@ -114,6 +136,12 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
             found: description,
         });
     }
+    if is_position_independent_executable(&file) {
+        return Err(OpenError::NotSharedLibrary {
+            path: path_buf,
+            found: format!("{format} position-independent executable"),
+        });
+    }
     let imports = file
         .imports()
         .map(|imports| {
@@ -124,10 +152,48 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
         })
         .unwrap_or_default();
     let go_runtime = carries_go_runtime(&file);
+    let language = if go_runtime {
+        Language::Go
+    } else if built_by_rustc(&file) {
+        Language::Rust
+    } else {
+        Language::C
+    };
+    let exports = file
+        .exports()
+        .map(|exports| {
+            exports
+                .iter()
+                .take(MAX_EXPORTS)
+                .map(|export| String::from_utf8_lossy(export.name()).into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Sniffed {
         description,
         imports,
         go_runtime,
+        language,
+        exports,
+    })
+}
+
+/// Whether rustc built the library: its version in `.comment` (ELF), or a
+/// symbol of Rust's panic machinery, which every Rust cdylib links.
+fn built_by_rustc<'a>(file: &object::File<'a, Data<'a>>) -> bool {
+    const COMMENT_BYTES: u64 = 4096;
+    let comment = file.section_by_name(".comment").and_then(|comment| {
+        let size = comment.size().min(COMMENT_BYTES);
+        comment.data_range(comment.address(), size).ok().flatten()
+    });
+    if comment.is_some_and(|bytes| bytes.windows(6).any(|w| w == b"rustc ")) {
+        return true;
+    }
+    file.symbols().take(200_000).any(|symbol| {
+        symbol.name_bytes().is_ok_and(|name| {
+            name.windows(10)
+                .any(|w| w == b"rust_panic" || w == b"rust_begin")
+        })
     })
 }
 
@@ -237,6 +303,47 @@ fn describe<'a>(file: &object::File<'a, Data<'a>>, format: &str) -> String {
         _ => "file",
     };
     format!("{format} {bits} {what}, {}", arch_name(file.architecture()))
+}
+
+/// Whether an ELF file that looks like a shared object is really a program
+/// (`DF_1_PIE` in `DT_FLAGS_1`): a PIE is an `ET_DYN` file too, and the
+/// loader's "cannot dynamically load position-independent executable"
+/// does not say what to do. 64-bit little-endian ELF, as the legs are.
+fn is_position_independent_executable<'a>(file: &object::File<'a, Data<'a>>) -> bool {
+    const DT_FLAGS_1: u64 = 0x6fff_fffb;
+    const DF_1_PIE: u64 = 0x0800_0000;
+    const MAX_DYNAMIC_BYTES: u64 = 64 * 1024;
+    if file.format() != BinaryFormat::Elf || !file.is_64() || !file.is_little_endian() {
+        return false;
+    }
+    let Some(dynamic) = file.section_by_name(".dynamic") else {
+        return false;
+    };
+    let size = dynamic.size().min(MAX_DYNAMIC_BYTES);
+    let Ok(Some(bytes)) = dynamic.data_range(dynamic.address(), size) else {
+        return false;
+    };
+    bytes.chunks_exact(16).any(|entry| {
+        let tag = u64::from_le_bytes(entry[..8].try_into().expect("8 bytes"));
+        let value = u64::from_le_bytes(entry[8..].try_into().expect("8 bytes"));
+        tag == DT_FLAGS_1 && value & DF_1_PIE != 0
+    })
+}
+
+/// An `ar` archive passed as a plugin: a Rust rlib (it carries the crate's
+/// metadata as `lib.rmeta`) or a static library of object files.
+fn archive_kind(data: Data<'_>, path: std::path::PathBuf) -> OpenError {
+    let rust = object::read::archive::ArchiveFile::parse(data).is_ok_and(|archive| {
+        archive
+            .members()
+            .filter_map(Result::ok)
+            .any(|member| member.name() == b"lib.rmeta")
+    });
+    if rust {
+        OpenError::RustLibrary { path }
+    } else {
+        OpenError::StaticLibrary { path }
+    }
 }
 
 /// Architecture names as Rust's `std::env::consts::ARCH` spells them.

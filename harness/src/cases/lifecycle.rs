@@ -120,8 +120,20 @@ pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> CaseFn {
     let mut problems = Vec::new();
     let mut remedies = Vec::new();
     if leaked_threads > 0 {
+        // Earlier cases of this worker ran init/shutdown too (state and
+        // reload cases start new instances): say so, or one thread per
+        // init reads as two.
+        let inits = session.inits() as u64;
+        let cycles = if inits > 1 {
+            format!(
+                ", from the {inits} init/shutdown cycles this worker ran ({} per init)",
+                human_ratio(leaked_threads, inits)
+            )
+        } else {
+            String::new()
+        };
         problems.push(format!(
-            "{leaked_threads} thread(s) the plugin started still run"
+            "{leaked_threads} thread(s) the plugin started still run{cycles}"
         ));
         remedies.push("stop and join threads");
     }
@@ -160,4 +172,13 @@ pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> CaseFn {
         detail.leaked_threads = (leaked_threads > 0).then_some(leaked_threads);
         detail.leaked_processes = processes;
     }))
+}
+
+/// `a / b` as a person says it: `1`, `1.5`.
+fn human_ratio(a: u64, b: u64) -> String {
+    if a.is_multiple_of(b) {
+        (a / b).to_string()
+    } else {
+        format!("{:.1}", a as f64 / b as f64)
+    }
 }

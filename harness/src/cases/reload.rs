@@ -43,6 +43,16 @@ pub fn upgrade(session: &mut Session, settings: &CaseSettings) -> CaseFn {
         .with_detail(|detail| describe(detail, &reloaded)));
     }
     answers(&engine, "the upgrade")?;
+    if reloaded.is_downgrade() {
+        return Ok(Outcome::warning(format!(
+            "`{}` {} → {} is a downgrade, not an upgrade: the older version was handed state a newer one saved; {}",
+            reloaded.to.name,
+            reloaded.from.version,
+            reloaded.to.version,
+            carried(&reloaded)
+        ))
+        .with_detail(|detail| describe(detail, &reloaded)));
+    }
     Ok(Outcome::pass(format!(
         "upgraded `{}` {} → {}; {}; the new version answers",
         reloaded.to.name,

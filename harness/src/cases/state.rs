@@ -1,46 +1,105 @@
 //! `state-roundtrip`: what hot reload relies on.
+//!
+//! Round-tripping a fresh instance's state proves nothing: a
+//! `restore_state` that ignores its input reproduces the initial state by
+//! accident. So the case first drives the plugin's own methods until its
+//! saved state differs from a fresh instance's, then carries that state
+//! into a new instance. Where no method changes the state, it can only
+//! carry the initial one, and says so as a warning rather than a pass.
 
 use super::{CaseFn, Outcome};
-use crate::session::{Session, status_text};
+use crate::session::{Answer, Session, status_text};
 
-/// Saves state from one instance, restores it into a fresh one (as a hot
-/// reload would) and saves again: the bytes must survive unchanged.
+/// Calls per method while looking for one that changes the state.
+const CALLS_PER_METHOD: usize = 2;
+
+/// Saves a changed state from one instance, restores it into a fresh one
+/// (as a hot reload would) and saves again: the bytes must survive
+/// unchanged, and must not be what a fresh instance saves anyway.
 pub fn state_roundtrip(session: &mut Session) -> CaseFn {
-    let Some(first) = session.save_state()? else {
+    let Some(initial) = saved(session)? else {
         return Ok(Outcome::skipped(
             "stateless plugin: save_state and restore_state are NULL",
         ));
     };
-    if first.status != 0 {
-        return Ok(Outcome::fail(format!(
-            "save_state returned {}",
-            status_text(first.status)
-        )));
-    }
+    let initial = initial?;
+    let changed_by = drive_until_changed(session, &initial)?;
+    let carried = saved(session)?.expect("still stateful")?;
     session.shutdown();
     session.init()?;
     let restored = session
-        .restore_state(&first.output)?
+        .restore_state(&carried)?
         .expect("a stateful plugin has restore_state");
     if restored != 0 {
         return Ok(Outcome::fail(format!(
             "restore_state refused the {} bytes save_state produced: it returned {}",
-            first.output.len(),
+            carried.len(),
             status_text(restored)
         )));
     }
-    let second = session.save_state()?.expect("still stateful");
-    if second.status != 0 || second.output != first.output {
+    let again = match saved(session)?.expect("still stateful") {
+        Ok(bytes) => bytes,
+        Err(failure) => return Ok(failure),
+    };
+    let bytes = carried.len();
+    if again != carried {
+        let lost = match &changed_by {
+            Some(_) if again == initial => {
+                ": the new instance saved a fresh instance's state, so restore_state did not take in what it was given"
+            }
+            _ => "",
+        };
+        let change = if again.len() == bytes {
+            format!("{bytes} bytes went in, other bytes came out")
+        } else {
+            format!("{bytes} bytes went in, {} came out", again.len())
+        };
         return Ok(Outcome::fail(format!(
-            "state changed across save → restore into a new instance → save: {} bytes became {} bytes (status {})",
-            first.output.len(),
-            second.output.len(),
-            status_text(second.status)
+            "state changed across save → restore into a new instance → save ({change}){lost}"
         )));
     }
-    Ok(Outcome::pass(format!(
-        "{} bytes of state carried into a new instance unchanged",
-        first.output.len()
-    ))
-    .with_detail(|detail| detail.state_bytes = Some(first.output.len() as u64)))
+    let outcome = match changed_by {
+        Some(method) => Outcome::pass(format!(
+            "{bytes} bytes of state, changed by calling `{method}`, carried into a new instance unchanged"
+        )),
+        None => Outcome::warning(format!(
+            "only the initial state could be carried ({bytes} bytes): no method changed what save_state returns, so a restore_state that ignores its input would pass too"
+        )),
+    };
+    Ok(outcome.with_detail(|detail| detail.state_bytes = Some(bytes as u64)))
+}
+
+/// `save_state`'s bytes; `Err` with the failed outcome when it fails,
+/// `None` for a stateless plugin.
+fn saved(session: &mut Session) -> Result<Option<Result<Vec<u8>, Outcome>>, Outcome> {
+    Ok(session.save_state()?.map(|Answer { status, output }| {
+        if status == 0 {
+            Ok(output)
+        } else {
+            Err(Outcome::fail(format!(
+                "save_state returned {}",
+                status_text(status)
+            )))
+        }
+    }))
+}
+
+/// Calls each registered method (with empty input) until the saved state
+/// differs from `initial`; the method that changed it, if any did.
+fn drive_until_changed(session: &mut Session, initial: &[u8]) -> Result<Option<String>, Outcome> {
+    let methods: Vec<String> = session
+        .host()
+        .map(|host| host.with_registry(|r| r.methods.keys().cloned().collect()))
+        .unwrap_or_default();
+    for method in methods {
+        for _ in 0..CALLS_PER_METHOD {
+            session.call(&method, &[])?;
+            match saved(session)?.expect("still stateful") {
+                Ok(now) if now != initial => return Ok(Some(method)),
+                Ok(_) => {}
+                Err(failure) => return Err(failure),
+            }
+        }
+    }
+    Ok(None)
 }

@@ -236,7 +236,21 @@ fn select_cases(filter: &[String]) -> anyhow::Result<Vec<CaseId>> {
         .iter()
         .find(|wanted| !CaseId::ALL.iter().any(|case| selected(case, wanted)))
     {
-        bail!("unknown case or family `{unknown}` in --filter: `plugcheck list` shows them");
+        let names: Vec<String> = CaseId::ALL
+            .iter()
+            .flat_map(|case| [case.id().to_owned(), case.family().to_string()])
+            .collect();
+        let closest = names
+            .iter()
+            .map(|name| (strsim::jaro_winkler(unknown, name), name))
+            .filter(|(score, _)| *score >= 0.85)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, name)| format!(" (did you mean `{name}`?)"))
+            .unwrap_or_default();
+        bail!(
+            "unknown case or family `{}` in --filter{closest}: `plugcheck list` shows them",
+            crate::text::one_line(unknown)
+        );
     }
     Ok(CaseId::ALL
         .iter()
@@ -255,7 +269,10 @@ mod tests {
         assert_eq!(picked, vec![CaseId::Load, CaseId::Unload]);
         let lookup = select_cases(&["lookup".into()]).unwrap();
         assert_eq!(lookup, vec![CaseId::LookupEntry, CaseId::LookupMethods]);
+        let typo = select_cases(&["relod".into()]).unwrap_err().to_string();
+        assert!(typo.contains("did you mean `reload`?"), "{typo}");
         let error = select_cases(&["nope".into()]).unwrap_err().to_string();
+        assert!(!error.contains("did you mean"), "{error}");
         assert!(
             error.contains("`nope`") && error.contains("plugcheck list"),
             "{error}"

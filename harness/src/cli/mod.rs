@@ -84,13 +84,39 @@ fn say(text: &str) {
 }
 
 fn list() -> anyhow::Result<u8> {
+    say(&list_text());
+    Ok(exit::PASSED)
+}
+
+/// The catalog as `plugcheck list` prints it: a header, then a row per
+/// case. Ids and families are padded as text (`Display` of a family
+/// ignores width, which ran the family into the description).
+fn list_text() -> String {
+    let row = |case: &str, family: &str, what: &str| format!("{case:<28} {family:<10} {what}\n");
+    let mut text = row("CASE", "FAMILY", "WHAT IT CHECKS");
     for case in CaseId::ALL {
-        say(&format!(
-            "{:<28} {:<9} {}\n",
+        text.push_str(&row(
             case.id(),
-            case.family(),
-            case.description()
+            &case.family().to_string(),
+            case.description(),
         ));
     }
-    Ok(exit::PASSED)
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_list_has_a_header_and_keeps_its_columns_apart() {
+        let text = super::list_text();
+        let mut lines = text.lines();
+        assert!(lines.next().unwrap().starts_with("CASE "));
+        for line in lines {
+            let family = line.get(29..39).unwrap_or_default();
+            assert!(
+                family.ends_with(' ') && !family.trim().is_empty(),
+                "family column of `{line}`"
+            );
+        }
+    }
 }

@@ -201,8 +201,13 @@ fn describe(reloaded: &Reloaded, settled_after: Duration) -> String {
         OldVersion::Unloaded => "old version unloaded".to_owned(),
         OldVersion::Resident { hint } => format!("old version stays resident: {hint}"),
     };
+    let downgrade = if reloaded.is_downgrade() {
+        " (a DOWNGRADE: the older version now holds state a newer one saved)"
+    } else {
+        ""
+    };
     format!(
-        "reloaded `{}` {} → {} in {:.1} ms (after {} of file activity and quiet); {state}; {old}\n",
+        "reloaded `{}` {} → {}{downgrade} in {:.1} ms (after {} of file activity and quiet); {state}; {old}\n",
         one_line(&reloaded.to.name),
         one_line(&reloaded.from.version),
         one_line(&reloaded.to.version),

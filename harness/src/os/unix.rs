@@ -23,6 +23,12 @@ pub const NATIVE_FORMAT_NAME: &str = "ELF shared objects";
 /// The usual file extension of a plugin here.
 pub const LIBRARY_EXTENSION: &str = "so";
 
+/// Where cargo writes a `cdylib` crate's library, for advice.
+pub const CDYLIB_EXAMPLE: &str = "target/release/libNAME.so";
+
+/// A shared library's file name here, for advice.
+pub const SHARED_LIBRARY_EXAMPLE: &str = "libNAME.so";
+
 /// Whether the harness must keep a library with a Go runtime loaded itself.
 /// No: Go links its ELF c-shared libraries with `-z nodelete`, so the loader
 /// already keeps them (and `dlclose` is harmless).

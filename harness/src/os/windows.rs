@@ -32,6 +32,12 @@ pub const NATIVE_FORMAT_NAME: &str = "PE DLLs";
 /// The usual file extension of a plugin here.
 pub const LIBRARY_EXTENSION: &str = "dll";
 
+/// Where cargo writes a `cdylib` crate's library, for advice.
+pub const CDYLIB_EXAMPLE: &str = "target\\release\\NAME.dll";
+
+/// A shared library's file name here, for advice.
+pub const SHARED_LIBRARY_EXAMPLE: &str = "NAME.dll";
+
 /// Whether the harness must keep a library with a Go runtime loaded itself.
 /// Yes: PE has no "nodelete", and FreeLibrary unmaps a Go DLL while its
 /// runtime's threads still run in it, which crashes the process.

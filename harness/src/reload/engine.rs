@@ -105,6 +105,20 @@ pub struct Reloaded {
     pub old: OldVersion,
 }
 
+impl Reloaded {
+    /// Whether the new version is lower than the old, where both are
+    /// semantic versions (a plugin's own scheme is not guessed at).
+    pub fn is_downgrade(&self) -> bool {
+        match (
+            semver::Version::parse(&self.from.version),
+            semver::Version::parse(&self.to.version),
+        ) {
+            (Ok(from), Ok(to)) => to < from,
+            _ => false,
+        }
+    }
+}
+
 /// The version that serves now.
 struct Live {
     session: Session,
@@ -244,6 +258,19 @@ impl ReloadEngine {
                     .descriptor()
                     .map(|_| ())
                     .map_err(|outcome| (Stage::Handshake, outcome))
+            })
+            .and_then(|()| match (serving, session.info()) {
+                // A reload replaces a plugin with a build of itself: another
+                // plugin would be handed state it cannot know.
+                (Some(serving), Some(new)) if new.name != serving.name => Err((
+                    Stage::Handshake,
+                    Outcome::fail(format!(
+                        "the new build is the plugin `{}`, not `{}`: a reload only replaces a plugin with a build of the same name (is the build path right?)",
+                        crate::text::one_line(&new.name),
+                        crate::text::one_line(&serving.name)
+                    )),
+                )),
+                _ => Ok(()),
             })
             .and_then(|()| session.init().map_err(|outcome| (Stage::Init, outcome)));
         match prepared {

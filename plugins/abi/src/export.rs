@@ -310,6 +310,41 @@ pub mod runtime {
         })
     }
 
+    /// `save_state` as the descriptor holds it.
+    pub type SaveStateFn = unsafe extern "C" fn(out: *mut Buf) -> i32;
+    /// `restore_state` as the descriptor holds it.
+    pub type RestoreStateFn = unsafe extern "C" fn(input: *const u8, len: usize) -> i32;
+
+    /// The state functions of the exported plugin `P`: found by whether `P`
+    /// implements [`Stateful`], so a plugin cannot implement it and still
+    /// be exported as stateless. For a concrete `P`, the inherent constants
+    /// below exist only when `P: Stateful` and then shadow the
+    /// [`NoState`] defaults (the `impls` crate's technique), all in a
+    /// constant context, as the static descriptor needs.
+    pub struct StateFns<P>(std::marker::PhantomData<P>);
+
+    impl<P: Exported + Stateful> StateFns<P> {
+        pub const SAVE: Option<SaveStateFn> = Some(save_state::<P>);
+        pub const RESTORE: Option<RestoreStateFn> = Some(restore_state::<P>);
+    }
+
+    /// The defaults of [`StateFns`] for a plugin without [`Stateful`].
+    pub trait NoState {
+        const SAVE: Option<SaveStateFn> = None;
+        const RESTORE: Option<RestoreStateFn> = None;
+    }
+
+    impl<P> NoState for StateFns<P> {}
+
+    /// What the optional `stateful: true` still asserts: compiles only for
+    /// a [`Stateful`] plugin, and refuses `false` (which it implements).
+    pub const fn assert_stateful<P: Stateful>(stateful: bool) {
+        assert!(
+            stateful,
+            "`stateful: false`, but the plugin implements Stateful: remove the line"
+        );
+    }
+
     /// `save_state` of an exported stateful plugin.
     ///
     /// # Safety
@@ -436,17 +471,20 @@ pub mod runtime {
 /// }
 /// ```
 ///
-/// Add `stateful: true,` after `plugin:` when the type implements
-/// [`Stateful`]: the descriptor then offers `save_state`/`restore_state`.
+/// When the type implements [`Stateful`], the descriptor offers
+/// `save_state`/`restore_state`; that is found from the impl itself, so a
+/// stateful plugin cannot be exported as stateless by a missing line. An
+/// optional `stateful: true,` after `plugin:` asserts it.
 /// The plugin's version is its crate's `CARGO_PKG_VERSION`.
 #[macro_export]
 macro_rules! export_plugin {
     (
         name: $name:literal,
         plugin: $ty:ty,
-        $(stateful: $stateful:tt,)?
+        $(stateful: $stateful:literal,)?
         methods: { $($method_name:literal => $method:path),* $(,)? } $(,)?
     ) => {
+        $(const _: () = $crate::__private::assert_stateful::<$ty>($stateful);)?
         const _: () = {
             static SLOT: $crate::__private::Slot<$ty> = $crate::__private::Slot::new();
 
@@ -497,8 +535,14 @@ macro_rules! export_plugin {
                 toolchain: $crate::__private::TOOLCHAIN.as_ptr(),
                 init: Some(init),
                 shutdown: Some($crate::__private::shutdown::<$ty>),
-                save_state: $crate::__export_state_fn!(save_state, $ty, $($stateful)?),
-                restore_state: $crate::__export_state_fn!(restore_state, $ty, $($stateful)?),
+                save_state: {
+                    use $crate::__private::NoState as _;
+                    <$crate::__private::StateFns<$ty>>::SAVE
+                },
+                restore_state: {
+                    use $crate::__private::NoState as _;
+                    <$crate::__private::StateFns<$ty>>::RESTORE
+                },
                 free_buf: Some($crate::__private::free_buf),
             };
 
@@ -507,17 +551,5 @@ macro_rules! export_plugin {
                 &DESCRIPTOR
             }
         };
-    };
-}
-
-/// `Some(state function)` for a stateful plugin, `None` otherwise.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __export_state_fn {
-    ($function:ident, $ty:ty, true) => {
-        Some($crate::__private::$function::<$ty>)
-    };
-    ($function:ident, $ty:ty, $(false)?) => {
-        None
     };
 }
