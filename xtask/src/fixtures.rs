@@ -344,6 +344,33 @@ fn build_one(
                 let device = &library;
                 cmd!(sh, "ln -s /dev/zero {device}").run()?;
             }
+            InputKind::Rlib => {
+                // An rlib is an archive whatever the target: the host's
+                // rustc makes one the sniffing reads the same on each leg.
+                let source = root.join("fixtures/rust-rlib/lib.rs");
+                cmd!(
+                    sh,
+                    "rustc --edition 2021 --crate-type rlib --crate-name plugcheck_fixture_rlib -o {library} {source}"
+                )
+                .run()?;
+            }
+            InputKind::StaticLibrary => {
+                let object = out.join(".static-library.o");
+                let include = root.join("plugins/abi/include");
+                let source = root.join("fixtures/c/minimal.c");
+                cmd!(sh, "cc -c -I{include} -o {object} {source}").run()?;
+                cmd!(sh, "ar rcs {library} {object}").run()?;
+                std::fs::remove_file(&object)?;
+            }
+            InputKind::Executable => {
+                let compiler = match CCompiler::for_target(sh, platform, CTarget::Native) {
+                    Ok(compiler) => compiler,
+                    Err(why) => return Ok(Err(why)),
+                };
+                let command = compiler.command;
+                let source = root.join("fixtures/c/program.c");
+                cmd!(sh, "{command} -O1 -Wall -Werror -o {library} {source}").run()?;
+            }
             InputKind::Padded => {
                 let echo = cargo_out.join(platform.cdylib_file("plugcheck-plugin-echo"));
                 std::fs::copy(&echo, &library)
