@@ -3,6 +3,7 @@
 
 mod check;
 mod probe;
+mod prompt;
 mod watch;
 
 use std::io::Write;

@@ -8,7 +8,7 @@
 //! directory, whenever the Ctrl-C comes — also before the first version
 //! is serving.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,15 +57,13 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     } else {
         Some(std::env::current_exe().context("cannot find the plugcheck binary for pre-flights")?)
     };
-    let engine = match ReloadEngine::open(
-        &plugin,
-        ReloadOptions {
-            scratch: Some(scratch.path().to_owned()),
-            preflight,
-            preflight_timeout: Duration::from_secs(10),
-        },
-    ) {
-        Ok(engine) => engine,
+    let options = ReloadOptions {
+        scratch: Some(scratch.path().to_owned()),
+        preflight,
+        preflight_timeout: Duration::from_secs(10),
+    };
+    let engine = match first_version(&plugin, options, args.debounce) {
+        Ok(engine) => Arc::new(engine),
         Err(failure) => {
             eprintln!("error: {}", one_line(&failure.to_string()));
             leave(scratch);
@@ -88,6 +86,10 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         one_line(&serving.version),
         human_ms(args.debounce.as_millis() as u64),
     ));
+    say(
+        "type a method's name (and its input) to call it, `:state` to see the state, `:help` for more\n",
+    );
+    super::prompt::serve(Arc::downgrade(&engine));
     while let Wake::Changed { settled_after } = watcher.next() {
         match engine.changed_on_disk() {
             Err(_) => {
@@ -121,10 +123,80 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             )),
         }
     }
+    // The prompt's thread holds the engine only while it calls: this is
+    // the last owner, and dropping it shuts the plugin down.
     drop(engine);
     leave(scratch);
     say("stopped; the shadow copies are removed\n");
     Ok(exit::PASSED)
+}
+
+/// The first version to serve. A build that does not exist yet is waited
+/// for; a first build that cannot serve (a half-written file, a failed
+/// init) is reported and the next build waited for, as later builds are.
+/// What can never be a build (a FIFO, a device, a directory) ends the watch.
+fn first_version(
+    plugin: &Path,
+    options: ReloadOptions,
+    debounce: Duration,
+) -> Result<ReloadEngine, crate::reload::ReloadFailure> {
+    let mut said_waiting = false;
+    let mut failed_on: Option<Stamp> = None;
+    loop {
+        let Some(stamp) = Stamp::of(plugin) else {
+            if !said_waiting {
+                say(&format!(
+                    "waiting for `{}` to be built\n",
+                    one_line(&plugin.display().to_string())
+                ));
+                said_waiting = true;
+            }
+            std::thread::sleep(FIRST_BUILD_POLL);
+            continue;
+        };
+        if failed_on == Some(stamp) {
+            std::thread::sleep(FIRST_BUILD_POLL);
+            continue;
+        }
+        // A linker writes in bursts: wait until the file holds still.
+        std::thread::sleep(debounce);
+        if Stamp::of(plugin) != Some(stamp) {
+            continue;
+        }
+        match ReloadEngine::open(plugin, options.clone()) {
+            Ok(engine) => return Ok(engine),
+            Err(failure) if !stamp.regular_file => return Err(failure),
+            Err(failure) => {
+                say(&format!(
+                    "cannot serve this build: {}; waiting for the next build\n",
+                    one_line(&failure.outcome.reason)
+                ));
+                failed_on = Some(stamp);
+            }
+        }
+    }
+}
+
+/// How often a build that is not there yet is looked for.
+const FIRST_BUILD_POLL: Duration = Duration::from_millis(100);
+
+/// What tells one build from the next before anything is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    regular_file: bool,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        let metadata = std::fs::metadata(path).ok()?;
+        Some(Stamp {
+            regular_file: metadata.is_file(),
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        })
+    }
 }
 
 /// Events, unless `--poll` or the filesystem delivers none (said once).

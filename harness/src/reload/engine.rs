@@ -181,6 +181,16 @@ impl ReloadEngine {
         self.live.lock().session.call(method, input)
     }
 
+    /// The methods the live version registered.
+    pub fn methods(&self) -> Vec<String> {
+        self.live
+            .lock()
+            .session
+            .host()
+            .map(|host| host.with_registry(|registry| registry.methods.keys().cloned().collect()))
+            .unwrap_or_default()
+    }
+
     /// The live version's state (`None`: stateless).
     pub fn save_state(&self) -> Result<Option<Answer>, Outcome> {
         self.live.lock().session.save_state()
@@ -232,6 +242,15 @@ impl ReloadEngine {
         serving: Option<&PluginInfo>,
     ) -> Result<Live, ReloadFailure> {
         let fail = |stage, outcome| failure(stage, outcome, serving.cloned());
+        // Diagnoses name the file they looked at, a shadow copy the author
+        // never made: name the build instead.
+        let in_terms_of_build = |shadow: &Path, mut outcome: Outcome| {
+            outcome.reason = outcome.reason.replace(
+                &shadow.display().to_string(),
+                &original.display().to_string(),
+            );
+            outcome
+        };
         let (shadow, hash) = shadows.copy(original).map_err(|error| {
             // A refused file (a pipe, a device, too large) says what to do
             // itself; a failed read is most likely a build in progress.
@@ -246,8 +265,10 @@ impl ReloadEngine {
             fail(Stage::Copy, Outcome::fail(reason))
         })?;
         if let Some(worker_exe) = &options.preflight {
-            preflight(worker_exe, &shadow, options.preflight_timeout)
-                .map_err(|outcome| fail(Stage::Preflight, outcome))?;
+            preflight(worker_exe, &shadow, options.preflight_timeout).map_err(|outcome| {
+                let _ = std::fs::remove_file(&shadow);
+                fail(Stage::Preflight, in_terms_of_build(&shadow, outcome))
+            })?;
         }
         let mut session = Session::new(shadow.clone());
         let prepared = session
@@ -280,7 +301,7 @@ impl ReloadEngine {
                 // does; a failure to close changes nothing for the caller.
                 let _ = session.close();
                 let _ = std::fs::remove_file(&shadow);
-                Err(fail(stage, outcome))
+                Err(fail(stage, in_terms_of_build(&shadow, outcome)))
             }
         }
     }
