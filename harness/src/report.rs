@@ -296,6 +296,10 @@ pub struct Platform {
     /// `linux`, `windows`.
     pub os: String,
     pub arch: String,
+    /// What ran the harness there: `native`, `Wine 8.0`, `WSL2`. A plugin
+    /// judged from the other platform's host says so here.
+    #[serde(default)]
+    pub runtime: String,
 }
 
 impl Platform {
@@ -303,6 +307,15 @@ impl Platform {
         Platform {
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
+            runtime: crate::os::runtime(),
+        }
+    }
+
+    /// `windows x86_64 under Wine 8.0`, `linux x86_64`.
+    pub fn describe(&self) -> String {
+        match self.runtime.as_str() {
+            "" | "native" => format!("{} {}", self.os, self.arch),
+            runtime => format!("{} {} under {runtime}", self.os, self.arch),
         }
     }
 }

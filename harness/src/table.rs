@@ -9,9 +9,10 @@ use crate::text::one_line;
 /// How much of a failing case's output the table quotes.
 const OUTPUT_LINES: usize = 3;
 
-pub fn header(report_tool: &str, os: &str, arch: &str, timeout_ms: u64) -> String {
+pub fn header(report_tool: &str, platform: &crate::report::Platform, timeout_ms: u64) -> String {
     format!(
-        "{report_tool} · {os} {arch} · timeout {} per case\n",
+        "{report_tool} · {} · timeout {} per case\n",
+        platform.describe(),
         human_ms(timeout_ms)
     )
 }

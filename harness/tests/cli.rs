@@ -202,3 +202,37 @@ fn junit_annotations_and_job_summary_are_what_ci_readers_take() {
         format!("libz.so.1 (linux) {cases} 1 0 {} 1 1 True", cases - 2)
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_windows_dll_on_linux_points_at_the_windows_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let dll = dir.path().join("my_plugin.dll");
+    std::fs::write(&dll, b"MZ not really").unwrap();
+    let (_, stdout, _) = check(&[&dll], &["--filter", "load"]);
+    assert!(
+        stdout.contains("`plugcheck check --platform windows` judges it there"),
+        "{stdout}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn without_the_windows_harness_the_error_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dll = dir.path().join("my_plugin.dll");
+    std::fs::write(&dll, b"MZ").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_plugcheck"))
+        .args(["check", "--platform", "windows"])
+        .arg(&dll)
+        .env_remove("PLUGCHECK_WINDOWS_HARNESS")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cargo build --release -p plugcheck --target x86_64-pc-windows-gnu")
+            && stderr.contains("--harness PATH"),
+        "{stderr}"
+    );
+}

@@ -125,7 +125,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
 /// nothing changed (the cache), the suite against a floor spawned under
 /// Wine, and the whole Windows fixture run with its process count.
 fn windows_leg(sh: &Shell, runs: usize, scratch: &tempfile::TempDir) -> anyhow::Result<()> {
-    let runner = match Runner::for_platform(sh, Platform::Windows) {
+    let runner = match Runner::for_platform(Platform::Windows) {
         Ok(runner) => runner,
         Err(error) => {
             println!("windows leg not measured: {error:#}");

@@ -158,7 +158,7 @@ fn build_and_run(
     platform: Platform,
     require_all: bool,
 ) -> anyhow::Result<(Runner, Artifacts, PathBuf, Report)> {
-    let runner = Runner::for_platform(sh, platform)?;
+    let runner = Runner::for_platform(platform)?;
     let artifacts = fixtures::build(sh, platform, false, require_all)?;
     let report_path = crate::target_dir()
         .join("plugcheck")
@@ -176,14 +176,14 @@ pub enum Runner {
 }
 
 impl Runner {
-    pub fn for_platform(sh: &Shell, platform: Platform) -> anyhow::Result<Runner> {
+    pub fn for_platform(platform: Platform) -> anyhow::Result<Runner> {
         if platform == Platform::host() {
             return Ok(Runner::Native);
         }
         match platform {
             Platform::Windows => {
-                let wine = Wine::find()?;
-                wine.prepare(sh)?;
+                let wine = wine::find()?;
+                wine.prepare()?;
                 Ok(Runner::Wine(wine))
             }
             Platform::Linux => bail!("the Linux leg runs on Linux (or in WSL2), not on this host"),
@@ -201,7 +201,15 @@ impl Runner {
     pub fn command(&self, plugcheck: &Path, args: Vec<OsString>) -> duct::Expression {
         match self {
             Runner::Native => duct::cmd(plugcheck, args),
-            Runner::Wine(wine) => wine.command(plugcheck, args),
+            Runner::Wine(wine) => {
+                let mut argv: Vec<OsString> = vec![plugcheck.as_os_str().to_owned()];
+                argv.extend(args);
+                let mut command = duct::cmd(wine.wine64(), argv).env_remove("DISPLAY");
+                for (name, value) in wine.environment() {
+                    command = command.env(name, value);
+                }
+                command
+            }
         }
     }
 }
@@ -440,13 +448,7 @@ fn judge(
             .into_iter()
             .filter(|executable| executable.target != "conformance")
             .collect();
-        crate::test::run_foreign(
-            sh,
-            artifacts.platform,
-            runner,
-            &executables,
-            &env_for(runner),
-        )?;
+        crate::test::run_foreign(artifacts.platform, runner, &executables, &env_for(runner))?;
     }
     let log = std::fs::read_to_string(skip_log.path()).unwrap_or_default();
     Ok(log.lines().map(str::to_owned).collect())

@@ -14,7 +14,6 @@ use xshell::{Shell, cmd};
 use crate::needs;
 use crate::platform::{Platform, Selection};
 use crate::toolchain::RustBuild;
-use crate::wine;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -114,12 +113,7 @@ pub fn build(
             .with_context(|| format!("cannot clear `{}`", out.display()))?;
     }
     std::fs::create_dir_all(&out)?;
-    let plugcheck = install_plugcheck(
-        sh,
-        platform,
-        &rust.out_dir(harness_profile),
-        &leg.join("bin"),
-    )?;
+    let plugcheck = install_plugcheck(platform, &rust.out_dir(harness_profile), &leg.join("bin"))?;
     let cargo_out = rust.out_dir(plugin_profile);
     let mut artifacts = Artifacts {
         platform,
@@ -208,13 +202,8 @@ pub fn build(
 }
 
 /// Copies the platform's `plugcheck` into `bin` (for Windows, with the
-/// compat DLL Wine needs beside it).
-fn install_plugcheck(
-    sh: &Shell,
-    platform: Platform,
-    built: &Path,
-    bin: &Path,
-) -> anyhow::Result<PathBuf> {
+/// compat DLL Wine needs in the prefix).
+fn install_plugcheck(platform: Platform, built: &Path, bin: &Path) -> anyhow::Result<PathBuf> {
     let name = format!("plugcheck{}", platform.exe_suffix());
     if platform == Platform::host() {
         return Ok(built.join(name));
@@ -223,9 +212,6 @@ fn install_plugcheck(
     let exe = bin.join(&name);
     std::fs::copy(built.join(&name), &exe)
         .with_context(|| format!("cannot copy `{}`", built.join(&name).display()))?;
-    if platform == Platform::Windows {
-        wine::install_compat_dll(sh, &crate::project_root(), bin)?;
-    }
     Ok(exe)
 }
 

@@ -209,7 +209,7 @@ impl Need {
                     .is_ok()
             }
             Probe::Zlib => zlib(sh).is_some(),
-            Probe::Wine => crate::wine::Wine::find().is_ok(),
+            Probe::Wine => crate::wine::find().is_ok(),
             Probe::WindowsRust => {
                 crate::toolchain::RustBuild::for_platform(sh, Platform::Windows).is_ok()
             }
@@ -247,22 +247,8 @@ impl Need {
     }
 }
 
-/// A prerequisite this machine lacks: what, and how to get it. A leg that
-/// cannot start for want of one is skipped when skipping is allowed (no
-/// `--require-all`); every other error of a leg fails the run.
-#[derive(Debug, thiserror::Error)]
-#[error("{what} is missing: {remedy}")]
-pub struct Missing {
-    pub what: String,
-    pub remedy: String,
-}
-
-impl Missing {
-    /// Whether `error`, or any error it was caused by, is a [`Missing`].
-    pub fn in_chain(error: &anyhow::Error) -> bool {
-        error.chain().any(|cause| cause.is::<Missing>())
-    }
-}
+/// A prerequisite this machine lacks (shared with the harness's bridges).
+pub use plugcheck::bridge::{Missing, find_on_path};
 
 /// Where `libz.so.1` is, asked of the C compiler.
 pub fn zlib(sh: &Shell) -> Option<PathBuf> {
@@ -300,21 +286,6 @@ fn compiles_c(sh: &Shell, compiler: &str) -> bool {
         .ignore_stderr()
         .run()
         .is_ok()
-}
-
-/// `program` in a directory of PATH; on a Windows host as `program.exe`
-/// too (MSYS2's `x86_64-w64-mingw32-gcc.exe`, `go.exe`). The one place the
-/// xtask looks for tools.
-pub fn find_on_path(program: &str) -> Option<PathBuf> {
-    let names = [
-        program.to_owned(),
-        format!("{program}{}", std::env::consts::EXE_SUFFIX),
-    ];
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
-            .find(|candidate| candidate.is_file())
-    })
 }
 
 /// The Debian packages that install `needs`, in order, with repeats.

@@ -56,6 +56,30 @@ pub struct CheckArgs {
     /// failures are intended, like a suite of known-bad test plugins.
     #[arg(long, value_enum, default_value_t = Annotate::Auto)]
     annotate: Annotate,
+    /// Judge the plugin on this platform: `windows` from Linux runs the
+    /// Windows harness under Wine, `linux` from Windows runs the Linux
+    /// harness inside WSL2.
+    #[arg(long, value_enum, default_value_t = TargetPlatform::Host)]
+    platform: TargetPlatform,
+    /// The other platform's plugcheck (with --platform): plugcheck.exe on
+    /// Linux [default: beside this binary, or cargo's
+    /// x86_64-pc-windows-gnu build of it]; on Windows, `plugcheck` inside
+    /// WSL [default: ~/.cargo/bin/plugcheck there, or on its PATH].
+    #[arg(long, value_name = "PATH")]
+    harness: Option<PathBuf>,
+    /// With --platform linux on Windows: the WSL distribution [default:
+    /// WSL's default].
+    #[arg(long, value_name = "NAME")]
+    wsl_distro: Option<String>,
+}
+
+/// Where a plugin is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetPlatform {
+    /// This host.
+    Host,
+    Linux,
+    Windows,
 }
 
 /// Whether a run speaks to GitHub Actions.
@@ -78,6 +102,23 @@ impl Annotate {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let cases = select_cases(&args.filter)?;
+    let host = std::env::consts::OS;
+    match args.platform {
+        TargetPlatform::Windows if host != "windows" => return super::foreign::on_windows(&args),
+        TargetPlatform::Linux if host != "linux" => return super::foreign::on_linux(&args),
+        _ => {}
+    }
+    if let Some(other) = other_platforms_plugin(&args.plugins) {
+        say(&format!(
+            "note: `{}` is built for {other}; `plugcheck check --platform {other}` judges it there{}\n",
+            crate::text::one_line(&other_file_name(&args.plugins, other)),
+            if other == "windows" {
+                " (under Wine)"
+            } else {
+                " (in WSL2)"
+            }
+        ));
+    }
     // Refuse an unwritable report path now, not after the whole run.
     for path in args.json.iter().chain(&args.junit) {
         crate::report::check_writable(path)?;
@@ -138,8 +179,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     .context("cannot install the interrupt handler")?;
     say(&table::header(
         &format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
-        std::env::consts::OS,
-        std::env::consts::ARCH,
+        &crate::report::Platform::current(),
         args.timeout.as_millis() as u64,
     ));
     let printer = InOrder::default();
@@ -177,6 +217,92 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     } else {
         exit::GATE_FAILED
     })
+}
+
+/// The other platform, when a plugin's name says it was built for it.
+fn other_platforms_plugin(plugins: &[PathBuf]) -> Option<&'static str> {
+    let (other, extension) = if os::LIBRARY_EXTENSION == "dll" {
+        ("linux", "so")
+    } else {
+        ("windows", "dll")
+    };
+    plugins
+        .iter()
+        .any(|path| {
+            path.extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case(extension))
+        })
+        .then_some(other)
+}
+
+fn other_file_name(plugins: &[PathBuf], other: &str) -> String {
+    let extension = if other == "windows" { "dll" } else { "so" };
+    plugins
+        .iter()
+        .find(|path| {
+            path.extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case(extension))
+        })
+        .map(|path| path.display().to_string())
+        .unwrap_or_default()
+}
+
+/// The arguments of this check as the other platform's harness takes them:
+/// every option but the bridge's own, each path mapped by `path`.
+pub(super) fn forwarded(
+    args: &CheckArgs,
+    path: &dyn Fn(&Path) -> std::ffi::OsString,
+) -> Vec<std::ffi::OsString> {
+    let mut argv: Vec<std::ffi::OsString> = vec!["check".into()];
+    for case in &args.filter {
+        argv.extend(["--filter".into(), case.into()]);
+    }
+    if let Some(json) = &args.json {
+        argv.extend(["--json".into(), path(json)]);
+    }
+    if let Some(junit) = &args.junit {
+        argv.extend(["--junit".into(), path(junit)]);
+    }
+    argv.extend([
+        "--timeout".into(),
+        humantime::format_duration(args.timeout).to_string().into(),
+        "--load-time-bound".into(),
+        humantime::format_duration(args.load_time_bound)
+            .to_string()
+            .into(),
+        "--repeat-cycles".into(),
+        args.repeat_cycles.to_string().into(),
+        "--reload-cycles".into(),
+        args.reload_cycles.to_string().into(),
+    ]);
+    for (role, target) in &args.reload_to {
+        let mut value = std::ffi::OsString::from(format!("{}=", role.name()));
+        value.push(path(target));
+        argv.extend(["--reload-to".into(), value]);
+    }
+    if let Some(jobs) = args.jobs {
+        argv.extend(["--jobs".into(), jobs.to_string().into()]);
+    }
+    if args.deny_warnings {
+        argv.push("--deny-warnings".into());
+    }
+    let annotate = match args.annotate {
+        Annotate::Auto => "auto",
+        Annotate::Always => "always",
+        Annotate::Never => "never",
+    };
+    argv.extend(["--annotate".into(), annotate.into()]);
+    argv.push("--".into());
+    argv.extend(args.plugins.iter().map(|plugin| path(plugin)));
+    argv
+}
+
+pub(super) fn plugins(args: &CheckArgs) -> &[PathBuf] {
+    &args.plugins
+}
+
+pub(super) fn bridge_options(args: &CheckArgs) -> (Option<&Path>, Option<&str>) {
+    (args.harness.as_deref(), args.wsl_distro.as_deref())
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
@@ -262,6 +388,68 @@ fn select_cases(filter: &[String]) -> anyhow::Result<Vec<CaseId>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(subcommand)]
+        command: Sub,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Sub {
+        Check(CheckArgs),
+    }
+
+    fn parse(argv: &[&std::ffi::OsStr]) -> CheckArgs {
+        use clap::Parser;
+        let mut full: Vec<&std::ffi::OsStr> = vec!["plugcheck".as_ref()];
+        full.extend(argv);
+        match Wrapper::parse_from(full).command {
+            Sub::Check(args) => args,
+        }
+    }
+
+    #[test]
+    fn every_option_reaches_the_other_platforms_harness_with_its_paths_mapped() {
+        let given = parse(&[
+            "check".as_ref(),
+            "--filter".as_ref(),
+            "load,reload".as_ref(),
+            "--json".as_ref(),
+            "/r/report.json".as_ref(),
+            "--junit".as_ref(),
+            "/r/junit.xml".as_ref(),
+            "--timeout".as_ref(),
+            "3s".as_ref(),
+            "--load-time-bound".as_ref(),
+            "2s".as_ref(),
+            "--repeat-cycles".as_ref(),
+            "4".as_ref(),
+            "--reload-cycles".as_ref(),
+            "5".as_ref(),
+            "--reload-to".as_ref(),
+            "upgrade=/b/v2.dll".as_ref(),
+            "--jobs".as_ref(),
+            "2".as_ref(),
+            "--deny-warnings".as_ref(),
+            "--annotate".as_ref(),
+            "never".as_ref(),
+            "--platform".as_ref(),
+            "windows".as_ref(),
+            "--harness".as_ref(),
+            "/h/plugcheck.exe".as_ref(),
+            "/p/-odd.dll".as_ref(),
+        ]);
+        let mapped = |path: &Path| std::ffi::OsString::from(format!("Z:{}", path.display()));
+        let argv = forwarded(&given, &mapped);
+        let refs: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+        let there = parse(&refs);
+        let expected = format!("{given:?}")
+            .replace("\"/", "\"Z:/")
+            .replace("platform: Windows", "platform: Host")
+            .replace("harness: Some(\"Z:/h/plugcheck.exe\")", "harness: None");
+        assert_eq!(format!("{there:?}"), expected);
+    }
 
     #[test]
     fn filters_take_ids_and_families_in_suite_order() {

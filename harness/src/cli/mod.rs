@@ -2,6 +2,7 @@
 //! `list`, and the hidden modes the harness re-executes itself in.
 
 mod check;
+mod foreign;
 mod probe;
 mod prompt;
 mod watch;

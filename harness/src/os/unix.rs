@@ -195,6 +195,15 @@ pub fn worker_output(_ended: &std::sync::Arc<AtomicBool>) -> std::io::Result<sup
 
 /// The kernel's release string (`uname -r`): WSL2's ends in
 /// `-microsoft-standard-WSL2`.
+/// What runs this process: `WSL2` under Microsoft's Linux kernel,
+/// otherwise `native`.
+pub fn runtime() -> String {
+    match kernel_release() {
+        Some(release) if release.to_ascii_lowercase().contains("microsoft") => "WSL2".into(),
+        _ => "native".into(),
+    }
+}
+
 pub fn kernel_release() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()

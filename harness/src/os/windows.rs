@@ -112,6 +112,34 @@ pub fn library_is_resident(path: &Path) -> bool {
     libloading::os::windows::Library::open_already_loaded(path.as_os_str()).is_ok()
 }
 
+/// What runs this Windows process: `Wine 8.0` when ntdll is Wine's (it
+/// exports `wine_get_version`), otherwise `native`.
+pub fn runtime() -> String {
+    let Ok(ntdll) = libloading::os::windows::Library::open_already_loaded("ntdll.dll") else {
+        return "native".into();
+    };
+    // SAFETY: Wine's ntdll exports `const char *wine_get_version(void)`,
+    // returning a static NUL-terminated string; native ntdll has no such
+    // export, and then nothing is called.
+    unsafe {
+        match ntdll.get::<unsafe extern "C" fn() -> *const std::ffi::c_char>(b"wine_get_version\0")
+        {
+            Ok(version) => {
+                let version = version();
+                if version.is_null() {
+                    "Wine".into()
+                } else {
+                    format!(
+                        "Wine {}",
+                        std::ffi::CStr::from_ptr(version).to_string_lossy()
+                    )
+                }
+            }
+            Err(_) => "native".into(),
+        }
+    }
+}
+
 /// A libloading error as an [`OsError`]. libloading's Display is generic
 /// ("LoadLibraryExW failed"): the Win32 error code is in the source error.
 pub fn loader_error(error: &libloading::Error) -> OsError {

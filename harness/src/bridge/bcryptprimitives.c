@@ -3,7 +3,8 @@
  * imports ProcessPrng from it, so no Rust .exe starts without it.
  * ProcessPrng fills a buffer with random bytes and cannot fail; Wine's
  * advapi32 has RtlGenRandom (SystemFunction036), which does the same.
- * `cargo xtask` builds this with mingw-w64 and puts it beside plugcheck.exe.
+ * plugcheck builds this with mingw-w64 into its Wine prefix's system32
+ * (harness/src/bridge/wine.rs).
  */
 #include <windows.h>
 
