@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cases::Outcome;
 use crate::catalog::CaseId;
+use crate::outcome::Outcome;
 use crate::report::Verdict;
 
 /// How a case ended and which case's verdict decided that: itself, or, for

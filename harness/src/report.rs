@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CaseId, Family};
+pub use crate::os::{OsError, ProcessInfo};
 use crate::termination::Termination;
+pub use crate::text::human_ms;
 
 /// What a case concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,37 +68,6 @@ impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// An OS error as the loader reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OsError {
-    /// Numeric code where the OS gives one (Win32 error, errno).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<i64>,
-    /// Symbolic name of the code (`ERROR_MOD_NOT_FOUND`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub message: String,
-}
-
-/// `ERROR_DLL_INIT_FAILED: DLL initialization failed. (os error 1114)`:
-/// the symbolic name first where there is one, since Windows' own message
-/// is localized and vague.
-impl std::fmt::Display for OsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{name}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-/// A process the plugin left behind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessInfo {
-    pub pid: u32,
-    pub name: String,
 }
 
 /// Resource growth over repeated load cycles.
@@ -459,17 +430,6 @@ pub enum ReportReadError {
         path: PathBuf,
         source: serde_json::Error,
     },
-}
-
-/// `850 ms`, `1.5 s`: durations for people.
-pub fn human_ms(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms.is_multiple_of(1000) {
-        format!("{} s", ms / 1000)
-    } else {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    }
 }
 
 #[cfg(test)]

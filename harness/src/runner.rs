@@ -7,12 +7,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::cases::{CaseSettings, Outcome};
 use crate::catalog::CaseId;
+use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
 use crate::report::{
-    CapturedOutput, CaseReport, Detail, Gate, Platform, PluginInfo, PluginReport, Report, Verdict,
-    human_ms,
+    CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, human_ms,
 };
 use crate::termination::Termination;
 use crate::worker::{Exchange, SpawnError, Worker};
@@ -212,15 +211,13 @@ fn channel_abused(case: CaseId, problem: &str) -> Outcome {
 
 /// The plugin replaced the worker process with another program.
 fn replaced(case: CaseId, image: &str) -> Outcome {
-    Outcome {
-        verdict: Verdict::Crashed,
-        reason: format!(
+    Outcome::crashed(
+        format!(
             "during `{case}` the plugin replaced the worker process with `{image}` (exec); \
              a plugin must not exec in its host's process; the process was killed"
         ),
-        detail: Box::default(),
-        output: CapturedOutput::default(),
-    }
+        None,
+    )
 }
 
 fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> Outcome {
@@ -249,18 +246,13 @@ fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> O
     } else {
         String::new()
     };
-    Outcome {
-        verdict: Verdict::Crashed,
-        reason: format!(
+    Outcome::crashed(
+        format!(
             "the worker {} during `{case}`{cause}; the harness carried on in a new worker",
             termination.describe()
         ),
-        detail: Box::new(Detail {
-            termination: Some(termination),
-            ..Detail::default()
-        }),
-        output: CapturedOutput::default(),
-    }
+        Some(termination),
+    )
 }
 
 /// Windows' fail-fast code for a corrupted heap (`STATUS_HEAP_CORRUPTION`).
@@ -321,18 +313,13 @@ fn go_runtime_abort(stderr: &str) -> Option<&str> {
 
 fn timed_out(case: CaseId, timeout: Duration) -> Outcome {
     let after_ms = timeout.as_millis() as u64;
-    Outcome {
-        verdict: Verdict::TimedOut,
-        reason: format!(
+    Outcome::timed_out(
+        format!(
             "`{case}` did not finish within {}; the worker and its process tree were killed",
             human_ms(after_ms)
         ),
-        detail: Box::new(Detail {
-            termination: Some(Termination::TimedOut { after_ms }),
-            ..Detail::default()
-        }),
-        output: CapturedOutput::default(),
-    }
+        after_ms,
+    )
 }
 
 fn case_report(
@@ -378,5 +365,54 @@ mod tests {
     fn a_plugin_printing_panic_without_goroutines_is_not_a_go_crash() {
         assert_eq!(go_runtime_abort("panic: not really\n"), None);
         assert_eq!(go_runtime_abort(""), None);
+    }
+}
+
+/// The pre-flight plugcheck hands the reload engine: the new build is
+/// loaded and initialised in an isolated worker (this binary), and the
+/// first failing step, or a crash, is the answer. Costs one process start
+/// per reload; the worker is gone (and reaped) when it answers.
+#[derive(Debug, Clone)]
+pub struct IsolatedPreflight {
+    pub worker_exe: PathBuf,
+    /// Time the pre-flight may take.
+    pub timeout: Duration,
+}
+
+impl crate::reload::Preflight for IsolatedPreflight {
+    fn check(&self, build: &Path) -> Result<(), Outcome> {
+        let upto = CaseId::ALL
+            .iter()
+            .position(|case| *case == CaseId::Init)
+            .expect("init is a case");
+        let options = RunOptions {
+            worker_exe: self.worker_exe.clone(),
+            cases: CaseId::ALL[..=upto].to_vec(),
+            timeout: self.timeout,
+            settings: CaseSettings::default(),
+            deny_warnings: false,
+            jobs: 1,
+        };
+        let report = run_plugin(build, &options).map_err(|error| {
+            Outcome::fail(format!("the pre-flight worker did not start: {error}"))
+        })?;
+        crate::worker::wait_for_teardown();
+        match report.cases.into_iter().find(|case| {
+            !case.verdict.satisfies_prerequisite()
+                && case.verdict != crate::report::Verdict::Skipped
+        }) {
+            None => Ok(()),
+            Some(case) => Err(Outcome::as_reported(
+                case.verdict,
+                format!(
+                    "`{}` {}: {}",
+                    case.id,
+                    case.verdict.past_tense(),
+                    case.reason
+                ),
+                case.detail,
+                case.output,
+            )),
+        }
     }
 }

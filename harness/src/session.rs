@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use plugcheck_abi::{Buf, Descriptor, status};
 
-use crate::cases::Outcome;
 use crate::handshake::{self, Header, Validated};
 use crate::host::Host;
 use crate::loader::{self, EntryFn, Loaded};
 use crate::os;
+use crate::outcome::Outcome;
 use crate::report::{Detail, PluginInfo};
 
 /// A plugin method's answer.

@@ -11,7 +11,7 @@ use object::{
     ObjectSymbol,
 };
 
-use crate::loader::OpenError;
+use crate::open_error::OpenError;
 use crate::os;
 use crate::plugin_file;
 

@@ -53,7 +53,7 @@ impl Termination {
             Termination::TimedOut { after_ms } => {
                 format!(
                     "was killed after {} (timeout)",
-                    crate::report::human_ms(*after_ms)
+                    crate::text::human_ms(*after_ms)
                 )
             }
         }

@@ -50,6 +50,17 @@ fn is_unsafe(c: char) -> bool {
         )
 }
 
+/// `850 ms`, `1.5 s`: durations for people.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,11 @@
 //! `descriptor`, `abi-version`, `metadata`: the handshake, read in the order
 //! the ABI allows.
 
-use super::{CaseFn, Outcome};
+use super::{Concluded, Outcome};
 use crate::handshake::host_abi;
 use crate::session::Session;
 
-pub fn descriptor(session: &mut Session) -> CaseFn {
+pub fn descriptor(session: &mut Session) -> Concluded {
     let header = session.header()?;
     Ok(Outcome::pass(format!(
         "descriptor header is valid: ABI {}, struct_size {}",
@@ -15,7 +15,7 @@ pub fn descriptor(session: &mut Session) -> CaseFn {
     .with_detail(|detail| detail.plugin_abi = Some(header.abi())))
 }
 
-pub fn abi_version(session: &mut Session) -> CaseFn {
+pub fn abi_version(session: &mut Session) -> Concluded {
     let header = session.check_version()?;
     Ok(Outcome::pass(format!(
         "plugin ABI {} is accepted by host ABI {}",
@@ -28,7 +28,7 @@ pub fn abi_version(session: &mut Session) -> CaseFn {
     }))
 }
 
-pub fn metadata(session: &mut Session) -> CaseFn {
+pub fn metadata(session: &mut Session) -> Concluded {
     let info = session.descriptor()?.info.clone();
     let toolchain = info
         .toolchain

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CaseFn, CaseSettings, Outcome};
+use super::{CaseSettings, Concluded, Outcome};
 use crate::os::ResourceUse;
 use crate::report::Growth;
 use crate::session::Session;
@@ -11,7 +11,7 @@ use crate::session::Session;
 /// arenas settle in steps; a real leak grows with every cycle).
 const MAPPED_GROWTH_BOUND: u64 = 8 << 20;
 
-pub fn unload(session: &mut Session) -> CaseFn {
+pub fn unload(session: &mut Session) -> Concluded {
     // Unload after a real lifecycle: a plugin registers thread-local
     // destructors and the like in init, which is what keeps libraries
     // resident.
@@ -34,7 +34,7 @@ pub fn unload(session: &mut Session) -> CaseFn {
     ))
 }
 
-pub fn load_time(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn load_time(session: &mut Session, settings: &CaseSettings) -> Concluded {
     // The first load and init of this process were timed when they
     // happened; only a worker that has not initialised yet runs them now.
     if session.first_init.is_none() {
@@ -60,7 +60,7 @@ pub fn load_time(session: &mut Session, settings: &CaseSettings) -> CaseFn {
     }))
 }
 
-pub fn repeat_load(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn repeat_load(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let cycles = settings.repeat_cycles;
     session.close()?;
     // One warm-up cycle: the first load settles loader caches, TLS blocks

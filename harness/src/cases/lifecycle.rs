@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CaseFn, CaseSettings, Outcome};
+use super::{CaseSettings, Concluded, Outcome};
 use crate::os;
 use crate::session::{Session, last_log_hint, status_text};
 
@@ -12,7 +12,7 @@ const UNKNOWN_METHOD: &str = "plugcheck-no-such-method";
 /// Method names a report lists at most (a plugin may register thousands).
 const LISTED_METHODS: usize = 200;
 
-pub fn init(session: &mut Session) -> CaseFn {
+pub fn init(session: &mut Session) -> Concluded {
     session.init()?;
     let host = session.host().expect("initialised above");
     let (count, methods, rejected, refused) = host.with_registry(|registry| {
@@ -46,7 +46,7 @@ pub fn init(session: &mut Session) -> CaseFn {
     )
 }
 
-pub fn lookup_methods(session: &mut Session) -> CaseFn {
+pub fn lookup_methods(session: &mut Session) -> Concluded {
     session.init()?;
     let host = session.host().expect("initialised above");
     let methods: Vec<String> = host.with_registry(|r| r.methods.keys().cloned().collect());
@@ -78,7 +78,7 @@ pub fn lookup_methods(session: &mut Session) -> CaseFn {
     }))
 }
 
-pub fn selftest(session: &mut Session) -> CaseFn {
+pub fn selftest(session: &mut Session) -> Concluded {
     let Some(answer) = session.call("selftest", &[])? else {
         return Ok(Outcome::skipped(
             "the plugin registers no `selftest` method",
@@ -103,7 +103,7 @@ pub fn selftest(session: &mut Session) -> CaseFn {
     }))
 }
 
-pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> Concluded {
     session.init()?;
     session.shutdown();
     let baseline_threads = session.baseline_threads;

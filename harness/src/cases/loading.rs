@@ -1,9 +1,9 @@
 //! `load` and `lookup-entry`.
 
-use super::{CaseFn, Outcome};
+use super::{Concluded, Outcome};
 use crate::session::Session;
 
-pub fn load(session: &mut Session) -> CaseFn {
+pub fn load(session: &mut Session) -> Concluded {
     session.load()?;
     let loaded = session.loaded().expect("loaded above");
     let description = loaded.sniffed().description.clone();
@@ -13,7 +13,7 @@ pub fn load(session: &mut Session) -> CaseFn {
     )
 }
 
-pub fn lookup_entry(session: &mut Session) -> CaseFn {
+pub fn lookup_entry(session: &mut Session) -> Concluded {
     session.entry()?;
     Ok(Outcome::pass(format!(
         "`{}` is exported",

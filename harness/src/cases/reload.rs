@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::hygiene::growth_since;
-use super::{CaseFn, CaseSettings, Outcome, ReloadRole};
+use super::{CaseSettings, Concluded, Outcome, ReloadRole};
 use crate::os::ResourceUse;
 use crate::reload::{OldVersion, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage};
 use crate::report::Detail;
@@ -14,7 +14,7 @@ use crate::session::Session;
 /// Reloads `reload-while-calling` makes while another thread calls.
 const RELOADS_WHILE_CALLING: u32 = 20;
 
-pub fn same_version(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn same_version(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let engine = open(session.path(), settings)?;
     let reloaded = reload(&engine)?;
     answers(&engine, "the reloaded copy")?;
@@ -27,7 +27,7 @@ pub fn same_version(session: &mut Session, settings: &CaseSettings) -> CaseFn {
     .with_detail(|detail| describe(detail, &reloaded)))
 }
 
-pub fn upgrade(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let Some(upgrade) = target(settings, ReloadRole::Upgrade) else {
         return Ok(no_target(ReloadRole::Upgrade));
     };
@@ -63,14 +63,14 @@ pub fn upgrade(session: &mut Session, settings: &CaseSettings) -> CaseFn {
     .with_detail(|detail| describe(detail, &reloaded)))
 }
 
-pub fn broken_upgrade(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn broken_upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let Some(broken) = target(settings, ReloadRole::Broken) else {
         return Ok(no_target(ReloadRole::Broken));
     };
     rolled_back(session, settings, broken, |_| None)
 }
 
-pub fn abi_mismatch(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn abi_mismatch(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let Some(other_abi) = target(settings, ReloadRole::AbiMismatch) else {
         return Ok(no_target(ReloadRole::AbiMismatch));
     };
@@ -86,7 +86,7 @@ pub fn abi_mismatch(session: &mut Session, settings: &CaseSettings) -> CaseFn {
     })
 }
 
-pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let engine = open(session.path(), settings)?;
     if engine.call("selftest", &[]).map_err(failed_call)?.is_none() {
         return Ok(Outcome::skipped(
@@ -143,7 +143,7 @@ pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> CaseFn {
     }))
 }
 
-pub fn replace_while_loaded(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn replace_while_loaded(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let build = Build::of(session.path(), settings)?;
     let engine = open(build.path(), settings)?;
     let bytes = std::fs::read(session.path()).map_err(|error| {
@@ -178,7 +178,7 @@ pub fn replace_while_loaded(session: &mut Session, settings: &CaseSettings) -> C
     .with_detail(|detail| describe(detail, &reloaded)))
 }
 
-pub fn unload_verified(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn unload_verified(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let engine = open(session.path(), settings)?;
     let reloaded = reload(&engine)?;
     let outcome = match &reloaded.old {
@@ -191,7 +191,7 @@ pub fn unload_verified(session: &mut Session, settings: &CaseSettings) -> CaseFn
     Ok(outcome.with_detail(|detail| describe(detail, &reloaded)))
 }
 
-pub fn cycles(session: &mut Session, settings: &CaseSettings) -> CaseFn {
+pub fn cycles(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let engine = open(session.path(), settings)?;
     // A warm-up reload settles what a first reload allocates once.
     let mut last = reload(&engine)?;
@@ -308,7 +308,7 @@ fn rolled_back(
     settings: &CaseSettings,
     target: &Path,
     wrong_refusal: impl Fn(&ReloadFailure) -> Option<String>,
-) -> CaseFn {
+) -> Concluded {
     let build = Build::of(session.path(), settings)?;
     let engine = open(build.path(), settings)?;
     let serving = engine.info();

@@ -7,7 +7,7 @@
 //! into a new instance. Where no method changes the state, it can only
 //! carry the initial one, and says so as a warning rather than a pass.
 
-use super::{CaseFn, Outcome};
+use super::{Concluded, Outcome};
 use crate::session::{Answer, Session, status_text};
 
 /// Calls per method while looking for one that changes the state.
@@ -16,7 +16,7 @@ const CALLS_PER_METHOD: usize = 2;
 /// Saves a changed state from one instance, restores it into a fresh one
 /// (as a hot reload would) and saves again: the bytes must survive
 /// unchanged, and must not be what a fresh instance saves anyway.
-pub fn state_roundtrip(session: &mut Session) -> CaseFn {
+pub fn state_roundtrip(session: &mut Session) -> Concluded {
     let Some(initial) = saved(session)? else {
         return Ok(Outcome::skipped(
             "stateless plugin: save_state and restore_state are NULL",

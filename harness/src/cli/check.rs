@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::{exit, say};
-use crate::cases::{CaseSettings, ReloadRole};
 use crate::catalog::{CaseId, Family};
+use crate::outcome::{CaseSettings, ReloadRole};
 use crate::runner::{self, RunOptions};
 use crate::{ci, os, table, worker};
 

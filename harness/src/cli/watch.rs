@@ -52,15 +52,18 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         .tempdir()
         .context("cannot create the watch's temporary directory")?;
     let interrupt = Interrupt::install(scratch.path().to_owned())?;
-    let preflight = if args.no_preflight {
+    let preflight: Option<Arc<dyn crate::reload::Preflight>> = if args.no_preflight {
         None
     } else {
-        Some(std::env::current_exe().context("cannot find the plugcheck binary for pre-flights")?)
+        Some(Arc::new(crate::runner::IsolatedPreflight {
+            worker_exe: std::env::current_exe()
+                .context("cannot find the plugcheck binary for pre-flights")?,
+            timeout: Duration::from_secs(10),
+        }))
     };
     let options = ReloadOptions {
         scratch: Some(scratch.path().to_owned()),
         preflight,
-        preflight_timeout: Duration::from_secs(10),
     };
     let engine = match first_version(&plugin, options, args.debounce) {
         Ok(engine) => Arc::new(engine),

@@ -24,10 +24,41 @@ pub struct WorkerOutput {
     pub reader: Box<dyn std::io::Read + Send>,
 }
 
+/// An OS error as the loader reported it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OsError {
+    /// Numeric code where the OS gives one (Win32 error, errno).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// Symbolic name of the code (`ERROR_MOD_NOT_FOUND`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub message: String,
+}
+
+/// `ERROR_DLL_INIT_FAILED: DLL initialization failed. (os error 1114)`:
+/// the symbolic name first where there is one, since Windows' own message
+/// is localized and vague.
+impl std::fmt::Display for OsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A process the plugin left behind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub name: String,
+}
+
 /// Why the OS loader refused a library, as far as its message tells.
 #[derive(Debug, Clone)]
 pub struct OpenFailure {
-    pub error: crate::report::OsError,
+    pub error: OsError,
     /// The symbol immediate binding could not resolve.
     pub unresolved_symbol: Option<String>,
     /// The dependency the loader could not find.

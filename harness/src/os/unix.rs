@@ -11,7 +11,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use super::OpenFailure;
-use crate::report::{OsError, ProcessInfo};
+use super::{OsError, ProcessInfo};
 use crate::termination::Termination;
 
 /// The object format this platform's loader takes.

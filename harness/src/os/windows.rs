@@ -20,7 +20,7 @@ use windows_sys::Win32::System::JobObjects::{
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
 
 use super::OpenFailure;
-use crate::report::{OsError, ProcessInfo};
+use super::{OsError, ProcessInfo};
 use crate::termination::Termination;
 
 /// The object format this platform's loader takes.

@@ -1,15 +1,14 @@
 //! The reload engine: one live version of a plugin, replaced atomically.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::shadow::{ShadowDir, content_hash};
-use crate::cases::{CaseSettings, Outcome};
-use crate::catalog::CaseId;
-use crate::report::{PluginInfo, Verdict};
-use crate::runner::{self, RunOptions};
+use crate::outcome::Outcome;
+use crate::report::PluginInfo;
 use crate::session::{Answer, Session};
 
 /// How an engine loads new versions.
@@ -18,13 +17,18 @@ pub struct ReloadOptions {
     /// Where the engine's shadow directory goes (the system temporary
     /// directory when `None`).
     pub scratch: Option<PathBuf>,
-    /// When set, each new version is first loaded and initialised in an
-    /// isolated worker (this `plugcheck` binary), so one that crashes in
-    /// its constructor or `init` is rolled back instead of taking the host
-    /// down. Costs one process start per reload.
-    pub preflight: Option<PathBuf>,
-    /// Time the pre-flight may take.
-    pub preflight_timeout: Duration,
+    /// When set, each new version is first tried where it cannot hurt,
+    /// so one that crashes in its constructor or `init` is rolled back
+    /// instead of taking the host down. The engine does not know how:
+    /// the caller hands that in (plugcheck's is an isolated worker,
+    /// `runner::IsolatedPreflight`).
+    pub preflight: Option<Arc<dyn Preflight>>,
+}
+
+/// Tries a new build before the engine loads it into this process.
+pub trait Preflight: std::fmt::Debug + Send + Sync {
+    /// `Err` with the reason the build must not be loaded here.
+    fn check(&self, build: &Path) -> Result<(), Outcome>;
 }
 
 /// The step of a reload that failed.
@@ -264,8 +268,8 @@ impl ReloadEngine {
             };
             fail(Stage::Copy, Outcome::fail(reason))
         })?;
-        if let Some(worker_exe) = &options.preflight {
-            preflight(worker_exe, &shadow, options.preflight_timeout).map_err(|outcome| {
+        if let Some(preflight) = &options.preflight {
+            preflight.check(&shadow).map_err(|outcome| {
                 let _ = std::fs::remove_file(&shadow);
                 fail(Stage::Preflight, in_terms_of_build(&shadow, outcome))
             })?;
@@ -350,44 +354,6 @@ fn retire(mut session: Session) -> OldVersion {
         Err(outcome) => OldVersion::Resident {
             hint: outcome.reason,
         },
-    }
-}
-
-/// Loads and initialises `shadow` in an isolated worker: the first failing
-/// step, or a crash, is the answer.
-fn preflight(worker_exe: &Path, shadow: &Path, timeout: Duration) -> Result<(), Outcome> {
-    let upto = CaseId::ALL
-        .iter()
-        .position(|case| *case == CaseId::Init)
-        .expect("init is a case");
-    let options = RunOptions {
-        worker_exe: worker_exe.to_owned(),
-        cases: CaseId::ALL[..=upto].to_vec(),
-        timeout,
-        settings: CaseSettings::default(),
-        deny_warnings: false,
-        jobs: 1,
-    };
-    let report = runner::run_plugin(shadow, &options)
-        .map_err(|error| Outcome::fail(format!("the pre-flight worker did not start: {error}")))?;
-    crate::worker::wait_for_teardown();
-    match report
-        .cases
-        .into_iter()
-        .find(|case| !case.verdict.satisfies_prerequisite() && case.verdict != Verdict::Skipped)
-    {
-        None => Ok(()),
-        Some(case) => Err(Outcome {
-            verdict: case.verdict,
-            reason: format!(
-                "`{}` {}: {}",
-                case.id,
-                case.verdict.past_tense(),
-                case.reason
-            ),
-            detail: Box::new(case.detail),
-            output: case.output,
-        }),
     }
 }
 

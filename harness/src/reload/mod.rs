@@ -24,4 +24,6 @@ mod engine;
 mod shadow;
 pub mod watch;
 
-pub use engine::{OldVersion, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage};
+pub use engine::{
+    OldVersion, Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage,
+};

@@ -56,7 +56,7 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
         for (seq, case) in (first_seq..).zip(batch) {
             let started = std::time::Instant::now();
             let result = match ledger.blocked(case) {
-                Some(skip) => cases::CaseResult {
+                Some(skip) => crate::outcome::CaseResult {
                     outcome: skip,
                     plugin: session.info(),
                 },

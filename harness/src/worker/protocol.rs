@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cases::{CaseResult, CaseSettings};
 use crate::catalog::CaseId;
+use crate::outcome::{CaseResult, CaseSettings};
 use crate::plan::Ledger;
 
 #[derive(Debug, Serialize, Deserialize)]

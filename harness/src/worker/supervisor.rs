@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::capture::{Capture, Segment};
 use super::protocol::{self, FromWorker, LineReader, ReceiveError, ToWorker};
-use crate::cases::{CaseResult, CaseSettings};
 use crate::catalog::CaseId;
 use crate::os;
+use crate::outcome::{CaseResult, CaseSettings};
 use crate::plan::Ledger;
 use crate::report::CapturedOutput;
 use crate::termination::Termination;

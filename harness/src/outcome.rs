@@ -1,0 +1,167 @@
+//! What a case concludes and what it is given: the value types the case
+//! bodies, the session, the plan, the worker protocol, the runner and the
+//! reload engine share. A leaf: it names only the report's own types, so
+//! none of those modules reaches upward into the case bodies for them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::{CapturedOutput, Detail, PluginInfo, Verdict};
+use crate::termination::Termination;
+
+/// A version a reload case reloads to, besides the plugin itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReloadRole {
+    /// A newer build of the same plugin (`reload-upgrade`).
+    Upgrade,
+    /// A build whose load, handshake or init fails (`reload-broken-upgrade`).
+    Broken,
+    /// A build for another ABI major (`reload-abi-mismatch`).
+    AbiMismatch,
+}
+
+impl ReloadRole {
+    pub const ALL: [ReloadRole; 3] = [
+        ReloadRole::Upgrade,
+        ReloadRole::Broken,
+        ReloadRole::AbiMismatch,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ReloadRole::Upgrade => "upgrade",
+            ReloadRole::Broken => "broken",
+            ReloadRole::AbiMismatch => "abi-mismatch",
+        }
+    }
+}
+
+/// Settings cases read; sent by the parent with every batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseSettings {
+    /// `load-time` warns when the first load plus init take longer.
+    pub load_time_bound_ms: u64,
+    /// Cycles `repeat-load` runs after one warm-up cycle.
+    pub repeat_cycles: u32,
+    /// How long threads and processes get to wind down after `shutdown`
+    /// before they count as left running. Kept well inside the case
+    /// timeout, or a slow exit would read as a hang.
+    pub grace_ms: u64,
+    /// Reloads `reload-cycles` runs.
+    pub reload_cycles: u32,
+    /// Other builds the reload cases switch to.
+    pub reload_to: BTreeMap<ReloadRole, PathBuf>,
+    /// A directory of the run's, removed by the parent at the end (also
+    /// after a worker was killed), for shadow copies and scratch builds.
+    pub scratch: Option<PathBuf>,
+}
+
+impl CaseSettings {
+    /// The grace for a case timeout: a quarter of it, at most a second.
+    pub fn grace_for(timeout: std::time::Duration) -> u64 {
+        (timeout.as_millis() as u64 / 4).min(1000)
+    }
+}
+
+impl Default for CaseSettings {
+    fn default() -> Self {
+        CaseSettings {
+            load_time_bound_ms: 1000,
+            repeat_cycles: 20,
+            grace_ms: 1000,
+            reload_cycles: 100,
+            reload_to: BTreeMap::new(),
+            scratch: None,
+        }
+    }
+}
+
+/// What a case concluded, as the worker reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub reason: String,
+    /// Boxed: outcomes travel through `Result::Err` on every step, and
+    /// the detail is most of their size.
+    #[serde(default)]
+    pub detail: Box<Detail>,
+    /// What the plugin printed; filled in by the parent, which captures it.
+    #[serde(skip)]
+    pub output: CapturedOutput,
+}
+
+impl Outcome {
+    fn new(verdict: Verdict, reason: impl Into<String>) -> Outcome {
+        Outcome {
+            verdict,
+            reason: reason.into(),
+            detail: Box::default(),
+            output: CapturedOutput::default(),
+        }
+    }
+
+    pub fn pass(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Pass, reason)
+    }
+
+    pub fn fail(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Fail, reason)
+    }
+
+    pub fn warning(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Warning, reason)
+    }
+
+    pub fn skipped(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Skipped, reason)
+    }
+
+    /// The worker died during a case: how it ended, and why as far as is
+    /// known (the reason says it).
+    pub fn crashed(reason: impl Into<String>, termination: Option<Termination>) -> Outcome {
+        Outcome::new(Verdict::Crashed, reason)
+            .with_detail(|detail| detail.termination = termination)
+    }
+
+    /// The case outlived its timeout and the worker was killed.
+    pub fn timed_out(reason: impl Into<String>, after_ms: u64) -> Outcome {
+        Outcome::new(Verdict::TimedOut, reason)
+            .with_detail(|detail| detail.termination = Some(Termination::TimedOut { after_ms }))
+    }
+
+    /// A case reported as it came back from another process (a pre-flight
+    /// worker), with its verdict, detail and output as they were.
+    pub fn as_reported(
+        verdict: Verdict,
+        reason: impl Into<String>,
+        detail: Detail,
+        output: CapturedOutput,
+    ) -> Outcome {
+        Outcome {
+            verdict,
+            reason: reason.into(),
+            detail: Box::new(detail),
+            output,
+        }
+    }
+
+    pub fn with_detail(mut self, fill: impl FnOnce(&mut Detail)) -> Outcome {
+        fill(&mut self.detail);
+        self
+    }
+}
+
+/// A case's outcome plus what the worker learnt of the plugin on the way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseResult {
+    pub outcome: Outcome,
+    pub plugin: Option<PluginInfo>,
+}
+
+/// An outcome reached either at the end of a case (`Ok`) or at an earlier
+/// step that already decided it (`Err`: a failed load, init, …), so case
+/// bodies can stop at the first such step with `?`.
+pub type Concluded = Result<Outcome, Outcome>;
