@@ -28,6 +28,5 @@ pub mod runner;
 pub mod session;
 pub mod sniff;
 pub mod table;
-pub mod termination;
 pub mod text;
 pub mod worker;

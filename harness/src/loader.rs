@@ -95,3 +95,19 @@ impl Loaded {
             .map_err(|error| os::loader_error(&error))
     }
 }
+
+/// Opens `plugin` as plainly as a host can (no sniffing, no checks), calls
+/// `plugcheck_entry` and says whether it returned a descriptor: the floor
+/// process of `cargo xtask bench`, which measures what the harness adds.
+pub fn open_and_enter(plugin: &Path) -> anyhow::Result<(libloading::Library, bool)> {
+    // SAFETY: the measuring modes that call this exist to load the plugin,
+    // in processes of their own.
+    let library = unsafe { os::open_library(plugin) }
+        .map_err(|failure| anyhow::anyhow!("{}", failure.error.message))?;
+    // SAFETY: the ABI's entry signature; only called on plugins.
+    let entry = unsafe { library.get::<EntryFn>(ENTRY_SYMBOL.as_bytes()) }
+        .map_err(|error| anyhow::anyhow!("no {ENTRY_SYMBOL}: {error}"))?;
+    // SAFETY: as above.
+    let descriptor = unsafe { entry() };
+    Ok((library, !descriptor.is_null()))
+}

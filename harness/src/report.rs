@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CaseId, Family};
+use crate::os::Termination;
 pub use crate::os::{OsError, ProcessInfo};
-use crate::termination::Termination;
 pub use crate::text::human_ms;
 
 /// What a case concluded.

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::catalog::CaseId;
+use crate::os::Termination;
 use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
 use crate::report::{
     CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, human_ms,
 };
-use crate::termination::Termination;
 use crate::worker::{Exchange, SpawnError, Worker};
 
 /// How a run is configured.

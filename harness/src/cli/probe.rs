@@ -4,11 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use serde::Serialize;
 
 use super::exit;
-use crate::loader::EntryFn;
 use crate::os;
 use crate::reload::watch::{DEFAULT_DEBOUNCE, Mode, Wake, Watcher};
 use crate::reload::{ReloadEngine, ReloadOptions};
@@ -18,28 +16,13 @@ const WATCHED_WRITES: usize = 10;
 
 /// Opens a plugin, looks up its entry and calls it.
 pub fn probe(plugin: &Path) -> anyhow::Result<u8> {
-    let (library, entry) = open_and_enter(plugin)?;
+    let (library, entry) = crate::loader::open_and_enter(plugin)?;
     drop(library);
     Ok(if entry {
         exit::PASSED
     } else {
         exit::GATE_FAILED
     })
-}
-
-/// Opens `plugin`, calls `plugcheck_entry`; says whether it returned a
-/// descriptor.
-fn open_and_enter(plugin: &Path) -> anyhow::Result<(libloading::Library, bool)> {
-    // SAFETY: these measuring modes exist to load the plugin; they run in
-    // processes of their own.
-    let library = unsafe { os::open_library(plugin) }
-        .map_err(|failure| anyhow::anyhow!("{}", failure.error.message))?;
-    // SAFETY: the ABI's entry signature; only run on plugins.
-    let entry = unsafe { library.get::<EntryFn>(plugcheck_abi::ENTRY_SYMBOL.as_bytes()) }
-        .context("no plugcheck_entry")?;
-    // SAFETY: as above.
-    let descriptor = unsafe { entry() };
-    Ok((library, !descriptor.is_null()))
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +64,7 @@ pub fn bench_reload(args: BenchReloadArgs) -> anyhow::Result<u8> {
             .path()
             .join(format!("floor-{round}.{}", os::LIBRARY_EXTENSION));
         std::fs::copy(&args.plugin, &copy)?;
-        let (library, _) = open_and_enter(&copy)?;
+        let (library, _) = crate::loader::open_and_enter(&copy)?;
         if let Some((old, old_copy)) = previous.replace((library, copy)) {
             drop(old);
             let _ = std::fs::remove_file(old_copy);

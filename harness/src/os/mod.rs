@@ -4,15 +4,220 @@
 //! same functions on every OS. The rest of the harness asks for capabilities
 //! and never writes `cfg`.
 
-#[cfg(unix)]
-#[path = "unix.rs"]
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
 mod imp;
 
 #[cfg(windows)]
 #[path = "windows.rs"]
 mod imp;
 
-pub use imp::*;
+#[cfg(not(any(target_os = "linux", windows)))]
+compile_error!(
+    "plugcheck runs on Linux and Windows only: its OS seam (harness/src/os) has no module for this target"
+);
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::AtomicBool;
+
+pub mod termination;
+pub use termination::Termination;
+
+// The seam: every function the harness asks of the OS, declared once here
+// with what it promises, and answered by `linux.rs` or `windows.rs`.
+
+/// The object format this platform's loader takes.
+pub const NATIVE_FORMAT: object::BinaryFormat = imp::NATIVE_FORMAT;
+
+/// What people call that format, for diagnoses.
+pub const NATIVE_FORMAT_NAME: &str = imp::NATIVE_FORMAT_NAME;
+
+/// The usual file extension of a plugin here.
+pub const LIBRARY_EXTENSION: &str = imp::LIBRARY_EXTENSION;
+
+/// Where cargo writes a `cdylib` crate's library, for advice.
+pub const CDYLIB_EXAMPLE: &str = imp::CDYLIB_EXAMPLE;
+
+/// A shared library's file name here, for advice.
+pub const SHARED_LIBRARY_EXAMPLE: &str = imp::SHARED_LIBRARY_EXAMPLE;
+
+/// Whether the harness must keep a library with a Go runtime loaded itself:
+/// on Linux no (Go links its c-shared libraries with `-z nodelete`); on
+/// Windows yes (`FreeLibrary` would unmap it under the runtime's threads).
+pub const PIN_GO_RUNTIME: bool = imp::PIN_GO_RUNTIME;
+
+/// Opens a library by its full path, so that what it lacks fails here
+/// rather than in the middle of a call: immediate binding on Linux
+/// (`RTLD_NOW | RTLD_LOCAL`), a search of its own directory and the
+/// system's (never the current directory) on Windows.
+///
+/// # Safety
+/// Loading runs the library's constructors, which may do anything: only
+/// the worker process calls this.
+pub unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailure> {
+    // SAFETY: the caller's contract, which this forwards.
+    unsafe { imp::open_library(path) }
+}
+
+/// Whether the library at `path` is still mapped in this process, asked
+/// with `dlopen(RTLD_NOLOAD)`, which never loads anything.
+pub fn library_is_resident(path: &Path) -> bool {
+    imp::library_is_resident(path)
+}
+
+/// A libloading error as an [`OsError`]. libloading's Display is generic
+/// ("dlopen failed"): `dlerror`'s text is in the source error. dlopen sets
+/// no error code.
+pub fn loader_error(error: &libloading::Error) -> OsError {
+    imp::loader_error(error)
+}
+
+/// What a file that is neither a regular file nor a directory is, by name:
+/// such a file is never opened as a plugin (a FIFO blocks the opener, a
+/// device never ends).
+pub fn special_file_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
+    imp::special_file_kind(file_type)
+}
+
+/// Opens a file for reading without ever waiting: a FIFO swapped in after
+/// the type check opens at once (`O_NONBLOCK`) instead of blocking until a
+/// writer comes, and a terminal does not become ours (`O_NOCTTY`).
+pub fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+    imp::open_without_waiting(path)
+}
+
+/// The ranges of `file` (of `len` bytes) that hold data, holes left out,
+/// asked with `SEEK_DATA`/`SEEK_HOLE`: a file padded with gigabytes of
+/// holes is copied and hashed at the cost of its data. A filesystem that
+/// cannot tell gives one range, the whole file.
+pub fn data_ranges(file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
+    imp::data_ranges(file, len)
+}
+
+/// Copies bytes at `address` of this process into `buffer` through the
+/// kernel (`process_vm_readv` on ourselves), which answers EFAULT where a
+/// plain read would crash. Returns how many bytes were readable (0: none).
+pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
+    imp::read_own_memory(address, buffer)
+}
+
+/// A pipe for one of a worker's output streams, holding 1 MiB instead of
+/// 64 KiB, so a plugin that prints a lot blocks less often and the capture
+/// thread wakes less often per byte (a refused resize leaves it as it is).
+/// The end of the stream is the pipe's end: `_ended` is not needed here.
+pub fn worker_output(ended: &std::sync::Arc<AtomicBool>) -> std::io::Result<WorkerOutput> {
+    imp::worker_output(ended)
+}
+
+/// The kernel's release string (`uname -r`): WSL2's ends in
+/// `-microsoft-standard-WSL2`.
+/// What runs this process: `WSL2` under Microsoft's Linux kernel,
+/// otherwise `native`.
+pub fn runtime() -> String {
+    imp::runtime()
+}
+
+pub fn kernel_release() -> Option<String> {
+    imp::kernel_release()
+}
+
+/// The type of the filesystem `path` lives on (`ext4`, `9p`, `drvfs`),
+/// from the mount table.
+pub fn filesystem_type(path: &Path) -> Option<String> {
+    imp::filesystem_type(path)
+}
+
+/// The program a process runs now (after any `exec`), if the OS says.
+pub fn process_image(pid: u32) -> Option<std::path::PathBuf> {
+    imp::process_image(pid)
+}
+
+/// Permissions for files others read (reports): `rw-r--r--`.
+pub fn shared_file_permissions() -> Option<std::fs::Permissions> {
+    imp::shared_file_permissions()
+}
+
+/// Flushes the C library's stdio buffers, so what a plugin printed with
+/// `printf` reaches the pipe before the case ends.
+pub fn flush_c_stdio() {
+    imp::flush_c_stdio()
+}
+
+/// Decodes an exit status: a signal by name, or the exit code.
+pub fn decode_exit(status: ExitStatus) -> Termination {
+    imp::decode_exit(status)
+}
+
+/// Waits until `listener` has a connection to accept, or `timeout` passes;
+/// wakes the moment a worker connects, where sleeping in a loop would add
+/// its nap to every plugin's run.
+pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time::Duration) -> bool {
+    imp::wait_for_connection(listener, timeout)
+}
+
+/// Puts the worker in a process group of its own, so the whole group can
+/// be killed at once.
+pub fn isolate_worker(command: &mut Command) {
+    imp::isolate_worker(command)
+}
+
+pub use imp::WorkerTree;
+
+/// Kills the process group a worker leads, from outside its `Worker` (an
+/// interrupted run), and reaps the worker, waiting up to a second: only
+/// once it is gone have the processes that escaped its group been
+/// re-parented here, where [`reap_orphans`] finds them.
+pub fn kill_worker_group(pid: u32) {
+    imp::kill_worker_group(pid)
+}
+
+/// Prepares a worker to die plainly: the kernel kills it when the harness
+/// that started it dies, however that dies (even SIGKILL, which no handler
+/// sees).
+pub fn harden_worker() {
+    imp::harden_worker()
+}
+
+/// Makes this process the reaper of orphaned descendants: a plugin's child
+/// that double-forks and calls `setsid` is re-parented here rather than to
+/// init, so it can still be found and killed. Only a process that runs
+/// nothing but workers may do this (the `plugcheck` binary does).
+pub fn become_subreaper() {
+    imp::become_subreaper()
+}
+
+/// Kills and reaps every child of this process whose pid is not in `keep`
+/// (the live workers), until none is left. A killed orphan's own children
+/// are re-parented here in turn, so this loops. Does nothing unless this
+/// process is a subreaper (see [`become_subreaper`]).
+pub fn reap_orphans(keep: &HashSet<u32>) {
+    imp::reap_orphans(keep)
+}
+
+/// Children of this process that are still running (not zombies waiting to
+/// be reaped).
+pub fn running_child_processes() -> Vec<ProcessInfo> {
+    imp::running_child_processes()
+}
+
+/// Every child of this process, zombies included.
+pub fn child_processes() -> Vec<ProcessInfo> {
+    imp::child_processes()
+}
+
+pub fn thread_count() -> u64 {
+    imp::thread_count()
+}
+
+pub fn open_handles() -> u64 {
+    imp::open_handles()
+}
+
+pub fn mapped_bytes() -> u64 {
+    imp::mapped_bytes()
+}
 
 /// One output stream of a worker (stdout or stderr): what the worker is
 /// given to write to, and what the parent reads the plugin's output from.

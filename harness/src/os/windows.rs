@@ -21,7 +21,7 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleC
 
 use super::OpenFailure;
 use super::{OsError, ProcessInfo};
-use crate::termination::Termination;
+use crate::os::Termination;
 
 /// The object format this platform's loader takes.
 pub const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Pe;

@@ -16,10 +16,10 @@ use super::capture::{Capture, Segment};
 use super::protocol::{self, FromWorker, LineReader, ReceiveError, ToWorker};
 use crate::catalog::CaseId;
 use crate::os;
+use crate::os::Termination;
 use crate::outcome::{CaseResult, CaseSettings};
 use crate::plan::Ledger;
 use crate::report::CapturedOutput;
-use crate::termination::Termination;
 
 /// How long a new worker gets to connect back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);

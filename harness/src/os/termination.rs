@@ -60,7 +60,9 @@ impl Termination {
     }
 }
 
-/// What the signals a crashing plugin usually raises mean.
+/// What the signals a crashing plugin usually raises mean. Here, not in
+/// the Linux module: a Linux report read on a Windows host (merged legs)
+/// must still name the cause.
 fn signal_meaning(signal: &str) -> Option<&'static str> {
     Some(match signal {
         "SIGSEGV" => "invalid memory access",

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use super::OpenFailure;
 use super::{OsError, ProcessInfo};
-use crate::termination::Termination;
+use crate::os::Termination;
 
 /// The object format this platform's loader takes.
 pub const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
