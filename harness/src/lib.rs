@@ -12,6 +12,7 @@ pub mod cases;
 pub mod catalog;
 pub mod ci;
 pub mod cli;
+pub mod compare;
 pub mod handshake;
 pub mod host;
 pub mod loader;

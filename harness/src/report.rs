@@ -261,6 +261,19 @@ pub struct PluginReport {
     pub duration_us: u64,
 }
 
+impl PluginReport {
+    /// The plugin's file name without its extension, from a path of either
+    /// platform (`/a/echo.so` and `Z:\\a\\echo.dll` are both `echo`): what
+    /// matches one plugin across legs.
+    pub fn stem(&self) -> String {
+        let path = self.path.to_string_lossy();
+        let file = path.rsplit(['/', '\\']).next().unwrap_or_default();
+        file.rsplit_once('.')
+            .map_or(file, |(stem, _)| stem)
+            .to_owned()
+    }
+}
+
 /// The platform a report was produced on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
@@ -320,6 +333,30 @@ pub struct ToolchainProbe {
 }
 
 impl Report {
+    /// One report of several runs on one platform (the parts of a leg run
+    /// with different options): the first part's header, every part's
+    /// plugins. `None` for no parts.
+    pub fn merge(parts: impl IntoIterator<Item = Report>) -> Option<Report> {
+        let mut parts = parts.into_iter();
+        let mut merged = parts.next()?;
+        for part in parts {
+            merged.plugins.extend(part.plugins);
+        }
+        Some(merged)
+    }
+
+    /// Puts the plugins in the order of `stems` (file names without
+    /// extension); plugins not named go last, in their order.
+    pub fn order_plugins(&mut self, stems: &[String]) {
+        self.plugins.sort_by_key(|plugin| {
+            let stem = plugin.stem();
+            stems
+                .iter()
+                .position(|name| *name == stem)
+                .unwrap_or(usize::MAX)
+        });
+    }
+
     pub fn gate_passed(&self) -> bool {
         self.plugins.iter().all(|plugin| plugin.gate.passed)
     }
@@ -434,6 +471,34 @@ pub enum ReportReadError {
 
 #[cfg(test)]
 mod tests {
+
+    fn part(os: &str, paths: &[&str]) -> Report {
+        let plugins: Vec<serde_json::Value> = paths
+            .iter()
+            .map(|path| {
+                serde_json::json!({"path": path, "cases": [], "gate": {"passed": true,
+                    "pass": 0, "fail": 0, "crashed": 0, "timed_out": 0, "skipped": 0, "warning": 0},
+                    "workers_started": 1, "duration_us": 0})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"tool": "t", "timeout_ms": 1,
+            "platform": {"os": os, "arch": "x86_64"}, "plugins": plugins}))
+        .unwrap()
+    }
+
+    #[test]
+    fn parts_merge_into_one_report_in_the_order_asked() {
+        assert!(Report::merge(Vec::new()).is_none());
+        let mut merged = Report::merge([
+            part("windows", &[r"Z:\a\hang.dll"]),
+            part("linux", &["/a/echo.so", "/a/extra.so"]),
+        ])
+        .unwrap();
+        assert_eq!(merged.platform.os, "windows", "the first part's header");
+        merged.order_plugins(&["echo".into(), "hang".into()]);
+        let stems: Vec<String> = merged.plugins.iter().map(PluginReport::stem).collect();
+        assert_eq!(stems, ["echo", "hang", "extra"], "unnamed plugins go last");
+    }
     use super::*;
 
     fn case(verdict: Verdict) -> CaseReport {

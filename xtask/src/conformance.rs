@@ -76,7 +76,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     if reports.len() > 1 {
         print!(
             "\nwhere the platforms differ:\n{}",
-            crate::merge::table(&reports, false)
+            plugcheck::compare::Comparison::of(&reports).table(false)
         );
     }
     list_skipped(&skipped, &skipped_tests);
@@ -240,7 +240,7 @@ pub fn run_suite_on(
     }
     let dir = report_path.parent().expect("report path has a directory");
     std::fs::create_dir_all(dir)?;
-    let mut merged: Option<Report> = None;
+    let mut parts: Vec<Report> = Vec::new();
     for (index, ((timeout, reload_to), group)) in groups.iter().enumerate() {
         let part = dir.join(format!("report-part{index}.json"));
         let mut argv = check_argv();
@@ -269,24 +269,16 @@ pub fn run_suite_on(
         if !matches!(status.code(), Some(0 | 1)) {
             bail!("plugcheck check failed ({status}); see its error above");
         }
-        let part_report = Report::read_json(&part)?;
+        parts.push(Report::read_json(&part)?);
         std::fs::remove_file(&part)?;
-        match &mut merged {
-            None => merged = Some(part_report),
-            Some(report) => report.plugins.extend(part_report.plugins),
-        }
     }
-    let mut report = merged.context("the manifest lists no fixtures")?;
+    let mut report = Report::merge(parts).context("the manifest lists no fixtures")?;
     let order: Vec<String> = artifacts
         .built
         .iter()
         .map(|built| built.name.clone())
         .collect();
-    report.plugins.sort_by_key(|plugin| {
-        order
-            .iter()
-            .position(|name| Some(name.as_str()) == stem(&plugin.path))
-    });
+    report.order_plugins(&order);
     report.toolchain_probes = artifacts.probes.clone();
     report.write_json(report_path)?;
     Ok(report)
@@ -327,13 +319,6 @@ fn would_be_snapshots(platform: Platform) -> anyhow::Result<Vec<PathBuf>> {
     }
     found.sort();
     Ok(found)
-}
-
-/// The file stem of a path from either platform (`\\` or `/`).
-fn stem(path: &Path) -> Option<&str> {
-    let text = path.to_str()?;
-    let file = text.rsplit(['/', '\\']).next()?;
-    Some(file.rsplit_once('.').map_or(file, |(stem, _)| stem))
 }
 
 /// Judges a leg: the report against the manifest and the snapshots

@@ -1,6 +1,13 @@
 //! `cargo xtask …`: the project's automation, in Rust. `main` parses flags,
 //! roots one `Shell` at the workspace and hands it to one subcommand; each
-//! subcommand lives in its own file.
+//! subcommand lives in its own file. Glue only: what a report means
+//! (merging, comparing legs) is the harness library's.
+//!
+//! Processes: `xshell::cmd!` for a single command whose output is read
+//! whole or inherited (builds, tests, probes); `duct` only where a
+//! command's output is streamed or piped, or its environment is built up
+//! from parts (a leg's `plugcheck` under Wine). Tools on PATH are found by
+//! one helper, `needs::find_on_path` (the harness bridge's).
 
 mod bench;
 mod ci;
