@@ -11,6 +11,7 @@ use crate::catalog::CaseId;
 use crate::os::Termination;
 use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
+use crate::report::event::{Event, Reporters, WorkerStart};
 use crate::report::{
     CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, human_ms,
 };
@@ -36,8 +37,16 @@ pub struct RunOptions {
 pub fn run_all(
     plugins: &[PathBuf],
     options: &RunOptions,
-    on_done: &(dyn Fn(usize, &PluginReport) + Sync),
+    reporters: &Reporters,
 ) -> Result<Report, SpawnError> {
+    let platform = Platform::current();
+    reporters.emit(&Event::RunStarted {
+        plugins: plugins.len(),
+        cases: options.cases.len(),
+        platform: &platform,
+        timeout_ms: options.timeout.as_millis() as u64,
+    });
+    let emit = |event: &Event<'_>| reporters.emit(event);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<PluginReport, SpawnError>>>> =
         Mutex::new(plugins.iter().map(|_| None).collect());
@@ -47,9 +56,9 @@ pub fn run_all(
             let Some(plugin) = plugins.get(index) else {
                 break;
             };
-            let result = run_plugin(plugin, options);
+            let result = run_plugin_reporting(index, plugin, options, &emit);
             if let Ok(report) = &result {
-                on_done(index, report);
+                emit(&Event::PluginFinished { index, report });
             }
             results.lock().expect("no panics while holding")[index] = Some(result);
         }
@@ -70,19 +79,36 @@ pub fn run_all(
         .into_iter()
         .map(|result| result.expect("every plugin was run"))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Report {
+    let report = Report {
         tool: format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
-        platform: Platform::current(),
+        platform,
         timeout_ms: options.timeout.as_millis() as u64,
         plugins: reports,
         toolchain_probes: Vec::new(),
-    })
+    };
+    // An interrupted run's results are not verdicts: nothing reports them.
+    if !crate::worker::interrupted() {
+        reporters.emit(&Event::RunFinished { report: &report });
+    }
+    Ok(report)
 }
 
 /// Runs the selected cases over one plugin: one batch per worker, a new
 /// worker (and batch) only after a crash or timeout, or for a case that
 /// must see the plugin's first load.
 pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, SpawnError> {
+    run_plugin_reporting(0, path, options, &|_| {})
+}
+
+/// [`run_plugin`], saying what happens as `index`'s events.
+fn run_plugin_reporting(
+    index: usize,
+    path: &Path,
+    options: &RunOptions,
+    emit: &(dyn Fn(&Event<'_>) + Sync),
+) -> Result<PluginReport, SpawnError> {
+    emit(&Event::PluginStarted { index, path });
+    let mut why_next_worker = WorkerStart::First;
     let started = Instant::now();
     let mut ledger = Ledger::default();
     let mut cases: Vec<CaseReport> = Vec::new();
@@ -95,12 +121,18 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
         // Cases a dead worker's verdicts already rule out need no process.
         if let Some(skip) = ledger.blocked(first) {
             ledger.record(first, &skip);
+            emit(&Event::CaseFinished {
+                index,
+                case: first,
+                verdict: skip.verdict,
+            });
             cases.push(case_report(first, skip, case_started, None));
             next += 1;
             continue;
         }
         if first.needs_fresh_process() && worker.as_ref().is_some_and(Worker::has_loaded) {
             finish(worker.take().expect("checked"), &mut cases);
+            why_next_worker = WorkerStart::FreshProcess { case: first };
         }
         // A batch runs up to the next case that needs a fresh process.
         let batch_len = 1 + options.cases[next + 1..]
@@ -112,6 +144,10 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
             Some(active) => active,
             None => {
                 workers_started += 1;
+                emit(&Event::WorkerStarted {
+                    index,
+                    why: why_next_worker,
+                });
                 worker.insert(spawn_worker(&options.worker_exe, path)?)
             }
         };
@@ -120,12 +156,18 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
         for &case in batch {
             next += 1;
             let active = worker.as_mut().expect("alive while its batch runs");
+            emit(&Event::CaseStarted { index, case });
             let outcome = match active.next(case, options.timeout) {
                 Exchange::Done { result, work_us } => {
                     if result.plugin.is_some() {
                         info = result.plugin;
                     }
                     ledger.record(case, &result.outcome);
+                    emit(&Event::CaseFinished {
+                        index,
+                        case,
+                        verdict: result.outcome.verdict,
+                    });
                     cases.push(case_report(
                         case,
                         result.outcome,
@@ -152,6 +194,15 @@ pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, Spa
             };
             // The rest of the batch goes to a new worker.
             ledger.record(case, &outcome);
+            emit(&Event::CaseFinished {
+                index,
+                case,
+                verdict: outcome.verdict,
+            });
+            why_next_worker = WorkerStart::Replacing {
+                after: case,
+                verdict: outcome.verdict,
+            };
             cases.push(case_report(case, outcome, case_started, None));
             break;
         }

@@ -165,7 +165,7 @@ fn build_and_run(
         .join(platform.name())
         .join("report.json");
     let report = run_suite_on(&runner, &artifacts, &report_path)?;
-    plugcheck::ci::junit::write(&report, &report_path.with_file_name("junit.xml"))?;
+    plugcheck::report::junit::write(&report, &report_path.with_file_name("junit.xml"))?;
     Ok((runner, artifacts, report_path, report))
 }
 

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -10,8 +9,11 @@ use anyhow::{Context, bail};
 use super::{exit, say};
 use crate::catalog::{CaseId, Family};
 use crate::outcome::{CaseSettings, ReloadRole};
+use crate::report::event::{JsonFile, Reporter, Reporters};
+use crate::report::progress::Progress;
+use crate::report::table;
 use crate::runner::{self, RunOptions};
-use crate::{ci, os, table, worker};
+use crate::{os, report, worker};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -93,7 +95,7 @@ pub enum Annotate {
 impl Annotate {
     fn wanted(self) -> bool {
         match self {
-            Annotate::Auto => ci::github::in_actions(),
+            Annotate::Auto => report::github::in_actions(),
             Annotate::Always => true,
             Annotate::Never => false,
         }
@@ -177,15 +179,32 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         std::process::exit(130);
     })
     .context("cannot install the interrupt handler")?;
-    say(&table::header(
-        &format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
-        &crate::report::Platform::current(),
-        args.timeout.as_millis() as u64,
-    ));
-    let printer = InOrder::default();
-    let report = runner::run_all(&plugins, &options, &|index, plugin| {
-        printer.ready(index, table::plugin(plugin));
-    })?;
+    let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
+    // The progress line first: it erases itself before a table prints.
+    if let Some(progress) = Progress::for_terminal() {
+        reporters.push(Box::new(progress));
+    }
+    reporters.push(Box::new(table::Table::new(
+        format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
+        say,
+    )));
+    if let Some(path) = &args.json {
+        reporters.push(Box::new(JsonFile {
+            path: path.clone(),
+            say,
+        }));
+    }
+    if let Some(path) = &args.junit {
+        reporters.push(Box::new(report::junit::JunitFile {
+            path: path.clone(),
+            say,
+        }));
+    }
+    if args.annotate.wanted() {
+        reporters.push(Box::new(report::github::Actions { say }));
+    }
+    let reporters = Reporters::new(reporters);
+    let report = runner::run_all(&plugins, &options, &reporters)?;
     if worker::interrupted() {
         // The interrupt handler is exiting with 130; the results of the
         // workers it killed are not verdicts and must not be reported.
@@ -193,20 +212,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             std::thread::park();
         }
     }
-    say(&table::summary(&report));
-    if let Some(path) = &args.json {
-        report.write_json(path)?;
-        say(&format!("report written to {}\n", path.display()));
-    }
-    if let Some(path) = &args.junit {
-        ci::junit::write(&report, path)?;
-        say(&format!("JUnit report written to {}\n", path.display()));
-    }
-    if args.annotate.wanted() {
-        say(&ci::github::annotations(&report));
-        ci::github::append_summary(&report)
-            .context("cannot append to the job summary ($GITHUB_STEP_SUMMARY)")?;
-    }
+    reporters.finish()?;
     worker::wait_for_teardown();
     // Every worker is gone: whatever a plugin left running came to us and
     // is killed here, also after the last worker of a one-plugin run.
@@ -330,24 +336,6 @@ fn parse_reload_target(text: &str) -> Result<(ReloadRole, PathBuf), String> {
         return Err(format!("no path after `{}=`", role.name()));
     }
     Ok((role, PathBuf::from(path)))
-}
-
-/// Prints plugin tables in input order as they complete.
-#[derive(Default)]
-struct InOrder {
-    state: Mutex<(usize, BTreeMap<usize, String>)>,
-}
-
-impl InOrder {
-    fn ready(&self, index: usize, text: String) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let (next, waiting) = &mut *state;
-        waiting.insert(index, text);
-        while let Some(text) = waiting.remove(next) {
-            say(&text);
-            *next += 1;
-        }
-    }
 }
 
 /// The cases `--filter` selects, in suite order.

@@ -36,6 +36,30 @@ pub mod exit {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour verdicts: `auto` on a terminal (NO_COLOR and CLICOLOR_FORCE
+    /// are honoured), `always`, or `never`.
+    #[arg(long, value_enum, global = true, default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
+}
+
+/// When to colour output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorWhen {
+    /// Sets it for every stream anstream writes.
+    fn apply(self) {
+        let choice = match self {
+            ColorWhen::Auto => anstream::ColorChoice::Auto,
+            ColorWhen::Always => anstream::ColorChoice::Always,
+            ColorWhen::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +84,7 @@ enum Command {
 /// Runs the command line; prints an error once, here.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli.color.apply();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Watch(args) => watch::run(args),
@@ -79,8 +104,10 @@ pub fn main() -> ExitCode {
 
 /// Writes to stdout. A closed pipe (`plugcheck check … | head`) must not
 /// turn a verdict into a panic, so write errors are ignored.
+/// Writes to stdout through anstream, which keeps colour for a terminal
+/// (per `--color`, NO_COLOR, CLICOLOR_FORCE) and strips it elsewhere.
 fn say(text: &str) {
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = anstream::stdout().lock();
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
 }

@@ -1,10 +1,79 @@
 //! The human report: one line per case, then the gate. Written for a
 //! terminal or a CI log; the JSON report carries the full detail.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use anstyle::{AnsiColor, Style};
+
+use super::event::{Event, Reporter};
 use crate::report::{CaseReport, PluginReport, Report, Verdict, human_ms};
 use crate::text::one_line;
+
+/// The table as a run's reporter: the header when the run starts, each
+/// plugin's table as soon as it and every plugin before it have finished
+/// (so tables come in input order whatever runs at once), the summary at
+/// the end. `say` writes (and strips colour where it does not belong).
+pub struct Table {
+    pub tool: String,
+    pub say: fn(&str),
+    next: usize,
+    waiting: BTreeMap<usize, String>,
+}
+
+impl Table {
+    pub fn new(tool: String, say: fn(&str)) -> Table {
+        Table {
+            tool,
+            say,
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
+    }
+}
+
+impl Reporter for Table {
+    fn on(&mut self, event: &Event<'_>) -> anyhow::Result<()> {
+        match event {
+            Event::RunStarted {
+                platform,
+                timeout_ms,
+                ..
+            } => (self.say)(&header(&self.tool, platform, *timeout_ms)),
+            Event::PluginFinished { index, report } => {
+                self.waiting.insert(*index, plugin(report));
+                while let Some(text) = self.waiting.remove(&self.next) {
+                    (self.say)(&text);
+                    self.next += 1;
+                }
+            }
+            Event::RunFinished { report } => (self.say)(&summary(report)),
+            Event::PluginStarted { .. }
+            | Event::WorkerStarted { .. }
+            | Event::CaseStarted { .. }
+            | Event::CaseFinished { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// How a verdict looks on a terminal (anstream strips it elsewhere).
+fn verdict_style(verdict: Verdict) -> Style {
+    let color = |color: AnsiColor| Style::new().fg_color(Some(color.into()));
+    match verdict {
+        Verdict::Pass => color(AnsiColor::Green),
+        Verdict::Fail => color(AnsiColor::Red).bold(),
+        Verdict::Crashed => color(AnsiColor::Red).bold(),
+        Verdict::TimedOut => color(AnsiColor::Magenta).bold(),
+        Verdict::Warning => color(AnsiColor::Yellow),
+        Verdict::Skipped => Style::new().dimmed(),
+    }
+}
+
+/// `text` in `style`: the escapes around the text, padding outside them.
+fn styled(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
 
 /// How much of a failing case's output the table quotes.
 const OUTPUT_LINES: usize = 3;
@@ -51,7 +120,11 @@ pub fn plugin(report: &PluginReport) -> String {
     let _ = writeln!(
         out,
         "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped · {} worker(s) · {}",
-        if gate.passed { "PASSED" } else { "FAILED" },
+        if gate.passed {
+            styled(verdict_style(Verdict::Pass).bold(), "PASSED")
+        } else {
+            styled(verdict_style(Verdict::Fail), "FAILED")
+        },
         gate.pass,
         gate.fail,
         gate.crashed,
@@ -65,9 +138,10 @@ pub fn plugin(report: &PluginReport) -> String {
 }
 
 fn case_line(case: &CaseReport) -> String {
+    let word = format!("{:<9}", case.verdict.as_str().to_uppercase());
     let mut out = format!(
-        "  {:<9} {:<28} {}\n",
-        case.verdict.as_str().to_uppercase(),
+        "  {} {:<28} {}\n",
+        styled(verdict_style(case.verdict), &word),
         case.id.id(),
         one_line(&case.reason)
     );

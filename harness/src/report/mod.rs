@@ -1,6 +1,12 @@
 //! The report model: one serde type tree, written as JSON, shown as a table
 //! (`table.rs`) and normalized for snapshots (`normalize.rs`).
 
+pub mod event;
+pub mod github;
+pub mod junit;
+pub mod progress;
+pub mod table;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
