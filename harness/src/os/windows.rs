@@ -54,23 +54,44 @@ pub unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailu
     use libloading::os::windows::{
         LOAD_LIBRARY_SEARCH_DEFAULT_DIRS, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR, Library,
     };
+    use std::os::windows::ffi::OsStrExt;
+    use windows_sys::Win32::Foundation::GetLastError;
+    use windows_sys::Win32::System::LibraryLoader::LoadLibraryExW;
     let flags = LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS;
-    // SAFETY: the caller accepts that DllMain runs (see above).
-    match unsafe { Library::load_with_flags(path.as_os_str(), flags) } {
-        Ok(library) => Ok(library.into()),
-        Err(error) => {
-            let error = loader_error(&error);
-            let missing_dependency = match error.code {
-                Some(126) => missing_import(path),
-                _ => None,
-            };
-            Err(OpenFailure {
-                error,
-                unresolved_symbol: None,
-                missing_dependency,
-            })
+    let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    // The loader's error code is read from the OS right after the call,
+    // before anything else can overwrite it.
+    // SAFETY: `wide` is NUL-terminated; the caller accepts that DllMain
+    // runs (see above).
+    // No "missing DLL" dialog may wait for a click, in a worker or not:
+    // critical errors fail for this thread during the load.
+    let (handle, code) = unsafe {
+        use windows_sys::Win32::System::Diagnostics::Debug::{
+            SEM_FAILCRITICALERRORS, SetThreadErrorMode,
+        };
+        let mut previous = 0;
+        let guarded = SetThreadErrorMode(SEM_FAILCRITICALERRORS, &mut previous) != 0;
+        let handle = LoadLibraryExW(wide.as_ptr(), std::ptr::null_mut(), flags);
+        let code = GetLastError();
+        if guarded {
+            SetThreadErrorMode(previous, std::ptr::null_mut());
         }
+        (handle, code)
+    };
+    if !handle.is_null() {
+        // SAFETY: a module handle LoadLibraryExW just returned, owned here.
+        return Ok(unsafe { Library::from_raw(handle as isize) }.into());
     }
+    let error = os_error(i64::from(code));
+    let missing_dependency = match error.code {
+        Some(126) => missing_import(path),
+        _ => None,
+    };
+    Err(OpenFailure {
+        error,
+        unresolved_symbol: None,
+        missing_dependency,
+    })
 }
 
 /// The first DLL `path` imports that is neither beside it nor loadable by
@@ -140,18 +161,28 @@ pub fn runtime() -> String {
     }
 }
 
-/// A libloading error as an [`OsError`]. libloading's Display is generic
-/// ("LoadLibraryExW failed"): the Win32 error code is in the source error.
+/// A failed lookup or close as an [`OsError`], its Win32 code asked of the
+/// OS (`GetLastError`): libloading's Display is generic ("GetProcAddress
+/// failed"), and nothing runs between its failed call and this one.
 pub fn loader_error(error: &libloading::Error) -> OsError {
-    let source = std::error::Error::source(error);
-    // WindowsError's Debug is the bare code.
-    let code = source.and_then(|source| format!("{source:?}").parse::<i64>().ok());
+    // SAFETY: reads this thread's last error; no arguments.
+    let code = unsafe { windows_sys::Win32::Foundation::GetLastError() };
+    if code == 0 {
+        return OsError {
+            code: None,
+            name: None,
+            message: error.to_string(),
+        };
+    }
+    os_error(i64::from(code))
+}
+
+/// A Win32 error code with its name and the system's message.
+fn os_error(code: i64) -> OsError {
     OsError {
-        code,
-        name: code.and_then(win32_error_name).map(str::to_owned),
-        message: source
-            .map(ToString::to_string)
-            .unwrap_or_else(|| error.to_string()),
+        code: Some(code),
+        name: win32_error_name(code).map(str::to_owned),
+        message: std::io::Error::from_raw_os_error(code as i32).to_string(),
     }
 }
 
