@@ -50,6 +50,7 @@ pub mod testing {
     use std::path::Path;
 
     pub const STAND_IN_WSL: &str = r#"#!/usr/bin/env bash
+if [ -n "${PLUGCHECK_STAND_IN_WARM_UP:-}" ]; then exit 0; fi
 if [ "$#" -eq 2 ] && [ "$1" = "--list" ] && [ "$2" = "--verbose" ]; then
     printf '  NAME            STATE           VERSION\n* Ubuntu-24.04    Running         2\n  Legacy          Stopped         1\n' \
         | iconv -f UTF-8 -t UTF-16LE
@@ -84,6 +85,7 @@ exec env -i PATH="$PATH" HOME="$home" "${crossing[@]}" "$@"
         std::fs::write(&exe, STAND_IN_WSL).expect("the stand-in is written");
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755))
             .expect("the stand-in is executable");
+        warm_up(&exe);
         super::wsl::Wsl::at(exe)
     }
 
@@ -94,8 +96,33 @@ exec env -i PATH="$PATH" HOME="$home" "${crossing[@]}" "$@"
         let bin = dir.join("distro-home/.cargo/bin");
         std::fs::create_dir_all(&bin).expect("the distro's bin is made");
         let program = bin.join(name);
-        std::fs::write(&program, format!("#!/bin/sh\n{script}\n")).expect("written");
+        std::fs::write(
+            &program,
+            format!("#!/bin/sh\n[ -n \"$PLUGCHECK_STAND_IN_WARM_UP\" ] && exit 0\n{script}\n"),
+        )
+        .expect("written");
         std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
             .expect("executable");
+        warm_up(&program);
+    }
+
+    /// Runs a freshly written executable once, harmlessly, until the OS
+    /// lets it: a process another test thread forks while the file is
+    /// still open for writing holds it (ETXTBSY) until that child execs.
+    /// Once it ran, the writers are gone and the test's runs are safe.
+    fn warm_up(path: &Path) {
+        const TEXT_FILE_BUSY: i32 = 26;
+        for _ in 0..200 {
+            match std::process::Command::new(path)
+                .env("PLUGCHECK_STAND_IN_WARM_UP", "1")
+                .output()
+            {
+                Err(error) if error.raw_os_error() == Some(TEXT_FILE_BUSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return,
+            }
+        }
+        panic!("`{}` stayed busy (ETXTBSY) for 2 s", path.display());
     }
 }
