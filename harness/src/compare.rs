@@ -128,27 +128,7 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn report(os: &str, plugins: &[(&str, &[(&str, &str)])]) -> Report {
-        let plugins: Vec<serde_json::Value> = plugins
-            .iter()
-            .map(|(path, cases)| {
-                let cases: Vec<serde_json::Value> = cases
-                    .iter()
-                    .map(|(id, verdict)| {
-                        serde_json::json!({"id": id, "family": "load", "verdict": verdict,
-                            "reason": "", "duration_us": 0})
-                    })
-                    .collect();
-                serde_json::json!({"path": path, "cases": cases, "gate": {"passed": true,
-                    "pass": 0, "fail": 0, "crashed": 0, "timed_out": 0, "skipped": 0, "warning": 0},
-                    "workers_started": 1, "duration_us": 0})
-            })
-            .collect();
-        serde_json::from_value(serde_json::json!({"tool": "t", "timeout_ms": 1,
-            "platform": {"os": os, "arch": "x86_64"}, "plugins": plugins}))
-        .unwrap()
-    }
+    use crate::report::test_report as report;
 
     #[test]
     fn disagreements_and_legs_that_did_not_run_are_shown() {

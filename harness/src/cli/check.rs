@@ -9,7 +9,8 @@ use anyhow::{Context, bail};
 use super::{exit, say};
 use crate::catalog::{CaseId, Family};
 use crate::outcome::{CaseSettings, ReloadRole};
-use crate::report::event::{JsonFile, Reporter, Reporters};
+use crate::report::Report;
+use crate::report::event::{AtRunEnd, Reporter, Reporters};
 use crate::report::progress::Progress;
 use crate::report::table;
 use crate::runner::{self, RunOptions};
@@ -188,20 +189,26 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
         say,
     )));
-    if let Some(path) = &args.json {
-        reporters.push(Box::new(JsonFile {
-            path: path.clone(),
-            say,
-        }));
+    if let Some(path) = args.json.clone() {
+        reporters.push(Box::new(AtRunEnd(move |report: &Report| {
+            report.write_json(&path)?;
+            say(&format!("report written to {}\n", path.display()));
+            Ok(())
+        })));
     }
-    if let Some(path) = &args.junit {
-        reporters.push(Box::new(report::junit::JunitFile {
-            path: path.clone(),
-            say,
-        }));
+    if let Some(path) = args.junit.clone() {
+        reporters.push(Box::new(AtRunEnd(move |report: &Report| {
+            report::junit::write(report, &path)?;
+            say(&format!("JUnit report written to {}\n", path.display()));
+            Ok(())
+        })));
     }
     if args.annotate.wanted() {
-        reporters.push(Box::new(report::github::Actions { say }));
+        reporters.push(Box::new(AtRunEnd(|report: &Report| {
+            say(&report::github::annotations(report));
+            report::github::append_summary(report)
+                .context("cannot append to the job summary ($GITHUB_STEP_SUMMARY)")
+        })));
     }
     let reporters = Reporters::new(reporters);
     let report = runner::run_all(&plugins, &options, &reporters)?;

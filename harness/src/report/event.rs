@@ -100,27 +100,23 @@ impl Reporters {
     }
 }
 
-/// Writes the JSON report (atomically) when the run finishes.
-pub struct JsonFile {
-    pub path: std::path::PathBuf,
-    /// Told where the report went.
-    pub say: fn(&str),
-}
+/// A consumer of the finished run only (the JSON and JUnit files, GitHub's
+/// annotations): it hears every event, and acts on `RunFinished`.
+pub struct AtRunEnd<F>(pub F);
 
-impl Reporter for JsonFile {
+impl<F> Reporter for AtRunEnd<F>
+where
+    F: FnMut(&Report) -> anyhow::Result<()> + Send,
+{
     fn on(&mut self, event: &Event<'_>) -> anyhow::Result<()> {
         match event {
-            Event::RunFinished { report } => {
-                report.write_json(&self.path)?;
-                (self.say)(&format!("report written to {}\n", self.path.display()));
-            }
+            Event::RunFinished { report } => (self.0)(report),
             Event::RunStarted { .. }
             | Event::PluginStarted { .. }
             | Event::WorkerStarted { .. }
             | Event::CaseStarted { .. }
             | Event::CaseFinished { .. }
-            | Event::PluginFinished { .. } => {}
+            | Event::PluginFinished { .. } => Ok(()),
         }
-        Ok(())
     }
 }

@@ -138,34 +138,6 @@ fn escape_property(text: &str) -> String {
     escape_data(text).replace(':', "%3A").replace(',', "%2C")
 }
 
-/// Annotations on stdout and the job summary, when the run finishes.
-pub struct Actions {
-    pub say: fn(&str),
-}
-
-impl super::event::Reporter for Actions {
-    fn on(&mut self, event: &super::event::Event<'_>) -> anyhow::Result<()> {
-        use super::event::Event;
-        match event {
-            Event::RunFinished { report } => {
-                (self.say)(&annotations(report));
-                append_summary(report).map_err(|error| {
-                    anyhow::anyhow!(
-                        "cannot append to the job summary ($GITHUB_STEP_SUMMARY): {error}"
-                    )
-                })?;
-            }
-            Event::RunStarted { .. }
-            | Event::PluginStarted { .. }
-            | Event::WorkerStarted { .. }
-            | Event::CaseStarted { .. }
-            | Event::CaseFinished { .. }
-            | Event::PluginFinished { .. } => {}
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

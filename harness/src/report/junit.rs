@@ -98,31 +98,3 @@ pub(crate) fn file_name(path: &Path) -> String {
         .unwrap_or_default()
         .to_owned()
 }
-
-/// Writes the JUnit file (atomically) when the run finishes.
-pub struct JunitFile {
-    pub path: std::path::PathBuf,
-    pub say: fn(&str),
-}
-
-impl super::event::Reporter for JunitFile {
-    fn on(&mut self, event: &super::event::Event<'_>) -> anyhow::Result<()> {
-        use super::event::Event;
-        match event {
-            Event::RunFinished { report } => {
-                write(report, &self.path)?;
-                (self.say)(&format!(
-                    "JUnit report written to {}\n",
-                    self.path.display()
-                ));
-            }
-            Event::RunStarted { .. }
-            | Event::PluginStarted { .. }
-            | Event::WorkerStarted { .. }
-            | Event::CaseStarted { .. }
-            | Event::CaseFinished { .. }
-            | Event::PluginFinished { .. } => {}
-        }
-        Ok(())
-    }
-}

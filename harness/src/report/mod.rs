@@ -475,29 +475,39 @@ pub enum ReportReadError {
     },
 }
 
+/// A report as JSON would give it: `os`, and per plugin its path and
+/// `(case id, verdict)` pairs. For tests of what reads reports.
+#[cfg(test)]
+pub(crate) fn test_report(os: &str, plugins: &[(&str, &[(&str, &str)])]) -> Report {
+    let plugins: Vec<serde_json::Value> = plugins
+        .iter()
+        .map(|(path, cases)| {
+            let cases: Vec<serde_json::Value> = cases
+                .iter()
+                .map(|(id, verdict)| {
+                    serde_json::json!({"id": id, "family": "load", "verdict": verdict,
+                        "reason": "", "duration_us": 0})
+                })
+                .collect();
+            serde_json::json!({"path": path, "cases": cases, "gate": {"passed": true,
+                "pass": 0, "fail": 0, "crashed": 0, "timed_out": 0, "skipped": 0, "warning": 0},
+                "workers_started": 1, "duration_us": 0})
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({"tool": "t", "timeout_ms": 1,
+        "platform": {"os": os, "arch": "x86_64"}, "plugins": plugins}))
+    .expect("a valid report")
+}
+
 #[cfg(test)]
 mod tests {
-
-    fn part(os: &str, paths: &[&str]) -> Report {
-        let plugins: Vec<serde_json::Value> = paths
-            .iter()
-            .map(|path| {
-                serde_json::json!({"path": path, "cases": [], "gate": {"passed": true,
-                    "pass": 0, "fail": 0, "crashed": 0, "timed_out": 0, "skipped": 0, "warning": 0},
-                    "workers_started": 1, "duration_us": 0})
-            })
-            .collect();
-        serde_json::from_value(serde_json::json!({"tool": "t", "timeout_ms": 1,
-            "platform": {"os": os, "arch": "x86_64"}, "plugins": plugins}))
-        .unwrap()
-    }
 
     #[test]
     fn parts_merge_into_one_report_in_the_order_asked() {
         assert!(Report::merge(Vec::new()).is_none());
         let mut merged = Report::merge([
-            part("windows", &[r"Z:\a\hang.dll"]),
-            part("linux", &["/a/echo.so", "/a/extra.so"]),
+            test_report("windows", &[(r"Z:\a\hang.dll", &[])]),
+            test_report("linux", &[("/a/echo.so", &[]), ("/a/extra.so", &[])]),
         ])
         .unwrap();
         assert_eq!(merged.platform.os, "windows", "the first part's header");
