@@ -105,21 +105,21 @@ impl Annotate {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let cases = select_cases(&args.filter)?;
-    let host = std::env::consts::OS;
+    let (other, _) = os::OTHER_PLATFORM;
     match args.platform {
-        TargetPlatform::Windows if host != "windows" => return super::foreign::on_windows(&args),
-        TargetPlatform::Linux if host != "linux" => return super::foreign::on_linux(&args),
+        TargetPlatform::Windows if other == "windows" => return super::foreign::on_windows(&args),
+        TargetPlatform::Linux if other == "linux" => return super::foreign::on_linux(&args),
         _ => {}
     }
-    if let Some(other) = other_platforms_plugin(&args.plugins) {
+    if let Some((other, plugin)) = other_platforms_plugin(&args.plugins) {
+        let bridge = if other == "windows" {
+            " (under Wine)"
+        } else {
+            " (in WSL2)"
+        };
         say(&format!(
-            "note: `{}` is built for {other}; `plugcheck check --platform {other}` judges it there{}\n",
-            crate::text::one_line(&other_file_name(&args.plugins, other)),
-            if other == "windows" {
-                " (under Wine)"
-            } else {
-                " (in WSL2)"
-            }
+            "note: `{}` is built for {other}; `plugcheck check --platform {other}` judges it there{bridge}\n",
+            crate::text::one_line(&plugin.display().to_string()),
         ));
     }
     // Refuse an unwritable report path now, not after the whole run.
@@ -232,32 +232,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// The other platform, when a plugin's name says it was built for it.
-fn other_platforms_plugin(plugins: &[PathBuf]) -> Option<&'static str> {
-    let (other, extension) = if os::LIBRARY_EXTENSION == "dll" {
-        ("linux", "so")
-    } else {
-        ("windows", "dll")
-    };
-    plugins
-        .iter()
-        .any(|path| {
-            path.extension()
-                .is_some_and(|ext| ext.eq_ignore_ascii_case(extension))
-        })
-        .then_some(other)
-}
-
-fn other_file_name(plugins: &[PathBuf], other: &str) -> String {
-    let extension = if other == "windows" { "dll" } else { "so" };
+/// The other platform and the first plugin whose name says it was built
+/// for it.
+fn other_platforms_plugin(plugins: &[PathBuf]) -> Option<(&'static str, &Path)> {
+    let (other, extension) = os::OTHER_PLATFORM;
     plugins
         .iter()
         .find(|path| {
             path.extension()
                 .is_some_and(|ext| ext.eq_ignore_ascii_case(extension))
         })
-        .map(|path| path.display().to_string())
-        .unwrap_or_default()
+        .map(|path| (other, path.as_path()))
 }
 
 /// The arguments of this check as the other platform's harness takes them:

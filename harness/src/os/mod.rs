@@ -37,6 +37,10 @@ pub const NATIVE_FORMAT_NAME: &str = imp::NATIVE_FORMAT_NAME;
 /// The usual file extension of a plugin here.
 pub const LIBRARY_EXTENSION: &str = imp::LIBRARY_EXTENSION;
 
+/// The other platform (`check --platform` reaches it through a bridge),
+/// and the extension of its libraries.
+pub const OTHER_PLATFORM: (&str, &str) = imp::OTHER_PLATFORM;
+
 /// Where cargo writes a `cdylib` crate's library, for advice.
 pub const CDYLIB_EXAMPLE: &str = imp::CDYLIB_EXAMPLE;
 

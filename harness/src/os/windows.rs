@@ -32,6 +32,9 @@ pub const NATIVE_FORMAT_NAME: &str = "PE DLLs";
 /// The usual file extension of a plugin here.
 pub const LIBRARY_EXTENSION: &str = "dll";
 
+/// The other platform plugcheck judges on, and its library extension.
+pub const OTHER_PLATFORM: (&str, &str) = ("linux", "so");
+
 /// Where cargo writes a `cdylib` crate's library, for advice.
 pub const CDYLIB_EXAMPLE: &str = "target\\release\\NAME.dll";
 
@@ -60,11 +63,11 @@ pub unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailu
     let flags = LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR | LOAD_LIBRARY_SEARCH_DEFAULT_DIRS;
     let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
     // The loader's error code is read from the OS right after the call,
-    // before anything else can overwrite it.
-    // SAFETY: `wide` is NUL-terminated; the caller accepts that DllMain
-    // runs (see above).
-    // No "missing DLL" dialog may wait for a click, in a worker or not:
-    // critical errors fail for this thread during the load.
+    // before anything else can overwrite it; and no "missing DLL" dialog
+    // may wait for a click, so critical errors fail for this thread
+    // during the load.
+    // SAFETY: `wide` is NUL-terminated and `previous` writable; the caller
+    // accepts that DllMain runs (see above).
     let (handle, code) = unsafe {
         use windows_sys::Win32::System::Diagnostics::Debug::{
             SEM_FAILCRITICALERRORS, SetThreadErrorMode,
