@@ -1,0 +1,3 @@
+module plugcheck.dev/abi
+
+go 1.19
