@@ -1,0 +1,504 @@
+package main
+
+// The conformance catalog (harness/src/catalog.rs) mapped onto Go's plugin
+// semantics: plugin.Open for load, Lookup of `Plugin`, its type, its Info,
+// Init and the methods it registers, state through plugcheck.Stateful,
+// Shutdown and the goroutines left behind. Cases with no meaning for a
+// Go-native plugin (Go never unloads one, and loads a package path once
+// per process) are skipped or warned with the reason.
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	plugcheck "plugcheck.dev/abi"
+)
+
+// noReloadOfOneBuild is why the cases that reload one build again and
+// again have no meaning for a Go-native plugin.
+const noReloadOfOneBuild = "Go loads each package path once per process, so one build cannot be reloaded again and again; reload-upgrade checks a version built under its own package path"
+
+const neverUnloads = "Go has no plugin.Close: a Go-native plugin stays in the process, with its memory and goroutines, until the process exits"
+
+func (s *session) run(id string) caseResult {
+	o := s.runCase(id)
+	return caseResult{Outcome: o, Plugin: s.info()}
+}
+
+func (s *session) runCase(id string) outcome {
+	// A step that fails on the way to what a case needs decides the case.
+	needs := func(failed *stepError) (outcome, bool) {
+		if failed == nil {
+			return outcome{}, false
+		}
+		return failed.outcome, true
+	}
+	switch id {
+	case "load":
+		return s.load()
+	case "lookup-entry", "descriptor", "abi-version":
+		// Each passes when loading got past its step.
+		if failed := s.ensureLoaded(); failed != nil && stepIndex(failed.stage) <= stepIndex(id) {
+			return failed.outcome
+		}
+		return s.entered(id)
+	case "metadata":
+		if o, failed := needs(s.ensureLoaded()); failed {
+			return o
+		}
+		return s.metadata()
+	case "init":
+		if o, failed := needs(s.ensureLoaded()); failed {
+			return o
+		}
+		if o := s.current.shutdown(); o != nil {
+			return *o
+		}
+		return s.init()
+	case "unload":
+		return warning(neverUnloads)
+	case "reload-unload-verified":
+		return warning("every version of the plugin this worker loaded is still in the process: " + neverUnloads)
+	case "reload-same-version":
+		if o, failed := needs(s.ensureInit()); failed {
+			return o
+		}
+		return s.reloadSameVersion()
+	case "reload-while-calling", "reload-replace-while-loaded", "reload-cycles":
+		return skipped(noReloadOfOneBuild)
+	}
+	if o, failed := needs(s.ensureInit()); failed {
+		return o
+	}
+	switch id {
+	case "lookup-methods":
+		return s.lookupMethods()
+	case "selftest":
+		return s.selftest()
+	case "state-roundtrip":
+		return s.stateRoundtrip()
+	case "shutdown":
+		return s.shutdown()
+	case "load-time":
+		return s.loadTime()
+	case "repeat-load":
+		return s.repeatLoad()
+	case "reload-upgrade":
+		return s.reloadUpgrade()
+	case "reload-broken-upgrade":
+		return s.reloadRefused("broken", "a build whose load, entry, contract or Init fails")
+	case "reload-abi-mismatch":
+		return s.reloadRefused("abi-mismatch", "a build for another contract major")
+	}
+	return skipped(fmt.Sprintf("the Go worker does not know the case `%s`: update plugcheck", clip(id, 80)))
+}
+
+func (s *session) load() outcome {
+	if failed := s.ensureLoaded(); failed != nil {
+		if failed.stage == "load" {
+			return failed.outcome
+		}
+	}
+	if s.plug == nil {
+		return fail("the plugin did not load")
+	}
+	path := packagePath(s.plug)
+	o := pass(fmt.Sprintf("plugin.Open loaded the Go-native plugin (package path `%s`, built by %s like this worker)", path, goVersion))
+	o.Detail.LoadMs = s.loadMs
+	return o
+}
+
+// loadSteps are the cases loading a build goes through, in order.
+var loadSteps = []string{"load", "lookup-entry", "descriptor", "abi-version"}
+
+func stepIndex(id string) int {
+	for i, step := range loadSteps {
+		if step == id {
+			return i
+		}
+	}
+	return len(loadSteps)
+}
+
+// entered is lookup-entry, descriptor or abi-version, past its step.
+func (s *session) entered(id string) outcome {
+	switch id {
+	case "lookup-entry":
+		return pass("the plugin exports `Plugin`")
+	case "descriptor":
+		if s.current == nil {
+			return pass("`Plugin` is a plugcheck.Plugin")
+		}
+		return pass(fmt.Sprintf("`Plugin` is a plugcheck.Plugin holding a %T", s.current.p))
+	}
+	info := s.current.info
+	o := pass(fmt.Sprintf("the plugin was built against contract %d.%d; this host accepts %d.0 to %d.%d",
+		info.ABIMajor, info.ABIMinor, plugcheck.ABIMajor, plugcheck.ABIMajor, plugcheck.ABIMinor))
+	o.Detail.HostABI = ptr(fmt.Sprintf("%d.%d", plugcheck.ABIMajor, plugcheck.ABIMinor))
+	o.Detail.PluginABI = ptr(fmt.Sprintf("%d.%d", info.ABIMajor, info.ABIMinor))
+	return o
+}
+
+func (s *session) metadata() outcome {
+	info := s.current.info
+	switch {
+	case info.Name == "":
+		return fail("Info().Name is empty: a plugin must be named")
+	case info.Version == "":
+		return fail("Info().Version is empty: give the plugin's own semver")
+	}
+	return pass(fmt.Sprintf("%q %s, built by %s", clip(info.Name, 200), clip(info.Version, 100), goVersion))
+}
+
+func (s *session) init() outcome {
+	started := time.Now()
+	if failed := s.current.initialize(); failed != nil {
+		failed.outcome.Detail.Logs = s.current.host.logs
+		return failed.outcome
+	}
+	ms := float64(time.Since(started).Microseconds()) / 1000
+	if s.initMs == nil {
+		s.initMs = &ms
+	}
+	names := s.current.host.names()
+	o := pass(fmt.Sprintf("Init registered %d method(s): %s", len(names), strings.Join(names, ", ")))
+	o.Detail.Methods = names
+	o.Detail.Logs = s.current.host.logs
+	o.Detail.InitMs = &ms
+	return o
+}
+
+func (s *session) lookupMethods() outcome {
+	names := s.current.host.names()
+	if _, failed := s.current.call("plugcheck-no-such-method", nil); failed == nil {
+		return fail("an unknown method name was found")
+	}
+	o := pass(fmt.Sprintf("%d method(s) found by name; an unknown name is refused", len(names)))
+	o.Detail.Methods = names
+	return o
+}
+
+func (s *session) selftest() outcome {
+	if s.current.host.methods["selftest"] == nil {
+		return skipped("the plugin registers no `selftest` method")
+	}
+	if _, failed := s.current.call("selftest", nil); failed != nil {
+		return *failed
+	}
+	return pass("`selftest` returned no error for empty input")
+}
+
+// stateRoundtrip drives the plugin's methods until its saved state differs
+// from a fresh one, restarts it (Shutdown, Init: Go cannot load a second
+// instance), restores the state and saves again.
+func (s *session) stateRoundtrip() outcome {
+	stateful, ok := s.current.p.(plugcheck.Stateful)
+	if !ok {
+		return skipped("stateless plugin: it does not implement plugcheck.Stateful")
+	}
+	save := func() ([]byte, *outcome) {
+		var state []byte
+		var err error
+		if p := guard(func() { state, err = stateful.SaveState() }); p != nil {
+			o := failPanic("SaveState panicked", p)
+			return nil, &o
+		}
+		if err != nil {
+			o := fail(fmt.Sprintf("SaveState returned an error: %s", clip(err.Error(), 500)))
+			return nil, &o
+		}
+		return state, nil
+	}
+	initial, failed := save()
+	if failed != nil {
+		return *failed
+	}
+	changedBy := ""
+	for _, name := range s.current.host.names() {
+		for i := 0; i < 2 && changedBy == ""; i++ {
+			if _, failed := s.current.call(name, nil); failed != nil {
+				return *failed
+			}
+			now, failed := save()
+			if failed != nil {
+				return *failed
+			}
+			if !bytes.Equal(now, initial) {
+				changedBy = name
+			}
+		}
+		if changedBy != "" {
+			break
+		}
+	}
+	carried, failed := save()
+	if failed != nil {
+		return *failed
+	}
+	if o := s.current.shutdown(); o != nil {
+		return *o
+	}
+	if failed := s.current.initialize(); failed != nil {
+		return failed.outcome
+	}
+	var err error
+	if p := guard(func() { err = stateful.RestoreState(carried) }); p != nil {
+		return failPanic("RestoreState panicked", p)
+	}
+	if err != nil {
+		return fail(fmt.Sprintf("RestoreState refused the %d bytes SaveState produced: %s", len(carried), clip(err.Error(), 500)))
+	}
+	again, failed := save()
+	if failed != nil {
+		return *failed
+	}
+	n := len(carried)
+	if !bytes.Equal(again, carried) {
+		lost := ""
+		if changedBy != "" && bytes.Equal(again, initial) {
+			lost = ": the restarted plugin saved a fresh state, so RestoreState did not take in what it was given"
+		}
+		return fail(fmt.Sprintf("state changed across save → restart → restore → save (%d bytes went in, %d came out)%s", n, len(again), lost))
+	}
+	var o outcome
+	if changedBy != "" {
+		o = pass(fmt.Sprintf("%d bytes of state, changed by calling `%s`, carried across a restart unchanged", n, changedBy))
+	} else {
+		o = warning(fmt.Sprintf("only the initial state could be carried (%d bytes): no method changed what SaveState returns, so a RestoreState that ignores its input would pass too", n))
+	}
+	o.Detail.StateBytes = ptr(uint64(n))
+	return o
+}
+
+func (s *session) shutdown() outcome {
+	if o := s.current.shutdown(); o != nil {
+		return *o
+	}
+	left := s.pluginGoroutinesAfterGrace(s.current.packagePath)
+	if len(left) > 0 {
+		o := fail(fmt.Sprintf("%d goroutine(s) the plugin started still run after Shutdown: %s; Shutdown must stop every goroutine the plugin started",
+			len(left), strings.Join(first(left, 5), "; ")))
+		o.Detail.Goroutines = first(left, 20)
+		return o
+	}
+	return pass("Shutdown returned and no goroutine of the plugin runs")
+}
+
+func (s *session) loadTime() outcome {
+	if s.loadMs == nil || s.initMs == nil {
+		return skipped("this worker did not time the plugin's first load and Init")
+	}
+	total := *s.loadMs + *s.initMs
+	bound := s.settings.LoadTimeBoundMs
+	var o outcome
+	if total > float64(bound) {
+		o = warning(fmt.Sprintf("plugin.Open plus Init took %.0f ms, more than the %d ms bound", total, bound))
+	} else {
+		o = pass(fmt.Sprintf("plugin.Open plus Init took less than the %d ms bound", bound))
+	}
+	o.Detail.LoadMs, o.Detail.InitMs, o.Detail.BoundMs = s.loadMs, s.initMs, &bound
+	return o
+}
+
+// repeatLoad opens the same file again (Go hands back the loaded plugin)
+// and cycles Shutdown and Init, watching the plugin's goroutines.
+func (s *session) repeatLoad() outcome {
+	again, err := openAgain(s.plug)
+	if err != nil {
+		return fail(fmt.Sprintf("a second plugin.Open of the same file failed: %s", clip(err.Error(), 500)))
+	}
+	if again != s.plug {
+		return fail("a second plugin.Open of the same file gave another plugin: Go loaded it twice")
+	}
+	cycles := int(s.settings.RepeatCycles)
+	for i := 0; i < cycles; i++ {
+		if o := s.current.shutdown(); o != nil {
+			return *o
+		}
+		if failed := s.current.initialize(); failed != nil {
+			return failed.outcome
+		}
+	}
+	if o := s.current.shutdown(); o != nil {
+		return *o
+	}
+	if left := s.pluginGoroutinesAfterGrace(s.current.packagePath); len(left) > 0 {
+		o := fail(fmt.Sprintf("after %d Init/Shutdown cycles %d goroutine(s) of the plugin still run: %s", cycles, len(left), strings.Join(first(left, 5), "; ")))
+		o.Detail.Goroutines = first(left, 20)
+		return o
+	}
+	return pass(fmt.Sprintf("a second plugin.Open of the same file returns the plugin already loaded (Go loads a plugin once per process; its init does not run again); %d Init/Shutdown cycles left no goroutine behind", cycles))
+}
+
+// reloadSameVersion shows what Go does with a fresh copy of the loaded
+// build: it refuses it.
+func (s *session) reloadSameVersion() outcome {
+	_, _, failed := s.open(s.path)
+	if failed == nil {
+		return warning("Go loaded a second copy of the same build beside the first: two instances of one package now run in this process")
+	}
+	if strings.Contains(failed.outcome.Reason, "already loaded") {
+		return skipped("Go refused a fresh copy of the loaded build with `plugin already loaded`: " + noReloadOfOneBuild)
+	}
+	return failed.outcome
+}
+
+// switchTo loads another build beside the current one, hands the state
+// over and makes it current. On failure the current version keeps serving.
+func (s *session) switchTo(path string) (*loaded, *stepError) {
+	plug, _, failed := s.open(path)
+	if failed != nil {
+		return nil, failed
+	}
+	next, failed := enter(plug)
+	if failed != nil {
+		return nil, failed
+	}
+	if failed := next.initialize(); failed != nil {
+		next.shutdown()
+		return nil, failed
+	}
+	oldState, oldStateful := s.current.p.(plugcheck.Stateful)
+	newState, newStateful := next.p.(plugcheck.Stateful)
+	if oldStateful && newStateful {
+		var state []byte
+		var err error
+		if p := guard(func() { state, err = oldState.SaveState() }); p != nil || err != nil {
+			next.shutdown()
+			return nil, &stepError{"save-state", fail(fmt.Sprintf("the running version's SaveState failed: %v%v", err, p))}
+		}
+		if p := guard(func() { err = newState.RestoreState(state) }); p != nil || err != nil {
+			next.shutdown()
+			return nil, &stepError{"restore-state", fail(fmt.Sprintf("the new version's RestoreState refused the state: %v%v", err, p))}
+		}
+	}
+	if o := s.current.shutdown(); o != nil {
+		return nil, &stepError{"shutdown", *o}
+	}
+	previous := s.current
+	s.current = next
+	return previous, nil
+}
+
+func (s *session) reloadUpgrade() outcome {
+	path, ok := s.settings.ReloadTo["upgrade"]
+	if !ok {
+		return skipped("no upgrade build given (--reload-to upgrade=PATH: the next version, built under its own package path)")
+	}
+	from := s.current
+	_, failed := s.switchTo(path)
+	if failed != nil {
+		o := failed.outcome
+		if strings.Contains(o.Reason, "already loaded") {
+			o.Reason = fmt.Sprintf("Go refused the upgrade: %s — it has the same package path (`%s`) as the loaded version; Go loads a package path once per process, so each version meant to replace a loaded one needs its own: build it from its own module path (`%s/v2`) or a copy of the package under a new import path (-ldflags=-pluginpath does not do it)",
+				o.Reason, from.packagePath, from.packagePath)
+		} else {
+			o.Reason = fmt.Sprintf("the upgrade was refused at `%s`: %s; the old version keeps serving", failed.stage, o.Reason)
+		}
+		o.Detail.FailedStage = ptr(failed.stage)
+		return o
+	}
+	if _, failed := s.current.call("selftest", nil); failed != nil && s.current.host.methods["selftest"] != nil {
+		return fail("after the upgrade the new version's selftest failed: " + failed.Reason)
+	}
+	o := pass(fmt.Sprintf("reloaded %s → %s (package path %s → %s), state carried, the new version answers; the old one stays resident (Go never unloads)",
+		clip(from.info.Version, 50), clip(s.current.info.Version, 50), from.packagePath, s.current.packagePath))
+	o.Detail.ReloadedFrom = ptr(from.info.Version)
+	o.Detail.ReloadedTo = ptr(s.current.info.Version)
+	return o
+}
+
+// reloadRefused switches to a build that must be refused, and checks that
+// the running version keeps serving.
+func (s *session) reloadRefused(role, what string) outcome {
+	path, ok := s.settings.ReloadTo[role]
+	if !ok {
+		return skipped(fmt.Sprintf("no %s build given (--reload-to %s=PATH: %s)", role, role, what))
+	}
+	previous, failed := s.switchTo(path)
+	if failed == nil {
+		return fail(fmt.Sprintf("the %s build (%s %s) was accepted: it should have been refused", role, clip(s.current.info.Name, 100), clip(previous.info.Version, 50)))
+	}
+	if s.current.host.methods["selftest"] != nil {
+		if _, broken := s.current.call("selftest", nil); broken != nil {
+			return fail("after the refused reload the old version no longer serves: " + broken.Reason)
+		}
+	}
+	o := pass(fmt.Sprintf("refused at `%s` (%s); the old version keeps serving", failed.stage, clip(failed.outcome.Reason, 300)))
+	o.Detail.FailedStage = ptr(failed.stage)
+	return o
+}
+
+// pluginGoroutinesAfterGrace waits up to the grace for the plugin's
+// goroutines to end, and names those still running.
+func (s *session) pluginGoroutinesAfterGrace(packagePath string) []string {
+	deadline := time.Now().Add(time.Duration(s.settings.GraceMs) * time.Millisecond)
+	for {
+		left := pluginGoroutines(packagePath)
+		if len(left) == 0 || time.Now().After(deadline) {
+			return left
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// pluginGoroutines names the goroutines running code of the plugin's
+// package, or started by it, from the goroutine profile.
+func pluginGoroutines(packagePath string) []string {
+	if packagePath == "" {
+		return nil
+	}
+	buffer := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buffer, true)
+		if n < len(buffer) || len(buffer) >= 64<<20 {
+			buffer = buffer[:n]
+			break
+		}
+		buffer = make([]byte, 2*len(buffer))
+	}
+	var found []string
+	for _, block := range strings.Split(string(buffer), "\n\n") {
+		lines := strings.Split(block, "\n")
+		name, creator := "", ""
+		for _, line := range lines[1:] {
+			if strings.HasPrefix(line, "\t") {
+				continue
+			}
+			function := strings.TrimPrefix(line, "created by ")
+			if cut := strings.LastIndex(function, "("); cut > 0 && !strings.HasPrefix(line, "created by ") {
+				function = function[:cut]
+			}
+			if cut := strings.Index(function, " in goroutine"); cut > 0 {
+				function = function[:cut]
+			}
+			if !strings.HasPrefix(function, packagePath+".") {
+				continue
+			}
+			if strings.HasPrefix(line, "created by ") {
+				creator = function
+			} else if name == "" {
+				name = function
+			}
+		}
+		switch {
+		case name != "" && creator != "":
+			found = append(found, clip(fmt.Sprintf("%s (started by %s)", name, creator), 300))
+		case name != "":
+			found = append(found, clip(name, 300))
+		case creator != "":
+			found = append(found, clip("a goroutine started by "+creator, 300))
+		}
+	}
+	return found
+}
+
+func first(items []string, n int) []string {
+	if len(items) > n {
+		return items[:n]
+	}
+	return items
+}

@@ -1,0 +1,92 @@
+// The Go worker: judges a Go-native plugin (`go build -buildmode=plugin`)
+// for the plugcheck harness. Only a Go program can plugin.Open one, so this
+// worker stands in for `plugcheck __worker` and speaks its protocol: the
+// same command line, the hello with the token, batches of cases, one `done`
+// per case, and the case-end markers on stdout and stderr. Everything else
+// — timeouts, killing the process tree, decoding how the worker ended, the
+// ledger, reports and snapshots — stays in the Rust parent.
+//
+// The parent sends one case per batch and decides skips itself (its
+// ledger), so this worker runs every case it is sent.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] != "__worker" {
+		fmt.Fprintln(os.Stderr, "plugcheck-go-worker is started by plugcheck: plugcheck check PLUGIN.so")
+		os.Exit(2)
+	}
+	flags := flag.NewFlagSet("__worker", flag.ExitOnError)
+	connect := flags.String("connect", "", "the parent's loopback address")
+	token := flags.String("token", "", "the token that proves the connection is ours")
+	pluginPath := flags.String("plugin", "", "the plugin to judge")
+	_ = flags.Parse(os.Args[2:])
+	// A plugin's child that daemonizes is re-parented to the worker, where
+	// the parent finds and reaps it (PR_SET_CHILD_SUBREAPER).
+	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, 36, 1, 0)
+	conn, err := net.DialTimeout("tcp", *connect, 20*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "plugcheck go worker: cannot connect to the harness:", err)
+		os.Exit(exitChannelLost)
+	}
+	ch := &channel{conn: conn, reader: bufio.NewReaderSize(conn, 64*1024)}
+	if err := ch.send(hello{Type: "hello", Token: *token, Pid: os.Getpid()}); err != nil {
+		channelLost(err)
+	}
+	s := newSession(*pluginPath)
+	for {
+		batch, err := ch.receive()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			channelLost(err)
+		}
+		s.settings = batch.Settings
+		for i, id := range batch.Cases {
+			seq := batch.FirstSeq + uint64(i)
+			started := time.Now()
+			result := s.run(id)
+			workUs := uint64(time.Since(started).Microseconds())
+			markCaseEnd(*token, seq)
+			err := ch.send(done{
+				Type: "done", Seq: seq, Case: id, Result: result,
+				WorkUs: workUs, HasLoaded: s.plug != nil,
+			})
+			if err != nil {
+				channelLost(err)
+			}
+		}
+	}
+}
+
+// channelLost ends the worker with the code the parent reads as "the plugin
+// closed or replaced a descriptor it did not open".
+func channelLost(err error) {
+	fmt.Fprintln(os.Stderr, "plugcheck go worker: lost the channel to the harness:", err)
+	os.Exit(exitChannelLost)
+}
+
+// markCaseEnd writes the case-end marker to both streams, so the parent
+// gives what the plugin printed to the right case.
+func markCaseEnd(token string, seq uint64) {
+	marker := fmt.Sprintf("\n@@plugcheck:%s:%d@@\n", token, seq)
+	_, _ = os.Stdout.WriteString(marker)
+	_, _ = os.Stderr.WriteString(marker)
+}
+
+// goVersion is the Go release this worker (and so every plugin it can load)
+// was built by.
+var goVersion = runtime.Version()

@@ -1,0 +1,147 @@
+package main
+
+// The worker protocol, as harness/src/worker/protocol.rs defines it: one
+// JSON object per line over the loopback socket. The plugin shares this
+// process and may write into the socket too, so a line longer than
+// maxLineBytes is refused rather than buffered without end.
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"net"
+)
+
+const maxLineBytes = 4 << 20
+
+// exitChannelLost is the exit code the parent reads as "the plugin broke
+// the worker's channel" (EXIT_CHANNEL_LOST in protocol.rs).
+const exitChannelLost = 97
+
+type settings struct {
+	LoadTimeBoundMs uint64            `json:"load_time_bound_ms"`
+	RepeatCycles    uint32            `json:"repeat_cycles"`
+	GraceMs         uint64            `json:"grace_ms"`
+	ReloadCycles    uint32            `json:"reload_cycles"`
+	ReloadTo        map[string]string `json:"reload_to"`
+	Scratch         *string           `json:"scratch"`
+}
+
+type toWorker struct {
+	Type     string   `json:"type"`
+	FirstSeq uint64   `json:"first_seq"`
+	Cases    []string `json:"cases"`
+	Settings settings `json:"settings"`
+}
+
+type hello struct {
+	Type  string `json:"type"`
+	Token string `json:"token"`
+	Pid   int    `json:"pid"`
+}
+
+type done struct {
+	Type      string     `json:"type"`
+	Seq       uint64     `json:"seq"`
+	Case      string     `json:"case"`
+	Result    caseResult `json:"result"`
+	WorkUs    uint64     `json:"work_us"`
+	HasLoaded bool       `json:"has_loaded"`
+}
+
+type caseResult struct {
+	Outcome outcome     `json:"outcome"`
+	Plugin  *pluginInfo `json:"plugin"`
+}
+
+type pluginInfo struct {
+	Name      string  `json:"name"`
+	Version   string  `json:"version"`
+	Toolchain *string `json:"toolchain,omitempty"`
+	ABI       string  `json:"abi"`
+}
+
+type outcome struct {
+	Verdict string `json:"verdict"`
+	Reason  string `json:"reason"`
+	Detail  detail `json:"detail"`
+}
+
+type logLine struct {
+	Level   int32  `json:"level"`
+	Message string `json:"message"`
+}
+
+type binding struct {
+	What   string `json:"what"`
+	Plugin string `json:"plugin"`
+	Host   string `json:"host"`
+}
+
+// detail mirrors report::Detail: every field optional.
+type detail struct {
+	Prerequisite          *string   `json:"prerequisite,omitempty"`
+	Symbol                *string   `json:"symbol,omitempty"`
+	HostABI               *string   `json:"host_abi,omitempty"`
+	PluginABI             *string   `json:"plugin_abi,omitempty"`
+	Methods               []string  `json:"methods,omitempty"`
+	RejectedRegistrations []string  `json:"rejected_registrations,omitempty"`
+	StateBytes            *uint64   `json:"state_bytes,omitempty"`
+	LoadMs                *float64  `json:"load_ms,omitempty"`
+	InitMs                *float64  `json:"init_ms,omitempty"`
+	BoundMs               *uint64   `json:"bound_ms,omitempty"`
+	ReloadedFrom          *string   `json:"reloaded_from,omitempty"`
+	ReloadedTo            *string   `json:"reloaded_to,omitempty"`
+	FailedStage           *string   `json:"failed_stage,omitempty"`
+	Logs                  []logLine `json:"logs,omitempty"`
+	Binding               []binding `json:"binding,omitempty"`
+	Goroutines            []string  `json:"goroutines,omitempty"`
+	PanicFrame            *string   `json:"panic_frame,omitempty"`
+}
+
+func pass(reason string) outcome    { return outcome{Verdict: "pass", Reason: reason} }
+func fail(reason string) outcome    { return outcome{Verdict: "fail", Reason: reason} }
+func warning(reason string) outcome { return outcome{Verdict: "warning", Reason: reason} }
+func skipped(reason string) outcome { return outcome{Verdict: "skipped", Reason: reason} }
+
+func ptr[T any](value T) *T { return &value }
+
+type channel struct {
+	conn   net.Conn
+	reader *bufio.Reader
+}
+
+func (c *channel) send(message any) error {
+	line, err := json.Marshal(message)
+	if err != nil {
+		return err
+	}
+	_, err = c.conn.Write(append(line, '\n'))
+	return err
+}
+
+// receive reads one message; io.EOF when the parent hung up.
+func (c *channel) receive() (toWorker, error) {
+	var line []byte
+	for {
+		chunk, more, err := c.reader.ReadLine()
+		if err != nil {
+			return toWorker{}, err
+		}
+		line = append(line, chunk...)
+		if len(line) > maxLineBytes {
+			return toWorker{}, errors.New("a line longer than any message")
+		}
+		if !more {
+			break
+		}
+	}
+	var message toWorker
+	if err := json.Unmarshal(line, &message); err != nil {
+		return toWorker{}, err
+	}
+	if message.Type != "run" {
+		return toWorker{}, errors.New("a message of another type than `run`: " + message.Type)
+	}
+	return message, nil
+}
