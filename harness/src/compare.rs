@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::Report;
+use crate::report::{Report, Verdict};
 
 /// Where a case comes in the suite.
 fn suite_position(case: crate::catalog::CaseId) -> usize {
@@ -43,6 +43,9 @@ impl Comparison {
         // plugin (first-seen order) → case (suite order) → leg index → verdict
         type Cases = BTreeMap<(usize, &'static str), BTreeMap<usize, String>>;
         let mut plugins: Vec<(String, Cases)> = Vec::new();
+        // plugin → leg index → the plugin as a whole there (`pass`, `fail`,
+        // `unsupported`)
+        let mut wholes: BTreeMap<String, BTreeMap<usize, String>> = BTreeMap::new();
         for (leg, report) in reports.iter().enumerate() {
             for plugin in &report.plugins {
                 let name = plugin.stem();
@@ -53,6 +56,21 @@ impl Comparison {
                         plugins.len() - 1
                     }
                 };
+                let whole = if plugin
+                    .cases
+                    .iter()
+                    .any(|c| c.verdict == Verdict::Unsupported)
+                {
+                    Verdict::Unsupported
+                } else if plugin.gate.passed {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                };
+                wholes
+                    .entry(plugins[index].0.clone())
+                    .or_default()
+                    .insert(leg, whole.to_string());
                 for case in &plugin.cases {
                     plugins[index]
                         .1
@@ -77,6 +95,19 @@ impl Comparison {
                         .map(|ran| ran.then(|| "ran".to_owned()))
                         .collect(),
                     differs: true,
+                });
+                continue;
+            }
+            // A leg that cannot load this kind of plugin at all: one row
+            // says so ("linux pass · windows unsupported") instead of a
+            // row per case skipped behind it.
+            let whole = wholes.remove(&plugin).unwrap_or_default();
+            if whole.values().any(|verdict| verdict == "unsupported") {
+                rows.push(Row {
+                    plugin,
+                    case: None,
+                    verdicts: (0..legs).map(|leg| whole.get(&leg).cloned()).collect(),
+                    differs: whole.values().any(|verdict| verdict != "unsupported"),
                 });
                 continue;
             }
@@ -157,6 +188,28 @@ mod tests {
         );
         assert!(
             table.ends_with("2 case(s) where linux and windows disagree\n"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_leg_that_cannot_load_the_plugin_is_one_row() {
+        let linux = report(
+            "linux",
+            &[("/a/gn.so", &[("load", "pass"), ("lookup-entry", "pass")])],
+        );
+        let windows = report(
+            "windows",
+            &[(
+                r"Z:\a\gn.so",
+                &[("load", "unsupported"), ("lookup-entry", "skipped")],
+            )],
+        );
+        let comparison = Comparison::of(&[linux, windows]);
+        assert_eq!(comparison.rows.len(), 1, "{comparison:?}");
+        let table = comparison.table(false);
+        assert!(
+            table.contains("gn                     (every case)                 pass       unsupported ← differs"),
             "{table}"
         );
     }

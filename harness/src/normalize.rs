@@ -153,10 +153,42 @@ fn scrub_runtime_noise(text: &str) -> String {
             out.push_str("goroutine stacks: [omitted]\n");
             break;
         }
-        out.push_str(&scrub_go_signal_pc(&scrub_std_location(&scrub_thread_id(
-            line,
+        out.push_str(&scrub_go_release(&scrub_go_signal_pc(&scrub_std_location(
+            &scrub_thread_id(line),
         ))));
     }
+    out
+}
+
+/// `go1.21.13` → `go [version]`, wherever a Go release is named (the
+/// version binding's reasons name both sides): which Go a distribution
+/// ships is the machine's, not behaviour; the JSON report keeps them.
+fn scrub_go_release(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("go1.") {
+        let starts_word = rest[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_ascii_alphanumeric());
+        let version_len = rest[at + 4..]
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len() - at - 4);
+        out.push_str(&rest[..at]);
+        if starts_word && version_len > 0 {
+            out.push_str("go [version]");
+            // A sentence's full stop after the version stays.
+            let version = &rest[at + 4..at + 4 + version_len];
+            let kept_dot = version.ends_with('.');
+            if kept_dot {
+                out.push('.');
+            }
+        } else {
+            out.push_str(&rest[at..at + 4 + version_len]);
+        }
+        rest = &rest[at + 4 + version_len..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -233,6 +265,19 @@ fn toolchain_family(toolchain: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_releases_are_redacted_where_they_are_words() {
+        assert_eq!(
+            scrub_go_release("built by go1.21.13, this worker by go1.19.8: build both"),
+            "built by go [version], this worker by go [version]: build both"
+        );
+        assert_eq!(
+            scrub_go_release("ends with go1.21."),
+            "ends with go [version]."
+        );
+        assert_eq!(scrub_go_release("cargo1.2 and go1."), "cargo1.2 and go1.");
+    }
 
     #[test]
     fn go_crash_reports_keep_their_cause_and_lose_addresses_and_stacks() {

@@ -20,7 +20,9 @@ pub fn annotations(report: &Report) -> String {
     for plugin in &report.plugins {
         for case in &plugin.cases {
             let level = match case.verdict {
-                Verdict::Fail | Verdict::Crashed | Verdict::TimedOut => "error",
+                Verdict::Fail | Verdict::Crashed | Verdict::TimedOut | Verdict::Unsupported => {
+                    "error"
+                }
                 Verdict::Warning => "warning",
                 Verdict::Pass | Verdict::Skipped => continue,
             };

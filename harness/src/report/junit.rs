@@ -41,9 +41,11 @@ pub fn to_xml(report: &Report) -> String {
                     status.set_message(one_line(&case.reason).as_ref());
                     status
                 }
-                Verdict::Fail => {
-                    non_success(NonSuccessKind::Failure, "fail", &one_line(&case.reason))
-                }
+                Verdict::Fail | Verdict::Unsupported => non_success(
+                    NonSuccessKind::Failure,
+                    case.verdict.as_str(),
+                    &one_line(&case.reason),
+                ),
                 Verdict::Crashed | Verdict::TimedOut => {
                     let ty = case
                         .detail

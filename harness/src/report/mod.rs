@@ -27,6 +27,9 @@ pub enum Verdict {
     TimedOut,
     Skipped,
     Warning,
+    /// The platform cannot load this kind of plugin at all (a Go-native
+    /// plugin on Windows): nothing was verified here.
+    Unsupported,
 }
 
 impl Verdict {
@@ -35,7 +38,8 @@ impl Verdict {
     /// or follows a prerequisite that already failed the gate.
     pub fn breaks_gate(self, deny_warnings: bool) -> bool {
         match self {
-            Verdict::Fail | Verdict::Crashed | Verdict::TimedOut => true,
+            // Nothing was verified: a release gate must not pass on it.
+            Verdict::Fail | Verdict::Crashed | Verdict::TimedOut | Verdict::Unsupported => true,
             Verdict::Warning => deny_warnings,
             Verdict::Pass | Verdict::Skipped => false,
         }
@@ -55,6 +59,7 @@ impl Verdict {
             Verdict::TimedOut => "timed out",
             Verdict::Skipped => "was skipped",
             Verdict::Warning => "warned",
+            Verdict::Unsupported => "is unsupported on this platform",
         }
     }
 
@@ -66,6 +71,7 @@ impl Verdict {
             Verdict::TimedOut => "timed-out",
             Verdict::Skipped => "skipped",
             Verdict::Warning => "warning",
+            Verdict::Unsupported => "unsupported",
         }
     }
 }
@@ -153,6 +159,24 @@ pub struct Detail {
     pub calls: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
+    /// What binds a Go-native plugin to its host and differs (Go release,
+    /// contract module, build settings, package hashes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub binding: Vec<Binding>,
+    /// Goroutines of a Go-native plugin still running, by function.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub goroutines: Vec<String>,
+    /// The plugin's stack frame where a recovered panic was raised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub panic_frame: Option<String>,
+}
+
+/// One thing a Go-native plugin must share with its host, where they differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    pub what: String,
+    pub plugin: String,
+    pub host: String,
 }
 
 impl Detail {
@@ -214,7 +238,14 @@ pub struct PluginInfo {
     pub toolchain: Option<String>,
     /// `major.minor`.
     pub abi: String,
+    /// The descriptor's size; none for a Go-native plugin, which has no
+    /// descriptor.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub struct_size: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Counts of verdicts and whether the gate passed.
@@ -227,6 +258,8 @@ pub struct Gate {
     pub timed_out: u32,
     pub skipped: u32,
     pub warning: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub unsupported: u32,
 }
 
 impl Gate {
@@ -243,6 +276,7 @@ impl Gate {
                 Verdict::TimedOut => &mut gate.timed_out,
                 Verdict::Skipped => &mut gate.skipped,
                 Verdict::Warning => &mut gate.warning,
+                Verdict::Unsupported => &mut gate.unsupported,
             };
             *count += 1;
             if case.verdict.breaks_gate(deny_warnings) {
@@ -265,6 +299,10 @@ pub struct PluginReport {
     /// timeout.
     pub workers_started: u32,
     pub duration_us: u64,
+    /// What judged the plugin when it was not the Rust worker: the Go
+    /// worker and the Go release that built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 impl PluginReport {

@@ -67,6 +67,7 @@ fn verdict_style(verdict: Verdict) -> Style {
         Verdict::TimedOut => color(AnsiColor::Magenta).bold(),
         Verdict::Warning => color(AnsiColor::Yellow),
         Verdict::Skipped => Style::new().dimmed(),
+        Verdict::Unsupported => color(AnsiColor::Red),
     }
 }
 
@@ -113,13 +114,16 @@ pub fn plugin(report: &PluginReport) -> String {
     };
     let _ = writeln!(out, "\n{}{about}", one_line(&file));
     let _ = writeln!(out, "  {}", one_line(&report.path.display().to_string()));
+    if let Some(worker) = &report.worker {
+        let _ = writeln!(out, "  judged by the {}", one_line(worker));
+    }
     for case in &report.cases {
         out.push_str(&case_line(case));
     }
     let gate = &report.gate;
     let _ = writeln!(
         out,
-        "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped · {} worker(s) · {}",
+        "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped{} · {} worker(s) · {}",
         if gate.passed {
             styled(verdict_style(Verdict::Pass).bold(), "PASSED")
         } else {
@@ -131,6 +135,10 @@ pub fn plugin(report: &PluginReport) -> String {
         gate.timed_out,
         gate.warning,
         gate.skipped,
+        match gate.unsupported {
+            0 => String::new(),
+            count => format!(", {count} unsupported"),
+        },
         report.workers_started,
         human_ms(report.duration_us / 1000)
     );
