@@ -119,6 +119,10 @@ impl Outcome {
         Outcome::new(Verdict::Skipped, reason)
     }
 
+    pub fn unsupported(reason: impl Into<String>) -> Outcome {
+        Outcome::new(Verdict::Unsupported, reason)
+    }
+
     /// The worker died during a case: how it ended, and why as far as is
     /// known (the reason says it).
     pub fn crashed(reason: impl Into<String>, termination: Option<Termination>) -> Outcome {

@@ -13,9 +13,10 @@ use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
 use crate::report::event::{Event, Reporters, WorkerStart};
 use crate::report::{
-    CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, human_ms,
+    CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, Verdict, human_ms,
 };
 use crate::worker::{Exchange, SpawnError, Worker};
+use crate::worker_choice::{self, Choice};
 
 /// How a run is configured.
 #[derive(Debug, Clone)]
@@ -108,8 +109,14 @@ fn run_plugin_reporting(
     emit: &(dyn Fn(&Event<'_>) + Sync),
 ) -> Result<PluginReport, SpawnError> {
     emit(&Event::PluginStarted { index, path });
-    let mut why_next_worker = WorkerStart::First;
     let started = Instant::now();
+    let program = match worker_choice::for_plugin(path, &options.worker_exe) {
+        Choice::Worker(program) => program,
+        Choice::Refused(outcome) => {
+            return Ok(refused(index, path, outcome, options, started, emit));
+        }
+    };
+    let mut why_next_worker = WorkerStart::First;
     let mut ledger = Ledger::default();
     let mut cases: Vec<CaseReport> = Vec::new();
     let mut info: Option<PluginInfo> = None;
@@ -135,10 +142,15 @@ fn run_plugin_reporting(
             why_next_worker = WorkerStart::FreshProcess { case: first };
         }
         // A batch runs up to the next case that needs a fresh process.
-        let batch_len = 1 + options.cases[next + 1..]
-            .iter()
-            .take_while(|case| !case.needs_fresh_process())
-            .count();
+        let batch_len = match program.one_case_per_batch {
+            true => 1,
+            false => {
+                1 + options.cases[next + 1..]
+                    .iter()
+                    .take_while(|case| !case.needs_fresh_process())
+                    .count()
+            }
+        };
         let batch = &options.cases[next..next + batch_len];
         let active = match &mut worker {
             Some(active) => active,
@@ -148,7 +160,7 @@ fn run_plugin_reporting(
                     index,
                     why: why_next_worker,
                 });
-                worker.insert(spawn_worker(&options.worker_exe, path)?)
+                worker.insert(spawn_worker(&program.exe, path)?)
             }
         };
         active.start(batch, &ledger, &options.settings);
@@ -219,7 +231,52 @@ fn run_plugin_reporting(
         gate,
         workers_started,
         duration_us: started.elapsed().as_micros() as u64,
+        worker: program.described,
     })
+}
+
+/// The report of a plugin no worker can judge here: its first case says
+/// why, the others are skipped behind it.
+fn refused(
+    index: usize,
+    path: &Path,
+    outcome: Outcome,
+    options: &RunOptions,
+    started: Instant,
+    emit: &(dyn Fn(&Event<'_>) + Sync),
+) -> PluginReport {
+    let mut cases = Vec::new();
+    let mut refusal = Some(outcome);
+    let first = options.cases.first().copied();
+    for &case in &options.cases {
+        let outcome = refusal.take().unwrap_or_else(|| {
+            let first = first.expect("a case came first");
+            Outcome::skipped(format!(
+                "`{first}` {}: see there",
+                cases
+                    .first()
+                    .map_or(Verdict::Fail, |report: &CaseReport| report.verdict)
+                    .past_tense()
+            ))
+            .with_detail(|detail| detail.prerequisite = Some(first))
+        });
+        emit(&Event::CaseFinished {
+            index,
+            case,
+            verdict: outcome.verdict,
+        });
+        cases.push(case_report(case, outcome, Instant::now(), None));
+    }
+    let gate = Gate::tally(&cases, options.deny_warnings);
+    PluginReport {
+        path: path.to_owned(),
+        plugin: None,
+        cases,
+        gate,
+        workers_started: 0,
+        duration_us: started.elapsed().as_micros() as u64,
+        worker: None,
+    }
 }
 
 /// Starts a worker, trying again a little later when process creation

@@ -61,6 +61,14 @@ pub fn human_ms(ms: u64) -> String {
     }
 }
 
+/// `text` cut to at most `max_chars` characters, with `…` where it was cut.
+pub fn clip(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

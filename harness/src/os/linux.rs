@@ -36,6 +36,7 @@ pub const SHARED_LIBRARY_EXAMPLE: &str = "libNAME.so";
 /// No: Go links its ELF c-shared libraries with `-z nodelete`, so the loader
 /// already keeps them (and `dlclose` is harmless).
 pub const PIN_GO_RUNTIME: bool = false;
+pub const GO_NATIVE_PLUGINS: bool = true;
 
 /// Opens a library with immediate binding (`RTLD_NOW | RTLD_LOCAL`), so an
 /// unresolved symbol fails here rather than in the middle of a call.

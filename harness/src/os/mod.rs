@@ -47,6 +47,10 @@ pub const CDYLIB_EXAMPLE: &str = imp::CDYLIB_EXAMPLE;
 /// A shared library's file name here, for advice.
 pub const SHARED_LIBRARY_EXAMPLE: &str = imp::SHARED_LIBRARY_EXAMPLE;
 
+/// Whether Go-native plugins (`go build -buildmode=plugin`) load here: Go
+/// builds and opens them only on Unix-likes, never on Windows.
+pub const GO_NATIVE_PLUGINS: bool = imp::GO_NATIVE_PLUGINS;
+
 /// Whether the harness must keep a library with a Go runtime loaded itself:
 /// on Linux no (Go links its c-shared libraries with `-z nodelete`); on
 /// Windows yes (`FreeLibrary` would unmap it under the runtime's threads).

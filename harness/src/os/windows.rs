@@ -45,6 +45,7 @@ pub const SHARED_LIBRARY_EXAMPLE: &str = "NAME.dll";
 /// Yes: PE has no "nodelete", and FreeLibrary unmaps a Go DLL while its
 /// runtime's threads still run in it, which crashes the process.
 pub const PIN_GO_RUNTIME: bool = true;
+pub const GO_NATIVE_PLUGINS: bool = false;
 
 /// Opens a library by its full path; its own dependencies are looked for
 /// beside it first (`LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR`), then in the

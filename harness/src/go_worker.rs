@@ -1,0 +1,237 @@
+//! The Go worker (`harness/go-worker/`), which judges Go-native plugins:
+//! only a Go program can `plugin.Open` one. Its sources and the Go contract
+//! (`plugins/abi/go/`) are compiled into this binary, so `plugcheck check`
+//! needs nothing from the repository: the first Go-native plugin builds the
+//! worker with the Go toolchain the plugin needs, into a cache keyed by
+//! that toolchain and these sources, and every later run starts it at once.
+//!
+//! Which Go: `$PLUGCHECK_GO` when set; else `goX.Y.Z` on PATH when the
+//! plugin names its release (the `golang.org/dl` wrappers are named so);
+//! else `go` on PATH. Go refuses a plugin built by another release, so a
+//! worker of the wrong one fails the plugin's `load` naming both.
+//!
+//! The worker is built with `-trimpath`, as Go-native plugins must be:
+//! without it the source directory of every shared package (this contract
+//! included) is part of what Go compares, and a plugin built from another
+//! checkout would never load.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::bridge::find_on_path;
+use crate::plugin_kind::GoNative;
+
+/// The contract module's version the worker is built with; plugins
+/// require the same (`require plugcheck.dev/abi v1.0.0`).
+pub const CONTRACT_VERSION: &str = "v1.0.0";
+
+/// Files of the worker's build: (directory, name, contents).
+const SOURCES: &[(&str, &str, &str)] = &[
+    ("abi", "go.mod", include_str!("../../plugins/abi/go/go.mod")),
+    (
+        "abi",
+        "plugcheck.go",
+        include_str!("../../plugins/abi/go/plugcheck.go"),
+    ),
+    ("worker", "main.go", include_str!("../go-worker/main.go")),
+    (
+        "worker",
+        "protocol.go",
+        include_str!("../go-worker/protocol.go"),
+    ),
+    (
+        "worker",
+        "binding.go",
+        include_str!("../go-worker/binding.go"),
+    ),
+    (
+        "worker",
+        "session.go",
+        include_str!("../go-worker/session.go"),
+    ),
+    ("worker", "cases.go", include_str!("../go-worker/cases.go")),
+];
+
+/// The environment variable naming the Go toolchain to build the worker.
+pub const GO_VAR: &str = "PLUGCHECK_GO";
+
+/// A built Go worker.
+#[derive(Debug, Clone)]
+pub struct GoWorker {
+    pub exe: PathBuf,
+    /// `go1.19.8`: the release that built it, and so the only one whose
+    /// plugins it can load.
+    pub go_version: String,
+}
+
+/// Why there is no Go worker.
+#[derive(Debug, thiserror::Error)]
+pub enum GoWorkerError {
+    #[error(
+        "judging a Go-native plugin needs a Go toolchain to build plugcheck's Go worker, and none was found: install Go (apt-get install golang-go) or set {GO_VAR} to the `go` that built the plugin{}",
+        .wanted.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
+    )]
+    NoGo { wanted: Option<String> },
+    #[error("{GO_VAR} names `{}`, which is not a file: point it at a `go` binary", .0.display())]
+    BadGoVar(PathBuf),
+    #[error("cannot prepare the Go worker's build in `{}`: {source}", dir.display())]
+    Cache {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("building the Go worker with `{}` failed: {output}", go.display())]
+    Build { go: PathBuf, output: String },
+}
+
+/// The Go worker for `plugin`, built now if the cache has none.
+pub fn for_plugin(plugin: &GoNative) -> Result<GoWorker, GoWorkerError> {
+    let go = choose_go(plugin.go_version.as_deref())?;
+    let dir = cache_root()
+        .join("go-worker")
+        .join(format!("{:016x}", cache_key(&go)));
+    let exe = dir.join("plugcheck-go-worker");
+    if let Some(worker) = cached(&dir, &exe) {
+        return Ok(worker);
+    }
+    // One build at a time in this process; another process building the
+    // same key at once is harmless (the last rename wins, same contents).
+    static BUILDING: Mutex<()> = Mutex::new(());
+    let _building = BUILDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(worker) = cached(&dir, &exe) {
+        return Ok(worker);
+    }
+    build(&go, &dir)?;
+    cached(&dir, &exe).ok_or_else(|| GoWorkerError::Build {
+        go,
+        output: "the build reported success but left no worker".into(),
+    })
+}
+
+fn cached(dir: &Path, exe: &Path) -> Option<GoWorker> {
+    let go_version = std::fs::read_to_string(dir.join("go-version")).ok()?;
+    exe.is_file().then(|| GoWorker {
+        exe: exe.to_owned(),
+        go_version: go_version.trim().to_owned(),
+    })
+}
+
+/// The `go` to build the worker with.
+fn choose_go(wanted: Option<&str>) -> Result<PathBuf, GoWorkerError> {
+    if let Some(named) = std::env::var_os(GO_VAR).filter(|value| !value.is_empty()) {
+        let named = PathBuf::from(named);
+        let found = if named.components().count() > 1 {
+            named.is_file().then(|| named.clone())
+        } else {
+            find_on_path(&named.to_string_lossy())
+        };
+        return found.ok_or(GoWorkerError::BadGoVar(named));
+    }
+    wanted
+        .and_then(find_on_path)
+        .or_else(|| find_on_path("go"))
+        .ok_or_else(|| GoWorkerError::NoGo {
+            wanted: wanted.map(str::to_owned),
+        })
+}
+
+/// Where built workers are kept: `$PLUGCHECK_CACHE_DIR`, else the user's
+/// cache directory.
+fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PLUGCHECK_CACHE_DIR").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("plugcheck")
+}
+
+/// What a cached worker depends on: these sources and the toolchain (its
+/// path, size and time, so an upgraded Go in place builds anew) — all
+/// known without running Go, so a cached start costs a few `stat`s.
+fn cache_key(go: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    SOURCES.hash(&mut hasher);
+    CONTRACT_VERSION.hash(&mut hasher);
+    let go = std::fs::canonicalize(go).unwrap_or_else(|_| go.to_owned());
+    go.hash(&mut hasher);
+    if let Ok(metadata) = std::fs::metadata(&go) {
+        metadata.len().hash(&mut hasher);
+        metadata.modified().ok().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// Builds the worker into `dir`: sources into a staging directory beside
+/// it, `go build`, then one rename, so a half-built worker is never found.
+fn build(go: &Path, dir: &Path) -> Result<(), GoWorkerError> {
+    let parent = dir.parent().expect("the cache key is a subdirectory");
+    let cache_error = |source| GoWorkerError::Cache {
+        dir: parent.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(parent).map_err(cache_error)?;
+    let staging = tempfile::Builder::new()
+        .prefix(".build-")
+        .tempdir_in(parent)
+        .map_err(cache_error)?;
+    for (subdir, name, contents) in SOURCES {
+        let subdir = staging.path().join(subdir);
+        std::fs::create_dir_all(&subdir).map_err(cache_error)?;
+        std::fs::write(subdir.join(name), contents).map_err(cache_error)?;
+    }
+    let go_mod = format!(
+        "module plugcheck.dev/go-worker\n\ngo 1.19\n\nrequire plugcheck.dev/abi {CONTRACT_VERSION}\n\nreplace plugcheck.dev/abi => ../abi\n"
+    );
+    std::fs::write(staging.path().join("worker/go.mod"), go_mod).map_err(cache_error)?;
+    let output = go_command(go, &staging.path().join("worker"))
+        .args(["build", "-trimpath", "-o"])
+        .arg(staging.path().join("plugcheck-go-worker"))
+        .arg(".")
+        .output()
+        .map_err(|error| GoWorkerError::Build {
+            go: go.to_owned(),
+            output: error.to_string(),
+        })?;
+    if !output.status.success() {
+        return Err(GoWorkerError::Build {
+            go: go.to_owned(),
+            output: crate::text::clip(String::from_utf8_lossy(&output.stderr).trim(), 2000),
+        });
+    }
+    let version = go_command(go, staging.path())
+        .args(["env", "GOVERSION"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| "an unknown Go release".into());
+    std::fs::write(staging.path().join("go-version"), version).map_err(cache_error)?;
+    let staged = staging.keep();
+    if std::fs::rename(&staged, dir).is_err() {
+        // Another process put the same worker there first.
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    Ok(())
+}
+
+/// `go` with an environment that builds from the files given, offline, with
+/// this very toolchain and cgo (which `plugin` needs).
+fn go_command(go: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(go);
+    command
+        .current_dir(dir)
+        .env("CGO_ENABLED", "1")
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOWORK", "off")
+        .env("GO111MODULE", "on");
+    command
+}

@@ -1,0 +1,137 @@
+//! Which kind of plugin a file is, so the parent picks the worker that can
+//! judge it: a C-ABI plugin (the Rust worker) or a Go-native plugin built
+//! with `go build -buildmode=plugin` (the Go worker). Told from what the
+//! file is, never from its name: a Go-native plugin is an ELF shared object
+//! whose dynamic symbols carry the Go linker's per-package hashes
+//! (`go.link.pkghash.PKG`, `go:link.…` since Go 1.21), which only the
+//! `plugin` build mode exports. Go 1.19 embeds no build information in a
+//! plugin, so the hashes are the mark; where Go's build information is
+//! there (`.go.buildinfo`, Go 1.20 and later), it names the Go release.
+
+use std::path::Path;
+
+use object::read::ReadCache;
+use object::{BinaryFormat, Object, ObjectKind, ObjectSection, ObjectSymbol};
+
+use crate::plugin_file;
+
+/// What a file is, as far as choosing its worker goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginKind {
+    /// Everything the Rust worker judges, including files that are no
+    /// plugin at all (its `load` case says what they are).
+    CAbi,
+    GoNative(GoNative),
+}
+
+/// What a Go-native plugin's file says about its build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoNative {
+    /// `go1.21.13`; `None` when the plugin embeds no build information.
+    pub go_version: Option<String>,
+}
+
+/// Dynamic symbols looked at before giving up: a Go plugin's hashes come
+/// among its first few thousand.
+const MAX_SYMBOLS: usize = 200_000;
+/// The most of `.go.buildinfo` read: the header and the version string.
+const BUILDINFO_BYTES: u64 = 4096;
+
+/// The kind of the file at `path`. A file that cannot be read or parsed is
+/// `CAbi`: the Rust worker's `load` case explains it.
+pub fn of(path: &Path) -> PluginKind {
+    let Ok(plugin) = plugin_file::open(path) else {
+        return PluginKind::CAbi;
+    };
+    let data = ReadCache::new(plugin.file);
+    let Ok(file) = object::File::parse(&data) else {
+        return PluginKind::CAbi;
+    };
+    if file.format() != BinaryFormat::Elf || file.kind() != ObjectKind::Dynamic {
+        return PluginKind::CAbi;
+    }
+    let go_plugin = file.dynamic_symbols().take(MAX_SYMBOLS).any(|symbol| {
+        symbol.name_bytes().is_ok_and(|name| {
+            name.starts_with(b"go.link.pkghash") || name.starts_with(b"go:link.pkghash")
+        })
+    });
+    if !go_plugin {
+        return PluginKind::CAbi;
+    }
+    let go_version = file.section_by_name(".go.buildinfo").and_then(|section| {
+        let bytes = section
+            .data_range(section.address(), section.size().min(BUILDINFO_BYTES))
+            .ok()
+            .flatten()?;
+        buildinfo_version(bytes)
+    });
+    PluginKind::GoNative(GoNative { go_version })
+}
+
+/// The Go release in a `.go.buildinfo` section of the inline format (Go
+/// 1.18 and later): a 32-byte header (magic, pointer size, flags with bit
+/// 2 set), then the version as a varint-prefixed string.
+fn buildinfo_version(section: &[u8]) -> Option<String> {
+    const MAGIC: &[u8] = b"\xff Go buildinf:";
+    const INLINE_STRINGS: u8 = 0x2;
+    if !section.starts_with(MAGIC) || section.get(15)? & INLINE_STRINGS == 0 {
+        return None;
+    }
+    let rest = section.get(32..)?;
+    let (len, used) = uvarint(rest)?;
+    let text = rest.get(used..used.checked_add(usize::try_from(len).ok()?)?)?;
+    let version = std::str::from_utf8(text).ok()?;
+    let plausible = version.starts_with("go")
+        && version.len() <= 64
+        && version.bytes().all(|b| b.is_ascii_graphic());
+    plausible.then(|| version.to_owned())
+}
+
+/// A Go `uvarint`: the value and the bytes it took.
+fn uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (index, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte < 0x80 {
+            return Some((value, index + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_read_from_an_inline_buildinfo_header() {
+        let mut section = b"\xff Go buildinf:".to_vec();
+        section.extend([8, 0x2]);
+        section.resize(32, 0);
+        section.push(9);
+        section.extend(b"go1.21.13");
+        section.extend([0x80, 0x01]);
+        assert_eq!(buildinfo_version(&section).as_deref(), Some("go1.21.13"));
+        section[15] = 0;
+        assert_eq!(buildinfo_version(&section), None, "pointer format");
+        assert_eq!(buildinfo_version(b"\xff Go buildinf:"), None, "cut short");
+    }
+
+    #[test]
+    fn a_varint_that_never_ends_is_refused() {
+        assert_eq!(uvarint(&[0x80; 12]), None);
+        assert_eq!(uvarint(&[0xac, 0x02]), Some((300, 2)));
+    }
+
+    #[test]
+    fn files_that_are_no_go_plugin_are_c_abi() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text.so");
+        std::fs::write(&text, "not a library").unwrap();
+        assert_eq!(of(&text), PluginKind::CAbi);
+        assert_eq!(of(&dir.path().join("missing.so")), PluginKind::CAbi);
+        assert_eq!(of(dir.path()), PluginKind::CAbi);
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(of(&exe), PluginKind::CAbi);
+    }
+}

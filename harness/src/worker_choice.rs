@@ -1,0 +1,67 @@
+//! Which worker judges a plugin, from what its file is: the Rust worker
+//! (this binary) for C-ABI plugins, the Go worker for Go-native ones — or
+//! none, with the verdict that says why (a Go-native plugin on Windows, no
+//! Go toolchain to build the Go worker with).
+
+use std::path::{Path, PathBuf};
+
+use crate::go_worker;
+use crate::os;
+use crate::outcome::Outcome;
+use crate::plugin_kind::{self, PluginKind};
+
+/// How a plugin will be judged.
+#[derive(Debug)]
+pub enum Choice {
+    Worker(WorkerProgram),
+    /// No worker can judge it here: the outcome of its first case.
+    Refused(Outcome),
+}
+
+/// A worker program and how to drive it.
+#[derive(Debug, Clone)]
+pub struct WorkerProgram {
+    pub exe: PathBuf,
+    /// The Go worker runs every case it is sent: the parent sends one at a
+    /// time and decides skips itself.
+    pub one_case_per_batch: bool,
+    /// For the report, when it is not the Rust worker.
+    pub described: Option<String>,
+}
+
+/// The worker for the plugin at `path`; `rust_worker` is this binary.
+pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
+    let go = match plugin_kind::of(path) {
+        PluginKind::CAbi => {
+            return Choice::Worker(WorkerProgram {
+                exe: rust_worker.to_owned(),
+                one_case_per_batch: false,
+                described: None,
+            });
+        }
+        PluginKind::GoNative(go) => go,
+    };
+    if !os::GO_NATIVE_PLUGINS {
+        return Choice::Refused(Outcome::unsupported(go_native_elsewhere(path)));
+    }
+    match go_worker::for_plugin(&go) {
+        Ok(worker) => Choice::Worker(WorkerProgram {
+            exe: worker.exe,
+            one_case_per_batch: true,
+            described: Some(format!("Go worker built by {}", worker.go_version)),
+        }),
+        Err(error) => Choice::Refused(Outcome::fail(format!(
+            "a Go-native plugin (go build -buildmode=plugin): {error}"
+        ))),
+    }
+}
+
+/// Why a Go-native plugin is not judged on this platform, and the command
+/// that judges it where it loads.
+fn go_native_elsewhere(path: &Path) -> String {
+    format!(
+        "a Go-native plugin (go build -buildmode=plugin) cannot load on {os}: Go plugins load only on Linux-like systems, and Go refuses to build them here (`-buildmode=plugin not supported on {os}/amd64`); judge it inside WSL2 with `plugcheck check --platform linux {path}` (which runs `plugcheck check` on the same file inside the distribution through `wsl.exe --exec`; install plugcheck and Go there), or build it as a C-ABI plugin with -buildmode=c-shared",
+        os = std::env::consts::OS,
+        path = path.display(),
+    )
+}
