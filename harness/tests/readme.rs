@@ -70,19 +70,30 @@ fn examples() -> BTreeMap<String, Example> {
     examples
 }
 
-/// Runs one example in a fresh directory; says what it skipped.
-fn run(name: &str, example: &Example) {
+/// A fresh directory outside the repository holding `example`'s files.
+fn materialize(example: &Example) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (file, body) in &example.files {
         let path = dir.path().join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, body).unwrap();
     }
+    dir
+}
+
+/// PATH with this `plugcheck` first.
+fn path_with_plugcheck() -> std::ffi::OsString {
     let bin = Path::new(env!("CARGO_BIN_EXE_plugcheck")).parent().unwrap();
-    let path = std::env::join_paths(std::iter::once(bin.to_owned()).chain(std::env::split_paths(
+    std::env::join_paths(std::iter::once(bin.to_owned()).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
-    .unwrap();
+    .unwrap()
+}
+
+/// Runs one example in a fresh directory; says what it skipped.
+fn run(name: &str, example: &Example) {
+    let dir = materialize(example);
+    let path = path_with_plugcheck();
     // A prefix of the test's own: `--platform windows` must need no set-up.
     let wine_prefix = dir.path().join("wine-prefix");
     for (commands, needs_windows) in &example.commands {
@@ -125,7 +136,7 @@ fn run(name: &str, example: &Example) {
 #[test]
 fn the_readme_has_a_complete_example_per_language() {
     let examples = examples();
-    for name in ["rust", "c", "go"] {
+    for name in ["rust", "c", "go", "go-native"] {
         let example = examples
             .get(name)
             .unwrap_or_else(|| panic!("the README lost its `{name}` example"));
@@ -152,4 +163,110 @@ fn the_readme_go_example_builds_outside_the_repository_and_passes() {
         return;
     }
     run("go", &examples()["go"]);
+}
+
+#[test]
+fn the_readme_go_native_example_builds_outside_the_repository_and_passes() {
+    if plugcheck::bridge::find_on_path("go").is_none() {
+        eprintln!(
+            "SKIPPED the README's Go-native example: go is not installed (apt-get install golang-go)"
+        );
+        return;
+    }
+    run("go-native", &examples()["go-native"]);
+}
+
+/// The README's Go-native plugin built by another Go release than `go` on
+/// PATH: refused before `plugin.Open` with both releases named; judged by
+/// a worker of its own release once `PLUGCHECK_GO` names that Go, which
+/// the cache keeps beside the first worker.
+#[test]
+fn a_go_native_plugin_of_another_go_release_fails_naming_both_until_plugcheck_go_names_it() {
+    let Some(go) = plugcheck::bridge::find_on_path("go") else {
+        eprintln!("SKIPPED: go is not installed (apt-get install golang-go)");
+        return;
+    };
+    let version_of = |go: &Path| {
+        let output = Command::new(go)
+            .args(["env", "GOVERSION"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let default_release = version_of(&go);
+    // Debian's versioned Go packages: /usr/lib/go-1.NN/bin/go.
+    let other = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("go-1."))
+        .map(|entry| entry.path().join("bin/go"))
+        .find(|candidate| candidate.is_file() && version_of(candidate) != default_release);
+    let Some(other_go) = other else {
+        eprintln!(
+            "SKIPPED: no second Go release under /usr/lib/go-1.* (Debian 12: golang-1.21-go from bookworm-backports; `cargo xtask ci` installs it)"
+        );
+        return;
+    };
+    let other_release = version_of(&other_go);
+    let dir = materialize(&examples()["go-native"]);
+    let built = Command::new(&other_go)
+        .args([
+            "build",
+            "-buildmode=plugin",
+            "-trimpath",
+            "-o",
+            "hello.so",
+            ".",
+        ])
+        .current_dir(dir.path())
+        .env("GOCACHE", dir.path().join("go-cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let cache = dir.path().join("plugcheck-cache");
+    let check = |plugcheck_go: Option<&std::ffi::OsStr>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plugcheck"));
+        command
+            .args(["check", "--color", "never", "hello.so"])
+            .current_dir(dir.path())
+            .env("PLUGCHECK_CACHE_DIR", &cache)
+            .env("GOCACHE", dir.path().join("go-cache"))
+            .env_remove("PLUGCHECK_GO")
+            .env_remove("GITHUB_ACTIONS");
+        if let Some(go) = plugcheck_go {
+            command.env("PLUGCHECK_GO", go);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = check(None);
+    assert_eq!(code, Some(1), "the gate fails:\n{stdout}");
+    let named =
+        format!("the plugin was built by {other_release}, this worker by {default_release}");
+    assert!(
+        stdout.contains(&named),
+        "both releases are named ({named}):\n{stdout}"
+    );
+    let (code, stdout) = check(Some(other_go.as_os_str()));
+    assert_eq!(
+        code,
+        Some(0),
+        "judged by a worker of its own release:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("judged by the Go worker built by {other_release}")),
+        "{stdout}"
+    );
+    let workers = std::fs::read_dir(cache.join("go-worker")).unwrap().count();
+    assert_eq!(workers, 2, "one cached worker per Go release");
 }
