@@ -11,6 +11,7 @@ use plugcheck::report::ToolchainProbe;
 use plugcheck_fixtures::{CTarget, Fixture, InputKind, Manifest, Source};
 use xshell::{Shell, cmd};
 
+use crate::go_plugin;
 use crate::needs;
 use crate::platform::{Platform, Selection};
 use crate::toolchain::RustBuild;
@@ -307,6 +308,12 @@ fn build_one(
         Source::Go { go } => {
             let package = root.join(go);
             return build_go(sh, platform, &package, &library);
+        }
+        Source::GoPlugin { .. } => {
+            // Go builds plugins only for Linux-likes: every leg judges the
+            // Linux build (Windows must say it cannot load it).
+            let library = out.join(format!("{}.so", fixture.name));
+            return go_plugin::build(sh, root, &fixture.source, &library);
         }
         Source::Input { input } => match input {
             InputKind::Empty => std::fs::write(&library, b"")?,

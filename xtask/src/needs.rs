@@ -53,6 +53,8 @@ pub enum Probe {
     CompilesC(&'static str),
     /// A program on PATH.
     Program(&'static str),
+    /// A Go release under `/usr/lib/go-1.*` other than `go` on PATH.
+    OtherGo,
     /// A Python module `python3` can import.
     PythonModule(&'static str),
     /// `libz.so.1` where the C compiler finds libraries.
@@ -113,6 +115,15 @@ pub const GO: Need = Need {
     probe: Probe::Program("go"),
     install: Install::Apt(&["golang-go"]),
 };
+/// A Go release other than `go` on PATH, for the fixture whose plugin
+/// another Go built. Debian 12 has golang-1.21-go in bookworm-backports,
+/// which `provision` enables when the package is nowhere else.
+pub const GO_OTHER_RELEASE: Need = Need {
+    what: "a second Go release beside the default Go (a Go-native plugin built by another Go release; Debian 12: golang-1.21-go from bookworm-backports)",
+    usage: Use::Leg(Platform::Linux),
+    probe: Probe::OtherGo,
+    install: Install::Apt(&["golang-1.21-go"]),
+};
 pub const WINE: Need = Need {
     what: "wine64 (runs the Windows leg)",
     usage: Use::Leg(Platform::Windows),
@@ -135,15 +146,16 @@ pub const SHELLCHECK: Need = Need {
 
 /// What the Linux leg's fixtures need wherever it runs (in WSL2 too): the
 /// foreign-format fixture is a PE DLL, built by MinGW-w64.
-pub const LINUX_LEG: [Need; 5] = [CC, ZLIB, AARCH64, MINGW, GO];
+pub const LINUX_LEG: [Need; 6] = [CC, ZLIB, AARCH64, MINGW, GO, GO_OTHER_RELEASE];
 
 /// Every need, in the order `doctor` lists them.
-pub const ALL: [Need; 12] = [
+pub const ALL: [Need; 13] = [
     CC,
     ZLIB,
     AARCH64,
     MINGW,
     GO,
+    GO_OTHER_RELEASE,
     MINGW_I686,
     WINDOWS_RUST,
     WINE,
@@ -199,6 +211,7 @@ impl Need {
         match self.probe {
             Probe::CompilesC(compiler) => compiles_c(sh, compiler),
             Probe::Program(name) => find_on_path(name).is_some(),
+            Probe::OtherGo => other_go(sh).is_some(),
             Probe::PythonModule(module) => {
                 let import = format!("import {module}");
                 cmd!(sh, "python3 -c {import}")
@@ -249,6 +262,31 @@ impl Need {
 
 /// A prerequisite this machine lacks (shared with the harness's bridges).
 pub use plugcheck::bridge::{Missing, find_on_path};
+
+/// A `go` of another release than `go` on PATH, from Debian's versioned Go
+/// packages (`/usr/lib/go-1.NN/bin/go`).
+pub fn other_go(sh: &Shell) -> Option<PathBuf> {
+    let release = |go: &std::path::Path| {
+        cmd!(sh, "{go} env GOVERSION")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .ok()
+            .map(|version| version.trim().to_owned())
+    };
+    let default = release(&find_on_path("go")?)?;
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("go-1."))
+        .map(|entry| entry.path().join("bin/go"))
+        .filter(|go| go.is_file())
+        .collect();
+    candidates.sort();
+    candidates
+        .into_iter()
+        .find(|go| release(go).is_some_and(|version| version != default))
+}
 
 /// Where `libz.so.1` is, asked of the C compiler.
 pub fn zlib(sh: &Shell) -> Option<PathBuf> {
@@ -336,6 +374,11 @@ pub fn provision(sh: &Shell) -> anyhow::Result<()> {
         apt_get(vec!["update", "-qq"])
             .run()
             .context("`apt-get update` failed")?;
+        if enable_backports_for(sh, &packages)? {
+            apt_get(vec!["update", "-qq"])
+                .run()
+                .context("`apt-get update` failed after enabling bookworm-backports")?;
+        }
         let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
         install.extend(&packages);
         apt_get(install)
@@ -367,6 +410,41 @@ pub fn provision(sh: &Shell) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where Debian 12's own archive lacks one of `packages` (golang-1.21-go
+/// is only in bookworm-backports), enables bookworm-backports; `true` when
+/// it did, so the package lists need an update. Backports are pinned
+/// below the release, so only packages found nowhere else come from there.
+fn enable_backports_for(sh: &Shell, packages: &[&str]) -> anyhow::Result<bool> {
+    const LIST: &str = "/etc/apt/sources.list.d/plugcheck-bookworm-backports.list";
+    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    if !os_release
+        .lines()
+        .any(|line| line == "VERSION_CODENAME=bookworm")
+        || std::path::Path::new(LIST).exists()
+    {
+        return Ok(false);
+    }
+    let unavailable = packages.iter().any(|package| {
+        cmd!(sh, "apt-cache policy {package}")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .map_or(true, |policy| {
+                !policy.contains("Candidate:") || policy.contains("Candidate: (none)")
+            })
+    });
+    if !unavailable {
+        return Ok(false);
+    }
+    eprintln!("ci: enabling Debian's bookworm-backports ({LIST}) for what Debian 12 lacks");
+    std::fs::write(
+        LIST,
+        "deb http://deb.debian.org/debian bookworm-backports main\n",
+    )
+    .with_context(|| format!("cannot write `{LIST}` (run as root)"))?;
+    Ok(true)
 }
 
 /// `false` as root, `true` where sudo needs no password; otherwise the one
