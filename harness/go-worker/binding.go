@@ -12,16 +12,23 @@ package main
 // plugin.Open only when they agree.
 
 import (
+	"bytes"
 	"debug/buildinfo"
 	"debug/elf"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
 )
+
+// minSharedPackages: the fewest packages a real Go plugin shares with a Go
+// host (runtime and its internal packages alone are more).
+const minSharedPackages = 5
 
 // contractModule is the module of the Go-native contract.
 const contractModule = "plugcheck.dev/abi"
@@ -62,15 +69,28 @@ func factsOf(info *debug.BuildInfo, hashes map[string]string) buildFacts {
 
 // pluginFacts reads a plugin file's build facts.
 func pluginFacts(path string) (buildFacts, error) {
-	hashes, err := packageHashes(path)
-	if err != nil {
-		return buildFacts{}, err
+	prefetched.once.Do(func() {})
+	if prefetched.path == path {
+		return prefetched.facts, prefetched.err
 	}
-	info, err := buildinfo.ReadFile(path)
-	if err != nil {
-		info = nil
-	}
-	return factsOf(info, hashes), nil
+	return readFacts(path)
+}
+
+// prefetched are the judged plugin's facts, read once at start.
+var prefetched struct {
+	once  sync.Once
+	path  string
+	facts buildFacts
+	err   error
+}
+
+// prefetchFacts reads the worker's and the judged plugin's build facts.
+func prefetchFacts(path string) {
+	prefetched.once.Do(func() {
+		prefetched.path = path
+		prefetched.facts, prefetched.err = readFacts(path)
+	})
+	_, _ = workerFacts()
 }
 
 var (
@@ -79,56 +99,140 @@ var (
 	selfErr   error
 )
 
-// workerFacts are this worker's own build facts.
+// savedFacts is buildFacts as the file beside the worker keeps them.
+type savedFacts struct {
+	GoVersion string            `json:"go_version"`
+	MainPath  string            `json:"main_path"`
+	Deps      map[string]string `json:"deps"`
+	Settings  map[string]string `json:"settings"`
+	Hashes    map[string]string `json:"hashes"`
+}
+
+// factsFile is where plugcheck keeps a built worker's own facts: reading
+// them back costs far less than scanning the worker's own symbols.
+const factsFile = "worker-facts.json"
+
+// writeOwnFacts prints this worker's facts (`__facts`), for plugcheck to
+// keep beside it.
+func writeOwnFacts() {
+	facts, err := computeWorkerFacts()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "plugcheck go worker: cannot read its own build:", err)
+		os.Exit(1)
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(savedFacts{facts.goVersion, facts.mainPath, facts.deps, facts.settings, facts.hashes})
+}
+
+func computeWorkerFacts() (buildFacts, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return buildFacts{}, err
+	}
+	facts, err := readFacts(exe)
+	if err != nil {
+		return buildFacts{}, err
+	}
+	info, _ := debug.ReadBuildInfo()
+	return factsOf(info, facts.hashes), nil
+}
+
+// workerFacts are this worker's own build facts: from the file plugcheck
+// keeps beside it when it is there and of this very build, else read now.
 func workerFacts() (buildFacts, error) {
 	selfOnce.Do(func() {
-		exe, err := os.Executable()
-		if err != nil {
-			selfErr = err
-			return
+		if exe, err := os.Executable(); err == nil {
+			if data, err := os.ReadFile(filepath.Join(filepath.Dir(exe), factsFile)); err == nil {
+				var saved savedFacts
+				if json.Unmarshal(data, &saved) == nil && saved.GoVersion == goVersion && len(saved.Hashes) > 0 {
+					selfFacts = buildFacts{saved.GoVersion, saved.MainPath, saved.Deps, saved.Settings, saved.Hashes}
+					return
+				}
+			}
 		}
-		hashes, err := packageHashes(exe)
-		if err != nil {
-			selfErr = err
-			return
-		}
-		info, _ := debug.ReadBuildInfo()
-		selfFacts = factsOf(info, hashes)
+		selfFacts, selfErr = computeWorkerFacts()
 	})
 	return selfFacts, selfErr
 }
 
-// packageHashes reads the linker's per-package hashes from an ELF file's
-// dynamic symbols.
-func packageHashes(path string) (map[string]string, error) {
+// The most of .dynsym and .dynstr read: a Go plugin or host exports every
+// symbol, some tens of thousands; far below this.
+const maxDynamicBytes = 64 << 20
+
+// readFacts reads a Go binary's package hashes and, when it embeds them,
+// its build information. The dynamic symbols are scanned in place for the
+// hash symbols' prefix: decoding every symbol (debug/elf's
+// DynamicSymbols) costs milliseconds on binaries that export everything.
+func readFacts(path string) (buildFacts, error) {
 	file, err := elf.Open(path)
 	if err != nil {
-		return nil, err
+		return buildFacts{}, err
 	}
 	defer file.Close()
-	symbols, err := file.DynamicSymbols()
+	hashes, err := packageHashes(file)
+	if err != nil {
+		return buildFacts{}, err
+	}
+	var info *debug.BuildInfo
+	if section := file.Section(".go.buildinfo"); section != nil {
+		if opened, err := os.Open(path); err == nil {
+			info, _ = buildinfo.Read(opened)
+			opened.Close()
+		}
+	}
+	return factsOf(info, hashes), nil
+}
+
+func packageHashes(file *elf.File) (map[string]string, error) {
+	symtab, strtab := file.Section(".dynsym"), file.Section(".dynstr")
+	if symtab == nil || strtab == nil {
+		return nil, fmt.Errorf("no dynamic symbol table: not a Go plugin or Go host")
+	}
+	if symtab.Size > maxDynamicBytes || strtab.Size > maxDynamicBytes {
+		return nil, fmt.Errorf("a dynamic symbol table larger than %d MiB", maxDynamicBytes>>20)
+	}
+	symbols, err := symtab.Data()
 	if err != nil {
 		return nil, err
 	}
+	names, err := strtab.Data()
+	if err != nil {
+		return nil, err
+	}
+	const entry = 24 // Elf64_Sym
+	order := file.ByteOrder
 	hashes := map[string]string{}
-	for _, symbol := range symbols {
-		var pkg string
-		for _, prefix := range []string{"go.link.pkghashbytes.", "go:link.pkghashbytes."} {
-			if strings.HasPrefix(symbol.Name, prefix) {
-				pkg = strings.TrimPrefix(symbol.Name, prefix)
+	prefixes := [][]byte{[]byte("go.link.pkghashbytes."), []byte("go:link.pkghashbytes.")}
+	for at := 0; at+entry <= len(symbols); at += entry {
+		nameAt := int(order.Uint32(symbols[at:]))
+		if nameAt <= 0 || nameAt >= len(names) {
+			continue
+		}
+		name := names[nameAt:]
+		var prefix []byte
+		for _, candidate := range prefixes {
+			if bytes.HasPrefix(name, candidate) {
+				prefix = candidate
 			}
 		}
-		if pkg == "" || symbol.Size == 0 || symbol.Size > 64 {
+		if prefix == nil {
+			continue
+		}
+		end := bytes.IndexByte(name, 0)
+		if end < 0 {
+			continue
+		}
+		pkg := string(name[len(prefix):end])
+		value, size := order.Uint64(symbols[at+8:]), order.Uint64(symbols[at+16:])
+		if size == 0 || size > 64 {
 			continue
 		}
 		for _, section := range file.Sections {
-			if section.Type == elf.SHT_NOBITS || symbol.Value < section.Addr ||
-				symbol.Value+symbol.Size > section.Addr+section.Size {
+			if section.Type == elf.SHT_NOBITS || value < section.Addr || value+size > section.Addr+section.Size {
 				continue
 			}
-			bytes := make([]byte, symbol.Size)
-			if _, err := section.ReadAt(bytes, int64(symbol.Value-section.Addr)); err == nil {
-				hashes[pkg] = hex.EncodeToString(bytes)
+			hash := make([]byte, size)
+			if _, err := section.ReadAt(hash, int64(value-section.Addr)); err == nil {
+				hashes[pkg] = hex.EncodeToString(hash)
 			}
 			break
 		}
@@ -149,6 +253,18 @@ type mismatch struct {
 // `host`; nil when it can.
 func compareBuilds(plugin, host buildFacts) *mismatch {
 	m := &mismatch{}
+	for pkg := range plugin.hashes {
+		if _, ok := host.hashes[pkg]; ok {
+			m.shared++
+		}
+	}
+	// Every Go plugin links the runtime and the dozens of packages under
+	// it; a file with fewer hashes only looks like one, and plugin.Open
+	// would end the process on it ("runtime: no plugin module data").
+	if _, ok := plugin.hashes["runtime"]; !ok || m.shared < minSharedPackages {
+		m.reason = fmt.Sprintf("not a Go plugin: it exports the hashes of %d package(s) a Go host shares, where every `go build -buildmode=plugin` library links the runtime and the dozens of packages under it (plugin.Open would end the process on it); build it with go build -buildmode=plugin", m.shared)
+		return m
+	}
 	if plugin.goVersion != "" && plugin.goVersion != host.goVersion {
 		m.bindings = append(m.bindings, binding{What: "Go release", Plugin: plugin.goVersion, Host: host.goVersion})
 	}
@@ -164,7 +280,6 @@ func compareBuilds(plugin, host buildFacts) *mismatch {
 	}
 	for pkg, hash := range plugin.hashes {
 		if hostHash, ok := host.hashes[pkg]; ok {
-			m.shared++
 			if hostHash != hash {
 				m.packages = append(m.packages, pkg)
 			}

@@ -6,8 +6,9 @@
 // — timeouts, killing the process tree, decoding how the worker ended, the
 // ledger, reports and snapshots — stays in the Rust parent.
 //
-// The parent sends one case per batch and decides skips itself (its
-// ledger), so this worker runs every case it is sent.
+// The parent decides every skip itself (its ledger): it cuts batches where
+// a case depends on one before it in the batch, so this worker runs every
+// case it is sent.
 package main
 
 import (
@@ -24,6 +25,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "__facts" {
+		writeOwnFacts()
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "__worker" {
 		fmt.Fprintln(os.Stderr, "plugcheck-go-worker is started by plugcheck: plugcheck check PLUGIN.so")
 		os.Exit(2)
@@ -36,6 +41,10 @@ func main() {
 	// A plugin's child that daemonizes is re-parented to the worker, where
 	// the parent finds and reaps it (PR_SET_CHILD_SUBREAPER).
 	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, 36, 1, 0)
+	// Reading both binaries' build facts has no effect on the plugin: done
+	// while the parent connects and sends the first batch, it is off the
+	// `load` case's path.
+	go prefetchFacts(*pluginPath)
 	conn, err := net.DialTimeout("tcp", *connect, 20*time.Second)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "plugcheck go worker: cannot connect to the harness:", err)

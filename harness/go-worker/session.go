@@ -181,15 +181,18 @@ func clip(text string, max int) string {
 	return text[:cut] + "…"
 }
 
-// shadowCopy copies a build to the run's scratch directory under a name of
-// its own, so the build output can be rebuilt while the copy is loaded.
-func (s *session) shadowCopy(path string) (string, error) {
+// anotherPath gives a build a second path in the run's scratch directory:
+// a hard link where it can (no bytes copied), else a copy.
+func (s *session) anotherPath(path string) (string, error) {
 	dir := os.TempDir()
 	if s.settings.Scratch != nil {
 		dir = *s.settings.Scratch
 	}
 	s.copies++
 	target := filepath.Join(dir, fmt.Sprintf("go-%d-%d-%s", os.Getpid(), s.copies, filepath.Base(path)))
+	if os.Link(path, target) == nil {
+		return target, nil
+	}
 	from, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -213,7 +216,9 @@ type stepError struct {
 	outcome outcome
 }
 
-// open checks the build's binding and opens a shadow copy of it.
+// open checks the build's binding and opens it. Go-native plugins are
+// opened where they are: the worker lives for one check, and a build that
+// must be rebuilt while loaded gets a new package path anyway.
 func (s *session) open(path string) (*plugin.Plugin, float64, *stepError) {
 	facts, err := pluginFacts(path)
 	if err != nil {
@@ -228,23 +233,25 @@ func (s *session) open(path string) (*plugin.Plugin, float64, *stepError) {
 		o.Detail.Binding = m.detail()
 		return nil, 0, &stepError{"load", o}
 	}
-	copyPath, err := s.shadowCopy(path)
-	if err != nil {
-		return nil, 0, &stepError{"load", fail(fmt.Sprintf("cannot copy the plugin into the run's scratch directory: %v", err))}
-	}
+	return s.openChecked(path, path)
+}
+
+// openChecked opens `file`, a build whose binding was checked, reporting
+// it as `path`.
+func (s *session) openChecked(file, path string) (*plugin.Plugin, float64, *stepError) {
 	var plug *plugin.Plugin
 	var openErr error
 	started := time.Now()
-	if p := guard(func() { plug, openErr = plugin.Open(copyPath) }); p != nil {
+	if p := guard(func() { plug, openErr = plugin.Open(file) }); p != nil {
 		return nil, 0, &stepError{"load", failPanic("the plugin's package initialization (init) panicked during plugin.Open", p)}
 	}
 	ms := float64(time.Since(started).Microseconds()) / 1000
 	if openErr != nil {
-		// Go names the file it opened, the shadow copy: name the build.
-		message := strings.ReplaceAll(openErr.Error(), strings.TrimSuffix(copyPath, ".so"), strings.TrimSuffix(path, ".so"))
+		// Go names the file it opened, maybe a second path: name the build.
+		message := strings.ReplaceAll(openErr.Error(), strings.TrimSuffix(file, ".so"), strings.TrimSuffix(path, ".so"))
 		return nil, 0, &stepError{"load", fail(fmt.Sprintf("plugin.Open refused it: %s", clip(message, 2000)))}
 	}
-	loadedFrom[plug] = copyPath
+	loadedFrom[plug] = file
 	return plug, ms, nil
 }
 

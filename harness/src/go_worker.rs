@@ -177,6 +177,7 @@ fn build(go: &Path, dir: &Path) -> Result<(), GoWorkerError> {
         source,
     };
     std::fs::create_dir_all(parent).map_err(cache_error)?;
+    remove_abandoned_builds(parent);
     let staging = tempfile::Builder::new()
         .prefix(".build-")
         .tempdir_in(parent)
@@ -213,12 +214,46 @@ fn build(go: &Path, dir: &Path) -> Result<(), GoWorkerError> {
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
         .unwrap_or_else(|| "an unknown Go release".into());
     std::fs::write(staging.path().join("go-version"), version).map_err(cache_error)?;
+    // The worker's own package hashes, read once here rather than at every
+    // start (it scans its own tens of thousands of symbols for them); a
+    // worker without the file reads them itself.
+    let facts = Command::new(staging.path().join("plugcheck-go-worker"))
+        .arg("__facts")
+        .output()
+        .ok()
+        .filter(|facts| facts.status.success());
+    if let Some(facts) = facts {
+        std::fs::write(staging.path().join("worker-facts.json"), &facts.stdout)
+            .map_err(cache_error)?;
+    }
     let staged = staging.keep();
     if std::fs::rename(&staged, dir).is_err() {
         // Another process put the same worker there first.
         let _ = std::fs::remove_dir_all(&staged);
     }
     Ok(())
+}
+
+/// Removes staging directories of builds that were interrupted (the
+/// process killed mid-build) an hour or more ago; a build running now in
+/// another process is younger than that.
+fn remove_abandoned_builds(dir: &Path) {
+    const ABANDONED: std::time::Duration = std::time::Duration::from_secs(3600);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let abandoned = entry.file_name().to_string_lossy().starts_with(".build-")
+            && entry
+                .metadata()
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age >= ABANDONED);
+        if abandoned {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// `go` with an environment that builds from the files given, offline, with

@@ -3,15 +3,17 @@
 //! with `go build -buildmode=plugin` (the Go worker). Told from what the
 //! file is, never from its name: a Go-native plugin is an ELF shared object
 //! whose dynamic symbols carry the Go linker's per-package hashes
-//! (`go.link.pkghash.PKG`, `go:link.…` since Go 1.21), which only the
-//! `plugin` build mode exports. Go 1.19 embeds no build information in a
+//! (`go.link.pkghashbytes.PKG`, `go:link.…` since Go 1.21; the runtime's is
+//! looked for), which only the `plugin` build mode exports. Go 1.19 embeds no build information in a
 //! plugin, so the hashes are the mark; where Go's build information is
 //! there (`.go.buildinfo`, Go 1.20 and later), it names the Go release.
 
 use std::path::Path;
 
-use object::read::ReadCache;
-use object::{BinaryFormat, Object, ObjectKind, ObjectSection, ObjectSymbol};
+use object::Endianness;
+use object::elf::{self, FileHeader64};
+use object::read::elf::{FileHeader, SectionHeader};
+use object::read::{ReadCache, ReadRef};
 
 use crate::plugin_file;
 
@@ -31,9 +33,16 @@ pub struct GoNative {
     pub go_version: Option<String>,
 }
 
-/// Dynamic symbols looked at before giving up: a Go plugin's hashes come
-/// among its first few thousand.
-const MAX_SYMBOLS: usize = 200_000;
+/// The most of `.dynstr` read: a Go plugin exports every symbol, some
+/// hundreds of KiB of names; far below this.
+const MAX_DYNSTR_BYTES: u64 = 16 << 20;
+/// The dynamic symbol of Go's runtime package hash, which every Go plugin
+/// exports (and no other kind of library).
+const RUNTIME_HASH: [&[u8]; 2] = [
+    b"\0go.link.pkghashbytes.runtime\0",
+    b"\0go:link.pkghashbytes.runtime\0",
+];
+
 /// The most of `.go.buildinfo` read: the header and the version string.
 const BUILDINFO_BYTES: u64 = 4096;
 
@@ -43,28 +52,36 @@ pub fn of(path: &Path) -> PluginKind {
     let Ok(plugin) = plugin_file::open(path) else {
         return PluginKind::CAbi;
     };
-    let data = ReadCache::new(plugin.file);
-    let Ok(file) = object::File::parse(&data) else {
+    let data = &ReadCache::new(plugin.file);
+    // Only the header and the section headers: a full parse reads the
+    // symbol tables too, which in a Go plugin are most of a megabyte.
+    let Ok(header) = FileHeader64::<Endianness>::parse(data) else {
         return PluginKind::CAbi;
     };
-    if file.format() != BinaryFormat::Elf || file.kind() != ObjectKind::Dynamic {
+    let Ok(endian) = header.endian() else {
+        return PluginKind::CAbi;
+    };
+    if header.e_type(endian) != elf::ET_DYN {
         return PluginKind::CAbi;
     }
-    let go_plugin = file.dynamic_symbols().take(MAX_SYMBOLS).any(|symbol| {
-        symbol.name_bytes().is_ok_and(|name| {
-            name.starts_with(b"go.link.pkghash") || name.starts_with(b"go:link.pkghash")
-        })
+    let Ok(sections) = header.sections(endian, data) else {
+        return PluginKind::CAbi;
+    };
+    let section_bytes = |name: &[u8], max: u64| {
+        let (_, section) = sections.section_by_name(endian, name)?;
+        let (offset, size) = section.file_range(endian)?;
+        data.read_bytes_at(offset, size.min(max)).ok()
+    };
+    // The names of the dynamic symbols, read in one piece.
+    let go_plugin = section_bytes(b".dynstr", MAX_DYNSTR_BYTES).is_some_and(|names| {
+        RUNTIME_HASH
+            .iter()
+            .any(|name| memchr::memmem::find(names, name).is_some())
     });
     if !go_plugin {
         return PluginKind::CAbi;
     }
-    let go_version = file.section_by_name(".go.buildinfo").and_then(|section| {
-        let bytes = section
-            .data_range(section.address(), section.size().min(BUILDINFO_BYTES))
-            .ok()
-            .flatten()?;
-        buildinfo_version(bytes)
-    });
+    let go_version = section_bytes(b".go.buildinfo", BUILDINFO_BYTES).and_then(buildinfo_version);
     PluginKind::GoNative(GoNative { go_version })
 }
 
