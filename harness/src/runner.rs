@@ -141,16 +141,7 @@ fn run_plugin_reporting(
             finish(worker.take().expect("checked"), &mut cases);
             why_next_worker = WorkerStart::FreshProcess { case: first };
         }
-        // A batch runs up to the next case that needs a fresh process.
-        let batch_len = match program.one_case_per_batch {
-            true => 1,
-            false => {
-                1 + options.cases[next + 1..]
-                    .iter()
-                    .take_while(|case| !case.needs_fresh_process())
-                    .count()
-            }
-        };
+        let batch_len = batch_len(&options.cases[next..], program.applies_ledger);
         let batch = &options.cases[next..next + batch_len];
         let active = match &mut worker {
             Some(active) => active,
@@ -277,6 +268,26 @@ fn refused(
         duration_us: started.elapsed().as_micros() as u64,
         worker: None,
     }
+}
+
+/// How many of `cases` (the rest of the suite) go in the next batch: up
+/// to the next case that needs a fresh process; for a worker that does not
+/// apply the ledger itself (the Go worker), also up to the first case
+/// whose prerequisite is in the batch, so the parent decides every skip.
+fn batch_len(cases: &[CaseId], worker_applies_ledger: bool) -> usize {
+    let mut len = 1;
+    while let Some(&case) = cases.get(len) {
+        let decided_inside = !worker_applies_ledger
+            && case
+                .prerequisites()
+                .iter()
+                .any(|prerequisite| cases[..len].contains(prerequisite));
+        if case.needs_fresh_process() || decided_inside {
+            break;
+        }
+        len += 1;
+    }
+    len
 }
 
 /// Starts a worker, trying again a little later when process creation
@@ -450,7 +461,38 @@ fn case_report(
 
 #[cfg(test)]
 mod tests {
-    use super::go_runtime_abort;
+    use super::{batch_len, go_runtime_abort};
+    use crate::catalog::CaseId;
+
+    #[test]
+    fn a_worker_without_the_ledger_gets_batches_no_case_of_which_waits_on_another() {
+        let all = CaseId::ALL;
+        assert_eq!(
+            batch_len(&all[1..], true),
+            all.len() - 1,
+            "one batch after load"
+        );
+        let mut batches = Vec::new();
+        let mut next = 0;
+        while next < all.len() {
+            let len = batch_len(&all[next..], false);
+            let batch = &all[next..next + len];
+            for (index, case) in batch.iter().enumerate() {
+                for prerequisite in case.prerequisites() {
+                    assert!(
+                        !batch[..index].contains(prerequisite),
+                        "{case} waits on {prerequisite} in the same batch"
+                    );
+                }
+            }
+            batches.push(batch.to_vec());
+            next += len;
+        }
+        assert!(
+            batches.len() < all.len() / 2,
+            "independent cases share a batch: {batches:?}"
+        );
+    }
 
     #[test]
     fn a_go_crash_report_gives_its_first_line_as_the_cause() {

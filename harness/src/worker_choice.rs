@@ -22,9 +22,11 @@ pub enum Choice {
 #[derive(Debug, Clone)]
 pub struct WorkerProgram {
     pub exe: PathBuf,
-    /// The Go worker runs every case it is sent: the parent sends one at a
-    /// time and decides skips itself.
-    pub one_case_per_batch: bool,
+    /// Whether the worker skips a batch's cases behind a failed
+    /// prerequisite itself (the Rust worker, with the shared ledger). The
+    /// Go worker runs every case it is sent, so the parent cuts batches
+    /// where a case depends on one before it in the batch.
+    pub applies_ledger: bool,
     /// For the report, when it is not the Rust worker.
     pub described: Option<String>,
 }
@@ -35,7 +37,7 @@ pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
         PluginKind::CAbi => {
             return Choice::Worker(WorkerProgram {
                 exe: rust_worker.to_owned(),
-                one_case_per_batch: false,
+                applies_ledger: true,
                 described: None,
             });
         }
@@ -47,7 +49,7 @@ pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
     match go_worker::for_plugin(&go) {
         Ok(worker) => Choice::Worker(WorkerProgram {
             exe: worker.exe,
-            one_case_per_batch: true,
+            applies_ledger: false,
             described: Some(format!("Go worker built by {}", worker.go_version)),
         }),
         Err(error) => Choice::Refused(Outcome::fail(format!(
