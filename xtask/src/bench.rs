@@ -14,6 +14,8 @@
 //! - capture: how fast a plugin's output gets through the harness, per leg:
 //!   the `noisy` fixture prints 1.1 MB of lines in `init` and 8 MiB of
 //!   blocks in `selftest`; bytes captured (kept and counted) per case time;
+//! - Go-native: the suite over go-native-echo against a Go program's
+//!   plugin.Open + Lookup + call (`bench_go_native.rs`);
 //! - all fixtures: wall time, with the deliberate hang timeouts shown apart.
 
 use std::path::Path;
@@ -24,6 +26,7 @@ use anyhow::{Context, bail};
 use plugcheck::report::{Report, Verdict};
 use xshell::Shell;
 
+use crate::bench_go_native;
 use crate::conformance::{self, Runner};
 use crate::fixtures::{self, Built, HOST_PLATFORM};
 use crate::platform::Platform;
@@ -74,6 +77,15 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     )?;
     let reload = reload_latency(plugcheck, built("counter")?, &scratch)?;
     let capture = measure_capture(&Runner::Native, plugcheck, built("noisy")?, &scratch)?;
+    let go_native = match built("go-native-echo") {
+        Ok(echo) => bench_go_native::measure(plugcheck, echo, runs, scratch.path())?,
+        Err(_) => {
+            println!(
+                "go      Go-native line not measured: go-native-echo was not built (is Go installed?)"
+            );
+            None
+        }
+    };
 
     let report_path = scratch.path().join("all.json");
     let started = Instant::now();
@@ -97,6 +109,9 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     whole.print("suite   all families (reload too)", false);
     reload.print();
     capture.print(HOST_PLATFORM);
+    if let Some(go_native) = &go_native {
+        go_native.print();
+    }
     println!(
         "all     {} plugins and fixtures: wall {}, of which {} waiting on deliberate hang timeouts ({} without); {processes} worker processes",
         all.plugins.len(),
@@ -109,6 +124,13 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         bail!(
             "suite overhead {:.2}× floor is over the {SUITE_TARGET}× target",
             foundation.ratio()
+        );
+    }
+    if let Some(go_native) = go_native.filter(|line| line.ratio() > bench_go_native::TARGET) {
+        bail!(
+            "Go-native suite {:.2}× floor is over the {}× target",
+            go_native.ratio(),
+            bench_go_native::TARGET
         );
     }
     if reload.p50() > RELOAD_P50_TARGET || reload.p99() > RELOAD_P99_TARGET {
@@ -443,12 +465,12 @@ fn reload_latency(
     serde_json::from_slice(&output.stdout).context("plugcheck __bench-reload printed no latencies")
 }
 
-fn percentile(samples: &mut [Duration], p: usize) -> Duration {
+pub fn percentile(samples: &mut [Duration], p: usize) -> Duration {
     samples.sort();
     samples[(samples.len() * p / 100).min(samples.len() - 1)]
 }
 
-fn ms(duration: Duration) -> String {
+pub fn ms(duration: Duration) -> String {
     format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
 

@@ -10,10 +10,12 @@
 //! one helper, `needs::find_on_path` (the harness bridge's).
 
 mod bench;
+mod bench_go_native;
 mod ci;
 mod conformance;
 mod doctor;
 mod fixtures;
+mod go_plugin;
 mod made_with;
 mod merge;
 mod needs;
