@@ -141,7 +141,7 @@ fn run_plugin_reporting(
             finish(worker.take().expect("checked"), &mut cases);
             why_next_worker = WorkerStart::FreshProcess { case: first };
         }
-        let batch_len = batch_len(&options.cases[next..], program.applies_ledger);
+        let batch_len = batch_len(&options.cases[next..], program.applies_ledger, &ledger);
         let batch = &options.cases[next..next + batch_len];
         let active = match &mut worker {
             Some(active) => active,
@@ -272,17 +272,19 @@ fn refused(
 
 /// How many of `cases` (the rest of the suite) go in the next batch: up
 /// to the next case that needs a fresh process; for a worker that does not
-/// apply the ledger itself (the Go worker), also up to the first case
-/// whose prerequisite is in the batch, so the parent decides every skip.
-fn batch_len(cases: &[CaseId], worker_applies_ledger: bool) -> usize {
+/// apply the ledger itself (the Go worker), also up to the first case the
+/// ledger already skips or whose prerequisite is in the batch, so the
+/// parent decides every skip.
+fn batch_len(cases: &[CaseId], worker_applies_ledger: bool, ledger: &Ledger) -> usize {
     let mut len = 1;
     while let Some(&case) = cases.get(len) {
-        let decided_inside = !worker_applies_ledger
-            && case
-                .prerequisites()
-                .iter()
-                .any(|prerequisite| cases[..len].contains(prerequisite));
-        if case.needs_fresh_process() || decided_inside {
+        let decided_here = !worker_applies_ledger
+            && (ledger.blocked(case).is_some()
+                || case
+                    .prerequisites()
+                    .iter()
+                    .any(|prerequisite| cases[..len].contains(prerequisite)));
+        if case.needs_fresh_process() || decided_here {
             break;
         }
         len += 1;
@@ -463,19 +465,22 @@ fn case_report(
 mod tests {
     use super::{batch_len, go_runtime_abort};
     use crate::catalog::CaseId;
+    use crate::outcome::Outcome;
+    use crate::plan::Ledger;
 
     #[test]
     fn a_worker_without_the_ledger_gets_batches_no_case_of_which_waits_on_another() {
         let all = CaseId::ALL;
+        let ledger = Ledger::default();
         assert_eq!(
-            batch_len(&all[1..], true),
+            batch_len(&all[1..], true, &ledger),
             all.len() - 1,
             "one batch after load"
         );
         let mut batches = Vec::new();
         let mut next = 0;
         while next < all.len() {
-            let len = batch_len(&all[next..], false);
+            let len = batch_len(&all[next..], false, &ledger);
             let batch = &all[next..next + len];
             for (index, case) in batch.iter().enumerate() {
                 for prerequisite in case.prerequisites() {
@@ -491,6 +496,23 @@ mod tests {
         assert!(
             batches.len() < all.len() / 2,
             "independent cases share a batch: {batches:?}"
+        );
+    }
+
+    #[test]
+    fn a_case_the_ledger_already_skips_starts_a_batch_of_its_own() {
+        let mut ledger = Ledger::default();
+        ledger.record(CaseId::Shutdown, &Outcome::fail("a goroutine left"));
+        let rest = [CaseId::LoadTime, CaseId::RepeatLoad, CaseId::ReloadCycles];
+        assert_eq!(
+            batch_len(&rest, false, &ledger),
+            1,
+            "repeat-load is the parent's to skip"
+        );
+        assert_eq!(
+            batch_len(&rest, true, &ledger),
+            3,
+            "the Rust worker skips it itself"
         );
     }
 
