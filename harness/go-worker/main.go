@@ -6,9 +6,8 @@
 // — timeouts, killing the process tree, decoding how the worker ended, the
 // ledger, reports and snapshots — stays in the Rust parent.
 //
-// The parent decides every skip itself (its ledger): it cuts batches where
-// a case depends on one before it in the batch, so this worker runs every
-// case it is sent.
+// The parent decides every skip itself (its ledger): this worker stops a
+// batch at the first case that fails and answers the rest as not run.
 package main
 
 import (
@@ -64,16 +63,26 @@ func main() {
 			channelLost(err)
 		}
 		s.settings = batch.Settings
+		// After a case fails, what depends on it is the parent's ledger to
+		// skip: the rest of the batch is answered as not run, and the
+		// parent sends again what its ledger does not skip.
+		stopped := false
 		for i, id := range batch.Cases {
 			seq := batch.FirstSeq + uint64(i)
 			started := time.Now()
-			result := s.run(id)
+			var result caseResult
+			if stopped {
+				result = caseResult{Outcome: skipped("not run: an earlier case of the batch failed"), Plugin: s.info()}
+			} else {
+				result = s.run(id)
+			}
 			workUs := uint64(time.Since(started).Microseconds())
 			markCaseEnd(*token, seq)
 			err := ch.send(done{
 				Type: "done", Seq: seq, Case: id, Result: result,
-				WorkUs: workUs, HasLoaded: s.plug != nil,
+				WorkUs: workUs, HasLoaded: s.plug != nil, NotRun: stopped,
 			})
+			stopped = stopped || result.Outcome.Verdict == "fail"
 			if err != nil {
 				channelLost(err)
 			}

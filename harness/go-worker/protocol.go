@@ -47,6 +47,7 @@ type done struct {
 	Result    caseResult `json:"result"`
 	WorkUs    uint64     `json:"work_us"`
 	HasLoaded bool       `json:"has_loaded"`
+	NotRun    bool       `json:"not_run,omitempty"`
 }
 
 type caseResult struct {

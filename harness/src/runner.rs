@@ -2,6 +2,7 @@
 //! across cases and restarted after a crash or timeout; prerequisites
 //! decide what is skipped. Emits reports; never prints.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -121,11 +122,15 @@ fn run_plugin_reporting(
     let mut cases: Vec<CaseReport> = Vec::new();
     let mut info: Option<PluginInfo> = None;
     let mut worker: Option<Worker> = None;
+    // Per answer of the current worker, in order: the report it belongs to
+    // (none for a case the worker did not run), for its share of the
+    // output.
+    let mut slots: Vec<Option<usize>> = Vec::new();
     let mut workers_started = 0;
-    let mut next = 0;
-    while let Some(&first) = options.cases.get(next) {
+    let mut queue: VecDeque<CaseId> = options.cases.iter().copied().collect();
+    while let Some(first) = queue.pop_front() {
         let case_started = Instant::now();
-        // Cases a dead worker's verdicts already rule out need no process.
+        // Cases the verdicts so far already rule out need no worker.
         if let Some(skip) = ledger.blocked(first) {
             ledger.record(first, &skip);
             emit(&Event::CaseFinished {
@@ -134,15 +139,15 @@ fn run_plugin_reporting(
                 verdict: skip.verdict,
             });
             cases.push(case_report(first, skip, case_started, None));
-            next += 1;
             continue;
         }
+        queue.push_front(first);
         if first.needs_fresh_process() && worker.as_ref().is_some_and(Worker::has_loaded) {
-            finish(worker.take().expect("checked"), &mut cases);
+            finish(worker.take().expect("checked"), &mut cases, &mut slots);
             why_next_worker = WorkerStart::FreshProcess { case: first };
         }
-        let batch_len = batch_len(&options.cases[next..], program.applies_ledger, &ledger);
-        let batch = &options.cases[next..next + batch_len];
+        let batch_len = batch_len(queue.make_contiguous(), program.applies_ledger, &ledger);
+        let batch: Vec<CaseId> = queue.drain(..batch_len).collect();
         let active = match &mut worker {
             Some(active) => active,
             None => {
@@ -154,14 +159,39 @@ fn run_plugin_reporting(
                 worker.insert(spawn_worker(&program.exe, path)?)
             }
         };
-        active.start(batch, &ledger, &options.settings);
+        active.start(&batch, &ledger, &options.settings);
         let mut case_started = case_started;
-        for &case in batch {
-            next += 1;
+        let mut rest = batch.iter().copied();
+        while let Some(case) = rest.next() {
             let active = worker.as_mut().expect("alive while its batch runs");
             emit(&Event::CaseStarted { index, case });
             let outcome = match active.next(case, options.timeout) {
-                Exchange::Done { result, work_us } => {
+                Exchange::Done { not_run: true, .. } => {
+                    // The worker stopped its batch after a failure: the
+                    // ledger skips what depends on it; the rest goes back
+                    // to the queue, in order, once the batch is drained.
+                    slots.push(None);
+                    let Some(skip) = ledger.blocked(case) else {
+                        let unrun: Vec<CaseId> = std::iter::once(case).chain(rest).collect();
+                        drain(&mut worker, &unrun[1..], options.timeout, &mut slots);
+                        for &case in unrun.iter().rev() {
+                            queue.push_front(case);
+                        }
+                        break;
+                    };
+                    ledger.record(case, &skip);
+                    emit(&Event::CaseFinished {
+                        index,
+                        case,
+                        verdict: skip.verdict,
+                    });
+                    cases.push(case_report(case, skip, case_started, None));
+                    case_started = Instant::now();
+                    continue;
+                }
+                Exchange::Done {
+                    result, work_us, ..
+                } => {
                     if result.plugin.is_some() {
                         info = result.plugin;
                     }
@@ -171,6 +201,7 @@ fn run_plugin_reporting(
                         case,
                         verdict: result.outcome.verdict,
                     });
+                    slots.push(Some(cases.len()));
                     cases.push(case_report(
                         case,
                         result.outcome,
@@ -183,7 +214,8 @@ fn run_plugin_reporting(
                 ended => {
                     // The worker is gone: its output is complete, and this
                     // case's share of it may explain the end.
-                    let output = finish(worker.take().expect("ran the case"), &mut cases);
+                    let output =
+                        finish(worker.take().expect("ran the case"), &mut cases, &mut slots);
                     let mut outcome = match ended {
                         Exchange::Crashed { termination } => crashed(case, termination, &output),
                         Exchange::TimedOut => timed_out(case, options.timeout),
@@ -196,6 +228,9 @@ fn run_plugin_reporting(
                 }
             };
             // The rest of the batch goes to a new worker.
+            for case in rest.rev() {
+                queue.push_front(case);
+            }
             ledger.record(case, &outcome);
             emit(&Event::CaseFinished {
                 index,
@@ -211,7 +246,7 @@ fn run_plugin_reporting(
         }
     }
     if let Some(worker) = worker {
-        finish(worker, &mut cases);
+        finish(worker, &mut cases, &mut slots);
     }
     explain_once(&mut cases, ALLOCATOR_ABORT);
     let gate = Gate::tally(&cases, options.deny_warnings);
@@ -270,20 +305,16 @@ fn refused(
     }
 }
 
-/// How many of `cases` (the rest of the suite) go in the next batch: up
-/// to the next case that needs a fresh process; for a worker that does not
-/// apply the ledger itself (the Go worker), also up to the first case the
-/// ledger already skips or whose prerequisite is in the batch, so the
-/// parent decides every skip.
+/// How many of `cases` (the queue) go in the next batch: up to the next
+/// case that needs a fresh process; for a worker that does not apply the
+/// ledger itself (the Go worker), also up to the first case the ledger
+/// already skips. Such a worker stops its batch after a failure and
+/// answers the rest as not run; the parent then decides what is skipped
+/// and sends the rest again.
 fn batch_len(cases: &[CaseId], worker_applies_ledger: bool, ledger: &Ledger) -> usize {
     let mut len = 1;
     while let Some(&case) = cases.get(len) {
-        let decided_here = !worker_applies_ledger
-            && (ledger.blocked(case).is_some()
-                || case
-                    .prerequisites()
-                    .iter()
-                    .any(|prerequisite| cases[..len].contains(prerequisite)));
+        let decided_here = !worker_applies_ledger && ledger.blocked(case).is_some();
         if case.needs_fresh_process() || decided_here {
             break;
         }
@@ -308,17 +339,50 @@ fn spawn_worker(exe: &Path, plugin: &Path) -> Result<Worker, SpawnError> {
     Worker::spawn(exe, plugin)
 }
 
-/// Ends a worker (its whole tree killed) and gives the cases it answered
-/// — the last ones in `cases` — their share of its output. A worker that
-/// died mid-case has one share more: it is returned, for that case.
-fn finish(worker: Worker, cases: &mut [CaseReport]) -> CapturedOutput {
-    let (answered, outputs) = worker.finish();
-    let first = cases.len() - answered;
+/// Ends a worker (its whole tree killed) and gives each case it answered
+/// its share of the worker's output (`slots`: per answer, the report it
+/// belongs to). A worker that died mid-case has one share more: it is
+/// returned, for that case.
+fn finish(
+    worker: Worker,
+    cases: &mut [CaseReport],
+    slots: &mut Vec<Option<usize>>,
+) -> CapturedOutput {
+    let (_, outputs) = worker.finish();
     let mut outputs = outputs.into_iter();
-    for case in &mut cases[first..] {
-        case.output = outputs.next().unwrap_or_default();
+    for slot in slots.drain(..) {
+        let output = outputs.next().unwrap_or_default();
+        if let Some(report) = slot.and_then(|slot| cases.get_mut(slot)) {
+            report.output = output;
+        }
     }
     outputs.next().unwrap_or_default()
+}
+
+/// Reads the answers to `unrun`, the cases of a batch a worker stopped
+/// before (each comes back as not run), so the next batch starts on a
+/// clean channel. A worker that ends instead is finished: the cases go
+/// to a new one.
+fn drain(
+    worker: &mut Option<Worker>,
+    unrun: &[CaseId],
+    timeout: Duration,
+    slots: &mut Vec<Option<usize>>,
+) {
+    for &case in unrun {
+        let Some(active) = worker.as_mut() else {
+            return;
+        };
+        match active.next(case, timeout) {
+            Exchange::Done { .. } => slots.push(None),
+            _ => {
+                let mut none = Vec::new();
+                // Its output belongs to no report: dropped with it.
+                let _ = finish(worker.take().expect("checked"), &mut none, slots);
+                return;
+            }
+        }
+    }
 }
 
 /// The plugin wrote into the harness's private channel. That is the
@@ -469,34 +533,22 @@ mod tests {
     use crate::plan::Ledger;
 
     #[test]
-    fn a_worker_without_the_ledger_gets_batches_no_case_of_which_waits_on_another() {
+    fn batches_run_up_to_the_next_case_that_needs_a_fresh_process() {
         let all = CaseId::ALL;
         let ledger = Ledger::default();
-        assert_eq!(
-            batch_len(&all[1..], true, &ledger),
-            all.len() - 1,
-            "one batch after load"
-        );
-        let mut batches = Vec::new();
-        let mut next = 0;
-        while next < all.len() {
-            let len = batch_len(&all[next..], false, &ledger);
-            let batch = &all[next..next + len];
-            for (index, case) in batch.iter().enumerate() {
-                for prerequisite in case.prerequisites() {
-                    assert!(
-                        !batch[..index].contains(prerequisite),
-                        "{case} waits on {prerequisite} in the same batch"
-                    );
-                }
-            }
-            batches.push(batch.to_vec());
-            next += len;
+        for applies_ledger in [true, false] {
+            assert_eq!(
+                batch_len(all, applies_ledger, &ledger),
+                all.len(),
+                "one batch"
+            );
+            let again = [CaseId::Init, CaseId::Load, CaseId::Selftest];
+            assert_eq!(
+                batch_len(&again, applies_ledger, &ledger),
+                1,
+                "load needs its own worker"
+            );
         }
-        assert!(
-            batches.len() < all.len() / 2,
-            "independent cases share a batch: {batches:?}"
-        );
     }
 
     #[test]

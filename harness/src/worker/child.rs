@@ -73,6 +73,7 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                     result,
                     work_us,
                     has_loaded: session.has_loaded(),
+                    not_run: false,
                 },
             );
             if let Err(error) = sent {

@@ -44,6 +44,11 @@ pub enum FromWorker {
         work_us: u64,
         /// Whether this worker has loaded the plugin by now.
         has_loaded: bool,
+        /// The worker did not run the case: it stopped its batch after a
+        /// case that failed (the Go worker, which leaves skipping to the
+        /// parent's ledger). The Rust worker never sets it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        not_run: bool,
     },
 }
 

@@ -70,24 +70,20 @@ pub enum Exchange {
     Done {
         result: CaseResult,
         work_us: u64,
+        /// The worker did not run the case (see `FromWorker::Done`).
+        not_run: bool,
     },
     /// The worker died; it is gone, take its output with [`Worker::remains`].
-    Crashed {
-        termination: Termination,
-    },
+    Crashed { termination: Termination },
     /// The worker was killed; take its output with [`Worker::remains`].
     TimedOut,
     /// Something else than the worker's answer came over the channel (the
     /// plugin wrote into it: a flood, a trickle of garbage, a forged line);
     /// the worker was killed.
-    ChannelAbused {
-        problem: String,
-    },
+    ChannelAbused { problem: String },
     /// The channel closed while the worker process kept running another
     /// program: the plugin replaced the worker (`exec`). It was killed.
-    Replaced {
-        image: String,
-    },
+    Replaced { image: String },
 }
 
 /// The worker process and its tree. Dropping it kills the tree and reaps
@@ -316,9 +312,14 @@ impl Worker {
                 result,
                 work_us,
                 has_loaded,
+                not_run,
             })) if done == seq && done_case == case => {
                 self.has_loaded = has_loaded;
-                Exchange::Done { result, work_us }
+                Exchange::Done {
+                    result,
+                    work_us,
+                    not_run,
+                }
             }
             Ok(Some(other)) => {
                 self.abused(format!("a message out of turn: {}", short_debug(&other)))
