@@ -128,10 +128,11 @@ fn run_plugin_reporting(
     let mut slots: Vec<Option<usize>> = Vec::new();
     let mut workers_started = 0;
     let mut queue: VecDeque<CaseId> = options.cases.iter().copied().collect();
-    while let Some(first) = queue.pop_front() {
+    while let Some(&first) = queue.front() {
         let case_started = Instant::now();
         // Cases the verdicts so far already rule out need no worker.
         if let Some(skip) = ledger.blocked(first) {
+            queue.pop_front();
             ledger.record(first, &skip);
             emit(&Event::CaseFinished {
                 index,
@@ -141,7 +142,6 @@ fn run_plugin_reporting(
             cases.push(case_report(first, skip, case_started, None));
             continue;
         }
-        queue.push_front(first);
         if first.needs_fresh_process() && worker.as_ref().is_some_and(Worker::has_loaded) {
             finish(worker.take().expect("checked"), &mut cases, &mut slots);
             why_next_worker = WorkerStart::FreshProcess { case: first };
@@ -173,7 +173,13 @@ fn run_plugin_reporting(
                     slots.push(None);
                     let Some(skip) = ledger.blocked(case) else {
                         let unrun: Vec<CaseId> = std::iter::once(case).chain(rest).collect();
-                        drain(&mut worker, &unrun[1..], options.timeout, &mut slots);
+                        drain(
+                            &mut worker,
+                            &unrun[1..],
+                            options.timeout,
+                            &mut cases,
+                            &mut slots,
+                        );
                         for &case in unrun.iter().rev() {
                             queue.push_front(case);
                         }
@@ -361,12 +367,14 @@ fn finish(
 
 /// Reads the answers to `unrun`, the cases of a batch a worker stopped
 /// before (each comes back as not run), so the next batch starts on a
-/// clean channel. A worker that ends instead is finished: the cases go
-/// to a new one.
+/// clean channel. A worker that ends instead is finished — the cases it
+/// did answer keep their output; that of the case it ended in belongs to
+/// no report — and the cases go to a new one.
 fn drain(
     worker: &mut Option<Worker>,
     unrun: &[CaseId],
     timeout: Duration,
+    cases: &mut [CaseReport],
     slots: &mut Vec<Option<usize>>,
 ) {
     for &case in unrun {
@@ -376,9 +384,7 @@ fn drain(
         match active.next(case, timeout) {
             Exchange::Done { .. } => slots.push(None),
             _ => {
-                let mut none = Vec::new();
-                // Its output belongs to no report: dropped with it.
-                let _ = finish(worker.take().expect("checked"), &mut none, slots);
+                finish(worker.take().expect("checked"), cases, slots);
                 return;
             }
         }
