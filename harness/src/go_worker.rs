@@ -143,11 +143,7 @@ fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("PLUGCHECK_CACHE_DIR").filter(|dir| !dir.is_empty()) {
         return PathBuf::from(dir);
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
+    let base = crate::os::user_dir(crate::os::UserDir::Cache).unwrap_or_else(std::env::temp_dir);
     base.join("plugcheck")
 }
 

@@ -48,9 +48,7 @@ impl Wine {
         if let Some(prefix) = std::env::var_os("PLUGCHECK_WINE_PREFIX") {
             return Ok(PathBuf::from(prefix));
         }
-        let data = std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".local/share")))
+        let data = crate::os::user_dir(crate::os::UserDir::Data)
             .context("neither XDG_DATA_HOME nor HOME is set: set PLUGCHECK_WINE_PREFIX to a directory for plugcheck's Wine prefix")?;
         Ok(data.join("plugcheck/wine-prefix"))
     }

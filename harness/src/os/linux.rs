@@ -201,6 +201,19 @@ pub fn worker_output(_ended: &std::sync::Arc<AtomicBool>) -> std::io::Result<sup
 /// `-microsoft-standard-WSL2`.
 /// What runs this process: `WSL2` under Microsoft's Linux kernel,
 /// otherwise `native`.
+/// The XDG base directories: `$XDG_DATA_HOME` or `~/.local/share`,
+/// `$XDG_CACHE_HOME` or `~/.cache`.
+pub fn user_dir(kind: super::UserDir) -> Option<std::path::PathBuf> {
+    let (variable, under_home) = match kind {
+        super::UserDir::Data => ("XDG_DATA_HOME", ".local/share"),
+        super::UserDir::Cache => ("XDG_CACHE_HOME", ".cache"),
+    };
+    std::env::var_os(variable)
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(under_home)))
+}
+
 pub fn runtime() -> String {
     match kernel_release() {
         Some(release) if release.to_ascii_lowercase().contains("microsoft") => "WSL2".into(),

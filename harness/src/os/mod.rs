@@ -121,6 +121,22 @@ pub fn worker_output(ended: &std::sync::Arc<AtomicBool>) -> std::io::Result<Work
 
 /// The kernel's release string (`uname -r`): WSL2's ends in
 /// `-microsoft-standard-WSL2`.
+/// Where plugcheck keeps a user's files of `kind`, in the platform's
+/// convention (`None` when the environment names no home): its Wine
+/// prefix, its built Go workers.
+pub fn user_dir(kind: UserDir) -> Option<std::path::PathBuf> {
+    imp::user_dir(kind)
+}
+
+/// A kind of per-user directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserDir {
+    /// Kept until removed (a Wine prefix).
+    Data,
+    /// Rebuilt when removed (built Go workers).
+    Cache,
+}
+
 /// What runs this process: `WSL2` under Microsoft's Linux kernel,
 /// otherwise `native`.
 pub fn runtime() -> String {

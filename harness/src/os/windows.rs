@@ -139,6 +139,13 @@ pub fn library_is_resident(path: &Path) -> bool {
 
 /// What runs this Windows process: `Wine 8.0` when ntdll is Wine's (it
 /// exports `wine_get_version`), otherwise `native`.
+/// Both under `%LOCALAPPDATA%`: Windows keeps no separate cache root.
+pub fn user_dir(_kind: super::UserDir) -> Option<std::path::PathBuf> {
+    std::env::var_os("LOCALAPPDATA")
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
 pub fn runtime() -> String {
     let Ok(ntdll) = libloading::os::windows::Library::open_already_loaded("ntdll.dll") else {
         return "native".into();
