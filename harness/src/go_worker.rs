@@ -69,7 +69,7 @@ pub struct GoWorker {
 #[derive(Debug, thiserror::Error)]
 pub enum GoWorkerError {
     #[error(
-        "judging a Go-native plugin needs a Go toolchain to build plugcheck's Go worker, and none was found: install Go (apt-get install golang-go) or set {GO_VAR} to the `go` that built the plugin{}",
+        "no Go toolchain to build plugcheck's Go worker with: install Go (apt-get install golang-go) or set {GO_VAR} to the `go` that built the plugin{}",
         .wanted.as_ref().map(|v| format!(" ({v})")).unwrap_or_default()
     )]
     NoGo { wanted: Option<String> },

@@ -154,26 +154,27 @@ fn the_readme_c_example_builds_outside_the_repository_and_passes() {
     run("c", &examples()["c"]);
 }
 
+/// `go` on PATH; without it, says that `test` is skipped.
+fn go_or_skip(test: &str) -> Option<PathBuf> {
+    let go = plugcheck::bridge::find_on_path("go");
+    if go.is_none() {
+        eprintln!("SKIPPED {test}: go is not installed (apt-get install golang-go)");
+    }
+    go
+}
+
 #[test]
 fn the_readme_go_example_builds_outside_the_repository_and_passes() {
-    if plugcheck::bridge::find_on_path("go").is_none() {
-        eprintln!(
-            "SKIPPED the README's Go example: go is not installed (apt-get install golang-go)"
-        );
-        return;
+    if go_or_skip("the README's Go example").is_some() {
+        run("go", &examples()["go"]);
     }
-    run("go", &examples()["go"]);
 }
 
 #[test]
 fn the_readme_go_native_example_builds_outside_the_repository_and_passes() {
-    if plugcheck::bridge::find_on_path("go").is_none() {
-        eprintln!(
-            "SKIPPED the README's Go-native example: go is not installed (apt-get install golang-go)"
-        );
-        return;
+    if go_or_skip("the README's Go-native example").is_some() {
+        run("go-native", &examples()["go-native"]);
     }
-    run("go-native", &examples()["go-native"]);
 }
 
 /// The README's Go-native plugin built by another Go release than `go` on
@@ -182,8 +183,7 @@ fn the_readme_go_native_example_builds_outside_the_repository_and_passes() {
 /// the cache keeps beside the first worker.
 #[test]
 fn a_go_native_plugin_of_another_go_release_fails_naming_both_until_plugcheck_go_names_it() {
-    let Some(go) = plugcheck::bridge::find_on_path("go") else {
-        eprintln!("SKIPPED: go is not installed (apt-get install golang-go)");
+    let Some(go) = go_or_skip("the second-Go-release test") else {
         return;
     };
     let version_of = |go: &Path| {
