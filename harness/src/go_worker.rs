@@ -51,6 +51,7 @@ const SOURCES: &[(&str, &str, &str)] = &[
         include_str!("../go-worker/session.go"),
     ),
     ("worker", "cases.go", include_str!("../go-worker/cases.go")),
+    ("worker", "fuzz.go", include_str!("../go-worker/fuzz.go")),
 ];
 
 /// The environment variable naming the Go toolchain to build the worker.
@@ -187,37 +188,37 @@ fn build(go: &Path, dir: &Path) -> Result<(), GoWorkerError> {
         "module plugcheck.dev/go-worker\n\ngo 1.19\n\nrequire plugcheck.dev/abi {CONTRACT_VERSION}\n\nreplace plugcheck.dev/abi => ../abi\n"
     );
     std::fs::write(staging.path().join("worker/go.mod"), go_mod).map_err(cache_error)?;
-    let output = go_command(go, &staging.path().join("worker"))
-        .args(["build", "-trimpath", "-o"])
-        .arg(staging.path().join("plugcheck-go-worker"))
-        .arg(".")
-        .output()
-        .map_err(|error| GoWorkerError::Build {
-            go: go.to_owned(),
-            output: error.to_string(),
-        })?;
+    let output = crate::worker::run_helper(
+        go_command(go, &staging.path().join("worker"))
+            .args(["build", "-trimpath", "-o"])
+            .arg(staging.path().join("plugcheck-go-worker"))
+            .arg("."),
+    )
+    .map_err(|error| GoWorkerError::Build {
+        go: go.to_owned(),
+        output: error.to_string(),
+    })?;
     if !output.status.success() {
         return Err(GoWorkerError::Build {
             go: go.to_owned(),
             output: crate::text::clip(String::from_utf8_lossy(&output.stderr).trim(), 2000),
         });
     }
-    let version = go_command(go, staging.path())
-        .args(["env", "GOVERSION"])
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-        .unwrap_or_else(|| "an unknown Go release".into());
+    let version =
+        crate::worker::run_helper(go_command(go, staging.path()).args(["env", "GOVERSION"]))
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+            .unwrap_or_else(|| "an unknown Go release".into());
     std::fs::write(staging.path().join("go-version"), version).map_err(cache_error)?;
     // The worker's own package hashes, read once here rather than at every
     // start (it scans its own tens of thousands of symbols for them); a
     // worker without the file reads them itself.
-    let facts = Command::new(staging.path().join("plugcheck-go-worker"))
-        .arg("__facts")
-        .output()
-        .ok()
-        .filter(|facts| facts.status.success());
+    let facts = crate::worker::run_helper(
+        Command::new(staging.path().join("plugcheck-go-worker")).arg("__facts"),
+    )
+    .ok()
+    .filter(|facts| facts.status.success());
     if let Some(facts) = facts {
         std::fs::write(staging.path().join("worker-facts.json"), &facts.stdout)
             .map_err(cache_error)?;

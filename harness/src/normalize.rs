@@ -5,11 +5,12 @@
 
 use serde_json::Value;
 
-use crate::report::PluginReport;
+use crate::report::{Frame, PluginReport};
+use crate::symbolize;
 
 /// Fields that only ever hold timings: dropped, they say nothing about
 /// behaviour.
-const DROPPED_FIELDS: &[&str] = &["duration_us", "work_us"];
+const DROPPED_FIELDS: &[&str] = &["duration_us", "work_us", "module_path"];
 
 /// Fields whose values vary between runs but whose presence matters.
 const VOLATILE_FIELDS: &[(&str, &str)] = &[
@@ -23,7 +24,15 @@ const VOLATILE_FIELDS: &[(&str, &str)] = &[
     ("pid", "[pid]"),
     ("mapped_bytes", "[bytes]"),
     ("truncated_bytes", "[bytes]"),
+    // Where a crashed worker's code was mapped, and where inputs were saved.
+    ("address", "[address]"),
+    ("offset", "[offset]"),
+    ("saved", "[input]"),
 ];
+
+/// Frames of a crash a snapshot keeps at most when none is the plugin's
+/// own code: the language runtime's innermost ones say enough.
+const RUNTIME_FRAMES_KEPT: usize = 3;
 
 /// Captured output a snapshot keeps per stream and case: enough to see what
 /// the plugin printed, not a megabyte of it to review (the JSON report keeps
@@ -32,6 +41,11 @@ const SNAPSHOT_OUTPUT_BYTES: usize = 4096;
 
 /// The normalized form of one plugin's report.
 pub fn plugin(report: &PluginReport) -> Value {
+    let mut report = report.clone();
+    for case in &mut report.cases {
+        case.detail.stack = snapshot_stack(std::mem::take(&mut case.detail.stack));
+    }
+    let report = &report;
     let mut value = serde_json::to_value(report).expect("reports serialize");
     // The report may come from the other platform: split on either
     // separator, not with this platform's `Path`.
@@ -40,7 +54,14 @@ pub fn plugin(report: &PluginReport) -> Value {
         .rsplit_once(['/', '\\'])
         .map(|(dir, _)| dir.to_owned())
         .unwrap_or_default();
-    let mut replacements = vec![(path, "[plugin]".to_owned())];
+    // Saved fuzz inputs first: their directory is the run's.
+    let mut replacements: Vec<(String, String)> = report
+        .cases
+        .iter()
+        .filter_map(|case| case.detail.fuzz.as_ref()?.input.as_ref()?.saved.clone())
+        .map(|saved| (saved, "[input]".to_owned()))
+        .collect();
+    replacements.push((path, "[plugin]".to_owned()));
     if let Some(toolchain) = report
         .plugin
         .as_ref()
@@ -53,6 +74,28 @@ pub fn plugin(report: &PluginReport) -> Value {
     replacements.retain(|(from, _)| !from.is_empty());
     redact(&mut value, &replacements);
     value
+}
+
+/// A crash's stack as a snapshot keeps it: from the innermost frame to the
+/// plugin's own (what a reviewer reads; the harness's frames beyond it
+/// change with every refactoring of the harness), without the source
+/// places of language-runtime frames (they move with each toolchain
+/// release). Addresses go in `redact`.
+fn snapshot_stack(mut frames: Vec<Frame>) -> Vec<Frame> {
+    let kept = match symbolize::plugin_frame_index(&frames) {
+        Some(index) => index + 1,
+        None => RUNTIME_FRAMES_KEPT,
+    };
+    frames.truncate(kept);
+    for frame in &mut frames {
+        if symbolize::is_runtime(frame) {
+            frame.source = None;
+            frame.line = None;
+        } else if let Some(source) = &frame.source {
+            frame.source = Some(crate::report::short_source(source).to_owned());
+        }
+    }
+    frames
 }
 
 fn redact(value: &mut Value, replacements: &[(String, String)]) {

@@ -54,6 +54,14 @@ pub struct CaseSettings {
     pub reload_cycles: u32,
     /// Other builds the reload cases switch to.
     pub reload_to: BTreeMap<ReloadRole, PathBuf>,
+    /// Inputs `fuzz-methods` calls each method with.
+    pub fuzz_inputs: u32,
+    /// The seed of the fuzz inputs: the same seed, the same bytes.
+    pub seed: u64,
+    /// The series of fuzz inputs as a file, for a worker that cannot make
+    /// it itself (the Go worker); see `fuzz::write_series`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuzz_series: Option<PathBuf>,
     /// A directory of the run's, removed by the parent at the end (also
     /// after a worker was killed), for shadow copies and scratch builds.
     pub scratch: Option<PathBuf>,
@@ -74,6 +82,9 @@ impl Default for CaseSettings {
             grace_ms: 1000,
             reload_cycles: 100,
             reload_to: BTreeMap::new(),
+            fuzz_inputs: crate::fuzz::DEFAULT_INPUTS,
+            seed: crate::fuzz::DEFAULT_SEED,
+            fuzz_series: None,
             scratch: None,
         }
     }

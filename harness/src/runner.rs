@@ -9,15 +9,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::catalog::CaseId;
-use crate::os::Termination;
 use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
 use crate::report::event::{Event, Reporters, WorkerStart};
 use crate::report::{
-    CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, Verdict, human_ms,
+    CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, Verdict,
 };
 use crate::worker::{Exchange, SpawnError, Worker};
 use crate::worker_choice::{self, Choice};
+use crate::{saved_input, worker_death};
+
+/// The time one case (or one `plugcheck call`) may take unless told
+/// otherwise, as the command line spells it.
+pub const DEFAULT_TIMEOUT: &str = "10s";
 
 /// How a run is configured.
 #[derive(Debug, Clone)]
@@ -31,6 +35,9 @@ pub struct RunOptions {
     pub deny_warnings: bool,
     /// Plugins checked at the same time.
     pub jobs: usize,
+    /// Where inputs that crash or hang a method are saved (none: they are
+    /// not, and the report says so).
+    pub inputs_dir: Option<PathBuf>,
 }
 
 /// Runs every plugin, `jobs` at a time, calling `on_done` as each finishes
@@ -117,6 +124,10 @@ fn run_plugin_reporting(
             return Ok(refused(index, path, outcome, options, started, emit));
         }
     };
+    // Kept until the plugin is done: the file the Go worker reads.
+    let series = fuzz_series(&program, options);
+    let mut settings = options.settings.clone();
+    settings.fuzz_series = series.as_ref().map(|file| file.path().to_owned());
     let mut why_next_worker = WorkerStart::First;
     let mut ledger = Ledger::default();
     let mut cases: Vec<CaseReport> = Vec::new();
@@ -159,7 +170,7 @@ fn run_plugin_reporting(
                 worker.insert(spawn_worker(&program.exe, path)?)
             }
         };
-        active.start(&batch, &ledger, &options.settings);
+        active.start(&batch, &ledger, &settings);
         let mut case_started = case_started;
         let mut rest = batch.iter().copied();
         while let Some(case) = rest.next() {
@@ -201,19 +212,22 @@ fn run_plugin_reporting(
                     if result.plugin.is_some() {
                         info = result.plugin;
                     }
-                    ledger.record(case, &result.outcome);
+                    let mut outcome = result.outcome;
+                    saved_input::keep_reported(
+                        &mut outcome,
+                        path,
+                        options.inputs_dir.as_deref(),
+                        options.settings.seed,
+                        options.timeout,
+                    );
+                    ledger.record(case, &outcome);
                     emit(&Event::CaseFinished {
                         index,
                         case,
-                        verdict: result.outcome.verdict,
+                        verdict: outcome.verdict,
                     });
                     slots.push(Some(cases.len()));
-                    cases.push(case_report(
-                        case,
-                        result.outcome,
-                        case_started,
-                        Some(work_us),
-                    ));
+                    cases.push(case_report(case, outcome, case_started, Some(work_us)));
                     case_started = Instant::now();
                     continue;
                 }
@@ -222,13 +236,14 @@ fn run_plugin_reporting(
                     // case's share of it may explain the end.
                     let output =
                         finish(worker.take().expect("ran the case"), &mut cases, &mut slots);
-                    let mut outcome = match ended {
-                        Exchange::Crashed { termination } => crashed(case, termination, &output),
-                        Exchange::TimedOut => timed_out(case, options.timeout),
-                        Exchange::ChannelAbused { problem } => channel_abused(case, &problem),
-                        Exchange::Replaced { image } => replaced(case, &image),
-                        Exchange::Done { .. } => unreachable!("matched above"),
+                    let circumstances = worker_death::Circumstances {
+                        case,
+                        plugin: path,
+                        timeout: options.timeout,
+                        settings: &options.settings,
+                        inputs_dir: options.inputs_dir.as_deref(),
                     };
+                    let mut outcome = worker_death::outcome(ended, &output, &circumstances);
                     outcome.output = output;
                     outcome
                 }
@@ -254,7 +269,7 @@ fn run_plugin_reporting(
     if let Some(worker) = worker {
         finish(worker, &mut cases, &mut slots);
     }
-    explain_once(&mut cases, ALLOCATOR_ABORT);
+    worker_death::explain_once(&mut cases, worker_death::ALLOCATOR_ABORT);
     let gate = Gate::tally(&cases, options.deny_warnings);
     Ok(PluginReport {
         path: path.to_owned(),
@@ -309,6 +324,25 @@ fn refused(
         duration_us: started.elapsed().as_micros() as u64,
         worker: None,
     }
+}
+
+/// The fuzz inputs as a file in the run's scratch directory, for a worker
+/// that reads them rather than making them (the Go worker), when
+/// `fuzz-methods` is to run. None when it cannot be written: the worker
+/// then says it got no inputs.
+fn fuzz_series(
+    program: &worker_choice::WorkerProgram,
+    options: &RunOptions,
+) -> Option<tempfile::NamedTempFile> {
+    let wanted = program.reads_fuzz_series && options.cases.contains(&CaseId::FuzzMethods);
+    let scratch = options.settings.scratch.as_deref().filter(|_| wanted)?;
+    let mut file = tempfile::Builder::new()
+        .prefix("fuzz-series-")
+        .tempfile_in(scratch)
+        .ok()?;
+    let settings = &options.settings;
+    crate::fuzz::write_series(file.as_file_mut(), settings.seed, settings.fuzz_inputs).ok()?;
+    Some(file)
 }
 
 /// How many of `cases` (the queue) go in the next batch: up to the next
@@ -391,128 +425,6 @@ fn drain(
     }
 }
 
-/// The plugin wrote into the harness's private channel. That is the
-/// plugin's fault, not a crash: a `fail` that says what arrived.
-fn channel_abused(case: CaseId, problem: &str) -> Outcome {
-    Outcome::fail(format!(
-        "during `{case}` the plugin wrote into the harness's private channel ({problem}); \
-         a plugin must not write to descriptors it did not open; the worker was killed"
-    ))
-}
-
-/// The plugin replaced the worker process with another program.
-fn replaced(case: CaseId, image: &str) -> Outcome {
-    Outcome::crashed(
-        format!(
-            "during `{case}` the plugin replaced the worker process with `{image}` (exec); \
-             a plugin must not exec in its host's process; the process was killed"
-        ),
-        None,
-    )
-}
-
-fn crashed(case: CaseId, termination: Termination, output: &CapturedOutput) -> Outcome {
-    // A Rust host turns a stack overflow into SIGABRT after printing this;
-    // the signal alone would hide the cause.
-    let heap_corruption = matches!(
-        termination,
-        Termination::Exited { code } if code as u32 == HEAP_CORRUPTION
-    );
-    let cause = if output.stderr.contains("has overflowed its stack") {
-        ": a stack overflow".to_owned()
-    } else if let Some(message) = allocator_abort(&output.stderr) {
-        format!(" on `{message}`{ALLOCATOR_ABORT}")
-    } else if heap_corruption {
-        ALLOCATOR_ABORT.to_owned()
-    } else if let Some(go_abort) = go_runtime_abort(&output.stderr) {
-        format!(": the Go runtime aborted on `{go_abort}`")
-    } else if termination == (Termination::Exited { code: 0 }) {
-        " without answering: the plugin ended the process (exit) or replaced it with a program that exited".to_owned()
-    } else if termination
-        == (Termination::Exited {
-            code: i64::from(crate::worker::EXIT_CHANNEL_LOST),
-        })
-    {
-        ": it lost its channel to the harness (the plugin closed or replaced a descriptor it did not open)".to_owned()
-    } else {
-        String::new()
-    };
-    Outcome::crashed(
-        format!(
-            "the worker {} during `{case}`{cause}; the harness carried on in a new worker",
-            termination.describe()
-        ),
-        Some(termination),
-    )
-}
-
-/// Windows' fail-fast code for a corrupted heap (`STATUS_HEAP_CORRUPTION`).
-const HEAP_CORRUPTION: u32 = 0xC000_0374;
-
-/// Why an allocator aborts inside a plugin, said once per plugin.
-const ALLOCATOR_ABORT: &str = ": the C library's allocator rejected a pointer being freed. The host gives every buffer a plugin hands out (from save_state or a method) back to the plugin's own free_buf, so that buffer must be one the plugin allocated: not static storage, not a pointer into another allocation, not freed twice";
-
-/// glibc's line when `free` or `realloc` meets a pointer it did not hand
-/// out (`free(): invalid pointer`, `double free or corruption (out)`, …).
-fn allocator_abort(stderr: &str) -> Option<&str> {
-    stderr.lines().map(str::trim).find(|line| {
-        [
-            "free(): ",
-            "munmap_chunk(): ",
-            "double free or corruption",
-            "realloc(): ",
-        ]
-        .iter()
-        .any(|start| line.starts_with(start))
-    })
-}
-
-/// Keeps `explanation` in the first case reason that carries it; later
-/// reasons point back to that case instead of repeating it.
-fn explain_once(cases: &mut [CaseReport], explanation: &str) {
-    let mut first: Option<CaseId> = None;
-    for case in cases.iter_mut() {
-        if !case.reason.contains(explanation) {
-            continue;
-        }
-        match first {
-            None => first = Some(case.id),
-            Some(first) => {
-                case.reason = case.reason.replace(
-                    explanation,
-                    &format!(" (the same allocator abort as in `{first}`)"),
-                );
-            }
-        }
-    }
-}
-
-/// The first line of a Go runtime's crash report, if `stderr` holds one.
-/// An unrecovered panic or a fatal runtime error in a Go library ends the
-/// whole process (SIGABRT in a c-shared library, exit code 2 in a Go
-/// program) after printing `panic: …` or `fatal error: …` and the
-/// goroutines' stacks: that line is the cause, the signal is not.
-fn go_runtime_abort(stderr: &str) -> Option<&str> {
-    if !stderr.contains("\ngoroutine ") {
-        return None;
-    }
-    stderr
-        .lines()
-        .find(|line| line.starts_with("panic: ") || line.starts_with("fatal error: "))
-        .map(str::trim_end)
-}
-
-fn timed_out(case: CaseId, timeout: Duration) -> Outcome {
-    let after_ms = timeout.as_millis() as u64;
-    Outcome::timed_out(
-        format!(
-            "`{case}` did not finish within {}; the worker and its process tree were killed",
-            human_ms(after_ms)
-        ),
-        after_ms,
-    )
-}
-
 fn case_report(
     case: CaseId,
     outcome: Outcome,
@@ -533,7 +445,7 @@ fn case_report(
 
 #[cfg(test)]
 mod tests {
-    use super::{batch_len, go_runtime_abort};
+    use super::batch_len;
     use crate::catalog::CaseId;
     use crate::outcome::Outcome;
     use crate::plan::Ledger;
@@ -573,29 +485,6 @@ mod tests {
             "the Rust worker skips it itself"
         );
     }
-
-    #[test]
-    fn a_go_crash_report_gives_its_first_line_as_the_cause() {
-        let report = "panic: runtime error: invalid memory address or nil pointer dereference\n\
-                      [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x7f70f89058c7]\n\
-                      \n\
-                      goroutine 17 [running, locked to thread]:\n";
-        assert_eq!(
-            go_runtime_abort(report),
-            Some("panic: runtime error: invalid memory address or nil pointer dereference")
-        );
-        let fatal = "fatal error: concurrent map writes\n\ngoroutine 5 [running]:\n";
-        assert_eq!(
-            go_runtime_abort(fatal),
-            Some("fatal error: concurrent map writes")
-        );
-    }
-
-    #[test]
-    fn a_plugin_printing_panic_without_goroutines_is_not_a_go_crash() {
-        assert_eq!(go_runtime_abort("panic: not really\n"), None);
-        assert_eq!(go_runtime_abort(""), None);
-    }
 }
 
 /// The pre-flight plugcheck hands the reload engine: the new build is
@@ -622,6 +511,7 @@ impl crate::reload::Preflight for IsolatedPreflight {
             settings: CaseSettings::default(),
             deny_warnings: false,
             jobs: 1,
+            inputs_dir: None,
         };
         let report = run_plugin(build, &options).map_err(|error| {
             Outcome::fail(format!("the pre-flight worker did not start: {error}"))

@@ -22,6 +22,18 @@ pub struct Answer {
     pub output: Vec<u8>,
 }
 
+/// The largest output buffer a method may hand back: far above any real
+/// answer, far below a length that is really garbage.
+pub const MAX_METHOD_OUTPUT: usize = 256 << 20;
+
+/// An output buffer a method handed back that cannot be read as one.
+#[derive(Debug)]
+pub struct BrokenBuffer {
+    pub status: i32,
+    /// What is wrong with it, in words.
+    pub problem: String,
+}
+
 pub struct Session {
     path: PathBuf,
     loaded: Option<Loaded>,
@@ -278,6 +290,55 @@ impl Session {
         // own function for it.
         let output = unsafe { take_buf(&mut out, free_buf) };
         Ok(Some(Answer { status, output }))
+    }
+
+    /// Calls method `name` like [`Session::call`], but trusts nothing of the
+    /// buffer the plugin hands back: a NULL pointer with a length, a length
+    /// beyond [`MAX_METHOD_OUTPUT`], or bytes that cannot be read are a
+    /// [`BrokenBuffer`] instead of a crash in the harness. A broken buffer
+    /// is not given back to `free_buf`, which would fault on it.
+    pub fn call_untrusted(
+        &mut self,
+        name: &str,
+        input: &[u8],
+    ) -> Result<Option<Result<Answer, BrokenBuffer>>, Outcome> {
+        self.init()?;
+        let free_buf = self.descriptor()?.functions.free_buf;
+        let method = self.host.as_ref().expect("initialised above").lookup(name);
+        let Some(method) = method else {
+            return Ok(None);
+        };
+        let mut out = Buf::EMPTY;
+        // SAFETY: as in `call`.
+        let status = unsafe { method(input.as_ptr(), input.len(), &mut out) };
+        let (ptr, len) = (out.ptr as usize, out.len);
+        let broken = |problem: String| Ok(Some(Err(BrokenBuffer { status, problem })));
+        if ptr == 0 {
+            if len != 0 {
+                return broken(format!("a NULL pointer with length {len}"));
+            }
+            return Ok(Some(Ok(Answer {
+                status,
+                output: Vec::new(),
+            })));
+        }
+        if len > MAX_METHOD_OUTPUT {
+            return broken(format!(
+                "length {len}, beyond any sane bound ({} MiB)",
+                MAX_METHOD_OUTPUT >> 20
+            ));
+        }
+        let mut output = vec![0; len];
+        let readable = os::read_own_memory(ptr, &mut output);
+        if readable < len {
+            return broken(format!(
+                "a pointer ({ptr:#x}) to {len} bytes of which {readable} can be read"
+            ));
+        }
+        // SAFETY: the buffer is readable as handed out; `free_buf` is the
+        // plugin's own function for it.
+        unsafe { free_buf(&mut out) };
+        Ok(Some(Ok(Answer { status, output })))
     }
 
     /// Calls `save_state`; `None` for a stateless plugin.

@@ -27,6 +27,9 @@ pub struct WorkerProgram {
     /// Go worker runs every case it is sent, so the parent cuts batches
     /// where a case depends on one before it in the batch.
     pub applies_ledger: bool,
+    /// Whether the worker reads the fuzz inputs from a file the parent
+    /// writes (the Go worker) instead of making them itself.
+    pub reads_fuzz_series: bool,
     /// For the report, when it is not the Rust worker.
     pub described: Option<String>,
 }
@@ -38,6 +41,7 @@ pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
             return Choice::Worker(WorkerProgram {
                 exe: rust_worker.to_owned(),
                 applies_ledger: true,
+                reads_fuzz_series: false,
                 described: None,
             });
         }
@@ -50,6 +54,7 @@ pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
         Ok(worker) => Choice::Worker(WorkerProgram {
             exe: worker.exe,
             applies_ledger: false,
+            reads_fuzz_series: true,
             described: Some(format!("Go worker built by {}", worker.go_version)),
         }),
         Err(error) => Choice::Refused(Outcome::fail(format!(

@@ -161,10 +161,16 @@ fn junit_annotations_and_job_summary_are_what_ci_readers_take() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let annotation = stdout
         .lines()
-        .find(|line| line.starts_with("::error title="))
+        .find(|line| line.starts_with("::error file="))
         .unwrap_or_else(|| panic!("no ::error annotation in {stdout}"));
     assert!(
         annotation.contains("lookup-entry on linux%3A fail::"),
+        "{annotation}"
+    );
+    // It points at the plugin (a workflow-command property: `,` ends it).
+    let file = format!("file={},", libz().display());
+    assert!(
+        annotation.starts_with(&format!("::error {file}")),
         "{annotation}"
     );
     let summary = std::fs::read_to_string(&summary).unwrap();

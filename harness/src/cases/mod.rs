@@ -1,6 +1,7 @@
 //! How each case runs inside the worker. `run` is an exhaustive match over
 //! the catalog; the bodies are free functions grouped by topic.
 
+mod crash;
 mod handshake;
 mod hygiene;
 mod lifecycle;
@@ -8,12 +9,19 @@ mod loading;
 mod reload;
 mod state;
 
+pub use self::crash::{Announce, MAX_FUZZED_METHODS};
 use crate::catalog::CaseId;
 pub use crate::outcome::{CaseResult, CaseSettings, Concluded, Outcome, ReloadRole};
 use crate::session::Session;
 
-/// Runs one case against the session.
-pub fn run(case: CaseId, session: &mut Session, settings: &CaseSettings) -> CaseResult {
+/// Runs one case against the session. `announce` hears of each fuzz call
+/// before it is made, so a death during one can be pinned on it.
+pub fn run(
+    case: CaseId,
+    session: &mut Session,
+    settings: &CaseSettings,
+    announce: &mut Announce<'_>,
+) -> CaseResult {
     let result = match case {
         CaseId::Load => loading::load(session),
         CaseId::LookupEntry => loading::lookup_entry(session),
@@ -36,6 +44,7 @@ pub fn run(case: CaseId, session: &mut Session, settings: &CaseSettings) -> Case
         CaseId::ReloadReplaceWhileLoaded => reload::replace_while_loaded(session, settings),
         CaseId::ReloadUnloadVerified => reload::unload_verified(session, settings),
         CaseId::ReloadCycles => reload::cycles(session, settings),
+        CaseId::FuzzMethods => crash::fuzz_methods(session, settings, announce),
     };
     let mut outcome = result.unwrap_or_else(|failure| failure);
     if let Some(host) = session.host() {

@@ -32,7 +32,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
     /// Time one case may take before its worker is killed (e.g. 10s, 500ms).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = crate::runner::DEFAULT_TIMEOUT, value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// `load-time` warns when the first load plus init take longer.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
@@ -48,6 +48,19 @@ pub struct CheckArgs {
     /// (built for another ABI major). Repeatable.
     #[arg(long, value_name = "ROLE=PATH", value_parser = parse_reload_target)]
     reload_to: Vec<(ReloadRole, PathBuf)>,
+    /// Inputs `fuzz-methods` calls each method with.
+    #[arg(long, default_value_t = crate::fuzz::DEFAULT_INPUTS, value_name = "N")]
+    fuzz_inputs: u32,
+    /// The seed of the fuzz inputs (decimal or 0x-hex): the same seed gives
+    /// the same inputs, byte for byte, on every platform. The report prints
+    /// the seed a run used.
+    #[arg(long, default_value = crate::fuzz::DEFAULT_SEED_TEXT, value_parser = crate::fuzz::parse_seed)]
+    seed: u64,
+    /// Where inputs that crashed or hung a method are saved [default: a
+    /// `plugcheck-inputs` directory beside the --json report, or in the
+    /// current directory].
+    #[arg(long, value_name = "DIR")]
+    inputs_dir: Option<PathBuf>,
     /// Plugins checked at the same time [default: number of CPUs].
     #[arg(long)]
     jobs: Option<usize>,
@@ -74,6 +87,21 @@ pub struct CheckArgs {
     /// WSL's default].
     #[arg(long, value_name = "NAME")]
     wsl_distro: Option<String>,
+}
+
+/// Where inputs that crash or hang a method go: `--inputs-dir`, else a
+/// `plugcheck-inputs` directory beside the JSON report, else in the current
+/// directory. Created only when an input is saved.
+fn inputs_dir(args: &CheckArgs) -> anyhow::Result<PathBuf> {
+    const NAME: &str = "plugcheck-inputs";
+    match (&args.inputs_dir, &args.json) {
+        (Some(dir), _) => absolute(dir),
+        (None, Some(json)) => {
+            let beside = json.parent().unwrap_or(Path::new(""));
+            absolute(&beside.join(NAME))
+        }
+        (None, None) => absolute(Path::new(NAME)),
+    }
 }
 
 /// Where a plugin is judged.
@@ -136,9 +164,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|(role, path)| Ok((*role, absolute(path)?)))
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
-    // Shadow copies and scratch builds of the reload cases go here; it goes
-    // away at the end, also after a worker was killed mid-case.
-    let scratch = if cases.iter().any(|case| case.family() == Family::Reload) {
+    // Shadow copies and scratch builds of the reload cases go here, and the
+    // fuzz inputs written for the Go worker; it goes away at the end, also
+    // after a worker was killed mid-case.
+    let scratch = if cases
+        .iter()
+        .any(|case| matches!(case.family(), Family::Reload | Family::Crash))
+    {
         let dir = tempfile::Builder::new()
             .prefix("plugcheck-run-")
             .tempdir()
@@ -159,9 +191,13 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             grace_ms: CaseSettings::grace_for(args.timeout),
             reload_cycles: args.reload_cycles,
             reload_to,
+            fuzz_inputs: args.fuzz_inputs,
+            seed: args.seed,
+            fuzz_series: None,
             scratch: scratch_path.clone(),
         },
         deny_warnings: args.deny_warnings,
+        inputs_dir: Some(inputs_dir(&args)?),
         jobs: args.jobs.unwrap_or_else(|| match plugins.len() {
             1 => 1,
             _ => std::thread::available_parallelism().map_or(1, usize::from),
@@ -272,7 +308,14 @@ pub(super) fn forwarded(
         args.repeat_cycles.to_string().into(),
         "--reload-cycles".into(),
         args.reload_cycles.to_string().into(),
+        "--fuzz-inputs".into(),
+        args.fuzz_inputs.to_string().into(),
+        "--seed".into(),
+        crate::fuzz::seed_text(args.seed).into(),
     ]);
+    if let Some(dir) = &args.inputs_dir {
+        argv.extend(["--inputs-dir".into(), path(dir)]);
+    }
     for (role, target) in &args.reload_to {
         let mut value = std::ffi::OsString::from(format!("{}=", role.name()));
         value.push(path(target));
@@ -409,6 +452,12 @@ mod tests {
             "5".as_ref(),
             "--reload-to".as_ref(),
             "upgrade=/b/v2.dll".as_ref(),
+            "--fuzz-inputs".as_ref(),
+            "17".as_ref(),
+            "--seed".as_ref(),
+            "42".as_ref(),
+            "--inputs-dir".as_ref(),
+            "/i".as_ref(),
             "--jobs".as_ref(),
             "2".as_ref(),
             "--deny-warnings".as_ref(),

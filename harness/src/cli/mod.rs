@@ -1,6 +1,7 @@
 //! The `plugcheck` command line: `check` (the release gate), `watch`,
 //! `list`, and the hidden modes the harness re-executes itself in.
 
+mod call;
 mod check;
 mod foreign;
 mod probe;
@@ -66,6 +67,9 @@ impl ColorWhen {
 enum Command {
     /// Run the conformance suite over plugins; exits 1 when one breaks the contract.
     Check(check::CheckArgs),
+    /// Call one method of a plugin with one input and show what came back:
+    /// output (text or hex), status, or how the worker died and where.
+    Call(call::CallArgs),
     /// Serve a plugin and hot-reload it whenever its build changes.
     Watch(watch::WatchArgs),
     /// List the cases with their families and descriptions.
@@ -87,6 +91,7 @@ pub fn main() -> ExitCode {
     cli.color.apply();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Call(args) => call::run(args),
         Command::Watch(args) => watch::run(args),
         Command::List => list(),
         Command::Worker(args) => worker::serve(args).map(|()| exit::PASSED),

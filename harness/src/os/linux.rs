@@ -10,6 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+#[path = "linux/crash.rs"]
+mod crash;
+
+pub use crash::report_crashes_to;
+
 use super::OpenFailure;
 use super::{OsError, ProcessInfo};
 use crate::os::Termination;
@@ -356,6 +361,14 @@ pub fn kill_worker_group(pid: u32) {
             _ => return,
         }
     }
+}
+
+pub fn shell_word(text: &str) -> String {
+    // Only a NUL cannot be quoted; no path or method name has one.
+    shlex::try_quote(text).map_or_else(
+        |_| format!("'{}'", text.replace('\0', "")),
+        |quoted| quoted.into_owned(),
+    )
 }
 
 /// Prepares a worker to die plainly: the kernel kills it when the harness

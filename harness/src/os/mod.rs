@@ -204,6 +204,22 @@ pub fn harden_worker() {
     imp::harden_worker()
 }
 
+/// `text` as one word of a command line a person pastes into this
+/// platform's shell: POSIX sh on Linux, PowerShell on Windows (whose
+/// single quotes keep backslashes as they are).
+pub fn shell_word(text: &str) -> String {
+    imp::shell_word(text)
+}
+
+/// Makes a crash of this worker tell the parent where it happened: on a
+/// fatal signal (Linux) or an unhandled exception (Windows), the crashing
+/// thread's stack goes over `channel` as a `stack` message before the
+/// worker dies as it would have. What runs in the dying process is
+/// minimal; ARCHITECTURE.md says what is async-signal-safe.
+pub fn report_crashes_to(channel: &std::net::TcpStream) {
+    imp::report_crashes_to(channel)
+}
+
 /// Makes this process the reaper of orphaned descendants: a plugin's child
 /// that double-forks and calls `setsid` is re-parented here rather than to
 /// init, so it can still be found and killed. Only a process that runs

@@ -19,6 +19,11 @@ use windows_sys::Win32::System::JobObjects::{
 };
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
 
+#[path = "windows/crash.rs"]
+mod crash;
+
+pub use crash::report_crashes_to;
+
 use super::OpenFailure;
 use super::{OsError, ProcessInfo};
 use crate::os::Termination;
@@ -471,6 +476,18 @@ impl Drop for WorkerTree {
 /// workers with them.
 pub fn kill_worker_group(_pid: u32) {}
 
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:/\\=+,@".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "''"))
+    }
+}
+
 /// Prepares a worker to die plainly: no error dialog may wait for a person,
 /// and a crash ends the process at once with the exception's NTSTATUS as
 /// its exit code, instead of starting a debugger (Windows Error Reporting;
@@ -489,12 +506,15 @@ pub fn harden_worker() {
     }
 }
 
-/// The unhandled-exception filter of a worker: exit with the exception
-/// code, which the parent decodes.
+/// The unhandled-exception filter of a worker: tell the parent where the
+/// crash was (see `crash`), then exit with the exception code, which the
+/// parent decodes.
 unsafe extern "system" fn end_on_crash(
     info: *const windows_sys::Win32::System::Diagnostics::Debug::EXCEPTION_POINTERS,
 ) -> i32 {
     use windows_sys::Win32::System::Threading::TerminateProcess;
+    // SAFETY: the system passes valid exception pointers to the filter.
+    unsafe { crash::report(info) };
     // SAFETY: the system passes valid exception pointers to the filter.
     let code = unsafe { info.as_ref().and_then(|info| info.ExceptionRecord.as_ref()) }
         .map_or(0xC000_0001_u32, |record| record.ExceptionCode as u32);
@@ -628,6 +648,16 @@ impl Drop for Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_words_keep_backslashes_and_quote_what_powershell_would_split() {
+        assert_eq!(super::shell_word("Z:\\dir\\x.dll"), "Z:\\dir\\x.dll");
+        assert_eq!(
+            super::shell_word("C:\\My Plugins\\it's.dll"),
+            "'C:\\My Plugins\\it''s.dll'"
+        );
+        assert_eq!(super::shell_word(""), "''");
+    }
 
     #[test]
     fn crash_codes_decode_to_ntstatus_names() {

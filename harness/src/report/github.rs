@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::junit::file_name;
-use crate::report::{Report, Verdict};
+use super::junit::{file_name, message};
+use crate::report::{CaseReport, Report, Verdict};
 use crate::text::one_line;
 
 /// Whether this process runs in a GitHub Actions job.
@@ -34,13 +34,41 @@ pub fn annotations(report: &Report) -> String {
                 case.verdict
             );
             out.push_str(&format!(
-                "::{level} title={}::{}\n",
+                "::{level} {}title={}::{}\n",
+                location(&plugin.path, case),
                 escape_property(&one_line(&title)),
-                escape_data(&one_line(&case.reason))
+                escape_data(&message(case))
             ));
         }
     }
     out
+}
+
+/// Where an annotation points: the plugin's own source line of a crash,
+/// when the debug info names one inside the checked-out repository, else
+/// the plugin file. GitHub places annotations by paths relative to the
+/// workspace; one outside it is named as it is.
+fn location(plugin: &Path, case: &CaseReport) -> String {
+    let workspace = std::env::var_os("GITHUB_WORKSPACE").map(std::path::PathBuf::from);
+    let relative = |path: &Path| -> String {
+        workspace
+            .as_deref()
+            .and_then(|workspace| path.strip_prefix(workspace).ok())
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
+    let source_line = crate::symbolize::plugin_frame(&case.detail.stack).and_then(|frame| {
+        let source = Path::new(frame.source.as_deref()?);
+        let inside = workspace.as_deref().is_some_and(|w| source.starts_with(w));
+        Some((relative(source), frame.line?)).filter(|_| inside)
+    });
+    match source_line {
+        Some((source, line)) => {
+            format!("file={},line={line},", escape_property(&one_line(&source)))
+        }
+        None => format!("file={},", escape_property(&one_line(&relative(plugin)))),
+    }
 }
 
 /// The job summary: a table per plugin of the cases that did not pass.

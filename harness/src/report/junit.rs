@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
 
-use crate::report::{Report, ReportWriteError, Verdict, write_atomically};
+use crate::report::{CaseReport, Frame, Report, ReportWriteError, Verdict, write_atomically};
 use crate::text::{keeping_lines, one_line};
 
 /// The JUnit document for a report.
@@ -44,7 +44,7 @@ pub fn to_xml(report: &Report) -> String {
                 Verdict::Fail | Verdict::Unsupported => non_success(
                     NonSuccessKind::Failure,
                     case.verdict.as_str(),
-                    &one_line(&case.reason),
+                    &message(case),
                 ),
                 Verdict::Crashed | Verdict::TimedOut => {
                     let ty = case
@@ -53,11 +53,11 @@ pub fn to_xml(report: &Report) -> String {
                         .as_ref()
                         .map(|termination| termination.describe())
                         .unwrap_or_else(|| case.verdict.to_string());
-                    non_success(NonSuccessKind::Error, &ty, &one_line(&case.reason))
+                    non_success(NonSuccessKind::Error, &ty, &message(case))
                 }
             };
             if let TestCaseStatus::NonSuccess { .. } = &mut status {
-                status.set_description(one_line(&case.reason).as_ref());
+                status.set_description(description(case).as_str());
             }
             let mut test_case = TestCase::new(case.id.id(), status);
             test_case.set_classname(format!("plugcheck.{}", case.family));
@@ -84,6 +84,46 @@ pub fn to_xml(report: &Report) -> String {
 /// Writes the JUnit document atomically.
 pub fn write(report: &Report, path: &Path) -> Result<(), ReportWriteError> {
     write_atomically(path, to_xml(report).as_bytes())
+}
+
+/// Frames a `<failure>`/`<error>` message names: where CI lists show
+/// one line, the crash's place.
+const MESSAGE_FRAMES: usize = 3;
+
+/// The reason on one line, with the crash's top frames when there was one.
+pub(crate) fn message(case: &CaseReport) -> String {
+    let frames = &case.detail.stack;
+    if frames.is_empty() {
+        return one_line(&case.reason).into_owned();
+    }
+    one_line(&format!(
+        "{} [stack: {}]",
+        case.reason,
+        top_frames(frames, MESSAGE_FRAMES)
+    ))
+    .into_owned()
+}
+
+/// The reason and, after a crash, the whole stack, a frame per line.
+fn description(case: &CaseReport) -> String {
+    let mut text = one_line(&case.reason).into_owned();
+    if !case.detail.stack.is_empty() {
+        text.push_str("\n\nstack of the crashing thread, innermost first:");
+        for (depth, frame) in case.detail.stack.iter().enumerate() {
+            text.push_str(&format!("\n  #{depth:<2} {}", one_line(&frame.describe())));
+        }
+    }
+    text
+}
+
+/// The top frames of a stack as one line, innermost first.
+pub(crate) fn top_frames(frames: &[Frame], count: usize) -> String {
+    frames
+        .iter()
+        .take(count)
+        .map(Frame::describe)
+        .collect::<Vec<_>>()
+        .join(" ← ")
 }
 
 fn non_success(kind: NonSuccessKind, ty: &str, message: &str) -> TestCaseStatus {

@@ -169,6 +169,111 @@ pub struct Detail {
     /// The plugin's stack frame where a recovered panic was raised.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub panic_frame: Option<String>,
+    /// What `fuzz-methods` fed the plugin, and the input that broke it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuzz: Option<Fuzz>,
+    /// The crashing thread's stack, innermost frame first, symbolized
+    /// where the modules carry symbols.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<Frame>,
+}
+
+/// A `fuzz-methods` run: enough to repeat it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fuzz {
+    /// The seed, as `--seed` takes it back.
+    pub seed: String,
+    /// Inputs each method was to be called with.
+    pub inputs: u32,
+    /// Methods fuzzed (unknown when the worker died on the way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<u32>,
+    /// XXH3 of the whole series: equal on every platform for one seed
+    /// (unknown when the worker died before the series ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Calls the plugin answered with an error status (allowed: a method
+    /// may refuse input).
+    pub refused: u64,
+    /// Log lines the plugin wrote while fuzzed beyond the few the case
+    /// keeps.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unkept_logs: u64,
+    /// The input that crashed, hung or got a broken buffer back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<FuzzInput>,
+}
+
+/// One input of a fuzz series, named so it can be made again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FuzzInput {
+    pub method: String,
+    pub index: u32,
+    pub size: u64,
+    /// What the input is, in words ("65536 bytes of 0x00").
+    pub what: String,
+    /// Where the input was saved, once it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saved: Option<String>,
+    /// The command that calls the method with the saved input again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
+}
+
+/// One frame of a crashed thread's stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The module's file name (the whole path is in `module_path`).
+    pub module: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module_path: Option<String>,
+    /// The function, demangled; none where the module has no symbols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// The source file, as the debug info names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// The frame's address in the dead process.
+    pub address: String,
+    /// The address within the module, as its symbols count it.
+    pub offset: String,
+    /// Whether the frame is in the plugin being checked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_plugin: bool,
+    /// A function inlined into the next frame's (same address).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inlined: bool,
+}
+
+impl Frame {
+    /// `function (file:line)`, or what of it is known, or `module+offset`.
+    pub fn describe(&self) -> String {
+        let place = match (&self.source, self.line) {
+            (Some(file), Some(line)) => Some(format!("{}:{line}", short_source(file))),
+            (Some(file), None) => Some(short_source(file).to_owned()),
+            _ => None,
+        };
+        match (&self.function, place) {
+            (Some(function), Some(place)) => format!("{function} ({place})"),
+            (Some(function), None) => format!("{function} in {}", self.module),
+            (None, _) => format!("{}+{}", self.module, self.offset),
+        }
+    }
+}
+
+/// A source path cut to its last three components: enough to find the
+/// line, without the build machine's directories.
+pub fn short_source(path: &str) -> &str {
+    let mut cut = path.len();
+    for _ in 0..3 {
+        match path[..cut].rfind(['/', '\\']) {
+            Some(separator) => cut = separator,
+            None => return path,
+        }
+    }
+    &path[cut + 1..]
 }
 
 /// One thing a Go-native plugin must share with its host, where they differ.

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 
-use super::protocol::{self, FromWorker, ToWorker};
+use super::protocol::{self, CallAnswer, FromWorker, ToWorker};
 use crate::cases;
 use crate::os;
 use crate::session::Session;
@@ -30,6 +30,7 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     os::become_subreaper();
     let stream = TcpStream::connect(args.connect)?;
     stream.set_nodelay(true)?;
+    os::report_crashes_to(&stream);
     let mut writer = stream.try_clone()?;
     let mut reader = protocol::LineReader::new(stream);
     protocol::send(
@@ -47,40 +48,149 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
             Ok(None) => return Ok(()),
             Err(error) => channel_lost(&error),
         };
-        let ToWorker::Run {
-            first_seq,
-            cases: batch,
-            mut ledger,
-            settings,
-        } = message;
-        for (seq, case) in (first_seq..).zip(batch) {
-            let started = std::time::Instant::now();
-            let result = match ledger.blocked(case) {
-                Some(skip) => crate::outcome::CaseResult {
-                    outcome: skip,
-                    plugin: session.info(),
-                },
-                None => cases::run(case, &mut session, &settings),
-            };
-            let work_us = started.elapsed().as_micros() as u64;
-            ledger.record(case, &result.outcome);
-            mark_case_end(&args.token, seq);
-            let sent = protocol::send(
+        match message {
+            ToWorker::Run {
+                first_seq,
+                cases: batch,
+                ledger,
+                settings,
+            } => run_batch(
+                &args.token,
                 &mut writer,
-                &FromWorker::Done {
-                    seq,
-                    case,
-                    result,
-                    work_us,
-                    has_loaded: session.has_loaded(),
-                    not_run: false,
-                },
-            );
-            if let Err(error) = sent {
-                channel_lost(&error);
+                &mut session,
+                first_seq,
+                batch,
+                ledger,
+                &settings,
+            ),
+            ToWorker::Call { seq, method, input } => {
+                let answer = match input.as_deref().map(read_input).unwrap_or(Ok(Vec::new())) {
+                    Ok(bytes) => call_answer(&mut session, &method, &bytes),
+                    Err(reason) => CallAnswer::NotReady { reason },
+                };
+                mark_case_end(&args.token, seq);
+                if let Err(error) = protocol::send(&mut writer, &FromWorker::Called { seq, answer })
+                {
+                    channel_lost(&error);
+                }
             }
         }
     }
+}
+
+/// Runs a batch of cases, answering each as it ends.
+fn run_batch(
+    token: &str,
+    writer: &mut TcpStream,
+    session: &mut Session,
+    first_seq: u64,
+    batch: Vec<crate::catalog::CaseId>,
+    mut ledger: crate::plan::Ledger,
+    settings: &crate::outcome::CaseSettings,
+) {
+    for (seq, case) in (first_seq..).zip(batch) {
+        let started = std::time::Instant::now();
+        let result = match ledger.blocked(case) {
+            Some(skip) => crate::outcome::CaseResult {
+                outcome: skip,
+                plugin: session.info(),
+            },
+            None => {
+                let mut announce = |method: &str, input: u32| {
+                    let calling = FromWorker::Calling {
+                        seq,
+                        method: method.to_owned(),
+                        input,
+                    };
+                    if let Err(error) = protocol::send(&mut *writer, &calling) {
+                        channel_lost(&error);
+                    }
+                };
+                cases::run(case, session, settings, &mut announce)
+            }
+        };
+        let work_us = started.elapsed().as_micros() as u64;
+        ledger.record(case, &result.outcome);
+        mark_case_end(token, seq);
+        let sent = protocol::send(
+            &mut *writer,
+            &FromWorker::Done {
+                seq,
+                case,
+                result,
+                work_us,
+                has_loaded: session.has_loaded(),
+                not_run: false,
+            },
+        );
+        if let Err(error) = sent {
+            channel_lost(&error);
+        }
+    }
+}
+
+/// Inputs `plugcheck call` passes at most: a file, not a disk.
+const MAX_CALL_INPUT: u64 = 256 << 20;
+
+/// Output bytes a call answer carries at most (hex doubles them, and the
+/// channel takes lines of a few MiB).
+const MAX_CALL_OUTPUT: usize = 1 << 20;
+
+/// `plugcheck call`'s work, in a worker or (`--in-process`) in the
+/// command's own process: init the plugin, call one method with `input`.
+pub fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> CallAnswer {
+    match session.call_untrusted(method, input) {
+        Err(outcome) => CallAnswer::NotReady {
+            reason: outcome.reason,
+        },
+        Ok(None) => CallAnswer::NoSuchMethod {
+            registered: session
+                .host()
+                .map(|host| host.with_registry(|r| r.methods.keys().take(50).cloned().collect()))
+                .unwrap_or_default(),
+        },
+        Ok(Some(Err(broken))) => CallAnswer::BrokenBuffer {
+            status: broken.status,
+            problem: broken.problem,
+        },
+        Ok(Some(Ok(answer))) => CallAnswer::Returned {
+            status: answer.status,
+            output_len: answer.output.len() as u64,
+            output: hex(&answer.output[..answer.output.len().min(MAX_CALL_OUTPUT)]),
+            error: None,
+        },
+    }
+}
+
+/// The input file's bytes; the parent made it a regular file (stdin is
+/// copied into one), so this neither blocks nor reads without end.
+fn read_input(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let cannot = |error: std::io::Error| format!("cannot read `{}`: {error}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CALL_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    // Exactly as long as the input, as the fuzz series hands it.
+    bytes.shrink_to_fit();
+    if bytes.len() as u64 > MAX_CALL_INPUT {
+        return Err(format!(
+            "`{}` is larger than {} MiB, more than a method input",
+            path.display(),
+            MAX_CALL_INPUT >> 20
+        ));
+    }
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
 }
 
 /// The channel to the parent broke under us: the plugin closed, replaced or

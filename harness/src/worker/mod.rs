@@ -6,10 +6,12 @@
 mod capture;
 mod child;
 mod protocol;
+pub mod stack_note;
 mod supervisor;
 
-pub use child::{WorkerArgs, serve};
-pub use protocol::EXIT_CHANNEL_LOST;
+pub use child::{WorkerArgs, call_answer, serve};
+pub use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
 pub use supervisor::{
-    Exchange, SpawnError, Worker, interrupted, kill_all, reap_leftovers, wait_for_teardown,
+    Exchange, FuzzCall, SpawnError, Worker, interrupted, kill_all, reap_leftovers, run_helper,
+    wait_for_teardown,
 };

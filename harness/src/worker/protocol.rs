@@ -28,6 +28,13 @@ pub enum ToWorker {
         ledger: Ledger,
         settings: CaseSettings,
     },
+    /// `plugcheck call`: init the plugin and call `method` with the bytes
+    /// of the file `input` (none: empty input); one `Called` comes back.
+    Call {
+        seq: u64,
+        method: String,
+        input: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,7 +42,10 @@ pub enum ToWorker {
 pub enum FromWorker {
     /// First message: proves the connection comes from the worker the
     /// parent started (the token was on its command line).
-    Hello { token: String, pid: u32 },
+    Hello {
+        token: String,
+        pid: u32,
+    },
     Done {
         seq: u64,
         case: CaseId,
@@ -50,6 +60,79 @@ pub enum FromWorker {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         not_run: bool,
     },
+    /// The worker is about to call `method` with fuzz input `input` in case
+    /// `seq`: if it dies or hangs now, that call did it.
+    Calling {
+        seq: u64,
+        method: String,
+        input: u32,
+    },
+    Called {
+        seq: u64,
+        answer: CallAnswer,
+    },
+    /// Written by the worker's crash handler as it dies: the crashing
+    /// thread's return addresses and what was mapped where, for the parent
+    /// to symbolize (see `crate::stack`).
+    Stack(RawStack),
+}
+
+/// What one method call gave back (`plugcheck call`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CallAnswer {
+    Returned {
+        status: i32,
+        /// The output's first bytes, in hex.
+        output: String,
+        /// The whole output's length.
+        output_len: u64,
+        /// A Go-native method's error message (Go errors have no code).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// A Go-native method panicked; the Go worker recovered it.
+    Panicked {
+        panic: String,
+    },
+    BrokenBuffer {
+        status: i32,
+        problem: String,
+    },
+    /// The plugin registers no such method; these are (some of) the ones it
+    /// does.
+    NoSuchMethod {
+        registered: Vec<String>,
+    },
+    /// The method could not be called: the input could not be read, or
+    /// the plugin did not load or init.
+    NotReady {
+        reason: String,
+    },
+}
+
+/// A dying worker's stack, unsymbolized.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RawStack {
+    /// Innermost first: the faulting instruction, then return addresses.
+    pub frames: Vec<u64>,
+    /// Linux: the text of `/proc/self/maps`, read in the signal handler.
+    #[serde(default)]
+    pub maps: String,
+    /// Windows: the module of each frame, from the loader.
+    #[serde(default)]
+    pub modules: Vec<Module>,
+}
+
+/// A module mapped into the dying worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Module {
+    pub path: String,
+    pub start: u64,
+    pub end: u64,
+    /// The file offset mapped at `start` (0 for a whole PE image).
+    #[serde(default)]
+    pub offset: u64,
 }
 
 pub fn send<T: Serialize>(writer: &mut impl Write, message: &T) -> std::io::Result<()> {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::capture::{Capture, Segment};
-use super::protocol::{self, FromWorker, LineReader, ReceiveError, ToWorker};
+use super::protocol::{self, CallAnswer, FromWorker, LineReader, RawStack, ReceiveError, ToWorker};
 use crate::catalog::CaseId;
 use crate::os;
 use crate::os::Termination;
@@ -74,9 +74,18 @@ pub enum Exchange {
         not_run: bool,
     },
     /// The worker died; it is gone, take its output with [`Worker::remains`].
-    Crashed { termination: Termination },
+    Crashed {
+        termination: Termination,
+        /// The fuzz call it died in, if it was in one.
+        during: Option<FuzzCall>,
+        /// What its crash handler said of the crashing thread.
+        stack: Option<RawStack>,
+    },
     /// The worker was killed; take its output with [`Worker::remains`].
-    TimedOut,
+    TimedOut {
+        /// The fuzz call that did not return, if it was in one.
+        during: Option<FuzzCall>,
+    },
     /// Something else than the worker's answer came over the channel (the
     /// plugin wrote into it: a flood, a trickle of garbage, a forged line);
     /// the worker was killed.
@@ -84,6 +93,21 @@ pub enum Exchange {
     /// The channel closed while the worker process kept running another
     /// program: the plugin replaced the worker (`exec`). It was killed.
     Replaced { image: String },
+}
+
+/// What a message read while waiting for an answer is.
+enum Heard<T> {
+    Answer(T),
+    /// Progress within the answer's work (a fuzz call announced).
+    Progress,
+    OutOfTurn(Box<FromWorker>),
+}
+
+/// A fuzz call the worker announced: the last one is the one it was in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuzzCall {
+    pub method: String,
+    pub input: u32,
 }
 
 /// The worker process and its tree. Dropping it kills the tree and reaps
@@ -304,16 +328,29 @@ impl Worker {
     pub fn next(&mut self, case: CaseId, timeout: Duration) -> Exchange {
         self.answered += 1;
         let seq = self.answered;
-        let deadline = Instant::now() + timeout;
-        match self.reader.receive::<FromWorker>(Some(deadline)) {
-            Ok(Some(FromWorker::Done {
+        let answer = self.wait_for(timeout, |message, during| match message {
+            FromWorker::Calling {
+                seq: calling,
+                method,
+                input,
+            } if calling == seq => {
+                *during = Some(FuzzCall { method, input });
+                Heard::Progress
+            }
+            FromWorker::Done {
                 seq: done,
                 case: done_case,
                 result,
                 work_us,
                 has_loaded,
                 not_run,
-            })) if done == seq && done_case == case => {
+            } if done == seq && done_case == case => {
+                Heard::Answer((result, work_us, has_loaded, not_run))
+            }
+            other => Heard::OutOfTurn(Box::new(other)),
+        });
+        match answer {
+            Ok((result, work_us, has_loaded, not_run)) => {
                 self.has_loaded = has_loaded;
                 Exchange::Done {
                     result,
@@ -321,20 +358,76 @@ impl Worker {
                     not_run,
                 }
             }
-            Ok(Some(other)) => {
-                self.abused(format!("a message out of turn: {}", short_debug(&other)))
-            }
-            Ok(None) => self.hung_up(),
-            Err(ReceiveError::Deadline) => {
-                self.died = true;
-                self.process.kill();
-                Exchange::TimedOut
-            }
-            Err(error @ (ReceiveError::TooLong { .. } | ReceiveError::Invalid(_))) => {
-                self.abused(error.to_string())
-            }
-            // A reset connection: the worker died mid-answer.
-            Err(ReceiveError::Io(_)) => self.hung_up(),
+            Err(ended) => *ended,
+        }
+    }
+
+    /// Has the worker call one method of the plugin with the bytes of the
+    /// file `input` (`plugcheck call`), waiting at most `timeout`. A worker
+    /// that died, hung or misbehaved comes back as the `Exchange` saying
+    /// so; its output is then taken with [`Worker::finish`] as after a case.
+    pub fn call(
+        &mut self,
+        method: &str,
+        input: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<CallAnswer, Box<Exchange>> {
+        self.seq += 1;
+        self.answered += 1;
+        let seq = self.answered;
+        // A worker that cannot take the call has died: the read says how.
+        let _ = protocol::send(
+            &mut self.writer,
+            &ToWorker::Call {
+                seq,
+                method: method.to_owned(),
+                input: input.map(Path::to_owned),
+            },
+        );
+        self.wait_for(timeout, |message, _| match message {
+            FromWorker::Called { seq: done, answer } if done == seq => Heard::Answer(answer),
+            other => Heard::OutOfTurn(Box::new(other)),
+        })
+    }
+
+    /// Reads messages until `hear` takes one as the answer, or the worker
+    /// dies, hangs past `timeout` or sends what is not its turn. The
+    /// crashing thread's stack, which a dying worker sends unasked, is kept
+    /// for the death it explains.
+    fn wait_for<T>(
+        &mut self,
+        timeout: Duration,
+        mut hear: impl FnMut(FromWorker, &mut Option<FuzzCall>) -> Heard<T>,
+    ) -> Result<T, Box<Exchange>> {
+        let deadline = Instant::now() + timeout;
+        let mut during = None;
+        let mut stack = None;
+        loop {
+            let ended = match self.reader.receive::<FromWorker>(Some(deadline)) {
+                Ok(Some(FromWorker::Stack(raw))) if stack.is_none() => {
+                    stack = Some(raw);
+                    continue;
+                }
+                Ok(Some(message)) => match hear(message, &mut during) {
+                    Heard::Answer(answer) => return Ok(answer),
+                    Heard::Progress => continue,
+                    Heard::OutOfTurn(other) => {
+                        self.abused(format!("a message out of turn: {}", short_debug(&other)))
+                    }
+                },
+                Ok(None) => self.hung_up(during, stack),
+                Err(ReceiveError::Deadline) => {
+                    self.died = true;
+                    self.process.kill();
+                    Exchange::TimedOut { during }
+                }
+                Err(error @ (ReceiveError::TooLong { .. } | ReceiveError::Invalid(_))) => {
+                    self.abused(error.to_string())
+                }
+                // A reset connection: the worker died mid-answer.
+                Err(ReceiveError::Io(_)) => self.hung_up(during, stack),
+            };
+            return Err(Box::new(ended));
         }
     }
 
@@ -384,10 +477,14 @@ impl Worker {
     }
 
     /// The channel ended: the worker died, or something replaced it.
-    fn hung_up(&mut self) -> Exchange {
+    fn hung_up(&mut self, during: Option<FuzzCall>, stack: Option<RawStack>) -> Exchange {
         self.died = true;
         match self.process.wait_for_exit() {
-            Ending::Exited(termination) => Exchange::Crashed { termination },
+            Ending::Exited(termination) => Exchange::Crashed {
+                termination,
+                during,
+                stack,
+            },
             Ending::StillRunning { image: Some(image) } => Exchange::Replaced { image },
             Ending::StillRunning { image: None } => Exchange::ChannelAbused {
                 problem: "the worker closed its channel but kept running".into(),
@@ -509,6 +606,28 @@ pub fn wait_for_teardown() {
     for teardown in pending {
         let _ = teardown.join();
     }
+}
+
+/// Runs a helper program of the harness's own (`go build` of the Go
+/// worker, never a plugin) to its end, with its output captured. While it
+/// runs it counts as a live worker: this process is a subreaper that kills
+/// every child it does not know as one, whenever a worker's tree is torn
+/// down on another thread.
+pub fn run_helper(command: &mut Command) -> std::io::Result<std::process::Output> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = {
+        let mut live = live_workers();
+        let child = command.spawn()?;
+        live.get_or_insert_with(HashSet::new).insert(child.id());
+        child
+    };
+    let pid = child.id();
+    let output = child.wait_with_output();
+    forget_worker(pid);
+    output
 }
 
 fn forget_worker(pid: u32) {

@@ -1,0 +1,121 @@
+//! `fuzz-methods`: the case that goes looking for a crash.
+//!
+//! Every registered method is called with the same seeded series of inputs
+//! (see [`crate::fuzz`]). An error status is an answer (a method may refuse
+//! input); a broken output buffer is a fail, decided here. A crash or a
+//! hang ends the worker, so the parent decides those; it knows which call
+//! it was because each call is announced before it is made.
+
+use super::{CaseSettings, Concluded, Outcome};
+use crate::fuzz::{self, SeriesDigest};
+use crate::report::{Fuzz, FuzzInput};
+use crate::session::Session;
+
+/// Methods fuzzed at most: a plugin may register thousands, and the case
+/// has one timeout for all of them.
+pub const MAX_FUZZED_METHODS: usize = 64;
+
+/// Log lines of the plugin a fuzz case keeps: a plugin that logs each
+/// refused input would fill the report with hundreds; the rest are
+/// counted.
+const KEPT_LOGS: usize = 8;
+
+/// Told of each call before it is made: `(method, input index)`.
+pub type Announce<'a> = dyn FnMut(&str, u32) + 'a;
+
+pub fn fuzz_methods(
+    session: &mut Session,
+    settings: &CaseSettings,
+    announce: &mut Announce<'_>,
+) -> Concluded {
+    session.init()?;
+    let host = session.host().expect("initialised above");
+    let (registered, methods) = host.with_registry(|registry| {
+        let names: Vec<String> = registry
+            .methods
+            .keys()
+            .take(MAX_FUZZED_METHODS)
+            .cloned()
+            .collect();
+        (registry.methods.len(), names)
+    });
+    if methods.is_empty() {
+        return Ok(Outcome::skipped(
+            "the plugin registers no method: there is nothing to call",
+        ));
+    }
+    let seed = settings.seed;
+    let mut fuzz = Fuzz {
+        seed: fuzz::seed_text(seed),
+        inputs: settings.fuzz_inputs,
+        methods: Some(methods.len() as u32),
+        digest: None,
+        refused: 0,
+        unkept_logs: 0,
+        input: None,
+    };
+    let mut digest = SeriesDigest::default();
+    let mut logs = Vec::new();
+    for index in 0..settings.fuzz_inputs {
+        let input = fuzz::input(seed, index);
+        digest.add(&input);
+        for method in &methods {
+            announce(method, index);
+            let answer = session.call_untrusted(method, &input)?;
+            let logged = session
+                .host()
+                .map(|host| host.take_logs())
+                .unwrap_or_default();
+            for line in logged {
+                match logs.len() < KEPT_LOGS {
+                    true => logs.push(line),
+                    false => fuzz.unkept_logs += 1,
+                }
+            }
+            match answer {
+                // Registered but not found: `lookup-methods` reports that.
+                None => {}
+                Some(Ok(answer)) => fuzz.refused += u64::from(answer.status != 0),
+                Some(Err(broken)) => {
+                    let what = fuzz::describe(seed, index);
+                    let reason = format!(
+                        "`{method}` handed back a broken output buffer for fuzz input #{index} ({what}; seed {}): {}; return {{NULL, 0}} or a buffer `free_buf` frees",
+                        fuzz.seed, broken.problem
+                    );
+                    fuzz.input = Some(FuzzInput {
+                        method: method.clone(),
+                        index,
+                        size: input.len() as u64,
+                        what,
+                        saved: None,
+                        replay: None,
+                    });
+                    return Ok(Outcome::fail(reason).with_detail(|detail| {
+                        detail.status = Some(broken.status);
+                        detail.fuzz = Some(fuzz);
+                        detail.logs = logs;
+                    }));
+                }
+            }
+        }
+    }
+    fuzz.digest = Some(digest.hex());
+    let unfuzzed = match registered - methods.len() {
+        0 => String::new(),
+        more => format!(" ({more} more method(s) not fuzzed: at most {MAX_FUZZED_METHODS})"),
+    };
+    let refused = match fuzz.refused {
+        0 => "every call returned 0".to_owned(),
+        refused => format!("{refused} call(s) returned an error status, which is allowed"),
+    };
+    Ok(Outcome::pass(format!(
+        "{} method(s) × {} inputs (seed {}): none crashed, hung or handed back a broken buffer; {refused}{unfuzzed}",
+        methods.len(),
+        settings.fuzz_inputs,
+        fuzz.seed
+    ))
+    .with_detail(|detail| {
+        detail.fuzz = Some(fuzz);
+        detail.logs = logs;
+    }))
+}

@@ -1,0 +1,272 @@
+//! The seeded series of inputs `fuzz-methods` calls every method with.
+//!
+//! Input `i` of seed `s` is a pure function of `(s, i)`: ChaCha8 keyed by
+//! the seed, on stream `i`. So one input is made again without the ones
+//! before it (the parent saves the input a worker died on, after the
+//! worker is gone), and the series is the same byte for byte on every
+//! platform and release (ChaCha is specified, and the key is spelled out
+//! here rather than left to a seed-expansion routine).
+//!
+//! The series starts with the inputs that break parsers most often, then
+//! sizes around every power of two up to 1 MiB, then random bytes of
+//! random sizes.
+
+use std::io::Write as _;
+
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+
+/// The seed a run uses unless told otherwise: fixed, so a gate gives the
+/// same verdict twice; `--seed` explores others.
+pub const DEFAULT_SEED: u64 = 0x706c_7567_6368_6b31;
+
+/// [`DEFAULT_SEED`] as `--seed` shows and takes it.
+pub const DEFAULT_SEED_TEXT: &str = "0x706c756763686b31";
+
+/// Inputs per method unless told otherwise: every named class, every
+/// power-of-two size and about two hundred random ones.
+pub const DEFAULT_INPUTS: u32 = 256;
+
+/// The digest of the first [`DEFAULT_INPUTS`] inputs of [`DEFAULT_SEED`]
+/// (see [`SeriesDigest`]): every leg's run of `fuzz-methods` with the
+/// defaults must report it.
+pub const DEFAULT_SERIES_DIGEST: &str = "5fe0718c3e1d4964";
+
+/// The largest input of the series: sizes around powers of two stop here.
+pub const MAX_INPUT: usize = 1 << 20;
+
+/// The largest random-sized input: keeps the random tail cheap.
+const MAX_RANDOM_SIZE: usize = 64 << 10;
+
+/// Invalid UTF-8 of every kind: a lone continuation byte, an overlong
+/// encoding, a surrogate, a sequence cut short, bytes no UTF-8 has.
+const INVALID_UTF8: &[u8] =
+    b"\x80 \xc0\xaf \xed\xa0\x80 \xe2\x82 \xf0\x9f\x98 \xfe\xff \xf8\x88\x80\x80\x80";
+
+/// What an input is, for a person reading a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Empty,
+    OneByte(u8),
+    EveryByte,
+    Run(u8, usize),
+    InvalidUtf8,
+    TextWithNul,
+    /// Random bytes of this size.
+    Sized(usize),
+    /// Random bytes of a random size.
+    Random,
+}
+
+/// The named classes first, in this order.
+const NAMED: &[Class] = &[
+    Class::Empty,
+    Class::OneByte(0x00),
+    Class::OneByte(0xff),
+    Class::EveryByte,
+    Class::Run(0x00, 64 << 10),
+    Class::Run(0xff, 64 << 10),
+    Class::InvalidUtf8,
+    Class::TextWithNul,
+];
+
+fn class(index: u32) -> Class {
+    let index = index as usize;
+    if let Some(&class) = NAMED.get(index) {
+        return class;
+    }
+    match powers_of_two().nth(index - NAMED.len()) {
+        Some(size) => Class::Sized(size),
+        None => Class::Random,
+    }
+}
+
+/// 2^k − 1, 2^k and 2^k + 1 for k = 1 … 20, none above [`MAX_INPUT`].
+fn powers_of_two() -> impl Iterator<Item = usize> {
+    (1..=20)
+        .flat_map(|k| {
+            let size = 1usize << k;
+            [size - 1, size, size + 1]
+        })
+        .filter(|&size| size <= MAX_INPUT)
+}
+
+/// Input `index` of the series of `seed`.
+pub fn input(seed: u64, index: u32) -> Vec<u8> {
+    let mut rng = rng(seed, index);
+    match class(index) {
+        Class::Empty => Vec::new(),
+        Class::OneByte(byte) => vec![byte],
+        Class::EveryByte => (0..=255).collect(),
+        Class::Run(byte, len) => vec![byte; len],
+        Class::InvalidUtf8 => INVALID_UTF8.to_vec(),
+        Class::TextWithNul => b"plugcheck\0fuzz".to_vec(),
+        Class::Sized(len) => random_bytes(&mut rng, len),
+        Class::Random => {
+            // Sizes spread evenly over orders of magnitude: most inputs
+            // are short, some are tens of KiB.
+            let bits = rng.next_u32() % (MAX_RANDOM_SIZE.trailing_zeros() + 1);
+            let len = (rng.next_u64() as usize) % ((1usize << bits) + 1);
+            random_bytes(&mut rng, len)
+        }
+    }
+}
+
+/// What input `index` is, in words: "empty", "65 536 bytes of 0x00",
+/// "4 097 random bytes".
+pub fn describe(seed: u64, index: u32) -> String {
+    let size = |len: usize| match len {
+        1 => "1 byte".to_owned(),
+        len => format!("{len} bytes"),
+    };
+    match class(index) {
+        Class::Empty => "empty".into(),
+        Class::OneByte(byte) => format!("1 byte, 0x{byte:02x}"),
+        Class::EveryByte => "256 bytes, every byte value once".into(),
+        Class::Run(byte, len) => format!("{} of 0x{byte:02x}", size(len)),
+        Class::InvalidUtf8 => format!("{}, invalid UTF-8", size(INVALID_UTF8.len())),
+        Class::TextWithNul => "14 bytes, text with a NUL inside".into(),
+        Class::Sized(len) => format!("{} of random bytes", size(len)),
+        Class::Random => format!("{} of random bytes", size(input(seed, index).len())),
+    }
+}
+
+fn rng(seed: u64, index: u32) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut rng = ChaCha8Rng::from_seed(key);
+    rng.set_stream(u64::from(index));
+    rng
+}
+
+fn random_bytes(rng: &mut ChaCha8Rng, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0; len];
+    rng.fill_bytes(&mut bytes);
+    bytes
+}
+
+/// A digest of a whole series, which two runs (or two platforms) compare
+/// to know they fed the same bytes: XXH3 over each input's length and
+/// bytes, in order.
+#[derive(Default)]
+pub struct SeriesDigest(xxhash_rust::xxh3::Xxh3Default);
+
+impl SeriesDigest {
+    pub fn add(&mut self, input: &[u8]) {
+        self.0.update(&(input.len() as u64).to_le_bytes());
+        self.0.update(input);
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0.digest())
+    }
+}
+
+/// Writes the first `count` inputs of `seed`'s series to `file`, for a
+/// worker that reads them instead of making them (the Go worker): a header
+/// line `plugcheck-fuzz-series 1 DIGEST COUNT`, then per input its
+/// description (see [`describe`]) as a line, and its bytes after their
+/// length as a little-endian `u32`. Returns the series' digest.
+pub fn write_series(
+    file: &mut impl std::io::Write,
+    seed: u64,
+    count: u32,
+) -> std::io::Result<String> {
+    let inputs: Vec<Vec<u8>> = (0..count).map(|index| input(seed, index)).collect();
+    let mut digest = SeriesDigest::default();
+    inputs.iter().for_each(|input| digest.add(input));
+    let digest = digest.hex();
+    let mut out = std::io::BufWriter::new(file);
+    writeln!(out, "plugcheck-fuzz-series 1 {digest} {count}")?;
+    for (index, input) in (0..).zip(&inputs) {
+        writeln!(out, "{}", describe(seed, index))?;
+        out.write_all(&(input.len() as u32).to_le_bytes())?;
+        out.write_all(input)?;
+    }
+    out.flush()?;
+    Ok(digest)
+}
+
+/// A seed as a person types it back: `0x…` hexadecimal or decimal.
+pub fn parse_seed(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => text.replace('_', "").parse(),
+    };
+    parsed.map_err(|_| format!("`{text}` is not a seed: give a number, decimal or 0x-hexadecimal"))
+}
+
+/// A seed as reports print it.
+pub fn seed_text(seed: u64) -> String {
+    format!("{seed:#x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_series_starts_with_the_named_classes() {
+        let seed = DEFAULT_SEED;
+        assert_eq!(input(seed, 0), b"");
+        assert_eq!(input(seed, 1), [0]);
+        assert_eq!(input(seed, 3), (0..=255).collect::<Vec<u8>>());
+        assert!(input(seed, 4).iter().all(|&b| b == 0));
+        assert!(input(seed, 5).iter().all(|&b| b == 0xff));
+        assert!(std::str::from_utf8(&input(seed, 6)).is_err());
+        assert!(input(seed, 7).contains(&0));
+    }
+
+    #[test]
+    fn sizes_cover_every_power_of_two_up_to_a_mebibyte() {
+        let sizes: Vec<usize> = (0..DEFAULT_INPUTS)
+            .map(|i| input(DEFAULT_SEED, i).len())
+            .collect();
+        for k in 1..=20 {
+            let power = 1usize << k;
+            assert!(sizes.contains(&(power - 1)), "2^{k}-1 missing");
+            assert!(sizes.contains(&power), "2^{k} missing");
+        }
+        assert_eq!(sizes.iter().max(), Some(&MAX_INPUT));
+        assert!(sizes.len() > NAMED.len() + 59, "random inputs follow");
+    }
+
+    #[test]
+    fn an_input_depends_only_on_seed_and_index() {
+        assert_eq!(input(7, 100), input(7, 100));
+        assert_ne!(input(7, 100), input(8, 100));
+        assert_ne!(input(7, 40), input(7, 41));
+    }
+
+    /// Pinned bytes: a change of generator (or of how the key is made)
+    /// would change every saved input's meaning, and the Windows leg
+    /// compares its series with this one.
+    #[test]
+    fn the_series_is_pinned() {
+        let mut digest = SeriesDigest::default();
+        for index in 0..DEFAULT_INPUTS {
+            digest.add(&input(DEFAULT_SEED, index));
+        }
+        assert_eq!(&input(DEFAULT_SEED, 8)[..], &[0x97]);
+        assert_eq!(digest.hex(), DEFAULT_SERIES_DIGEST);
+    }
+
+    #[test]
+    fn seeds_parse_in_both_bases() {
+        assert_eq!(parse_seed("0x2a"), Ok(42));
+        assert_eq!(parse_seed("42"), Ok(42));
+        assert_eq!(parse_seed(&seed_text(DEFAULT_SEED)), Ok(DEFAULT_SEED));
+        assert_eq!(parse_seed(DEFAULT_SEED_TEXT), Ok(DEFAULT_SEED));
+        assert!(parse_seed("forty-two").unwrap_err().contains("forty-two"));
+    }
+
+    #[test]
+    fn descriptions_name_the_size() {
+        assert_eq!(describe(DEFAULT_SEED, 0), "empty");
+        assert_eq!(describe(DEFAULT_SEED, 4), "65536 bytes of 0x00");
+        let random = describe(DEFAULT_SEED, 200);
+        let len = input(DEFAULT_SEED, 200).len();
+        assert!(random.starts_with(&len.to_string()), "{random}");
+    }
+}

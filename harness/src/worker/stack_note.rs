@@ -1,0 +1,227 @@
+//! The `stack` message a dying worker sends, composed without allocating.
+//!
+//! It is written from a signal handler (Linux) or an unhandled-exception
+//! filter (Windows), in a process whose heap may be what broke: so the
+//! message is built in a fixed buffer the worker reserved up front, with
+//! nothing but byte copies and integer formatting. The parent turns it
+//! into a `FromWorker::Stack` like any other line, and symbolizes it.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Frames a note carries at most: the innermost ones, where the crash is.
+pub const MAX_FRAMES: usize = 64;
+
+/// The note's bytes at most: frames, and the memory map (Linux) or the
+/// modules (Windows), cut to fit.
+const CAPACITY: usize = 256 << 10;
+
+/// A fixed buffer that only the first crashing thread may use.
+pub struct NoteBuffer {
+    taken: AtomicBool,
+    bytes: UnsafeCell<[u8; CAPACITY]>,
+}
+
+// SAFETY: `bytes` is only reached through `take`, which hands it to one
+// caller for the life of the process.
+unsafe impl Sync for NoteBuffer {}
+
+impl NoteBuffer {
+    pub const fn new() -> NoteBuffer {
+        NoteBuffer {
+            taken: AtomicBool::new(false),
+            bytes: UnsafeCell::new([0; CAPACITY]),
+        }
+    }
+
+    /// The buffer, for the first caller only: a second thread crashing at
+    /// the same time gets `None` (one stack per death is all the parent
+    /// reads).
+    pub fn take(&'static self) -> Option<Note> {
+        if self.taken.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        // SAFETY: `taken` makes this the only reference, ever.
+        let bytes = unsafe { &mut *self.bytes.get() };
+        Some(Note {
+            bytes,
+            len: 0,
+            modules: 0,
+        })
+    }
+}
+
+impl Default for NoteBuffer {
+    fn default() -> Self {
+        NoteBuffer::new()
+    }
+}
+
+/// A message being composed; bytes past the capacity are dropped.
+pub struct Note {
+    bytes: &'static mut [u8; CAPACITY],
+    len: usize,
+    /// Modules written so far.
+    modules: usize,
+}
+
+/// Bytes kept free at the end for the closing of the message.
+const CLOSING: usize = 64;
+
+impl Note {
+    /// The whole buffer, for use as scratch space (the memory map's text
+    /// is read into one before it is copied into the note).
+    pub fn buffer(&mut self) -> &mut [u8] {
+        &mut self.bytes[..]
+    }
+
+    /// Starts the message with the frames: `{"type":"stack","frames":[…]`.
+    pub fn begin(&mut self, frames: &[u64]) {
+        self.raw(b"{\"type\":\"stack\",\"frames\":[");
+        for (i, &frame) in frames.iter().take(MAX_FRAMES).enumerate() {
+            if i > 0 {
+                self.raw(b",");
+            }
+            self.number(frame);
+        }
+        self.raw(b"]");
+    }
+
+    /// Adds the memory map's text (Linux), cut at a line end if it must be
+    /// cut.
+    pub fn maps(&mut self, text: &[u8]) {
+        self.raw(b",\"maps\":\"");
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            // A line needs at most six bytes per byte, escaped.
+            if self.len + line.len() * 6 + CLOSING > CAPACITY {
+                break;
+            }
+            self.string_bytes(line);
+        }
+        self.raw(b"\"");
+    }
+
+    /// Starts the list of modules (Windows).
+    pub fn begin_modules(&mut self) {
+        self.raw(b",\"modules\":[");
+    }
+
+    /// Adds one module: its path (UTF-8 or not), where it starts and ends.
+    pub fn module(&mut self, path: &[u8], start: u64, end: u64) {
+        if self.len + path.len() * 6 + 2 * CLOSING > CAPACITY {
+            return;
+        }
+        if self.modules > 0 {
+            self.raw(b",");
+        }
+        self.modules += 1;
+        self.raw(b"{\"path\":\"");
+        self.string_bytes(path);
+        self.raw(b"\",\"start\":");
+        self.number(start);
+        self.raw(b",\"end\":");
+        self.number(end);
+        self.raw(b"}");
+    }
+
+    pub fn end_modules(&mut self) {
+        self.raw(b"]");
+    }
+
+    /// Closes the message; returns the line to write.
+    pub fn finish(&mut self) -> &[u8] {
+        self.len = self.len.min(CAPACITY - 2);
+        self.bytes[self.len] = b'}';
+        self.bytes[self.len + 1] = b'\n';
+        self.len += 2;
+        &self.bytes[..self.len]
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        let room = (CAPACITY - 2).saturating_sub(self.len);
+        let take = bytes.len().min(room);
+        self.bytes[self.len..self.len + take].copy_from_slice(&bytes[..take]);
+        self.len += take;
+    }
+
+    fn number(&mut self, mut value: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        self.raw(&digits[at..]);
+    }
+
+    /// JSON string content: quotes, backslashes and control bytes escaped;
+    /// a byte that is not ASCII becomes `\u00XX`, so the line is valid
+    /// UTF-8 whatever the path's bytes (the parent maps them back).
+    fn string_bytes(&mut self, text: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for &byte in text {
+            match byte {
+                b'"' => self.raw(b"\\\""),
+                b'\\' => self.raw(b"\\\\"),
+                b'\n' => self.raw(b"\\n"),
+                0x20..=0x7e => self.raw(&[byte]),
+                _ => self.raw(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 15)],
+                ]),
+            }
+        }
+    }
+}
+
+/// Maps a string the note escaped byte by byte back to the bytes (each
+/// char below U+0100 is one byte), then reads them as UTF-8 where they are.
+pub fn unescape_bytes(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_owned();
+    }
+    let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::protocol::{FromWorker, LineReader};
+    use super::*;
+
+    static BUFFER: NoteBuffer = NoteBuffer::new();
+
+    #[test]
+    fn a_note_is_a_stack_message_and_only_one_is_taken() {
+        let mut note = BUFFER.take().expect("first");
+        assert!(BUFFER.take().is_none(), "one note per process");
+        note.begin(&[1, 0x7fff_0000_1234, u64::MAX]);
+        note.maps(b"7f00-7f10 r-xp 00001000 08:01 42 /lib/libq\"uote\xc3\xa9.so\n");
+        note.begin_modules();
+        note.module(b"C:\\dir\\plugin.dll", 0x1000, 0x2000);
+        note.end_modules();
+        let line = note.finish().to_vec();
+        let message: FromWorker = LineReader::new(&line[..]).receive(None).unwrap().unwrap();
+        let FromWorker::Stack(stack) = message else {
+            panic!("a stack message: {}", String::from_utf8_lossy(&line));
+        };
+        assert_eq!(stack.frames, [1, 0x7fff_0000_1234, u64::MAX]);
+        assert_eq!(
+            unescape_bytes(&stack.maps),
+            "7f00-7f10 r-xp 00001000 08:01 42 /lib/libq\"uoteé.so\n"
+        );
+        assert_eq!(stack.modules[0].path, "C:\\dir\\plugin.dll");
+        assert_eq!(
+            (stack.modules[0].start, stack.modules[0].end),
+            (0x1000, 0x2000)
+        );
+    }
+}

@@ -1,0 +1,299 @@
+//! What a worker's death says about the plugin: a worker that crashed,
+//! hung, was replaced or abused its channel, turned into the outcome of the
+//! case it died in. The cause comes from what the worker left behind: its
+//! termination, its last output, the crashing thread's stack, and — in a
+//! fuzz case — the call it was making, whose input is saved beside the
+//! report with the command that replays it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::catalog::CaseId;
+use crate::fuzz;
+use crate::os::Termination;
+use crate::outcome::Outcome;
+use crate::report::{CapturedOutput, CaseReport, Fuzz, FuzzInput, human_ms};
+use crate::worker::{Exchange, FuzzCall};
+use crate::{saved_input, symbolize};
+
+/// What the runner knows of the run, to explain a death.
+pub struct Circumstances<'a> {
+    pub case: CaseId,
+    pub plugin: &'a Path,
+    pub timeout: Duration,
+    /// Settings the worker ran with (the fuzz seed and input count).
+    pub settings: &'a crate::outcome::CaseSettings,
+    /// Where an input that crashed or hung a method is saved.
+    pub inputs_dir: Option<&'a Path>,
+}
+
+/// The outcome of the case a worker ended in (`ended` is not `Done`).
+pub fn outcome(ended: Exchange, output: &CapturedOutput, context: &Circumstances<'_>) -> Outcome {
+    let case = context.case;
+    match ended {
+        Exchange::Crashed {
+            termination,
+            during,
+            stack,
+        } => {
+            let frames = stack
+                .map(|raw| symbolize::symbolize(&raw, context.plugin))
+                .unwrap_or_default();
+            let finding = during.map(|call| Finding::of(call, context));
+            let mut place = finding.as_ref().map(Finding::place).unwrap_or_default();
+            if let Some(frame) = symbolize::plugin_frame(&frames) {
+                place.push_str(&format!(" at {}", frame.describe()));
+            }
+            let then = finding.as_ref().map(Finding::then).unwrap_or_default();
+            let mut outcome = crashed(case, termination, output, &place, &then);
+            outcome.detail.stack = frames;
+            if let Some(finding) = finding {
+                outcome.detail.fuzz = Some(finding.fuzz);
+            }
+            outcome
+        }
+        Exchange::TimedOut { during } => {
+            let finding = during.map(|call| Finding::of(call, context));
+            let place = finding
+                .as_ref()
+                .map(|finding| format!(": {} did not return{}", finding.call(), finding.on()))
+                .unwrap_or_default();
+            let then = finding.as_ref().map(Finding::then).unwrap_or_default();
+            let mut outcome = timed_out(case, context.timeout, &place, &then);
+            if let Some(finding) = finding {
+                outcome.detail.fuzz = Some(finding.fuzz);
+            }
+            outcome
+        }
+        Exchange::ChannelAbused { problem } => channel_abused(case, &problem),
+        Exchange::Replaced { image } => replaced(case, &image),
+        Exchange::Done { .. } => unreachable!("a worker that answered did not die"),
+    }
+}
+
+/// The fuzz call a worker died in, with its input saved.
+struct Finding {
+    fuzz: Fuzz,
+    /// Why the input could not be saved, if it could not.
+    unsaved: Option<String>,
+}
+
+impl Finding {
+    fn of(call: FuzzCall, context: &Circumstances<'_>) -> Finding {
+        let seed = context.settings.seed;
+        let input = fuzz::input(seed, call.input);
+        let mut found = FuzzInput {
+            method: call.method,
+            index: call.input,
+            size: input.len() as u64,
+            what: fuzz::describe(seed, call.input),
+            saved: None,
+            replay: None,
+        };
+        let unsaved = saved_input::save(
+            &mut found,
+            &input,
+            context.plugin,
+            context.inputs_dir,
+            seed,
+            context.timeout,
+        )
+        .err();
+        Finding {
+            fuzz: Fuzz {
+                seed: fuzz::seed_text(seed),
+                inputs: context.settings.fuzz_inputs,
+                methods: None,
+                digest: None,
+                refused: 0,
+                unkept_logs: 0,
+                input: Some(found),
+            },
+            unsaved,
+        }
+    }
+
+    fn input(&self) -> &FuzzInput {
+        self.fuzz.input.as_ref().expect("a finding has its input")
+    }
+
+    /// "`parse`"
+    fn call(&self) -> String {
+        format!("`{}`", crate::text::one_line(&self.input().method))
+    }
+
+    /// " on fuzz input #17 (4097 bytes of random bytes; seed 0x…)"
+    fn on(&self) -> String {
+        let input = self.input();
+        format!(
+            " on fuzz input #{} ({}; seed {})",
+            input.index, input.what, self.fuzz.seed
+        )
+    }
+
+    /// " in `parse` on fuzz input #17 (…)"
+    fn place(&self) -> String {
+        format!(" in {}{}", self.call(), self.on())
+    }
+
+    /// "; the input is saved in …; replay it with …"
+    fn then(&self) -> String {
+        saved_input::sentence(self.input(), self.unsaved.as_deref())
+    }
+}
+
+/// The plugin wrote into the harness's private channel. That is the
+/// plugin's fault, not a crash: a `fail` that says what arrived.
+fn channel_abused(case: CaseId, problem: &str) -> Outcome {
+    Outcome::fail(format!(
+        "during `{case}` the plugin wrote into the harness's private channel ({problem}); \
+         a plugin must not write to descriptors it did not open; the worker was killed"
+    ))
+}
+
+/// The plugin replaced the worker process with another program.
+fn replaced(case: CaseId, image: &str) -> Outcome {
+    Outcome::crashed(
+        format!(
+            "during `{case}` the plugin replaced the worker process with `{image}` (exec); \
+             a plugin must not exec in its host's process; the process was killed"
+        ),
+        None,
+    )
+}
+
+fn crashed(
+    case: CaseId,
+    termination: Termination,
+    output: &CapturedOutput,
+    place: &str,
+    then: &str,
+) -> Outcome {
+    // A Rust host turns a stack overflow into SIGABRT after printing this;
+    // the signal alone would hide the cause.
+    let heap_corruption = matches!(
+        termination,
+        Termination::Exited { code } if code as u32 == HEAP_CORRUPTION
+    );
+    let cause = if output.stderr.contains("has overflowed its stack") {
+        ": a stack overflow".to_owned()
+    } else if let Some(message) = allocator_abort(&output.stderr) {
+        format!(" on `{message}`{ALLOCATOR_ABORT}")
+    } else if heap_corruption {
+        ALLOCATOR_ABORT.to_owned()
+    } else if let Some(go_abort) = go_runtime_abort(&output.stderr) {
+        format!(": the Go runtime aborted on `{go_abort}`")
+    } else if termination == (Termination::Exited { code: 0 }) {
+        " without answering: the plugin ended the process (exit) or replaced it with a program that exited".to_owned()
+    } else if termination
+        == (Termination::Exited {
+            code: i64::from(crate::worker::EXIT_CHANNEL_LOST),
+        })
+    {
+        ": it lost its channel to the harness (the plugin closed or replaced a descriptor it did not open)".to_owned()
+    } else {
+        String::new()
+    };
+    Outcome::crashed(
+        format!(
+            "the worker {} during `{case}`{place}{cause}{then}; the harness carried on in a new worker",
+            termination.describe()
+        ),
+        Some(termination),
+    )
+}
+
+/// Windows' fail-fast code for a corrupted heap (`STATUS_HEAP_CORRUPTION`).
+const HEAP_CORRUPTION: u32 = 0xC000_0374;
+
+/// Why an allocator aborts inside a plugin, said once per plugin.
+pub const ALLOCATOR_ABORT: &str = ": the C library's allocator rejected a pointer being freed. The host gives every buffer a plugin hands out (from save_state or a method) back to the plugin's own free_buf, so that buffer must be one the plugin allocated: not static storage, not a pointer into another allocation, not freed twice";
+
+/// glibc's line when `free` or `realloc` meets a pointer it did not hand
+/// out (`free(): invalid pointer`, `double free or corruption (out)`, …).
+fn allocator_abort(stderr: &str) -> Option<&str> {
+    stderr.lines().map(str::trim).find(|line| {
+        [
+            "free(): ",
+            "munmap_chunk(): ",
+            "double free or corruption",
+            "realloc(): ",
+        ]
+        .iter()
+        .any(|start| line.starts_with(start))
+    })
+}
+
+/// Keeps `explanation` in the first case reason that carries it; later
+/// reasons point back to that case instead of repeating it.
+pub fn explain_once(cases: &mut [CaseReport], explanation: &str) {
+    let mut first: Option<CaseId> = None;
+    for case in cases.iter_mut() {
+        if !case.reason.contains(explanation) {
+            continue;
+        }
+        match first {
+            None => first = Some(case.id),
+            Some(first) => {
+                case.reason = case.reason.replace(
+                    explanation,
+                    &format!(" (the same allocator abort as in `{first}`)"),
+                );
+            }
+        }
+    }
+}
+
+/// The first line of a Go runtime's crash report, if `stderr` holds one.
+/// An unrecovered panic or a fatal runtime error in a Go library ends the
+/// whole process (SIGABRT in a c-shared library, exit code 2 in a Go
+/// program) after printing `panic: …` or `fatal error: …` and the
+/// goroutines' stacks: that line is the cause, the signal is not.
+fn go_runtime_abort(stderr: &str) -> Option<&str> {
+    if !stderr.contains("\ngoroutine ") {
+        return None;
+    }
+    stderr
+        .lines()
+        .find(|line| line.starts_with("panic: ") || line.starts_with("fatal error: "))
+        .map(str::trim_end)
+}
+
+fn timed_out(case: CaseId, timeout: Duration, place: &str, then: &str) -> Outcome {
+    let after_ms = timeout.as_millis() as u64;
+    Outcome::timed_out(
+        format!(
+            "`{case}` did not finish within {}{place}{then}; the worker and its process tree were killed",
+            human_ms(after_ms)
+        ),
+        after_ms,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_go_crash_report_gives_its_first_line_as_the_cause() {
+        let report = "panic: runtime error: invalid memory address or nil pointer dereference\n\
+                      [signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x7f70f89058c7]\n\
+                      \n\
+                      goroutine 17 [running, locked to thread]:\n";
+        assert_eq!(
+            go_runtime_abort(report),
+            Some("panic: runtime error: invalid memory address or nil pointer dereference")
+        );
+        let fatal = "fatal error: concurrent map writes\n\ngoroutine 5 [running]:\n";
+        assert_eq!(
+            go_runtime_abort(fatal),
+            Some("fatal error: concurrent map writes")
+        );
+    }
+
+    #[test]
+    fn a_plugin_printing_panic_without_goroutines_is_not_a_go_crash() {
+        assert_eq!(go_runtime_abort("panic: not really\n"), None);
+        assert_eq!(go_runtime_abort(""), None);
+    }
+}
