@@ -93,6 +93,8 @@ func (s *session) runCase(id string) outcome {
 		return s.reloadRefused("broken", "a build whose load, entry, contract or Init fails")
 	case "reload-abi-mismatch":
 		return s.reloadRefused("abi-mismatch", "a build for another contract major")
+	case "fuzz-methods":
+		return s.fuzzMethods()
 	}
 	return skipped(fmt.Sprintf("the Go worker does not know the case `%s`: update plugcheck", clip(id, 80)))
 }

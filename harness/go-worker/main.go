@@ -62,6 +62,14 @@ func main() {
 		if err != nil {
 			channelLost(err)
 		}
+		if batch.Type == "call" {
+			answer := s.callOnce(batch.Method, batch.Input)
+			markCaseEnd(*token, batch.Seq)
+			if err := ch.send(called{Type: "called", Seq: batch.Seq, Answer: answer}); err != nil {
+				channelLost(err)
+			}
+			continue
+		}
 		s.settings = batch.Settings
 		// After a case fails, what depends on it is the parent's ledger to
 		// skip: the rest of the batch is answered as not run, and the
@@ -70,6 +78,11 @@ func main() {
 		for i, id := range batch.Cases {
 			seq := batch.FirstSeq + uint64(i)
 			started := time.Now()
+			s.announce = func(method string, input uint32) {
+				if err := ch.send(calling{Type: "calling", Seq: seq, Method: method, Input: input}); err != nil {
+					channelLost(err)
+				}
+			}
 			var result caseResult
 			if stopped {
 				result = caseResult{Outcome: skipped("not run: an earlier case of the batch failed"), Plugin: s.info()}

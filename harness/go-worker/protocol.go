@@ -25,6 +25,8 @@ type settings struct {
 	ReloadCycles    uint32            `json:"reload_cycles"`
 	ReloadTo        map[string]string `json:"reload_to"`
 	Scratch         *string           `json:"scratch"`
+	Seed            uint64            `json:"seed"`
+	FuzzSeries      *string           `json:"fuzz_series"`
 }
 
 type toWorker struct {
@@ -32,6 +34,10 @@ type toWorker struct {
 	FirstSeq uint64   `json:"first_seq"`
 	Cases    []string `json:"cases"`
 	Settings settings `json:"settings"`
+	// A `call` (plugcheck call): one method, the bytes of one file.
+	Seq    uint64  `json:"seq"`
+	Method string  `json:"method"`
+	Input  *string `json:"input"`
 }
 
 type hello struct {
@@ -98,6 +104,54 @@ type detail struct {
 	Binding               []binding `json:"binding,omitempty"`
 	Goroutines            []string  `json:"goroutines,omitempty"`
 	PanicFrame            *string   `json:"panic_frame,omitempty"`
+	Fuzz                  *fuzz     `json:"fuzz,omitempty"`
+}
+
+// fuzz is what fuzz-methods fed the plugin (the report's `Fuzz`).
+type fuzz struct {
+	Seed    string     `json:"seed"`
+	Inputs  uint32     `json:"inputs"`
+	Methods *uint32    `json:"methods,omitempty"`
+	Digest  *string    `json:"digest,omitempty"`
+	Refused uint64     `json:"refused"`
+	Input   *fuzzInput `json:"input,omitempty"`
+}
+
+// fuzzInput is the input that broke a method; the parent says what it is
+// and saves it.
+type fuzzInput struct {
+	Method string `json:"method"`
+	Index  uint32 `json:"index"`
+	Size   uint64 `json:"size"`
+	What   string `json:"what"`
+}
+
+// calling announces a fuzz call before it is made: if the worker dies or
+// hangs now, the parent knows which call did it.
+type calling struct {
+	Type   string `json:"type"`
+	Seq    uint64 `json:"seq"`
+	Method string `json:"method"`
+	Input  uint32 `json:"input"`
+}
+
+// called answers a `call`.
+type called struct {
+	Type   string     `json:"type"`
+	Seq    uint64     `json:"seq"`
+	Answer callAnswer `json:"answer"`
+}
+
+// callAnswer is the parent's CallAnswer: `kind` says which fields count.
+type callAnswer struct {
+	Kind       string   `json:"kind"`
+	Status     int32    `json:"status"`
+	Output     string   `json:"output"`
+	OutputLen  uint64   `json:"output_len"`
+	Error      *string  `json:"error,omitempty"`
+	Panic      string   `json:"panic,omitempty"`
+	Registered []string `json:"registered"`
+	Reason     string   `json:"reason,omitempty"`
 }
 
 func pass(reason string) outcome    { return outcome{Verdict: "pass", Reason: reason} }
@@ -141,8 +195,8 @@ func (c *channel) receive() (toWorker, error) {
 	if err := json.Unmarshal(line, &message); err != nil {
 		return toWorker{}, err
 	}
-	if message.Type != "run" {
-		return toWorker{}, errors.New("a message of another type than `run`: " + message.Type)
+	if message.Type != "run" && message.Type != "call" {
+		return toWorker{}, errors.New("a message of another type than `run` or `call`: " + clip(message.Type, 80))
 	}
 	return message, nil
 }

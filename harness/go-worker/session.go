@@ -110,6 +110,8 @@ type session struct {
 	// loadFailure is how loading the plugin failed, once it did.
 	loadFailure *stepError
 	copies      int
+	// announce tells the parent of a fuzz call before it is made.
+	announce func(method string, input uint32)
 }
 
 func newSession(path string) *session { return &session{path: path} }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// maxFuzzedMethods bounds the methods fuzzed, as in the Rust worker.
+const maxFuzzedMethods = 64
+
+// maxSeriesBytes bounds the series file read: the parent writes about
+// 8 MiB for the default 256 inputs.
+const maxSeriesBytes = 512 << 20
+
+// fuzzMethods calls every registered method with each input of the seeded
+// series. The parent generates the series (so it is the same bytes the
+// Rust worker uses, on every platform) and hands it over as a file: a
+// header line `plugcheck-fuzz-series 1 DIGEST COUNT`, then per input a line
+// saying what it is, and its bytes after a little-endian uint32 length. An error return is an answer;
+// a panic is recovered and fails the case with the input; a crash or a
+// hang ends the worker, and the parent pins it on the last call announced.
+func (s *session) fuzzMethods() outcome {
+	if s.settings.FuzzSeries == nil {
+		return skipped("the parent sent no fuzz inputs: update plugcheck")
+	}
+	digest, inputs, whats, err := readSeries(*s.settings.FuzzSeries)
+	if err != nil {
+		return fail(fmt.Sprintf("cannot read the fuzz inputs the parent wrote: %v", err))
+	}
+	methods := s.current.host.names()
+	sort.Strings(methods)
+	registered := len(methods)
+	if registered > maxFuzzedMethods {
+		methods = methods[:maxFuzzedMethods]
+	}
+	if len(methods) == 0 {
+		return skipped("the plugin registers no method: there is nothing to call")
+	}
+	seed := fmt.Sprintf("%#x", s.settings.Seed)
+	record := &fuzz{Seed: seed, Inputs: uint32(len(inputs)), Methods: ptr(uint32(len(methods)))}
+	for index, input := range inputs {
+		for _, name := range methods {
+			s.announce(name, uint32(index))
+			method := s.current.host.methods[name]
+			var err error
+			p := guard(func() { _, err = method(input) })
+			if p != nil {
+				record.Input = &fuzzInput{Method: name, Index: uint32(index), Size: uint64(len(input)), What: whats[index]}
+				o := failPanic(fmt.Sprintf("`%s` panicked on fuzz input #%d (%s; seed %s)", name, index, whats[index], seed), p)
+				o.Detail.Fuzz = record
+				return o
+			}
+			if err != nil {
+				record.Refused++
+			}
+		}
+	}
+	record.Digest = ptr(digest)
+	unfuzzed := ""
+	if more := registered - len(methods); more > 0 {
+		unfuzzed = fmt.Sprintf(" (%d more method(s) not fuzzed: at most %d)", more, maxFuzzedMethods)
+	}
+	refused := "every call returned no error"
+	if record.Refused > 0 {
+		refused = fmt.Sprintf("%d call(s) returned an error, which is allowed", record.Refused)
+	}
+	o := pass(fmt.Sprintf("%d method(s) × %d inputs (seed %s): none crashed, hung or panicked; %s%s",
+		len(methods), len(inputs), seed, refused, unfuzzed))
+	o.Detail.Fuzz = record
+	return o
+}
+
+// readSeries reads the parent's series file: its digest, the inputs and
+// what each is.
+func readSeries(path string) (string, [][]byte, []string, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	defer file.Close()
+	reader := bufio.NewReader(io.LimitReader(file, maxSeriesBytes))
+	header, err := reader.ReadString('\n')
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("no header: %w", err)
+	}
+	fields := strings.Fields(header)
+	if len(fields) != 4 || fields[0] != "plugcheck-fuzz-series" || fields[1] != "1" {
+		return "", nil, nil, fmt.Errorf("not a series file of this version: %q", clip(header, 80))
+	}
+	count, err := strconv.ParseUint(fields[3], 10, 32)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("bad input count %q", clip(fields[3], 20))
+	}
+	inputs := make([][]byte, 0, count)
+	whats := make([]string, 0, count)
+	for i := uint64(0); i < count; i++ {
+		what, err := reader.ReadString('\n')
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("input #%d: %w", i, err)
+		}
+		var size uint32
+		if err := binary.Read(reader, binary.LittleEndian, &size); err != nil {
+			return "", nil, nil, fmt.Errorf("input #%d: %w", i, err)
+		}
+		input := make([]byte, size)
+		if _, err := io.ReadFull(reader, input); err != nil {
+			return "", nil, nil, fmt.Errorf("input #%d: %w", i, err)
+		}
+		inputs = append(inputs, input)
+		whats = append(whats, strings.TrimSuffix(what, "\n"))
+	}
+	return fields[2], inputs, whats, nil
+}
+
+// maxCallInput and maxCallOutput bound `plugcheck call`'s input file and
+// the output bytes sent back (in hex), as in the Rust worker.
+const (
+	maxCallInput  = 256 << 20
+	maxCallOutput = 1 << 20
+)
+
+// callOnce is `plugcheck call` on a Go-native plugin: load, Init, one
+// method with the bytes of one file (none: empty input).
+func (s *session) callOnce(name string, inputPath *string) callAnswer {
+	var input []byte
+	if inputPath != nil {
+		file, err := os.Open(*inputPath)
+		if err != nil {
+			return callAnswer{Kind: "not-ready", Reason: fmt.Sprintf("cannot read the input: %v", err)}
+		}
+		read, err := io.ReadAll(io.LimitReader(file, maxCallInput+1))
+		file.Close()
+		if err != nil || len(read) > maxCallInput {
+			return callAnswer{Kind: "not-ready", Reason: fmt.Sprintf("cannot read the input (at most %d MiB): %v", maxCallInput>>20, err)}
+		}
+		// Exactly as long as the input, as the fuzz series hands it: a
+		// method that slices past its input's length but within a larger
+		// buffer's capacity would not fail the same way otherwise.
+		input = make([]byte, len(read))
+		copy(input, read)
+	}
+	if failed := s.ensureInit(); failed != nil {
+		return callAnswer{Kind: "not-ready", Reason: failed.outcome.Reason}
+	}
+	method := s.current.host.methods[name]
+	if method == nil {
+		names := s.current.host.names()
+		sort.Strings(names)
+		return callAnswer{Kind: "no-such-method", Registered: first(names, 50)}
+	}
+	var out []byte
+	var err error
+	if p := guard(func() { out, err = method(input) }); p != nil {
+		return callAnswer{Kind: "panicked", Panic: p.String()}
+	}
+	answer := callAnswer{Kind: "returned", OutputLen: uint64(len(out))}
+	if len(out) > maxCallOutput {
+		out = out[:maxCallOutput]
+	}
+	answer.Output = fmt.Sprintf("%x", out)
+	if err != nil {
+		// A Go method's error has no code: FAILED, with its message.
+		answer.Status = -5
+		answer.Error = ptr(clip(err.Error(), 1000))
+	}
+	return answer
+}
