@@ -97,17 +97,28 @@ pub fn build(
     rust.build(sh, &["plugcheck".into()], harness_profile)
         .context("building the harness failed")?;
     let plugin_profile = if release { "release" } else { "fixtures" };
-    let packages = manifest
-        .fixtures
-        .iter()
-        .filter(|fixture| fixture.runs_on(platform.name()))
-        .filter_map(|fixture| match &fixture.source {
-            Source::Crate { krate } => Some(package_name(&root.join(krate))),
-            _ => None,
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    rust.build(sh, &packages, plugin_profile)
+    // Crash fixtures keep line tables where the leg symbolizes with them.
+    let debuginfo_profile = if release {
+        "release"
+    } else {
+        "fixtures-debuginfo"
+    };
+    let mut packages: [Vec<String>; 2] = Default::default();
+    for fixture in &manifest.fixtures {
+        if let (true, Source::Crate { krate, .. }) =
+            (fixture.runs_on(platform.name()), &fixture.source)
+        {
+            let name = package_name(&root.join(krate))?;
+            packages[usize::from(keeps_line_tables(platform, fixture))].push(name);
+        }
+    }
+    let [plain, with_line_tables] = packages;
+    rust.build(sh, &plain, plugin_profile)
         .context("building the plugins and fixture crates failed")?;
+    if !with_line_tables.is_empty() {
+        rust.build(sh, &with_line_tables, debuginfo_profile)
+            .context("building the fixture crates with line tables failed")?;
+    }
 
     if out.exists() {
         std::fs::remove_dir_all(&out)
@@ -115,7 +126,10 @@ pub fn build(
     }
     std::fs::create_dir_all(&out)?;
     let plugcheck = install_plugcheck(platform, &rust.out_dir(harness_profile), &leg.join("bin"))?;
-    let cargo_out = rust.out_dir(plugin_profile);
+    let cargo_out = [
+        rust.out_dir(plugin_profile),
+        rust.out_dir(debuginfo_profile),
+    ];
     let mut artifacts = Artifacts {
         platform,
         plugcheck,
@@ -127,7 +141,8 @@ pub fn build(
         if !fixture.runs_on(platform.name()) {
             continue;
         }
-        match build_one(sh, &root, platform, &cargo_out, &out, fixture)? {
+        let cargo_out = &cargo_out[usize::from(keeps_line_tables(platform, fixture))];
+        match build_one(sh, &root, platform, cargo_out, &out, fixture)? {
             Ok(path) => artifacts.built.push(Built {
                 name: fixture.name.clone(),
                 path,
@@ -238,6 +253,19 @@ fn resolve_reload_targets(manifest: &Manifest, artifacts: &mut Artifacts) -> any
     Ok(())
 }
 
+/// Whether `fixture` is built with line tables on this leg: crash fixtures
+/// that ask for them, on Linux (the Windows leg names functions only, and
+/// a profile of its own would build std from source a second time there).
+fn keeps_line_tables(platform: Platform, fixture: &Fixture) -> bool {
+    matches!(
+        fixture.source,
+        Source::Crate {
+            debuginfo: true,
+            ..
+        }
+    ) && platform.name() == "linux"
+}
+
 /// Builds one fixture. `Ok(Err(need))`: skipped because a tool is missing.
 fn build_one(
     sh: &Shell,
@@ -249,7 +277,7 @@ fn build_one(
 ) -> anyhow::Result<Result<PathBuf, needs::Need>> {
     let library = out.join(format!("{}.{}", fixture.name, platform.library_extension()));
     match &fixture.source {
-        Source::Crate { krate } => {
+        Source::Crate { krate, .. } => {
             let built = cargo_out.join(platform.cdylib_file(&package_name(&root.join(krate))?));
             std::fs::copy(&built, &library)
                 .with_context(|| format!("cannot copy `{}`", built.display()))?;
@@ -296,7 +324,7 @@ fn build_one(
             let threads = (compiler.extension == "so").then_some("-pthread");
             cmd!(
                 sh,
-                "{gcc} -shared {pic...} {threads...} -O1 -Wall -Werror {defines...} -I{include} -o {library} {source} {link...}"
+                "{gcc} -shared {pic...} {threads...} -O1 -g -Wall -Werror {defines...} -I{include} -o {library} {source} {link...}"
             )
             .run()
             .with_context(|| format!("compiling `{}` failed", source.display()))?;
