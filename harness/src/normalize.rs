@@ -6,7 +6,6 @@
 use serde_json::Value;
 
 use crate::report::{Frame, PluginReport};
-use crate::symbolize;
 
 /// Fields that only ever hold timings: dropped, they say nothing about
 /// behaviour.
@@ -82,13 +81,13 @@ pub fn plugin(report: &PluginReport) -> Value {
 /// places of language-runtime frames (they move with each toolchain
 /// release). Addresses go in `redact`.
 fn snapshot_stack(mut frames: Vec<Frame>) -> Vec<Frame> {
-    let kept = match symbolize::plugin_frame_index(&frames) {
+    let kept = match crate::report::plugin_frame_index(&frames) {
         Some(index) => index + 1,
         None => RUNTIME_FRAMES_KEPT,
     };
     frames.truncate(kept);
     for frame in &mut frames {
-        if symbolize::is_runtime(frame) {
+        if crate::report::is_runtime(frame) {
             frame.source = None;
             frame.line = None;
         } else if let Some(source) = &frame.source {

@@ -39,6 +39,10 @@ impl ReloadRole {
     }
 }
 
+/// The time one case (or one `plugcheck call`) may take unless told
+/// otherwise, as the command line spells it.
+pub const DEFAULT_TIMEOUT: &str = "10s";
+
 /// Settings cases read; sent by the parent with every batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseSettings {

@@ -19,10 +19,6 @@ use crate::worker::{Exchange, SpawnError, Worker};
 use crate::worker_choice::{self, Choice};
 use crate::{saved_input, worker_death};
 
-/// The time one case (or one `plugcheck call`) may take unless told
-/// otherwise, as the command line spells it.
-pub const DEFAULT_TIMEOUT: &str = "10s";
-
 /// How a run is configured.
 #[derive(Debug, Clone)]
 pub struct RunOptions {

@@ -118,7 +118,7 @@ fn file_safe(text: &str) -> String {
 /// the default, so a hang is cut off as in the run.
 pub fn replay_command(plugin: &Path, method: &str, input: &Path, timeout: Duration) -> String {
     let word = crate::os::shell_word;
-    let default = humantime::parse_duration(crate::runner::DEFAULT_TIMEOUT).ok();
+    let default = humantime::parse_duration(crate::outcome::DEFAULT_TIMEOUT).ok();
     let timeout = match Some(timeout) == default {
         true => String::new(),
         false => format!(

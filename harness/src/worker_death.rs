@@ -41,7 +41,7 @@ pub fn outcome(ended: Exchange, output: &CapturedOutput, context: &Circumstances
                 .unwrap_or_default();
             let finding = during.map(|call| Finding::of(call, context));
             let mut place = finding.as_ref().map(Finding::place).unwrap_or_default();
-            if let Some(frame) = symbolize::plugin_frame(&frames) {
+            if let Some(frame) = crate::report::plugin_frame(&frames) {
                 place.push_str(&format!(" at {}", frame.describe()));
             }
             let then = finding.as_ref().map(Finding::then).unwrap_or_default();

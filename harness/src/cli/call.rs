@@ -27,6 +27,9 @@ mod exit {
 /// The largest input `call` reads: a file, not a disk.
 const MAX_INPUT: u64 = 256 << 20;
 
+/// Frames of a crash shown when none is in the plugin.
+const FRAMES_WITHOUT_PLUGIN: usize = 8;
+
 /// Output bytes shown at most; the rest is counted.
 const SHOWN_OUTPUT: usize = 4096;
 
@@ -49,7 +52,7 @@ pub struct CallArgs {
     #[arg(long)]
     in_process: bool,
     /// Time the call (with load and init) may take in a worker.
-    #[arg(long, default_value = crate::runner::DEFAULT_TIMEOUT, value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = crate::outcome::DEFAULT_TIMEOUT, value_parser = humantime::parse_duration)]
     timeout: Duration,
 }
 
@@ -201,15 +204,28 @@ fn show_death(ended: Exchange, method: &str, plugin: &Path, timeout: Duration) -
             let frames = stack
                 .map(|raw| symbolize::symbolize(&raw, plugin))
                 .unwrap_or_default();
-            for (depth, frame) in frames.iter().enumerate() {
+            // Down to the plugin's outermost frame: what lies beyond is
+            // the harness calling it.
+            let shown = frames
+                .iter()
+                .rposition(|frame| frame.in_plugin)
+                .map_or(FRAMES_WITHOUT_PLUGIN, |last| last + 1)
+                .min(frames.len());
+            for (depth, frame) in frames[..shown].iter().enumerate() {
+                let not_plugin = if frame.in_plugin {
+                    ""
+                } else {
+                    "  [not the plugin]"
+                };
                 say(&format!(
-                    "  #{depth:<2} {}{}\n",
-                    text::one_line(&frame.describe()),
-                    if frame.in_plugin {
-                        ""
-                    } else {
-                        "  [not the plugin]"
-                    }
+                    "  #{depth:<2} {}{not_plugin}\n",
+                    text::one_line(&frame.describe())
+                ));
+            }
+            if frames.len() > shown {
+                say(&format!(
+                    "  … {} more frame(s) of the harness that called it\n",
+                    frames.len() - shown
                 ));
             }
         }

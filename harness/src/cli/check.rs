@@ -32,7 +32,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
     /// Time one case may take before its worker is killed (e.g. 10s, 500ms).
-    #[arg(long, default_value = crate::runner::DEFAULT_TIMEOUT, value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = crate::outcome::DEFAULT_TIMEOUT, value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// `load-time` warns when the first load plus init take longer.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]

@@ -4,6 +4,8 @@
 //! same functions on every OS. The rest of the harness asks for capabilities
 //! and never writes `cfg`.
 
+pub mod crash_note;
+
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
 mod imp;

@@ -58,7 +58,7 @@ fn location(plugin: &Path, case: &CaseReport) -> String {
             .display()
             .to_string()
     };
-    let source_line = crate::symbolize::plugin_frame(&case.detail.stack).and_then(|frame| {
+    let source_line = super::plugin_frame(&case.detail.stack).and_then(|frame| {
         let source = Path::new(frame.source.as_deref()?);
         let inside = workspace.as_deref().is_some_and(|w| source.starts_with(w));
         Some((relative(source), frame.line?)).filter(|_| inside)

@@ -263,6 +263,41 @@ impl Frame {
     }
 }
 
+/// The frame a person should look at first: the innermost in the plugin
+/// that is the plugin's own code, not the language runtime linked into it
+/// (Rust's `std`, which aborts and panics on the plugin's behalf; Go's
+/// `runtime`); failing that, the innermost in the plugin at all.
+pub fn plugin_frame(frames: &[Frame]) -> Option<&Frame> {
+    plugin_frame_index(frames).map(|index| &frames[index])
+}
+
+/// Where [`plugin_frame`] is in `frames`.
+pub fn plugin_frame_index(frames: &[Frame]) -> Option<usize> {
+    frames
+        .iter()
+        .position(|frame| frame.in_plugin && !is_runtime(frame))
+}
+
+/// Whether a frame is in a language runtime rather than the plugin's own
+/// code: by the prefix of its (demangled) name, or, for a function inlined
+/// from Rust's standard library (whose inlined names are short), by its
+/// source path (`/rustc/<commit>/library/…`).
+pub fn is_runtime(frame: &Frame) -> bool {
+    const RUNTIME: &[&str] = &[
+        "std::", "core::", "alloc::", "<std::", "<core::", "<alloc::", "__rust", "rust_",
+        "runtime.", "_Unwind",
+    ];
+    let named = frame
+        .function
+        .as_deref()
+        .is_some_and(|function| RUNTIME.iter().any(|prefix| function.starts_with(prefix)));
+    let from_std = frame
+        .source
+        .as_deref()
+        .is_some_and(|source| source.starts_with("/rustc/") || source.contains("/library/core/"));
+    named || from_std
+}
+
 /// A source path cut to its last three components: enough to find the
 /// line, without the build machine's directories.
 pub fn short_source(path: &str) -> &str {

@@ -6,7 +6,6 @@
 mod capture;
 mod child;
 mod protocol;
-pub mod stack_note;
 mod supervisor;
 
 pub use child::{WorkerArgs, call_answer, serve};

@@ -18,7 +18,7 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::worker::stack_note::{MAX_FRAMES, NoteBuffer};
+use super::super::crash_note::{MAX_FRAMES, NoteBuffer};
 
 /// The signals that mean the worker crashed.
 const CRASH_SIGNALS: [libc::c_int; 5] = [

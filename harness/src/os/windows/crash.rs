@@ -24,7 +24,7 @@ use windows_sys::Win32::System::LibraryLoader::{
 use windows_sys::Win32::System::ProcessStatus::{K32GetModuleInformation, MODULEINFO};
 use windows_sys::Win32::System::Threading::GetCurrentProcess;
 
-use crate::worker::stack_note::{MAX_FRAMES, NoteBuffer};
+use super::super::crash_note::{MAX_FRAMES, NoteBuffer};
 
 /// The channel's socket; 0 until set.
 static CHANNEL: AtomicUsize = AtomicUsize::new(0);

@@ -194,13 +194,12 @@ pub fn unescape_bytes(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::protocol::{FromWorker, LineReader};
     use super::*;
 
     static BUFFER: NoteBuffer = NoteBuffer::new();
 
     #[test]
-    fn a_note_is_a_stack_message_and_only_one_is_taken() {
+    fn a_note_is_one_json_line_and_only_one_is_taken() {
         let mut note = BUFFER.take().expect("first");
         assert!(BUFFER.take().is_none(), "one note per process");
         note.begin(&[1, 0x7fff_0000_1234, u64::MAX]);
@@ -209,19 +208,18 @@ mod tests {
         note.module(b"C:\\dir\\plugin.dll", 0x1000, 0x2000);
         note.end_modules();
         let line = note.finish().to_vec();
-        let message: FromWorker = LineReader::new(&line[..]).receive(None).unwrap().unwrap();
-        let FromWorker::Stack(stack) = message else {
-            panic!("a stack message: {}", String::from_utf8_lossy(&line));
-        };
-        assert_eq!(stack.frames, [1, 0x7fff_0000_1234, u64::MAX]);
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
+        let message: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(message["type"], "stack");
         assert_eq!(
-            unescape_bytes(&stack.maps),
+            message["frames"],
+            serde_json::json!([1, 0x7fff_0000_1234_u64, u64::MAX])
+        );
+        assert_eq!(
+            unescape_bytes(message["maps"].as_str().unwrap()),
             "7f00-7f10 r-xp 00001000 08:01 42 /lib/libq\"uoteé.so\n"
         );
-        assert_eq!(stack.modules[0].path, "C:\\dir\\plugin.dll");
-        assert_eq!(
-            (stack.modules[0].start, stack.modules[0].end),
-            (0x1000, 0x2000)
-        );
+        assert_eq!(message["modules"][0]["path"], "C:\\dir\\plugin.dll");
+        assert_eq!(message["modules"][0]["end"], 0x2000);
     }
 }
