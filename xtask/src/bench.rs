@@ -8,7 +8,10 @@
 //!   worker, reported in the JSON), run by run. The target is overhead ≤ 3
 //!   floor spawns: one worker reused by every case, not a process per case.
 //!   Measured for the foundation families (the suite the target was set
-//!   for, gated) and for the whole suite with the reload family (printed);
+//!   for, gated), for every family before the crash family, and for the
+//!   whole suite (printed);
+//! - crash: what the crash family (`fuzz-methods`) adds to the suite on
+//!   echo, wall time against the suite without it (gated: ≤ 2×);
 //! - reload: latency of the reload engine against copy + open + call +
 //!   close, in one process; the watcher's debounce apart;
 //! - capture: how fast a plugin's output gets through the harness, per leg:
@@ -38,6 +41,12 @@ const RELOAD_P50_TARGET: f64 = 3.0;
 const RELOAD_P99_TARGET: f64 = 5.0;
 /// The case families the suite target was set for (all but reload).
 const FOUNDATION_FAMILIES: &str = "load,lookup,version,lifecycle,state,hygiene";
+/// Every family before the crash family: the suite the crash family's cost
+/// is measured against.
+pub const FAMILIES_BEFORE_CRASH: &str = "load,lookup,version,lifecycle,state,hygiene,reload";
+/// Target of the crash-family issue: the whole suite on echo at most this
+/// many times the suite without it, wall time.
+const CRASH_FAMILY_TARGET: f64 = 2.0;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -67,6 +76,14 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         runs,
         &scratch,
     )?;
+    let before_crash = measure_suite(
+        &Runner::Native,
+        plugcheck,
+        built("echo")?,
+        Some(FAMILIES_BEFORE_CRASH),
+        runs,
+        &scratch,
+    )?;
     let whole = measure_suite(
         &Runner::Native,
         plugcheck,
@@ -75,6 +92,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         runs,
         &scratch,
     )?;
+    let crash_cost = whole.wall.as_secs_f64() / before_crash.wall.as_secs_f64();
     let reload = reload_latency(plugcheck, built("counter")?, &scratch)?;
     let capture = measure_capture(&Runner::Native, plugcheck, built("noisy")?, &scratch)?;
     let go_native = match built("go-native-echo") {
@@ -106,7 +124,20 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         cpus()
     );
     foundation.print("suite   foundation families", true);
-    whole.print("suite   all families (reload too)", false);
+    before_crash.print("suite   all families before the crash family", false);
+    whole.print("suite   all families (crash too)", false);
+    println!(
+        "crash   the crash family (fuzz-methods, {} inputs × each method) on echo: wall {} → {} per run = {crash_cost:.2}× the suite without it (target ≤ {CRASH_FAMILY_TARGET}×: {}); its case work {}",
+        plugcheck::fuzz::DEFAULT_INPUTS,
+        ms(before_crash.wall),
+        ms(whole.wall),
+        if crash_cost <= CRASH_FAMILY_TARGET {
+            "met"
+        } else {
+            "NOT MET"
+        },
+        ms(whole.work.saturating_sub(before_crash.work)),
+    );
     reload.print();
     capture.print(HOST_PLATFORM);
     if let Some(go_native) = &go_native {
@@ -124,6 +155,11 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         bail!(
             "suite overhead {:.2}× floor is over the {SUITE_TARGET}× target",
             foundation.ratio()
+        );
+    }
+    if crash_cost > CRASH_FAMILY_TARGET {
+        bail!(
+            "the crash family makes the suite on echo {crash_cost:.2}× as slow, over the {CRASH_FAMILY_TARGET}× target"
         );
     }
     if let Some(go_native) = go_native.filter(|line| line.ratio() > bench_go_native::TARGET) {

@@ -1,4 +1,5 @@
-//! The Go-native line of `cargo xtask bench`: the whole suite over the
+//! The Go-native line of `cargo xtask bench`: the suite (every family
+//! before the crash family, which the bench prices apart) over the
 //! go-native-echo template, as `plugcheck check` runs it, against a floor
 //! measured in the same run — a Go program (`xtask/bench/go-native-floor`)
 //! that does `plugin.Open`, `Lookup("Plugin")` and one call in a fresh
@@ -70,6 +71,9 @@ pub fn measure(
         let started = Instant::now();
         let output = Command::new(plugcheck)
             .args(crate::conformance::check_argv())
+            // The suite the target was set for: fuzzing is measured on
+            // its own line, against the suite without it.
+            .args(["--filter", crate::bench::FAMILIES_BEFORE_CRASH])
             .arg("--json")
             .arg(&json)
             .arg(&echo.path)
