@@ -16,6 +16,10 @@ use crate::report::{CapturedOutput, CaseReport, Fuzz, FuzzInput, human_ms};
 use crate::worker::{Exchange, FuzzCall};
 use crate::{saved_input, symbolize};
 
+/// Characters of a method name a finding keeps (registered names are
+/// bounded by the host; an announced one comes over the channel).
+const MAX_METHOD_NAME: usize = 256;
+
 /// What the runner knows of the run, to explain a death.
 pub struct Circumstances<'a> {
     pub case: CaseId,
@@ -83,7 +87,8 @@ impl Finding {
         let seed = context.settings.seed;
         let input = fuzz::input(seed, call.input);
         let mut found = FuzzInput {
-            method: call.method,
+            // Named by a message the plugin could have forged: bounded.
+            method: crate::text::clip(&call.method, MAX_METHOD_NAME),
             index: call.input,
             size: input.len() as u64,
             what: fuzz::describe(seed, call.input),
