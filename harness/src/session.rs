@@ -26,6 +26,9 @@ pub struct Answer {
 /// answer, far below a length that is really garbage.
 pub const MAX_METHOD_OUTPUT: usize = 256 << 20;
 
+/// A method's status, its output buffer as handed back, and its `free_buf`.
+type Invoked = (i32, Buf, unsafe extern "C" fn(*mut Buf));
+
 /// An output buffer a method handed back that cannot be read as one.
 #[derive(Debug)]
 pub struct BrokenBuffer {
@@ -276,6 +279,19 @@ impl Session {
 
     /// Calls a registered method with `input`.
     pub fn call(&mut self, name: &str, input: &[u8]) -> Result<Option<Answer>, Outcome> {
+        let Some((status, mut out, free_buf)) = self.invoke(name, input)? else {
+            return Ok(None);
+        };
+        // SAFETY: `out` is what the plugin handed back; `free_buf` is its
+        // own function for it.
+        let output = unsafe { take_buf(&mut out, free_buf) };
+        Ok(Some(Answer { status, output }))
+    }
+
+    /// Calls method `name` (after init) with `input`: its status, the
+    /// buffer it handed back as it is, and its `free_buf`; `None` for a
+    /// method it did not register.
+    fn invoke(&mut self, name: &str, input: &[u8]) -> Result<Option<Invoked>, Outcome> {
         self.init()?;
         let free_buf = self.descriptor()?.functions.free_buf;
         let method = self.host.as_ref().expect("initialised above").lookup(name);
@@ -286,10 +302,7 @@ impl Session {
         // SAFETY: `method` was registered by the plugin for this ABI;
         // `input` and `out` are valid for the call.
         let status = unsafe { method(input.as_ptr(), input.len(), &mut out) };
-        // SAFETY: `out` is what the plugin handed back; `free_buf` is its
-        // own function for it.
-        let output = unsafe { take_buf(&mut out, free_buf) };
-        Ok(Some(Answer { status, output }))
+        Ok(Some((status, out, free_buf)))
     }
 
     /// Calls method `name` like [`Session::call`], but trusts nothing of the
@@ -302,15 +315,9 @@ impl Session {
         name: &str,
         input: &[u8],
     ) -> Result<Option<Result<Answer, BrokenBuffer>>, Outcome> {
-        self.init()?;
-        let free_buf = self.descriptor()?.functions.free_buf;
-        let method = self.host.as_ref().expect("initialised above").lookup(name);
-        let Some(method) = method else {
+        let Some((status, mut out, free_buf)) = self.invoke(name, input)? else {
             return Ok(None);
         };
-        let mut out = Buf::EMPTY;
-        // SAFETY: as in `call`.
-        let status = unsafe { method(input.as_ptr(), input.len(), &mut out) };
         let (ptr, len) = (out.ptr as usize, out.len);
         let broken = |problem: String| Ok(Some(Err(BrokenBuffer { status, problem })));
         if ptr == 0 {

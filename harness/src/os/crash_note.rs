@@ -182,6 +182,36 @@ impl Note {
     }
 }
 
+/// The crashing thread's frames, innermost first, into `frames`: the
+/// unwinder walks the stack it runs on (the `backtrace` crate: libgcc's
+/// unwinder on Linux, `RtlVirtualUnwind` on Windows), and the walk is cut
+/// at `faulting` (the faulting instruction, from the signal context or the
+/// exception record), which drops the handler's, filter's and dispatcher's
+/// own frames. Where the walk never reaches it, the faulting address alone
+/// is still worth reporting. Allocates nothing.
+pub fn crashing_frames(faulting: u64, frames: &mut [u64; MAX_FRAMES]) -> usize {
+    let mut all = [0u64; MAX_FRAMES + 32];
+    let mut count = 0;
+    // SAFETY: the walk only reads this thread's stack and unwind tables;
+    // nothing else runs on this thread meanwhile.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            all[count] = frame.ip() as u64;
+            count += 1;
+            count < all.len()
+        });
+    }
+    let walked = &all[..count];
+    let crashing: &[u64] = match walked.iter().position(|&ip| ip == faulting) {
+        Some(at) => &walked[at..],
+        None if faulting != 0 => std::slice::from_ref(&faulting),
+        None => walked,
+    };
+    let kept = crashing.len().min(MAX_FRAMES);
+    frames[..kept].copy_from_slice(&crashing[..kept]);
+    kept
+}
+
 /// Maps a string the note escaped byte by byte back to the bytes (each
 /// char below U+0100 is one byte), then reads them as UTF-8 where they are.
 pub fn unescape_bytes(text: &str) -> String {

@@ -18,7 +18,7 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::super::crash_note::{MAX_FRAMES, NoteBuffer};
+use super::super::crash_note::{MAX_FRAMES, NoteBuffer, crashing_frames};
 
 /// The signals that mean the worker crashed.
 const CRASH_SIGNALS: [libc::c_int; 5] = [
@@ -108,35 +108,6 @@ extern "C" fn on_crash(
             libc::raise(signal);
         }
     }
-}
-
-/// The crashing thread's frames, innermost first: from the faulting
-/// instruction out, without the handler's own frames.
-fn crashing_frames(pc: u64, frames: &mut [u64; MAX_FRAMES]) -> usize {
-    let mut all = [0u64; MAX_FRAMES + 16];
-    let mut count = 0;
-    // SAFETY: the walk only reads this thread's stack; nothing else runs
-    // on this thread meanwhile.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            all[count] = frame.ip() as u64;
-            count += 1;
-            count < all.len()
-        });
-    }
-    let walked = &all[..count];
-    // The unwinder reports the interrupted frame at the faulting address:
-    // start there. Where it could not cross the signal frame, the faulting
-    // address alone is still worth having.
-    let from = walked.iter().position(|&ip| ip == pc);
-    let crashing: &[u64] = match from {
-        Some(at) => &walked[at..],
-        None if pc != 0 => std::slice::from_ref(&pc),
-        None => walked,
-    };
-    let kept = crashing.len().min(MAX_FRAMES);
-    frames[..kept].copy_from_slice(&crashing[..kept]);
-    kept
 }
 
 /// The program counter at the fault.

@@ -24,7 +24,7 @@ use windows_sys::Win32::System::LibraryLoader::{
 use windows_sys::Win32::System::ProcessStatus::{K32GetModuleInformation, MODULEINFO};
 use windows_sys::Win32::System::Threading::GetCurrentProcess;
 
-use super::super::crash_note::{MAX_FRAMES, NoteBuffer};
+use super::super::crash_note::{MAX_FRAMES, NoteBuffer, crashing_frames};
 
 /// The channel's socket; 0 until set.
 static CHANNEL: AtomicUsize = AtomicUsize::new(0);
@@ -87,31 +87,6 @@ pub unsafe fn report(info: *const EXCEPTION_POINTERS) {
         }
         sent += wrote as usize;
     }
-}
-
-/// The crashing thread's frames, innermost first: from the faulting
-/// address out, without the filter's and the exception dispatcher's.
-fn crashing_frames(faulting: u64, frames: &mut [u64; MAX_FRAMES]) -> usize {
-    let mut all = [0u64; MAX_FRAMES + 32];
-    let mut count = 0;
-    // SAFETY: the walk only reads this thread's stack.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            all[count] = frame.ip() as u64;
-            count += 1;
-            count < all.len()
-        });
-    }
-    let walked = &all[..count];
-    let from = walked.iter().position(|&ip| ip == faulting);
-    let crashing: &[u64] = match from {
-        Some(at) => &walked[at..],
-        None if faulting != 0 => std::slice::from_ref(&faulting),
-        None => walked,
-    };
-    let kept = crashing.len().min(MAX_FRAMES);
-    frames[..kept].copy_from_slice(&crashing[..kept]);
-    kept
 }
 
 /// The base and size of the module `address` is in.
