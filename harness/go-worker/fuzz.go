@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // maxFuzzedMethods bounds the methods fuzzed, as in the Rust worker.
@@ -44,7 +45,16 @@ func (s *session) fuzzMethods() outcome {
 	}
 	seed := fmt.Sprintf("%#x", s.settings.Seed)
 	record := &fuzz{Seed: seed, Inputs: uint32(len(inputs)), Methods: ptr(uint32(len(methods)))}
+	// Like the Rust worker: stop feeding inputs at half the case timeout,
+	// and say how far it got.
+	started := time.Now()
+	budget := time.Duration(s.settings.FuzzBudgetMs) * time.Millisecond
+	fed := 0
 	for index, input := range inputs {
+		if time.Since(started) > budget {
+			break
+		}
+		fed = index + 1
 		for _, name := range methods {
 			s.announce(name, uint32(index))
 			method := s.current.host.methods[name]
@@ -61,7 +71,6 @@ func (s *session) fuzzMethods() outcome {
 			}
 		}
 	}
-	record.Digest = ptr(digest)
 	unfuzzed := ""
 	if more := registered - len(methods); more > 0 {
 		unfuzzed = fmt.Sprintf(" (%d more method(s) not fuzzed: at most %d)", more, maxFuzzedMethods)
@@ -70,8 +79,18 @@ func (s *session) fuzzMethods() outcome {
 	if record.Refused > 0 {
 		refused = fmt.Sprintf("%d call(s) returned an error, which is allowed", record.Refused)
 	}
-	o := pass(fmt.Sprintf("%d method(s) × %d inputs (seed %s): none crashed, hung or panicked; %s%s",
-		len(methods), len(inputs), seed, refused, unfuzzed))
+	foundNothing := fmt.Sprintf("%d method(s) × %d inputs (seed %s): none crashed, hung or panicked; %s%s",
+		len(methods), fed, seed, refused, unfuzzed)
+	if fed < len(inputs) {
+		// The digest is the whole series': it does not describe a part.
+		record.Inputs = uint32(fed)
+		o := warning(fmt.Sprintf("%s; stopped after %d of %d inputs, when the time budget (%d ms, half the case timeout) ran out: raise --timeout to feed them all",
+			foundNothing, fed, len(inputs), s.settings.FuzzBudgetMs))
+		o.Detail.Fuzz = record
+		return o
+	}
+	record.Digest = ptr(digest)
+	o := pass(foundNothing)
 	o.Detail.Fuzz = record
 	return o
 }

@@ -26,6 +26,7 @@ type settings struct {
 	ReloadTo        map[string]string `json:"reload_to"`
 	Scratch         *string           `json:"scratch"`
 	Seed            uint64            `json:"seed"`
+	FuzzBudgetMs    uint64            `json:"fuzz_budget_ms"`
 	FuzzSeries      *string           `json:"fuzz_series"`
 }
 

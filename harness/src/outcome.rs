@@ -62,6 +62,11 @@ pub struct CaseSettings {
     pub fuzz_inputs: u32,
     /// The seed of the fuzz inputs: the same seed, the same bytes.
     pub seed: u64,
+    /// Time `fuzz-methods` may spend before it stops feeding inputs (half
+    /// the case timeout): a slow but sound plugin gets a warning saying
+    /// how far it got, not a timeout.
+    #[serde(default = "default_fuzz_budget")]
+    pub fuzz_budget_ms: u64,
     /// The series of fuzz inputs as a file, for a worker that cannot make
     /// it itself (the Go worker); see `fuzz::write_series`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +81,15 @@ impl CaseSettings {
     pub fn grace_for(timeout: std::time::Duration) -> u64 {
         (timeout.as_millis() as u64 / 4).min(1000)
     }
+
+    /// The fuzz budget for a case timeout: half of it.
+    pub fn fuzz_budget_for(timeout: std::time::Duration) -> u64 {
+        timeout.as_millis() as u64 / 2
+    }
+}
+
+fn default_fuzz_budget() -> u64 {
+    CaseSettings::default().fuzz_budget_ms
 }
 
 impl Default for CaseSettings {
@@ -88,6 +102,7 @@ impl Default for CaseSettings {
             reload_to: BTreeMap::new(),
             fuzz_inputs: crate::fuzz::DEFAULT_INPUTS,
             seed: crate::fuzz::DEFAULT_SEED,
+            fuzz_budget_ms: 5000,
             fuzz_series: None,
             scratch: None,
         }

@@ -8,10 +8,10 @@
 //!   worker, reported in the JSON), run by run. The target is overhead ≤ 3
 //!   floor spawns: one worker reused by every case, not a process per case.
 //!   Measured for the foundation families (the suite the target was set
-//!   for, gated), for every family before the crash family, and for the
-//!   whole suite (printed);
+//!   for, gated) and for the whole suite (printed);
 //! - crash: what the crash family (`fuzz-methods`) adds to the suite on
-//!   echo, wall time against the suite without it (gated: ≤ 2×);
+//!   echo: the suite without it and with it, alternated run by run, median
+//!   wall times compared (gated: ≤ 2×);
 //! - reload: latency of the reload engine against copy + open + call +
 //!   close, in one process; the watcher's debounce apart;
 //! - capture: how fast a plugin's output gets through the harness, per leg:
@@ -76,14 +76,6 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         runs,
         &scratch,
     )?;
-    let before_crash = measure_suite(
-        &Runner::Native,
-        plugcheck,
-        built("echo")?,
-        Some(FAMILIES_BEFORE_CRASH),
-        runs,
-        &scratch,
-    )?;
     let whole = measure_suite(
         &Runner::Native,
         plugcheck,
@@ -92,7 +84,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         runs,
         &scratch,
     )?;
-    let crash_cost = whole.wall.as_secs_f64() / before_crash.wall.as_secs_f64();
+    let crash = measure_crash_cost(plugcheck, built("echo")?, runs, &scratch)?;
     let reload = reload_latency(plugcheck, built("counter")?, &scratch)?;
     let capture = measure_capture(&Runner::Native, plugcheck, built("noisy")?, &scratch)?;
     let go_native = match built("go-native-echo") {
@@ -124,20 +116,8 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         cpus()
     );
     foundation.print("suite   foundation families", true);
-    before_crash.print("suite   all families before the crash family", false);
     whole.print("suite   all families (crash too)", false);
-    println!(
-        "crash   the crash family (fuzz-methods, {} inputs × each method) on echo: wall {} → {} per run = {crash_cost:.2}× the suite without it (target ≤ {CRASH_FAMILY_TARGET}×: {}); its case work {}",
-        plugcheck::fuzz::DEFAULT_INPUTS,
-        ms(before_crash.wall),
-        ms(whole.wall),
-        if crash_cost <= CRASH_FAMILY_TARGET {
-            "met"
-        } else {
-            "NOT MET"
-        },
-        ms(whole.work.saturating_sub(before_crash.work)),
-    );
+    crash.print();
     reload.print();
     capture.print(HOST_PLATFORM);
     if let Some(go_native) = &go_native {
@@ -157,9 +137,10 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             foundation.ratio()
         );
     }
-    if crash_cost > CRASH_FAMILY_TARGET {
+    if crash.ratio() > CRASH_FAMILY_TARGET {
         bail!(
-            "the crash family makes the suite on echo {crash_cost:.2}× as slow, over the {CRASH_FAMILY_TARGET}× target"
+            "the crash family makes the suite on echo {:.2}× as slow, over the {CRASH_FAMILY_TARGET}× target",
+            crash.ratio()
         );
     }
     if let Some(go_native) = go_native.filter(|line| line.ratio() > bench_go_native::TARGET) {
@@ -347,6 +328,100 @@ impl SuiteTiming {
     }
 }
 
+/// One `plugcheck check --json` over echo (with `filter`): its wall time and
+/// its report.
+fn check_once(
+    runner: &Runner,
+    plugcheck: &Path,
+    echo: &Built,
+    filter: Option<&str>,
+    json: &Path,
+) -> anyhow::Result<(Duration, Report)> {
+    let mut args = conformance::check_argv();
+    args.extend(["--json".into(), runner.path(json), runner.path(&echo.path)]);
+    if let Some(filter) = filter {
+        args.extend(["--filter".into(), filter.into()]);
+    }
+    let started = Instant::now();
+    let output = runner
+        .command(plugcheck, args)
+        .stdout_null()
+        .unchecked()
+        .run()?;
+    let wall = started.elapsed();
+    if !output.status.success() {
+        bail!(
+            "`plugcheck check` failed on the echo plugin: {}",
+            output.status
+        );
+    }
+    Ok((wall, Report::read_json(json)?))
+}
+
+/// What the crash family adds to the whole suite on echo: the suite
+/// without it and with it, alternated run by run (so the machine's drift
+/// hits both alike), medians compared.
+struct CrashCost {
+    runs: usize,
+    without: Duration,
+    with: Duration,
+    fuzz_work: Duration,
+}
+
+impl CrashCost {
+    fn ratio(&self) -> f64 {
+        self.with.as_secs_f64() / self.without.as_secs_f64()
+    }
+
+    fn print(&self) {
+        let met = if self.ratio() <= CRASH_FAMILY_TARGET {
+            "met"
+        } else {
+            "NOT MET"
+        };
+        println!(
+            "crash   the crash family on echo (fuzz-methods: {} inputs × 3 methods), {} alternated runs: the suite without it {} → with it {} = {:.2}× (target ≤ {CRASH_FAMILY_TARGET}×: {met}); fuzz-methods' own work {}",
+            plugcheck::fuzz::DEFAULT_INPUTS,
+            self.runs,
+            ms(self.without),
+            ms(self.with),
+            self.ratio(),
+            ms(self.fuzz_work)
+        );
+    }
+}
+
+fn measure_crash_cost(
+    plugcheck: &Path,
+    echo: &Built,
+    runs: usize,
+    scratch: &tempfile::TempDir,
+) -> anyhow::Result<CrashCost> {
+    let json = scratch.path().join("crash-cost.json");
+    let runner = Runner::Native;
+    check_once(&runner, plugcheck, echo, Some(FAMILIES_BEFORE_CRASH), &json)?;
+    check_once(&runner, plugcheck, echo, None, &json)?;
+    let (mut without, mut with, mut fuzz_work) = (vec![], vec![], vec![]);
+    for _ in 0..runs {
+        without.push(check_once(&runner, plugcheck, echo, Some(FAMILIES_BEFORE_CRASH), &json)?.0);
+        let (wall, report) = check_once(&runner, plugcheck, echo, None, &json)?;
+        with.push(wall);
+        let fuzz = report.plugins[0]
+            .cases
+            .iter()
+            .find(|case| case.id == plugcheck::catalog::CaseId::FuzzMethods)
+            .and_then(|case| case.work_us)
+            .context("the whole suite ran fuzz-methods")?;
+        fuzz_work.push(Duration::from_micros(fuzz));
+    }
+    Ok(CrashCost {
+        runs,
+        without: percentile(&mut without, 50),
+        with: percentile(&mut with, 50),
+        fuzz_work: percentile(&mut fuzz_work, 50),
+    })
+}
+
 /// Alternates floor spawns with suite runs, so drift in the machine's load
 /// (2 shared cores) hits both alike.
 fn measure_suite(
@@ -374,27 +449,7 @@ fn measure_suite(
         }
         Ok(started.elapsed())
     };
-    let suite_once = || -> anyhow::Result<(Duration, Report)> {
-        let mut args = conformance::check_argv();
-        args.extend(["--json".into(), runner.path(&json), runner.path(&echo.path)]);
-        if let Some(filter) = filter {
-            args.extend(["--filter".into(), filter.into()]);
-        }
-        let started = Instant::now();
-        let output = runner
-            .command(plugcheck, args)
-            .stdout_null()
-            .unchecked()
-            .run()?;
-        let wall = started.elapsed();
-        if !output.status.success() {
-            bail!(
-                "`plugcheck check` failed on the echo plugin: {}",
-                output.status
-            );
-        }
-        Ok((wall, Report::read_json(&json)?))
-    };
+    let suite_once = || check_once(runner, plugcheck, echo, filter, &json);
     // One unmeasured round warms the page cache and the loader.
     floor_once()?;
     suite_once()?;

@@ -6,6 +6,8 @@
 //! hang ends the worker, so the parent decides those; it knows which call
 //! it was because each call is announced before it is made.
 
+use std::time::{Duration, Instant};
+
 use super::{CaseSettings, Concluded, Outcome};
 use crate::fuzz::{self, SeriesDigest};
 use crate::report::{Fuzz, FuzzInput};
@@ -56,7 +58,14 @@ pub fn fuzz_methods(
     };
     let mut digest = SeriesDigest::default();
     let mut logs = Vec::new();
+    let started = Instant::now();
+    let budget = Duration::from_millis(settings.fuzz_budget_ms);
+    let mut fed = 0;
     for index in 0..settings.fuzz_inputs {
+        if started.elapsed() > budget {
+            break;
+        }
+        fed = index + 1;
         let input = fuzz::input(seed, index);
         digest.add(&input);
         for method in &methods {
@@ -100,6 +109,7 @@ pub fn fuzz_methods(
         }
     }
     fuzz.digest = Some(digest.hex());
+    fuzz.inputs = fed;
     let unfuzzed = match registered - methods.len() {
         0 => String::new(),
         more => format!(" ({more} more method(s) not fuzzed: at most {MAX_FUZZED_METHODS})"),
@@ -108,13 +118,21 @@ pub fn fuzz_methods(
         0 => "every call returned 0".to_owned(),
         refused => format!("{refused} call(s) returned an error status, which is allowed"),
     };
-    Ok(Outcome::pass(format!(
-        "{} method(s) × {} inputs (seed {}): none crashed, hung or handed back a broken buffer; {refused}{unfuzzed}",
+    let found_nothing = format!(
+        "{} method(s) × {fed} inputs (seed {}): none crashed, hung or handed back a broken buffer; {refused}{unfuzzed}",
         methods.len(),
-        settings.fuzz_inputs,
         fuzz.seed
-    ))
-    .with_detail(|detail| {
+    );
+    let outcome = if fed < settings.fuzz_inputs {
+        Outcome::warning(format!(
+            "{found_nothing}; stopped after {fed} of {} inputs, when the time budget ({}, half the case timeout) ran out: raise --timeout to feed them all",
+            settings.fuzz_inputs,
+            crate::text::human_ms(settings.fuzz_budget_ms)
+        ))
+    } else {
+        Outcome::pass(found_nothing)
+    };
+    Ok(outcome.with_detail(|detail| {
         detail.fuzz = Some(fuzz);
         detail.logs = logs;
     }))

@@ -193,6 +193,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             reload_to,
             fuzz_inputs: args.fuzz_inputs,
             seed: args.seed,
+            fuzz_budget_ms: CaseSettings::fuzz_budget_for(args.timeout),
             fuzz_series: None,
             scratch: scratch_path.clone(),
         },

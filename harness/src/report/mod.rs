@@ -183,13 +183,14 @@ pub struct Detail {
 pub struct Fuzz {
     /// The seed, as `--seed` takes it back.
     pub seed: String,
-    /// Inputs each method was to be called with.
+    /// Inputs each method was called with (fewer than asked for when the
+    /// time budget ran out, which the reason says).
     pub inputs: u32,
     /// Methods fuzzed (unknown when the worker died on the way).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub methods: Option<u32>,
-    /// XXH3 of the whole series: equal on every platform for one seed
-    /// (unknown when the worker died before the series ended).
+    /// XXH3 of the inputs fed: equal on every platform for one seed and
+    /// count (unknown when the worker died before the series ended).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// Calls the plugin answered with an error status (allowed: a method
