@@ -20,7 +20,8 @@ pub fn save(
     timeout: Duration,
 ) -> Result<(), String> {
     let dir = dir.ok_or("no directory for inputs was given (--inputs-dir)")?;
-    let path = save_input(dir, plugin, found, input, seed)?;
+    let path = save_input(dir, plugin, found, input, seed)
+        .map_err(|error| format!("{error}; pass --inputs-dir with a directory you can write to"))?;
     found.replay = Some(replay_command(plugin, &found.method, &path, timeout));
     found.saved = Some(path.display().to_string());
     Ok(())

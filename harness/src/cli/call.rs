@@ -24,8 +24,8 @@ mod exit {
     pub const METHOD_FAILED: u8 = 1;
 }
 
-/// The largest input `call` reads: a file, not a disk.
-const MAX_INPUT: u64 = 256 << 20;
+/// The largest input `call` reads: the worker's bound, said up front.
+const MAX_INPUT: u64 = worker::MAX_CALL_INPUT;
 
 /// Frames of a crash shown when none is in the plugin.
 const FRAMES_WITHOUT_PLUGIN: usize = 8;
@@ -92,7 +92,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
     ));
     if args.in_process {
         let bytes = match &input {
-            Some(path) => read_bounded(path)?,
+            Some(path) => worker::read_call_input(path).map_err(anyhow::Error::msg)?,
             None => Vec::new(),
         };
         let mut session = Session::new(plugin);
@@ -328,19 +328,6 @@ fn regular_file(path: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(std::path::absolute(path)?)
-}
-
-fn read_bounded(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_INPUT + 1).read_to_end(&mut bytes))
-        .with_context(|| format!("cannot read the input `{}`", path.display()))?;
-    if bytes.len() as u64 > MAX_INPUT {
-        bail!("the input is larger than {} MiB", MAX_INPUT >> 20);
-    }
-    // Exactly as long as the input, as the fuzz series hands it.
-    bytes.shrink_to_fit();
-    Ok(bytes)
 }
 
 fn copy_stdin() -> anyhow::Result<tempfile::NamedTempFile> {

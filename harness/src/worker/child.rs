@@ -64,7 +64,11 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 &settings,
             ),
             ToWorker::Call { seq, method, input } => {
-                let answer = match input.as_deref().map(read_input).unwrap_or(Ok(Vec::new())) {
+                let answer = match input
+                    .as_deref()
+                    .map(read_call_input)
+                    .unwrap_or(Ok(Vec::new()))
+                {
                     Ok(bytes) => call_answer(&mut session, &method, &bytes),
                     Err(reason) => CallAnswer::NotReady { reason },
                 };
@@ -130,7 +134,7 @@ fn run_batch(
 }
 
 /// Inputs `plugcheck call` passes at most: a file, not a disk.
-const MAX_CALL_INPUT: u64 = 256 << 20;
+pub const MAX_CALL_INPUT: u64 = 256 << 20;
 
 /// Output bytes a call answer carries at most (hex doubles them, and the
 /// channel takes lines of a few MiB).
@@ -162,9 +166,10 @@ pub fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> CallAns
     }
 }
 
-/// The input file's bytes; the parent made it a regular file (stdin is
-/// copied into one), so this neither blocks nor reads without end.
-fn read_input(path: &std::path::Path) -> Result<Vec<u8>, String> {
+/// The bytes of `plugcheck call`'s input file, bounded, exactly as long as
+/// the input (in a worker, or in `call --in-process`); `call` made it a
+/// regular file (stdin is copied into one), so this does not block.
+pub fn read_call_input(path: &std::path::Path) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     let cannot = |error: std::io::Error| format!("cannot read `{}`: {error}", path.display());
     let file = std::fs::File::open(path).map_err(cannot)?;

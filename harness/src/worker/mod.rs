@@ -8,7 +8,7 @@ mod child;
 mod protocol;
 mod supervisor;
 
-pub use child::{WorkerArgs, call_answer, serve};
+pub use child::{MAX_CALL_INPUT, WorkerArgs, call_answer, read_call_input, serve};
 pub use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
 pub use supervisor::{
     Exchange, FuzzCall, SpawnError, Worker, interrupted, kill_all, reap_leftovers, run_helper,
