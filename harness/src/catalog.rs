@@ -210,6 +210,29 @@ impl std::fmt::Display for Family {
     }
 }
 
+/// Checks that `name` is a case id or a family name; the error names it,
+/// with the closest known name when there is one.
+pub fn check_case_or_family(name: &str) -> Result<(), String> {
+    let names: Vec<String> = CaseId::ALL
+        .iter()
+        .flat_map(|case| [case.id().to_owned(), case.family().to_string()])
+        .collect();
+    if names.iter().any(|known| known == name) {
+        return Ok(());
+    }
+    let closest = names
+        .iter()
+        .map(|known| (strsim::jaro_winkler(name, known), known))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, known)| format!(" (did you mean `{known}`?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "unknown case or family `{}`{closest}: `plugcheck list` shows them",
+        crate::text::one_line(name)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::CaseId;
 use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
+use crate::policy::Policy;
 use crate::report::event::{Event, Reporters, WorkerStart};
 use crate::report::{
     CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, Verdict,
@@ -28,7 +29,11 @@ pub struct RunOptions {
     pub cases: Vec<CaseId>,
     pub timeout: Duration,
     pub settings: CaseSettings,
-    pub deny_warnings: bool,
+    /// What passes the gate.
+    pub policy: Policy,
+    /// Runs of each plugin's cases, each in fresh workers (`--repeat`):
+    /// runs that disagree make a case flaky.
+    pub repeat: u32,
     /// Plugins checked at the same time.
     pub jobs: usize,
     /// Where inputs that crash or hang a method are saved (none: they are
@@ -61,7 +66,7 @@ pub fn run_all(
             let Some(plugin) = plugins.get(index) else {
                 break;
             };
-            let result = run_plugin_reporting(index, plugin, options, &emit);
+            let result = run_plugin_repeated(index, plugin, options, &emit);
             if let Ok(report) = &result {
                 emit(&Event::PluginFinished { index, report });
             }
@@ -84,13 +89,16 @@ pub fn run_all(
         .into_iter()
         .map(|result| result.expect("every plugin was run"))
         .collect::<Result<Vec<_>, _>>()?;
-    let report = Report {
+    let mut report = Report {
         tool: format!("plugcheck {}", env!("CARGO_PKG_VERSION")),
         platform,
         timeout_ms: options.timeout.as_millis() as u64,
         plugins: reports,
         toolchain_probes: Vec::new(),
+        policy: Policy::default(),
+        waivers: Vec::new(),
     };
+    options.policy.judge(&mut report, crate::policy::today());
     // An interrupted run's results are not verdicts: nothing reports them.
     if !crate::worker::interrupted() {
         reporters.emit(&Event::RunFinished { report: &report });
@@ -102,16 +110,73 @@ pub fn run_all(
 /// worker (and batch) only after a crash or timeout, or for a case that
 /// must see the plugin's first load.
 pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, SpawnError> {
-    run_plugin_reporting(0, path, options, &|_| {})
+    run_plugin_reporting(
+        PluginRun {
+            index: 0,
+            attempt: None,
+        },
+        path,
+        options,
+        &|_| {},
+    )
 }
 
-/// [`run_plugin`], saying what happens as `index`'s events.
-fn run_plugin_reporting(
+/// Which plugin of the run, and which of its repeated runs (none outside
+/// `--repeat`).
+#[derive(Debug, Clone, Copy)]
+struct PluginRun {
+    index: usize,
+    attempt: Option<u32>,
+}
+
+/// The plugin's cases `options.repeat` times, each run in fresh workers,
+/// as one judged report.
+fn run_plugin_repeated(
     index: usize,
     path: &Path,
     options: &RunOptions,
     emit: &(dyn Fn(&Event<'_>) + Sync),
 ) -> Result<PluginReport, SpawnError> {
+    let mut report = if options.repeat <= 1 {
+        run_plugin_reporting(
+            PluginRun {
+                index,
+                attempt: None,
+            },
+            path,
+            options,
+            emit,
+        )?
+    } else {
+        let runs = (1..=options.repeat)
+            .map(|attempt| {
+                run_plugin_reporting(
+                    PluginRun {
+                        index,
+                        attempt: Some(attempt),
+                    },
+                    path,
+                    options,
+                    emit,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::repeat::combine(runs).expect("at least two runs")
+    };
+    options
+        .policy
+        .judge_plugin(&mut report, crate::policy::today());
+    Ok(report)
+}
+
+/// [`run_plugin`], saying what happens as `index`'s events.
+fn run_plugin_reporting(
+    run: PluginRun,
+    path: &Path,
+    options: &RunOptions,
+    emit: &(dyn Fn(&Event<'_>) + Sync),
+) -> Result<PluginReport, SpawnError> {
+    let index = run.index;
     emit(&Event::PluginStarted { index, path });
     let started = Instant::now();
     let program = match worker_choice::for_plugin(path, &options.worker_exe) {
@@ -163,7 +228,7 @@ fn run_plugin_reporting(
                     index,
                     why: why_next_worker,
                 });
-                worker.insert(spawn_worker(&program.exe, path)?)
+                worker.insert(spawn_worker(&program.exe, path, run.attempt)?)
             }
         };
         active.start(&batch, &ledger, &settings);
@@ -266,7 +331,7 @@ fn run_plugin_reporting(
         finish(worker, &mut cases, &mut slots);
     }
     worker_death::explain_once(&mut cases, worker_death::ALLOCATOR_ABORT);
-    let gate = Gate::tally(&cases, options.deny_warnings);
+    let gate = Gate::tally(&cases, &Policy::default());
     Ok(PluginReport {
         path: path.to_owned(),
         plugin: info,
@@ -310,7 +375,7 @@ fn refused(
         });
         cases.push(case_report(case, outcome, Instant::now(), None));
     }
-    let gate = Gate::tally(&cases, options.deny_warnings);
+    let gate = Gate::tally(&cases, &Policy::default());
     PluginReport {
         path: path.to_owned(),
         plugin: None,
@@ -363,16 +428,20 @@ fn batch_len(cases: &[CaseId], worker_applies_ledger: bool, ledger: &Ledger) -> 
 /// itself fails: Wine now and then refuses a CreateProcess right after a
 /// Job Object was terminated (ERROR_INTERNAL_ERROR, 1359). A start that
 /// keeps failing is the harness's error, reported as such.
-fn spawn_worker(exe: &Path, plugin: &Path) -> Result<Worker, SpawnError> {
+fn spawn_worker(exe: &Path, plugin: &Path, attempt: Option<u32>) -> Result<Worker, SpawnError> {
+    let environment: Vec<(&str, String)> = attempt
+        .map(|attempt| (crate::repeat::ATTEMPT_VARIABLE, attempt.to_string()))
+        .into_iter()
+        .collect();
     let mut delay = Duration::from_millis(20);
     for _ in 0..3 {
-        match Worker::spawn(exe, plugin) {
+        match Worker::spawn(exe, plugin, &environment) {
             Err(SpawnError::Start { .. }) => std::thread::sleep(delay),
             other => return other,
         }
         delay *= 5;
     }
-    Worker::spawn(exe, plugin)
+    Worker::spawn(exe, plugin, &environment)
 }
 
 /// Ends a worker (its whole tree killed) and gives each case it answered
@@ -436,6 +505,8 @@ fn case_report(
         output: outcome.output,
         duration_us: started.elapsed().as_micros() as u64,
         work_us,
+        waiver: None,
+        attempts: Vec::new(),
     }
 }
 
@@ -505,7 +576,8 @@ impl crate::reload::Preflight for IsolatedPreflight {
             cases: CaseId::ALL[..=upto].to_vec(),
             timeout: self.timeout,
             settings: CaseSettings::default(),
-            deny_warnings: false,
+            policy: Policy::default(),
+            repeat: 1,
             jobs: 1,
             inputs_dir: None,
         };

@@ -106,7 +106,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
         Choice::Refused(outcome) => bail!("{}", outcome.reason),
     };
     os_prepare();
-    let mut worker = Worker::spawn(&program.exe, &plugin)?;
+    let mut worker = Worker::spawn(&program.exe, &plugin, &[])?;
     let result = worker.call(&args.method, input.as_deref(), args.timeout);
     let (_, outputs) = worker.finish();
     let code = match result {

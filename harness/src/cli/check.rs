@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 
 use super::{exit, say};
 use crate::catalog::{CaseId, Family};
+use crate::gate_file::{self, GateFile};
 use crate::outcome::{CaseSettings, ReloadRole};
+use crate::policy::Policy;
 use crate::report::Report;
 use crate::report::event::{AtRunEnd, Reporter, Reporters};
 use crate::report::progress::Progress;
@@ -31,31 +33,54 @@ pub struct CheckArgs {
     /// testsuite per plugin, one testcase per case.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
-    /// Time one case may take before its worker is killed (e.g. 10s, 500ms).
-    #[arg(long, default_value = crate::outcome::DEFAULT_TIMEOUT, value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// `load-time` warns when the first load plus init take longer.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    load_time_bound: Duration,
-    /// Load/init/shutdown/close cycles `repeat-load` runs.
-    #[arg(long, default_value_t = CaseSettings::default().repeat_cycles)]
-    repeat_cycles: u32,
-    /// Reloads `reload-cycles` runs.
-    #[arg(long, default_value_t = CaseSettings::default().reload_cycles)]
-    reload_cycles: u32,
+    /// Time one case may take before its worker is killed (e.g. 10s, 500ms)
+    /// [default: the gate file's `timeout`, else 10s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// `load-time` warns when the first load plus init take longer
+    /// [default: the gate file's, else 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    load_time_bound: Option<Duration>,
+    /// Load/init/shutdown/close cycles `repeat-load` runs [default: the gate
+    /// file's, else 10].
+    #[arg(long)]
+    repeat_cycles: Option<u32>,
+    /// Reloads `reload-cycles` runs [default: the gate file's, else 100].
+    #[arg(long)]
+    reload_cycles: Option<u32>,
     /// Another build the reload cases switch to: upgrade=PATH (a newer
     /// version), broken=PATH (one that fails to start), abi-mismatch=PATH
-    /// (built for another ABI major). Repeatable.
+    /// (built for another ABI major). Repeatable; a role given here
+    /// replaces the gate file's.
     #[arg(long, value_name = "ROLE=PATH", value_parser = parse_reload_target)]
     reload_to: Vec<(ReloadRole, PathBuf)>,
-    /// Inputs `fuzz-methods` calls each method with.
-    #[arg(long, default_value_t = crate::fuzz::DEFAULT_INPUTS, value_name = "N")]
-    fuzz_inputs: u32,
+    /// Inputs `fuzz-methods` calls each method with [default: the gate
+    /// file's, else 256].
+    #[arg(long, value_name = "N")]
+    fuzz_inputs: Option<u32>,
     /// The seed of the fuzz inputs (decimal or 0x-hex): the same seed gives
     /// the same inputs, byte for byte, on every platform. The report prints
-    /// the seed a run used.
-    #[arg(long, default_value = crate::fuzz::DEFAULT_SEED_TEXT, value_parser = crate::fuzz::parse_seed)]
-    seed: u64,
+    /// the seed a run used [default: the gate file's, else 0x706c756763686b31].
+    #[arg(long, value_parser = crate::fuzz::parse_seed)]
+    seed: Option<u64>,
+    /// Run each plugin's cases N times, each time in fresh workers: a case
+    /// whose runs disagree is `flaky`, which fails the gate unless waived
+    /// [default: the gate file's `repeat`, else 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: Option<u32>,
+    /// Check only the K-th of N slices of the plugins (1-based), for a CI
+    /// matrix: a plugin's slice follows from a hash of its file name, so
+    /// every machine cuts the same slices. `plugcheck merge` joins the
+    /// shards' reports.
+    #[arg(long, value_name = "K/N", value_parser = crate::shard::Partition::parse)]
+    partition: Option<crate::shard::Partition>,
+    /// The gate file [default: `plugcheck.toml` beside the plugin or in the
+    /// nearest directory above it, up to the repository's root].
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+    config: Option<PathBuf>,
+    /// Use no gate file, even where one would be found.
+    #[arg(long)]
+    no_config: bool,
     /// Where inputs that crashed or hung a method are saved [default: a
     /// `plugcheck-inputs` directory beside the --json report, or in the
     /// current directory].
@@ -64,9 +89,14 @@ pub struct CheckArgs {
     /// Plugins checked at the same time [default: number of CPUs].
     #[arg(long)]
     jobs: Option<usize>,
-    /// Count warnings as gate failures.
-    #[arg(long)]
-    deny_warnings: bool,
+    /// Count warnings as gate failures (`--deny-warnings=false` overrides a
+    /// gate file's `deny-warnings = true`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    deny_warnings: Option<bool>,
+    /// Count a case that does not apply to the plugin (skipped, not behind
+    /// a failure) as a gate failure, unless a waiver accepts it.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true, value_name = "BOOL")]
+    deny_skipped: Option<bool>,
     /// Post GitHub Actions annotations and a job summary: `auto` does when
     /// run by Actions (`GITHUB_ACTIONS=true`); `never` is for runs whose
     /// failures are intended, like a suite of known-bad test plugins.
@@ -131,15 +161,168 @@ impl Annotate {
     }
 }
 
+/// What a run uses, each setting from the command line, else the gate
+/// file, else the built-in default.
+struct Resolved {
+    timeout: Duration,
+    load_time_bound: Duration,
+    repeat_cycles: u32,
+    reload_cycles: u32,
+    fuzz_inputs: u32,
+    seed: u64,
+    repeat: u32,
+    reload_to: BTreeMap<ReloadRole, PathBuf>,
+    policy: Policy,
+}
+
+impl Resolved {
+    fn of(args: &CheckArgs, file: Option<&GateFile>) -> anyhow::Result<Resolved> {
+        let defaults = CaseSettings::default();
+        let from_file = |pick: fn(&GateFile) -> Option<Duration>| file.and_then(pick);
+        let mut reload_to = BTreeMap::new();
+        for (role, path) in file
+            .map(|file| file.reload_to.as_slice())
+            .unwrap_or_default()
+        {
+            reload_to.insert(*role, absolute(path)?);
+        }
+        for (role, path) in &args.reload_to {
+            reload_to.insert(*role, absolute(path)?);
+        }
+        Ok(Resolved {
+            timeout: args
+                .timeout
+                .or(from_file(|file| file.timeout))
+                .unwrap_or_else(|| {
+                    humantime::parse_duration(crate::outcome::DEFAULT_TIMEOUT).expect("a duration")
+                }),
+            load_time_bound: args
+                .load_time_bound
+                .or(from_file(|file| file.load_time_bound))
+                .unwrap_or(Duration::from_millis(defaults.load_time_bound_ms)),
+            repeat_cycles: args
+                .repeat_cycles
+                .or(file.and_then(|file| file.repeat_cycles))
+                .unwrap_or(defaults.repeat_cycles),
+            reload_cycles: args
+                .reload_cycles
+                .or(file.and_then(|file| file.reload_cycles))
+                .unwrap_or(defaults.reload_cycles),
+            fuzz_inputs: args
+                .fuzz_inputs
+                .or(file.and_then(|file| file.fuzz_inputs))
+                .unwrap_or(crate::fuzz::DEFAULT_INPUTS),
+            seed: args
+                .seed
+                .or(file.and_then(|file| file.seed))
+                .unwrap_or(crate::fuzz::DEFAULT_SEED),
+            repeat: args
+                .repeat
+                .or(file.and_then(|file| file.repeat))
+                .unwrap_or(1),
+            reload_to,
+            policy: Policy {
+                deny_warnings: args
+                    .deny_warnings
+                    .or(file.and_then(|file| file.deny_warnings))
+                    .unwrap_or(false),
+                deny_skipped: args
+                    .deny_skipped
+                    .or(file.and_then(|file| file.deny_skipped))
+                    .unwrap_or(false),
+                waivers: file.map(|file| file.waivers.clone()).unwrap_or_default(),
+                file: file.map(|file| file.path.display().to_string()),
+            },
+        })
+    }
+}
+
+/// The gate file of this run: `--config`, else the one the plugins share
+/// (`plugcheck.toml` beside them or above), else none. Plugins with
+/// different gate files cannot share a run: their settings would clash.
+fn find_gate_file(args: &CheckArgs) -> anyhow::Result<Option<PathBuf>> {
+    if args.no_config {
+        return Ok(None);
+    }
+    if let Some(path) = &args.config {
+        return Ok(Some(absolute(path)?));
+    }
+    let mut found: Option<(PathBuf, &Path)> = None;
+    for plugin in &args.plugins {
+        let Some(file) = gate_file::discover(&absolute(plugin)?) else {
+            continue;
+        };
+        match &found {
+            None => found = Some((file, plugin)),
+            Some((first, first_plugin)) if *first != file => bail!(
+                "`{}` and `{}` have different gate files (`{}` and `{}`): check them in separate runs, or choose one with --config",
+                crate::text::one_line(&first_plugin.display().to_string()),
+                crate::text::one_line(&plugin.display().to_string()),
+                first.display(),
+                file.display()
+            ),
+            Some(_) => {}
+        }
+    }
+    Ok(found.map(|(file, _)| file))
+}
+
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+    let passed = match check(args)? {
+        Checked::Here(report) => report.gate_passed(),
+        Checked::There(code) => return Ok(code),
+    };
+    Ok(if passed {
+        exit::PASSED
+    } else {
+        exit::GATE_FAILED
+    })
+}
+
+/// Where a check ran: here, with its report, or on the other platform's
+/// harness, with its exit code.
+pub(super) enum Checked {
+    Here(Box<Report>),
+    There(u8),
+}
+
+/// Runs the check, printing as it goes.
+pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
     let cases = select_cases(&args.filter)?;
+    // Found here, so the other platform's harness is told the same file.
+    args.config = find_gate_file(&args)?;
+    let gate_file = args.config.as_deref().map(gate_file::read).transpose()?;
     let (other, _) = os::OTHER_PLATFORM;
     match args.platform {
-        TargetPlatform::Windows if other == "windows" => return super::foreign::on_windows(&args),
-        TargetPlatform::Linux if other == "linux" => return super::foreign::on_linux(&args),
+        TargetPlatform::Windows if other == "windows" => {
+            return super::foreign::on_windows(&args).map(Checked::There);
+        }
+        TargetPlatform::Linux if other == "linux" => {
+            return super::foreign::on_linux(&args).map(Checked::There);
+        }
         _ => {}
     }
-    if let Some((other, plugin)) = other_platforms_plugin(&args.plugins) {
+    let resolved = Resolved::of(&args, gate_file.as_ref())?;
+    if let Some(file) = &gate_file {
+        say(&format!(
+            "gate file: {} ({} waiver(s))\n",
+            crate::text::one_line(&file.path.display().to_string()),
+            file.waivers.len()
+        ));
+    }
+    let chosen = match args.partition {
+        Some(partition) => {
+            let slice = partition.slice(&args.plugins);
+            say(&format!(
+                "partition {partition}: {} of {} plugin(s)\n",
+                slice.len(),
+                args.plugins.len()
+            ));
+            slice
+        }
+        None => args.plugins.clone(),
+    };
+    if let Some((other, plugin)) = other_platforms_plugin(&chosen) {
         let bridge = if other == "windows" {
             " (under Wine)"
         } else {
@@ -154,16 +337,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     for path in args.json.iter().chain(&args.junit) {
         crate::report::check_writable(path)?;
     }
-    let plugins = args
-        .plugins
+    let plugins = chosen
         .iter()
         .map(|plugin| absolute(plugin))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let reload_to = args
-        .reload_to
-        .iter()
-        .map(|(role, path)| Ok((*role, absolute(path)?)))
-        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     // Shadow copies and scratch builds of the reload cases go here, and the
     // fuzz inputs written for the Go worker; it goes away at the end, also
     // after a worker was killed mid-case.
@@ -184,20 +361,21 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
         worker_exe: std::env::current_exe()
             .context("cannot find the plugcheck binary to re-execute")?,
         cases,
-        timeout: args.timeout,
+        timeout: resolved.timeout,
         settings: CaseSettings {
-            load_time_bound_ms: args.load_time_bound.as_millis() as u64,
-            repeat_cycles: args.repeat_cycles,
-            grace_ms: CaseSettings::grace_for(args.timeout),
-            reload_cycles: args.reload_cycles,
-            reload_to,
-            fuzz_inputs: args.fuzz_inputs,
-            seed: args.seed,
-            fuzz_budget_ms: CaseSettings::fuzz_budget_for(args.timeout),
+            load_time_bound_ms: resolved.load_time_bound.as_millis() as u64,
+            repeat_cycles: resolved.repeat_cycles,
+            grace_ms: CaseSettings::grace_for(resolved.timeout),
+            reload_cycles: resolved.reload_cycles,
+            reload_to: resolved.reload_to,
+            fuzz_inputs: resolved.fuzz_inputs,
+            seed: resolved.seed,
+            fuzz_budget_ms: CaseSettings::fuzz_budget_for(resolved.timeout),
             fuzz_series: None,
             scratch: scratch_path.clone(),
         },
-        deny_warnings: args.deny_warnings,
+        policy: resolved.policy,
+        repeat: resolved.repeat,
         inputs_dir: Some(inputs_dir(&args)?),
         jobs: args.jobs.unwrap_or_else(|| match plugins.len() {
             1 => 1,
@@ -262,11 +440,21 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
     // is killed here, also after the last worker of a one-plugin run.
     worker::reap_leftovers();
     drop(scratch);
-    Ok(if report.gate_passed() {
-        exit::PASSED
-    } else {
-        exit::GATE_FAILED
-    })
+    Ok(Checked::Here(Box::new(report)))
+}
+
+/// The arguments of `plugcheck check ARGV…` (without the `check`), for
+/// commands built on a check (`init`).
+pub(super) fn parse_args(
+    argv: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<CheckArgs, clap::Error> {
+    #[derive(clap::Parser)]
+    struct Only {
+        #[command(flatten)]
+        args: CheckArgs,
+    }
+    let argv = std::iter::once(std::ffi::OsString::from("check")).chain(argv);
+    <Only as clap::Parser>::try_parse_from(argv).map(|only| only.args)
 }
 
 /// The other platform and the first plugin whose name says it was built
@@ -298,22 +486,35 @@ pub(super) fn forwarded(
     if let Some(junit) = &args.junit {
         argv.extend(["--junit".into(), path(junit)]);
     }
-    argv.extend([
-        "--timeout".into(),
-        humantime::format_duration(args.timeout).to_string().into(),
-        "--load-time-bound".into(),
-        humantime::format_duration(args.load_time_bound)
-            .to_string()
-            .into(),
-        "--repeat-cycles".into(),
-        args.repeat_cycles.to_string().into(),
-        "--reload-cycles".into(),
-        args.reload_cycles.to_string().into(),
-        "--fuzz-inputs".into(),
-        args.fuzz_inputs.to_string().into(),
-        "--seed".into(),
-        crate::fuzz::seed_text(args.seed).into(),
-    ]);
+    let mut given = |flag: &str, value: Option<String>| {
+        if let Some(value) = value {
+            argv.extend([flag.into(), value.into()]);
+        }
+    };
+    let duration =
+        |value: Option<Duration>| value.map(|d| humantime::format_duration(d).to_string());
+    given("--timeout", duration(args.timeout));
+    given("--load-time-bound", duration(args.load_time_bound));
+    given("--repeat-cycles", args.repeat_cycles.map(|n| n.to_string()));
+    given("--reload-cycles", args.reload_cycles.map(|n| n.to_string()));
+    given("--fuzz-inputs", args.fuzz_inputs.map(|n| n.to_string()));
+    given("--seed", args.seed.map(crate::fuzz::seed_text));
+    given("--repeat", args.repeat.map(|n| n.to_string()));
+    given("--partition", args.partition.map(|p| p.to_string()));
+    for (flag, value) in [
+        ("--deny-warnings", args.deny_warnings),
+        ("--deny-skipped", args.deny_skipped),
+    ] {
+        if let Some(value) = value {
+            argv.push(format!("{flag}={value}").into());
+        }
+    }
+    if let Some(config) = &args.config {
+        argv.extend(["--config".into(), path(config)]);
+    }
+    if args.no_config {
+        argv.push("--no-config".into());
+    }
     if let Some(dir) = &args.inputs_dir {
         argv.extend(["--inputs-dir".into(), path(dir)]);
     }
@@ -324,9 +525,6 @@ pub(super) fn forwarded(
     }
     if let Some(jobs) = args.jobs {
         argv.extend(["--jobs".into(), jobs.to_string().into()]);
-    }
-    if args.deny_warnings {
-        argv.push("--deny-warnings".into());
     }
     let annotate = match args.annotate {
         Annotate::Auto => "auto",
@@ -379,29 +577,13 @@ fn select_cases(filter: &[String]) -> anyhow::Result<Vec<CaseId>> {
     if filter.is_empty() {
         return Ok(CaseId::ALL.to_vec());
     }
+    for wanted in filter {
+        crate::catalog::check_case_or_family(wanted)
+            .map_err(|error| anyhow::anyhow!("{error} (in --filter)"))?;
+    }
     let selected = |case: &CaseId, wanted: &String| {
         case.id() == wanted || case.family().to_string() == *wanted
     };
-    if let Some(unknown) = filter
-        .iter()
-        .find(|wanted| !CaseId::ALL.iter().any(|case| selected(case, wanted)))
-    {
-        let names: Vec<String> = CaseId::ALL
-            .iter()
-            .flat_map(|case| [case.id().to_owned(), case.family().to_string()])
-            .collect();
-        let closest = names
-            .iter()
-            .map(|name| (strsim::jaro_winkler(unknown, name), name))
-            .filter(|(score, _)| *score >= 0.85)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, name)| format!(" (did you mean `{name}`?)"))
-            .unwrap_or_default();
-        bail!(
-            "unknown case or family `{}` in --filter{closest}: `plugcheck list` shows them",
-            crate::text::one_line(unknown)
-        );
-    }
     Ok(CaseId::ALL
         .iter()
         .copied()
@@ -462,6 +644,13 @@ mod tests {
             "--jobs".as_ref(),
             "2".as_ref(),
             "--deny-warnings".as_ref(),
+            "--deny-skipped=false".as_ref(),
+            "--repeat".as_ref(),
+            "3".as_ref(),
+            "--partition".as_ref(),
+            "2/4".as_ref(),
+            "--config".as_ref(),
+            "/g/plugcheck.toml".as_ref(),
             "--annotate".as_ref(),
             "never".as_ref(),
             "--platform".as_ref(),

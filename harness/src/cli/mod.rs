@@ -4,6 +4,8 @@
 mod call;
 mod check;
 mod foreign;
+mod init;
+mod merge;
 mod probe;
 mod prompt;
 mod watch;
@@ -66,10 +68,17 @@ impl ColorWhen {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the conformance suite over plugins; exits 1 when one breaks the contract.
-    Check(check::CheckArgs),
+    Check(Box<check::CheckArgs>),
     /// Call one method of a plugin with one input and show what came back:
     /// output (text or hex), status, or how the worker died and where.
     Call(call::CallArgs),
+    /// Write a starter gate file (plugcheck.toml) for a plugin: its settings,
+    /// and a waiver for every case it does not pass today, each waiting
+    /// for its reason.
+    Init(init::InitArgs),
+    /// Merge the JSON reports of a partitioned run's shards into one report,
+    /// one JUnit file and one gate; exits 1 when a plugin failed it.
+    Merge(merge::MergeArgs),
     /// Serve a plugin and hot-reload it whenever its build changes.
     Watch(watch::WatchArgs),
     /// List the cases with their families and descriptions.
@@ -90,8 +99,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.color.apply();
     let result = match cli.command {
-        Command::Check(args) => check::run(args),
+        Command::Check(args) => check::run(*args),
         Command::Call(args) => call::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Watch(args) => watch::run(args),
         Command::List => list(),
         Command::Worker(args) => worker::serve(args).map(|()| exit::PASSED),

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::gate::{FILE_NAME, Passage, UseState};
 use super::junit::{file_name, message};
 use crate::report::{CaseReport, Report, Verdict};
 use crate::text::one_line;
@@ -14,17 +15,18 @@ pub fn in_actions() -> bool {
     std::env::var_os("GITHUB_ACTIONS").is_some_and(|value| value == "true")
 }
 
-/// One annotation per case that failed, crashed, timed out or warned.
+/// One annotation per case that breaks the gate (an error), warned (a
+/// warning) or was waived (a notice, with the waiver's reason); one per
+/// waiver that is stale or expired, on its line of the gate file.
 pub fn annotations(report: &Report) -> String {
     let mut out = String::new();
     for plugin in &report.plugins {
         for case in &plugin.cases {
-            let level = match case.verdict {
-                Verdict::Fail | Verdict::Crashed | Verdict::TimedOut | Verdict::Unsupported => {
-                    "error"
-                }
-                Verdict::Warning => "warning",
-                Verdict::Pass | Verdict::Skipped => continue,
+            let level = match (report.policy.lets_through(case), case.verdict) {
+                (Passage::Blocked, _) => "error",
+                (Passage::Waived, _) => "notice",
+                (Passage::Clean, Verdict::Warning) => "warning",
+                (Passage::Clean, _) => continue,
             };
             let title = format!(
                 "plugcheck {} {} on {}: {}",
@@ -40,6 +42,26 @@ pub fn annotations(report: &Report) -> String {
                 escape_data(&message(case))
             ));
         }
+    }
+    let gate_file = report.policy.file.as_deref().unwrap_or(FILE_NAME);
+    for waiver in &report.waivers {
+        let why = match (waiver.state, &waiver.expired) {
+            (UseState::Expired, Some(why)) => format!("no longer applies: {why}"),
+            (UseState::Stale, _) => format!(
+                "is stale: its cases ran and none was `{}`; remove it",
+                waiver.accept
+            ),
+            _ => continue,
+        };
+        out.push_str(&format!(
+            "::warning file={},line={}::{}\n",
+            escape_property(&one_line(gate_file)),
+            waiver.line,
+            escape_data(&one_line(&format!(
+                "the waiver for `{}` {why}",
+                waiver.case
+            )))
+        ));
     }
     out
 }
@@ -104,8 +126,14 @@ pub fn summary(report: &Report) -> String {
                 .iter()
                 .filter(|case| !matches!(case.verdict, Verdict::Pass | Verdict::Skipped))
                 .map(move |case| {
+                    let waived = match &case.waiver {
+                        Some(waiver) if waiver.expired.is_none() => {
+                            format!(" (waived: {})", markdown_text(&waiver.reason))
+                        }
+                        _ => String::new(),
+                    };
                     format!(
-                        "| `{}` | `{}` | {} | {} |\n",
+                        "| `{}` | `{}` | {} | {}{waived} |\n",
                         markdown_code(&file_name(&plugin.path)),
                         case.id,
                         case.verdict,

@@ -1,12 +1,17 @@
 //! The report as JUnit XML: one testsuite per plugin and platform, one
 //! testcase per case. Fail is a failure; crashed and timed-out are errors
 //! typed by how the worker ended; skipped is skipped; a warning passes with
-//! its reason kept as a property.
+//! its reason kept as a property. Flaky is as nextest writes it: a failure
+//! with a `<rerunFailure>` per failing run, or, where a waiver accepts it,
+//! a pass with a `<flakyFailure>` per failing run. Any other waived verdict
+//! passes, with the waiver's reason as a property.
 
 use std::path::Path;
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{
+    NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestRerun, TestSuite,
+};
 
 use crate::report::{CaseReport, Frame, Report, ReportWriteError, Verdict, write_atomically};
 use crate::text::{keeping_lines, one_line};
@@ -34,8 +39,14 @@ pub fn to_xml(report: &Report) -> String {
             ));
         }
         for case in &plugin.cases {
+            let waived = case
+                .waiver
+                .as_ref()
+                .is_some_and(|waiver| waiver.expired.is_none());
             let mut status = match case.verdict {
                 Verdict::Pass | Verdict::Warning => TestCaseStatus::success(),
+                _ if waived => TestCaseStatus::success(),
+                Verdict::Flaky => non_success(NonSuccessKind::Failure, "flaky", &message(case)),
                 Verdict::Skipped => {
                     let mut status = TestCaseStatus::skipped();
                     status.set_message(one_line(&case.reason).as_ref());
@@ -59,12 +70,20 @@ pub fn to_xml(report: &Report) -> String {
             if let TestCaseStatus::NonSuccess { .. } = &mut status {
                 status.set_description(description(case).as_str());
             }
+            status.add_reruns(reruns(case));
             let mut test_case = TestCase::new(case.id.id(), status);
             test_case.set_classname(format!("plugcheck.{}", case.family));
             test_case.set_time(Duration::from_micros(case.duration_us));
             test_case.add_property(("verdict", case.verdict.as_str()));
             if case.verdict == Verdict::Warning {
                 test_case.add_property(("warning", one_line(&case.reason).as_ref()));
+            }
+            if let Some(waiver) = &case.waiver {
+                let key = match waiver.expired {
+                    None => "waived",
+                    Some(_) => "waiver-expired",
+                };
+                test_case.add_property((key, one_line(&waiver.reason).as_ref()));
             }
             if !case.output.stdout.is_empty() {
                 test_case.set_system_out(keeping_lines(&case.output.stdout).as_ref());
@@ -79,6 +98,26 @@ pub fn to_xml(report: &Report) -> String {
     junit
         .to_string()
         .expect("a JUnit document of strings serializes")
+}
+
+/// The failing runs of a flaky case, as JUnit reruns: how each ended.
+fn reruns(case: &CaseReport) -> Vec<TestRerun> {
+    case.attempts
+        .iter()
+        .filter(|attempt| attempt.verdict != Verdict::Pass)
+        .map(|attempt| {
+            let kind = match attempt.verdict {
+                Verdict::Crashed | Verdict::TimedOut => NonSuccessKind::Error,
+                _ => NonSuccessKind::Failure,
+            };
+            let mut rerun = TestRerun::new(kind);
+            rerun
+                .set_type(attempt.verdict.as_str())
+                .set_message(one_line(&format!("run {}: {}", attempt.run, attempt.reason)).as_ref())
+                .set_time(Duration::from_micros(attempt.duration_us));
+            rerun
+        })
+        .collect()
 }
 
 /// Writes the JUnit document atomically.

@@ -2,6 +2,7 @@
 //! (`table.rs`) and normalized for snapshots (`normalize.rs`).
 
 pub mod event;
+pub mod gate;
 pub mod github;
 pub mod junit;
 pub mod progress;
@@ -30,23 +31,34 @@ pub enum Verdict {
     /// The platform cannot load this kind of plugin at all (a Go-native
     /// plugin on Windows): nothing was verified here.
     Unsupported,
+    /// Runs of the same case (`--repeat`) disagreed: the case cannot be
+    /// trusted either way.
+    Flaky,
 }
 
 impl Verdict {
-    /// Whether this verdict fails the release gate. Warnings and skips do
-    /// not (unless `--deny-warnings`): a skipped case either does not apply
-    /// or follows a prerequisite that already failed the gate.
-    pub fn breaks_gate(self, deny_warnings: bool) -> bool {
-        match self {
-            // Nothing was verified: a release gate must not pass on it.
-            Verdict::Fail | Verdict::Crashed | Verdict::TimedOut | Verdict::Unsupported => true,
-            Verdict::Warning => deny_warnings,
-            Verdict::Pass | Verdict::Skipped => false,
-        }
+    /// Every verdict, in the order reports count them.
+    pub const ALL: [Verdict; 8] = [
+        Verdict::Pass,
+        Verdict::Fail,
+        Verdict::Crashed,
+        Verdict::TimedOut,
+        Verdict::Skipped,
+        Verdict::Warning,
+        Verdict::Unsupported,
+        Verdict::Flaky,
+    ];
+
+    /// The verdict `as_str` names.
+    pub fn from_name(name: &str) -> Option<Verdict> {
+        Verdict::ALL
+            .into_iter()
+            .find(|verdict| verdict.as_str() == name)
     }
 
     /// Whether a case depending on this one may run.
     pub fn satisfies_prerequisite(self) -> bool {
+        // Not `Flaky`: it is only ever the sum of finished runs.
         matches!(self, Verdict::Pass | Verdict::Warning)
     }
 
@@ -60,6 +72,7 @@ impl Verdict {
             Verdict::Skipped => "was skipped",
             Verdict::Warning => "warned",
             Verdict::Unsupported => "is unsupported on this platform",
+            Verdict::Flaky => "was flaky",
         }
     }
 
@@ -72,6 +85,7 @@ impl Verdict {
             Verdict::Skipped => "skipped",
             Verdict::Warning => "warning",
             Verdict::Unsupported => "unsupported",
+            Verdict::Flaky => "flaky",
         }
     }
 }
@@ -368,6 +382,36 @@ pub struct CaseReport {
     /// skipped, crashed or timed out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_us: Option<u64>,
+    /// The gate file's waiver that matched this verdict: applied, or
+    /// expired (then the verdict counts as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<AppliedWaiver>,
+    /// Every run of the case when `--repeat` runs disagreed (the case is
+    /// then `flaky`), first run first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// A waiver as it met one case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedWaiver {
+    pub accept: Verdict,
+    pub reason: String,
+    /// Its line in the gate file.
+    pub line: u32,
+    /// Why it no longer applies (its `until` passed), if it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired: Option<String>,
+}
+
+/// One run of a repeated case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1 for the first run.
+    pub run: u32,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub duration_us: u64,
 }
 
 /// What the descriptor says about the plugin.
@@ -401,10 +445,18 @@ pub struct Gate {
     pub warning: u32,
     #[serde(default, skip_serializing_if = "is_zero_u32")]
     pub unsupported: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub flaky: u32,
+    /// Cases whose verdict a waiver accepted (counted under their verdict
+    /// too).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub waived: u32,
 }
 
 impl Gate {
-    pub fn tally(cases: &[CaseReport], deny_warnings: bool) -> Gate {
+    /// Counts the verdicts; the gate passes when `policy` lets every case
+    /// through.
+    pub fn tally(cases: &[CaseReport], policy: &gate::Policy) -> Gate {
         let mut gate = Gate {
             passed: true,
             ..Gate::default()
@@ -418,10 +470,13 @@ impl Gate {
                 Verdict::Skipped => &mut gate.skipped,
                 Verdict::Warning => &mut gate.warning,
                 Verdict::Unsupported => &mut gate.unsupported,
+                Verdict::Flaky => &mut gate.flaky,
             };
             *count += 1;
-            if case.verdict.breaks_gate(deny_warnings) {
-                gate.passed = false;
+            match policy.lets_through(case) {
+                gate::Passage::Clean => {}
+                gate::Passage::Waived => gate.waived += 1,
+                gate::Passage::Blocked => gate.passed = false,
             }
         }
         gate
@@ -502,6 +557,13 @@ pub struct Report {
     /// fills it in; `plugcheck check` builds nothing and leaves it empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub toolchain_probes: Vec<ToolchainProbe>,
+    /// What the gate was: deny-warnings, deny-skipped and the gate file's
+    /// waivers. Kept so shards of one run can be merged and judged again.
+    #[serde(default, skip_serializing_if = "gate::Policy::is_default")]
+    pub policy: gate::Policy,
+    /// How each waiver fared over the whole run: applied, expired, stale.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waivers: Vec<gate::WaiverUse>,
 }
 
 /// One question put to a toolchain, with its own answer.
@@ -706,6 +768,8 @@ mod tests {
             output: CapturedOutput::default(),
             duration_us: 0,
             work_us: None,
+            waiver: None,
+            attempts: Vec::new(),
         }
     }
 
@@ -716,13 +780,23 @@ mod tests {
             case(Verdict::Skipped),
             case(Verdict::Warning),
         ];
-        assert!(Gate::tally(&ok, false).passed);
+        let lenient = gate::Policy::default();
+        let strict = gate::Policy {
+            deny_warnings: true,
+            ..lenient.clone()
+        };
+        assert!(Gate::tally(&ok, &lenient).passed);
         assert!(
-            !Gate::tally(&ok, true).passed,
+            !Gate::tally(&ok, &strict).passed,
             "--deny-warnings counts warnings"
         );
-        for bad in [Verdict::Fail, Verdict::Crashed, Verdict::TimedOut] {
-            assert!(!Gate::tally(&[case(Verdict::Pass), case(bad)], false).passed);
+        for bad in [
+            Verdict::Fail,
+            Verdict::Crashed,
+            Verdict::TimedOut,
+            Verdict::Flaky,
+        ] {
+            assert!(!Gate::tally(&[case(Verdict::Pass), case(bad)], &lenient).passed);
         }
     }
 
@@ -736,6 +810,8 @@ mod tests {
             timeout_ms: 10,
             plugins: vec![],
             toolchain_probes: vec![],
+            policy: gate::Policy::default(),
+            waivers: vec![],
         };
         report.write_json(&path).unwrap();
         assert_eq!(Report::read_json(&path).unwrap(), report);

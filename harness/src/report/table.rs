@@ -7,6 +7,7 @@ use std::fmt::Write;
 use anstyle::{AnsiColor, Style};
 
 use super::event::{Event, Reporter};
+use super::gate::UseState;
 use crate::report::{CaseReport, PluginReport, Report, Verdict, human_ms};
 use crate::text::one_line;
 
@@ -68,6 +69,7 @@ fn verdict_style(verdict: Verdict) -> Style {
         Verdict::Warning => color(AnsiColor::Yellow),
         Verdict::Skipped => Style::new().dimmed(),
         Verdict::Unsupported => color(AnsiColor::Red),
+        Verdict::Flaky => color(AnsiColor::Yellow).bold(),
     }
 }
 
@@ -123,7 +125,7 @@ pub fn plugin(report: &PluginReport) -> String {
     let gate = &report.gate;
     let _ = writeln!(
         out,
-        "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped{} · {} worker(s) · {}",
+        "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped{}{}{} · {} worker(s) · {}",
         if gate.passed {
             styled(verdict_style(Verdict::Pass).bold(), "PASSED")
         } else {
@@ -139,6 +141,14 @@ pub fn plugin(report: &PluginReport) -> String {
             0 => String::new(),
             count => format!(", {count} unsupported"),
         },
+        match gate.flaky {
+            0 => String::new(),
+            count => format!(", {count} flaky"),
+        },
+        match gate.waived {
+            0 => String::new(),
+            count => format!(" ({count} waived)"),
+        },
         report.workers_started,
         human_ms(report.duration_us / 1000)
     );
@@ -153,9 +163,35 @@ fn case_line(case: &CaseReport) -> String {
         case.id.id(),
         one_line(&case.reason)
     );
+    let note = |out: &mut String, text: &str| {
+        let _ = writeln!(out, "  {:<9} {:<28} {}", "", "", one_line(text));
+    };
+    if !case.attempts.is_empty() {
+        let runs: Vec<&str> = case
+            .attempts
+            .iter()
+            .map(|attempt| attempt.verdict.as_str())
+            .collect();
+        note(&mut out, &format!("runs: {}", runs.join(", ")));
+    }
+    if let Some(waiver) = &case.waiver {
+        match &waiver.expired {
+            None => note(
+                &mut out,
+                &format!("waived (gate file line {}): {}", waiver.line, waiver.reason),
+            ),
+            Some(why) => note(
+                &mut out,
+                &format!(
+                    "waiver (gate file line {}) no longer applies: {why}",
+                    waiver.line
+                ),
+            ),
+        }
+    }
     if matches!(
         case.verdict,
-        Verdict::Fail | Verdict::Crashed | Verdict::TimedOut
+        Verdict::Fail | Verdict::Crashed | Verdict::TimedOut | Verdict::Flaky
     ) {
         for (stream, text) in [
             ("stdout", &case.output.stdout),
@@ -173,8 +209,56 @@ fn case_line(case: &CaseReport) -> String {
     out
 }
 
-/// The closing summary over all plugins.
+/// The closing summary over all plugins: the gate file's waivers and what
+/// became of each, then the gate.
 pub fn summary(report: &Report) -> String {
+    let mut out = waivers(report);
+    out.push_str(&gate_summary(report));
+    out
+}
+
+/// Each waiver with its state and reason, when the run had a gate file.
+fn waivers(report: &Report) -> String {
+    let Some(file) = &report.policy.file else {
+        return String::new();
+    };
+    let mut out = format!("\nwaivers of {}:\n", one_line(file));
+    if report.waivers.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for waiver in &report.waivers {
+        let state = match waiver.state {
+            UseState::Applied => format!("applied to {} case(s)", waiver.applied),
+            UseState::Expired => format!(
+                "EXPIRED: {}",
+                waiver.expired.as_deref().unwrap_or("its `until` passed")
+            ),
+            UseState::Stale => format!(
+                "STALE: its cases ran and none was `{}`; remove it",
+                waiver.accept
+            ),
+            UseState::NotRun => "not run: none of its cases ran here".to_owned(),
+        };
+        let plugin = waiver
+            .plugin
+            .as_deref()
+            .map(|plugin| format!(" of {}", one_line(plugin)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  line {:<4} {}{plugin} accepts {} — {}\n  {:<9} reason: {}",
+            waiver.line,
+            one_line(&waiver.case),
+            waiver.accept,
+            state,
+            "",
+            one_line(&waiver.reason)
+        );
+    }
+    out
+}
+
+fn gate_summary(report: &Report) -> String {
     let failed: Vec<String> = report
         .plugins
         .iter()

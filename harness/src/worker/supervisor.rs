@@ -232,7 +232,13 @@ pub struct Worker {
 
 impl Worker {
     /// Starts `exe __worker` for `plugin` and waits for it to connect.
-    pub fn spawn(exe: &Path, plugin: &Path) -> Result<Worker, SpawnError> {
+    /// `environment`: variables the worker (and so the plugin) gets on top
+    /// of plugcheck's own.
+    pub fn spawn(
+        exe: &Path,
+        plugin: &Path,
+        environment: &[(&str, String)],
+    ) -> Result<Worker, SpawnError> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(SpawnError::Socket)?;
         let address = listener.local_addr().map_err(SpawnError::Socket)?;
         listener.set_nonblocking(true).map_err(SpawnError::Socket)?;
@@ -250,6 +256,7 @@ impl Worker {
             .arg(&token)
             .arg("--plugin")
             .arg(plugin)
+            .envs(environment.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(stdout.child)
             .stderr(stderr.child);

@@ -1,0 +1,521 @@
+//! `plugcheck.toml`, the gate file a plugin repository checks in: the
+//! settings `plugcheck check` takes as flags, and waivers with reasons.
+//! Read strictly: an unknown key, a wrong type or a waiver without a reason
+//! is an error naming the file, the line and the key, because a gate that
+//! silently ignores half its file is no gate.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::catalog;
+use crate::outcome::ReloadRole;
+use crate::policy::{Until, Waiver};
+use crate::report::Verdict;
+
+pub use crate::report::gate::FILE_NAME;
+
+/// The schema this plugcheck reads.
+pub const SCHEMA: i64 = 1;
+
+/// A read and validated gate file. Every setting is optional: a flag given
+/// on the command line wins over it, a built-in default stands in for it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateFile {
+    pub path: PathBuf,
+    pub deny_warnings: Option<bool>,
+    pub deny_skipped: Option<bool>,
+    pub timeout: Option<Duration>,
+    pub load_time_bound: Option<Duration>,
+    pub repeat_cycles: Option<u32>,
+    pub reload_cycles: Option<u32>,
+    pub fuzz_inputs: Option<u32>,
+    pub seed: Option<u64>,
+    pub repeat: Option<u32>,
+    /// Paths made absolute against the file's directory.
+    pub reload_to: Vec<(ReloadRole, PathBuf)>,
+    pub waivers: Vec<Waiver>,
+}
+
+/// What went wrong reading a gate file: where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum GateFileError {
+    #[error("cannot read the gate file `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// Several waivers are wrong: each is named, so one edit fixes all.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<GateFileError>),
+}
+
+/// The gate file for `plugin`: `plugcheck.toml` in its directory or the
+/// nearest one above, stopping at the repository's root (a directory with
+/// `.git`), so a file outside the plugin's repository is never picked up.
+pub fn discover(plugin: &Path) -> Option<PathBuf> {
+    let start = plugin.parent()?;
+    for dir in start.ancestors() {
+        let candidate = dir.join(FILE_NAME);
+        if candidate.is_file() {
+            return Some(candidate);
+        }
+        if dir.join(".git").exists() {
+            return None;
+        }
+    }
+    None
+}
+
+/// The bytes a gate file may have: far more than any real one.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads and validates a gate file.
+pub fn read(path: &Path) -> Result<GateFile, GateFileError> {
+    let io = |source| GateFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(io(std::io::Error::other("it is not a regular file")));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
+        &mut text,
+    )
+    .map_err(io)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(io(std::io::Error::other("it is larger than 1 MiB")));
+    }
+    parse(&text, path)
+}
+
+#[derive(Deserialize)]
+struct SchemaOnly {
+    schema: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Raw {
+    #[allow(dead_code, reason = "checked before the rest")]
+    schema: toml::Value,
+    deny_warnings: Option<bool>,
+    deny_skipped: Option<bool>,
+    timeout: Option<Spanned<String>>,
+    load_time_bound: Option<Spanned<String>>,
+    repeat_cycles: Option<u32>,
+    reload_cycles: Option<u32>,
+    fuzz_inputs: Option<u32>,
+    seed: Option<Spanned<toml::Value>>,
+    repeat: Option<Spanned<u32>>,
+    #[serde(default)]
+    reload_to: toml::map::Map<String, toml::Value>,
+    #[serde(default)]
+    waive: Vec<Spanned<RawWaiver>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWaiver {
+    case: Option<Spanned<String>>,
+    plugin: Option<String>,
+    accept: Option<Spanned<String>>,
+    reason: Option<Spanned<String>>,
+    until: Option<Spanned<String>>,
+}
+
+/// Parses a gate file's text; `path` names it in errors and anchors its
+/// relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
+    let at = |offset: usize, message: String| GateFileError::Invalid {
+        path: path.to_owned(),
+        line: line_of(text, offset),
+        message,
+    };
+    let toml_error = |error: toml::de::Error| {
+        let offset = error.span().map_or(0, |span| span.start);
+        at(offset, error.message().trim().to_owned())
+    };
+    let schema = toml::from_str::<SchemaOnly>(text)
+        .map_err(toml_error)?
+        .schema
+        .ok_or_else(|| {
+            at(
+                0,
+                format!("no `schema` key: start the file with `schema = {SCHEMA}`"),
+            )
+        })?;
+    if schema.get_ref().as_integer() != Some(SCHEMA) {
+        return Err(at(
+            schema.span().start,
+            format!(
+                "`schema = {}` is not a schema this plugcheck reads: it reads `schema = {SCHEMA}`; \
+                 a newer schema needs a newer plugcheck",
+                crate::text::one_line(&schema.get_ref().to_string())
+            ),
+        ));
+    }
+    let raw: Raw = toml::from_str(text).map_err(toml_error)?;
+    let duration = |value: &Option<Spanned<String>>, key: &str| {
+        value
+            .as_ref()
+            .map(|value| {
+                humantime::parse_duration(value.get_ref()).map_err(|error| {
+                    at(
+                        value.span().start,
+                        format!(
+                            "`{key}` = \"{}\" is not a duration ({error}): write e.g. \"10s\" or \"500ms\"",
+                            crate::text::one_line(value.get_ref())
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let seed = match &raw.seed {
+        None => None,
+        Some(value) => Some(match value.get_ref() {
+            toml::Value::Integer(n) if *n >= 0 => *n as u64,
+            toml::Value::String(text) => crate::fuzz::parse_seed(text)
+                .map_err(|error| at(value.span().start, format!("`seed`: {error}")))?,
+            _ => {
+                return Err(at(
+                    value.span().start,
+                    "`seed` must be a number, or a string like \"0x2a\"".to_owned(),
+                ));
+            }
+        }),
+    };
+    if let Some(repeat) = &raw.repeat
+        && *repeat.get_ref() == 0
+    {
+        return Err(at(
+            repeat.span().start,
+            "`repeat = 0` runs nothing: use 1 or more".to_owned(),
+        ));
+    }
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut reload_to = Vec::new();
+    for (role, value) in &raw.reload_to {
+        let offset = text.find(role.as_str()).unwrap_or(0);
+        let role = ReloadRole::ALL
+            .into_iter()
+            .find(|known| known.name() == role)
+            .ok_or_else(|| {
+                at(
+                    offset,
+                    format!(
+                        "`[reload-to]` has no role `{}`: use {}",
+                        crate::text::one_line(role),
+                        ReloadRole::ALL.map(|role| role.name()).join(", ")
+                    ),
+                )
+            })?;
+        let toml::Value::String(target) = value else {
+            return Err(at(
+                offset,
+                format!("`[reload-to]` `{}` must be a path in quotes", role.name()),
+            ));
+        };
+        reload_to.push((role, base.join(target)));
+    }
+    let (waivers, mut errors): (Vec<_>, Vec<_>) = raw
+        .waive
+        .iter()
+        .map(|waiver| read_waiver(waiver, &at, &|offset| line_of(text, offset)))
+        .partition(Result::is_ok);
+    let waivers: Vec<Waiver> = waivers.into_iter().filter_map(Result::ok).collect();
+    match errors.len() {
+        0 => {}
+        1 => return Err(errors.remove(0).expect_err("partitioned")),
+        _ => {
+            return Err(GateFileError::Several(
+                errors.into_iter().filter_map(Result::err).collect(),
+            ));
+        }
+    }
+    Ok(GateFile {
+        path: path.to_owned(),
+        deny_warnings: raw.deny_warnings,
+        deny_skipped: raw.deny_skipped,
+        timeout: duration(&raw.timeout, "timeout")?,
+        load_time_bound: duration(&raw.load_time_bound, "load-time-bound")?,
+        repeat_cycles: raw.repeat_cycles,
+        reload_cycles: raw.reload_cycles,
+        fuzz_inputs: raw.fuzz_inputs,
+        seed,
+        repeat: raw.repeat.map(Spanned::into_inner),
+        reload_to,
+        waivers,
+    })
+}
+
+/// One `[[waive]]` table, checked key by key.
+fn read_waiver(
+    raw: &Spanned<RawWaiver>,
+    at: &dyn Fn(usize, String) -> GateFileError,
+    line_of: &dyn Fn(usize) -> usize,
+) -> Result<Waiver, GateFileError> {
+    let start = raw.span().start;
+    let waiver = raw.get_ref();
+    let case = waiver.case.as_ref().ok_or_else(|| {
+        at(
+            start,
+            "`[[waive]]` without `case`: name a case id or a family (`plugcheck list` shows them)"
+                .to_owned(),
+        )
+    })?;
+    catalog::check_case_or_family(case.get_ref())
+        .map_err(|error| at(case.span().start, format!("`case`: {error}")))?;
+    let name = crate::text::one_line(case.get_ref()).into_owned();
+    let accept = waiver.accept.as_ref().ok_or_else(|| {
+        at(
+            start,
+            format!("the waiver for `{name}` has no `accept`: say which verdict it accepts instead of pass"),
+        )
+    })?;
+    let verdicts = || {
+        Verdict::ALL
+            .iter()
+            .filter(|verdict| **verdict != Verdict::Pass)
+            .map(|verdict| verdict.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let accepted = match Verdict::from_name(accept.get_ref()) {
+        Some(Verdict::Pass) => {
+            return Err(at(
+                accept.span().start,
+                format!(
+                    "`accept = \"pass\"` waives nothing: use one of {}",
+                    verdicts()
+                ),
+            ));
+        }
+        Some(verdict) => verdict,
+        None => {
+            return Err(at(
+                accept.span().start,
+                format!(
+                    "`accept = \"{}\"` is not a verdict: use one of {}",
+                    crate::text::one_line(accept.get_ref()),
+                    verdicts()
+                ),
+            ));
+        }
+    };
+    let reason = waiver
+        .reason
+        .as_ref()
+        .filter(|reason| !reason.get_ref().trim().is_empty())
+        .ok_or_else(|| {
+            let offset = waiver
+                .reason
+                .as_ref()
+                .map_or(start, |reason| reason.span().start);
+            at(
+                offset,
+                format!(
+                    "the waiver for `{name}` has no `reason`: write why the gate may accept \
+                     `{accepted}` there (a reason is mandatory)"
+                ),
+            )
+        })?;
+    if let Some(until) = &waiver.until {
+        Until::parse(until.get_ref())
+            .map_err(|error| at(until.span().start, format!("`until`: {error}")))?;
+    }
+    Ok(Waiver {
+        case: case.get_ref().clone(),
+        plugin: waiver.plugin.clone(),
+        accept: accepted,
+        reason: reason.get_ref().trim().to_owned(),
+        until: waiver.until.as_ref().map(|until| until.get_ref().clone()),
+        // Its `case` key's line: where a reader finds the waiver.
+        line: line_of(case.span().start) as u32,
+    })
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|byte| **byte == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"schema = 1
+deny-warnings = true
+timeout = "30s"
+seed = "0x2a"
+repeat = 3
+
+[reload-to]
+upgrade = "build/v2/libx.so"
+
+[[waive]]
+case = "unload"          # a case id or a family
+accept = "warning"
+reason = "a Go runtime never unloads"
+until = "2.0.0"
+
+[[waive]]
+case = "reload"
+plugin = "go-echo"
+accept = "skipped"
+reason = "no second build yet"
+"#;
+
+    fn error(text: &str) -> String {
+        parse(text, Path::new("/repo/plugcheck.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_good_file_reads_with_paths_beside_it_and_each_waivers_line() {
+        let file = parse(GOOD, Path::new("/repo/plugcheck.toml")).unwrap();
+        assert_eq!(file.deny_warnings, Some(true));
+        assert_eq!(file.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(file.seed, Some(42));
+        assert_eq!(file.repeat, Some(3));
+        assert_eq!(
+            file.reload_to,
+            [(ReloadRole::Upgrade, PathBuf::from("/repo/build/v2/libx.so"))]
+        );
+        let lines: Vec<(u32, &str, Verdict)> = file
+            .waivers
+            .iter()
+            .map(|waiver| (waiver.line, waiver.case.as_str(), waiver.accept))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (11, "unload", Verdict::Warning),
+                (17, "reload", Verdict::Skipped)
+            ]
+        );
+        assert_eq!(file.waivers[1].plugin.as_deref(), Some("go-echo"));
+    }
+
+    #[test]
+    fn every_mistake_names_the_file_the_line_and_the_key() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "schema = 1\ntimout = \"1s\"\n",
+                "plugcheck.toml:2:",
+                &["timout"],
+            ),
+            ("schema = 1\ntimeout = 10\n", ":2:", &["string"]),
+            (
+                "schema = 1\ntimeout = \"ten\"\n",
+                ":2:",
+                &["`timeout`", "10s"],
+            ),
+            (
+                "deny-warnings = true\n",
+                ":1:",
+                &["no `schema`", "schema = 1"],
+            ),
+            ("schema = 2\n", ":1:", &["schema = 2", "newer plugcheck"]),
+            ("schema = 1\nrepeat = 0\n", ":2:", &["repeat = 0"]),
+            (
+                "schema = 1\n[reload-to]\nnewer = \"x\"\n",
+                ":3:",
+                &["no role `newer`", "upgrade"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unlod\"\naccept = \"warning\"\nreason = \"r\"\n",
+                ":3:",
+                &["`case`", "unlod", "did you mean `unload`"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unload\"\naccept = \"warn\"\nreason = \"r\"\n",
+                ":4:",
+                &["accept = \"warn\"", "warning", "flaky"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unload\"\naccept = \"pass\"\nreason = \"r\"\n",
+                ":4:",
+                &["waives nothing"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unload\"\naccept = \"warning\"\nreason = \"  \"\n",
+                ":5:",
+                &["`unload` has no `reason`", "mandatory"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unload\"\naccept = \"warning\"\n",
+                ":",
+                &["`unload` has no `reason`"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unload\"\naccept = \"warning\"\nreason = \"r\"\nuntil = \"soon\"\n",
+                ":6:",
+                &["`until`", "YYYY-MM-DD"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unload\"\naccept = \"warning\"\nreason = \"r\"\nwhy = \"x\"\n",
+                ":6:",
+                &["why"],
+            ),
+            (
+                "schema = 1\n[[waive]]\naccept = \"warning\"\nreason = \"r\"\n",
+                ":",
+                &["without `case`"],
+            ),
+        ];
+        for (text, place, words) in cases {
+            let error = error(text);
+            assert!(
+                error.contains(place),
+                "{text:?}: `{error}` is not at {place}"
+            );
+            for word in *words {
+                assert!(error.contains(word), "{text:?}: `{error}` lacks {word}");
+            }
+        }
+    }
+
+    #[test]
+    fn discovery_looks_up_to_the_repository_root_and_no_further() {
+        let root = tempfile::tempdir().unwrap();
+        let repo = root.path().join("repo");
+        let plugin = repo.join("target/release/libx.so");
+        std::fs::create_dir_all(plugin.parent().unwrap()).unwrap();
+        std::fs::write(root.path().join(FILE_NAME), "schema = 1\n").unwrap();
+        std::fs::create_dir(repo.join(".git")).unwrap();
+        assert_eq!(discover(&plugin), None, "not above the repository");
+        std::fs::write(repo.join(FILE_NAME), "schema = 1\n").unwrap();
+        assert_eq!(discover(&plugin), Some(repo.join(FILE_NAME)));
+        let beside = plugin.with_file_name(FILE_NAME);
+        std::fs::write(&beside, "schema = 1\n").unwrap();
+        assert_eq!(discover(&plugin), Some(beside));
+    }
+
+    #[test]
+    fn a_gate_file_that_is_not_a_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = read(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("not a regular file") || error.contains("directory"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! Judging a report by its gate (`report::gate::Policy`): each case gets
+//! the first waiver that accepts its verdict, unless the waiver's `until`
+//! (a plugin version or a date) has passed; then the gate is counted and
+//! each waiver's fate recorded. A pure function of the report, so the
+//! merged shards of a run are judged exactly as one run would be.
+
+use chrono::NaiveDate;
+
+use crate::catalog::CaseId;
+pub use crate::report::gate::{FILE_NAME, Passage, Policy, UseState, Waiver, WaiverUse};
+use crate::report::{AppliedWaiver, Gate, PluginReport, Report};
+
+/// When a waiver stops applying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Until {
+    Version(semver::Version),
+    /// The last day it applies.
+    Date(NaiveDate),
+}
+
+impl Until {
+    pub fn parse(text: &str) -> Result<Until, String> {
+        if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            return Ok(Until::Date(date));
+        }
+        semver::Version::parse(text.strip_prefix('v').unwrap_or(text))
+            .map(Until::Version)
+            .map_err(|_| {
+                format!(
+                    "`{}` is neither a date (YYYY-MM-DD) nor a plugin version (like 2.0.0)",
+                    crate::text::one_line(text)
+                )
+            })
+    }
+}
+
+impl Waiver {
+    /// Whether the waiver is about this case of this plugin (whatever the
+    /// verdict).
+    fn covers(&self, case: CaseId, plugin: &PluginReport) -> bool {
+        let case_matches = case.id() == self.case || case.family().to_string() == self.case;
+        let plugin_matches = self.plugin.as_deref().is_none_or(|wanted| {
+            plugin.stem() == wanted
+                || plugin
+                    .plugin
+                    .as_ref()
+                    .is_some_and(|info| info.name == wanted)
+        });
+        case_matches && plugin_matches
+    }
+
+    /// Why the waiver no longer applies to `plugin` on `today`, if it
+    /// does not.
+    pub fn expiry(&self, plugin: &PluginReport, today: NaiveDate) -> Option<String> {
+        let until = self.until.as_deref()?;
+        match Until::parse(until) {
+            Err(error) => Some(format!("its `until` cannot be read: {error}")),
+            Ok(Until::Date(last)) => (today > last)
+                .then(|| format!("its `until` date {last} has passed (today is {today}, UTC)")),
+            Ok(Until::Version(last)) => {
+                let version = plugin.plugin.as_ref()?.version.as_str();
+                let version =
+                    semver::Version::parse(version.strip_prefix('v').unwrap_or(version)).ok()?;
+                (version >= last).then(|| {
+                    format!("the plugin is version {version}, at or past its `until` {last}")
+                })
+            }
+        }
+    }
+}
+
+impl Policy {
+    /// Marks each case of `plugin` with the first waiver that accepts its
+    /// verdict, and counts its gate.
+    pub fn judge_plugin(&self, plugin: &mut PluginReport, today: NaiveDate) {
+        let notes: Vec<Option<AppliedWaiver>> = plugin
+            .cases
+            .iter()
+            .map(|case| {
+                let waiver = self.waivers.iter().find(|waiver| {
+                    waiver.accept == case.verdict && waiver.covers(case.id, plugin)
+                })?;
+                Some(AppliedWaiver {
+                    accept: waiver.accept,
+                    reason: waiver.reason.clone(),
+                    line: waiver.line,
+                    expired: waiver.expiry(plugin, today),
+                })
+            })
+            .collect();
+        for (case, note) in plugin.cases.iter_mut().zip(notes) {
+            case.waiver = note;
+        }
+        plugin.gate = Gate::tally(&plugin.cases, self);
+    }
+
+    /// Judges every plugin of `report` and records the policy and how each
+    /// waiver fared.
+    pub fn judge(&self, report: &mut Report, today: NaiveDate) {
+        for plugin in &mut report.plugins {
+            self.judge_plugin(plugin, today);
+        }
+        report.policy = self.clone();
+        report.waivers = self.uses(report);
+    }
+
+    /// How each waiver fared over the judged `report`.
+    pub fn uses(&self, report: &Report) -> Vec<WaiverUse> {
+        self.waivers
+            .iter()
+            .map(|waiver| {
+                let mut applied = 0;
+                let mut expired = None;
+                let mut ran = false;
+                for plugin in &report.plugins {
+                    for case in &plugin.cases {
+                        if !waiver.covers(case.id, plugin) {
+                            continue;
+                        }
+                        ran = true;
+                        match &case.waiver {
+                            Some(note)
+                                if note.line == waiver.line && note.accept == case.verdict =>
+                            {
+                                match &note.expired {
+                                    None => applied += 1,
+                                    Some(why) => expired = Some(why.clone()),
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                let state = match (applied, &expired, ran) {
+                    (1.., _, _) => UseState::Applied,
+                    (0, Some(_), _) => UseState::Expired,
+                    (0, None, true) => UseState::Stale,
+                    (0, None, false) => UseState::NotRun,
+                };
+                WaiverUse {
+                    line: waiver.line,
+                    case: waiver.case.clone(),
+                    plugin: waiver.plugin.clone(),
+                    accept: waiver.accept,
+                    reason: waiver.reason.clone(),
+                    until: waiver.until.clone(),
+                    state,
+                    applied,
+                    expired,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Today's date in UTC: a gate's `until` dates mean the same on every
+/// runner, whatever its time zone.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Verdict, test_report};
+
+    fn waiver(case: &str, accept: Verdict, until: Option<&str>, line: u32) -> Waiver {
+        Waiver {
+            case: case.into(),
+            plugin: None,
+            accept,
+            reason: format!("reason {line}"),
+            until: until.map(str::to_owned),
+            line,
+        }
+    }
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    fn go_echo() -> Report {
+        let mut report = test_report(
+            "linux",
+            &[(
+                "/p/go-echo.so",
+                &[
+                    ("load", "pass"),
+                    ("unload", "warning"),
+                    ("shutdown", "warning"),
+                    ("reload-upgrade", "skipped"),
+                    ("selftest", "fail"),
+                ],
+            )],
+        );
+        report.plugins[0].plugin = Some(crate::report::PluginInfo {
+            name: "go-echo".into(),
+            version: "1.4.0".into(),
+            toolchain: None,
+            abi: "1.0".into(),
+            struct_size: 0,
+        });
+        report
+    }
+
+    #[test]
+    fn waivers_accept_their_verdict_by_case_or_family_and_nothing_else() {
+        let policy = Policy {
+            deny_warnings: true,
+            deny_skipped: true,
+            waivers: vec![
+                waiver("hygiene", Verdict::Warning, None, 3),
+                waiver("shutdown", Verdict::Warning, Some("2.0.0"), 7),
+                waiver("reload-upgrade", Verdict::Skipped, Some("2999-01-01"), 11),
+            ],
+            file: None,
+        };
+        let mut report = go_echo();
+        policy.judge(&mut report, day("2026-11-27"));
+        let gate = &report.plugins[0].gate;
+        assert_eq!(gate.waived, 3, "{:?}", report.plugins[0].cases);
+        assert!(!gate.passed, "selftest's failure has no waiver");
+        let mut report = go_echo();
+        report.plugins[0].cases.pop();
+        policy.judge(&mut report, day("2026-11-27"));
+        assert!(report.plugins[0].gate.passed);
+        let states: Vec<UseState> = report.waivers.iter().map(|used| used.state).collect();
+        assert_eq!(states, [UseState::Applied; 3]);
+        assert_eq!(report.policy, policy, "kept for merging shards");
+    }
+
+    #[test]
+    fn a_waiver_past_its_until_stops_applying_and_says_why() {
+        let mut policy = Policy {
+            deny_warnings: true,
+            ..Policy::default()
+        };
+        policy.waivers = vec![
+            waiver("unload", Verdict::Warning, Some("1.4.0"), 2),
+            waiver("shutdown", Verdict::Warning, Some("2026-11-26"), 5),
+        ];
+        let mut report = go_echo();
+        report.plugins[0].cases.pop();
+        policy.judge(&mut report, day("2026-11-27"));
+        assert!(!report.plugins[0].gate.passed);
+        let unload = &report.plugins[0].cases[1];
+        let why = unload.waiver.as_ref().unwrap().expired.as_deref().unwrap();
+        assert!(
+            why.contains("version 1.4.0") && why.contains("1.4.0"),
+            "{why}"
+        );
+        assert_eq!(report.waivers[0].state, UseState::Expired);
+        let why = report.waivers[1].expired.as_deref().unwrap();
+        assert!(why.contains("2026-11-26 has passed"), "{why}");
+        // The last day still applies.
+        policy.judge(&mut report, day("2026-11-26"));
+        assert_eq!(report.waivers[1].state, UseState::Applied);
+    }
+
+    #[test]
+    fn a_waiver_that_meets_no_verdict_is_stale_and_one_whose_cases_did_not_run_is_not() {
+        let mut waivers = vec![
+            waiver("load", Verdict::Fail, None, 1),
+            waiver("fuzz-methods", Verdict::Crashed, None, 2),
+        ];
+        waivers.push(Waiver {
+            plugin: Some("other".into()),
+            ..waiver("unload", Verdict::Warning, None, 3)
+        });
+        let policy = Policy {
+            waivers,
+            ..Policy::default()
+        };
+        let mut report = go_echo();
+        policy.judge(&mut report, day("2026-01-01"));
+        let states: Vec<UseState> = report.waivers.iter().map(|used| used.state).collect();
+        assert_eq!(
+            states,
+            [UseState::Stale, UseState::NotRun, UseState::NotRun]
+        );
+    }
+
+    #[test]
+    fn only_skips_that_do_not_follow_a_failure_break_a_deny_skipped_gate() {
+        let policy = Policy {
+            deny_skipped: true,
+            ..Policy::default()
+        };
+        let mut report = test_report("linux", &[("/p/x.so", &[("unload", "skipped")])]);
+        policy.judge(&mut report, day("2026-01-01"));
+        assert!(!report.plugins[0].gate.passed);
+        report.plugins[0].cases[0].detail.prerequisite = Some(CaseId::Load);
+        policy.judge(&mut report, day("2026-01-01"));
+        assert!(report.plugins[0].gate.passed);
+        assert!(!Policy::default().breaks(&report.plugins[0].cases[0]));
+    }
+
+    #[test]
+    fn until_reads_dates_and_versions_and_names_what_it_cannot() {
+        assert_eq!(
+            Until::parse("2027-03-01"),
+            Ok(Until::Date(day("2027-03-01")))
+        );
+        assert!(matches!(Until::parse("v2.0.0"), Ok(Until::Version(_))));
+        let error = Until::parse("soon").unwrap_err();
+        assert!(
+            error.contains("`soon`") && error.contains("YYYY-MM-DD"),
+            "{error}"
+        );
+        assert!(Until::parse("2027-13-01").is_err());
+    }
+}
