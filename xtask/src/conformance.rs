@@ -219,12 +219,12 @@ pub fn run_suite(artifacts: &Artifacts, report_path: &Path) -> anyhow::Result<Re
     run_suite_on(&Runner::Native, artifacts, report_path)
 }
 
-/// What one `plugcheck check` invocation shares: the timeout and the reload
-/// targets.
-type InvocationKey<'a> = (Option<Duration>, &'a [(String, PathBuf)]);
+/// What one `plugcheck check` invocation shares: the timeout, the reload
+/// targets and the runs per case.
+type InvocationKey<'a> = (Option<Duration>, &'a [(String, PathBuf)], Option<u32>);
 
 /// Runs `plugcheck check` over every artifact, one invocation per distinct
-/// timeout and set of reload targets, and writes the merged report (in
+/// timeout, set of reload targets and repeat count, and writes the merged report (in
 /// manifest order).
 pub fn run_suite_on(
     runner: &Runner,
@@ -234,20 +234,23 @@ pub fn run_suite_on(
     let mut groups: BTreeMap<InvocationKey, Vec<&Built>> = BTreeMap::new();
     for built in &artifacts.built {
         groups
-            .entry((built.timeout, &built.reload_to))
+            .entry((built.timeout, &built.reload_to, built.repeat))
             .or_default()
             .push(built);
     }
     let dir = report_path.parent().expect("report path has a directory");
     std::fs::create_dir_all(dir)?;
     let mut parts: Vec<Report> = Vec::new();
-    for (index, ((timeout, reload_to), group)) in groups.iter().enumerate() {
+    for (index, ((timeout, reload_to, repeat), group)) in groups.iter().enumerate() {
         let part = dir.join(format!("report-part{index}.json"));
         let mut argv = check_argv();
         argv.extend(["--json".into(), runner.path(&part)]);
         if let Some(timeout) = timeout {
             argv.push("--timeout".into());
             argv.push(humantime::format_duration(*timeout).to_string().into());
+        }
+        if let Some(repeat) = repeat {
+            argv.extend(["--repeat".into(), repeat.to_string().into()]);
         }
         for (role, target) in reload_to.iter() {
             argv.push("--reload-to".into());

@@ -37,6 +37,8 @@ pub struct Built {
     pub timeout: Option<Duration>,
     /// `--reload-to` arguments: `ROLE=PATH` of other built fixtures.
     pub reload_to: Vec<(String, PathBuf)>,
+    /// `--repeat N`, for a fixture whose runs are meant to disagree.
+    pub repeat: Option<u32>,
 }
 
 /// What a fixtures build produced.
@@ -148,6 +150,7 @@ pub fn build(
                 path,
                 timeout: fixture.timeout_on(platform.name()),
                 reload_to: Vec::new(),
+                repeat: fixture.repeat,
             }),
             Err(need) if require_all => {
                 bail!(
