@@ -704,12 +704,12 @@ pub struct ReportWriteError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportReadError {
-    #[error("cannot read the report `{}`: {source}", path.display())]
+    #[error("cannot read the report `{}`", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("`{}` is not a plugcheck JSON report: {source}", path.display())]
+    #[error("`{}` is not a plugcheck JSON report (give one `plugcheck check --json` wrote)", path.display())]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
