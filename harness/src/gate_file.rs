@@ -84,10 +84,13 @@ pub fn read(path: &Path) -> Result<GateFile, GateFileError> {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
-    if !file.metadata().map_err(io)?.is_file() {
-        return Err(io(std::io::Error::other("it is not a regular file")));
+    // Asked before opening: opening a FIFO for reading waits for a writer.
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
+        return Err(io(std::io::Error::other(
+            "it is not a regular file: name the plugcheck.toml to read",
+        )));
     }
+    let file = std::fs::File::open(path).map_err(io)?;
     let mut text = String::new();
     std::io::Read::read_to_string(
         &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
