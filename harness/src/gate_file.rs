@@ -123,7 +123,7 @@ struct Raw {
     seed: Option<Spanned<toml::Value>>,
     repeat: Option<Spanned<u32>>,
     #[serde(default)]
-    reload_to: toml::map::Map<String, toml::Value>,
+    reload_to: std::collections::BTreeMap<Spanned<String>, toml::Value>,
     #[serde(default)]
     waive: Vec<Spanned<RawWaiver>>,
 }
@@ -211,7 +211,8 @@ pub fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
     let base = path.parent().unwrap_or(Path::new(""));
     let mut reload_to = Vec::new();
     for (role, value) in &raw.reload_to {
-        let offset = text.find(role.as_str()).unwrap_or(0);
+        let offset = role.span().start;
+        let role = role.get_ref();
         let role = ReloadRole::ALL
             .into_iter()
             .find(|known| known.name() == role)
@@ -439,8 +440,8 @@ reason = "no second build yet"
             ("schema = 2\n", ":1:", &["schema = 2", "newer plugcheck"]),
             ("schema = 1\nrepeat = 0\n", ":2:", &["repeat = 0"]),
             (
-                "schema = 1\n[reload-to]\nnewer = \"x\"\n",
-                ":3:",
+                "schema = 1 # newer\n[reload-to]\nupgrade = \"u\"\nnewer = \"x\"\n",
+                ":4:",
                 &["no role `newer`", "upgrade"],
             ),
             (

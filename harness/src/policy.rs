@@ -138,12 +138,7 @@ impl Policy {
                     (0, None, false) => UseState::NotRun,
                 };
                 WaiverUse {
-                    line: waiver.line,
-                    case: waiver.case.clone(),
-                    plugin: waiver.plugin.clone(),
-                    accept: waiver.accept,
-                    reason: waiver.reason.clone(),
-                    until: waiver.until.clone(),
+                    waiver: waiver.clone(),
                     state,
                     applied,
                     expired,

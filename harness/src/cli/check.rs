@@ -671,6 +671,53 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_beats_the_gate_file_which_beats_the_default() {
+        let file = crate::gate_file::parse(
+            "schema = 1\ndeny-warnings = true\ntimeout = \"30s\"\nfuzz-inputs = 7\n\
+             [reload-to]\nupgrade = \"v2.so\"\nbroken = \"bad.so\"\n",
+            Path::new("/repo/plugcheck.toml"),
+        )
+        .unwrap();
+        let args = parse(&[
+            "check".as_ref(),
+            "--timeout".as_ref(),
+            "3s".as_ref(),
+            "--deny-warnings=false".as_ref(),
+            "--reload-to".as_ref(),
+            "upgrade=/other/v3.so".as_ref(),
+            "x.so".as_ref(),
+        ]);
+        let resolved = Resolved::of(&args, Some(&file)).unwrap();
+        assert_eq!(resolved.timeout, Duration::from_secs(3), "the flag");
+        assert!(!resolved.policy.deny_warnings, "--deny-warnings=false");
+        assert_eq!(resolved.fuzz_inputs, 7, "the file");
+        assert_eq!(resolved.repeat, 1, "the default");
+        assert_eq!(
+            resolved
+                .reload_to
+                .get(&ReloadRole::Upgrade)
+                .map(PathBuf::as_path),
+            Some(Path::new("/other/v3.so")),
+            "a role given as a flag replaces the file's"
+        );
+        assert_eq!(
+            resolved
+                .reload_to
+                .get(&ReloadRole::Broken)
+                .map(PathBuf::as_path),
+            Some(Path::new("/repo/bad.so")),
+            "the file's other roles stay, beside the file"
+        );
+        assert_eq!(
+            resolved.policy.file.as_deref(),
+            Some("/repo/plugcheck.toml")
+        );
+        let bare = Resolved::of(&parse(&["check".as_ref(), "x.so".as_ref()]), None).unwrap();
+        assert_eq!(bare.timeout, Duration::from_secs(10));
+        assert!(bare.policy.is_default());
+    }
+
+    #[test]
     fn filters_take_ids_and_families_in_suite_order() {
         let picked = select_cases(&["unload".into(), "load".into()]).unwrap();
         assert_eq!(picked, vec![CaseId::Load, CaseId::Unload]);

@@ -60,14 +60,8 @@ pub enum Passage {
 /// How one waiver fared over a whole run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaiverUse {
-    pub line: u32,
-    pub case: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plugin: Option<String>,
-    pub accept: Verdict,
-    pub reason: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<String>,
+    #[serde(flatten)]
+    pub waiver: Waiver,
     pub state: UseState,
     /// Cases it accepted.
     pub applied: u32,

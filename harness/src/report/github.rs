@@ -44,8 +44,9 @@ pub fn annotations(report: &Report) -> String {
         }
     }
     let gate_file = report.policy.file.as_deref().unwrap_or(FILE_NAME);
-    for waiver in &report.waivers {
-        let why = match (waiver.state, &waiver.expired) {
+    for used in &report.waivers {
+        let waiver = &used.waiver;
+        let why = match (used.state, &used.expired) {
             (UseState::Expired, Some(why)) => format!("no longer applies: {why}"),
             (UseState::Stale, _) => format!(
                 "is stale: its cases ran and none was `{}`; remove it",
@@ -213,5 +214,49 @@ mod tests {
             "x \\| ✅ passed \\|\\\\n\\<img src=x\\>"
         );
         assert_eq!(markdown_code("a`b|c"), "a'b\\|c");
+    }
+
+    #[test]
+    fn a_waived_case_is_a_notice_a_blocking_one_an_error_and_a_stale_waiver_a_warning_on_its_line()
+    {
+        use crate::report::gate::{Policy, Waiver};
+        let mut report = crate::report::test_report(
+            "linux",
+            &[("/p/x.so", &[("unload", "warning"), ("selftest", "fail")])],
+        );
+        let waiver = |case: &str, accept: Verdict, line: u32| Waiver {
+            case: case.into(),
+            plugin: None,
+            accept,
+            reason: format!("because {line}"),
+            until: None,
+            line,
+        };
+        let policy = Policy {
+            deny_warnings: true,
+            waivers: vec![
+                waiver("unload", Verdict::Warning, 4),
+                waiver("selftest", Verdict::Warning, 9),
+            ],
+            file: Some("gate/plugcheck.toml".into()),
+            ..Policy::default()
+        };
+        policy.judge(&mut report, crate::policy::today());
+        let text = annotations(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].starts_with("::notice ") && lines[0].contains("unload"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("::error ") && lines[1].contains("selftest"),
+            "{text}"
+        );
+        assert!(
+            lines[2].starts_with("::warning file=gate/plugcheck.toml,line=9::")
+                && lines[2].contains("stale"),
+            "{text}"
+        );
     }
 }

@@ -45,13 +45,14 @@ pub fn to_xml(report: &Report) -> String {
                 .is_some_and(|waiver| waiver.expired.is_none());
             let mut status = match case.verdict {
                 Verdict::Pass | Verdict::Warning => TestCaseStatus::success(),
-                _ if waived => TestCaseStatus::success(),
-                Verdict::Flaky => non_success(NonSuccessKind::Failure, "flaky", &message(case)),
+                // Waived or not, a skipped case did not run.
                 Verdict::Skipped => {
                     let mut status = TestCaseStatus::skipped();
                     status.set_message(one_line(&case.reason).as_ref());
                     status
                 }
+                _ if waived => TestCaseStatus::success(),
+                Verdict::Flaky => non_success(NonSuccessKind::Failure, "flaky", &message(case)),
                 Verdict::Fail | Verdict::Unsupported => non_success(
                     NonSuccessKind::Failure,
                     case.verdict.as_str(),

@@ -226,12 +226,13 @@ fn waivers(report: &Report) -> String {
     if report.waivers.is_empty() {
         out.push_str("  (none)\n");
     }
-    for waiver in &report.waivers {
-        let state = match waiver.state {
-            UseState::Applied => format!("applied to {} case(s)", waiver.applied),
+    for used in &report.waivers {
+        let waiver = &used.waiver;
+        let state = match used.state {
+            UseState::Applied => format!("applied to {} case(s)", used.applied),
             UseState::Expired => format!(
                 "EXPIRED: {}",
-                waiver.expired.as_deref().unwrap_or("its `until` passed")
+                used.expired.as_deref().unwrap_or("its `until` passed")
             ),
             UseState::Stale => format!(
                 "STALE: its cases ran and none was `{}`; remove it",
