@@ -27,7 +27,20 @@ pub type EntryFn = unsafe extern "C" fn() -> *const Descriptor;
 /// # Safety
 /// Opening runs the library's initialisers: call this only in a worker.
 pub unsafe fn open(path: &Path) -> Result<Loaded, OpenError> {
-    let sniffed = sniff::sniff(path)?;
+    // SAFETY: as this function's.
+    unsafe { open_known(path, None) }
+}
+
+/// [`open`], with what an earlier sniff of the same bytes found (a reload
+/// of an unchanged build): the file is not parsed again.
+///
+/// # Safety
+/// As [`open`]'s.
+pub unsafe fn open_known(path: &Path, known: Option<Sniffed>) -> Result<Loaded, OpenError> {
+    let sniffed = match known {
+        Some(sniffed) => sniffed,
+        None => sniff::sniff(path)?,
+    };
     // SAFETY: the caller runs in a worker process, where a misbehaving
     // initialiser takes down only the worker.
     let library = unsafe { os::open_library(path) }.map_err(|failure| {

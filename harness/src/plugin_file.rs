@@ -6,7 +6,6 @@
 //! only where it holds data, through one fixed-size buffer.
 
 use std::fs::File;
-use std::hash::Hasher;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -114,13 +113,15 @@ impl PluginFile {
     /// copy there, in one pass over the data: holes stay holes (they are
     /// neither read nor written), and memory use is one buffer whatever the
     /// size. The hash covers the length and every data range, so two files
-    /// with the same bytes where it counts hash alike.
+    /// with the same bytes where it counts hash alike. XXH3, not SipHash:
+    /// every reload hashes its build, and SipHash over a 2 MiB DLL in a
+    /// debug build took 40 ms of a 42 ms reload under Wine.
     pub fn hash_and_copy(&mut self, mut copy_to: Option<&mut File>) -> std::io::Result<u64> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        hasher.write_u64(self.len);
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        hasher.update(&self.len.to_le_bytes());
         let mut buffer = vec![0u8; 256 * 1024];
         for (start, end) in os::data_ranges(&self.file, self.len) {
-            hasher.write_u64(start);
+            hasher.update(&start.to_le_bytes());
             self.file.seek(SeekFrom::Start(start))?;
             if let Some(target) = copy_to.as_deref_mut() {
                 target.seek(SeekFrom::Start(start))?;
@@ -135,7 +136,7 @@ impl PluginFile {
                     // The file shrank while we read it: hash what is there.
                     break;
                 }
-                hasher.write(&buffer[..read]);
+                hasher.update(&buffer[..read]);
                 if let Some(target) = copy_to.as_deref_mut() {
                     target.write_all(&buffer[..read])?;
                 }
@@ -146,7 +147,7 @@ impl PluginFile {
             // Trailing holes: the copy gets the whole length.
             target.set_len(self.len)?;
         }
-        Ok(hasher.finish())
+        Ok(hasher.digest())
     }
 
     /// The first `max` bytes (fewer if the file is shorter).

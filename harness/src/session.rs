@@ -14,6 +14,7 @@ use crate::loader::{self, EntryFn, Loaded};
 use crate::os;
 use crate::outcome::Outcome;
 use crate::report::{Detail, PluginInfo};
+use crate::sniff::Sniffed;
 
 /// A plugin method's answer.
 #[derive(Debug)]
@@ -109,13 +110,19 @@ impl Session {
 
     /// Opens the library (sniffing it first).
     pub fn load(&mut self) -> Result<(), Outcome> {
+        self.load_known(None)
+    }
+
+    /// [`Session::load`], with what a sniff of the same bytes already
+    /// found, if anything.
+    pub fn load_known(&mut self, known: Option<Sniffed>) -> Result<(), Outcome> {
         if self.loaded.is_some() {
             return Ok(());
         }
         let started = Instant::now();
         // SAFETY: sessions live only in worker processes, where a library's
         // initialisers may crash without harm to the harness.
-        let result = unsafe { loader::open(&self.path) };
+        let result = unsafe { loader::open_known(&self.path, known) };
         let took = started.elapsed();
         let loaded = result.map_err(|error| {
             Outcome::fail(error.to_string()).with_detail(|detail| {

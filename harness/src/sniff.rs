@@ -189,11 +189,12 @@ fn built_by_rustc<'a>(file: &object::File<'a, Data<'a>>) -> bool {
     if comment.is_some_and(|bytes| bytes.windows(6).any(|w| w == b"rustc ")) {
         return true;
     }
+    let panic = memchr::memmem::Finder::new(b"rust_panic");
+    let begin = memchr::memmem::Finder::new(b"rust_begin");
     file.symbols().take(200_000).any(|symbol| {
-        symbol.name_bytes().is_ok_and(|name| {
-            name.windows(10)
-                .any(|w| w == b"rust_panic" || w == b"rust_begin")
-        })
+        symbol
+            .name_bytes()
+            .is_ok_and(|name| panic.find(name).is_some() || begin.find(name).is_some())
     })
 }
 

@@ -10,6 +10,7 @@ use super::shadow::{ShadowDir, content_hash};
 use crate::outcome::Outcome;
 use crate::report::PluginInfo;
 use crate::session::{Answer, Session};
+use crate::sniff::Sniffed;
 
 /// How an engine loads new versions.
 #[derive(Debug, Clone, Default)]
@@ -155,7 +156,7 @@ impl ReloadEngine {
                 None,
             )
         })?;
-        let first = ReloadEngine::prepare(original, &shadows, &options, None)?;
+        let first = ReloadEngine::prepare(original, &shadows, &options, None, None)?;
         Ok(ReloadEngine {
             original: original.to_owned(),
             options,
@@ -214,8 +215,21 @@ impl ReloadEngine {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let started = Instant::now();
         let serving = self.info();
-        let mut next =
-            ReloadEngine::prepare(&self.original, &self.shadows, &self.options, Some(&serving))?;
+        // What the serving version's bytes were found to be: a build that
+        // has not changed is not parsed again (reload-cycles reloads one
+        // build a hundred times).
+        let known = {
+            let live = self.live.lock();
+            let sniffed = live.session.loaded().map(|loaded| loaded.sniffed().clone());
+            sniffed.map(|sniffed| (live.hash, sniffed))
+        };
+        let mut next = ReloadEngine::prepare(
+            &self.original,
+            &self.shadows,
+            &self.options,
+            Some(&serving),
+            known,
+        )?;
         let mut live = self.live.lock();
         let state_bytes = match handoff(&mut live.session, &mut next.session) {
             Ok(bytes) => bytes,
@@ -244,6 +258,7 @@ impl ReloadEngine {
         shadows: &ShadowDir,
         options: &ReloadOptions,
         serving: Option<&PluginInfo>,
+        known: Option<(u64, Sniffed)>,
     ) -> Result<Live, ReloadFailure> {
         let fail = |stage, outcome| failure(stage, outcome, serving.cloned());
         // Diagnoses name the file they looked at, a shadow copy the author
@@ -274,9 +289,10 @@ impl ReloadEngine {
                 fail(Stage::Preflight, in_terms_of_build(&shadow, outcome))
             })?;
         }
+        let unchanged = known.filter(|(known_hash, _)| *known_hash == hash);
         let mut session = Session::new(shadow.clone());
         let prepared = session
-            .load()
+            .load_known(unchanged.map(|(_, sniffed)| sniffed))
             .map_err(|outcome| (Stage::Load, outcome))
             .and_then(|()| {
                 session
