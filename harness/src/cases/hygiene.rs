@@ -98,6 +98,12 @@ pub(super) fn growth_since(
         handles: after.handles as i64 - before.handles as i64,
         mapped_bytes: after.mapped_bytes as i64 - before.mapped_bytes as i64,
     };
+    let problems = growth_problems(&growth);
+    (growth, problems)
+}
+
+/// What in `growth` is over its bound, in words.
+pub(super) fn growth_problems(growth: &Growth) -> Vec<String> {
     let mut problems = Vec::new();
     // The counts are in the detail: for a library that starts threads of
     // its own runtime, they vary from run to run.
@@ -114,7 +120,7 @@ pub(super) fn growth_since(
             MAPPED_GROWTH_BOUND >> 20
         ));
     }
-    (growth, problems)
+    problems
 }
 
 fn cycle(session: &mut Session) -> Result<(), Outcome> {
