@@ -1,8 +1,11 @@
 //! `cargo xtask bench`: what plugcheck costs, as ratios against floors
 //! measured in the same run on the same machine.
 //!
-//! - floor: the cheapest process that touches a plugin — `plugcheck
-//!   __probe`, which opens it, looks up `plugcheck_entry` and calls it;
+//! - physical floor: the same work without plugcheck — a minimal C program
+//!   spawning a minimal C child that opens the plugin, looks up
+//!   `plugcheck_entry` and calls it (`bench_floor.rs`, `xtask/bench/`);
+//!   every suite ratio is against it, and, for continuity, against the
+//!   earlier floor, `plugcheck __probe` (plugcheck's own binary doing it);
 //! - suite: `plugcheck check --json` over one good plugin, whole process,
 //!   minus the time the cases themselves worked (measured inside the
 //!   worker, reported in the JSON), run by run. The target is overhead ≤ 3
@@ -19,7 +22,8 @@
 //!   blocks in `selftest`; bytes captured (kept and counted) per case time;
 //! - Go-native: the suite over go-native-echo against a Go program's
 //!   plugin.Open + Lookup + call (`bench_go_native.rs`);
-//! - all fixtures: wall time, with the deliberate hang timeouts shown apart.
+//! - all fixtures: wall time, with the deliberate hang timeouts shown apart,
+//!   and each plugin's own time, slowest first, per leg.
 
 use std::path::Path;
 use std::process::Command;
@@ -29,12 +33,13 @@ use anyhow::{Context, bail};
 use plugcheck::report::{Report, Verdict};
 use xshell::Shell;
 
+use crate::bench_floor::PhysicalFloor;
 use crate::bench_go_native;
 use crate::conformance::{self, Runner};
 use crate::fixtures::{self, Built, HOST_PLATFORM};
 use crate::platform::Platform;
 
-/// The overhead target of the foundation issue, in floor spawns.
+/// The overhead target, in physical floors (p50).
 const SUITE_TARGET: f64 = 3.0;
 /// Reload latency targets of the hot-reload issue, in floors.
 const RELOAD_P50_TARGET: f64 = 3.0;
@@ -67,10 +72,12 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let plugcheck = &artifacts.plugcheck;
     let scratch = scratch_dir()?;
     let runs = args.runs.max(1);
+    let physical = PhysicalFloor::build(sh, Platform::host(), scratch.path())?;
 
     let foundation = measure_suite(
         &Runner::Native,
         plugcheck,
+        &physical,
         built("echo")?,
         Some(FOUNDATION_FAMILIES),
         runs,
@@ -79,6 +86,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let whole = measure_suite(
         &Runner::Native,
         plugcheck,
+        &physical,
         built("echo")?,
         None,
         runs,
@@ -130,10 +138,11 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         ms(hang_wait),
         ms(all_wall.saturating_sub(hang_wait))
     );
+    print_per_plugin(&all);
     windows_leg(sh, runs, &scratch)?;
     if foundation.ratio() > SUITE_TARGET {
         bail!(
-            "suite overhead {:.2}× floor is over the {SUITE_TARGET}× target",
+            "suite overhead {:.2}× the physical floor (p50) is over the {SUITE_TARGET}× target",
             foundation.ratio()
         );
     }
@@ -181,9 +190,11 @@ fn windows_leg(sh: &Shell, runs: usize, scratch: &tempfile::TempDir) -> anyhow::
         .iter()
         .find(|built| built.name == "echo")
         .context("the Windows echo plugin was not built")?;
+    let physical = PhysicalFloor::build(sh, Platform::Windows, scratch.path())?;
     let suite = measure_suite(
         &runner,
         &artifacts.plugcheck,
+        &physical,
         echo,
         Some(FOUNDATION_FAMILIES),
         runs.min(10),
@@ -211,7 +222,46 @@ fn windows_leg(sh: &Shell, runs: usize, scratch: &tempfile::TempDir) -> anyhow::
         all.plugins.len(),
         ms(wall)
     );
+    print_per_plugin(&all);
     Ok(())
+}
+
+/// Each plugin's own time in a fixture run, slowest first, with the case
+/// that took longest: where a leg's time goes.
+fn print_per_plugin(report: &Report) {
+    let mut plugins: Vec<(Duration, String, String)> = report
+        .plugins
+        .iter()
+        .map(|plugin| {
+            let slowest = plugin
+                .cases
+                .iter()
+                .max_by_key(|case| case.duration_us)
+                .map(|case| {
+                    format!(
+                        "{} {}",
+                        case.id,
+                        ms(Duration::from_micros(case.duration_us))
+                    )
+                })
+                .unwrap_or_default();
+            (
+                Duration::from_micros(plugin.duration_us),
+                plugin.stem(),
+                slowest,
+            )
+        })
+        .collect();
+    plugins.sort_by_key(|plugin| std::cmp::Reverse(plugin.0));
+    println!("        per plugin, slowest first (its slowest case):");
+    for chunk in plugins.chunks(3) {
+        let row: Vec<String> = chunk
+            .iter()
+            .map(|(took, name, slowest)| format!("{:>8} {name} ({slowest})", ms(*took)))
+            .map(|cell| format!("{cell:<52}"))
+            .collect();
+        println!("        {}", row.join(" ").trim_end());
+    }
 }
 
 /// Output captured per case of the noisy fixture: bytes and case time, the
@@ -280,20 +330,34 @@ fn measure_capture(
     Ok(CaptureTiming { cases: best })
 }
 
-/// One suite measurement: floor, wall, case work and overhead, run by run.
+/// One suite measurement: the floors, wall, case work and overhead, run by
+/// run (p50, and p99 where it is compared).
 struct SuiteTiming {
     filter: Option<&'static str>,
     runs: usize,
     cases: usize,
     workers: u32,
+    /// `plugcheck __probe`: the earlier floor, kept for continuity.
     floor: Duration,
+    physical: Duration,
+    physical_p99: Duration,
     wall: Duration,
     work: Duration,
     overhead: Duration,
+    overhead_p99: Duration,
 }
 
 impl SuiteTiming {
+    /// Overhead against the physical floor, p50: the gated ratio.
     fn ratio(&self) -> f64 {
+        self.overhead.as_secs_f64() / self.physical.as_secs_f64()
+    }
+
+    fn ratio_p99(&self) -> f64 {
+        self.overhead_p99.as_secs_f64() / self.physical_p99.as_secs_f64()
+    }
+
+    fn probe_ratio(&self) -> f64 {
         self.overhead.as_secs_f64() / self.floor.as_secs_f64()
     }
 
@@ -318,12 +382,20 @@ impl SuiteTiming {
             self.runs
         );
         println!(
-            "        floor {} · wall {} · case work {} · overhead (wall − work, per run) {} = {:.2}× floor ({target})",
-            ms(self.floor),
+            "        physical floor (C spawner + child: spawn, open, entry, call) p50 {} p99 {} · wall {} · case work {} · overhead (wall − work, per run) p50 {} p99 {}",
+            ms(self.physical),
+            ms(self.physical_p99),
             ms(self.wall),
             ms(self.work),
             ms(self.overhead),
-            self.ratio()
+            ms(self.overhead_p99),
+        );
+        println!(
+            "        = {:.2}× the physical floor at p50 ({target}), {:.2}× at p99; {:.2}× the earlier floor (`plugcheck __probe`, {})",
+            self.ratio(),
+            self.ratio_p99(),
+            self.probe_ratio(),
+            ms(self.floor)
         );
     }
 }
@@ -427,6 +499,7 @@ fn measure_crash_cost(
 fn measure_suite(
     runner: &Runner,
     plugcheck: &Path,
+    physical: &PhysicalFloor,
     echo: &Built,
     filter: Option<&'static str>,
     runs: usize,
@@ -452,11 +525,14 @@ fn measure_suite(
     let suite_once = || check_once(runner, plugcheck, echo, filter, &json);
     // One unmeasured round warms the page cache and the loader.
     floor_once()?;
+    physical.once(runner, &echo.path)?;
     suite_once()?;
     let (mut floor, mut wall, mut work, mut overhead) = (vec![], vec![], vec![], vec![]);
+    let mut physical_floor = Vec::new();
     let (mut cases, mut workers) = (0, 0);
     for _ in 0..runs {
         floor.push(floor_once()?);
+        physical_floor.push(physical.once(runner, &echo.path)?);
         let (elapsed, report) = suite_once()?;
         let plugin = &report.plugins[0];
         cases = plugin.cases.len();
@@ -473,9 +549,12 @@ fn measure_suite(
         cases,
         workers,
         floor: percentile(&mut floor, 50),
+        physical: percentile(&mut physical_floor, 50),
+        physical_p99: percentile(&mut physical_floor, 99),
         wall: percentile(&mut wall, 50),
         work: percentile(&mut work, 50),
         overhead: percentile(&mut overhead, 50),
+        overhead_p99: percentile(&mut overhead, 99),
     })
 }
 

@@ -10,6 +10,7 @@
 //! one helper, `needs::find_on_path` (the harness bridge's).
 
 mod bench;
+mod bench_floor;
 mod bench_go_native;
 mod ci;
 mod conformance;
