@@ -45,7 +45,14 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one step and says how long it took: where CI's wall time goes.
 fn step(name: &str, body: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
     eprintln!("\n== ci: {name}");
-    body().map_err(|error| error.context(format!("ci step `{name}` failed")))
+    let started = std::time::Instant::now();
+    let result = body().map_err(|error| error.context(format!("ci step `{name}` failed")));
+    eprintln!(
+        "== ci: {name} took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    result
 }

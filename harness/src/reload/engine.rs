@@ -290,7 +290,7 @@ impl ReloadEngine {
             })?;
         }
         let unchanged = known.filter(|(known_hash, _)| *known_hash == hash);
-        let mut session = Session::new(shadow.clone());
+        let mut session = Session::of_shadow(shadow.clone());
         let prepared = session
             .load_known(unchanged.map(|(_, sniffed)| sniffed))
             .map_err(|outcome| (Stage::Load, outcome))
