@@ -107,17 +107,11 @@ pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> Concluded {
     session.init()?;
     session.shutdown();
     let baseline_threads = session.baseline_threads;
-    // A Go runtime's threads never end: waiting the grace out for them
-    // would only delay the answer below.
-    let go_runtime = session
-        .loaded()
-        .is_some_and(|loaded| loaded.sniffed().go_runtime);
     let deadline = Instant::now() + Duration::from_millis(settings.grace_ms);
     let (threads, processes) = loop {
         let threads = os::thread_count();
         let processes = os::running_child_processes();
-        let threads_settled = threads <= baseline_threads || go_runtime;
-        if (threads_settled && processes.is_empty()) || Instant::now() >= deadline {
+        if (threads <= baseline_threads && processes.is_empty()) || Instant::now() >= deadline {
             break (threads, processes);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -160,6 +154,9 @@ pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> Concluded {
     // A Go runtime starts threads no plugin code can stop: say so, and let
     // the unload case show the library staying resident, rather than
     // failing the plugin for its language.
+    let go_runtime = session
+        .loaded()
+        .is_some_and(|loaded| loaded.sniffed().go_runtime);
     if go_runtime && processes.is_empty() {
         return Ok(Outcome::warning(
             "threads of the Go runtime keep running after shutdown: a Go runtime cannot be stopped, so the library can never be unloaded",
