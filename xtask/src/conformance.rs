@@ -219,6 +219,9 @@ pub fn run_suite(artifacts: &Artifacts, report_path: &Path) -> anyhow::Result<Re
     run_suite_on(&Runner::Native, artifacts, report_path)
 }
 
+/// `plugcheck check` invocations of one leg run at once.
+const PARALLEL_INVOCATIONS: usize = 2;
+
 /// What one `plugcheck check` invocation shares: the timeout, the reload
 /// targets and the runs per case.
 type InvocationKey<'a> = (Option<Duration>, &'a [(String, PathBuf)], Option<u32>);
@@ -238,43 +241,87 @@ pub fn run_suite_on(
             .or_default()
             .push(built);
     }
+    let started = std::time::Instant::now();
     let dir = report_path.parent().expect("report path has a directory");
     std::fs::create_dir_all(dir)?;
-    let mut parts: Vec<Report> = Vec::new();
-    for (index, ((timeout, reload_to, repeat), group)) in groups.iter().enumerate() {
-        let part = dir.join(format!("report-part{index}.json"));
-        let mut argv = check_argv();
-        argv.extend(["--json".into(), runner.path(&part)]);
-        if let Some(timeout) = timeout {
-            argv.push("--timeout".into());
-            argv.push(humantime::format_duration(*timeout).to_string().into());
-        }
-        if let Some(repeat) = repeat {
-            argv.extend(["--repeat".into(), repeat.to_string().into()]);
-        }
-        for (role, target) in reload_to.iter() {
-            argv.push("--reload-to".into());
-            let mut value = OsString::from(format!("{role}="));
-            value.push(runner.path(target));
-            argv.push(value);
-        }
-        argv.extend(group.iter().map(|built| runner.path(&built.path)));
-        let status = runner
-            .command(&artifacts.plugcheck, argv)
+    let invocations: Vec<(PathBuf, Vec<OsString>)> = groups
+        .iter()
+        .enumerate()
+        .map(|(index, ((timeout, reload_to, repeat), group))| {
+            let part = dir.join(format!("report-part{index}.json"));
+            let mut argv = check_argv();
+            argv.extend(["--json".into(), runner.path(&part)]);
+            if let Some(timeout) = timeout {
+                argv.push("--timeout".into());
+                argv.push(humantime::format_duration(*timeout).to_string().into());
+            }
+            if let Some(repeat) = repeat {
+                argv.extend(["--repeat".into(), repeat.to_string().into()]);
+            }
+            for (role, target) in reload_to.iter() {
+                argv.push("--reload-to".into());
+                let mut value = OsString::from(format!("{role}="));
+                value.push(runner.path(target));
+                argv.push(value);
+            }
+            argv.extend(group.iter().map(|built| runner.path(&built.path)));
+            (part, argv)
+        })
+        .collect();
+    // Two invocations at a time: much of a fixture run is waiting (on a
+    // hang fixture's timeout, on Wine), which another invocation's plugins
+    // fill. Each one's output is printed whole when it ends.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<anyhow::Result<Report>>>> = invocations
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    let run_one = |(part, argv): &(PathBuf, Vec<OsString>)| -> anyhow::Result<Report> {
+        let output = runner
+            .command(&artifacts.plugcheck, argv.clone())
             // Panic messages must not depend on the caller's environment.
             .env("RUST_BACKTRACE", "0")
+            .stdout_capture()
+            .stderr_to_stdout()
             .unchecked()
             .run()
-            .with_context(|| format!("cannot run `{}`", artifacts.plugcheck.display()))?
-            .status;
+            .with_context(|| format!("cannot run `{}`", artifacts.plugcheck.display()))?;
+        print!("{}", String::from_utf8_lossy(&output.stdout));
         // 0 and 1 are verdicts (fixtures are meant to fail the gate); 2 is
         // plugcheck itself failing.
-        if !matches!(status.code(), Some(0 | 1)) {
-            bail!("plugcheck check failed ({status}); see its error above");
+        if !matches!(output.status.code(), Some(0 | 1)) {
+            bail!(
+                "plugcheck check failed ({}); see its error above",
+                output.status
+            );
         }
-        parts.push(Report::read_json(&part)?);
-        std::fs::remove_file(&part)?;
-    }
+        let report = Report::read_json(part)?;
+        std::fs::remove_file(part)?;
+        Ok(report)
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL_INVOCATIONS {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(invocation) = invocations.get(index) else {
+                        break;
+                    };
+                    let result = run_one(invocation);
+                    *results[index].lock().expect("no panics while holding") = Some(result);
+                }
+            });
+        }
+    });
+    let parts = results
+        .into_iter()
+        .map(|result| {
+            result
+                .into_inner()
+                .expect("no panics while holding")
+                .expect("every invocation ran")
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut report = Report::merge(parts).context("the manifest lists no fixtures")?;
     let order: Vec<String> = artifacts
         .built
@@ -284,6 +331,12 @@ pub fn run_suite_on(
     report.order_plugins(&order);
     report.toolchain_probes = artifacts.probes.clone();
     report.write_json(report_path)?;
+    eprintln!(
+        "{} plugins and fixtures judged on {} in {:.1} s",
+        report.plugins.len(),
+        report.platform.describe(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(report)
 }
 
