@@ -42,10 +42,11 @@ pub struct GateFile {
 /// What went wrong reading a gate file: where, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum GateFileError {
-    #[error("cannot read the gate file `{}`: {source}", path.display())]
+    #[error("cannot read the gate file `{}`: {cause}; name a readable plugcheck.toml with --config, or pass --no-config", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// Not a `source`: it is in the message, once.
+        cause: std::io::Error,
     },
     #[error("{}:{line}: {message}", path.display())]
     Invalid {
@@ -80,9 +81,9 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads and validates a gate file.
 pub fn read(path: &Path) -> Result<GateFile, GateFileError> {
-    let io = |source| GateFileError::Io {
+    let io = |cause| GateFileError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     };
     // Asked before opening: opening a FIFO for reading waits for a writer.
     if !std::fs::metadata(path).map_err(io)?.is_file() {

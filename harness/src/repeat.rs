@@ -66,16 +66,12 @@ fn combine_case(runs: Vec<CaseReport>) -> CaseReport {
         agreed.duration_us = all_total;
         return agreed;
     }
-    let failing = judged
+    let (failing_index, failing) = runs
         .iter()
-        .copied()
-        .find(|run| run.verdict != Verdict::Pass)
+        .enumerate()
+        .find(|(_, run)| run.verdict != Verdict::Pass && judged.contains(run))
         .expect("runs that disagree are not all passes");
-    let failing_run = runs
-        .iter()
-        .position(|run| std::ptr::eq(run, failing))
-        .expect("one of the runs")
-        + 1;
+    let failing_run = failing_index + 1;
     let attempts: Vec<Attempt> = runs
         .iter()
         .enumerate()

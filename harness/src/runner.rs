@@ -137,29 +137,12 @@ fn run_plugin_repeated(
     options: &RunOptions,
     emit: &(dyn Fn(&Event<'_>) + Sync),
 ) -> Result<PluginReport, SpawnError> {
+    let run = |attempt| run_plugin_reporting(PluginRun { index, attempt }, path, options, emit);
     let mut report = if options.repeat <= 1 {
-        run_plugin_reporting(
-            PluginRun {
-                index,
-                attempt: None,
-            },
-            path,
-            options,
-            emit,
-        )?
+        run(None)?
     } else {
         let runs = (1..=options.repeat)
-            .map(|attempt| {
-                run_plugin_reporting(
-                    PluginRun {
-                        index,
-                        attempt: Some(attempt),
-                    },
-                    path,
-                    options,
-                    emit,
-                )
-            })
+            .map(|attempt| run(Some(attempt)))
             .collect::<Result<Vec<_>, _>>()?;
         crate::repeat::combine(runs).expect("at least two runs")
     };

@@ -551,7 +551,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// `upgrade=target/v2/libx.so` → (Upgrade, path).
-fn parse_reload_target(text: &str) -> Result<(ReloadRole, PathBuf), String> {
+pub(super) fn parse_reload_target(text: &str) -> Result<(ReloadRole, PathBuf), String> {
     let roles = || {
         ReloadRole::ALL
             .iter()

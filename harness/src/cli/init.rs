@@ -32,8 +32,8 @@ pub struct InitArgs {
     force: bool,
     /// Builds the reload cases switch to (ROLE=PATH, as for `check`):
     /// written into the file, relative to it.
-    #[arg(long, value_name = "ROLE=PATH")]
-    reload_to: Vec<String>,
+    #[arg(long, value_name = "ROLE=PATH", value_parser = check::parse_reload_target)]
+    reload_to: Vec<(ReloadRole, PathBuf)>,
     /// Time one case may take (written into the file) [default: 10s].
     #[arg(long, value_name = "DURATION")]
     timeout: Option<String>,
@@ -48,8 +48,10 @@ pub fn run(args: InitArgs) -> anyhow::Result<u8> {
     }
     crate::report::check_writable(&args.output)?;
     let mut argv: Vec<OsString> = vec!["--no-config".into(), "--annotate".into(), "never".into()];
-    for target in &args.reload_to {
-        argv.extend(["--reload-to".into(), target.into()]);
+    for (role, path) in &args.reload_to {
+        let mut target = OsString::from(format!("{}=", role.name()));
+        target.push(path);
+        argv.extend(["--reload-to".into(), target]);
     }
     if let Some(timeout) = &args.timeout {
         argv.extend(["--timeout".into(), timeout.into()]);
@@ -89,23 +91,20 @@ pub fn run(args: InitArgs) -> anyhow::Result<u8> {
     Ok(exit::PASSED)
 }
 
-/// `ROLE=PATH` targets with their paths relative to the gate file's
+/// The reload targets with their paths relative to the gate file's
 /// directory where they can be.
-fn reload_targets(given: &[String], output: &Path) -> anyhow::Result<Vec<(ReloadRole, String)>> {
+fn reload_targets(
+    given: &[(ReloadRole, PathBuf)],
+    output: &Path,
+) -> anyhow::Result<Vec<(ReloadRole, String)>> {
     let dir = output.parent().unwrap_or(Path::new(""));
     given
         .iter()
-        .map(|text| {
-            let (role, path) = text
-                .split_once('=')
-                .context("--reload-to takes ROLE=PATH")?;
-            let role = ReloadRole::ALL
-                .into_iter()
-                .find(|known| known.name() == role)
-                .with_context(|| format!("unknown reload role `{}`", one_line(role)))?;
-            let path = std::path::absolute(path)?;
+        .map(|(role, path)| {
+            let path = std::path::absolute(path)
+                .with_context(|| format!("cannot make `{}` absolute", path.display()))?;
             let relative = path.strip_prefix(dir).unwrap_or(&path);
-            Ok((role, relative.display().to_string()))
+            Ok((*role, relative.display().to_string()))
         })
         .collect()
 }
