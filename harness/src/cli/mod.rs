@@ -96,9 +96,79 @@ enum Command {
 
 /// Runs the command line; prints an error once, here.
 pub fn main() -> ExitCode {
+    if starts_workers(std::env::args_os()) {
+        // First, while this process has one thread and has touched the
+        // least memory: the zygote is a fork of it, and every page the
+        // two share is copied on this process's next write to it.
+        crate::os::prepare_worker_starts(forked_worker);
+    }
     let cli = Cli::parse();
     cli.color.apply();
-    let result = match cli.command {
+    let code = run(cli.command);
+    crate::os::end_worker_starts();
+    ExitCode::from(code)
+}
+
+/// A worker forked by the zygote: its command line, as `__worker` would
+/// get it, to its exit code.
+fn forked_worker(argv: Vec<std::ffi::OsString>) -> i32 {
+    // Only the worker's own arguments are parsed: building the whole
+    // command line's parser would cost a forked worker more than its fork.
+    let mut argv = argv.into_iter();
+    let program = argv.next();
+    let worker = argv.next();
+    if worker.as_deref() != Some("__worker".as_ref()) {
+        return i32::from(exit::ERROR);
+    }
+    match WorkerCommandLine::try_parse_from(program.into_iter().chain(argv)) {
+        Ok(line) => i32::from(run(Command::Worker(line.args))),
+        Err(error) => {
+            eprintln!("error: {error}");
+            i32::from(exit::ERROR)
+        }
+    }
+}
+
+/// The command line of `__worker` alone.
+#[derive(Debug, Parser)]
+struct WorkerCommandLine {
+    #[command(flatten)]
+    args: WorkerArgs,
+}
+
+/// Whether the command line names a command that judges plugins in
+/// workers, read before clap parses it (see `main`): the first word that
+/// is neither an option nor `--color`'s value.
+fn starts_workers(argv: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    let mut words = argv.into_iter().skip(1);
+    while let Some(word) = words.next() {
+        if word == "--color" {
+            words.next();
+        } else if !word.as_encoded_bytes().starts_with(b"-") {
+            return ["check", "call", "init", "watch"]
+                .iter()
+                .any(|command| word == *command);
+        } else if !word.as_encoded_bytes().starts_with(b"--color=") {
+            return false;
+        }
+    }
+    false
+}
+
+impl Command {
+    /// Whether the command judges plugins in workers.
+    #[cfg(test)]
+    fn starts_workers(&self) -> bool {
+        matches!(
+            self,
+            Command::Check(_) | Command::Call(_) | Command::Init(_) | Command::Watch(_)
+        )
+    }
+}
+
+/// Runs one command to its exit code; prints an error once, here.
+fn run(command: Command) -> u8 {
+    let result = match command {
         Command::Check(args) => check::run(*args),
         Command::Call(args) => call::run(args),
         Command::Init(args) => init::run(args),
@@ -110,10 +180,10 @@ pub fn main() -> ExitCode {
         Command::BenchReload(args) => probe::bench_reload(args),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(exit::ERROR)
+            exit::ERROR
         }
     }
 }
@@ -151,6 +221,35 @@ fn list_text() -> String {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn the_early_look_at_the_command_line_agrees_with_clap() {
+        for line in [
+            "plugcheck check a.so",
+            "plugcheck --color never check a.so",
+            "plugcheck --color=always call a.so greet",
+            "plugcheck init a.so",
+            "plugcheck watch a.so",
+            "plugcheck list",
+            "plugcheck merge a.json b.json",
+            "plugcheck --color never merge check.json",
+            "plugcheck __worker --connect 127.0.0.1:1 --token t --plugin check",
+            "plugcheck __probe check",
+        ] {
+            let argv: Vec<std::ffi::OsString> = line.split(' ').map(Into::into).collect();
+            let parsed = super::Cli::try_parse_from(&argv).expect(line);
+            assert_eq!(
+                super::starts_workers(argv),
+                parsed.command.starts_workers(),
+                "{line}"
+            );
+        }
+        assert!(!super::starts_workers(
+            ["plugcheck", "--version"].map(Into::into)
+        ));
+    }
+
     #[test]
     fn the_list_has_a_header_and_keeps_its_columns_apart() {
         let text = super::list_text();

@@ -12,6 +12,8 @@ use nix::unistd::Pid;
 
 #[path = "linux/crash.rs"]
 mod crash;
+#[path = "linux/zygote.rs"]
+mod zygote;
 
 pub use crash::report_crashes_to;
 
@@ -197,7 +199,7 @@ pub fn worker_output(_ended: &std::sync::Arc<AtomicBool>) -> std::io::Result<sup
         libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
     }
     Ok(super::WorkerOutput {
-        child: writer.into(),
+        child: std::os::fd::OwnedFd::from(writer).into(),
         reader: Box::new(reader),
     })
 }
@@ -289,6 +291,25 @@ pub fn flush_c_stdio() {
     }
 }
 
+pub fn replace_file(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    let replaces_a_file = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file());
+    if replaces_a_file
+        && renameat2(
+            AT_FDCWD,
+            file.path(),
+            AT_FDCWD,
+            path,
+            RenameFlags::RENAME_EXCHANGE,
+        )
+        .is_ok()
+    {
+        // The temporary name now holds the old file, which goes with it.
+        return Ok(());
+    }
+    file.persist(path).map(drop).map_err(|error| error.error)
+}
+
 /// Decodes an exit status: a signal by name, or the exit code.
 pub fn decode_exit(status: ExitStatus) -> Termination {
     if let Some(number) = status.signal() {
@@ -323,6 +344,106 @@ pub fn isolate_worker(command: &mut Command) {
     command.process_group(0);
 }
 
+/// A started worker: spawned as a program, or forked by the zygote. Either
+/// way it is our child, waited for with `waitpid`.
+#[derive(Debug)]
+pub struct WorkerProcess {
+    pid: u32,
+    start: Start,
+}
+
+#[derive(Debug)]
+enum Start {
+    Spawned(Child),
+    /// Forked by the zygote; its status once reaped (the pid may be reused
+    /// after that, so it is never signalled or waited for again).
+    Forked(Option<ExitStatus>),
+}
+
+impl WorkerProcess {
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        match &mut self.start {
+            Start::Spawned(child) => child.kill(),
+            Start::Forked(Some(_)) => Ok(()),
+            Start::Forked(None) => {
+                kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL).map_err(std::io::Error::from)
+            }
+        }
+    }
+
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        loop {
+            if let Some(status) = self.reap(0)? {
+                return Ok(status);
+            }
+        }
+    }
+
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.reap(libc::WNOHANG)
+    }
+
+    fn reap(&mut self, flags: libc::c_int) -> std::io::Result<Option<ExitStatus>> {
+        let pid = self.pid as libc::pid_t;
+        match &mut self.start {
+            Start::Spawned(child) if flags == 0 => child.wait().map(Some),
+            Start::Spawned(child) => child.try_wait(),
+            Start::Forked(Some(status)) => Ok(Some(*status)),
+            Start::Forked(reaped) => {
+                let mut status = 0;
+                // SAFETY: waitpid writes the status into a local integer.
+                match unsafe { libc::waitpid(pid, &mut status, flags) } {
+                    0 => Ok(None),
+                    -1 => {
+                        let error = std::io::Error::last_os_error();
+                        if error.kind() == std::io::ErrorKind::Interrupted {
+                            Ok(None)
+                        } else {
+                            Err(error)
+                        }
+                    }
+                    _ => {
+                        let status = ExitStatus::from_raw(status);
+                        *reaped = Some(status);
+                        Ok(Some(status))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forks the worker from the zygote when it serves the program, and starts
+/// the program otherwise.
+pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProcess> {
+    if let Some(forked) = zygote::start_worker(&launch) {
+        return forked.map(|pid| WorkerProcess {
+            pid,
+            start: Start::Forked(None),
+        });
+    }
+    let child = launch.command().spawn()?;
+    Ok(WorkerProcess {
+        pid: child.id(),
+        start: Start::Spawned(child),
+    })
+}
+
+pub fn prepare_worker_starts(worker_main: super::WorkerMain) {
+    // The zygote's workers come to us only if we are a subreaper: their
+    // parent exits at once.
+    become_subreaper();
+    zygote::start(worker_main)
+}
+
+pub fn end_worker_starts() {
+    zygote::end()
+}
+
 /// Per-worker kill switch. On Linux the process group is the worker's pid,
 /// so there is nothing to hold; Windows keeps its Job Object here.
 #[derive(Debug)]
@@ -331,9 +452,9 @@ pub struct WorkerTree {
 }
 
 impl WorkerTree {
-    pub fn attach(child: &Child) -> std::io::Result<WorkerTree> {
+    pub fn attach(worker: &WorkerProcess) -> std::io::Result<WorkerTree> {
         Ok(WorkerTree {
-            pgid: Pid::from_raw(child.id() as i32),
+            pgid: Pid::from_raw(worker.id() as i32),
         })
     }
 
@@ -414,7 +535,7 @@ pub fn reap_orphans(keep: &HashSet<u32>) {
     for _ in 0..64 {
         let orphans: Vec<ProcessInfo> = child_processes()
             .into_iter()
-            .filter(|child| !keep.contains(&child.pid))
+            .filter(|child| !keep.contains(&child.pid) && !zygote::is_helper(child.pid))
             .collect();
         if orphans.is_empty() {
             return;

@@ -415,6 +415,47 @@ fn ntstatus_name(code: u32) -> Option<&'static str> {
 /// after it starts, before it is sent any case.
 pub fn isolate_worker(_command: &mut Command) {}
 
+/// Renames the file over `path` (`MoveFileExW` with `REPLACE_EXISTING`).
+pub fn replace_file(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    file.persist(path).map(drop).map_err(|error| error.error)
+}
+
+/// A started worker: always a new process here (Windows has no fork).
+#[derive(Debug)]
+pub struct WorkerProcess {
+    child: Child,
+}
+
+impl WorkerProcess {
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill(&mut self) -> std::io::Result<()> {
+        self.child.kill()
+    }
+
+    pub fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait()
+    }
+
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+}
+
+/// Starts the worker's program; its Job Object comes with
+/// [`WorkerTree::attach`].
+pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProcess> {
+    let child = launch.command().spawn()?;
+    Ok(WorkerProcess { child })
+}
+
+/// Nothing to prepare: there is no fork to start workers from.
+pub fn prepare_worker_starts(_worker_main: super::WorkerMain) {}
+
+pub fn end_worker_starts() {}
+
 /// A worker's Job Object: every process the worker starts joins it, and
 /// closing it (or the harness dying) kills them all.
 #[derive(Debug)]
@@ -426,7 +467,7 @@ pub struct WorkerTree {
 unsafe impl Send for WorkerTree {}
 
 impl WorkerTree {
-    pub fn attach(child: &Child) -> std::io::Result<WorkerTree> {
+    pub fn attach(worker: &WorkerProcess) -> std::io::Result<WorkerTree> {
         // SAFETY: creating an unnamed job with default security.
         let job = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
         if job.is_null() {
@@ -447,7 +488,7 @@ impl WorkerTree {
         };
         // SAFETY: both handles are live: the job above, the child's process.
         if set == 0
-            || unsafe { AssignProcessToJobObject(job, child.as_raw_handle() as HANDLE) } == 0
+            || unsafe { AssignProcessToJobObject(job, worker.child.as_raw_handle() as HANDLE) } == 0
         {
             return Err(std::io::Error::last_os_error());
         }

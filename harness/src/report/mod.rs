@@ -664,8 +664,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportWriteErro
     if let Some(permissions) = crate::os::shared_file_permissions() {
         file.as_file().set_permissions(permissions).map_err(error)?;
     }
-    file.persist(path).map_err(|e| error(e.error))?;
-    Ok(())
+    crate::os::replace_file(file, path).map_err(error)
 }
 
 /// Checks, before a run, that a report can be written to `path` later: its

@@ -7,7 +7,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -113,7 +113,7 @@ pub struct FuzzCall {
 /// The worker process and its tree. Dropping it kills the tree and reaps
 /// every orphan, so no early return can leave a process behind.
 struct Process {
-    child: Child,
+    child: os::WorkerProcess,
     /// Set when the worker is reaped: its output readers may stop there.
     output_ended: Arc<AtomicBool>,
     /// The program the worker was started as.
@@ -160,6 +160,15 @@ impl Process {
         os::reap_orphans(&keep);
         drop(live);
         self.tree_gone = true;
+    }
+
+    /// Sends the kill to the worker's tree without waiting for it: the
+    /// dying starts, [`Process::kill`] waits for it and reaps.
+    fn signal_kill(&mut self) {
+        if !self.reaped {
+            self.tree.kill();
+            let _ = self.child.kill();
+        }
     }
 
     /// The worker's exit status, if it has exited.
@@ -247,27 +256,33 @@ impl Worker {
         let output_ended = Arc::new(AtomicBool::new(false));
         let stdout = os::worker_output(&output_ended).map_err(SpawnError::Output)?;
         let stderr = os::worker_output(&output_ended).map_err(SpawnError::Output)?;
-        let mut command = Command::new(exe);
-        command
-            .arg("__worker")
-            .arg("--connect")
-            .arg(address.to_string())
-            .arg("--token")
-            .arg(&token)
-            .arg("--plugin")
-            .arg(plugin)
-            .envs(environment.iter().map(|(name, value)| (name, value)))
-            .stdin(Stdio::null())
-            .stdout(stdout.child)
-            .stderr(stderr.child);
-        os::isolate_worker(&mut command);
+        let launch = os::WorkerLaunch {
+            exe,
+            args: [
+                "__worker".as_ref(),
+                "--connect".as_ref(),
+                address.to_string().as_ref(),
+                "--token".as_ref(),
+                token.as_ref(),
+                "--plugin".as_ref(),
+                plugin.as_os_str(),
+            ]
+            .into_iter()
+            .map(std::ffi::OsStr::to_owned)
+            .collect(),
+            environment,
+            stdout: stdout.child,
+            stderr: stderr.child,
+        };
         let start_error = |source| SpawnError::Start {
             exe: exe.to_owned(),
             source,
         };
+        // The worker's output ends go with the launch: only the worker
+        // holds them once it has started.
         let mut child = {
             let mut live = live_workers();
-            let child = command.spawn().map_err(start_error)?;
+            let child = os::start_worker(launch).map_err(start_error)?;
             live.get_or_insert_with(HashSet::new).insert(child.id());
             child
         };
@@ -280,8 +295,6 @@ impl Worker {
                 return Err(start_error(error));
             }
         };
-        // The worker has its ends: ours go when the command does.
-        drop(command);
         let stdout = Capture::start(stdout.reader, token.clone());
         let mut stderr = Capture::start(stderr.reader, token.clone());
         let mut process = Process {
@@ -449,6 +462,12 @@ impl Worker {
     /// [`wait_for_teardown`]), off the path to the report.
     pub fn finish(mut self) -> (usize, Vec<CapturedOutput>) {
         let answered = self.answered as usize - usize::from(self.died);
+        if !self.died {
+            // Dying takes the worker a while (its memory is unmapped):
+            // it starts now, while its output is split and the report is
+            // written, rather than once a teardown thread runs.
+            self.process.signal_kill();
+        }
         let mut outputs = self.outputs(answered as u64);
         if self.died {
             self.process.kill();
