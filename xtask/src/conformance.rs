@@ -223,8 +223,13 @@ pub fn run_suite(artifacts: &Artifacts, report_path: &Path) -> anyhow::Result<Re
 const PARALLEL_INVOCATIONS: usize = 2;
 
 /// What one `plugcheck check` invocation shares: the timeout, the reload
-/// targets and the runs per case.
-type InvocationKey<'a> = (Option<Duration>, &'a [(String, PathBuf)], Option<u32>);
+/// targets, the runs per case and the families judged.
+type InvocationKey<'a> = (
+    Option<Duration>,
+    &'a [(String, PathBuf)],
+    Option<u32>,
+    Option<&'a str>,
+);
 
 /// Runs `plugcheck check` over every artifact, one invocation per distinct
 /// timeout, set of reload targets and repeat count, and writes the merged report (in
@@ -237,7 +242,12 @@ pub fn run_suite_on(
     let mut groups: BTreeMap<InvocationKey, Vec<&Built>> = BTreeMap::new();
     for built in &artifacts.built {
         groups
-            .entry((built.timeout, &built.reload_to, built.repeat))
+            .entry((
+                built.timeout,
+                &built.reload_to,
+                built.repeat,
+                built.families.as_deref(),
+            ))
             .or_default()
             .push(built);
     }
@@ -247,7 +257,7 @@ pub fn run_suite_on(
     let invocations: Vec<(PathBuf, Vec<OsString>)> = groups
         .iter()
         .enumerate()
-        .map(|(index, ((timeout, reload_to, repeat), group))| {
+        .map(|(index, ((timeout, reload_to, repeat, families), group))| {
             let part = dir.join(format!("report-part{index}.json"));
             let mut argv = check_argv();
             argv.extend(["--json".into(), runner.path(&part)]);
@@ -257,6 +267,9 @@ pub fn run_suite_on(
             }
             if let Some(repeat) = repeat {
                 argv.extend(["--repeat".into(), repeat.to_string().into()]);
+            }
+            if let Some(families) = families {
+                argv.extend(["--filter".into(), (*families).into()]);
             }
             for (role, target) in reload_to.iter() {
                 argv.push("--reload-to".into());

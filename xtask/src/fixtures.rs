@@ -39,6 +39,8 @@ pub struct Built {
     pub reload_to: Vec<(String, PathBuf)>,
     /// `--repeat N`, for a fixture whose runs are meant to disagree.
     pub repeat: Option<u32>,
+    /// `--filter FAMILY,…`: the families the fixture is judged on.
+    pub families: Option<String>,
 }
 
 /// What a fixtures build produced.
@@ -151,6 +153,7 @@ pub fn build(
                 timeout: fixture.timeout_on(platform.name()),
                 reload_to: Vec::new(),
                 repeat: fixture.repeat,
+                families: fixture.families.as_ref().map(|families| families.join(",")),
             }),
             Err(need) if require_all => {
                 bail!(
