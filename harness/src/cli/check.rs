@@ -427,6 +427,8 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
     }
     let reporters = Reporters::new(reporters);
     let report = runner::run_all(&plugins, &options, &reporters)?;
+    // Every worker has started: the helpers that start them can go.
+    os::stop_worker_starts();
     if worker::interrupted() {
         // The interrupt handler is exiting with 130; the results of the
         // workers it killed are not verdicts and must not be reported.

@@ -440,6 +440,10 @@ pub fn prepare_worker_starts(worker_main: super::WorkerMain) {
     zygote::start(worker_main)
 }
 
+pub fn stop_worker_starts() {
+    zygote::stop()
+}
+
 pub fn end_worker_starts() {
     zygote::end()
 }

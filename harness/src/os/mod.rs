@@ -247,6 +247,13 @@ pub fn prepare_worker_starts(worker_main: WorkerMain) {
 /// the program would get it) to its exit code.
 pub type WorkerMain = fn(Vec<std::ffi::OsString>) -> i32;
 
+/// Says no more workers will start (they would start as programs): what
+/// [`prepare_worker_starts`] started is killed now, its dying overlapping
+/// the rest of the run, and reaped by [`end_worker_starts`].
+pub fn stop_worker_starts() {
+    imp::stop_worker_starts()
+}
+
 /// Ends what [`prepare_worker_starts`] started, and waits for it to go:
 /// call it before exiting, so nothing of the run outlives it.
 pub fn end_worker_starts() {

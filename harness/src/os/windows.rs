@@ -454,6 +454,8 @@ pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProces
 /// Nothing to prepare: there is no fork to start workers from.
 pub fn prepare_worker_starts(_worker_main: super::WorkerMain) {}
 
+pub fn stop_worker_starts() {}
+
 pub fn end_worker_starts() {}
 
 /// A worker's Job Object: every process the worker starts joins it, and

@@ -75,6 +75,8 @@ struct Helpers {
     /// A worker forked at start, waiting for its command line: the first
     /// worker of a run then costs one message, not a fork.
     spare: Option<Helper>,
+    /// Helpers killed by `stop`, reaped by `end`.
+    stopped: Vec<Pid>,
 }
 
 static HELPERS: Mutex<Option<Helpers>> = Mutex::new(None);
@@ -108,9 +110,12 @@ pub fn start(worker_main: WorkerMain) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    let harness = nix::unistd::getpid();
-    let zygote = fork_helper(None, serve, harness, worker_main);
-    let spare = fork_helper(zygote.as_ref(), park, harness, worker_main);
+    let harness = Harness {
+        pid: nix::unistd::getpid(),
+        worker_main,
+    };
+    let zygote = fork_helper(None, serve, harness);
+    let spare = fork_helper(zygote.as_ref(), park, harness);
     if let Some(spare) = &spare {
         // Its own group from the start, as a spawned worker has.
         let _ = setpgid(spare.pid, spare.pid);
@@ -123,16 +128,20 @@ pub fn start(worker_main: WorkerMain) {
         spare.as_ref().map_or(0, |s| s.pid.as_raw()),
         Ordering::SeqCst,
     );
-    *helpers() = Some(Helpers { exe, zygote, spare });
+    *helpers() = Some(Helpers {
+        exe,
+        zygote,
+        spare,
+        stopped: Vec::new(),
+    });
 }
 
 /// Forks a helper that runs `life` on its end of a new channel. The copy
 /// closes `sibling`'s channel: a worker must not reach the zygote.
 fn fork_helper(
     sibling: Option<&Helper>,
-    life: fn(OwnedFd, Pid, WorkerMain) -> !,
-    harness: Pid,
-    worker_main: WorkerMain,
+    life: fn(OwnedFd, Harness) -> !,
+    harness: Harness,
 ) -> Option<Helper> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
@@ -156,7 +165,7 @@ fn fork_helper(
                     libc::close(sibling.channel.as_raw_fd());
                 }
             }
-            life(theirs, harness, worker_main)
+            life(theirs, harness)
         }
         Ok(ForkResult::Parent { child }) => Some(Helper {
             channel: ours,
@@ -221,14 +230,33 @@ pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<
     }
 }
 
+/// Kills the zygote and an unused spare without waiting for them to die,
+/// which then overlaps the rest of the run; [`end`] reaps them. Workers
+/// start as programs after this.
+pub fn stop() {
+    if let Some(helpers) = helpers().as_mut() {
+        for helper in [helpers.zygote.take(), helpers.spare.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = kill(helper.pid, Signal::SIGKILL);
+            helpers.stopped.push(helper.pid);
+        }
+    }
+}
+
 /// Ends the zygote and an unused spare, and waits for them.
 pub fn end() {
     if let Some(helpers) = helpers().take() {
-        ZYGOTE_PID.store(0, Ordering::SeqCst);
-        SPARE_PID.store(0, Ordering::SeqCst);
         for helper in [helpers.zygote, helpers.spare].into_iter().flatten() {
             end_helper(helper);
         }
+        for pid in helpers.stopped {
+            while let Err(Errno::EINTR) = waitpid(pid, None) {}
+        }
+        // Only now: until reaped, they are not orphans to the reaper.
+        ZYGOTE_PID.store(0, Ordering::SeqCst);
+        SPARE_PID.store(0, Ordering::SeqCst);
     }
 }
 
@@ -279,24 +307,41 @@ fn read_answer(channel: &OwnedFd) -> Result<i32, Errno> {
     }
 }
 
+/// What a helper knows of its harness.
+#[derive(Clone, Copy)]
+struct Harness {
+    pid: Pid,
+    worker_main: WorkerMain,
+}
+
+/// A request as a helper received it: what the worker is to be.
+struct Assignment {
+    request: Request,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+/// What a helper's channel gave it.
+enum Received {
+    Assignment(Assignment),
+    /// Not a whole request with exactly two descriptors.
+    Invalid,
+    /// The harness closed the channel.
+    Closed,
+}
+
 /// The spare's life: wait for one request, then become that worker. The
 /// harness closing the channel (or dying) ends it.
-fn park(channel: OwnedFd, harness: Pid, worker_main: WorkerMain) -> ! {
-    die_with(harness);
+fn park(channel: OwnedFd, harness: Harness) -> ! {
+    die_with(harness.pid);
     quiet_stdio();
     let mut buffer = vec![0u8; MAX_REQUEST];
     loop {
         match receive(&channel, &mut buffer) {
-            Ok(Some((length, Some((stdout, stderr))))) => {
-                match serde_json::from_slice::<Request>(&buffer[..length]) {
-                    Ok(request) => {
-                        become_worker(&request, stdout, stderr, &channel, harness, worker_main)
-                    }
-                    Err(_) => exit_now(1),
-                }
-            }
+            Ok(Received::Assignment(assignment)) => become_worker(assignment, &channel, harness),
             Err(Errno::EINTR) => {}
-            _ => exit_now(0),
+            Ok(Received::Invalid) => exit_now(1),
+            Ok(Received::Closed) | Err(_) => exit_now(0),
         }
     }
 }
@@ -315,24 +360,18 @@ fn die_with(harness: Pid) {
 
 /// The zygote's life: a fork per request until the harness closes the
 /// channel (or dies: then the kernel kills the zygote).
-fn serve(channel: OwnedFd, harness: Pid, worker_main: WorkerMain) -> ! {
-    die_with(harness);
+fn serve(channel: OwnedFd, harness: Harness) -> ! {
+    die_with(harness.pid);
     // The zygote keeps none of the harness's terminal or pipes: a reader
     // of the harness's stdout must see its end when the harness exits.
     quiet_stdio();
     let mut buffer = vec![0u8; MAX_REQUEST];
     loop {
-        let (length, fds) = match receive(&channel, &mut buffer) {
-            Ok(Some(received)) => received,
-            Ok(None) => exit_now(0),
+        let answer = match receive(&channel, &mut buffer) {
+            Ok(Received::Assignment(assignment)) => fork_worker(assignment, &channel, harness),
+            Ok(Received::Invalid) => -libc::EINVAL,
             Err(Errno::EINTR) => continue,
-            Err(_) => exit_now(0),
-        };
-        let answer = match (serde_json::from_slice::<Request>(&buffer[..length]), fds) {
-            (Ok(request), Some((stdout, stderr))) => {
-                fork_worker(&request, stdout, stderr, &channel, harness, worker_main)
-            }
-            _ => -libc::EINVAL,
+            Ok(Received::Closed) | Err(_) => exit_now(0),
         };
         let _ = nix::sys::socket::send(
             channel.as_raw_fd(),
@@ -342,13 +381,8 @@ fn serve(channel: OwnedFd, harness: Pid, worker_main: WorkerMain) -> ! {
     }
 }
 
-/// One request: its length, and its two descriptors when it came with
-/// exactly two. `None`: the harness closed the channel.
-#[allow(clippy::type_complexity)]
-fn receive(
-    channel: &OwnedFd,
-    buffer: &mut [u8],
-) -> Result<Option<(usize, Option<(OwnedFd, OwnedFd)>)>, Errno> {
+/// Reads one request and its descriptors.
+fn receive(channel: &OwnedFd, buffer: &mut [u8]) -> Result<Received, Errno> {
     let mut space = nix::cmsg_space!([RawFd; 2]);
     let mut slices = [IoSliceMut::new(buffer)];
     let message = recvmsg::<UnixAddr>(
@@ -373,26 +407,23 @@ fn receive(
         .flags
         .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
     if length == 0 && received.is_empty() {
-        return Ok(None);
+        return Ok(Received::Closed);
     }
-    let fds = match <[OwnedFd; 2]>::try_from(received) {
-        Ok([stdout, stderr]) if whole => Some((stdout, stderr)),
-        _ => None,
-    };
-    Ok(Some((length, fds)))
+    let request = serde_json::from_slice::<Request>(&buffer[..length]);
+    Ok(match (<[OwnedFd; 2]>::try_from(received), request) {
+        (Ok([stdout, stderr]), Ok(request)) if whole => Received::Assignment(Assignment {
+            request,
+            stdout,
+            stderr,
+        }),
+        _ => Received::Invalid,
+    })
 }
 
 /// Forks the intermediate, which forks the worker, tells us its pid and
 /// exits. Once the intermediate is reaped the worker is the harness's
 /// child: only then is its pid the answer.
-fn fork_worker(
-    request: &Request,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    channel: &OwnedFd,
-    harness: Pid,
-    worker_main: WorkerMain,
-) -> i32 {
+fn fork_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness) -> i32 {
     let Ok((pid_reader, pid_writer)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         return -libc::EMFILE;
     };
@@ -404,7 +435,7 @@ fn fork_worker(
             let answer = match unsafe { fork() } {
                 Ok(ForkResult::Child) => {
                     drop(pid_writer);
-                    become_worker(request, stdout, stderr, channel, harness, worker_main)
+                    become_worker(assignment, channel, harness)
                 }
                 Ok(ForkResult::Parent { child }) => {
                     // The group is set on both sides, so it exists by the
@@ -421,8 +452,7 @@ fn fork_worker(
             child: intermediate,
         }) => {
             drop(pid_writer);
-            drop(stdout);
-            drop(stderr);
+            drop(assignment);
             let mut answer = [0u8; 4];
             let read = read_all(pid_reader.as_fd(), &mut answer);
             while let Err(Errno::EINTR) = waitpid(intermediate, None) {}
@@ -452,21 +482,14 @@ fn read_all(fd: std::os::fd::BorrowedFd, buffer: &mut [u8]) -> bool {
 /// The worker's start: wait to be the harness's child, lead a process
 /// group, take the output ends and the environment, then run as
 /// `plugcheck __worker` would.
-fn become_worker(
-    request: &Request,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-    channel: &OwnedFd,
-    harness: Pid,
-    worker_main: WorkerMain,
-) -> ! {
+fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness) -> ! {
     // SAFETY: closing the zygote's channel end, which this copy must not
     // keep (the plugin could write into it); nothing else uses it here.
     unsafe {
         libc::close(channel.as_raw_fd());
     }
     let deadline = Instant::now() + REPARENT_WAIT;
-    while getppid() != harness {
+    while getppid() != harness.pid {
         // The harness died meanwhile (re-parented elsewhere), or the
         // intermediate never exited: no one would ever judge this worker.
         if Instant::now() >= deadline {
@@ -475,24 +498,25 @@ fn become_worker(
         std::thread::yield_now();
     }
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    let Assignment {
+        request,
+        stdout,
+        stderr,
+    } = assignment;
     if nix::unistd::dup2_stdout(&stdout).is_err() || nix::unistd::dup2_stderr(&stderr).is_err() {
         exit_now(1);
     }
     drop(stdout);
     drop(stderr);
-    for (name, value) in &request.environment {
+    for (name, value) in request.environment {
         // SAFETY: this process has one thread: nothing reads the
         // environment concurrently.
         unsafe { std::env::set_var(name, value) };
     }
-    let argv = request
-        .argv
-        .iter()
-        .map(|arg| OsString::from_vec(arg.clone()))
-        .collect();
+    let argv = request.argv.into_iter().map(OsString::from_vec).collect();
     // A panic must end this process here, as it would end a worker started
     // as a program: unwinding further would return into the helper's loop.
-    let code = std::panic::catch_unwind(|| worker_main(argv)).unwrap_or(101);
+    let code = std::panic::catch_unwind(|| (harness.worker_main)(argv)).unwrap_or(101);
     std::process::exit(code)
 }
 
