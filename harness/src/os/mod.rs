@@ -221,11 +221,11 @@ impl WorkerLaunch<'_> {
     }
 }
 
-/// Starts a worker. On Linux a worker of plugcheck's own binary is forked
-/// by the zygote (see [`prepare_worker_starts`]) when there is one, at a
-/// fraction of the cost of starting the program anew; every other start
-/// runs the program. Either way the worker leads a process tree of its own
-/// and is a child of this process.
+/// Starts a worker. On Linux a worker of plugcheck's own binary is the
+/// spare or a fork of the zygote (see [`prepare_worker_starts`]) while they
+/// run, at a fraction of the cost of starting the program anew; every
+/// other start runs the program. Either way the worker leads a process
+/// tree of its own and is a child of this process.
 pub fn start_worker(launch: WorkerLaunch) -> std::io::Result<WorkerProcess> {
     imp::start_worker(launch)
 }
@@ -234,11 +234,13 @@ pub fn start_worker(launch: WorkerLaunch) -> std::io::Result<WorkerProcess> {
 pub use imp::WorkerProcess;
 
 /// Makes later worker starts cheap where the OS allows it: on Linux, forks
-/// a zygote now, while this process has a single thread, which later forks
-/// each worker of plugcheck's own binary and runs `worker_main` in it with
-/// the worker's command line, instead of starting the binary anew (about
-/// 1 ms of a 1.3 ms floor). Does nothing on Windows, which has no fork, or
-/// when this process already runs threads.
+/// a spare worker and a zygote now, while this process has a single
+/// thread; the spare becomes the first worker of plugcheck's own binary,
+/// the zygote forks the later ones, and each runs `worker_main` with the
+/// worker's command line instead of starting the binary anew (an `exec`
+/// costs about as much as the whole physical floor). Makes this process a
+/// subreaper. Does nothing on Windows, which has no fork, or when this
+/// process already runs threads.
 pub fn prepare_worker_starts(worker_main: WorkerMain) {
     imp::prepare_worker_starts(worker_main)
 }
