@@ -43,6 +43,7 @@ pub const SHARED_LIBRARY_EXAMPLE: &str = "libNAME.so";
 /// No: Go links its ELF c-shared libraries with `-z nodelete`, so the loader
 /// already keeps them (and `dlclose` is harmless).
 pub const PIN_GO_RUNTIME: bool = false;
+pub const KILL_FINISHED_WORKER_AT_ONCE: bool = true;
 pub const GO_NATIVE_PLUGINS: bool = true;
 
 /// Opens a library with immediate binding (`RTLD_NOW | RTLD_LOCAL`), so an

@@ -58,6 +58,15 @@ pub const GO_NATIVE_PLUGINS: bool = imp::GO_NATIVE_PLUGINS;
 /// Windows yes (`FreeLibrary` would unmap it under the runtime's threads).
 pub const PIN_GO_RUNTIME: bool = imp::PIN_GO_RUNTIME;
 
+/// Whether a worker that finished its cases is killed at once, before the
+/// parent hangs up its channel, so that its dying overlaps the report. On
+/// Linux yes. On Windows no: under Wine, a process terminated while a read
+/// on its socket is pending stays in the wineserver, which kills its stale
+/// unix pid when it exits itself, whatever process has that pid by then
+/// (it killed a shell here). Hung up first, the worker ends its read and
+/// exits on its own.
+pub const KILL_FINISHED_WORKER_AT_ONCE: bool = imp::KILL_FINISHED_WORKER_AT_ONCE;
+
 /// Opens a library by its full path, so that what it lacks fails here
 /// rather than in the middle of a call: immediate binding on Linux
 /// (`RTLD_NOW | RTLD_LOCAL`), a search of its own directory and the

@@ -50,6 +50,7 @@ pub const SHARED_LIBRARY_EXAMPLE: &str = "NAME.dll";
 /// Yes: PE has no "nodelete", and FreeLibrary unmaps a Go DLL while its
 /// runtime's threads still run in it, which crashes the process.
 pub const PIN_GO_RUNTIME: bool = true;
+pub const KILL_FINISHED_WORKER_AT_ONCE: bool = false;
 pub const GO_NATIVE_PLUGINS: bool = false;
 
 /// Opens a library by its full path; its own dependencies are looked for

@@ -462,7 +462,7 @@ impl Worker {
     /// [`wait_for_teardown`]), off the path to the report.
     pub fn finish(mut self) -> (usize, Vec<CapturedOutput>) {
         let answered = self.answered as usize - usize::from(self.died);
-        if !self.died {
+        if !self.died && os::KILL_FINISHED_WORKER_AT_ONCE {
             // Dying takes the worker a while (its memory is unmapped):
             // it starts now, while its output is split and the report is
             // written, rather than once a teardown thread runs.
