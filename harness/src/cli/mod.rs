@@ -102,7 +102,12 @@ pub fn main() -> ExitCode {
         // two share is copied on this process's next write to it.
         crate::os::prepare_worker_starts(forked_worker);
     }
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|error| {
+        // `--help`, `--version` or a usage error: clap exits at once, and
+        // the helpers go first.
+        crate::os::end_worker_starts();
+        error.exit()
+    });
     cli.color.apply();
     let code = run(cli.command);
     crate::os::end_worker_starts();
