@@ -75,8 +75,8 @@ struct Helpers {
     /// A worker forked at start, waiting for its command line: the first
     /// worker of a run then costs one message, not a fork.
     spare: Option<Helper>,
-    /// Helpers killed by `stop`, reaped by `end`.
-    stopped: Vec<Pid>,
+    /// Helpers killed (by `stop`, or on failing), reaped by `end`.
+    retired: Vec<Pid>,
 }
 
 static HELPERS: Mutex<Option<Helpers>> = Mutex::new(None);
@@ -132,7 +132,7 @@ pub fn start(worker_main: WorkerMain) {
         exe,
         zygote,
         spare,
-        stopped: Vec::new(),
+        retired: Vec::new(),
     });
 }
 
@@ -204,13 +204,13 @@ pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<
             .collect(),
     };
     if let Some(spare) = helpers.spare.take() {
-        SPARE_PID.store(0, Ordering::SeqCst);
         // The spare is our child already: once it has the request, it is
         // the worker.
         if send_request(&spare.channel, &request, launch).is_ok() {
+            SPARE_PID.store(0, Ordering::SeqCst);
             return Some(Ok(spare.pid.as_raw() as u32));
         }
-        end_helper(spare);
+        helpers.retire(spare);
     }
     let zygote = helpers.zygote.as_ref()?;
     let answer =
@@ -222,11 +222,20 @@ pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<
             // A zygote that cannot be asked is ended; workers start as
             // programs from now on.
             if let Some(broken) = helpers.zygote.take() {
-                ZYGOTE_PID.store(0, Ordering::SeqCst);
-                end_helper(broken);
+                helpers.retire(broken);
             }
             None
         }
+    }
+}
+
+impl Helpers {
+    /// Kills a helper without waiting for it; [`end`] reaps it. Until then
+    /// it stays a helper to the orphan reaper.
+    fn retire(&mut self, helper: Helper) {
+        drop(helper.channel);
+        let _ = kill(helper.pid, Signal::SIGKILL);
+        self.retired.push(helper.pid);
     }
 }
 
@@ -239,33 +248,22 @@ pub fn stop() {
             .into_iter()
             .flatten()
         {
-            let _ = kill(helper.pid, Signal::SIGKILL);
-            helpers.stopped.push(helper.pid);
+            helpers.retire(helper);
         }
     }
 }
 
-/// Ends the zygote and an unused spare, and waits for them.
+/// Ends the zygote and an unused spare, and reaps every helper.
 pub fn end() {
+    stop();
     if let Some(helpers) = helpers().take() {
-        for helper in [helpers.zygote, helpers.spare].into_iter().flatten() {
-            end_helper(helper);
-        }
-        for pid in helpers.stopped {
+        for pid in helpers.retired {
             while let Err(Errno::EINTR) = waitpid(pid, None) {}
         }
         // Only now: until reaped, they are not orphans to the reaper.
         ZYGOTE_PID.store(0, Ordering::SeqCst);
         SPARE_PID.store(0, Ordering::SeqCst);
     }
-}
-
-/// Kills and reaps a helper: it holds nothing to clean up, and waiting for
-/// it to notice its closed channel would cost a wake-up more.
-fn end_helper(helper: Helper) {
-    drop(helper.channel);
-    let _ = kill(helper.pid, Signal::SIGKILL);
-    while let Err(Errno::EINTR) = waitpid(helper.pid, None) {}
 }
 
 /// Sends one request with the two output ends.
