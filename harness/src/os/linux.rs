@@ -292,23 +292,20 @@ pub fn flush_c_stdio() {
     }
 }
 
-pub fn replace_file(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+/// Swaps the file at `temporary` with the regular file at `path`
+/// (`renameat2(RENAME_EXCHANGE)`); false when there is none to swap with
+/// or the filesystem cannot.
+pub fn swap_into_place(temporary: &Path, path: &Path) -> bool {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    let replaces_a_file = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file());
-    if replaces_a_file
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file())
         && renameat2(
             AT_FDCWD,
-            file.path(),
+            temporary,
             AT_FDCWD,
             path,
             RenameFlags::RENAME_EXCHANGE,
         )
         .is_ok()
-    {
-        // The temporary name now holds the old file, which goes with it.
-        return Ok(());
-    }
-    file.persist(path).map(drop).map_err(|error| error.error)
 }
 
 /// Decodes an exit status: a signal by name, or the exit code.

@@ -182,7 +182,11 @@ pub fn shared_file_permissions() -> Option<std::fs::Permissions> {
 /// `auto_da_alloc` guard), 0.1 to 0.7 ms, more than the rest of writing
 /// a report.
 pub fn replace_file(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
-    imp::replace_file(file, path)
+    if imp::swap_into_place(file.path(), path) {
+        // The temporary name now holds the old file, which goes with it.
+        return Ok(());
+    }
+    file.persist(path).map(drop).map_err(|error| error.error)
 }
 
 /// Flushes the C library's stdio buffers, so what a plugin printed with

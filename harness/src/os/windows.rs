@@ -416,9 +416,10 @@ fn ntstatus_name(code: u32) -> Option<&'static str> {
 /// after it starts, before it is sent any case.
 pub fn isolate_worker(_command: &mut Command) {}
 
-/// Renames the file over `path` (`MoveFileExW` with `REPLACE_EXISTING`).
-pub fn replace_file(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
-    file.persist(path).map(drop).map_err(|error| error.error)
+/// Never: the file is renamed over `path` (`MoveFileExW` with
+/// `REPLACE_EXISTING`, what `persist` does).
+pub fn swap_into_place(_temporary: &Path, _path: &Path) -> bool {
+    false
 }
 
 /// A started worker: always a new process here (Windows has no fork).
