@@ -2,7 +2,8 @@
 //! receives, with its `log` and `register_method` callbacks, and the method
 //! registry they fill.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -29,7 +30,10 @@ const MAX_REJECTED: usize = 100;
 /// What the callbacks collect while a plugin instance lives.
 #[derive(Debug, Default)]
 pub struct Registry {
-    pub methods: BTreeMap<String, Method>,
+    /// By name: registration and lookup are O(1), so a plugin with 10,000
+    /// methods costs each reload 10,000 hash inserts, not a tree's string
+    /// comparisons. [`Registry::method_names`] gives them in name order.
+    pub methods: HashMap<String, Method>,
     /// Registrations the host refused, as "`name`: why".
     pub rejected: Vec<String>,
     pub logs: Vec<LogLine>,
@@ -39,6 +43,14 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Every registered name, in byte order (what reports and the fuzz
+    /// series walk, so they list the same methods on every run).
+    pub fn method_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.methods.keys().cloned().collect();
+        names.sort_unstable();
+        names
+    }
+
     fn reject(&mut self, why: String) {
         if self.rejected.len() < MAX_REJECTED {
             self.rejected.push(why);
@@ -185,18 +197,26 @@ fn register(registry: &mut Registry, name: Result<String, String>, method: Optio
         registry.reject(format!("`{name}`: NULL function"));
         return status::INVALID_ARGUMENT;
     };
-    if registry.methods.contains_key(&name) {
-        registry.reject(format!("`{name}`: registered twice"));
-        return status::DUPLICATE;
+    let full = registry.methods.len() >= MAX_METHODS;
+    match registry.methods.entry(name) {
+        Entry::Occupied(taken) => {
+            let why = format!("`{}`: registered twice", taken.key());
+            registry.reject(why);
+            status::DUPLICATE
+        }
+        Entry::Vacant(free) if full => {
+            let why = format!(
+                "`{}`: more than {MAX_METHODS} methods registered",
+                free.key()
+            );
+            registry.reject(why);
+            status::INVALID_ARGUMENT
+        }
+        Entry::Vacant(free) => {
+            free.insert(method);
+            status::OK
+        }
     }
-    if registry.methods.len() >= MAX_METHODS {
-        registry.reject(format!(
-            "`{name}`: more than {MAX_METHODS} methods registered"
-        ));
-        return status::INVALID_ARGUMENT;
-    }
-    registry.methods.insert(name, method);
-    status::OK
 }
 
 /// A method name, or why it is refused (quoted short: it is the plugin's).

@@ -10,6 +10,11 @@ use crate::os;
 /// where readable memory ends (Windows copies all of a range or nothing).
 const PAGE: usize = 4096;
 
+/// The first read of a string: most names and log lines end well within
+/// it, and the OS then copies this much instead of the rest of the page
+/// (a plugin registering 10,000 methods hands over 10,000 names per init).
+const FIRST_READ: usize = 256;
+
 /// How far past the bound a too-long string is measured, to give its
 /// length, when the caller asks for it.
 const MEASURE_LIMIT: usize = 64 << 20;
@@ -85,12 +90,15 @@ pub fn read_c_text(text: *const u8, bound: usize, overlong: Overlong) -> CText {
         let Some(address) = start.checked_add(offset) else {
             return CText::Unreadable { after: offset };
         };
-        let to_page_end = (PAGE - address % PAGE).min(limit - offset);
-        let read = os::read_own_memory(address, &mut chunk[..to_page_end]);
+        let mut want = (PAGE - address % PAGE).min(limit - offset);
+        if offset == 0 {
+            want = want.min(FIRST_READ);
+        }
+        let read = os::read_own_memory(address, &mut chunk[..want]);
         if read == 0 {
             return CText::Unreadable { after: offset };
         }
-        if let Some(nul) = chunk[..read].iter().position(|&b| b == 0) {
+        if let Some(nul) = memchr::memchr(0, &chunk[..read]) {
             let len = offset + nul;
             if len > bound {
                 return CText::TooLong {

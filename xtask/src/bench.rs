@@ -22,6 +22,11 @@
 //!   blocks in `selftest`; bytes captured (kept and counted) per case time;
 //! - Go-native: the suite over go-native-echo against a Go program's
 //!   plugin.Open + Lookup + call (`bench_go_native.rs`);
+//! - many methods: the whole suite over the `many-methods` fixture (10,001
+//!   registered methods, re-registered on every load and reload) against
+//!   the whole suite over echo (3), alternated run by run, and what one
+//!   registration costs (its `init` case's work over the count): the host's
+//!   method table must not make a large plugin slow to judge;
 //! - all fixtures: wall time, with the deliberate hang timeouts shown,
 //!   and each plugin's own time, slowest first, per leg.
 
@@ -93,6 +98,18 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         &scratch,
     )?;
     let crash = measure_crash_cost(plugcheck, built("echo")?, runs, &scratch)?;
+    // A Linux-only fixture (under Wine it costs the leg time for nothing
+    // Linux does not show).
+    let many = match built("many-methods") {
+        Ok(many) => Some(measure_many_methods(
+            plugcheck,
+            built("echo")?,
+            many,
+            runs,
+            &scratch,
+        )?),
+        Err(_) => None,
+    };
     let reload = reload_latency(plugcheck, built("counter")?, &scratch)?;
     let capture = measure_capture(&Runner::Native, plugcheck, built("noisy")?, &scratch)?;
     let go_native = match built("go-native-echo") {
@@ -126,6 +143,12 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     foundation.print("suite   foundation families", true);
     whole.print("suite   all families (crash too)", false);
     crash.print();
+    match &many {
+        Some(many) => many.print(),
+        None => {
+            println!("methods many-methods line not measured: the fixture is not built on this leg")
+        }
+    }
     reload.print();
     capture.print(HOST_PLATFORM);
     if let Some(go_native) = &go_native {
@@ -490,6 +513,70 @@ fn measure_crash_cost(
         without: percentile(&mut without, 50),
         with: percentile(&mut with, 50),
         fuzz_work: percentile(&mut fuzz_work, 50),
+    })
+}
+
+/// The whole suite over a plugin with 10,001 methods against the whole
+/// suite over echo, and one registration's cost.
+struct ManyMethods {
+    runs: usize,
+    methods: usize,
+    echo: Duration,
+    many: Duration,
+    per_registration: Duration,
+}
+
+impl ManyMethods {
+    fn print(&self) {
+        println!(
+            "methods the whole suite on many-methods ({} methods, registered again on each of its ~150 loads), {} alternated runs: {} against {} on echo = {:.2}×; one registration {:.2} µs (init's work / methods)",
+            self.methods,
+            self.runs,
+            ms(self.many),
+            ms(self.echo),
+            self.many.as_secs_f64() / self.echo.as_secs_f64(),
+            self.per_registration.as_secs_f64() * 1e6,
+        );
+    }
+}
+
+fn measure_many_methods(
+    plugcheck: &Path,
+    echo: &Built,
+    many: &Built,
+    runs: usize,
+    scratch: &tempfile::TempDir,
+) -> anyhow::Result<ManyMethods> {
+    let json = scratch.path().join("many-methods.json");
+    let runner = Runner::Native;
+    let runs = runs.min(10);
+    check_once(&runner, plugcheck, many, None, &json)?;
+    let (mut echo_wall, mut many_wall, mut per_registration) = (vec![], vec![], vec![]);
+    let mut methods = 0;
+    for _ in 0..runs {
+        echo_wall.push(check_once(&runner, plugcheck, echo, None, &json)?.0);
+        let (wall, report) = check_once(&runner, plugcheck, many, None, &json)?;
+        many_wall.push(wall);
+        let init = report.plugins[0]
+            .cases
+            .iter()
+            .find(|case| case.id == plugcheck::catalog::CaseId::Init)
+            .context("the whole suite ran init")?;
+        // "init returned 0 and registered 10001 method(s)"
+        methods = init
+            .reason
+            .split_once("registered ")
+            .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+            .with_context(|| format!("init's reason gives no method count: {}", init.reason))?;
+        let work = Duration::from_micros(init.work_us.unwrap_or(init.duration_us));
+        per_registration.push(work / methods.max(1) as u32);
+    }
+    Ok(ManyMethods {
+        runs,
+        methods,
+        echo: percentile(&mut echo_wall, 50),
+        many: percentile(&mut many_wall, 50),
+        per_registration: percentile(&mut per_registration, 50),
     })
 }
 

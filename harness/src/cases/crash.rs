@@ -34,10 +34,9 @@ pub fn fuzz_methods(
     let host = session.host().expect("initialised above");
     let (registered, methods) = host.with_registry(|registry| {
         let names: Vec<String> = registry
-            .methods
-            .keys()
+            .method_names()
+            .into_iter()
             .take(MAX_FUZZED_METHODS)
-            .cloned()
             .collect();
         (registry.methods.len(), names)
     });

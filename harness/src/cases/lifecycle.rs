@@ -20,10 +20,9 @@ pub fn init(session: &mut Session) -> Concluded {
             registry.methods.len(),
             // The report lists the first names; the count says how many.
             registry
-                .methods
-                .keys()
+                .method_names()
+                .into_iter()
                 .take(LISTED_METHODS)
-                .cloned()
                 .collect::<Vec<_>>(),
             registry.rejected.clone(),
             registry.rejected.len() + registry.dropped_rejections,
@@ -49,7 +48,7 @@ pub fn init(session: &mut Session) -> Concluded {
 pub fn lookup_methods(session: &mut Session) -> Concluded {
     session.init()?;
     let host = session.host().expect("initialised above");
-    let methods: Vec<String> = host.with_registry(|r| r.methods.keys().cloned().collect());
+    let methods: Vec<String> = host.with_registry(|r| r.method_names());
     let missing: Vec<&String> = methods
         .iter()
         .filter(|name| host.lookup(name).is_none())

@@ -89,7 +89,7 @@ fn saved(session: &mut Session) -> Result<Option<Result<Vec<u8>, Outcome>>, Outc
 fn drive_until_changed(session: &mut Session, initial: &[u8]) -> Result<Option<String>, Outcome> {
     let methods: Vec<String> = session
         .host()
-        .map(|host| host.with_registry(|r| r.methods.keys().cloned().collect()))
+        .map(|host| host.with_registry(|r| r.method_names()))
         .unwrap_or_default();
     for method in methods {
         for _ in 0..CALLS_PER_METHOD {

@@ -192,7 +192,7 @@ impl ReloadEngine {
             .lock()
             .session
             .host()
-            .map(|host| host.with_registry(|registry| registry.methods.keys().cloned().collect()))
+            .map(|host| host.with_registry(|registry| registry.method_names()))
             .unwrap_or_default()
     }
 

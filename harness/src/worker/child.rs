@@ -150,7 +150,7 @@ pub fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> CallAns
         Ok(None) => CallAnswer::NoSuchMethod {
             registered: session
                 .host()
-                .map(|host| host.with_registry(|r| r.methods.keys().take(50).cloned().collect()))
+                .map(|host| host.with_registry(|r| r.method_names().into_iter().take(50).collect()))
                 .unwrap_or_default(),
         },
         Ok(Some(Err(broken))) => CallAnswer::BrokenBuffer {
