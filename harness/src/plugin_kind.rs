@@ -24,6 +24,23 @@ pub enum PluginKind {
     /// plugin at all (its `load` case says what they are).
     CAbi,
     GoNative(GoNative),
+    /// An ELF library that exports the runtime's package hash but too few
+    /// others to be a Go plugin: a forgery, or something that only looks
+    /// like one. Said from the file, so the verdict never depends on
+    /// whether a Go toolchain is installed (`plugin.Open` would end the
+    /// process on it: "runtime: no plugin module data").
+    GoLookalike {
+        packages: usize,
+    },
+}
+
+impl PluginKind {
+    /// Why a [`PluginKind::GoLookalike`] is refused: the `load` case's reason.
+    pub fn lookalike_reason(packages: usize) -> String {
+        format!(
+            "not a Go plugin: it exports the hashes of {packages} package(s), where every `go build -buildmode=plugin` library links the runtime and the dozens of packages under it (plugin.Open would end the process on it); build it with go build -buildmode=plugin"
+        )
+    }
 }
 
 /// What a Go-native plugin's file says about its build.
@@ -42,6 +59,13 @@ const RUNTIME_HASH: [&[u8]; 2] = [
     b"\0go.link.pkghashbytes.runtime\0",
     b"\0go:link.pkghashbytes.runtime\0",
 ];
+/// The prefix of every package's hash symbol, before and since Go 1.21.
+const PACKAGE_HASH: [&[u8]; 2] = [b"\0go.link.pkghashbytes.", b"\0go:link.pkghashbytes."];
+/// The fewest package hashes a real Go plugin exports: the runtime and its
+/// internal packages alone are more (a `hello` plugin built by Go 1.19
+/// exports dozens). The Go worker holds a plugin to the same number of
+/// packages shared with itself (`minSharedPackages`).
+const MIN_GO_PACKAGES: usize = 5;
 
 /// The most of `.go.buildinfo` read: the header and the version string.
 const BUILDINFO_BYTES: u64 = 4096;
@@ -61,7 +85,10 @@ pub fn of(path: &Path) -> PluginKind {
     let Ok(endian) = header.endian() else {
         return PluginKind::CAbi;
     };
-    if header.e_type(endian) != elf::ET_DYN {
+    if header.e_type(endian) != elf::ET_DYN || !for_this_machine(header.e_machine(endian)) {
+        // Not loadable here whatever its kind: the Rust worker's `load`
+        // case names the format or the architecture, and no Go toolchain
+        // is asked for first.
         return PluginKind::CAbi;
     }
     let Ok(sections) = header.sections(endian, data) else {
@@ -73,16 +100,39 @@ pub fn of(path: &Path) -> PluginKind {
         data.read_bytes_at(offset, size.min(max)).ok()
     };
     // The names of the dynamic symbols, read in one piece.
-    let go_plugin = section_bytes(b".dynstr", MAX_DYNSTR_BYTES).is_some_and(|names| {
-        RUNTIME_HASH
-            .iter()
-            .any(|name| memchr::memmem::find(names, name).is_some())
-    });
+    let Some(names) = section_bytes(b".dynstr", MAX_DYNSTR_BYTES) else {
+        return PluginKind::CAbi;
+    };
+    let go_plugin = RUNTIME_HASH
+        .iter()
+        .any(|name| memchr::memmem::find(names, name).is_some());
     if !go_plugin {
         return PluginKind::CAbi;
     }
+    let packages = PACKAGE_HASH
+        .iter()
+        .map(|prefix| memchr::memmem::find_iter(names, prefix).count())
+        .sum();
+    if packages < MIN_GO_PACKAGES {
+        return PluginKind::GoLookalike { packages };
+    }
     let go_version = section_bytes(b".go.buildinfo", BUILDINFO_BYTES).and_then(buildinfo_version);
     PluginKind::GoNative(GoNative { go_version })
+}
+
+/// Whether an ELF `e_machine` is this process's architecture (a Go plugin
+/// for another one is judged like any library for another one).
+fn for_this_machine(machine: u16) -> bool {
+    let ours = match std::env::consts::ARCH {
+        "x86_64" => elf::EM_X86_64,
+        "aarch64" => elf::EM_AARCH64,
+        "riscv64" => elf::EM_RISCV,
+        "powerpc64" => elf::EM_PPC64,
+        "s390x" => elf::EM_S390,
+        "loongarch64" => elf::EM_LOONGARCH,
+        _ => return true,
+    };
+    machine == ours
 }
 
 /// The Go release in a `.go.buildinfo` section of the inline format (Go

@@ -337,10 +337,14 @@ fn refused(
     emit: &(dyn Fn(&Event<'_>) + Sync),
 ) -> PluginReport {
     let mut cases = Vec::new();
+    // A failure the parent diagnosed from the file (a forged Go plugin)
+    // skips the cases behind it as a worker's failure would: same reasons.
+    let mut ledger = (outcome.verdict == Verdict::Fail).then(Ledger::default);
     let mut refusal = Some(outcome);
     let first = options.cases.first().copied();
     for &case in &options.cases {
-        let outcome = refusal.take().unwrap_or_else(|| {
+        let behind = ledger.as_ref().and_then(|ledger| ledger.blocked(case));
+        let outcome = refusal.take().or(behind).unwrap_or_else(|| {
             let first = first.expect("a case came first");
             Outcome::skipped(format!(
                 "`{first}` {}: see there",
@@ -351,6 +355,9 @@ fn refused(
             ))
             .with_detail(|detail| detail.prerequisite = Some(first))
         });
+        if let Some(ledger) = &mut ledger {
+            ledger.record(case, &outcome);
+        }
         emit(&Event::CaseFinished {
             index,
             case,

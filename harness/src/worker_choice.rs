@@ -46,6 +46,9 @@ pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
             });
         }
         PluginKind::GoNative(go) => go,
+        PluginKind::GoLookalike { packages } => {
+            return Choice::Refused(Outcome::fail(PluginKind::lookalike_reason(packages)));
+        }
     };
     if !os::GO_NATIVE_PLUGINS {
         return Choice::Refused(Outcome::unsupported(go_native_elsewhere(path)));
