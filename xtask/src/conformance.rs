@@ -461,10 +461,19 @@ fn judge(
     } else {
         &["--test", "conformance"]
     };
-    let mut command = cmd!(
-        sh,
-        "cargo test --quiet --no-fail-fast -p plugcheck-fixtures {tests...} -- --include-ignored"
-    );
+    let mut argv: Vec<&str> = vec![
+        "test",
+        "--quiet",
+        "--no-fail-fast",
+        "-p",
+        "plugcheck-fixtures",
+    ];
+    argv.extend(tests);
+    argv.extend(["--", "--include-ignored"]);
+    let mut command = duct::cmd("cargo", argv).dir(sh.current_dir());
+    if let Ok(ci) = sh.var("CI") {
+        command = command.env("CI", ci);
+    }
     for (name, value) in env_for(&Runner::Native) {
         command = command.env(name, value);
     }
@@ -472,7 +481,8 @@ fn judge(
     command = command
         .env(plugcheck_fixtures::MADE_WITH_VAR, &made_with)
         .env(plugcheck_fixtures::RUNS_UNDER_VAR, runs_under);
-    let result = command.run();
+    let platform = artifacts.platform;
+    let result = crate::test_failures::run(command, &format!("{platform} conformance tests"));
     if update {
         cmd!(sh, "git status --short fixtures/snapshots").run()?;
         eprintln!(
@@ -490,12 +500,7 @@ fn judge(
             }
         }
     }
-    result.with_context(|| {
-        format!(
-            "{} conformance failed: a fixture missed its intended verdict or its snapshot changed (see above)",
-            artifacts.platform
-        )
-    })?;
+    result?;
     if !native {
         let executables: Vec<_> = rust
             .test_executables(sh, &["plugcheck-fixtures".to_owned()], "--tests")?

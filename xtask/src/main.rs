@@ -22,6 +22,7 @@ mod merge;
 mod needs;
 mod platform;
 mod test;
+mod test_failures;
 mod toolchain;
 mod wine;
 mod workflows;

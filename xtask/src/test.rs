@@ -5,8 +5,7 @@
 
 use std::ffi::OsString;
 
-use anyhow::bail;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::conformance::Runner;
 use crate::platform::{Platform, Selection};
@@ -44,11 +43,12 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         };
     for platform in platforms {
         if platform == Platform::host() {
-            let mut tests = cmd!(sh, "cargo test --quiet --workspace");
+            let mut tests =
+                duct::cmd!("cargo", "test", "--quiet", "--workspace").dir(sh.current_dir());
             if let Some(harness) = &windows_harness {
                 tests = tests.env("PLUGCHECK_WINDOWS_HARNESS", harness);
             }
-            tests.run()?;
+            crate::test_failures::run(tests, &format!("{platform} workspace tests"))?;
             continue;
         }
         let rust = RustBuild::for_platform(sh, platform)?;
@@ -80,14 +80,14 @@ pub fn run_foreign(
         for (name, value) in env {
             command = command.env(name, value);
         }
-        let status = command.unchecked().run()?.status;
-        if !status.success() {
-            bail!(
-                "{platform} tests `{}` in `{}` failed ({status})",
+        crate::test_failures::run(
+            command,
+            &format!(
+                "{platform} tests `{}` in `{}`",
                 executable.target,
                 path.display()
-            );
-        }
+            ),
+        )?;
     }
     Ok(())
 }
