@@ -40,6 +40,19 @@ pub struct Registry {
     pub dropped_logs: usize,
     /// Refusals past [`MAX_REJECTED`], counted only.
     pub dropped_rejections: usize,
+    /// Where each kept log line also goes as it is logged (`plugcheck
+    /// call` sends it to the parent at once, so a crash does not lose it).
+    forward: Option<LogForward>,
+}
+
+/// A sink for log lines as they are logged; called with the registry lock
+/// held, so lines reach it in order, one at a time.
+pub struct LogForward(pub Box<dyn FnMut(&LogLine) + Send>);
+
+impl std::fmt::Debug for LogForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogForward")
+    }
 }
 
 impl Registry {
@@ -108,6 +121,12 @@ impl Host {
     /// not this bookkeeping.
     pub fn retire(&self) {
         self.with_registry(|registry| *registry = Registry::default());
+    }
+
+    /// Sends every log line kept from now on to `forward` too, as it is
+    /// logged (replacing an earlier sink); retiring the host drops it.
+    pub fn forward_logs(&self, forward: LogForward) {
+        self.with_registry(|registry| registry.forward = Some(forward));
     }
 
     /// Takes the log lines collected so far.
@@ -253,7 +272,11 @@ unsafe extern "C" fn log_callback(ctx: *mut c_void, level: i32, message: *const 
                 registry.dropped_logs += 1;
                 return;
             }
-            registry.logs.push(LogLine { level, message });
+            let line = LogLine { level, message };
+            if let Some(LogForward(forward)) = registry.forward.as_mut() {
+                forward(&line);
+            }
+            registry.logs.push(line);
         });
     }));
 }

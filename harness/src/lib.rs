@@ -31,6 +31,7 @@ pub mod reload;
 pub mod repeat;
 pub mod report;
 pub mod runner;
+pub mod replay;
 pub mod saved_input;
 pub mod session;
 pub mod shard;

@@ -251,7 +251,10 @@ fn run_plugin_reporting(
                     continue;
                 }
                 Exchange::Done {
-                    result, work_us, ..
+                    result,
+                    work_us,
+                    calls,
+                    ..
                 } => {
                     if result.plugin.is_some() {
                         info = result.plugin;
@@ -259,6 +262,7 @@ fn run_plugin_reporting(
                     let mut outcome = result.outcome;
                     saved_input::keep_reported(
                         &mut outcome,
+                        &calls,
                         path,
                         options.inputs_dir.as_deref(),
                         options.settings.seed,

@@ -1,36 +1,67 @@
-//! Inputs that broke a method, kept: each saved as a file beside the
-//! report, named so a rerun with the same seed finds it again, with the
-//! `plugcheck call` command that replays it.
+//! Findings of `fuzz-methods` kept as replays: the calls the plugin
+//! instance got since init, up to the one that broke a method, saved as a
+//! replay file (`crate::replay`) with their inputs in a directory beside
+//! the report, named so a rerun with the same seed finds it again, with the
+//! `plugcheck call --replay` command that runs them again in one instance.
+//!
+//! A sequence can be long (64 methods × 256 inputs), so a replay is bounded:
+//! the nearest calls are kept — the trail's last [`MAX_TRAIL_CALLS`], then
+//! as many as fit [`MAX_REPLAY_BYTES`] of distinct inputs — and the reason
+//! says how many earlier ones were left out.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::fuzz;
 use crate::outcome::Outcome;
+use crate::replay::{self, Replay, ReplayCall};
 use crate::report::FuzzInput;
+use crate::worker::{CallTrail, FuzzCall, MAX_TRAIL_CALLS};
 
-/// Saves `input` (the bytes of `found`) in `dir` and fills in where, and
-/// the command that replays it; says why not when it cannot.
+/// Bytes of inputs a saved replay holds at most (each distinct input once;
+/// the default series is about 13 MiB in all).
+pub const MAX_REPLAY_BYTES: u64 = 32 << 20;
+
+/// Saves the calls of `calls` (the last is the one that broke the method
+/// `found` names) as a replay in `dir`, and fills in where, how many calls
+/// and the command that replays them; says why not when it cannot.
 pub fn save(
     found: &mut FuzzInput,
-    input: &[u8],
+    calls: &CallTrail,
     plugin: &Path,
     dir: Option<&Path>,
     seed: u64,
     timeout: Duration,
 ) -> Result<(), String> {
     let dir = dir.ok_or("no directory for inputs was given (--inputs-dir)")?;
-    let path = save_input(dir, plugin, found, input, seed)
+    let alone = [FuzzCall {
+        method: found.method.clone(),
+        input: found.index,
+    }];
+    // No call announced (a worker that does not announce): the one found.
+    let (all, left_out): (Vec<&FuzzCall>, u64) = match calls.last() {
+        Some(_) => (calls.calls().collect(), calls.left_out()),
+        None => (alone.iter().collect(), 0),
+    };
+    let (kept, cut) = within_bytes(&all, seed, MAX_REPLAY_BYTES);
+    let left_out = left_out + cut as u64;
+    let path = save_replay(dir, plugin, found, kept, left_out, seed)
         .map_err(|error| format!("{error}; pass --inputs-dir with a directory you can write to"))?;
-    found.replay = Some(replay_command(plugin, &found.method, &path, timeout));
-    found.saved = Some(path.display().to_string());
+    let absolute = std::path::absolute(&path).unwrap_or(path);
+    found.replay = Some(replay_command(plugin, &absolute, timeout));
+    found.saved = Some(absolute.display().to_string());
+    found.replay_calls = Some(kept.len() as u64);
+    found.left_out = (left_out > 0).then_some(left_out);
     Ok(())
 }
 
 /// For an outcome the worker decided (a broken output buffer): saves the
-/// input it names, made again from the seed, and says where in the reason.
+/// calls that led to it, their inputs made again from the seed, and says
+/// where in the reason.
 pub fn keep_reported(
     outcome: &mut Outcome,
+    calls: &CallTrail,
     plugin: &Path,
     dir: Option<&Path>,
     seed: u64,
@@ -47,54 +78,107 @@ pub fn keep_reported(
     if found.saved.is_some() {
         return;
     }
-    let input = fuzz::input(seed, found.index);
-    let unsaved = save(found, &input, plugin, dir, seed, timeout).err();
+    let unsaved = save(found, calls, plugin, dir, seed, timeout).err();
     let sentence = sentence(found, unsaved.as_deref());
     outcome.reason.push_str(&sentence);
 }
 
-/// "; the input is saved in …; replay it with `…`", or why it is not.
+/// "; the 3 calls since init that led to it are saved in …; replay them
+/// with `…`", or why they are not.
 pub fn sentence(found: &FuzzInput, unsaved: Option<&str>) -> String {
     match (&found.saved, &found.replay, unsaved) {
         (Some(saved), Some(replay), _) => {
-            format!("; the input is saved in `{saved}`; replay it with `{replay}`")
+            let calls = found.replay_calls.unwrap_or(1);
+            let which = match found.left_out {
+                None | Some(0) => format!("the {calls} call(s) since init that led to it"),
+                Some(left_out) => format!(
+                    "the last {calls} of the {} calls since init that led to it (a replay keeps at most {MAX_TRAIL_CALLS} calls and {} MiB of inputs; without the earlier ones it may not reproduce)",
+                    left_out + calls,
+                    MAX_REPLAY_BYTES >> 20
+                ),
+            };
+            format!("; {which} are saved in `{saved}`; replay them with `{replay}`")
         }
-        (_, _, Some(error)) => format!("; the input could not be saved: {error}"),
+        (_, _, Some(error)) => format!("; the calls that led to it could not be saved: {error}"),
         _ => String::new(),
     }
 }
 
-/// Writes a fuzz input where the run keeps them, atomically; returns its
-/// path. The name says whose it is and which it is, so a second run with
-/// the same seed finds (and rewrites) the same file.
-fn save_input(
+/// The last calls of `all` whose distinct inputs fit `max_bytes` (the
+/// last call always), and how many before them do not.
+fn within_bytes<'a, 'b>(
+    all: &'b [&'a FuzzCall],
+    seed: u64,
+    max_bytes: u64,
+) -> (&'b [&'a FuzzCall], usize) {
+    let mut seen = HashSet::new();
+    let mut bytes = 0;
+    let mut first = all.len();
+    for (at, call) in all.iter().enumerate().rev() {
+        if seen.insert(call.input) {
+            let size = fuzz::input(seed, call.input).len() as u64;
+            if first < all.len() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+        }
+        first = at;
+    }
+    (&all[first..], first)
+}
+
+/// Writes the replay's inputs, then the replay file, in the finding's own
+/// directory; returns the replay file's path. The directory's name says
+/// whose finding it is and which, so a second run with the same seed finds
+/// (and rewrites) the same one.
+fn save_replay(
     dir: &Path,
     plugin: &Path,
     found: &FuzzInput,
-    input: &[u8],
+    calls: &[&FuzzCall],
+    left_out: u64,
     seed: u64,
 ) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir)
-        .map_err(|error| format!("cannot create `{}`: {error}", dir.display()))?;
     let stem = plugin
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
         .unwrap_or_default();
     let name = format!(
-        "{}-{}-{}-{}.bin",
+        "{}-{}-{}-{}",
         file_safe(&stem),
         file_safe(&found.method),
         found.index,
         fuzz::seed_text(seed)
     );
-    let path = dir.join(name);
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|error| format!("cannot write in `{}`: {error}", dir.display()))?;
-    std::io::Write::write_all(&mut file, input)
-        .map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
-    file.persist(&path)
-        .map_err(|error| format!("cannot write `{}`: {error}", path.display()))?;
+    let own = dir.join(name);
+    std::fs::create_dir_all(&own)
+        .map_err(|error| format!("cannot create `{}`: {error}", own.display()))?;
+    let mut written = HashSet::new();
+    for call in calls {
+        if written.insert(call.input) {
+            let path = own.join(input_name(call.input));
+            replay::write_whole(&own, &path, &fuzz::input(seed, call.input))?;
+        }
+    }
+    let replay = Replay {
+        plugcheck_replay: replay::FORMAT,
+        left_out,
+        calls: calls
+            .iter()
+            .map(|call| ReplayCall {
+                method: call.method.clone(),
+                input: Some(input_name(call.input)),
+            })
+            .collect(),
+    };
+    let path = own.join(replay::FILE_NAME);
+    replay.write(&path)?;
     Ok(path)
+}
+
+/// The file of fuzz input `index` in a replay's directory.
+fn input_name(index: u32) -> String {
+    format!("input-{index}.bin")
 }
 
 /// A name part made of letters, digits, `-` and `_` only, 48 at most: a
@@ -114,10 +198,11 @@ fn file_safe(text: &str) -> String {
     if safe.is_empty() { "_".into() } else { safe }
 }
 
-/// The command that calls `method` of `plugin` with the saved input,
-/// quoted for this platform's shell; with the run's timeout when it is not
-/// the default, so a hang is cut off as in the run.
-pub fn replay_command(plugin: &Path, method: &str, input: &Path, timeout: Duration) -> String {
+/// The command that runs the replay `replay` against `plugin`, quoted for
+/// this platform's shell; with the run's timeout when it is not the
+/// default, so a hang is cut off as in the run. The plugin comes after
+/// `--`, so no path is ever taken for an option.
+pub fn replay_command(plugin: &Path, replay: &Path, timeout: Duration) -> String {
     let word = crate::os::shell_word;
     let default = humantime::parse_duration(crate::outcome::DEFAULT_TIMEOUT).ok();
     let timeout = match Some(timeout) == default {
@@ -128,10 +213,9 @@ pub fn replay_command(plugin: &Path, method: &str, input: &Path, timeout: Durati
         ),
     };
     format!(
-        "plugcheck call {} {} --input {}{timeout}",
+        "plugcheck call --replay {}{timeout} -- {}",
+        word(&replay.display().to_string()),
         word(&plugin.display().to_string()),
-        word(method),
-        word(&input.display().to_string())
     )
 }
 
@@ -143,9 +227,8 @@ mod tests {
     #[test]
     fn a_replay_command_quotes_what_a_shell_would_split() {
         let command = replay_command(
-            Path::new("/tmp/my plugins/libx.so"),
-            "parse it",
-            Path::new("/tmp/in/x-parse_it-3-0x1.bin"),
+            Path::new("/tmp/my plugins/-libx.so"),
+            Path::new("/tmp/in $(x)/x-parse_it-3-0x1/replay.json"),
             Duration::from_millis(2500),
         );
         assert_eq!(
@@ -153,14 +236,48 @@ mod tests {
             [
                 "plugcheck",
                 "call",
-                "/tmp/my plugins/libx.so",
-                "parse it",
-                "--input",
-                "/tmp/in/x-parse_it-3-0x1.bin",
+                "--replay",
+                "/tmp/in $(x)/x-parse_it-3-0x1/replay.json",
                 "--timeout",
-                "2s 500ms"
+                "2s 500ms",
+                "--",
+                "/tmp/my plugins/-libx.so",
             ]
         );
+    }
+
+    #[test]
+    fn a_replay_keeps_the_last_calls_whose_inputs_fit_the_bound() {
+        let seed = fuzz::DEFAULT_SEED;
+        let calls: Vec<FuzzCall> = (0..fuzz::DEFAULT_INPUTS)
+            .flat_map(|input| {
+                ["a", "b"].map(|method| FuzzCall {
+                    method: method.into(),
+                    input,
+                })
+            })
+            .collect();
+        let all: Vec<&FuzzCall> = calls.iter().collect();
+        // The default series fits a replay whole.
+        assert_eq!(within_bytes(&all, seed, MAX_REPLAY_BYTES).1, 0);
+        // A tighter bound keeps the last calls; an input called twice
+        // counts once.
+        let bound = 1 << 20;
+        let (kept, cut) = within_bytes(&all, seed, bound);
+        assert!(cut > 0 && kept.len() + cut == all.len(), "{cut}");
+        assert_eq!(kept.last().unwrap(), all.last().unwrap());
+        let bytes: u64 = kept
+            .iter()
+            .map(|call| call.input)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(|input| fuzz::input(seed, input).len() as u64)
+            .sum();
+        assert!(bytes <= bound, "{bytes}");
+        let next = fuzz::input(seed, all[cut - 1].input).len() as u64;
+        assert!(bytes + next > bound, "it kept as many as fit");
+        // The last call is kept even alone above the bound.
+        assert_eq!(within_bytes(&all[..10], seed, 0).0.len(), 1);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! case it died in. The cause comes from what the worker left behind: its
 //! termination, its last output, the crashing thread's stack, and — in a
 //! fuzz case — the call it was making, whose input is saved beside the
-//! report with the command that replays it.
+//! report with the calls since init that led to it and the command that
+//! replays them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,12 +14,8 @@ use crate::fuzz;
 use crate::os::Termination;
 use crate::outcome::Outcome;
 use crate::report::{CapturedOutput, CaseReport, Fuzz, FuzzInput, human_ms};
-use crate::worker::{Exchange, FuzzCall};
+use crate::worker::{CallTrail, Exchange};
 use crate::{saved_input, symbolize};
-
-/// Characters of a method name a finding keeps (registered names are
-/// bounded by the host; an announced one comes over the channel).
-const MAX_METHOD_NAME: usize = 256;
 
 /// What the runner knows of the run, to explain a death.
 pub struct Circumstances<'a> {
@@ -37,13 +34,13 @@ pub fn outcome(ended: Exchange, output: &CapturedOutput, context: &Circumstances
     match ended {
         Exchange::Crashed {
             termination,
-            during,
+            calls,
             stack,
         } => {
             let frames = stack
                 .map(|raw| symbolize::symbolize(&raw, context.plugin))
                 .unwrap_or_default();
-            let finding = during.map(|call| Finding::of(call, context));
+            let finding = Finding::of(&calls, context);
             let mut place = finding.as_ref().map(Finding::place).unwrap_or_default();
             if let Some(frame) = crate::report::plugin_frame(&frames) {
                 place.push_str(&format!(" at {}", frame.describe()));
@@ -56,8 +53,8 @@ pub fn outcome(ended: Exchange, output: &CapturedOutput, context: &Circumstances
             }
             outcome
         }
-        Exchange::TimedOut { during } => {
-            let finding = during.map(|call| Finding::of(call, context));
+        Exchange::TimedOut { calls } => {
+            let finding = Finding::of(&calls, context);
             let place = finding
                 .as_ref()
                 .map(|finding| format!(": {} did not return{}", finding.call(), finding.on()))
@@ -75,7 +72,7 @@ pub fn outcome(ended: Exchange, output: &CapturedOutput, context: &Circumstances
     }
 }
 
-/// The fuzz call a worker died in, with its input saved.
+/// The fuzz call a worker died in, with the calls that led to it saved.
 struct Finding {
     fuzz: Fuzz,
     /// Why the input could not be saved, if it could not.
@@ -83,28 +80,32 @@ struct Finding {
 }
 
 impl Finding {
-    fn of(call: FuzzCall, context: &Circumstances<'_>) -> Finding {
+    /// The finding of the last call of `calls`; none if none was announced.
+    fn of(calls: &CallTrail, context: &Circumstances<'_>) -> Option<Finding> {
+        let call = calls.last()?;
         let seed = context.settings.seed;
-        let input = fuzz::input(seed, call.input);
         let mut found = FuzzInput {
-            // Named by a message the plugin could have forged: bounded.
-            method: crate::text::clip(&call.method, MAX_METHOD_NAME),
+            // Bounded by the trail: named by a message the plugin could
+            // have forged.
+            method: call.method.clone(),
             index: call.input,
-            size: input.len() as u64,
+            size: fuzz::input(seed, call.input).len() as u64,
             what: fuzz::describe(seed, call.input),
             saved: None,
             replay: None,
+            replay_calls: None,
+            left_out: None,
         };
         let unsaved = saved_input::save(
             &mut found,
-            &input,
+            calls,
             context.plugin,
             context.inputs_dir,
             seed,
             context.timeout,
         )
         .err();
-        Finding {
+        Some(Finding {
             fuzz: Fuzz {
                 seed: fuzz::seed_text(seed),
                 inputs: context.settings.fuzz_inputs,
@@ -115,7 +116,7 @@ impl Finding {
                 input: Some(found),
             },
             unsaved,
-        }
+        })
     }
 
     fn input(&self) -> &FuzzInput {
@@ -141,7 +142,8 @@ impl Finding {
         format!(" in {}{}", self.call(), self.on())
     }
 
-    /// "; the input is saved in …; replay it with …"
+    /// "; the 3 call(s) since init that led to it are saved in …; replay
+    /// them with …"
     fn then(&self) -> String {
         saved_input::sentence(self.input(), self.unsaved.as_deref())
     }

@@ -4,7 +4,8 @@
 //! (see [`crate::fuzz`]). An error status is an answer (a method may refuse
 //! input); a broken output buffer is a fail, decided here. A crash or a
 //! hang ends the worker, so the parent decides those; it knows which call
-//! it was because each call is announced before it is made.
+//! it was because each call is announced before it is made, and keeps the
+//! calls before it, since init, for the replay.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,12 @@ pub fn fuzz_methods(
     settings: &CaseSettings,
     announce: &mut Announce<'_>,
 ) -> Concluded {
+    // A fresh instance, so the calls announced from here on are every call
+    // it gets since init: a finding's replay is exactly that sequence. (In
+    // a whole suite `shutdown` has ended the earlier instance already.)
+    if session.host().is_some() {
+        session.shutdown();
+    }
     session.init()?;
     let host = session.host().expect("initialised above");
     let (registered, methods) = host.with_registry(|registry| {
@@ -97,6 +104,8 @@ pub fn fuzz_methods(
                         what,
                         saved: None,
                         replay: None,
+                        replay_calls: None,
+                        left_out: None,
                     });
                     return Ok(Outcome::fail(reason).with_detail(|detail| {
                         detail.status = Some(broken.status);

@@ -1,5 +1,8 @@
-//! `plugcheck call`: one method, one input, and what came back. The replay
-//! command a crash line prints, and a way to poke at a plugin by hand.
+//! `plugcheck call`: calls to one plugin instance, and what came back —
+//! each call's answer, what the plugin logged during it, and what it
+//! printed. One method and one input, or (`--replay`) the calls since init
+//! that `check` saved for a finding, made again in order: a crash that
+//! needs earlier calls reproduces only with them.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -9,7 +12,8 @@ use anyhow::{Context, bail};
 
 use super::say;
 use crate::plugin_kind::{self, PluginKind};
-use crate::report::CapturedOutput;
+use crate::replay::Replay;
+use crate::report::{CapturedOutput, LogLine};
 use crate::session::Session;
 use crate::worker::{self, CallAnswer, Exchange, Worker};
 use crate::worker_choice::{self, Choice};
@@ -17,7 +21,7 @@ use crate::{symbolize, text};
 
 /// Exit codes of `plugcheck call`.
 mod exit {
-    /// The method returned 0.
+    /// The (last) method returned 0.
     pub const RETURNED_OK: u8 = 0;
     /// The method returned an error status, handed back a broken buffer,
     /// crashed or hung.
@@ -35,25 +39,40 @@ const SHOWN_OUTPUT: usize = 4096;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Exit codes: 0 the method returned 0; 1 it returned an error status, handed back a broken buffer, crashed or hung; 2 usage or harness error.\n\n\
+    after_help = "Exit codes: 0 the (last) method returned 0; 1 it returned an error status, handed back a broken buffer, crashed or hung; 2 usage or harness error.\n\n\
+A method whose name starts with `-` goes after `--`: plugcheck call PLUGIN -- --name\n\n\
 Under a debugger, use --in-process so the plugin runs (and crashes) in the process the debugger holds:\n  gdb --args plugcheck call --in-process PLUGIN METHOD --input FILE\n  lldb -- plugcheck call --in-process PLUGIN METHOD --input FILE\n  windbg plugcheck.exe call --in-process PLUGIN METHOD --input FILE"
 )]
 pub struct CallArgs {
     /// The plugin library.
     plugin: PathBuf,
     /// The method to call, by the name the plugin registered.
-    method: String,
+    #[arg(required_unless_present = "replay")]
+    method: Option<String>,
     /// The input: a file, or `-` for standard input [default: empty].
-    #[arg(long, value_name = "FILE|-")]
+    #[arg(long, value_name = "FILE|-", conflicts_with = "replay")]
     input: Option<PathBuf>,
+    /// Make the calls of a replay file in order, in one plugin instance:
+    /// what `check` saves when `fuzz-methods` finds a crash, a hang or a
+    /// broken buffer (the calls since init that led to it).
+    #[arg(long, value_name = "FILE", conflicts_with = "method")]
+    replay: Option<PathBuf>,
     /// Load and call the plugin in this process instead of an isolated
     /// worker: for running under gdb, lldb or WinDbg. A crash then ends
     /// this process, and nothing bounds a hang.
     #[arg(long)]
     in_process: bool,
-    /// Time the call (with load and init) may take in a worker.
+    /// Time each call (the first with load and init) may take in a worker.
     #[arg(long, default_value = crate::outcome::DEFAULT_TIMEOUT, value_parser = humantime::parse_duration)]
     timeout: Duration,
+}
+
+/// One call to make: a method, its input file (none: empty), and how the
+/// input is said.
+struct Step {
+    method: String,
+    input: Option<PathBuf>,
+    said: String,
 }
 
 pub fn run(args: CallArgs) -> anyhow::Result<u8> {
@@ -67,37 +86,22 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
     }
     // Standard input is copied to a file first: the worker reads a file,
     // and a pipe is read once.
-    let stdin_copy;
-    let input: Option<PathBuf> = match &args.input {
-        None => None,
-        Some(path) if path.as_os_str() == "-" => {
-            stdin_copy = copy_stdin()?;
-            Some(stdin_copy.path().to_owned())
-        }
-        Some(path) => Some(regular_file(path)?),
+    let mut stdin_copy = None;
+    let steps = match (&args.replay, &args.method) {
+        (Some(replay), _) => replay_steps(replay, &plugin)?,
+        (None, Some(method)) => vec![one_step(method, args.input.as_deref(), &mut stdin_copy)?],
+        (None, None) => bail!("name a method to call, or a replay file with --replay"),
     };
-    let input_len = match &input {
-        Some(path) => std::fs::metadata(path)?.len(),
-        None => 0,
-    };
-    say(&format!(
-        "calling `{}` of {} with {}\n",
-        text::one_line(&args.method),
-        plugin.display(),
-        match (&args.input, input_len) {
-            (None, _) => "no input (0 bytes)".to_owned(),
-            (Some(path), len) if path.as_os_str() == "-" => format!("{len} byte(s) from stdin"),
-            (Some(path), len) => format!("{len} byte(s) from {}", path.display()),
-        }
-    ));
+    if steps.len() == 1 {
+        say(&format!(
+            "calling `{}` of {} with {}\n",
+            text::one_line(&steps[0].method),
+            plugin.display(),
+            steps[0].said
+        ));
+    }
     if args.in_process {
-        let bytes = match &input {
-            Some(path) => worker::read_call_input(path).map_err(anyhow::Error::msg)?,
-            None => Vec::new(),
-        };
-        let mut session = Session::new(plugin);
-        let answer = worker::call_answer(&mut session, &args.method, &bytes);
-        return Ok(show_answer(&answer));
+        return Ok(in_process(plugin, &steps));
     }
     let exe = std::env::current_exe().context("cannot find the plugcheck binary to re-execute")?;
     // The worker that can load it: this binary, or the Go worker.
@@ -107,18 +111,147 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
     };
     os_prepare();
     let mut worker = Worker::spawn(&program.exe, &plugin, &[])?;
-    let result = worker.call(&args.method, input.as_deref(), args.timeout);
+    let mut code = exit::RETURNED_OK;
+    for (at, step) in steps.iter().enumerate() {
+        announce(&steps, at);
+        let called = worker.call(&step.method, step.input.as_deref(), args.timeout);
+        show_logs(&called.logs, called.unkept_logs);
+        let last = at + 1 == steps.len();
+        match called.ended {
+            Ok(answer) => {
+                code = show_answer(&answer, last);
+                if stops(&answer) {
+                    break;
+                }
+            }
+            Err(ended) => {
+                code = show_death(*ended, &step.method, &plugin, args.timeout);
+                break;
+            }
+        }
+    }
     let (_, outputs) = worker.finish();
-    let code = match result {
-        Ok(answer) => show_answer(&answer),
-        Err(ended) => show_death(*ended, &args.method, &plugin, args.timeout),
-    };
-    if let Some(output) = outputs.first() {
-        show_output(output);
+    for (at, output) in outputs.iter().enumerate() {
+        let during = match steps.len() {
+            1 => String::new(),
+            _ => format!(" during call {}", at + 1),
+        };
+        show_output(output, &during);
     }
     worker::wait_for_teardown();
     worker::reap_leftovers();
     Ok(code)
+}
+
+/// The steps in this process (`--in-process`): a crash ends it, which is
+/// the point under a debugger.
+fn in_process(plugin: PathBuf, steps: &[Step]) -> u8 {
+    let mut session = Session::new(plugin);
+    let mut code = exit::RETURNED_OK;
+    for (at, step) in steps.iter().enumerate() {
+        announce(steps, at);
+        let answer = match &step.input {
+            Some(path) => match worker::read_call_input(path) {
+                Ok(bytes) => worker::call_answer(&mut session, &step.method, &bytes),
+                Err(reason) => CallAnswer::NotReady { reason },
+            },
+            None => worker::call_answer(&mut session, &step.method, &[]),
+        };
+        if let Some(host) = session.host() {
+            show_logs(&host.take_logs(), 0);
+        }
+        code = show_answer(&answer, at + 1 == steps.len());
+        if stops(&answer) {
+            break;
+        }
+    }
+    code
+}
+
+/// In a replay, the line that says which call comes next.
+fn announce(steps: &[Step], at: usize) {
+    if steps.len() > 1 {
+        say(&format!(
+            "call {}/{}: `{}` with {}\n",
+            at + 1,
+            steps.len(),
+            text::one_line(&steps[at].method),
+            steps[at].said
+        ));
+    }
+}
+
+/// Whether the calls after this answer cannot be made as the replay says.
+fn stops(answer: &CallAnswer) -> bool {
+    matches!(
+        answer,
+        CallAnswer::NoSuchMethod { .. } | CallAnswer::NotReady { .. }
+    )
+}
+
+/// The one call of `plugcheck call PLUGIN METHOD [--input FILE|-]`.
+fn one_step(
+    method: &str,
+    input: Option<&Path>,
+    stdin_copy: &mut Option<tempfile::NamedTempFile>,
+) -> anyhow::Result<Step> {
+    let (input, said) = match input {
+        None => (None, "no input (0 bytes)".to_owned()),
+        Some(path) if path.as_os_str() == "-" => {
+            let copy = stdin_copy.insert(copy_stdin()?);
+            let len = copy.as_file().metadata()?.len();
+            (
+                Some(copy.path().to_owned()),
+                format!("{len} byte(s) from stdin"),
+            )
+        }
+        Some(path) => {
+            let file = regular_file(path)?;
+            let len = std::fs::metadata(&file)?.len();
+            (Some(file), format!("{len} byte(s) from {}", path.display()))
+        }
+    };
+    Ok(Step {
+        method: method.to_owned(),
+        input,
+        said,
+    })
+}
+
+/// The calls of a replay file, each input checked before the first call.
+fn replay_steps(path: &Path, plugin: &Path) -> anyhow::Result<Vec<Step>> {
+    let replay = Replay::read(path).map_err(anyhow::Error::msg)?;
+    let mut steps = Vec::with_capacity(replay.calls.len());
+    for (at, call) in replay.calls.iter().enumerate() {
+        let (input, said) = match call.input_path(path) {
+            None => (None, "no input (0 bytes)".to_owned()),
+            Some(input) => {
+                let file = regular_file(&input)
+                    .with_context(|| format!("call {} of the replay `{}`", at + 1, path.display()))?;
+                let len = std::fs::metadata(&file)?.len();
+                let name = input.file_name().unwrap_or(input.as_os_str());
+                (Some(file), format!("{len} byte(s) from {}", name.to_string_lossy()))
+            }
+        };
+        steps.push(Step {
+            method: call.method.clone(),
+            input,
+            said,
+        });
+    }
+    let left_out = match replay.left_out {
+        0 => String::new(),
+        n => format!(
+            " (the {n} call(s) before them since init were left out when it was saved: it may not reproduce)"
+        ),
+    };
+    say(&format!(
+        "replaying {} call(s) from {} into one instance of {}{left_out}\n",
+        steps.len(),
+        path.display(),
+        plugin.display()
+    ));
+    Ok(steps)
 }
 
 /// Orphans a plugin leaves come to us, to be killed.
@@ -126,7 +259,39 @@ fn os_prepare() {
     crate::os::become_subreaper();
 }
 
-fn show_answer(answer: &CallAnswer) -> u8 {
+/// What the plugin logged during a call, as it logged it, escaped.
+fn show_logs(logs: &[LogLine], unkept: u64) {
+    if logs.is_empty() {
+        return;
+    }
+    say("the plugin logged:\n");
+    for line in logs {
+        say(&format!(
+            "  [{}] {}\n",
+            level_name(line.level),
+            text::one_line(&line.message)
+        ));
+    }
+    if unkept > 0 {
+        say(&format!("  … {unkept} more line(s) not kept\n"));
+    }
+}
+
+/// A log level as the ABI names it; another number as itself.
+fn level_name(level: i32) -> String {
+    match level {
+        1 => "error".into(),
+        2 => "warn".into(),
+        3 => "info".into(),
+        4 => "debug".into(),
+        5 => "trace".into(),
+        other => format!("level {other}"),
+    }
+}
+
+/// Says what came back; the output's bytes only for `last` (a replay's
+/// earlier calls say their status and length).
+fn show_answer(answer: &CallAnswer, last: bool) -> u8 {
     match answer {
         CallAnswer::Returned {
             status,
@@ -139,12 +304,15 @@ fn show_answer(answer: &CallAnswer) -> u8 {
                 .as_deref()
                 .map(|error| format!(" (error: {})", text::one_line(error)))
                 .unwrap_or_default();
+            let shown = last && !bytes.is_empty();
             say(&format!(
                 "returned {}{error} with {output_len} byte(s) of output{}\n",
                 crate::session::status_text(*status),
-                if bytes.is_empty() { "" } else { ":" }
+                if shown { ":" } else { "" }
             ));
-            say(&render_bytes(&bytes, *output_len));
+            if shown {
+                say(&render_bytes(&bytes, *output_len));
+            }
             if *status == 0 {
                 exit::RETURNED_OK
             } else {
@@ -246,12 +414,14 @@ fn show_death(ended: Exchange, method: &str, plugin: &Path, timeout: Duration) -
     exit::METHOD_FAILED
 }
 
-fn show_output(output: &CapturedOutput) {
+/// What the plugin printed to `stream` during a call (`during` says which
+/// one of a replay).
+fn show_output(output: &CapturedOutput, during: &str) {
     for (stream, text) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
         if text.is_empty() {
             continue;
         }
-        say(&format!("the plugin printed to {stream}:\n"));
+        say(&format!("the plugin printed to {stream}{during}:\n"));
         for line in text::keeping_lines(text).lines() {
             say(&format!("  | {line}\n"));
         }

@@ -227,12 +227,19 @@ pub struct FuzzInput {
     pub size: u64,
     /// What the input is, in words ("65536 bytes of 0x00").
     pub what: String,
-    /// Where the input was saved, once it was.
+    /// Where the replay of the calls that led to it was saved (its replay
+    /// file, beside this input's file), once it was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub saved: Option<String>,
-    /// The command that calls the method with the saved input again.
+    /// The command that makes those calls again, in one instance.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<String>,
+    /// Calls in the saved replay: those since init, this one the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_calls: Option<u64>,
+    /// Calls since init left out of the replay to bound it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<u64>,
 }
 
 /// One frame of a crashed thread's stack.

@@ -3,10 +3,12 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::protocol::{self, CallAnswer, FromWorker, ToWorker};
 use crate::cases;
+use crate::host::LogForward;
 use crate::os;
 use crate::session::Session;
 
@@ -31,15 +33,17 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     let stream = TcpStream::connect(args.connect)?;
     stream.set_nodelay(true)?;
     os::report_crashes_to(&stream);
-    let mut writer = stream.try_clone()?;
+    // Shared with the plugin's threads, which forward log lines during a
+    // call: one message at a time, never two interleaved.
+    let writer = Arc::new(Mutex::new(stream.try_clone()?));
     let mut reader = protocol::LineReader::new(stream);
-    protocol::send(
-        &mut writer,
+    send(
+        &writer,
         &FromWorker::Hello {
             token: args.token.clone(),
             pid: std::process::id(),
         },
-    )?;
+    );
     let mut session = Session::new(args.plugin);
     loop {
         let message = match reader.receive::<ToWorker>(None) {
@@ -56,7 +60,7 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 settings,
             } => run_batch(
                 &args.token,
-                &mut writer,
+                &writer,
                 &mut session,
                 first_seq,
                 batch,
@@ -64,28 +68,62 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 &settings,
             ),
             ToWorker::Call { seq, method, input } => {
-                let answer = match input
-                    .as_deref()
-                    .map(read_call_input)
-                    .unwrap_or(Ok(Vec::new()))
-                {
-                    Ok(bytes) => call_answer(&mut session, &method, &bytes),
-                    Err(reason) => CallAnswer::NotReady { reason },
-                };
+                let answer = call_forwarding_logs(&mut session, &writer, seq, &method, input);
                 mark_case_end(&args.token, seq);
-                if let Err(error) = protocol::send(&mut writer, &FromWorker::Called { seq, answer })
-                {
-                    channel_lost(&error);
-                }
+                send(&writer, &FromWorker::Called { seq, answer });
             }
         }
     }
 }
 
+/// Sends `message` to the parent, or exits as a worker that lost its
+/// channel.
+fn send(writer: &Mutex<TcpStream>, message: &FromWorker) {
+    let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Err(error) = protocol::send(&mut *writer, message) {
+        channel_lost(&error);
+    }
+}
+
+/// One call of `plugcheck call` (a replay sends several to the same
+/// instance). What the plugin logs goes to the parent as it is logged —
+/// init's lines before the call — so the lines logged before a crash are
+/// not lost with the worker.
+fn call_forwarding_logs(
+    session: &mut Session,
+    writer: &Arc<Mutex<TcpStream>>,
+    seq: u64,
+    method: &str,
+    input: Option<PathBuf>,
+) -> CallAnswer {
+    let bytes = match input.as_deref().map(read_call_input).unwrap_or(Ok(Vec::new())) {
+        Ok(bytes) => bytes,
+        Err(reason) => return CallAnswer::NotReady { reason },
+    };
+    // A failed init is said by the answer below.
+    if session.init().is_ok() {
+        let host = session.host().expect("initialised above");
+        for line in host.take_logs() {
+            send(writer, &FromWorker::Logged { seq, line });
+        }
+        let writer = Arc::clone(writer);
+        host.forward_logs(LogForward(Box::new(move |line| {
+            let line = line.clone();
+            send(&writer, &FromWorker::Logged { seq, line });
+        })));
+    }
+    let answer = call_answer(session, method, &bytes);
+    // Sent already; what the host keeps must not pile up over many calls.
+    if let Some(host) = session.host() {
+        host.take_logs();
+    }
+    answer
+}
+
 /// Runs a batch of cases, answering each as it ends.
 fn run_batch(
     token: &str,
-    writer: &mut TcpStream,
+    writer: &Mutex<TcpStream>,
     session: &mut Session,
     first_seq: u64,
     batch: Vec<crate::catalog::CaseId>,
@@ -106,9 +144,7 @@ fn run_batch(
                         method: method.to_owned(),
                         input,
                     };
-                    if let Err(error) = protocol::send(&mut *writer, &calling) {
-                        channel_lost(&error);
-                    }
+                    send(writer, &calling);
                 };
                 cases::run(case, session, settings, &mut announce)
             }
@@ -116,8 +152,8 @@ fn run_batch(
         let work_us = started.elapsed().as_micros() as u64;
         ledger.record(case, &result.outcome);
         mark_case_end(token, seq);
-        let sent = protocol::send(
-            &mut *writer,
+        send(
+            writer,
             &FromWorker::Done {
                 seq,
                 case,
@@ -127,9 +163,6 @@ fn run_batch(
                 not_run: false,
             },
         );
-        if let Err(error) = sent {
-            channel_lost(&error);
-        }
     }
 }
 
@@ -169,7 +202,7 @@ pub fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> CallAns
 /// The bytes of `plugcheck call`'s input file, bounded, exactly as long as
 /// the input (in a worker, or in `call --in-process`); `call` made it a
 /// regular file (stdin is copied into one), so this does not block.
-pub fn read_call_input(path: &std::path::Path) -> Result<Vec<u8>, String> {
+pub fn read_call_input(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     let cannot = |error: std::io::Error| format!("cannot read `{}`: {error}", path.display());
     let file = std::fs::File::open(path).map_err(cannot)?;

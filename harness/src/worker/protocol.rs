@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::CaseId;
 use crate::outcome::{CaseResult, CaseSettings};
 use crate::plan::Ledger;
+use crate::report::LogLine;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -70,6 +71,12 @@ pub enum FromWorker {
     Called {
         seq: u64,
         answer: CallAnswer,
+    },
+    /// A line the plugin logged during call `seq` (`plugcheck call`), sent
+    /// as it is logged: lines logged before a crash reach the parent too.
+    Logged {
+        seq: u64,
+        line: LogLine,
     },
     /// Written by the worker's crash handler as it dies: the crashing
     /// thread's return addresses and what was mapped where, for the parent

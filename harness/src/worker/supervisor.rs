@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 
 use super::capture::{Capture, Segment};
 use super::protocol::{self, CallAnswer, FromWorker, LineReader, RawStack, ReceiveError, ToWorker};
+use super::trail::CallTrail;
 use crate::catalog::CaseId;
 use crate::os;
 use crate::os::Termination;
 use crate::outcome::{CaseResult, CaseSettings};
 use crate::plan::Ledger;
-use crate::report::CapturedOutput;
+use crate::report::{CapturedOutput, LogLine};
 
 /// How long a new worker gets to connect back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -72,19 +73,24 @@ pub enum Exchange {
         work_us: u64,
         /// The worker did not run the case (see `FromWorker::Done`).
         not_run: bool,
+        /// The fuzz calls it announced in the case, the last one the one
+        /// a broken output buffer came from.
+        calls: CallTrail,
     },
     /// The worker died; it is gone, take its output with [`Worker::remains`].
     Crashed {
         termination: Termination,
-        /// The fuzz call it died in, if it was in one.
-        during: Option<FuzzCall>,
+        /// The fuzz calls it announced in the case: the last one is the
+        /// one it died in.
+        calls: CallTrail,
         /// What its crash handler said of the crashing thread.
         stack: Option<RawStack>,
     },
     /// The worker was killed; take its output with [`Worker::remains`].
     TimedOut {
-        /// The fuzz call that did not return, if it was in one.
-        during: Option<FuzzCall>,
+        /// The fuzz calls it announced in the case: the last one did not
+        /// return.
+        calls: CallTrail,
     },
     /// Something else than the worker's answer came over the channel (the
     /// plugin wrote into it: a flood, a trickle of garbage, a forged line);
@@ -103,11 +109,21 @@ enum Heard<T> {
     OutOfTurn(Box<FromWorker>),
 }
 
-/// A fuzz call the worker announced: the last one is the one it was in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FuzzCall {
-    pub method: String,
-    pub input: u32,
+/// Log lines of one call the parent keeps at most: the worker bounds what
+/// it forwards, but the channel could carry forged ones.
+const MAX_CALL_LOGS: usize = 200;
+
+/// One `plugcheck call` as the parent saw it: what the plugin logged while
+/// the method ran (as it logged it, so lines logged before a crash are
+/// kept), and how the call ended.
+#[derive(Debug)]
+pub struct CallResult {
+    pub logs: Vec<LogLine>,
+    /// Lines past [`MAX_CALL_LOGS`], counted.
+    pub unkept_logs: u64,
+    /// The answer, or the `Exchange` saying how the worker died, hung or
+    /// misbehaved (its output is then taken with [`Worker::finish`]).
+    pub ended: Result<CallAnswer, Box<Exchange>>,
 }
 
 /// The worker process and its tree. Dropping it kills the tree and reaps
@@ -348,13 +364,13 @@ impl Worker {
     pub fn next(&mut self, case: CaseId, timeout: Duration) -> Exchange {
         self.answered += 1;
         let seq = self.answered;
-        let answer = self.wait_for(timeout, |message, during| match message {
+        let answer = self.wait_for(timeout, |message, calls| match message {
             FromWorker::Calling {
                 seq: calling,
                 method,
                 input,
             } if calling == seq => {
-                *during = Some(FuzzCall { method, input });
+                calls.push(&method, input);
                 Heard::Progress
             }
             FromWorker::Done {
@@ -370,12 +386,13 @@ impl Worker {
             other => Heard::OutOfTurn(Box::new(other)),
         });
         match answer {
-            Ok((result, work_us, has_loaded, not_run)) => {
+            Ok(((result, work_us, has_loaded, not_run), calls)) => {
                 self.has_loaded = has_loaded;
                 Exchange::Done {
                     result,
                     work_us,
                     not_run,
+                    calls,
                 }
             }
             Err(ended) => *ended,
@@ -383,15 +400,11 @@ impl Worker {
     }
 
     /// Has the worker call one method of the plugin with the bytes of the
-    /// file `input` (`plugcheck call`), waiting at most `timeout`. A worker
+    /// file `input` (`plugcheck call`), waiting at most `timeout`. Calls
+    /// made one after another go to the same plugin instance. A worker
     /// that died, hung or misbehaved comes back as the `Exchange` saying
     /// so; its output is then taken with [`Worker::finish`] as after a case.
-    pub fn call(
-        &mut self,
-        method: &str,
-        input: Option<&Path>,
-        timeout: Duration,
-    ) -> Result<CallAnswer, Box<Exchange>> {
+    pub fn call(&mut self, method: &str, input: Option<&Path>, timeout: Duration) -> CallResult {
         self.seq += 1;
         self.answered += 1;
         let seq = self.answered;
@@ -404,10 +417,28 @@ impl Worker {
                 input: input.map(Path::to_owned),
             },
         );
-        self.wait_for(timeout, |message, _| match message {
-            FromWorker::Called { seq: done, answer } if done == seq => Heard::Answer(answer),
-            other => Heard::OutOfTurn(Box::new(other)),
-        })
+        let mut logs = Vec::new();
+        let mut unkept_logs = 0;
+        let ended = self
+            .wait_for(timeout, |message, _| match message {
+                FromWorker::Called { seq: done, answer } if done == seq => Heard::Answer(answer),
+                // A line of this call, or a late one of an earlier call's
+                // thread: logged while this call ran, either way.
+                FromWorker::Logged { seq: logged, line } if logged <= seq => {
+                    match logs.len() < MAX_CALL_LOGS {
+                        true => logs.push(line),
+                        false => unkept_logs += 1,
+                    }
+                    Heard::Progress
+                }
+                other => Heard::OutOfTurn(Box::new(other)),
+            })
+            .map(|(answer, _)| answer);
+        CallResult {
+            logs,
+            unkept_logs,
+            ended,
+        }
     }
 
     /// Reads messages until `hear` takes one as the answer, or the worker
@@ -417,10 +448,10 @@ impl Worker {
     fn wait_for<T>(
         &mut self,
         timeout: Duration,
-        mut hear: impl FnMut(FromWorker, &mut Option<FuzzCall>) -> Heard<T>,
-    ) -> Result<T, Box<Exchange>> {
+        mut hear: impl FnMut(FromWorker, &mut CallTrail) -> Heard<T>,
+    ) -> Result<(T, CallTrail), Box<Exchange>> {
         let deadline = Instant::now() + timeout;
-        let mut during = None;
+        let mut calls = CallTrail::default();
         let mut stack = None;
         loop {
             let ended = match self.reader.receive::<FromWorker>(Some(deadline)) {
@@ -428,24 +459,24 @@ impl Worker {
                     stack = Some(raw);
                     continue;
                 }
-                Ok(Some(message)) => match hear(message, &mut during) {
-                    Heard::Answer(answer) => return Ok(answer),
+                Ok(Some(message)) => match hear(message, &mut calls) {
+                    Heard::Answer(answer) => return Ok((answer, calls)),
                     Heard::Progress => continue,
                     Heard::OutOfTurn(other) => {
                         self.abused(format!("a message out of turn: {}", short_debug(&other)))
                     }
                 },
-                Ok(None) => self.hung_up(during, stack),
+                Ok(None) => self.hung_up(calls, stack),
                 Err(ReceiveError::Deadline) => {
                     self.died = true;
                     self.process.kill();
-                    Exchange::TimedOut { during }
+                    Exchange::TimedOut { calls }
                 }
                 Err(error @ (ReceiveError::TooLong { .. } | ReceiveError::Invalid(_))) => {
                     self.abused(error.to_string())
                 }
                 // A reset connection: the worker died mid-answer.
-                Err(ReceiveError::Io(_)) => self.hung_up(during, stack),
+                Err(ReceiveError::Io(_)) => self.hung_up(calls, stack),
             };
             return Err(Box::new(ended));
         }
@@ -503,12 +534,12 @@ impl Worker {
     }
 
     /// The channel ended: the worker died, or something replaced it.
-    fn hung_up(&mut self, during: Option<FuzzCall>, stack: Option<RawStack>) -> Exchange {
+    fn hung_up(&mut self, calls: CallTrail, stack: Option<RawStack>) -> Exchange {
         self.died = true;
         match self.process.wait_for_exit() {
             Ending::Exited(termination) => Exchange::Crashed {
                 termination,
-                during,
+                calls,
                 stack,
             },
             Ending::StillRunning { image: Some(image) } => Exchange::Replaced { image },
