@@ -159,7 +159,10 @@ mod tests {
             ("{\"calls\": []}", "not a plugcheck replay file"),
             ("{\"plugcheck_replay\": 9, \"calls\": []}", "has format 9"),
             ("{\"plugcheck_replay\": 1, \"calls\": []}", "holds no call"),
-            ("{\"plugcheck_replay\": 1, \"calls\": [], \"x\": 1}", "unknown field"),
+            (
+                "{\"plugcheck_replay\": 1, \"calls\": [], \"x\": 1}",
+                "unknown field",
+            ),
         ] {
             std::fs::write(&path, text).unwrap();
             let error = Replay::read(&path).unwrap_err();
@@ -168,6 +171,10 @@ mod tests {
                 "{text}: {error}"
             );
         }
-        assert!(Replay::read(dir.path()).unwrap_err().contains("not a regular file"));
+        assert!(
+            Replay::read(dir.path())
+                .unwrap_err()
+                .contains("not a regular file")
+        );
     }
 }

@@ -226,11 +226,15 @@ fn replay_steps(path: &Path, plugin: &Path) -> anyhow::Result<Vec<Step>> {
         let (input, said) = match call.input_path(path) {
             None => (None, "no input (0 bytes)".to_owned()),
             Some(input) => {
-                let file = regular_file(&input)
-                    .with_context(|| format!("call {} of the replay `{}`", at + 1, path.display()))?;
+                let file = regular_file(&input).with_context(|| {
+                    format!("call {} of the replay `{}`", at + 1, path.display())
+                })?;
                 let len = std::fs::metadata(&file)?.len();
                 let name = input.file_name().unwrap_or(input.as_os_str());
-                (Some(file), format!("{len} byte(s) from {}", name.to_string_lossy()))
+                (
+                    Some(file),
+                    format!("{len} byte(s) from {}", name.to_string_lossy()),
+                )
             }
         };
         steps.push(Step {

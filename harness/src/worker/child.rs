@@ -79,7 +79,9 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
 /// Sends `message` to the parent, or exits as a worker that lost its
 /// channel.
 fn send(writer: &Mutex<TcpStream>, message: &FromWorker) {
-    let mut writer = writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut writer = writer
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Err(error) = protocol::send(&mut *writer, message) {
         channel_lost(&error);
     }
@@ -96,7 +98,11 @@ fn call_forwarding_logs(
     method: &str,
     input: Option<PathBuf>,
 ) -> CallAnswer {
-    let bytes = match input.as_deref().map(read_call_input).unwrap_or(Ok(Vec::new())) {
+    let bytes = match input
+        .as_deref()
+        .map(read_call_input)
+        .unwrap_or(Ok(Vec::new()))
+    {
         Ok(bytes) => bytes,
         Err(reason) => return CallAnswer::NotReady { reason },
     };

@@ -81,6 +81,9 @@ mod tests {
     fn an_announced_method_name_is_bounded() {
         let mut trail = CallTrail::default();
         trail.push(&"x".repeat(10_000), 0);
-        assert_eq!(trail.last().unwrap().method.chars().count(), MAX_METHOD_NAME + 1);
+        assert_eq!(
+            trail.last().unwrap().method.chars().count(),
+            MAX_METHOD_NAME + 1
+        );
     }
 }
