@@ -270,3 +270,38 @@ fn a_go_native_plugin_of_another_go_release_fails_naming_both_until_plugcheck_go
     let workers = std::fs::read_dir(cache.join("go-worker")).unwrap().count();
     assert_eq!(workers, 2, "one cached worker per Go release");
 }
+
+/// Every relative link of the repository's Markdown pages resolves in a
+/// clone, and none leaves the repository (a contract kept beside it, in
+/// `../shared`, is missing for whoever clones it).
+#[test]
+fn every_markdown_link_resolves_inside_the_repository() {
+    let root = root();
+    let mut pages = vec![root.join("README.md"), root.join("ARCHITECTURE.md")];
+    for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|extension| extension == "md") {
+            pages.push(path);
+        }
+    }
+    let mut broken = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        let name = page.strip_prefix(&root).unwrap().display().to_string();
+        if text.contains("../shared") {
+            broken.push(format!("{name}: names `../shared`, outside the repository"));
+        }
+        for (_, rest) in text.match_indices("](").map(|(at, _)| text.split_at(at + 2)) {
+            let target = rest.split([')', ' ']).next().unwrap_or_default();
+            let file = target.split('#').next().unwrap_or_default();
+            if file.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let resolved = page.parent().unwrap().join(file);
+            if !resolved.exists() {
+                broken.push(format!("{name}: `{target}` does not exist"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n  {}", broken.join("\n  "));
+}
