@@ -196,7 +196,7 @@ fn scrub_runtime_noise(text: &str) -> String {
             break;
         }
         out.push_str(&scrub_go_release(&scrub_go_signal_pc(&scrub_std_location(
-            &scrub_thread_id(line),
+            &scrub_inherent_impl(&scrub_thread_id(line)),
         ))));
     }
     out
@@ -250,12 +250,52 @@ fn scrub_go_signal_pc(line: &str) -> String {
     format!("{} pc=[address]{}", &line[..start], &line[end..])
 }
 
-/// `/rustc/<commit>/library/core/src/panicking.rs:225:5` → `[rust std]`:
-/// where inside the standard library a panic was raised changes with every
-/// toolchain.
+/// `<crate::Type>::method` → `crate::Type::method`. Rust's v0 symbol
+/// mangling (the default of newer toolchains) demangles an inherent method
+/// with its type in angle brackets, the legacy mangling without: which
+/// toolchain built a fixture is the machine's, not behaviour. Trait
+/// methods (`<T as Trait>::f`) and generic arguments (`Vec<u8>::new`) are
+/// left as they are.
+fn scrub_inherent_impl(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let path_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(after.len());
+        let path = &after[..path_len];
+        let inherent = path.contains("::")
+            && after[path_len..].starts_with(">::")
+            && !rest[..open].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        if inherent {
+            out.push_str(&rest[..open]);
+            out.push_str(path);
+            rest = &after[path_len + 1..];
+        } else {
+            out.push_str(&rest[..=open]);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `/rustc/<commit>/library/core/src/panicking.rs:225:5` (a prebuilt std)
+/// or `/usr/lib/rustlib/src/rust/library/core/src/panicking.rs:225:5` (a
+/// std built from a distribution's sources) → `[rust std]`: where inside
+/// the standard library a panic was raised changes with every toolchain.
 fn scrub_std_location(line: &str) -> String {
-    let Some(start) = line.find("/rustc/") else {
-        return line.to_owned();
+    let start = match (
+        line.find("/rustc/"),
+        line.find("/rustlib/src/rust/library/"),
+    ) {
+        (Some(prebuilt), _) => prebuilt,
+        // The path begins where the word does: `/usr/lib/rustlib/…`.
+        (None, Some(from_source)) => line[..from_source]
+            .rfind(char::is_whitespace)
+            .map_or(0, |space| space + 1),
+        (None, None) => return line.to_owned(),
     };
     let rest = &line[start..];
     let Some(rs) = rest.find(".rs:") else {
@@ -343,6 +383,34 @@ mod tests {
             scrub_std_location("panicked at /rustc/5980/library/core/src/panicking.rs:225:5:\n"),
             "panicked at [rust std]:\n"
         );
+        assert_eq!(
+            scrub_std_location(
+                "panicked at /usr/lib/rustlib/src/rust/library/core/src/panicking.rs:230:5:\n"
+            ),
+            "panicked at [rust std]:\n"
+        );
+    }
+
+    #[test]
+    fn symbols_read_alike_whichever_mangling_the_toolchain_used() {
+        for (v0, legacy) in [
+            (
+                "at <plugcheck_fixture_x::Fixture>::parse (x.dll)",
+                "at plugcheck_fixture_x::Fixture::parse (x.dll)",
+            ),
+            ("<a::B>::f then <c::D>::g", "a::B::f then c::D::g"),
+        ] {
+            assert_eq!(scrub_inherent_impl(v0), legacy);
+            assert_eq!(scrub_inherent_impl(legacy), legacy);
+        }
+        for kept in [
+            "<T as core::ops::Drop>::drop",
+            "Vec<alloc::string::String>::new",
+            "a < b::c > d",
+            "<b::c>",
+        ] {
+            assert_eq!(scrub_inherent_impl(kept), kept);
+        }
     }
 
     #[test]
