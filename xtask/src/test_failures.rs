@@ -117,19 +117,22 @@ fn rerun_target(line: &str) -> Option<String> {
     })
 }
 
-/// The panic message in a failure section: the lines after "panicked
-/// at …:", up to the backtrace or the next section.
+/// The panic message in a failure section: the lines after its last
+/// "panicked at …:" (a test that caught earlier panics, as the snapshot
+/// test catches each snapshot's, fails on the last), up to the backtrace
+/// or the next section.
 fn panic_message(section: &[&str]) -> String {
+    let end = section
+        .iter()
+        .position(|line| line.starts_with("---- ") || *line == "failures:")
+        .unwrap_or(section.len());
+    let section = &section[..end];
+    let start = section
+        .iter()
+        .rposition(|line| line.contains("panicked at "))
+        .map_or(end, |at| at + 1);
     let mut message = Vec::new();
-    let mut started = false;
-    for line in section {
-        if line.starts_with("---- ") || *line == "failures:" {
-            break;
-        }
-        if !started {
-            started = line.contains("panicked at ");
-            continue;
-        }
+    for line in &section[start..] {
         if line.starts_with("stack backtrace:") || line.starts_with("note: ") {
             break;
         }
@@ -250,6 +253,9 @@ note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
 
 ---- every_fixture_matches_its_snapshot stdout ----
 
+thread 'every_fixture_matches_its_snapshot' (78) panicked at insta/src/runtime.rs:1:1:
+snapshot assertion for 'go-native-forged@linux' failed in line 198
+
 thread 'every_fixture_matches_its_snapshot' (78) panicked at fixtures/manifest/tests/conformance.rs:249:5:
 snapshots differ for: go-native-forged
 review with `cargo xtask conformance --update` and `git diff fixtures/snapshots`
@@ -291,6 +297,11 @@ error: 2 targets failed:
             r#"["many-methods.so"]: took 11.407833796s, allowed 6s"#
         );
         assert!(failures[1].message.contains("linux go-native-forged load"));
+        assert!(
+            failures[2]
+                .message
+                .starts_with("snapshots differ for: go-native-forged")
+        );
         assert!(!failures[1].message.contains("RUST_BACKTRACE"));
     }
 
