@@ -291,7 +291,10 @@ fn every_markdown_link_resolves_inside_the_repository() {
         if text.contains("../shared") {
             broken.push(format!("{name}: names `../shared`, outside the repository"));
         }
-        for (_, rest) in text.match_indices("](").map(|(at, _)| text.split_at(at + 2)) {
+        for (_, rest) in text
+            .match_indices("](")
+            .map(|(at, _)| text.split_at(at + 2))
+        {
             let target = rest.split([')', ' ']).next().unwrap_or_default();
             let file = target.split('#').next().unwrap_or_default();
             if file.is_empty() || target.contains("://") || target.starts_with("mailto:") {
@@ -303,5 +306,9 @@ fn every_markdown_link_resolves_inside_the_repository() {
             }
         }
     }
-    assert!(broken.is_empty(), "broken links:\n  {}", broken.join("\n  "));
+    assert!(
+        broken.is_empty(),
+        "broken links:\n  {}",
+        broken.join("\n  ")
+    );
 }
