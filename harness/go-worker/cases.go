@@ -10,6 +10,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -427,6 +429,14 @@ func (s *session) reloadRefused(role, what string) outcome {
 	if !ok {
 		return skipped(fmt.Sprintf("no %s build given (--reload-to %s=PATH: %s)", role, role, what))
 	}
+	if problem := noLibraryHere(path); problem != "" {
+		namedAt, ok := s.settings.ReloadNamedAt[role]
+		if !ok {
+			namedAt = "--reload-to"
+		}
+		return fail(fmt.Sprintf("the `%s` build (named at `%s`) cannot be loaded here at all, so reloading to it proves nothing: `%s` %s; name a linux build for `%s`",
+			role, namedAt, path, problem, role))
+	}
 	previous, failed := s.switchTo(path)
 	if failed == nil {
 		return fail(fmt.Sprintf("the %s build (%s %s) was accepted: it should have been refused", role, clip(s.current.info.Name, 100), clip(previous.info.Version, 50)))
@@ -510,4 +520,28 @@ func first(items []string, n int) []string {
 		return items[:n]
 	}
 	return items
+}
+
+// noLibraryHere says why the file at path is no library this platform
+// loads at all (missing, not a regular file, not ELF), or "" when it may be
+// one: a refusal of such a file proves nothing about rollback.
+func noLibraryHere(path string) string {
+	// Asked before opening: opening a FIFO waits for a writer.
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Sprintf("cannot be read (%v)", err)
+	}
+	if !info.Mode().IsRegular() {
+		return "is not a regular file"
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("cannot be opened (%v)", err)
+	}
+	defer file.Close()
+	magic := make([]byte, 4)
+	if _, err := io.ReadFull(file, magic); err != nil || string(magic) != "\x7fELF" {
+		return "is not an ELF shared object (Go-native plugins load as ELF on Linux only)"
+	}
+	return ""
 }

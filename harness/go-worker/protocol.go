@@ -24,6 +24,7 @@ type settings struct {
 	GraceMs         uint64            `json:"grace_ms"`
 	ReloadCycles    uint32            `json:"reload_cycles"`
 	ReloadTo        map[string]string `json:"reload_to"`
+	ReloadNamedAt   map[string]string `json:"reload_named_at"`
 	Scratch         *string           `json:"scratch"`
 	Seed            uint64            `json:"seed"`
 	FuzzBudgetMs    uint64            `json:"fuzz_budget_ms"`

@@ -34,9 +34,50 @@ pub struct GateFile {
     pub fuzz_inputs: Option<u32>,
     pub seed: Option<u64>,
     pub repeat: Option<u32>,
-    /// Paths made absolute against the file's directory.
-    pub reload_to: Vec<(ReloadRole, PathBuf)>,
+    /// The `[reload-to]` builds, paths made absolute against the file's
+    /// directory.
+    pub reload_to: Vec<ReloadBuild>,
     pub waivers: Vec<Waiver>,
+}
+
+/// The platforms a `[reload-to]` entry may name a build for: where
+/// plugcheck runs (`std::env::consts::OS` there).
+pub const PLATFORMS: [&str; 2] = ["linux", "windows"];
+
+/// Another build a reload case switches to, as the gate file names it.
+/// Builds are per platform (a `.so` is no upgrade of a `.dll`), so one file
+/// serving both legs names each: `upgrade = { linux = "…", windows = "…" }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReloadBuild {
+    pub role: ReloadRole,
+    /// `/repo/plugcheck.toml:8`: where to fix it, said in every later
+    /// diagnosis of the build (missing, another platform's).
+    pub named_at: String,
+    pub builds: PlatformBuilds,
+}
+
+/// The path, or paths, a `[reload-to]` entry gives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlatformBuilds {
+    /// `upgrade = "path"`: the build on whichever platform judges.
+    Every(PathBuf),
+    /// `upgrade = { linux = "…", windows = "…" }`, in [`PLATFORMS`] order;
+    /// a platform left out has no build there.
+    Each(Vec<(&'static str, PathBuf)>),
+}
+
+impl ReloadBuild {
+    /// The build for `platform` (`linux`, `windows`); `None` when the entry
+    /// names builds for other platforms only.
+    pub fn for_platform(&self, platform: &str) -> Option<&Path> {
+        match &self.builds {
+            PlatformBuilds::Every(path) => Some(path),
+            PlatformBuilds::Each(builds) => builds
+                .iter()
+                .find(|(named, _)| *named == platform)
+                .map(|(_, path)| path.as_path()),
+        }
+    }
 }
 
 /// What went wrong reading a gate file: where, and what to do.
@@ -209,32 +250,7 @@ pub fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
             "`repeat = 0` runs nothing: use 1 or more".to_owned(),
         ));
     }
-    let base = path.parent().unwrap_or(Path::new(""));
-    let mut reload_to = Vec::new();
-    for (role, value) in &raw.reload_to {
-        let offset = role.span().start;
-        let role = role.get_ref();
-        let role = ReloadRole::ALL
-            .into_iter()
-            .find(|known| known.name() == role)
-            .ok_or_else(|| {
-                at(
-                    offset,
-                    format!(
-                        "`[reload-to]` has no role `{}`: use {}",
-                        crate::text::one_line(role),
-                        ReloadRole::ALL.map(|role| role.name()).join(", ")
-                    ),
-                )
-            })?;
-        let toml::Value::String(target) = value else {
-            return Err(at(
-                offset,
-                format!("`[reload-to]` `{}` must be a path in quotes", role.name()),
-            ));
-        };
-        reload_to.push((role, base.join(target)));
-    }
+    let reload_to = read_reload_to(&raw.reload_to, path, &at, &|offset| line_of(text, offset))?;
     let (waivers, mut errors): (Vec<_>, Vec<_>) = raw
         .waive
         .iter()
@@ -264,6 +280,77 @@ pub fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
         reload_to,
         waivers,
     })
+}
+
+/// The `[reload-to]` table: each role's build, a path or a table of paths
+/// by platform.
+fn read_reload_to(
+    raw: &std::collections::BTreeMap<Spanned<String>, toml::Value>,
+    path: &Path,
+    at: &dyn Fn(usize, String) -> GateFileError,
+    line_of: &dyn Fn(usize) -> usize,
+) -> Result<Vec<ReloadBuild>, GateFileError> {
+    let base = path.parent().unwrap_or(Path::new(""));
+    let shape = |role: ReloadRole| {
+        format!(
+            "`[reload-to]` `{0}` must be a path in quotes, or a path per platform: \
+             `{0} = {{ linux = \"…/libx.so\", windows = \"…/x.dll\" }}`",
+            role.name()
+        )
+    };
+    let mut builds = Vec::new();
+    for (role, value) in raw {
+        let offset = role.span().start;
+        let role = role.get_ref();
+        let role = ReloadRole::ALL
+            .into_iter()
+            .find(|known| known.name() == role)
+            .ok_or_else(|| {
+                at(
+                    offset,
+                    format!(
+                        "`[reload-to]` has no role `{}`: use {}",
+                        crate::text::one_line(role),
+                        ReloadRole::ALL.map(|role| role.name()).join(", ")
+                    ),
+                )
+            })?;
+        let platform_builds = match value {
+            toml::Value::String(target) => PlatformBuilds::Every(base.join(target)),
+            toml::Value::Table(table) if !table.is_empty() => {
+                let mut each = Vec::new();
+                for (platform, target) in table {
+                    let known = PLATFORMS
+                        .into_iter()
+                        .find(|known| known == platform)
+                        .ok_or_else(|| {
+                            at(
+                                offset,
+                                format!(
+                                    "`[reload-to]` `{}` names a build for `{}`, which is no platform plugcheck judges on: use {}",
+                                    role.name(),
+                                    crate::text::one_line(platform),
+                                    PLATFORMS.join(", ")
+                                ),
+                            )
+                        })?;
+                    let toml::Value::String(target) = target else {
+                        return Err(at(offset, shape(role)));
+                    };
+                    each.push((known, base.join(target)));
+                }
+                each.sort_by_key(|(platform, _)| PLATFORMS.iter().position(|p| p == platform));
+                PlatformBuilds::Each(each)
+            }
+            _ => return Err(at(offset, shape(role))),
+        };
+        builds.push(ReloadBuild {
+            role,
+            named_at: format!("{}:{}", path.display(), line_of(offset)),
+            builds: platform_builds,
+        });
+    }
+    Ok(builds)
 }
 
 /// One `[[waive]]` table, checked key by key.
@@ -402,7 +489,11 @@ reason = "no second build yet"
         assert_eq!(file.repeat, Some(3));
         assert_eq!(
             file.reload_to,
-            [(ReloadRole::Upgrade, PathBuf::from("/repo/build/v2/libx.so"))]
+            [ReloadBuild {
+                role: ReloadRole::Upgrade,
+                named_at: "/repo/plugcheck.toml:8".into(),
+                builds: PlatformBuilds::Every(PathBuf::from("/repo/build/v2/libx.so")),
+            }]
         );
         let lines: Vec<(u32, &str, Verdict)> = file
             .waivers
@@ -417,6 +508,48 @@ reason = "no second build yet"
             ]
         );
         assert_eq!(file.waivers[1].plugin.as_deref(), Some("go-echo"));
+    }
+
+    #[test]
+    fn one_file_names_each_platforms_build_and_each_platform_takes_its_own() {
+        let text = "schema = 1\n\
+                    [reload-to]\n\
+                    upgrade = { windows = 'w/v2/x.dll', linux = 'l/v2/libx.so' }\n\
+                    broken = \"any/broken\"\n\
+                    \n\
+                    [reload-to.abi-mismatch]\n\
+                    linux = \"l/abi2/libx.so\"\n";
+        let file = parse(text, Path::new("/repo/plugcheck.toml")).unwrap();
+        let build = |role: ReloadRole| {
+            file.reload_to
+                .iter()
+                .find(|build| build.role == role)
+                .unwrap()
+        };
+        let upgrade = build(ReloadRole::Upgrade);
+        assert_eq!(upgrade.named_at, "/repo/plugcheck.toml:3");
+        assert_eq!(
+            upgrade.for_platform("linux"),
+            Some(Path::new("/repo/l/v2/libx.so"))
+        );
+        assert_eq!(
+            upgrade.for_platform("windows"),
+            Some(Path::new("/repo/w/v2/x.dll"))
+        );
+        let broken = build(ReloadRole::Broken);
+        assert_eq!(broken.named_at, "/repo/plugcheck.toml:4");
+        assert_eq!(
+            broken.for_platform("windows"),
+            broken.for_platform("linux"),
+            "a plain path serves every platform"
+        );
+        let abi = build(ReloadRole::AbiMismatch);
+        assert_eq!(abi.named_at, "/repo/plugcheck.toml:6");
+        assert_eq!(
+            abi.for_platform("linux"),
+            Some(Path::new("/repo/l/abi2/libx.so"))
+        );
+        assert_eq!(abi.for_platform("windows"), None, "named for linux only");
     }
 
     #[test]
@@ -444,6 +577,26 @@ reason = "no second build yet"
                 "schema = 1 # newer\n[reload-to]\nupgrade = \"u\"\nnewer = \"x\"\n",
                 ":4:",
                 &["no role `newer`", "upgrade"],
+            ),
+            (
+                "schema = 1\n[reload-to]\nupgrade = 2\n",
+                ":3:",
+                &["`upgrade` must be a path in quotes", "windows = "],
+            ),
+            (
+                "schema = 1\n[reload-to]\n\nbroken = { linux = \"a.so\", macos = \"a.dylib\" }\n",
+                ":4:",
+                &["`broken`", "`macos`", "linux, windows"],
+            ),
+            (
+                "schema = 1\n[reload-to]\nbroken = { linux = 1 }\n",
+                ":3:",
+                &["`broken` must be a path", "per platform"],
+            ),
+            (
+                "schema = 1\n[reload-to]\nbroken = {}\n",
+                ":3:",
+                &["`broken` must be a path"],
             ),
             (
                 "schema = 1\n[[waive]]\ncase = \"unlod\"\naccept = \"warning\"\nreason = \"r\"\n",

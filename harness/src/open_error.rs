@@ -108,6 +108,26 @@ impl OpenError {
         }
     }
 
+    /// Whether the file is no library this platform loads at all (missing,
+    /// another platform's or architecture's, not a shared library), rather
+    /// than a build of one that fails to load (truncated, damaged, a symbol
+    /// or dependency missing). Any host refuses the first for reasons that
+    /// say nothing about the plugin.
+    pub fn is_no_library_here(&self) -> bool {
+        matches!(
+            self,
+            OpenError::NotAbsolute { .. }
+                | OpenError::File(_)
+                | OpenError::Empty { .. }
+                | OpenError::NotABinary { .. }
+                | OpenError::ForeignFormat { .. }
+                | OpenError::WrongArchitecture { .. }
+                | OpenError::NotSharedLibrary { .. }
+                | OpenError::RustLibrary { .. }
+                | OpenError::StaticLibrary { .. }
+        )
+    }
+
     /// What the file was found to be, when sniffing got that far.
     pub fn file_format(&self) -> Option<String> {
         match self {

@@ -56,8 +56,15 @@ pub struct CaseSettings {
     pub grace_ms: u64,
     /// Reloads `reload-cycles` runs.
     pub reload_cycles: u32,
-    /// Other builds the reload cases switch to.
+    /// Other builds the reload cases switch to, for the platform judged.
     pub reload_to: BTreeMap<ReloadRole, PathBuf>,
+    /// Where each reload build was named (`/repo/plugcheck.toml:8`,
+    /// `--reload-to`), so a build that turns out unusable is traced to the
+    /// line to fix. A role here but not in `reload_to` was named only for
+    /// another platform. Apart from `reload_to`, whose shape the Go worker
+    /// reads too.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reload_named_at: BTreeMap<ReloadRole, String>,
     /// Inputs `fuzz-methods` calls each method with.
     pub fuzz_inputs: u32,
     /// The seed of the fuzz inputs: the same seed, the same bytes.
@@ -100,6 +107,7 @@ impl Default for CaseSettings {
             grace_ms: 1000,
             reload_cycles: 100,
             reload_to: BTreeMap::new(),
+            reload_named_at: BTreeMap::new(),
             fuzz_inputs: crate::fuzz::DEFAULT_INPUTS,
             seed: crate::fuzz::DEFAULT_SEED,
             fuzz_budget_ms: 5000,

@@ -7,6 +7,7 @@ mod hygiene;
 mod lifecycle;
 mod loading;
 mod reload;
+mod reload_build;
 mod state;
 
 pub use self::crash::{Announce, MAX_FUZZED_METHODS};

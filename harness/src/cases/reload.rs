@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::hygiene::{growth_problems, growth_since};
+use super::reload_build::OtherBuild;
 use super::{CaseSettings, Concluded, Outcome, ReloadRole};
 use crate::os::ResourceUse;
 use crate::reload::{OldVersion, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage};
@@ -28,13 +29,16 @@ pub fn same_version(session: &mut Session, settings: &CaseSettings) -> Concluded
 }
 
 pub fn upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
-    let Some(upgrade) = target(settings, ReloadRole::Upgrade) else {
-        return Ok(no_target(ReloadRole::Upgrade));
+    let upgrade = match OtherBuild::of(settings, ReloadRole::Upgrade) {
+        Ok(upgrade) => upgrade,
+        Err(skipped) => return Ok(skipped),
     };
+    upgrade.check_loadable_here()?;
     let build = Build::of(session.path(), settings)?;
     let engine = open(build.path(), settings)?;
-    build.replace_with(upgrade)?;
-    let reloaded = reload(&engine)?;
+    build.replace_with(upgrade.path)?;
+    let reloaded =
+        reload(&engine).map_err(|outcome| upgrade.in_its_terms(build.path(), outcome))?;
     if reloaded.to.version == reloaded.from.version {
         return Ok(Outcome::fail(format!(
             "the upgrade still says version {}: bump the plugin's version with each release",
@@ -64,17 +68,19 @@ pub fn upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
 }
 
 pub fn broken_upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
-    let Some(broken) = target(settings, ReloadRole::Broken) else {
-        return Ok(no_target(ReloadRole::Broken));
+    let broken = match OtherBuild::of(settings, ReloadRole::Broken) {
+        Ok(broken) => broken,
+        Err(skipped) => return Ok(skipped),
     };
-    rolled_back(session, settings, broken, |_| None)
+    rolled_back(session, settings, &broken, |_| None)
 }
 
 pub fn abi_mismatch(session: &mut Session, settings: &CaseSettings) -> Concluded {
-    let Some(other_abi) = target(settings, ReloadRole::AbiMismatch) else {
-        return Ok(no_target(ReloadRole::AbiMismatch));
+    let other_abi = match OtherBuild::of(settings, ReloadRole::AbiMismatch) {
+        Ok(other_abi) => other_abi,
+        Err(skipped) => return Ok(skipped),
     };
-    rolled_back(session, settings, other_abi, |failure| {
+    rolled_back(session, settings, &other_abi, |failure| {
         (failure.stage != Stage::Handshake || failure.outcome.detail.plugin_abi.is_none()).then(
             || {
                 format!(
@@ -339,18 +345,20 @@ fn rollback_outcome(failure: &ReloadFailure) -> Outcome {
 
 /// Reloads to `target`, which must be refused; then the old version must
 /// still answer with the state it had. `wrong_refusal` may reject a refusal
-/// for the wrong reason.
+/// for the wrong reason. A target this platform cannot load at all fails:
+/// its refusal is no rollback of a broken build.
 fn rolled_back(
     session: &mut Session,
     settings: &CaseSettings,
-    target: &Path,
+    target: &OtherBuild<'_>,
     wrong_refusal: impl Fn(&ReloadFailure) -> Option<String>,
 ) -> Concluded {
+    target.check_loadable_here()?;
     let build = Build::of(session.path(), settings)?;
     let engine = open(build.path(), settings)?;
     let serving = engine.info();
     let state_before = engine.save_state()?.map(|answer| answer.output);
-    build.replace_with(target)?;
+    build.replace_with(target.path)?;
     let failure = match engine.reload() {
         Ok(reloaded) => {
             return Ok(Outcome::fail(format!(
@@ -362,7 +370,7 @@ fn rolled_back(
         Err(failure) => failure,
     };
     if let Some(problem) = wrong_refusal(&failure) {
-        return Ok(Outcome::fail(problem));
+        return Ok(target.in_its_terms(build.path(), Outcome::fail(problem)));
     }
     if engine.info() != serving {
         return Ok(Outcome::fail(
@@ -386,7 +394,7 @@ fn rolled_back(
         "refused at {}: {}; `{}` {} kept serving{state}",
         failure.stage, failure.outcome.reason, serving.name, serving.version
     );
-    Ok(outcome)
+    Ok(target.in_its_terms(build.path(), outcome))
 }
 
 /// `selftest` of the live version must answer 0 (when it has one).
@@ -405,17 +413,6 @@ fn failed_call(outcome: Outcome) -> Outcome {
         reason: format!("calling the live version failed: {}", outcome.reason),
         ..outcome
     }
-}
-
-fn target(settings: &CaseSettings, role: ReloadRole) -> Option<&Path> {
-    settings.reload_to.get(&role).map(PathBuf::as_path)
-}
-
-fn no_target(role: ReloadRole) -> Outcome {
-    Outcome::skipped(format!(
-        "no `{0}` build to reload to: pass --reload-to {0}=PATH",
-        role.name()
-    ))
 }
 
 fn carried(reloaded: &Reloaded) -> String {

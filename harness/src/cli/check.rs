@@ -50,8 +50,8 @@ pub struct CheckArgs {
     reload_cycles: Option<u32>,
     /// Another build the reload cases switch to: upgrade=PATH (a newer
     /// version), broken=PATH (one that fails to start), abi-mismatch=PATH
-    /// (built for another ABI major). Repeatable; a role given here
-    /// replaces the gate file's.
+    /// (built for another ABI major), for the platform judged. Repeatable;
+    /// a role given here replaces the gate file's.
     #[arg(long, value_name = "ROLE=PATH", value_parser = parse_reload_target)]
     reload_to: Vec<(ReloadRole, PathBuf)>,
     /// Inputs `fuzz-methods` calls each method with [default: the gate
@@ -172,6 +172,8 @@ struct Resolved {
     seed: u64,
     repeat: u32,
     reload_to: BTreeMap<ReloadRole, PathBuf>,
+    /// Where each of `reload_to` (or a role with no build here) was named.
+    reload_named_at: BTreeMap<ReloadRole, String>,
     policy: Policy,
 }
 
@@ -179,16 +181,7 @@ impl Resolved {
     fn of(args: &CheckArgs, file: Option<&GateFile>) -> anyhow::Result<Resolved> {
         let defaults = CaseSettings::default();
         let from_file = |pick: fn(&GateFile) -> Option<Duration>| file.and_then(pick);
-        let mut reload_to = BTreeMap::new();
-        for (role, path) in file
-            .map(|file| file.reload_to.as_slice())
-            .unwrap_or_default()
-        {
-            reload_to.insert(*role, absolute(path)?);
-        }
-        for (role, path) in &args.reload_to {
-            reload_to.insert(*role, absolute(path)?);
-        }
+        let (reload_to, reload_named_at) = reload_builds(args, file, std::env::consts::OS)?;
         Ok(Resolved {
             timeout: args
                 .timeout
@@ -221,6 +214,7 @@ impl Resolved {
                 .or(file.and_then(|file| file.repeat))
                 .unwrap_or(1),
             reload_to,
+            reload_named_at,
             policy: Policy {
                 deny_warnings: args
                     .deny_warnings
@@ -235,6 +229,33 @@ impl Resolved {
             },
         })
     }
+}
+
+/// The reload builds for `platform` and where each was named: the gate
+/// file's entry for that platform, replaced by a `--reload-to` flag (which
+/// names the build for the platform judged: with `--platform`, the other
+/// harness is handed it as given).
+fn reload_builds(
+    args: &CheckArgs,
+    file: Option<&GateFile>,
+    platform: &str,
+) -> anyhow::Result<(BTreeMap<ReloadRole, PathBuf>, BTreeMap<ReloadRole, String>)> {
+    let mut builds = BTreeMap::new();
+    let mut named_at = BTreeMap::new();
+    for entry in file
+        .map(|file| file.reload_to.as_slice())
+        .unwrap_or_default()
+    {
+        named_at.insert(entry.role, entry.named_at.clone());
+        if let Some(path) = entry.for_platform(platform) {
+            builds.insert(entry.role, absolute(path)?);
+        }
+    }
+    for (role, path) in &args.reload_to {
+        named_at.insert(*role, format!("--reload-to {}=…", role.name()));
+        builds.insert(*role, absolute(path)?);
+    }
+    Ok((builds, named_at))
 }
 
 /// The gate file of this run: `--config`, else the one the plugins share
@@ -368,6 +389,7 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
             grace_ms: CaseSettings::grace_for(resolved.timeout),
             reload_cycles: resolved.reload_cycles,
             reload_to: resolved.reload_to,
+            reload_named_at: resolved.reload_named_at,
             fuzz_inputs: resolved.fuzz_inputs,
             seed: resolved.seed,
             fuzz_budget_ms: CaseSettings::fuzz_budget_for(resolved.timeout),
@@ -511,6 +533,9 @@ pub(super) fn forwarded(
             argv.push(format!("{flag}={value}").into());
         }
     }
+    // The gate file goes as itself, not as its settings: the other harness
+    // takes its own platform's `[reload-to]` builds from it, and names the
+    // file's lines in what it says.
     if let Some(config) = &args.config {
         argv.extend(["--config".into(), path(config)]);
     }
@@ -713,6 +738,49 @@ mod tests {
         let bare = Resolved::of(&parse(&["check".as_ref(), "x.so".as_ref()]), None).unwrap();
         assert_eq!(bare.timeout, Duration::from_secs(10));
         assert!(bare.policy.is_default());
+    }
+
+    #[test]
+    fn each_platform_takes_its_own_build_from_one_gate_file_and_says_where_it_was_named() {
+        let file = crate::gate_file::parse(
+            "schema = 1\n[reload-to]\n\
+             upgrade = { linux = \"l/libx.so\", windows = \"w/x.dll\" }\n\
+             broken = { linux = \"l/libbad.so\" }\n",
+            Path::new("/repo/plugcheck.toml"),
+        )
+        .unwrap();
+        let made_absolute = |path: &str| std::path::absolute(path).unwrap();
+        let args = parse(&["check".as_ref(), "x.so".as_ref()]);
+        for (platform, upgrade) in [("linux", "/repo/l/libx.so"), ("windows", "/repo/w/x.dll")] {
+            let (builds, named_at) = reload_builds(&args, Some(&file), platform).unwrap();
+            assert_eq!(
+                builds.get(&ReloadRole::Upgrade),
+                Some(&made_absolute(upgrade)),
+                "{platform}"
+            );
+            assert_eq!(
+                named_at.get(&ReloadRole::Broken).map(String::as_str),
+                Some("/repo/plugcheck.toml:4"),
+                "{platform}: where `broken` was named, with or without a build here"
+            );
+        }
+        let (windows, _) = reload_builds(&args, Some(&file), "windows").unwrap();
+        assert_eq!(windows.get(&ReloadRole::Broken), None, "linux only");
+        let flagged = parse(&[
+            "check".as_ref(),
+            "--reload-to".as_ref(),
+            "broken=/b/bad.dll".as_ref(),
+            "x.so".as_ref(),
+        ]);
+        let (builds, named_at) = reload_builds(&flagged, Some(&file), "windows").unwrap();
+        assert_eq!(
+            builds.get(&ReloadRole::Broken),
+            Some(&made_absolute("/b/bad.dll"))
+        );
+        assert_eq!(
+            named_at.get(&ReloadRole::Broken).map(String::as_str),
+            Some("--reload-to broken=…")
+        );
     }
 
     #[test]

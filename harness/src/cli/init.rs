@@ -206,7 +206,8 @@ fn starter(
     out.push_str(
         "\n# Other builds of the plugin the reload cases switch to, relative to this file:\n\
          # upgrade (a newer version), broken (fails to start), abi-mismatch (another\n\
-         # ABI major). Without them those cases are skipped.\n\
+         # ABI major). Without them those cases are skipped. A file that gates both\n\
+         # platforms names a build for each: upgrade = { linux = \"…\", windows = \"…\" }\n\
          [reload-to]\n",
     );
     for role in ReloadRole::ALL {
@@ -296,9 +297,14 @@ mod tests {
             "one per case, a family where all its cases agree, none behind a failure"
         );
         assert_eq!(file.deny_warnings, Some(true));
+        let upgrades: Vec<_> = file
+            .reload_to
+            .iter()
+            .map(|build| (build.role, build.for_platform("linux")))
+            .collect();
         assert_eq!(
-            file.reload_to,
-            [(ReloadRole::Upgrade, PathBuf::from("/r/v2/x.so"))]
+            upgrades,
+            [(ReloadRole::Upgrade, Some(Path::new("/r/v2/x.so")))]
         );
     }
 }
