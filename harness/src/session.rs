@@ -411,14 +411,37 @@ impl Session {
         Ok(Some(Answer { status, output }))
     }
 
-    /// Calls `restore_state` with `state`.
-    pub fn restore_state(&mut self, state: &[u8]) -> Result<Option<i32>, Outcome> {
+    /// Calls `restore_state` with `state`; `None` for a stateless plugin.
+    pub fn restore_state(&mut self, state: &[u8]) -> Result<Option<Restored>, Outcome> {
         self.init()?;
         let Some(restore_state) = self.descriptor()?.functions.restore_state else {
             return Ok(None);
         };
+        let logged_before = self.logged_lines();
         // SAFETY: from the validated descriptor; `state` is valid for reads.
-        Ok(Some(unsafe { restore_state(state.as_ptr(), state.len()) }))
+        let status = unsafe { restore_state(state.as_ptr(), state.len()) };
+        // Read, not taken: the case's detail still gets every line.
+        let logged = self
+            .host
+            .as_ref()
+            .map(|host| {
+                host.with_registry(|registry| {
+                    registry
+                        .logs
+                        .get(logged_before..)
+                        .unwrap_or_default()
+                        .to_vec()
+                })
+            })
+            .unwrap_or_default();
+        Ok(Some(Restored { status, logged }))
+    }
+
+    /// Lines the live instance has logged so far.
+    fn logged_lines(&self) -> usize {
+        self.host
+            .as_ref()
+            .map_or(0, |host| host.with_registry(|registry| registry.logs.len()))
     }
 
     /// Detail of the loaded file, for explaining why it stayed resident.
@@ -460,6 +483,27 @@ pub fn status_text(code: i32) -> String {
     match status::name(code) {
         Some(name) => format!("{code} ({name})"),
         None => code.to_string(),
+    }
+}
+
+/// What `restore_state` answered, and the lines the plugin logged while it
+/// ran: a refusal's own words (the Rust crate logs its `Error` there), which
+/// an author needs beside the bare status.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub status: i32,
+    pub logged: Vec<crate::report::LogLine>,
+}
+
+impl Restored {
+    /// `-5 (FAILED); it logged "…"`: the status, with the refusal's words
+    /// when the plugin gave any.
+    pub fn refusal(&self) -> String {
+        format!(
+            "{}{}",
+            status_text(self.status),
+            last_log_hint(&self.logged)
+        )
     }
 }
 

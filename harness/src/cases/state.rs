@@ -30,12 +30,13 @@ pub fn state_roundtrip(session: &mut Session) -> Concluded {
     let restored = session
         .restore_state(&carried)?
         .expect("a stateful plugin has restore_state");
-    if restored != 0 {
+    if restored.status != 0 {
         return Ok(Outcome::fail(format!(
             "restore_state refused the {} bytes save_state produced: it returned {}",
             carried.len(),
-            status_text(restored)
-        )));
+            restored.refusal()
+        ))
+        .with_detail(|detail| detail.status = Some(restored.status)));
     }
     let again = match saved(session)?.expect("still stateful") {
         Ok(bytes) => bytes,

@@ -347,12 +347,18 @@ fn handoff(old: &mut Session, new: &mut Session) -> Result<Option<usize>, Outcom
     }
     match new.restore_state(&saved.output)? {
         None => Ok(None),
-        Some(0) => Ok(Some(saved.output.len())),
-        Some(code) => Err(Outcome::fail(format!(
+        Some(restored) if restored.status == 0 => Ok(Some(saved.output.len())),
+        // The new version is retired with its host: its words go into the
+        // reason and the detail, or nobody would see them.
+        Some(restored) => Err(Outcome::fail(format!(
             "restore_state of the new version refused the {} bytes the old one saved: it returned {}",
             saved.output.len(),
-            crate::session::status_text(code)
-        ))),
+            restored.refusal()
+        ))
+        .with_detail(|detail| {
+            detail.status = Some(restored.status);
+            detail.logs = restored.logged;
+        })),
     }
 }
 
