@@ -224,20 +224,28 @@ fn a_windows_dll_on_linux_points_at_the_windows_platform() {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn without_the_windows_harness_the_error_says_how_to_build_it() {
+fn without_the_windows_harness_the_error_says_how_to_install_it() {
     let dir = tempfile::tempdir().unwrap();
     let dll = dir.path().join("my_plugin.dll");
     std::fs::write(&dll, b"MZ").unwrap();
+    // cargo's install directory of this test's own: an installed
+    // plugcheck.exe in ~/.cargo/bin would be found.
+    let cargo_home = dir.path().join("cargo-home");
     let output = Command::new(env!("CARGO_BIN_EXE_plugcheck"))
         .args(["check", "--platform", "windows"])
         .arg(&dll)
         .env_remove("PLUGCHECK_WINDOWS_HARNESS")
+        .env_remove("CARGO_INSTALL_ROOT")
+        .env("CARGO_HOME", &cargo_home)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let installed = cargo_home.join("bin/plugcheck.exe");
     assert!(
-        stderr.contains("cargo build --release -p plugcheck --target x86_64-pc-windows-gnu")
+        stderr.contains("cargo install --locked --path harness --target x86_64-pc-windows-gnu")
+            && stderr.contains(&installed.display().to_string())
+            && stderr.contains("PLUGCHECK_WINDOWS_HARNESS")
             && stderr.contains("--harness PATH"),
         "{stderr}"
     );

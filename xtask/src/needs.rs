@@ -74,8 +74,10 @@ pub struct Need {
     pub install: Install,
 }
 
-/// The mingw-w64 C compiler that also links Windows Rust binaries.
-pub const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
+/// The mingw-w64 C compiler that also links Windows Rust binaries, and
+/// the Debian packages of it and of Wine (named once, by the harness's
+/// bridge, whose errors say them too).
+pub use plugcheck::bridge::wine::{MINGW_GCC, MINGW_PACKAGE, WINE_PACKAGE};
 pub const MINGW_I686_GCC: &str = "i686-w64-mingw32-gcc";
 pub const AARCH64_GCC: &str = "aarch64-linux-gnu-gcc";
 
@@ -95,7 +97,7 @@ pub const MINGW: Need = Need {
     what: "mingw-w64 x86_64 C compiler (foreign-format; links the Windows leg)",
     usage: Use::Leg(Platform::Windows),
     probe: Probe::CompilesC(MINGW_GCC),
-    install: Install::Apt(&["gcc-mingw-w64-x86-64"]),
+    install: Install::Apt(&[MINGW_PACKAGE]),
 };
 pub const MINGW_I686: Need = Need {
     what: "mingw-w64 i686 C compiler (wrong-architecture)",
@@ -128,7 +130,7 @@ pub const WINE: Need = Need {
     what: "wine64 (runs the Windows leg)",
     usage: Use::Leg(Platform::Windows),
     probe: Probe::Wine,
-    install: Install::Apt(&["wine64"]),
+    install: Install::Apt(&[WINE_PACKAGE]),
 };
 pub const WINDOWS_RUST: Need = Need {
     what: "Rust for x86_64-pc-windows-gnu",
@@ -223,9 +225,7 @@ impl Need {
             }
             Probe::Zlib => zlib(sh).is_some(),
             Probe::Wine => crate::wine::find().is_ok(),
-            Probe::WindowsRust => {
-                crate::toolchain::RustBuild::for_platform(sh, Platform::Windows).is_ok()
-            }
+            Probe::WindowsRust => crate::toolchain::windows_std_here(sh).is_ok(),
         }
     }
 
@@ -238,8 +238,19 @@ impl Need {
     /// How to get it on this host: Debian's packages on Linux; on a Windows
     /// host, where the runner image keeps it.
     pub fn install_hint(&self) -> String {
+        self.install_hint_on(Platform::host(), find_on_path("rustup").is_some())
+    }
+
+    /// [`Need::install_hint`] on `host`, with or without rustup: where
+    /// rustup is, a Windows std is one `rustup target add` away (run in the
+    /// checkout, it lands in the pinned toolchain the probe asks), never
+    /// Debian's second rustc.
+    pub fn install_hint_on(&self, host: Platform, rustup: bool) -> String {
+        if self.probe == Probe::WindowsRust && rustup {
+            return "install: rustup target add x86_64-pc-windows-gnu (in this checkout: for its pinned toolchain)".into();
+        }
         match self.windows_host_install() {
-            Some(hint) if Platform::host() == Platform::Windows => hint.to_owned(),
+            Some(hint) if host == Platform::Windows => hint.to_owned(),
             _ => format!("install: {}", self.install.command()),
         }
     }
@@ -467,4 +478,38 @@ fn needs_sudo(sh: &Shell, packages: &[&str]) -> anyhow::Result<bool> {
         "the checks need Debian packages this user cannot install (not root, no passwordless sudo); run once:\n    sudo apt-get install -y {}\nthen `cargo xtask ci` again",
         packages.join(" ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_windows_std_is_asked_of_rustup_where_there_is_rustup() {
+        for host in [Platform::Linux, Platform::Windows] {
+            let hint = WINDOWS_RUST.install_hint_on(host, true);
+            assert!(
+                hint.contains("rustup target add x86_64-pc-windows-gnu")
+                    && !hint.contains("rustc-web"),
+                "{hint}"
+            );
+        }
+        let debian = WINDOWS_RUST.install_hint_on(Platform::Linux, false);
+        assert!(debian.contains("rustc-web"), "{debian}");
+    }
+
+    /// The README's line for judging a DLL from Linux installs what this
+    /// list says the Windows leg needs.
+    #[test]
+    fn the_readme_installs_the_windows_bridge_with_the_listed_packages() {
+        let readme = std::fs::read_to_string(crate::project_root().join("README.md")).unwrap();
+        let line = format!(
+            "apt-get install {}",
+            apt_packages(&[MINGW, WINE]).collect::<Vec<_>>().join(" ")
+        );
+        assert!(
+            readme.contains(&format!("\n{line}\n")),
+            "README lacks `{line}`"
+        );
+    }
 }

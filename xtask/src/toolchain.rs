@@ -112,12 +112,7 @@ impl RustBuild {
             }
             .into());
         }
-        let std = windows_std(
-            Platform::host(),
-            std::env::var("PLUGCHECK_WINDOWS_STD").ok().as_deref(),
-            prebuilt_windows_std(sh),
-            Path::new(DEBIAN_RUSTC).exists() && debian_std_sources().is_some(),
-        )?;
+        let std = windows_std_here(sh)?;
         let target_dir = crate::target_dir().join("windows");
         Ok(match std {
             WindowsStd::Prebuilt => RustBuild {
@@ -221,6 +216,19 @@ impl RustBuild {
             self.target_dir.join(dir)
         }
     }
+}
+
+/// How this host's Rust gets a Windows std, or what is missing. Only the
+/// std: the linker is a need of its own (`needs::MINGW`), so `doctor` does
+/// not send someone whose `rustup target add` worked to Debian's rustc
+/// because mingw-w64 is missing.
+pub fn windows_std_here(sh: &Shell) -> anyhow::Result<WindowsStd> {
+    windows_std(
+        Platform::host(),
+        std::env::var("PLUGCHECK_WINDOWS_STD").ok().as_deref(),
+        prebuilt_windows_std(sh),
+        Path::new(DEBIAN_RUSTC).exists() && debian_std_sources().is_some(),
+    )
 }
 
 /// Whether `rustc` on PATH has a prebuilt Windows std.

@@ -14,6 +14,10 @@ use super::{Missing, find_on_path};
 
 /// The mingw-w64 C compiler that builds the compatibility DLL.
 pub const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
+/// Debian's packages for `MINGW_GCC` and for Wine: named once, here, for
+/// the errors that say what to install and for the xtask's list of needs.
+pub const MINGW_PACKAGE: &str = "gcc-mingw-w64-x86-64";
+pub const WINE_PACKAGE: &str = "wine64";
 
 /// `bcryptprimitives.dll` for a Wine without it (8.0): Rust's std (1.78+)
 /// imports `ProcessPrng` from it, so without it no Rust .exe starts (Wine
@@ -30,14 +34,10 @@ pub struct Wine {
 impl Wine {
     /// `wine64` with the prefix at `prefix`, or what is missing.
     pub fn find(prefix: PathBuf) -> Result<Wine, Missing> {
-        let wine64 = [PathBuf::from("/usr/lib/wine/wine64")]
-            .into_iter()
-            .find(|path| path.exists())
-            .or_else(|| find_on_path("wine64"))
-            .ok_or_else(|| Missing {
-                what: "wine64, which runs Windows programs on Linux".into(),
-                remedy: "install: apt-get install wine64".into(),
-            })?;
+        let wine64 = wine64().ok_or_else(|| Missing {
+            what: "wine64, which runs Windows programs on Linux".into(),
+            remedy: format!("install: apt-get install {WINE_PACKAGE}"),
+        })?;
         Ok(Wine { wine64, prefix })
     }
 
@@ -126,6 +126,14 @@ impl Wine {
     }
 }
 
+/// Wine's `wine64`: Debian's, else one on PATH.
+pub fn wine64() -> Option<PathBuf> {
+    [PathBuf::from("/usr/lib/wine/wine64")]
+        .into_iter()
+        .find(|path| path.exists())
+        .or_else(|| find_on_path("wine64"))
+}
+
 /// A Linux path as Wine's Windows programs see it: drive Z: is `/`.
 pub fn windows_path(path: &Path) -> OsString {
     let text = path.display().to_string().replace('/', "\\");
@@ -136,7 +144,7 @@ pub fn windows_path(path: &Path) -> OsString {
 fn build_compat_dll(dll: &Path) -> anyhow::Result<()> {
     let gcc = find_on_path(MINGW_GCC).ok_or_else(|| Missing {
         what: format!("{MINGW_GCC}, which builds the {COMPAT_DLL} this Wine lacks"),
-        remedy: "install: apt-get install gcc-mingw-w64-x86-64".into(),
+        remedy: format!("install: apt-get install {MINGW_PACKAGE}"),
     })?;
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let source = dir.path().join("bcryptprimitives.c");

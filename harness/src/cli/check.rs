@@ -108,9 +108,10 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = TargetPlatform::Host)]
     platform: TargetPlatform,
     /// The other platform's plugcheck (with --platform): plugcheck.exe on
-    /// Linux [default: beside this binary, or cargo's
-    /// x86_64-pc-windows-gnu build of it]; on Windows, `plugcheck` inside
-    /// WSL [default: ~/.cargo/bin/plugcheck there, or on its PATH].
+    /// Linux [default: $PLUGCHECK_WINDOWS_HARNESS, else beside this binary,
+    /// cargo's x86_64-pc-windows-gnu build of it, or cargo's install
+    /// directory (~/.cargo/bin)]; on Windows, `plugcheck` inside WSL
+    /// [default: ~/.cargo/bin/plugcheck there, or on its PATH].
     #[arg(long, value_name = "PATH")]
     harness: Option<PathBuf>,
     /// With --platform linux on Windows: the WSL distribution [default:

@@ -12,13 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use super::check::{CheckArgs, bridge_options, forwarded, plugins};
+use crate::bridge::windows_harness::{self, Surroundings};
 use crate::bridge::wine::{self, Wine};
 use crate::bridge::wsl::{Wsl, to_wsl_path};
 use crate::bridge::{Missing, find_on_path};
-
-/// The target the Windows harness is built for, and how.
-const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
-const BUILD_WINDOWS_HARNESS: &str = "rustup target add x86_64-pc-windows-gnu && CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc cargo build --release -p plugcheck --target x86_64-pc-windows-gnu";
 
 /// From Linux: the Windows harness under Wine.
 pub fn on_windows(args: &CheckArgs) -> anyhow::Result<u8> {
@@ -84,43 +81,18 @@ pub fn on_linux(args: &CheckArgs) -> anyhow::Result<u8> {
     exit_code(status)
 }
 
-/// plugcheck.exe: `$PLUGCHECK_WINDOWS_HARNESS`, beside this binary, or
-/// where cargo builds it for the Windows target from this binary's target
-/// directory.
+/// plugcheck.exe, found as `bridge::windows_harness` says; the error
+/// names the Debian packages the Windows leg still lacks here.
 fn windows_harness() -> anyhow::Result<PathBuf> {
-    if let Some(harness) = std::env::var_os("PLUGCHECK_WINDOWS_HARNESS") {
-        return existing(Path::new(&harness));
+    let mut missing_packages = Vec::new();
+    if find_on_path(wine::MINGW_GCC).is_none() {
+        missing_packages.push(wine::MINGW_PACKAGE);
     }
-    let exe = std::env::current_exe().context("cannot find this plugcheck binary")?;
-    let dir = exe.parent().context("this binary has a directory")?;
-    let mut candidates = vec![dir.join("plugcheck.exe")];
-    if let Some(target) = dir.parent() {
-        for profile in ["release", "debug"] {
-            candidates.push(
-                target
-                    .join(WINDOWS_TARGET)
-                    .join(profile)
-                    .join("plugcheck.exe"),
-            );
-        }
+    if wine::wine64().is_none() {
+        missing_packages.push(wine::WINE_PACKAGE);
     }
-    if let Some(found) = candidates.iter().find(|path| path.is_file()) {
-        return Ok(found.clone());
-    }
-    let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
-    Err(Missing {
-        what: "the Windows harness (plugcheck.exe)".into(),
-        remedy: format!(
-            "build it in the plugcheck checkout with `{BUILD_WINDOWS_HARNESS}`{}, or pass --harness PATH (looked in {})",
-            if find_on_path(wine::MINGW_GCC).is_none() {
-                " after `apt-get install gcc-mingw-w64-x86-64`"
-            } else {
-                ""
-            },
-            looked.join(", ")
-        ),
-    }
-    .into())
+    let found = windows_harness::find(&Surroundings::of_this_process(), &missing_packages)?;
+    Ok(absolute(&found))
 }
 
 fn existing(path: &Path) -> anyhow::Result<PathBuf> {
