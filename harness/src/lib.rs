@@ -7,6 +7,7 @@
 //! platform.
 
 pub mod advice;
+pub mod archive;
 pub mod bridge;
 pub mod cases;
 pub mod catalog;

@@ -20,6 +20,17 @@ pub enum OpenError {
     /// file is refused before anything reads it.
     #[error(transparent)]
     File(#[from] crate::plugin_file::FileProblem),
+    /// Missing, but the build left an archive beside it: the crate was
+    /// built as a Rust or static library.
+    #[error(
+        "`{}` does not exist, but `{}` beside it does: {}",
+        path.display(), found.file_name().unwrap_or_default().to_string_lossy(), kind.advice()
+    )]
+    BuiltAsArchive {
+        path: PathBuf,
+        found: PathBuf,
+        kind: crate::archive::ArchiveKind,
+    },
     #[error(
         "`{}` is empty (0 bytes): the build or copy did not finish; rebuild the plugin",
         path.display()

@@ -11,6 +11,7 @@ use object::{
     ObjectSymbol,
 };
 
+use crate::archive::{self, ArchiveKind};
 use crate::open_error::OpenError;
 use crate::os;
 use crate::plugin_file;
@@ -63,7 +64,18 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
     if !path.is_absolute() {
         return Err(OpenError::NotAbsolute { path: path_buf });
     }
-    let mut plugin = plugin_file::open(path)?;
+    let mut plugin = match plugin_file::open(path) {
+        Ok(plugin) => plugin,
+        Err(plugin_file::FileProblem::NotFound { .. }) if archive::beside(path).is_some() => {
+            let (found, kind) = archive::beside(path).expect("just found");
+            return Err(OpenError::BuiltAsArchive {
+                path: path_buf,
+                found,
+                kind,
+            });
+        }
+        Err(problem) => return Err(problem.into()),
+    };
     if plugin.len == 0 {
         return Err(OpenError::Empty { path: path_buf });
     }
@@ -331,19 +343,11 @@ fn is_position_independent_executable<'a>(file: &object::File<'a, Data<'a>>) -> 
     })
 }
 
-/// An `ar` archive passed as a plugin: a Rust rlib (it carries the crate's
-/// metadata as `lib.rmeta`) or a static library of object files.
+/// An `ar` archive passed as a plugin: a Rust rlib or a static library.
 fn archive_kind(data: Data<'_>, path: std::path::PathBuf) -> OpenError {
-    let rust = object::read::archive::ArchiveFile::parse(data).is_ok_and(|archive| {
-        archive
-            .members()
-            .filter_map(Result::ok)
-            .any(|member| member.name() == b"lib.rmeta")
-    });
-    if rust {
-        OpenError::RustLibrary { path }
-    } else {
-        OpenError::StaticLibrary { path }
+    match ArchiveKind::of(data) {
+        ArchiveKind::Rust => OpenError::RustLibrary { path },
+        ArchiveKind::Static => OpenError::StaticLibrary { path },
     }
 }
 

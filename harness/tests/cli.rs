@@ -250,3 +250,39 @@ fn without_the_windows_harness_the_error_says_how_to_install_it() {
         "{stderr}"
     );
 }
+
+/// A crate built without `crate-type = ["cdylib"]` leaves `libkv.rlib`
+/// where `libkv.so` was expected: the missing file's diagnosis says so.
+#[test]
+fn a_missing_library_beside_the_rlib_its_build_made_is_told_the_crate_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("lib.rs");
+    std::fs::write(&source, "pub fn get() -> u32 { 1 }\n").unwrap();
+    let rlib = Command::new("rustc")
+        .args([
+            "--edition",
+            "2021",
+            "--crate-type",
+            "rlib",
+            "--crate-name",
+            "kv",
+            "-o",
+        ])
+        .arg(dir.path().join("libkv.rlib"))
+        .arg(&source)
+        .output()
+        .expect("rustc runs");
+    assert!(
+        rlib.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rlib.stderr)
+    );
+    let (code, stdout, _) = check(&[&dir.path().join("libkv.so")], &["--filter", "load"]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(
+        stdout.contains("libkv.so` does not exist, but `libkv.rlib` beside it does")
+            && stdout.contains("built as a Rust library")
+            && stdout.contains("crate-type = [\"cdylib\"]` under `[lib]`"),
+        "{stdout}"
+    );
+}
