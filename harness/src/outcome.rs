@@ -43,6 +43,13 @@ impl ReloadRole {
 /// otherwise, as the command line spells it.
 pub const DEFAULT_TIMEOUT: &str = "10s";
 
+/// The defaults of the settings a user can change (flag, gate file), named
+/// once: `check`'s help, `init`'s starter file and the README are tested
+/// against them (`cli::tests`).
+pub const DEFAULT_LOAD_TIME_BOUND_MS: u64 = 1000;
+pub const DEFAULT_REPEAT_CYCLES: u32 = 20;
+pub const DEFAULT_RELOAD_CYCLES: u32 = 100;
+
 /// Settings cases read; sent by the parent with every batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseSettings {
@@ -102,10 +109,10 @@ fn default_fuzz_budget() -> u64 {
 impl Default for CaseSettings {
     fn default() -> Self {
         CaseSettings {
-            load_time_bound_ms: 1000,
-            repeat_cycles: 20,
+            load_time_bound_ms: DEFAULT_LOAD_TIME_BOUND_MS,
+            repeat_cycles: DEFAULT_REPEAT_CYCLES,
             grace_ms: 1000,
-            reload_cycles: 100,
+            reload_cycles: DEFAULT_RELOAD_CYCLES,
             reload_to: BTreeMap::new(),
             reload_named_at: BTreeMap::new(),
             fuzz_inputs: crate::fuzz::DEFAULT_INPUTS,

@@ -42,7 +42,7 @@ pub struct CheckArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     load_time_bound: Option<Duration>,
     /// Load/init/shutdown/close cycles `repeat-load` runs [default: the gate
-    /// file's, else 10].
+    /// file's, else 20].
     #[arg(long)]
     repeat_cycles: Option<u32>,
     /// Reloads `reload-cycles` runs [default: the gate file's, else 100].

@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -14,7 +15,9 @@ use super::check::{self, Checked};
 use super::{exit, say};
 use crate::catalog::Family;
 use crate::gate_file::{FILE_NAME, SCHEMA};
-use crate::outcome::ReloadRole;
+use crate::outcome::{
+    DEFAULT_LOAD_TIME_BOUND_MS, DEFAULT_RELOAD_CYCLES, DEFAULT_REPEAT_CYCLES, ReloadRole,
+};
 use crate::policy::Policy;
 use crate::report::{PluginReport, Report, Verdict};
 use crate::text::one_line;
@@ -169,7 +172,7 @@ fn quoted(text: &str) -> String {
 }
 
 /// The starter file's text.
-fn starter(
+pub(super) fn starter(
     report: &Report,
     plugin: &PluginReport,
     timeout: Option<&str>,
@@ -194,14 +197,21 @@ fn starter(
          deny-skipped = true\n\n\
          # Time one case may take before its worker is killed.\n\
          timeout = {}\n\
-         # load-time-bound = \"1s\"   # load-time warns when load + init take longer\n\
-         # repeat-cycles = 10        # load/init/shutdown/close cycles of repeat-load\n\
-         # reload-cycles = 100       # reloads of reload-cycles\n\
-         # fuzz-inputs = 256         # inputs fuzz-methods feeds each method\n\
+         # load-time-bound = {:<9} # load-time warns when load + init take longer\n\
+         # repeat-cycles = {:<11} # load/init/shutdown/close cycles of repeat-load\n\
+         # reload-cycles = {:<11} # reloads of reload-cycles\n\
+         # fuzz-inputs = {:<13} # inputs fuzz-methods feeds each method\n\
          # repeat = 1                # runs of every case, each in fresh workers;\n\
          #                           # runs that disagree make the case `flaky`\n",
         report.platform.describe(),
         quoted(timeout.unwrap_or(crate::outcome::DEFAULT_TIMEOUT)),
+        quoted(
+            &humantime::format_duration(Duration::from_millis(DEFAULT_LOAD_TIME_BOUND_MS))
+                .to_string()
+        ),
+        DEFAULT_REPEAT_CYCLES,
+        DEFAULT_RELOAD_CYCLES,
+        crate::fuzz::DEFAULT_INPUTS,
     );
     out.push_str(
         "\n# Other builds of the plugin the reload cases switch to, relative to this file:\n\

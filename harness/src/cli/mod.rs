@@ -255,6 +255,53 @@ mod tests {
         ));
     }
 
+    /// Each default a user can change is said alike by `check --help`,
+    /// `init`'s starter file and the README's table: the value in force.
+    #[test]
+    fn the_documented_defaults_are_the_ones_in_force() {
+        use clap::CommandFactory;
+        let defaults = crate::outcome::CaseSettings::default();
+        let bound = humantime::format_duration(std::time::Duration::from_millis(
+            defaults.load_time_bound_ms,
+        ))
+        .to_string();
+        let given = [
+            ("timeout", crate::outcome::DEFAULT_TIMEOUT.to_owned(), false),
+            ("load-time-bound", bound, true),
+            ("repeat-cycles", defaults.repeat_cycles.to_string(), false),
+            ("reload-cycles", defaults.reload_cycles.to_string(), false),
+            ("fuzz-inputs", defaults.fuzz_inputs.to_string(), false),
+        ];
+        let mut cli = super::Cli::command();
+        let check = cli.find_subcommand_mut("check").unwrap();
+        let report = crate::report::test_report("linux", &[("/p/x.so", &[("load", "pass")])]);
+        let starter = super::init::starter(&report, &report.plugins[0], None, &[]);
+        let readme = include_str!("../../../README.md");
+        for (flag, value, quoted_in_toml) in given {
+            let arg = check
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(flag))
+                .unwrap_or_else(|| panic!("--{flag}"));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(help.contains(&format!("else {value}]")), "--{flag}: {help}");
+            let row = format!("| `--{flag} {value}` |");
+            assert!(readme.contains(&row), "README lacks {row}");
+            let toml = if quoted_in_toml {
+                format!("\"{value}\"")
+            } else {
+                value.clone()
+            };
+            if flag != "timeout" {
+                let line = format!("# {flag} = {toml} ");
+                assert!(
+                    starter.contains(&line),
+                    "starter lacks `{line}`:\n{starter}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn the_list_has_a_header_and_keeps_its_columns_apart() {
         let text = super::list_text();
