@@ -156,4 +156,23 @@ mod tests {
         assert_eq!(show(b""), "0 bytes");
         assert_eq!(show(b"\x1b[31m"), "5 bytes 0x1b5b33316d");
     }
+
+    /// The README's "Hot reload while you rebuild" names every command.
+    #[test]
+    fn the_readme_documents_every_command() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Hot reload while you rebuild")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README has the section");
+        for command in HELP
+            .lines()
+            .map(|line| line.split("  ").next().unwrap().trim())
+        {
+            let command = command.replace('…', "");
+            assert!(section.contains(&command), "README lacks `{command}`");
+        }
+        assert!(section.contains("`:help`"));
+    }
 }

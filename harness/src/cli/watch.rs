@@ -105,9 +105,11 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             }
             Ok(true) => {}
         }
+        let methods_before = engine.methods();
         match engine.reload() {
             Ok(reloaded) => {
-                say(&describe(&reloaded, settled_after));
+                let changes = method_changes(&methods_before, &engine.methods());
+                say(&describe(&reloaded, settled_after, changes.as_deref()));
                 match engine.call("selftest", &[]) {
                     Ok(Some(answer)) if answer.status != 0 => say(&format!(
                         "  selftest of the new version returned {}\n",
@@ -267,7 +269,37 @@ impl Interrupt {
     }
 }
 
-fn describe(reloaded: &Reloaded, settled_after: Duration) -> String {
+/// `methods: +`reset`, −`get``: what the new version registers that the
+/// old did not, and what it dropped (a host calling `get` is about to
+/// fail); `None` when they are the same. Names are the plugin's: escaped,
+/// and at most [`SHOWN_METHOD_CHANGES`] of each side named.
+fn method_changes(before: &[String], after: &[String]) -> Option<String> {
+    let added: Vec<&String> = after.iter().filter(|name| !before.contains(name)).collect();
+    let removed: Vec<&String> = before.iter().filter(|name| !after.contains(name)).collect();
+    if added.is_empty() && removed.is_empty() {
+        return None;
+    }
+    let side = |sign: char, names: &[&String]| -> Vec<String> {
+        let mut shown: Vec<String> = names
+            .iter()
+            .take(SHOWN_METHOD_CHANGES)
+            .map(|name| format!("{sign}`{}`", one_line(name)))
+            .collect();
+        if names.len() > SHOWN_METHOD_CHANGES {
+            shown.push(format!("{sign}{} more", names.len() - SHOWN_METHOD_CHANGES));
+        }
+        shown
+    };
+    let mut changes = side('+', &added);
+    changes.extend(side('−', &removed));
+    Some(format!("methods: {}", changes.join(", ")))
+}
+
+/// Method names shown per side of a reload's change (a plugin may
+/// register thousands).
+const SHOWN_METHOD_CHANGES: usize = 8;
+
+fn describe(reloaded: &Reloaded, settled_after: Duration, method_changes: Option<&str>) -> String {
     let state = match reloaded.state_bytes {
         Some(bytes) => format!("{bytes} bytes of state carried"),
         None => "no state carried (stateless)".into(),
@@ -281,12 +313,38 @@ fn describe(reloaded: &Reloaded, settled_after: Duration) -> String {
     } else {
         ""
     };
+    let methods = method_changes
+        .map(|changes| format!("; {changes}"))
+        .unwrap_or_default();
     format!(
-        "reloaded `{}` {} → {}{downgrade} in {:.1} ms (after {} of file activity and quiet); {state}; {old}\n",
+        "reloaded `{}` {} → {}{downgrade} in {:.1} ms (after {} of file activity and quiet); {state}; {old}{methods}\n",
         one_line(&reloaded.to.name),
         one_line(&reloaded.from.version),
         one_line(&reloaded.to.version),
         reloaded.took.as_secs_f64() * 1e3,
         human_ms(settled_after.as_millis() as u64),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_changes;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_reload_names_the_methods_that_came_and_went_escaped_and_bounded() {
+        let v1 = names(&["increment", "get", "selftest"]);
+        assert_eq!(method_changes(&v1, &v1), None);
+        let v2 = names(&["increment", "reset", "selftest", "bad\u{1b}[2Jname"]);
+        assert_eq!(
+            method_changes(&v1, &v2).unwrap(),
+            "methods: +`reset`, +`bad\\u{1b}[2Jname`, −`get`"
+        );
+        let many: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let line = method_changes(&[], &many).unwrap();
+        assert!(line.ends_with("+`m7`, +12 more"), "{line}");
+    }
 }
