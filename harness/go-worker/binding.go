@@ -319,8 +319,8 @@ func (m *mismatch) explain(host buildFacts) string {
 				b.Plugin, b.Host, b.Plugin))
 		case b.What == contractModule:
 			parts = append(parts, fmt.Sprintf(
-				"the plugin uses %s %s, the worker %s: build the plugin against the contract this plugcheck ships (%s %s)",
-				contractModule, orNone(b.Plugin), orNone(b.Host), contractModule, orNone(b.Host)))
+				"the plugin requires %s %s, the worker %s: %s",
+				contractModule, orNone(b.Plugin), orNone(b.Host), contractVersionAdvice(b.Host)))
 		default:
 			parts = append(parts, fmt.Sprintf(
 				"the plugin was built with %s=%s, the worker with %s=%s: a plugin must be built with its host's build flags",
@@ -341,6 +341,9 @@ func (m *mismatch) explain(host buildFacts) string {
 				named += " and others"
 			}
 			packages = fmt.Sprintf("plugin.Open would refuse it: the plugin was built with a different version of package %s; the other packages it shares with the worker match", named)
+			if m.packages[0] == contractModule && !m.bindsContract() {
+				packages += "; " + contractVersionAdvice(host.deps[contractModule])
+			}
 		}
 		if len(m.bindings) == 0 {
 			packages += fmt.Sprintf("; the plugin carries no Go build information to say why: build it with %s, the same build flags as its host (-trimpath, -race, CGO_ENABLED, tags) and the same copy of every package they share", host.goVersion)
@@ -348,6 +351,31 @@ func (m *mismatch) explain(host buildFacts) string {
 		parts = append(parts, packages)
 	}
 	return strings.Join(parts, "; ") + "; plugin.Open was not called (Go ends the process on some of these mismatches)"
+}
+
+// bindsContract says whether the build information already named the
+// contract's versions (then its advice was given with them).
+func (m *mismatch) bindsContract() bool {
+	for _, b := range m.bindings {
+		if b.What == contractModule {
+			return true
+		}
+	}
+	return false
+}
+
+// contractVersionAdvice is what to do when the plugin's contract package
+// differs from the worker's, which requires the contract at hostVersion
+// (read from the worker's own build information, which plugcheck's go.mod
+// for it sets). Under -trimpath, which Go-native plugins and their hosts
+// are built with, a package's identity is its module path and version, not
+// its directory: a go.mod that requires the contract at v0.0.0 beside a
+// replace (natural, since the replace supplies the source) makes a
+// different package from the same files.
+func contractVersionAdvice(hostVersion string) string {
+	return fmt.Sprintf(
+		"under -trimpath the module version is part of the package's identity, so the same source required at another version is another package: require %s %s in go.mod (the version this worker requires; a replace beside it still chooses the copy)",
+		contractModule, orNone(hostVersion))
 }
 
 // detail is the mismatch as the report's binding list: what differs, and

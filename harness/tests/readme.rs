@@ -311,4 +311,64 @@ fn every_markdown_link_resolves_inside_the_repository() {
         "broken links:\n  {}",
         broken.join("\n  ")
     );
+
+/// The README's Go-native plugin with its go.mod requiring the contract at
+/// `v0.0.0`, as is natural beside a `replace`: refused, with the version
+/// the worker requires and why the version matters under `-trimpath`.
+#[test]
+fn a_go_native_plugin_requiring_the_contract_at_v0_0_0_is_told_the_version() {
+    if go_or_skip("the contract-version test").is_none() {
+        return;
+    }
+    let dir = materialize(&examples()["go-native"]);
+    let go_mod = dir.path().join("go.mod");
+    let text = std::fs::read_to_string(&go_mod).unwrap();
+    let required = format!(
+        "require plugcheck.dev/abi {}",
+        plugcheck::go_worker::CONTRACT_VERSION
+    );
+    assert!(text.contains(&required), "{text}");
+    std::fs::write(
+        &go_mod,
+        text.replace(&required, "require plugcheck.dev/abi v0.0.0"),
+    )
+    .unwrap();
+    let built = Command::new("go")
+        .args([
+            "build",
+            "-buildmode=plugin",
+            "-trimpath",
+            "-o",
+            "hello.so",
+            ".",
+        ])
+        .current_dir(dir.path())
+        .env("GOCACHE", dir.path().join("go-cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_plugcheck"))
+        .args(["check", "--color", "never", "--filter", "load", "hello.so"])
+        .current_dir(dir.path())
+        .env("PLUGCHECK_CACHE_DIR", dir.path().join("plugcheck-cache"))
+        .env("GOCACHE", dir.path().join("go-cache"))
+        .env_remove("PLUGCHECK_GO")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "the gate fails:\n{stdout}");
+    for words in [
+        "plugcheck.dev/abi",
+        "under -trimpath the module version is part of the package's identity",
+        &format!("{required} in go.mod"),
+    ] {
+        assert!(stdout.contains(words), "`{words}` not said:\n{stdout}");
+    }
 }

@@ -1,0 +1,33 @@
+//! The Go worker's own unit tests (`harness/go-worker/*_test.go`: how it
+//! compares a plugin's build with its own and says why they differ), run
+//! with `go test` when Go is installed, so `cargo test` runs them too.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn the_go_workers_unit_tests_pass() {
+    if plugcheck::bridge::find_on_path("go").is_none() {
+        eprintln!(
+            "SKIPPED the Go worker's unit tests: go is not installed (apt-get install golang-go)"
+        );
+        return;
+    }
+    let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("go-worker");
+    let cache = tempfile::tempdir().unwrap();
+    let output = Command::new("go")
+        .args(["test", "./..."])
+        .current_dir(&worker)
+        .env("GOCACHE", cache.path())
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "go test in {} failed:\n{}{}",
+        worker.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
