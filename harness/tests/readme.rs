@@ -311,6 +311,7 @@ fn every_markdown_link_resolves_inside_the_repository() {
         "broken links:\n  {}",
         broken.join("\n  ")
     );
+}
 
 /// The README's Go-native plugin with its go.mod requiring the contract at
 /// `v0.0.0`, as is natural beside a `replace`: refused, with the version
