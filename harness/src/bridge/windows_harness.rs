@@ -158,8 +158,13 @@ pub fn not_found(places: &[PathBuf], missing_packages: &[&str]) -> Missing {
 mod tests {
     use super::*;
 
+    /// With `/` between components on every platform: the Windows build
+    /// of these tests joins with `\\`.
     fn paths(places: &[PathBuf]) -> Vec<String> {
-        places.iter().map(|p| p.display().to_string()).collect()
+        places
+            .iter()
+            .map(|p| p.display().to_string().replace('\\', "/"))
+            .collect()
     }
 
     #[test]
