@@ -9,8 +9,8 @@ package main
 
 import (
 	"bytes"
+	"debug/elf"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -522,9 +522,10 @@ func first(items []string, n int) []string {
 	return items
 }
 
-// noLibraryHere says why the file at path is no library this platform
-// loads at all (missing, not a regular file, not ELF), or "" when it may be
-// one: a refusal of such a file proves nothing about rollback.
+// noLibraryHere says why the file at path is no Go plugin this worker
+// could load at all (missing, not a regular file, not ELF, not a shared
+// object, another architecture, no Go plugin's package hashes), or "" when
+// it may be one: a refusal of such a file proves nothing about rollback.
 func noLibraryHere(path string) string {
 	// Asked before opening: opening a FIFO waits for a writer.
 	info, err := os.Stat(path)
@@ -534,14 +535,34 @@ func noLibraryHere(path string) string {
 	if !info.Mode().IsRegular() {
 		return "is not a regular file"
 	}
-	file, err := os.Open(path)
+	file, err := elf.Open(path)
 	if err != nil {
-		return fmt.Sprintf("cannot be opened (%v)", err)
-	}
-	defer file.Close()
-	magic := make([]byte, 4)
-	if _, err := io.ReadFull(file, magic); err != nil || string(magic) != "\x7fELF" {
 		return "is not an ELF shared object (Go-native plugins load as ELF on Linux only)"
 	}
+	defer file.Close()
+	if file.Type != elf.ET_DYN {
+		return fmt.Sprintf("is an ELF %s, not a shared object", file.Type)
+	}
+	if want, known := elfMachine[runtime.GOARCH]; known && file.Machine != want {
+		return fmt.Sprintf("is built for %s, and this worker is %s", file.Machine, runtime.GOARCH)
+	}
+	hashes, err := packageHashes(file)
+	if err != nil {
+		return fmt.Sprintf("is no Go plugin: %v", err)
+	}
+	if _, ok := hashes["runtime"]; !ok {
+		return "is no Go plugin (go build -buildmode=plugin): it exports no Go package hashes; a C-ABI library cannot stand in for a Go-native build"
+	}
 	return ""
+}
+
+// elfMachine is the ELF machine of each architecture Go builds plugins for.
+var elfMachine = map[string]elf.Machine{
+	"amd64":   elf.EM_X86_64,
+	"arm64":   elf.EM_AARCH64,
+	"386":     elf.EM_386,
+	"arm":     elf.EM_ARM,
+	"ppc64le": elf.EM_PPC64,
+	"riscv64": elf.EM_RISCV,
+	"s390x":   elf.EM_S390,
 }

@@ -34,6 +34,18 @@ func (s *session) fuzzMethods() outcome {
 	if err != nil {
 		return fail(fmt.Sprintf("cannot read the fuzz inputs the parent wrote: %v", err))
 	}
+	// A fresh instance, as in the Rust worker, so the calls announced from
+	// here on are every call it gets since Init: a finding's replay is
+	// exactly that sequence (a contract plugin may be initialised again
+	// after Shutdown).
+	if s.current != nil {
+		if o := s.current.shutdown(); o != nil {
+			return fail("could not start a fresh instance to fuzz: " + o.Reason)
+		}
+	}
+	if failed := s.ensureInit(); failed != nil {
+		return failed.outcome
+	}
 	methods := s.current.host.names()
 	sort.Strings(methods)
 	registered := len(methods)

@@ -3,7 +3,7 @@
 //! registry they fill.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -43,6 +43,21 @@ pub struct Registry {
     /// Where each kept log line also goes as it is logged (`plugcheck
     /// call` sends it to the parent at once, so a crash does not lose it).
     forward: Option<LogForward>,
+    /// Every line logged, kept or dropped.
+    logged: u64,
+    /// The last lines logged, kept or dropped: a plugin that filled
+    /// [`Registry::logs`] in `init` still says why a later call failed.
+    recent: VecDeque<LogLine>,
+}
+
+/// Lines kept after the bound is reached, for [`Registry::lines_since`].
+const RECENT_LOG_LINES: usize = 4;
+
+/// Where the log stood at a moment: [`Registry::mark`].
+#[derive(Debug, Clone, Copy)]
+pub struct LogMark {
+    kept: usize,
+    logged: u64,
 }
 
 /// A sink for log lines as they are logged; called with the registry lock
@@ -62,6 +77,31 @@ impl Registry {
         let mut names: Vec<String> = self.methods.keys().cloned().collect();
         names.sort_unstable();
         names
+    }
+
+    /// Where the log stands now, to ask later what came after.
+    pub fn mark(&self) -> LogMark {
+        LogMark {
+            kept: self.logs.len(),
+            logged: self.logged,
+        }
+    }
+
+    /// The lines logged since `mark`: those kept, then, when the bound
+    /// dropped some, the last of those (a refusal's reason comes last).
+    pub fn lines_since(&self, mark: LogMark) -> Vec<LogLine> {
+        let mut lines = self.logs.get(mark.kept..).unwrap_or_default().to_vec();
+        let dropped = usize::try_from(self.logged - mark.logged)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(lines.len());
+        let from_recent = dropped.min(self.recent.len());
+        lines.extend(
+            self.recent
+                .iter()
+                .skip(self.recent.len() - from_recent)
+                .cloned(),
+        );
+        lines
     }
 
     fn reject(&mut self, why: String) {
@@ -268,11 +308,16 @@ unsafe extern "C" fn log_callback(ctx: *mut c_void, level: i32, message: *const 
             Some(Err(lossy)) => format!("(not UTF-8) {lossy}"),
         };
         with_live_registry(ctx, |registry| {
+            let line = LogLine { level, message };
+            registry.logged += 1;
+            if registry.recent.len() == RECENT_LOG_LINES {
+                registry.recent.pop_front();
+            }
+            registry.recent.push_back(line.clone());
             if registry.logs.len() >= MAX_LOG_LINES {
                 registry.dropped_logs += 1;
                 return;
             }
-            let line = LogLine { level, message };
             if let Some(LogForward(forward)) = registry.forward.as_mut() {
                 forward(&line);
             }
@@ -350,7 +395,19 @@ mod tests {
             // SAFETY: as above.
             unsafe { log(table.ctx, 3, c"hello".as_ptr()) };
         }
+        let mark = host.with_registry(|r| r.mark());
+        // SAFETY: as above.
+        unsafe { log(table.ctx, 1, c"the last word".as_ptr()) };
+        let since = host.with_registry(|r| r.lines_since(mark));
+        assert_eq!(
+            since
+                .iter()
+                .map(|line| line.message.as_str())
+                .collect::<Vec<_>>(),
+            ["the last word"],
+            "a line past the bound still answers `lines_since`"
+        );
         assert_eq!(host.take_logs().len(), MAX_LOG_LINES);
-        assert_eq!(host.with_registry(|r| r.dropped_logs), 5);
+        assert_eq!(host.with_registry(|r| r.dropped_logs), 6);
     }
 }

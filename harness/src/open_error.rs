@@ -124,19 +124,28 @@ impl OpenError {
     /// than a build of one that fails to load (truncated, damaged, a symbol
     /// or dependency missing). Any host refuses the first for reasons that
     /// say nothing about the plugin.
+    ///
+    /// Every variant is classified here, with no catch-all: a new kind of
+    /// diagnosis must say which it is, or a reload case could count a file
+    /// that never loads as the refusal it wanted.
     pub fn is_no_library_here(&self) -> bool {
-        matches!(
-            self,
+        match self {
             OpenError::NotAbsolute { .. }
-                | OpenError::File(_)
-                | OpenError::Empty { .. }
-                | OpenError::NotABinary { .. }
-                | OpenError::ForeignFormat { .. }
-                | OpenError::WrongArchitecture { .. }
-                | OpenError::NotSharedLibrary { .. }
-                | OpenError::RustLibrary { .. }
-                | OpenError::StaticLibrary { .. }
-        )
+            | OpenError::File(_)
+            | OpenError::BuiltAsArchive { .. }
+            | OpenError::Empty { .. }
+            | OpenError::NotABinary { .. }
+            | OpenError::ForeignFormat { .. }
+            | OpenError::WrongArchitecture { .. }
+            | OpenError::NotSharedLibrary { .. }
+            | OpenError::RustLibrary { .. }
+            | OpenError::StaticLibrary { .. } => true,
+            OpenError::Truncated { .. }
+            | OpenError::Corrupt { .. }
+            | OpenError::UnresolvedSymbol { .. }
+            | OpenError::MissingDependency { .. }
+            | OpenError::Refused { .. } => false,
+        }
     }
 
     /// What the file was found to be, when sniffing got that far.

@@ -85,7 +85,9 @@ pub fn of(path: &Path) -> PluginKind {
     let Ok(endian) = header.endian() else {
         return PluginKind::CAbi;
     };
-    if header.e_type(endian) != elf::ET_DYN || !for_this_machine(header.e_machine(endian)) {
+    if header.e_type(endian) != elf::ET_DYN
+        || !crate::sniff::elf_machine_is_ours(header.e_machine(endian))
+    {
         // Not loadable here whatever its kind: the Rust worker's `load`
         // case names the format or the architecture, and no Go toolchain
         // is asked for first.
@@ -118,21 +120,6 @@ pub fn of(path: &Path) -> PluginKind {
     }
     let go_version = section_bytes(b".go.buildinfo", BUILDINFO_BYTES).and_then(buildinfo_version);
     PluginKind::GoNative(GoNative { go_version })
-}
-
-/// Whether an ELF `e_machine` is this process's architecture (a Go plugin
-/// for another one is judged like any library for another one).
-fn for_this_machine(machine: u16) -> bool {
-    let ours = match std::env::consts::ARCH {
-        "x86_64" => elf::EM_X86_64,
-        "aarch64" => elf::EM_AARCH64,
-        "riscv64" => elf::EM_RISCV,
-        "powerpc64" => elf::EM_PPC64,
-        "s390x" => elf::EM_S390,
-        "loongarch64" => elf::EM_LOONGARCH,
-        _ => return true,
-    };
-    machine == ours
 }
 
 /// The Go release in a `.go.buildinfo` section of the inline format (Go

@@ -417,31 +417,20 @@ impl Session {
         let Some(restore_state) = self.descriptor()?.functions.restore_state else {
             return Ok(None);
         };
-        let logged_before = self.logged_lines();
+        let mark = self
+            .host
+            .as_ref()
+            .map(|host| host.with_registry(|registry| registry.mark()));
         // SAFETY: from the validated descriptor; `state` is valid for reads.
         let status = unsafe { restore_state(state.as_ptr(), state.len()) };
         // Read, not taken: the case's detail still gets every line.
         let logged = self
             .host
             .as_ref()
-            .map(|host| {
-                host.with_registry(|registry| {
-                    registry
-                        .logs
-                        .get(logged_before..)
-                        .unwrap_or_default()
-                        .to_vec()
-                })
-            })
+            .zip(mark)
+            .map(|(host, mark)| host.with_registry(|registry| registry.lines_since(mark)))
             .unwrap_or_default();
         Ok(Some(Restored { status, logged }))
-    }
-
-    /// Lines the live instance has logged so far.
-    fn logged_lines(&self) -> usize {
-        self.host
-            .as_ref()
-            .map_or(0, |host| host.with_registry(|registry| registry.logs.len()))
     }
 
     /// Detail of the loaded file, for explaining why it stayed resident.

@@ -66,12 +66,15 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
     }
     let mut plugin = match plugin_file::open(path) {
         Ok(plugin) => plugin,
-        Err(plugin_file::FileProblem::NotFound { .. }) if archive::beside(path).is_some() => {
-            let (found, kind) = archive::beside(path).expect("just found");
-            return Err(OpenError::BuiltAsArchive {
-                path: path_buf,
-                found,
-                kind,
+        Err(problem @ plugin_file::FileProblem::NotFound { .. }) => {
+            // Looked for once: the archive may go while we look (a rebuild).
+            return Err(match archive::beside(path) {
+                Some((found, kind)) => OpenError::BuiltAsArchive {
+                    path: path_buf,
+                    found,
+                    kind,
+                },
+                None => problem.into(),
             });
         }
         Err(problem) => return Err(problem.into()),
@@ -349,6 +352,23 @@ fn archive_kind(data: Data<'_>, path: std::path::PathBuf) -> OpenError {
         ArchiveKind::Rust => OpenError::RustLibrary { path },
         ArchiveKind::Static => OpenError::StaticLibrary { path },
     }
+}
+
+/// Whether an ELF header's `e_machine` is this process's architecture, as
+/// [`arch_name`] names both (the Go-plugin sniff reads only the header).
+pub fn elf_machine_is_ours(machine: u16) -> bool {
+    use object::elf;
+    let architecture = match machine {
+        elf::EM_X86_64 => Architecture::X86_64,
+        elf::EM_386 => Architecture::I386,
+        elf::EM_AARCH64 => Architecture::Aarch64,
+        elf::EM_ARM => Architecture::Arm,
+        elf::EM_RISCV => Architecture::Riscv64,
+        elf::EM_PPC64 => Architecture::PowerPc64,
+        elf::EM_S390 => Architecture::S390x,
+        _ => Architecture::Unknown,
+    };
+    arch_name(architecture) == std::env::consts::ARCH
 }
 
 /// Architecture names as Rust's `std::env::consts::ARCH` spells them.

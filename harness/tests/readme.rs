@@ -210,26 +210,7 @@ fn a_go_native_plugin_of_another_go_release_fails_naming_both_until_plugcheck_go
     };
     let other_release = version_of(&other_go);
     let dir = materialize(&examples()["go-native"]);
-    let built = Command::new(&other_go)
-        .args([
-            "build",
-            "-buildmode=plugin",
-            "-trimpath",
-            "-o",
-            "hello.so",
-            ".",
-        ])
-        .current_dir(dir.path())
-        .env("GOCACHE", dir.path().join("go-cache"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    build_go_native(&other_go, dir.path());
     let cache = dir.path().join("plugcheck-cache");
     let check = |plugcheck_go: Option<&std::ffi::OsStr>| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_plugcheck"));
@@ -269,6 +250,31 @@ fn a_go_native_plugin_of_another_go_release_fails_naming_both_until_plugcheck_go
     );
     let workers = std::fs::read_dir(cache.join("go-worker")).unwrap().count();
     assert_eq!(workers, 2, "one cached worker per Go release");
+}
+
+/// `go build -buildmode=plugin -trimpath -o hello.so .` in `dir` with
+/// `go`, as the README's Go-native example says, with caches of the test's.
+fn build_go_native(go: &Path, dir: &Path) {
+    let built = Command::new(go)
+        .args([
+            "build",
+            "-buildmode=plugin",
+            "-trimpath",
+            "-o",
+            "hello.so",
+            ".",
+        ])
+        .current_dir(dir)
+        .env("GOCACHE", dir.join("go-cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
 }
 
 /// Every relative link of the repository's Markdown pages resolves in a
@@ -334,26 +340,7 @@ fn a_go_native_plugin_requiring_the_contract_at_v0_0_0_is_told_the_version() {
         text.replace(&required, "require plugcheck.dev/abi v0.0.0"),
     )
     .unwrap();
-    let built = Command::new("go")
-        .args([
-            "build",
-            "-buildmode=plugin",
-            "-trimpath",
-            "-o",
-            "hello.so",
-            ".",
-        ])
-        .current_dir(dir.path())
-        .env("GOCACHE", dir.path().join("go-cache"))
-        .env("GOFLAGS", "-mod=mod")
-        .env("GOTOOLCHAIN", "local")
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    build_go_native(Path::new("go"), dir.path());
     let output = Command::new(env!("CARGO_BIN_EXE_plugcheck"))
         .args(["check", "--color", "never", "--filter", "load", "hello.so"])
         .current_dir(dir.path())

@@ -470,10 +470,7 @@ fn judge(
     ];
     argv.extend(tests);
     argv.extend(["--", "--include-ignored"]);
-    let mut command = duct::cmd("cargo", argv).dir(sh.current_dir());
-    if let Ok(ci) = sh.var("CI") {
-        command = command.env("CI", ci);
-    }
+    let mut command = crate::test_failures::cargo(sh, &argv);
     for (name, value) in env_for(&Runner::Native) {
         command = command.env(name, value);
     }

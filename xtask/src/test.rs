@@ -43,8 +43,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         };
     for platform in platforms {
         if platform == Platform::host() {
-            let mut tests =
-                duct::cmd!("cargo", "test", "--quiet", "--workspace").dir(sh.current_dir());
+            let mut tests = crate::test_failures::cargo(sh, &["test", "--quiet", "--workspace"]);
             if let Some(harness) = &windows_harness {
                 tests = tests.env("PLUGCHECK_WINDOWS_HARNESS", harness);
             }

@@ -6,6 +6,8 @@
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Write};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 /// What kind of check failed, as far as its name and message tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,35 +182,84 @@ impl fmt::Display for TestsFailed {
 
 impl std::error::Error for TestsFailed {}
 
+/// `cargo ARGS…` in the shell's directory, with the shell's `CI` (`ci`
+/// sets it on its shell, which a duct command, unlike xshell's, does not
+/// inherit; insta writes no snapshot where it is set). `INSTA_UPDATE` is
+/// the caller's to set: in duct the first `env` given wins.
+pub fn cargo(sh: &xshell::Shell, args: &[&str]) -> duct::Expression {
+    let command = duct::cmd("cargo", args).dir(sh.current_dir());
+    match sh.var("CI") {
+        Ok(ci) => command.env("CI", ci),
+        Err(_) => command,
+    }
+}
+
+/// How long the output is still read after the test process ended: a
+/// process it left behind (a plugin's escapee, a lingering wineserver)
+/// may hold the pipe open; the run does not wait for it.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
 /// Runs a test command with its output streamed to stdout, and on failure
 /// returns [`TestsFailed`] naming each failed test. `what` says what ran.
+/// The run ends when the process does (plus [`DRAIN_AFTER_EXIT`]), not when
+/// the last holder of its output pipe lets go.
 pub fn run(expression: duct::Expression, what: &str) -> anyhow::Result<()> {
-    let reader = expression.stderr_to_stdout().unchecked().reader()?;
-    let mut kept: Vec<u8> = Vec::new();
-    let mut lines = BufReader::new(&reader);
-    let mut line = Vec::new();
-    let mut stdout = std::io::stdout();
-    loop {
-        line.clear();
-        if lines.read_until(b'\n', &mut line)? == 0 {
-            break;
+    let reader = Arc::new(expression.stderr_to_stdout().unchecked().reader()?);
+    let (lines, received) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn({
+        let reader = Arc::clone(&reader);
+        move || {
+            let mut buffered = BufReader::new(&*reader);
+            loop {
+                let mut line = Vec::new();
+                match buffered.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if lines.send(line).is_err() => return,
+                    Ok(_) => {}
+                }
+            }
         }
-        stdout.write_all(&line)?;
-        kept.extend_from_slice(&line);
-        if kept.len() > KEPT_BYTES {
-            kept.drain(..KEPT_BYTES / 2);
+    });
+    let mut kept: Vec<u8> = Vec::new();
+    let mut stdout = std::io::stdout();
+    let mut ended: Option<(Instant, std::process::ExitStatus)> = None;
+    loop {
+        match received.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                stdout.write_all(&line)?;
+                kept.extend_from_slice(&line);
+                if kept.len() > KEPT_BYTES {
+                    kept.drain(..KEPT_BYTES / 2);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if ended.is_none() {
+            ended = reader
+                .try_wait()?
+                .map(|output| (Instant::now(), output.status));
+        }
+        if ended.is_some_and(|(at, _)| at.elapsed() > DRAIN_AFTER_EXIT) {
+            break;
         }
     }
     stdout.flush()?;
-    let output = reader
-        .try_wait()?
-        .ok_or_else(|| anyhow::anyhow!("{what}: the output ended but the process did not"))?;
-    if output.status.success() {
+    let status = match ended {
+        Some((_, status)) => status,
+        None => {
+            reader
+                .try_wait()?
+                .ok_or_else(|| anyhow::anyhow!("{what}: the output ended but the process did not"))?
+                .status
+        }
+    };
+    if status.success() {
         return Ok(());
     }
     Err(TestsFailed {
         what: what.to_owned(),
-        status: output.status.to_string(),
+        status: status.to_string(),
         failures: parse(&String::from_utf8_lossy(&kept)),
     }
     .into())

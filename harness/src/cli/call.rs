@@ -233,7 +233,12 @@ fn replay_steps(path: &Path, plugin: &Path) -> anyhow::Result<Vec<Step>> {
                 let name = input.file_name().unwrap_or(input.as_os_str());
                 (
                     Some(file),
-                    format!("{len} byte(s) from {}", name.to_string_lossy()),
+                    // The replay file may come from anywhere: its names
+                    // are shown escaped, like a plugin's text.
+                    format!(
+                        "{len} byte(s) from {}",
+                        crate::text::one_line(&name.to_string_lossy())
+                    ),
                 )
             }
         };

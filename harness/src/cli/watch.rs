@@ -8,6 +8,7 @@
 //! directory, whenever the Ctrl-C comes — also before the first version
 //! is serving.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -274,8 +275,18 @@ impl Interrupt {
 /// fail); `None` when they are the same. Names are the plugin's: escaped,
 /// and at most [`SHOWN_METHOD_CHANGES`] of each side named.
 fn method_changes(before: &[String], after: &[String]) -> Option<String> {
-    let added: Vec<&String> = after.iter().filter(|name| !before.contains(name)).collect();
-    let removed: Vec<&String> = before.iter().filter(|name| !after.contains(name)).collect();
+    // Sets, not lists: a plugin may register 10,000 methods, and each
+    // reload compares them.
+    let (before_set, after_set): (HashSet<&String>, HashSet<&String>) =
+        (before.iter().collect(), after.iter().collect());
+    let added: Vec<&String> = after
+        .iter()
+        .filter(|name| !before_set.contains(name))
+        .collect();
+    let removed: Vec<&String> = before
+        .iter()
+        .filter(|name| !after_set.contains(name))
+        .collect();
     if added.is_empty() && removed.is_empty() {
         return None;
     }

@@ -106,10 +106,15 @@ fn call_forwarding_logs(
         Ok(bytes) => bytes,
         Err(reason) => return CallAnswer::NotReady { reason },
     };
+    // Lines kept before this call: init's, when this call starts the
+    // instance; otherwise ones the previous call's forwarder already sent
+    // (a plugin thread logging between calls), which must not come twice.
+    let starts_instance = session.host().is_none();
     // A failed init is said by the answer below.
     if session.init().is_ok() {
         let host = session.host().expect("initialised above");
-        for line in host.take_logs() {
+        let kept = host.take_logs();
+        for line in kept.into_iter().filter(|_| starts_instance) {
             send(writer, &FromWorker::Logged { seq, line });
         }
         let writer = Arc::clone(writer);
