@@ -90,6 +90,17 @@ fn path_with_plugcheck() -> std::ffi::OsString {
     .unwrap()
 }
 
+/// A bin directory laid out as the README's two `cargo install`s leave
+/// `~/.cargo/bin`: `plugcheck` and, beside it, the Windows `plugcheck.exe`
+/// (copies: the lookup goes by where the running binary really is).
+fn installed_bin(dir: &Path, windows_harness: &Path) -> PathBuf {
+    let bin = dir.join("cargo-home/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_plugcheck"), bin.join("plugcheck")).unwrap();
+    std::fs::copy(windows_harness, bin.join("plugcheck.exe")).unwrap();
+    bin
+}
+
 /// Runs one example in a fresh directory; says what it skipped.
 fn run(name: &str, example: &Example) {
     let dir = materialize(example);
@@ -97,16 +108,29 @@ fn run(name: &str, example: &Example) {
     // A prefix of the test's own: `--platform windows` must need no set-up.
     let wine_prefix = dir.path().join("wine-prefix");
     for (commands, needs_windows) in &example.commands {
-        if *needs_windows && std::env::var_os("PLUGCHECK_WINDOWS_HARNESS").is_none() {
-            eprintln!(
-                "SKIPPED the `{name}` example's Windows commands: PLUGCHECK_WINDOWS_HARNESS is not set (`cargo xtask test --platform all` builds the Windows harness and sets it)"
-            );
-            continue;
-        }
+        // The Windows commands run as after the README's installs: both
+        // harnesses in one bin directory, found with no flag and no
+        // variable (the xtask says where it built the Windows one).
+        let path = if *needs_windows {
+            let Some(windows_harness) = std::env::var_os("PLUGCHECK_WINDOWS_HARNESS") else {
+                eprintln!(
+                    "SKIPPED the `{name}` example's Windows commands: PLUGCHECK_WINDOWS_HARNESS is not set (`cargo xtask test --platform all` builds the Windows harness and sets it)"
+                );
+                continue;
+            };
+            let bin = installed_bin(dir.path(), Path::new(&windows_harness));
+            std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )))
+            .unwrap()
+        } else {
+            path.clone()
+        };
         let output = Command::new("bash")
             .args(["-euo", "pipefail", "-c", commands])
             .current_dir(dir.path())
             .env("PATH", &path)
+            .env_remove("PLUGCHECK_WINDOWS_HARNESS")
             .env("PLUGCHECK_WINE_PREFIX", &wine_prefix)
             .env("CARGO_TARGET_DIR", dir.path().join("target"))
             .env("GOCACHE", dir.path().join("go-cache"))
