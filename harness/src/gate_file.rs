@@ -95,22 +95,39 @@ pub enum GateFileError {
         line: usize,
         message: String,
     },
+    #[error("the gate file `{}` is {what}, not a readable regular file: make it a plugcheck.toml file (or remove it), name another with --config, or pass --no-config to check without one", crate::text::one_line(&path.display().to_string()))]
+    NotAFile { path: PathBuf, what: String },
     /// Several waivers are wrong: each is named, so one edit fixes all.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Several(Vec<GateFileError>),
 }
 
-/// The gate file for `plugin`: `plugcheck.toml` in its directory or the
-/// nearest one above, stopping at the repository's root (a directory with
-/// `.git`), so a file outside the plugin's repository is never picked up.
+/// The gate file for `plugin`: `plugcheck.toml` in the directory the plugin
+/// really is in, or the nearest one above, stopping at that directory's
+/// repository root (the nearest directory above it with `.git`), so a file
+/// outside the plugin's repository is never picked up.
+///
+/// "Really is": the path is resolved first (`..` and symbolic links, the
+/// plugin's own included), so the words used to name the plugin cannot
+/// steer the walk: `run/../other/libx.so` never reaches `run/`, and a
+/// link to a plugin answers to the gate file of the repository the plugin
+/// is in, not the link's. The current directory plays no part.
+///
+/// Anything named `plugcheck.toml` ends the walk, whatever it is: [`read`]
+/// refuses one that is not a regular file, rather than the walk stepping
+/// past it to a more lenient file above.
 pub fn discover(plugin: &Path) -> Option<PathBuf> {
-    let start = plugin.parent()?;
+    let start = match crate::os::real_path(plugin) {
+        Ok(real) => real.parent()?.to_owned(),
+        // No plugin there (the check says so): its directory still decides.
+        Err(_) => crate::os::real_path(plugin.parent()?).ok()?,
+    };
     for dir in start.ancestors() {
         let candidate = dir.join(FILE_NAME);
-        if candidate.is_file() {
+        if std::fs::symlink_metadata(&candidate).is_ok() {
             return Some(candidate);
         }
-        if dir.join(".git").exists() {
+        if std::fs::symlink_metadata(dir.join(".git")).is_ok() {
             return None;
         }
     }
@@ -120,29 +137,89 @@ pub fn discover(plugin: &Path) -> Option<PathBuf> {
 /// The bytes a gate file may have: far more than any real one.
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
-/// Reads and validates a gate file.
+/// Reads and validates a gate file. Only a regular file (or a link to
+/// one) is read: a directory, a device, a FIFO or a dangling link named
+/// `plugcheck.toml` is an error, never a file silently skipped.
 pub fn read(path: &Path) -> Result<GateFile, GateFileError> {
     let io = |cause| GateFileError::Io {
         path: path.to_owned(),
         cause,
     };
-    // Asked before opening: opening a FIFO for reading waits for a writer.
-    if !std::fs::metadata(path).map_err(io)?.is_file() {
-        return Err(io(std::io::Error::other(
-            "it is not a regular file: name the plugcheck.toml to read",
-        )));
+    let not_a_file = |what: String| GateFileError::NotAFile {
+        path: path.to_owned(),
+        what,
+    };
+    // Asked before opening: opening a FIFO for reading waits for a writer,
+    // a device never ends.
+    if let Some(what) = not_regular(path).map_err(io)? {
+        return Err(not_a_file(what));
     }
-    let file = std::fs::File::open(path).map_err(io)?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(
+    let file = crate::os::open_without_waiting(path).map_err(io)?;
+    // Asked again of what was opened: a file swapped in since is refused too.
+    let opened = file.metadata().map_err(io)?;
+    if let Some(what) = kind(&opened) {
+        return Err(not_a_file(what.to_owned()));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
         &mut std::io::Read::take(file, MAX_FILE_BYTES + 1),
-        &mut text,
+        &mut bytes,
     )
     .map_err(io)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(io(std::io::Error::other("it is larger than 1 MiB")));
     }
-    parse(&text, path)
+    let text = text_of(&bytes, path)?;
+    parse(text, path)
+}
+
+/// What `path` is when it is not a regular file or a link to one; `None`
+/// when it is one.
+fn not_regular(path: &Path) -> std::io::Result<Option<String>> {
+    let link = std::fs::symlink_metadata(path)?;
+    if !link.file_type().is_symlink() {
+        return Ok(kind(&link).map(str::to_owned));
+    }
+    let target = std::fs::read_link(path)
+        .map(|target| crate::text::one_line(&target.display().to_string()).into_owned())
+        .unwrap_or_default();
+    Ok(match std::fs::metadata(path) {
+        Err(error) => Some(format!(
+            "a symbolic link to `{target}`, which cannot be followed ({error})"
+        )),
+        Ok(meta) => kind(&meta).map(|what| format!("a symbolic link to `{target}`, {what}")),
+    })
+}
+
+/// What a file that is not a regular file is, by name.
+fn kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    if meta.is_file() {
+        None
+    } else if meta.is_dir() {
+        Some("a directory")
+    } else {
+        Some(crate::os::special_file_kind(&meta.file_type()).unwrap_or("not a regular file"))
+    }
+}
+
+/// The file's text, or the line where it stops being UTF-8.
+fn text_of<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, GateFileError> {
+    std::str::from_utf8(bytes).map_err(|error| {
+        let bad = error.valid_up_to();
+        let line_start = bytes[..bad]
+            .iter()
+            .rposition(|byte| *byte == b'\n')
+            .map_or(0, |newline| newline + 1);
+        GateFileError::Invalid {
+            path: path.to_owned(),
+            line: line_of_bytes(bytes, bad),
+            message: format!(
+                "byte {} of this line (0x{:02x}) is not UTF-8: a gate file is UTF-8 text, save it as such",
+                bad - line_start + 1,
+                bytes[bad]
+            ),
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -164,8 +241,11 @@ struct Raw {
     fuzz_inputs: Option<u32>,
     seed: Option<Spanned<toml::Value>>,
     repeat: Option<Spanned<u32>>,
+    /// Read again from the document with every key's span
+    /// ([`read_reload_to`]); here only its type is checked.
+    #[allow(dead_code, reason = "read with spans from the document")]
     #[serde(default)]
-    reload_to: std::collections::BTreeMap<Spanned<String>, toml::Value>,
+    reload_to: toml::Table,
     #[serde(default)]
     waive: Vec<Spanned<RawWaiver>>,
 }
@@ -250,7 +330,12 @@ pub fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
             "`repeat = 0` runs nothing: use 1 or more".to_owned(),
         ));
     }
-    let reload_to = read_reload_to(&raw.reload_to, path, &at, &|offset| line_of(text, offset))?;
+    // The document with a span for every key and value, for what serde
+    // cannot type (`[reload-to]`'s tables of platforms).
+    let document = toml::de::DeTable::parse(text).map_err(toml_error)?;
+    let reload_to = read_reload_to(document.get_ref(), path, &at, &|offset| {
+        line_of(text, offset)
+    })?;
     let (waivers, mut errors): (Vec<_>, Vec<_>) = raw
         .waive
         .iter()
@@ -283,13 +368,28 @@ pub fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
 }
 
 /// The `[reload-to]` table: each role's build, a path or a table of paths
-/// by platform.
+/// by platform. Read from the spanned document so that each mistake points
+/// at its own key (a platform key's line, not its role's).
 fn read_reload_to(
-    raw: &std::collections::BTreeMap<Spanned<String>, toml::Value>,
+    document: &toml::de::DeTable<'_>,
     path: &Path,
     at: &dyn Fn(usize, String) -> GateFileError,
     line_of: &dyn Fn(usize) -> usize,
 ) -> Result<Vec<ReloadBuild>, GateFileError> {
+    use toml::de::DeValue;
+    let Some(table) = document
+        .iter()
+        .find(|(key, _)| key.get_ref() == "reload-to")
+        .map(|(_, table)| table)
+    else {
+        return Ok(Vec::new());
+    };
+    let DeValue::Table(table) = table.get_ref() else {
+        return Err(at(
+            table.span().start,
+            "`reload-to` must be a table: `[reload-to]`".to_owned(),
+        ));
+    };
     let base = path.parent().unwrap_or(Path::new(""));
     let shape = |role: ReloadRole| {
         format!(
@@ -299,7 +399,7 @@ fn read_reload_to(
         )
     };
     let mut builds = Vec::new();
-    for (role, value) in raw {
+    for (role, value) in table {
         let offset = role.span().start;
         let role = role.get_ref();
         let role = ReloadRole::ALL
@@ -315,29 +415,29 @@ fn read_reload_to(
                     ),
                 )
             })?;
-        let platform_builds = match value {
-            toml::Value::String(target) => PlatformBuilds::Every(base.join(target)),
-            toml::Value::Table(table) if !table.is_empty() => {
+        let platform_builds = match value.get_ref() {
+            DeValue::String(target) => PlatformBuilds::Every(base.join(target.as_ref())),
+            DeValue::Table(table) if !table.is_empty() => {
                 let mut each = Vec::new();
                 for (platform, target) in table {
                     let known = PLATFORMS
                         .into_iter()
-                        .find(|known| known == platform)
+                        .find(|known| *known == platform.get_ref())
                         .ok_or_else(|| {
                             at(
-                                offset,
+                                platform.span().start,
                                 format!(
                                     "`[reload-to]` `{}` names a build for `{}`, which is no platform plugcheck judges on: use {}",
                                     role.name(),
-                                    crate::text::one_line(platform),
+                                    crate::text::one_line(platform.get_ref()),
                                     PLATFORMS.join(", ")
                                 ),
                             )
                         })?;
-                    let toml::Value::String(target) = target else {
-                        return Err(at(offset, shape(role)));
+                    let DeValue::String(target) = target.get_ref() else {
+                        return Err(at(platform.span().start, shape(role)));
                     };
-                    each.push((known, base.join(target)));
+                    each.push((known, base.join(target.as_ref())));
                 }
                 each.sort_by_key(|(platform, _)| PLATFORMS.iter().position(|p| p == platform));
                 PlatformBuilds::Each(each)
@@ -441,7 +541,11 @@ fn read_waiver(
 
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
+    line_of_bytes(text.as_bytes(), offset)
+}
+
+fn line_of_bytes(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
         .iter()
         .filter(|byte| **byte == b'\n')
         .count()
@@ -649,6 +753,118 @@ reason = "no second build yet"
                 assert!(error.contains(word), "{text:?}: `{error}` lacks {word}");
             }
         }
+    }
+
+    #[test]
+    fn a_mistake_deep_in_a_table_names_its_own_line() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            (
+                "schema = 1\n[reload-to.upgrade]\nlinux = \"a.so\"\n\nmacos = \"a.dylib\"\n",
+                ":5:",
+                &["`macos`"],
+            ),
+            (
+                "schema = 1\n[reload-to]\nupgrade = {\n  linux = \"a.so\",\n  macos = \"a.dylib\" }\n",
+                ":5:",
+                &["`macos`"],
+            ),
+            (
+                "schema = 1\n[reload-to.broken]\nwindows = \"a.dll\"\nlinux = 2\n",
+                ":4:",
+                &["`broken` must be a path"],
+            ),
+            (
+                "schema = 1\nwaive = [\n  { case = \"unload\", accept = \"warning\", reason = \"r\" },\n  { case = \"unload\", accept = \"warning\", reason = \"r\", why = 1 },\n]\n",
+                ":4:",
+                &["`why`"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unload\"\naccept = \"warning\"\nreason = \"r\"\n[waive.more]\nx = 1\n",
+                ":6:",
+                &["`more`"],
+            ),
+            (
+                "schema = 1\n[[waive]]\ncase = \"unload\"\n\n[[waive]]\ncase = \"unload\"\naccept = \"warning\"\nreason = [\"r\"]\n",
+                ":8:",
+                &["string"],
+            ),
+        ];
+        for (text, place, words) in cases {
+            let error = error(text);
+            assert!(
+                error.contains(place),
+                "{text:?}: `{error}` is not at {place}"
+            );
+            for word in *words {
+                assert!(error.contains(word), "{text:?}: `{error}` lacks {word}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_names_the_line_and_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, b"schema = 1\n\n# caf\xe9 au lait\n").unwrap();
+        let error = read(&path).unwrap_err().to_string();
+        assert!(error.contains("plugcheck.toml:3:"), "{error}");
+        assert!(
+            error.contains("byte 6") && error.contains("0xe9"),
+            "{error}"
+        );
+        assert!(error.contains("UTF-8"), "{error}");
+    }
+
+    #[test]
+    #[cfg(unix)] // links need no privilege here
+    fn discovery_starts_where_the_plugin_really_is() {
+        let root = tempfile::tempdir().unwrap();
+        let root = crate::os::real_path(root.path()).unwrap();
+        let repo = root.join("repo");
+        for dir in ["repo/.git", "repo/x/run", "repo/x/build", "elsewhere"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        let plugin = repo.join("x/build/libx.so");
+        std::fs::write(&plugin, b"").unwrap();
+        // `run/` holds a file; `x/run/../build/libx.so` passes it by name.
+        let named = repo.join("x/run/../build/libx.so");
+        std::fs::write(repo.join("x/run").join(FILE_NAME), "schema = 1\n").unwrap();
+        assert_eq!(discover(&named), None, "a sibling's file does not apply");
+        std::fs::write(repo.join(FILE_NAME), "schema = 1\n").unwrap();
+        assert_eq!(discover(&named), Some(repo.join(FILE_NAME)));
+        // A link elsewhere beside its own gate file answers to the plugin's.
+        let elsewhere = root.join("elsewhere");
+        std::fs::write(elsewhere.join(FILE_NAME), "schema = 1\n").unwrap();
+        std::os::unix::fs::symlink(&plugin, elsewhere.join("libx.so")).unwrap();
+        assert_eq!(
+            discover(&elsewhere.join("libx.so")),
+            Some(repo.join(FILE_NAME))
+        );
+    }
+
+    #[test]
+    #[cfg(unix)] // links need no privilege here
+    fn anything_named_plugcheck_toml_ends_the_walk_and_only_a_file_is_read() {
+        let root = tempfile::tempdir().unwrap();
+        let root = crate::os::real_path(root.path()).unwrap();
+        let plugin = root.join("repo/build/libx.so");
+        std::fs::create_dir_all(plugin.parent().unwrap()).unwrap();
+        std::fs::create_dir(root.join("repo/.git")).unwrap();
+        std::fs::write(root.join("repo").join(FILE_NAME), "schema = 1\n").unwrap();
+        let beside = plugin.with_file_name(FILE_NAME);
+        std::fs::create_dir(&beside).unwrap();
+        assert_eq!(discover(&plugin), Some(beside.clone()), "a directory");
+        let error = read(&beside).unwrap_err().to_string();
+        assert!(error.contains("is a directory"), "{error}");
+        assert!(error.contains("--no-config"), "{error}");
+        std::fs::remove_dir(&beside).unwrap();
+        std::os::unix::fs::symlink(root.join("gone.toml"), &beside).unwrap();
+        assert_eq!(discover(&plugin), Some(beside.clone()), "a dangling link");
+        let error = read(&beside).unwrap_err().to_string();
+        assert!(
+            error.contains("gone.toml") && error.contains("cannot be followed"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -69,6 +69,17 @@ pub fn clip(text: &str, max_chars: usize) -> String {
     }
 }
 
+/// The characters of a waiver's reason a human view prints.
+pub const REASON_CHARS: usize = 300;
+
+/// A waiver's reason as the table, the summary, annotations and JUnit show
+/// it: clipped to [`REASON_CHARS`] with `…` (a reason is the gate file's
+/// text, and a megabyte of it would bury the verdicts). The JSON report
+/// keeps it whole. Escaping is still each view's job.
+pub fn clip_reason(reason: &str) -> String {
+    clip(reason, REASON_CHARS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,7 +85,9 @@ pub fn run(args: InitArgs) -> anyhow::Result<u8> {
         output.display()
     ));
     let plugin_path = std::path::absolute(&args.plugin)?;
-    if crate::gate_file::discover(&plugin_path).as_deref() != Some(output.as_path()) {
+    // Discovery answers with resolved paths: compare the file written so.
+    let written = crate::os::real_path(&output).ok();
+    if crate::gate_file::discover(&plugin_path) != written {
         say(&format!(
             "note: `plugcheck check` will not find it beside the plugin: pass --config {}\n",
             output.display()

@@ -235,6 +235,10 @@ pub fn kernel_release() -> Option<String> {
         .map(|release| release.trim().to_owned())
 }
 
+pub fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    std::fs::canonicalize(path)
+}
+
 /// The type of the filesystem `path` lives on (`ext4`, `9p`, `drvfs`),
 /// from the mount table.
 pub fn filesystem_type(path: &Path) -> Option<String> {

@@ -158,6 +158,14 @@ pub fn kernel_release() -> Option<String> {
     imp::kernel_release()
 }
 
+/// Where `path` really is: absolute, every `..` and symbolic link
+/// resolved, in the form people read (no `\\?\` prefix on Windows).
+/// What a path's location decides (which gate file applies) is decided on
+/// this, never on the words a user or a link happened to use.
+pub fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    imp::real_path(path)
+}
+
 /// The type of the filesystem `path` lives on (`ext4`, `9p`, `drvfs`),
 /// from the mount table.
 pub fn filesystem_type(path: &Path) -> Option<String> {

@@ -143,8 +143,17 @@ pub fn library_is_resident(path: &Path) -> bool {
     libloading::os::windows::Library::open_already_loaded(path.as_os_str()).is_ok()
 }
 
-/// What runs this Windows process: `Wine 8.0` when ntdll is Wine's (it
-/// exports `wine_get_version`), otherwise `native`.
+/// `canonicalize` answers `\\?\C:\…`; a drive path is shown without
+/// the prefix (a UNC share keeps it: `\\?\UNC\…` has no shorter form here).
+pub fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    let real = std::fs::canonicalize(path)?;
+    let text = real.to_string_lossy();
+    let plain = text
+        .strip_prefix(r"\\?\")
+        .filter(|rest| rest.as_bytes().get(1) == Some(&b':'));
+    Ok(plain.map(std::path::PathBuf::from).unwrap_or(real))
+}
+
 /// Both under `%LOCALAPPDATA%`: Windows keeps no separate cache root.
 pub fn user_dir(_kind: super::UserDir) -> Option<std::path::PathBuf> {
     std::env::var_os("LOCALAPPDATA")
@@ -152,6 +161,8 @@ pub fn user_dir(_kind: super::UserDir) -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
 }
 
+/// What runs this Windows process: `Wine 8.0` when ntdll is Wine's (it
+/// exports `wine_get_version`), otherwise `native`.
 pub fn runtime() -> String {
     let Ok(ntdll) = libloading::os::windows::Library::open_already_loaded("ntdll.dll") else {
         return "native".into();

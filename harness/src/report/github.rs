@@ -8,7 +8,7 @@ use std::path::Path;
 use super::gate::{FILE_NAME, Passage, UseState};
 use super::junit::{file_name, message};
 use crate::report::{CaseReport, Report, Verdict};
-use crate::text::one_line;
+use crate::text::{clip_reason, one_line};
 
 /// Whether this process runs in a GitHub Actions job.
 pub fn in_actions() -> bool {
@@ -129,7 +129,7 @@ pub fn summary(report: &Report) -> String {
                 .map(move |case| {
                     let waived = match &case.waiver {
                         Some(waiver) if waiver.expired.is_none() => {
-                            format!(" (waived: {})", markdown_text(&waiver.reason))
+                            format!(" (waived: {})", markdown_text(&clip_reason(&waiver.reason)))
                         }
                         _ => String::new(),
                     };

@@ -14,7 +14,7 @@ use quick_junit::{
 };
 
 use crate::report::{CaseReport, Frame, Report, ReportWriteError, Verdict, write_atomically};
-use crate::text::{keeping_lines, one_line};
+use crate::text::{clip_reason, keeping_lines, one_line};
 
 /// The JUnit document for a report.
 pub fn to_xml(report: &Report) -> String {
@@ -84,7 +84,7 @@ pub fn to_xml(report: &Report) -> String {
                     None => "waived",
                     Some(_) => "waiver-expired",
                 };
-                test_case.add_property((key, one_line(&waiver.reason).as_ref()));
+                test_case.add_property((key, one_line(&clip_reason(&waiver.reason)).as_ref()));
             }
             if !case.output.stdout.is_empty() {
                 test_case.set_system_out(keeping_lines(&case.output.stdout).as_ref());

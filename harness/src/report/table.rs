@@ -9,7 +9,7 @@ use anstyle::{AnsiColor, Style};
 use super::event::{Event, Reporter};
 use super::gate::UseState;
 use crate::report::{CaseReport, PluginReport, Report, Verdict, human_ms};
-use crate::text::one_line;
+use crate::text::{clip_reason, one_line};
 
 /// The table as a run's reporter: the header when the run starts, each
 /// plugin's table as soon as it and every plugin before it have finished
@@ -178,7 +178,11 @@ fn case_line(case: &CaseReport) -> String {
         match &waiver.expired {
             None => note(
                 &mut out,
-                &format!("waived (gate file line {}): {}", waiver.line, waiver.reason),
+                &format!(
+                    "waived (gate file line {}): {}",
+                    waiver.line,
+                    clip_reason(&waiver.reason)
+                ),
             ),
             Some(why) => note(
                 &mut out,
@@ -253,7 +257,7 @@ fn waivers(report: &Report) -> String {
             waiver.accept,
             state,
             "",
-            one_line(&waiver.reason)
+            one_line(&clip_reason(&waiver.reason))
         );
     }
     out
