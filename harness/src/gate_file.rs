@@ -105,7 +105,9 @@ pub enum GateFileError {
 /// The gate file for `plugin`: `plugcheck.toml` in the directory the plugin
 /// really is in, or the nearest one above, stopping at that directory's
 /// repository root (the nearest directory above it with `.git`), so a file
-/// outside the plugin's repository is never picked up.
+/// outside the plugin's repository is never picked up. A plugin in no
+/// repository has only its own directory: the directories above it (`/tmp`,
+/// a home, a CI workspace) may hold anybody's `plugcheck.toml`.
 ///
 /// "Really is": the path is resolved first (`..` and symbolic links, the
 /// plugin's own included), so the words used to name the plugin cannot
@@ -122,16 +124,17 @@ pub fn discover(plugin: &Path) -> Option<PathBuf> {
         // No plugin there (the check says so): its directory still decides.
         Err(_) => crate::os::real_path(plugin.parent()?).ok()?,
     };
-    for dir in start.ancestors() {
-        let candidate = dir.join(FILE_NAME);
-        if std::fs::symlink_metadata(&candidate).is_ok() {
-            return Some(candidate);
-        }
-        if std::fs::symlink_metadata(dir.join(".git")).is_ok() {
-            return None;
-        }
-    }
-    None
+    let exists = |path: &Path| std::fs::symlink_metadata(path).is_ok();
+    let root = start.ancestors().find(|dir| exists(&dir.join(".git")));
+    let Some(root) = root else {
+        let candidate = start.join(FILE_NAME);
+        return exists(&candidate).then_some(candidate);
+    };
+    start
+        .ancestors()
+        .take_while(|dir| dir.starts_with(root))
+        .map(|dir| dir.join(FILE_NAME))
+        .find(|candidate| exists(candidate))
 }
 
 /// The bytes a gate file may have: far more than any real one.
@@ -881,6 +884,20 @@ reason = "no second build yet"
         let beside = plugin.with_file_name(FILE_NAME);
         std::fs::write(&beside, "schema = 1\n").unwrap();
         assert_eq!(discover(&plugin), Some(beside));
+    }
+
+    #[test]
+    fn outside_any_repository_only_the_plugins_own_directory_counts() {
+        let root = tempfile::tempdir().unwrap();
+        let plugin = root.path().join("build/libx.so");
+        std::fs::create_dir_all(plugin.parent().unwrap()).unwrap();
+        std::fs::write(&plugin, b"").unwrap();
+        std::fs::write(root.path().join(FILE_NAME), "schema = 1\n").unwrap();
+        assert_eq!(discover(&plugin), None, "a shared directory above");
+        let beside = plugin.with_file_name(FILE_NAME);
+        std::fs::write(&beside, "schema = 1\n").unwrap();
+        let real = crate::os::real_path(plugin.parent().unwrap()).unwrap();
+        assert_eq!(discover(&plugin), Some(real.join(FILE_NAME)));
     }
 
     #[test]
