@@ -147,11 +147,12 @@ pub fn library_is_resident(path: &Path) -> bool {
 /// the prefix (a UNC share keeps it: `\\?\UNC\…` has no shorter form here).
 pub fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
     let real = std::fs::canonicalize(path)?;
-    let text = real.to_string_lossy();
-    let plain = text
-        .strip_prefix(r"\\?\")
-        .filter(|rest| rest.as_bytes().get(1) == Some(&b':'));
-    Ok(plain.map(std::path::PathBuf::from).unwrap_or(real))
+    let plain = real
+        .to_str()
+        .and_then(|text| text.strip_prefix(r"\\?\"))
+        .filter(|rest| rest.as_bytes().get(1) == Some(&b':'))
+        .map(std::path::PathBuf::from);
+    Ok(plain.unwrap_or(real))
 }
 
 /// Both under `%LOCALAPPDATA%`: Windows keeps no separate cache root.
