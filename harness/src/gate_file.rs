@@ -83,13 +83,13 @@ impl ReloadBuild {
 /// What went wrong reading a gate file: where, and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum GateFileError {
-    #[error("cannot read the gate file `{}`: {cause}; name a readable plugcheck.toml with --config, or pass --no-config", path.display())]
+    #[error("cannot read the gate file `{}`: {cause}; name a readable plugcheck.toml with --config, or pass --no-config", crate::text::one_line(&path.display().to_string()))]
     Io {
         path: PathBuf,
         /// Not a `source`: it is in the message, once.
         cause: std::io::Error,
     },
-    #[error("{}:{line}: {message}", path.display())]
+    #[error("{}:{line}: {message}", crate::text::one_line(&path.display().to_string()))]
     Invalid {
         path: PathBuf,
         line: usize,
@@ -873,7 +873,8 @@ reason = "no second build yet"
     #[test]
     fn discovery_looks_up_to_the_repository_root_and_no_further() {
         let root = tempfile::tempdir().unwrap();
-        let repo = root.path().join("repo");
+        let real = crate::os::real_path(root.path()).unwrap();
+        let repo = real.join("repo");
         let plugin = repo.join("target/release/libx.so");
         std::fs::create_dir_all(plugin.parent().unwrap()).unwrap();
         std::fs::write(root.path().join(FILE_NAME), "schema = 1\n").unwrap();
