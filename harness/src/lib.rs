@@ -9,6 +9,7 @@
 pub mod advice;
 pub mod archive;
 pub mod bridge;
+pub mod called;
 pub mod cases;
 pub mod catalog;
 pub mod cli;

@@ -1,30 +1,51 @@
 //! `fuzz-methods`: the case that goes looking for a crash.
 //!
 //! Every registered method is called with the same seeded series of inputs
-//! (see [`crate::fuzz`]). An error status is an answer (a method may refuse
-//! input); a broken output buffer is a fail, decided here. A crash or a
-//! hang ends the worker, so the parent decides those; it knows which call
-//! it was because each call is announced before it is made, and keeps the
-//! calls before it, since init, for the replay.
+//! (see [`crate::fuzz`]), round-robin: input `i` to every method before
+//! input `i + 1`, so when time runs short every method has had the first
+//! inputs. A plugin with many methods shares a bound of calls among them
+//! ([`inputs_per_method`]); the reason says how many inputs each got.
+//!
+//! An error status is an answer (a method may refuse input); a panic
+//! status is a defect, and so is a broken output buffer, both decided
+//! here. A crash or a hang ends the worker, so the parent decides those; it
+//! knows which call it was because each call is announced before it is
+//! made, and keeps the calls before it, since init, for the replay.
 
 use std::time::{Duration, Instant};
 
 use super::{CaseSettings, Concluded, Outcome};
+use crate::called::{self, Called};
 use crate::fuzz::{self, SeriesDigest};
 use crate::report::{Fuzz, FuzzInput};
 use crate::session::Session;
 
-/// Methods fuzzed at most: a plugin may register thousands, and the case
-/// has one timeout for all of them.
-pub const MAX_FUZZED_METHODS: usize = 64;
+/// Calls a fuzz case makes at most (64 methods × the default 256 inputs)
+/// unless every method's [`fuzz::NAMED_INPUTS`] need more: a plugin may
+/// register thousands of methods, and the case has one timeout for all.
+/// The Go worker keeps the same bound (`maxFuzzCalls` in its fuzz.go).
+pub const MAX_FUZZ_CALLS: u64 = 64 * 256;
 
 /// Log lines of the plugin a fuzz case keeps: a plugin that logs each
 /// refused input would fill the report with hundreds; the rest are
 /// counted.
 const KEPT_LOGS: usize = 8;
 
+/// Method names a reason lists at most (the rest are counted).
+const LISTED_METHODS: usize = 5;
+
 /// Told of each call before it is made: `(method, input index)`.
 pub type Announce<'a> = dyn FnMut(&str, u32) + 'a;
+
+/// Inputs each of `methods` methods gets out of a series of `inputs`: all
+/// of them while `methods × inputs` stays within [`MAX_FUZZ_CALLS`], else
+/// the bound shared evenly, but never fewer than the series' named
+/// classes (nor more than the series has).
+pub fn inputs_per_method(methods: usize, inputs: u32) -> u32 {
+    let shared = MAX_FUZZ_CALLS / (methods.max(1) as u64);
+    let shared = u32::try_from(shared).unwrap_or(u32::MAX);
+    shared.max(fuzz::NAMED_INPUTS).min(inputs)
+}
 
 pub fn fuzz_methods(
     session: &mut Session,
@@ -39,23 +60,17 @@ pub fn fuzz_methods(
     }
     session.init()?;
     let host = session.host().expect("initialised above");
-    let (registered, methods) = host.with_registry(|registry| {
-        let names: Vec<String> = registry
-            .method_names()
-            .into_iter()
-            .take(MAX_FUZZED_METHODS)
-            .collect();
-        (registry.methods.len(), names)
-    });
+    let methods = host.with_registry(|registry| registry.method_names());
     if methods.is_empty() {
         return Ok(Outcome::skipped(
             "the plugin registers no method: there is nothing to call",
         ));
     }
     let seed = settings.seed;
+    let per_method = inputs_per_method(methods.len(), settings.fuzz_inputs);
     let mut fuzz = Fuzz {
         seed: fuzz::seed_text(seed),
-        inputs: settings.fuzz_inputs,
+        inputs: per_method,
         methods: Some(methods.len() as u32),
         digest: None,
         refused: 0,
@@ -66,47 +81,56 @@ pub fn fuzz_methods(
     let mut logs = Vec::new();
     let started = Instant::now();
     let budget = Duration::from_millis(settings.fuzz_budget_ms);
-    let mut fed = 0;
-    for index in 0..settings.fuzz_inputs {
-        if started.elapsed() > budget {
-            break;
-        }
-        fed = index + 1;
+    // Inputs every method got, and how many methods got one more when the
+    // budget ran out in the middle of a round.
+    let mut rounds = 0;
+    let mut cut_at = None;
+    'rounds: for index in 0..per_method {
         let input = fuzz::input(seed, index);
-        digest.add(&input);
-        for method in &methods {
+        for (at, method) in methods.iter().enumerate() {
+            if started.elapsed() > budget {
+                cut_at = Some(at);
+                break 'rounds;
+            }
             announce(method, index);
             let answer = session.call_untrusted(method, &input)?;
             let logged = session
                 .host()
                 .map(|host| host.take_logs())
                 .unwrap_or_default();
-            for line in logged {
-                match logs.len() < KEPT_LOGS {
-                    true => logs.push(line),
-                    false => fuzz.unkept_logs += 1,
-                }
-            }
+            let found = |what: String| FuzzInput {
+                method: method.clone(),
+                index,
+                size: input.len() as u64,
+                what,
+                saved: None,
+                replay: None,
+                replay_calls: None,
+                left_out: None,
+            };
             match answer {
                 // Registered but not found: `lookup-methods` reports that.
                 None => {}
-                Some(Ok(answer)) => fuzz.refused += u64::from(answer.status != 0),
+                Some(Ok(answer)) => match Called::of(answer.status) {
+                    Called::Answered => {}
+                    Called::Refused => fuzz.refused += 1,
+                    Called::Panicked => {
+                        let what = fuzz::describe(seed, index);
+                        let on = format!(" on fuzz input #{index} ({what}; seed {})", fuzz.seed);
+                        fuzz.input = Some(found(what));
+                        let mut outcome = called::panicked(&format!("`{method}`"), &on, logged);
+                        keep(&mut outcome.detail.logs, logs);
+                        return Ok(outcome.with_detail(|detail| detail.fuzz = Some(fuzz)));
+                    }
+                },
                 Some(Err(broken)) => {
                     let what = fuzz::describe(seed, index);
                     let reason = format!(
                         "`{method}` handed back a broken output buffer for fuzz input #{index} ({what}; seed {}): {}; return {{NULL, 0}} or a buffer `free_buf` frees",
                         fuzz.seed, broken.problem
                     );
-                    fuzz.input = Some(FuzzInput {
-                        method: method.clone(),
-                        index,
-                        size: input.len() as u64,
-                        what,
-                        saved: None,
-                        replay: None,
-                        replay_calls: None,
-                        left_out: None,
-                    });
+                    fuzz.input = Some(found(what));
+                    keep(&mut logs, logged);
                     return Ok(Outcome::fail(reason).with_detail(|detail| {
                         detail.status = Some(broken.status);
                         detail.fuzz = Some(fuzz);
@@ -114,34 +138,111 @@ pub fn fuzz_methods(
                     }));
                 }
             }
+            for line in logged {
+                match logs.len() < KEPT_LOGS {
+                    true => logs.push(line),
+                    false => fuzz.unkept_logs += 1,
+                }
+            }
         }
+        digest.add(&input);
+        rounds = index + 1;
     }
     fuzz.digest = Some(digest.hex());
-    fuzz.inputs = fed;
-    let unfuzzed = match registered - methods.len() {
-        0 => String::new(),
-        more => format!(" ({more} more method(s) not fuzzed: at most {MAX_FUZZED_METHODS})"),
+    fuzz.inputs = rounds;
+    let outcome = judge(&methods, rounds, cut_at, per_method, settings, &fuzz);
+    Ok(outcome.with_detail(|detail| {
+        detail.fuzz = Some(fuzz);
+        detail.logs = logs;
+    }))
+}
+
+/// Keeps the lines of the call that failed first (they hold its words),
+/// then as many of the earlier ones as still fit.
+fn keep(kept: &mut Vec<crate::report::LogLine>, earlier: Vec<crate::report::LogLine>) {
+    let room = KEPT_LOGS.saturating_sub(kept.len());
+    let mut earlier: Vec<_> = earlier.into_iter().take(room).collect();
+    earlier.append(kept);
+    *kept = earlier;
+}
+
+/// The verdict of a series that found nothing: a pass when every method
+/// got every input it was given out, a warning naming what the time budget
+/// left out when it ran out first.
+fn judge(
+    methods: &[String],
+    rounds: u32,
+    cut_at: Option<usize>,
+    per_method: u32,
+    settings: &CaseSettings,
+    fuzz: &Fuzz,
+) -> Outcome {
+    let count = methods.len();
+    let shared = match per_method < settings.fuzz_inputs {
+        true => format!(
+            " (the first {per_method} of {} inputs: {count} methods share a bound of {MAX_FUZZ_CALLS} calls)",
+            settings.fuzz_inputs
+        ),
+        false => String::new(),
+    };
+    let got = match cut_at {
+        Some(at) if at > 0 => format!(
+            "the first {at} method(s) in name order got {} input(s), the other {} got {rounds}",
+            rounds + 1,
+            count - at
+        ),
+        _ => format!("each of {count} method(s) got {rounds} input(s){shared}"),
     };
     let refused = match fuzz.refused {
         0 => "every call returned 0".to_owned(),
         refused => format!("{refused} call(s) returned an error status, which is allowed"),
     };
     let found_nothing = format!(
-        "{} method(s) × {fed} inputs (seed {}): none crashed, hung or handed back a broken buffer; {refused}{unfuzzed}",
-        methods.len(),
+        "{got} (seed {}): none crashed, hung, panicked or handed back a broken buffer; {refused}",
         fuzz.seed
     );
-    let outcome = if fed < settings.fuzz_inputs {
-        Outcome::warning(format!(
-            "{found_nothing}; stopped after {fed} of {} inputs, when the time budget ({}, half the case timeout) ran out: raise --timeout to feed them all",
-            settings.fuzz_inputs,
-            crate::text::human_ms(settings.fuzz_budget_ms)
-        ))
-    } else {
-        Outcome::pass(found_nothing)
+    let Some(at) = cut_at else {
+        return Outcome::pass(found_nothing);
     };
-    Ok(outcome.with_detail(|detail| {
-        detail.fuzz = Some(fuzz);
-        detail.logs = logs;
-    }))
+    let budget = crate::text::human_ms(settings.fuzz_budget_ms);
+    if rounds == 0 {
+        let never = &methods[at..];
+        let listed: Vec<String> = never
+            .iter()
+            .take(LISTED_METHODS)
+            .map(|name| format!("`{name}`"))
+            .collect();
+        let more = match never.len().saturating_sub(LISTED_METHODS) {
+            0 => String::new(),
+            more => format!(" and {more} more"),
+        };
+        return Outcome::warning(format!(
+            "{} of {count} method(s) were never called: the time budget ({budget}, half the case timeout) ran out first; {found_nothing}; not called: {}{more}; raise --timeout to call them all",
+            never.len(),
+            listed.join(", ")
+        ));
+    }
+    Outcome::warning(format!(
+        "{found_nothing}; stopped after {rounds} of {per_method} inputs per method, when the time budget ({budget}, half the case timeout) ran out: raise --timeout to feed them all"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_methods_get_the_whole_series() {
+        assert_eq!(inputs_per_method(1, 256), 256);
+        assert_eq!(inputs_per_method(64, 256), 256);
+        assert_eq!(inputs_per_method(64, 10), 10);
+    }
+
+    #[test]
+    fn many_methods_share_the_bound_but_all_get_the_named_inputs() {
+        assert_eq!(inputs_per_method(65, 256), 252);
+        assert_eq!(inputs_per_method(10_001, 256), fuzz::NAMED_INPUTS);
+        assert_eq!(inputs_per_method(10_001, 3), 3);
+        assert!(65 * u64::from(inputs_per_method(65, 256)) <= MAX_FUZZ_CALLS);
+    }
 }

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::{CaseSettings, Concluded, Outcome};
+use crate::called::Called;
 use crate::os;
 use crate::session::{Session, last_log_hint, status_text};
 
@@ -90,6 +91,9 @@ pub fn selftest(session: &mut Session) -> Concluded {
         .host()
         .map(|host| host.take_logs())
         .unwrap_or_default();
+    if Called::of(answer.status) == Called::Panicked {
+        return Ok(crate::called::panicked("`selftest`", "", logs));
+    }
     Ok(Outcome::fail(format!(
         "selftest returned {}{}",
         status_text(answer.status),

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::hygiene::{growth_problems, growth_since};
 use super::reload_build::OtherBuild;
 use super::{CaseSettings, Concluded, Outcome, ReloadRole};
+use crate::called::Called;
 use crate::os::ResourceUse;
 use crate::reload::{OldVersion, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage};
 use crate::report::{Detail, Growth};
@@ -108,9 +109,10 @@ pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> Conclude
                 calls.fetch_add(1, Ordering::Relaxed);
                 match engine.call("selftest", &[]) {
                     Ok(Some(answer)) if answer.status == 0 => {}
-                    Ok(Some(answer)) => {
-                        failures.push(format!("selftest returned {}", answer.status))
-                    }
+                    Ok(Some(answer)) => failures.push(match Called::of(answer.status) {
+                        Called::Panicked => crate::called::panic_reason("`selftest`", "", &[]),
+                        _ => format!("selftest returned {}", answer.status),
+                    }),
                     Ok(None) => failures.push("`selftest` vanished".to_owned()),
                     Err(outcome) => failures.push(outcome.reason),
                 }
@@ -400,6 +402,12 @@ fn rolled_back(
 /// `selftest` of the live version must answer 0 (when it has one).
 fn answers(engine: &ReloadEngine, what: &str) -> Result<(), Outcome> {
     match engine.call("selftest", &[]).map_err(failed_call)? {
+        Some(answer) if Called::of(answer.status) == Called::Panicked => {
+            Err(Outcome::fail(format!(
+                "{what} fails its selftest: {}",
+                crate::called::panic_reason("`selftest`", "", &[])
+            )))
+        }
         Some(answer) if answer.status != 0 => Err(Outcome::fail(format!(
             "{what} fails its selftest: it returned {}",
             crate::session::status_text(answer.status)

@@ -8,6 +8,7 @@
 //! carry the initial one, and says so as a warning rather than a pass.
 
 use super::{Concluded, Outcome};
+use crate::called::{self, Called};
 use crate::session::{Answer, Session, status_text};
 
 /// Calls per method while looking for one that changes the state.
@@ -30,6 +31,10 @@ pub fn state_roundtrip(session: &mut Session) -> Concluded {
     let restored = session
         .restore_state(&carried)?
         .expect("a stateful plugin has restore_state");
+    if Called::of(restored.status) == Called::Panicked {
+        let on = format!(" given the {} bytes save_state produced", carried.len());
+        return Ok(called::panicked("`restore_state`", &on, restored.logged));
+    }
     if restored.status != 0 {
         return Ok(Outcome::fail(format!(
             "restore_state refused the {} bytes save_state produced: it returned {}",
@@ -73,16 +78,17 @@ pub fn state_roundtrip(session: &mut Session) -> Concluded {
 /// `save_state`'s bytes; `Err` with the failed outcome when it fails,
 /// `None` for a stateless plugin.
 fn saved(session: &mut Session) -> Result<Option<Result<Vec<u8>, Outcome>>, Outcome> {
-    Ok(session.save_state()?.map(|Answer { status, output }| {
-        if status == 0 {
-            Ok(output)
-        } else {
-            Err(Outcome::fail(format!(
+    let saved = session.save_state()?;
+    Ok(
+        saved.map(|Answer { status, output }| match Called::of(status) {
+            Called::Answered => Ok(output),
+            Called::Panicked => Err(called::panicked("`save_state`", "", taken_logs(session))),
+            Called::Refused => Err(Outcome::fail(format!(
                 "save_state returned {}",
                 status_text(status)
-            )))
-        }
-    }))
+            ))),
+        }),
+    )
 }
 
 /// Calls each registered method (with empty input) until the saved state
@@ -94,7 +100,12 @@ fn drive_until_changed(session: &mut Session, initial: &[u8]) -> Result<Option<S
         .unwrap_or_default();
     for method in methods {
         for _ in 0..CALLS_PER_METHOD {
-            session.call(&method, &[])?;
+            let answer = session.call(&method, &[])?;
+            if answer.is_some_and(|answer| Called::of(answer.status) == Called::Panicked) {
+                let on = " on empty input (called to change the state)";
+                let call = format!("`{method}`");
+                return Err(called::panicked(&call, on, taken_logs(session)));
+            }
             match saved(session)?.expect("still stateful") {
                 Ok(now) if now != initial => return Ok(Some(method)),
                 Ok(_) => {}
@@ -103,4 +114,13 @@ fn drive_until_changed(session: &mut Session, initial: &[u8]) -> Result<Option<S
         }
     }
     Ok(None)
+}
+
+/// The lines the plugin logged since they were last taken: a panic's
+/// message is the last of them.
+fn taken_logs(session: &Session) -> Vec<crate::report::LogLine> {
+    session
+        .host()
+        .map(|host| host.take_logs())
+        .unwrap_or_default()
 }

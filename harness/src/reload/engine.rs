@@ -1,5 +1,6 @@
 //! The reload engine: one live version of a plugin, replaced atomically.
 
+use crate::called::{self, Called};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -339,6 +340,14 @@ fn handoff(old: &mut Session, new: &mut Session) -> Result<Option<usize>, Outcom
     let Some(saved) = old.save_state()? else {
         return Ok(None);
     };
+    if Called::of(saved.status) == Called::Panicked {
+        let logged = old.host().map(|host| host.take_logs()).unwrap_or_default();
+        return Err(called::panicked(
+            "`save_state` of the old version",
+            "",
+            logged,
+        ));
+    }
     if saved.status != 0 {
         return Err(Outcome::fail(format!(
             "save_state of the old version returned {}",
@@ -348,6 +357,10 @@ fn handoff(old: &mut Session, new: &mut Session) -> Result<Option<usize>, Outcom
     match new.restore_state(&saved.output)? {
         None => Ok(None),
         Some(restored) if restored.status == 0 => Ok(Some(saved.output.len())),
+        Some(restored) if Called::of(restored.status) == Called::Panicked => {
+            let on = format!(" given the {} bytes the old one saved", saved.output.len());
+            Err(called::panicked("`restore_state` of the new version", &on, restored.logged))
+        }
         // The new version is retired with its host: its words go into the
         // reason and the detail, or nobody would see them.
         Some(restored) => Err(Outcome::fail(format!(

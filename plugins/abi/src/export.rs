@@ -276,7 +276,14 @@ pub mod runtime {
     pub extern "C" fn shutdown<P: Exported>() {
         guarded(|| {
             let slot = P::slot();
-            let plugin = slot.instance.lock().ok().and_then(|mut slot| slot.take());
+            // A poisoned instance (a method panicked) ends here too, and
+            // the poison with it: the next `init` starts a fresh one.
+            let plugin = slot
+                .instance
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            slot.instance.clear_poison();
             if let Some(plugin) = plugin {
                 plugin.shutdown();
             }
@@ -385,8 +392,33 @@ pub mod runtime {
                 return status::NOT_INITIALIZED;
             };
             let host = slot.host.lock().ok().and_then(|host| *host);
-            body(plugin, host)
+            // A panic is told to the host in its own words (the status
+            // alone says only that there was one), then unwinds on, so the
+            // instance's lock is poisoned and no later call serves torn
+            // state.
+            match catch_unwind(AssertUnwindSafe(|| body(plugin, host))) {
+                Ok(code) => code,
+                Err(payload) => {
+                    if let Some(host) = host {
+                        host.log(LogLevel::Error, &panic_message(payload.as_ref()));
+                    }
+                    std::panic::resume_unwind(payload)
+                }
+            }
         })
+    }
+
+    /// `panicked: MESSAGE`, the message of a panic's payload when it is
+    /// text (`panic!` with a message always is).
+    fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+        match message {
+            Some(message) => format!("panicked: {message}"),
+            None => "panicked (with a payload that is not text)".to_owned(),
+        }
     }
 
     /// `free_buf`: takes back a buffer [`hand_out`] gave away.
