@@ -12,8 +12,32 @@ import (
 	"time"
 )
 
-// maxFuzzedMethods bounds the methods fuzzed, as in the Rust worker.
-const maxFuzzedMethods = 64
+// maxFuzzCalls and namedInputs share the calls among many methods, as
+// the Rust worker does (MAX_FUZZ_CALLS in harness/src/cases/crash.rs and
+// NAMED_INPUTS in harness/src/fuzz.rs): every method gets the same number
+// of inputs, never fewer than the series' named classes.
+const (
+	maxFuzzCalls  = 64 * 256
+	namedInputs   = 8
+	listedMethods = 5
+)
+
+// inputsPerMethod is how many of a series of `inputs` each of `methods`
+// methods gets: all while methods × inputs stays within maxFuzzCalls,
+// else the bound shared evenly, at least the named classes.
+func inputsPerMethod(methods, inputs int) int {
+	if methods < 1 {
+		methods = 1
+	}
+	shared := maxFuzzCalls / methods
+	if shared < namedInputs {
+		shared = namedInputs
+	}
+	if shared > inputs {
+		shared = inputs
+	}
+	return shared
+}
 
 // maxSeriesBytes bounds the series file read: the parent writes about
 // 8 MiB for the default 256 inputs.
@@ -48,26 +72,26 @@ func (s *session) fuzzMethods() outcome {
 	}
 	methods := s.current.host.names()
 	sort.Strings(methods)
-	registered := len(methods)
-	if registered > maxFuzzedMethods {
-		methods = methods[:maxFuzzedMethods]
-	}
 	if len(methods) == 0 {
 		return skipped("the plugin registers no method: there is nothing to call")
 	}
 	seed := fmt.Sprintf("%#x", s.settings.Seed)
-	record := &fuzz{Seed: seed, Inputs: uint32(len(inputs)), Methods: ptr(uint32(len(methods)))}
-	// Like the Rust worker: stop feeding inputs at half the case timeout,
-	// and say how far it got.
+	perMethod := inputsPerMethod(len(methods), len(inputs))
+	record := &fuzz{Seed: seed, Inputs: uint32(perMethod), Methods: ptr(uint32(len(methods)))}
+	// Like the Rust worker: round-robin (input i to every method before
+	// input i+1), stopping at half the case timeout, and saying how far
+	// it got.
 	started := time.Now()
 	budget := time.Duration(s.settings.FuzzBudgetMs) * time.Millisecond
-	fed := 0
-	for index, input := range inputs {
-		if time.Since(started) > budget {
-			break
-		}
-		fed = index + 1
-		for _, name := range methods {
+	rounds, cutAt := 0, -1
+rounds:
+	for index := 0; index < perMethod; index++ {
+		input := inputs[index]
+		for at, name := range methods {
+			if time.Since(started) > budget {
+				cutAt = at
+				break rounds
+			}
 			s.announce(name, uint32(index))
 			method := s.current.host.methods[name]
 			var err error
@@ -82,27 +106,48 @@ func (s *session) fuzzMethods() outcome {
 				record.Refused++
 			}
 		}
+		rounds = index + 1
 	}
-	unfuzzed := ""
-	if more := registered - len(methods); more > 0 {
-		unfuzzed = fmt.Sprintf(" (%d more method(s) not fuzzed: at most %d)", more, maxFuzzedMethods)
+	record.Inputs = uint32(rounds)
+	count := len(methods)
+	got := fmt.Sprintf("each of %d method(s) got %d input(s)", count, rounds)
+	if perMethod < len(inputs) {
+		got += fmt.Sprintf(" (the first %d of %d inputs: %d methods share a bound of %d calls)", perMethod, len(inputs), count, maxFuzzCalls)
+	}
+	if cutAt > 0 {
+		got = fmt.Sprintf("the first %d method(s) in name order got %d input(s), the other %d got %d", cutAt, rounds+1, count-cutAt, rounds)
 	}
 	refused := "every call returned no error"
 	if record.Refused > 0 {
 		refused = fmt.Sprintf("%d call(s) returned an error, which is allowed", record.Refused)
 	}
-	foundNothing := fmt.Sprintf("%d method(s) × %d inputs (seed %s): none crashed, hung or panicked; %s%s",
-		len(methods), fed, seed, refused, unfuzzed)
-	if fed < len(inputs) {
-		// The digest is the whole series': it does not describe a part.
-		record.Inputs = uint32(fed)
-		o := warning(fmt.Sprintf("%s; stopped after %d of %d inputs, when the time budget (%d ms, half the case timeout) ran out: raise --timeout to feed them all",
-			foundNothing, fed, len(inputs), s.settings.FuzzBudgetMs))
+	foundNothing := fmt.Sprintf("%s (seed %s): none crashed, hung or panicked; %s", got, seed, refused)
+	if cutAt < 0 {
+		if rounds == len(inputs) {
+			// The digest is the whole series': it does not describe a part.
+			record.Digest = ptr(digest)
+		}
+		o := pass(foundNothing)
 		o.Detail.Fuzz = record
 		return o
 	}
-	record.Digest = ptr(digest)
-	o := pass(foundNothing)
+	var o outcome
+	if rounds == 0 {
+		never := methods[cutAt:]
+		listed := make([]string, 0, listedMethods)
+		for _, name := range first(never, listedMethods) {
+			listed = append(listed, "`"+name+"`")
+		}
+		more := ""
+		if len(never) > listedMethods {
+			more = fmt.Sprintf(" and %d more", len(never)-listedMethods)
+		}
+		o = warning(fmt.Sprintf("%d of %d method(s) were never called: the time budget (%d ms, half the case timeout) ran out first; %s; not called: %s%s; raise --timeout to call them all",
+			len(never), count, s.settings.FuzzBudgetMs, foundNothing, strings.Join(listed, ", "), more))
+	} else {
+		o = warning(fmt.Sprintf("%s; stopped after %d of %d inputs per method, when the time budget (%d ms, half the case timeout) ran out: raise --timeout to feed them all",
+			foundNothing, rounds, perMethod, s.settings.FuzzBudgetMs))
+	}
 	o.Detail.Fuzz = record
 	return o
 }

@@ -129,14 +129,25 @@ func (p *panicked) String() string {
 	return fmt.Sprintf("%s (at %s)", p.value, p.frame)
 }
 
-// guard runs a call into the plugin, recovering a panic in it.
+// guard runs a call into the plugin, recovering a panic in it. Whether
+// the call panicked is told by a flag set after it returns, not by
+// recover's value: `panic(nil)` (or a nil error) recovers as nil before
+// Go 1.21, and under a go.mod that asks for older semantics after it.
 func guard(call func()) (recovered *panicked) {
+	completed := false
 	defer func() {
-		if value := recover(); value != nil {
-			recovered = &panicked{value: clip(fmt.Sprint(value), 500), frame: pluginFrame(debug.Stack())}
+		value := recover()
+		if completed {
+			return
 		}
+		what := fmt.Sprint(value)
+		if value == nil {
+			what = "panic(nil): a panic with a nil value"
+		}
+		recovered = &panicked{value: clip(what, 500), frame: pluginFrame(debug.Stack())}
 	}()
 	call()
+	completed = true
 	return nil
 }
 

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// A panic is a panic whatever its value: panic(nil) and a nil error
+// recover as nil under the go.mod's semantics, and must still be caught.
+func TestGuardCatchesEveryPanic(t *testing.T) {
+	var nilError error
+	cases := map[string]func(){
+		"nil":       func() { panic(nil) },
+		"nil error": func() { panic(nilError) },
+		"text":      func() { panic("boom") },
+		"error":     func() { panic(errors.New("bad")) },
+	}
+	for name, call := range cases {
+		if p := guard(call); p == nil {
+			t.Errorf("%s: a panic went unseen", name)
+		}
+	}
+	if p := guard(func() {}); p != nil {
+		t.Errorf("a call that returned was taken for a panic: %s", p)
+	}
+	if p := guard(func() { panic(nil) }); !strings.Contains(p.String(), "nil") {
+		t.Errorf("panic(nil) not named: %s", p)
+	}
+}
+
+func TestEveryMethodGetsInputs(t *testing.T) {
+	for _, c := range []struct{ methods, inputs, want int }{
+		{1, 256, 256}, {64, 256, 256}, {65, 256, 252}, {10001, 256, namedInputs}, {10001, 3, 3},
+	} {
+		if got := inputsPerMethod(c.methods, c.inputs); got != c.want {
+			t.Errorf("inputsPerMethod(%d, %d) = %d, want %d", c.methods, c.inputs, got, c.want)
+		}
+	}
+}
