@@ -12,24 +12,24 @@ import (
 	"time"
 )
 
-// maxFuzzCalls and namedInputs share the calls among many methods, as
-// the Rust worker does (MAX_FUZZ_CALLS in harness/src/cases/crash.rs and
-// NAMED_INPUTS in harness/src/fuzz.rs): every method gets the same number
-// of inputs, never fewer than the series' named classes.
+// sharedBy and namedInputs share the calls among many methods, as the
+// Rust worker does (SHARED_BY in harness/src/cases/crash.rs and
+// NAMED_INPUTS in harness/src/fuzz.rs): up to sharedBy methods get the
+// whole series, more share the calls of that many evenly, never getting
+// fewer than the series' named classes.
 const (
-	maxFuzzCalls  = 64 * 256
+	sharedBy      = 64
 	namedInputs   = 8
 	listedMethods = 5
 )
 
 // inputsPerMethod is how many of a series of `inputs` each of `methods`
-// methods gets: all while methods × inputs stays within maxFuzzCalls,
-// else the bound shared evenly, at least the named classes.
+// methods gets.
 func inputsPerMethod(methods, inputs int) int {
 	if methods < 1 {
 		methods = 1
 	}
-	shared := maxFuzzCalls / methods
+	shared := sharedBy * inputs / methods
 	if shared < namedInputs {
 		shared = namedInputs
 	}
@@ -112,7 +112,7 @@ rounds:
 	count := len(methods)
 	got := fmt.Sprintf("each of %d method(s) got %d input(s)", count, rounds)
 	if perMethod < len(inputs) {
-		got += fmt.Sprintf(" (the first %d of %d inputs: %d methods share a bound of %d calls)", perMethod, len(inputs), count, maxFuzzCalls)
+		got = fmt.Sprintf("each of %d method(s) got the first %d of %d input(s) (more than %d methods share the calls of %d)", count, rounds, len(inputs), sharedBy, sharedBy)
 	}
 	if cutAt > 0 {
 		got = fmt.Sprintf("the first %d method(s) in name order got %d input(s), the other %d got %d", cutAt, rounds+1, count-cutAt, rounds)

@@ -20,11 +20,12 @@ use crate::fuzz::{self, SeriesDigest};
 use crate::report::{Fuzz, FuzzInput};
 use crate::session::Session;
 
-/// Calls a fuzz case makes at most (64 methods × the default 256 inputs)
-/// unless every method's [`fuzz::NAMED_INPUTS`] need more: a plugin may
-/// register thousands of methods, and the case has one timeout for all.
-/// The Go worker keeps the same bound (`maxFuzzCalls` in its fuzz.go).
-pub const MAX_FUZZ_CALLS: u64 = 64 * 256;
+/// Methods that get the whole series: beyond them the calls of
+/// `SHARED_BY` methods × the series are shared among all (never fewer than
+/// [`fuzz::NAMED_INPUTS`] each): a plugin may register thousands of
+/// methods, and the case has one timeout for all. The Go worker keeps the
+/// same bound (`sharedBy` in its fuzz.go).
+pub const SHARED_BY: u64 = 64;
 
 /// Log lines of the plugin a fuzz case keeps: a plugin that logs each
 /// refused input would fill the report with hundreds; the rest are
@@ -38,11 +39,11 @@ const LISTED_METHODS: usize = 5;
 pub type Announce<'a> = dyn FnMut(&str, u32) + 'a;
 
 /// Inputs each of `methods` methods gets out of a series of `inputs`: all
-/// of them while `methods × inputs` stays within [`MAX_FUZZ_CALLS`], else
-/// the bound shared evenly, but never fewer than the series' named
-/// classes (nor more than the series has).
+/// of them for up to [`SHARED_BY`] methods, else the calls of that many
+/// shared evenly, but never fewer than the series' named classes (nor
+/// more than the series has).
 pub fn inputs_per_method(methods: usize, inputs: u32) -> u32 {
-    let shared = MAX_FUZZ_CALLS / (methods.max(1) as u64);
+    let shared = SHARED_BY * u64::from(inputs) / (methods.max(1) as u64);
     let shared = u32::try_from(shared).unwrap_or(u32::MAX);
     shared.max(fuzz::NAMED_INPUTS).min(inputs)
 }
@@ -178,12 +179,12 @@ fn judge(
     fuzz: &Fuzz,
 ) -> Outcome {
     let count = methods.len();
-    let shared = match per_method < settings.fuzz_inputs {
+    let each = match per_method < settings.fuzz_inputs {
         true => format!(
-            " (the first {per_method} of {} inputs: {count} methods share a bound of {MAX_FUZZ_CALLS} calls)",
+            "each of {count} method(s) got the first {rounds} of {} input(s) (more than {SHARED_BY} methods share the calls of {SHARED_BY})",
             settings.fuzz_inputs
         ),
-        false => String::new(),
+        false => format!("each of {count} method(s) got {rounds} input(s)"),
     };
     let got = match cut_at {
         Some(at) if at > 0 => format!(
@@ -191,7 +192,7 @@ fn judge(
             rounds + 1,
             count - at
         ),
-        _ => format!("each of {count} method(s) got {rounds} input(s){shared}"),
+        _ => each,
     };
     let refused = match fuzz.refused {
         0 => "every call returned 0".to_owned(),
@@ -243,6 +244,7 @@ mod tests {
         assert_eq!(inputs_per_method(65, 256), 252);
         assert_eq!(inputs_per_method(10_001, 256), fuzz::NAMED_INPUTS);
         assert_eq!(inputs_per_method(10_001, 3), 3);
-        assert!(65 * u64::from(inputs_per_method(65, 256)) <= MAX_FUZZ_CALLS);
+        assert!(65 * u64::from(inputs_per_method(65, 256)) <= SHARED_BY * 256);
+        assert_eq!(inputs_per_method(3, 100_000), 100_000);
     }
 }

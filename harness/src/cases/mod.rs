@@ -10,7 +10,7 @@ mod reload;
 mod reload_build;
 mod state;
 
-pub use self::crash::{Announce, MAX_FUZZ_CALLS, inputs_per_method};
+pub use self::crash::{Announce, SHARED_BY, inputs_per_method};
 use crate::catalog::CaseId;
 pub use crate::outcome::{CaseResult, CaseSettings, Concluded, Outcome, ReloadRole};
 use crate::session::Session;

@@ -359,7 +359,7 @@ fn rolled_back(
     let build = Build::of(session.path(), settings)?;
     let engine = open(build.path(), settings)?;
     let serving = engine.info();
-    let state_before = engine.save_state()?.map(|answer| answer.output);
+    let state_before = state_of(&engine, "before the refused reload")?;
     build.replace_with(target.path)?;
     let failure = match engine.reload() {
         Ok(reloaded) => {
@@ -380,7 +380,7 @@ fn rolled_back(
         ));
     }
     answers(&engine, "the kept version")?;
-    let state_after = engine.save_state()?.map(|answer| answer.output);
+    let state_after = state_of(&engine, "after the refused reload")?;
     if state_after != state_before {
         return Ok(Outcome::fail(
             "the kept version's state changed across the refused reload",
@@ -413,6 +413,21 @@ fn answers(engine: &ReloadEngine, what: &str) -> Result<(), Outcome> {
             crate::session::status_text(answer.status)
         ))),
         _ => Ok(()),
+    }
+}
+
+/// What the live version's `save_state` returns (`None`: stateless); a
+/// panic in it fails, rather than counting as its bytes.
+fn state_of(engine: &ReloadEngine, when: &str) -> Result<Option<Vec<u8>>, Outcome> {
+    match engine.save_state()? {
+        Some(answer) if Called::of(answer.status) == Called::Panicked => {
+            Err(Outcome::fail(crate::called::panic_reason(
+                "`save_state` of the live version",
+                &format!(" {when}"),
+                &[],
+            )))
+        }
+        answer => Ok(answer.map(|answer| answer.output)),
     }
 }
 
