@@ -232,6 +232,66 @@ fn judge(
 mod tests {
     use super::*;
 
+    fn found_nothing() -> Fuzz {
+        Fuzz {
+            seed: "0x1".into(),
+            inputs: 0,
+            methods: None,
+            digest: None,
+            refused: 0,
+            unkept_logs: 0,
+            input: None,
+        }
+    }
+
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("m{i:02}")).collect()
+    }
+
+    /// Out of time before every method was called: never a pass, and the
+    /// methods left out are named.
+    #[test]
+    fn methods_never_called_are_named_in_a_warning() {
+        let settings = CaseSettings::default();
+        let outcome = judge(&names(9), 0, Some(2), 256, &settings, &found_nothing());
+        assert_eq!(outcome.verdict, crate::report::Verdict::Warning);
+        assert!(
+            outcome
+                .reason
+                .starts_with("7 of 9 method(s) were never called")
+                && outcome
+                    .reason
+                    .contains("not called: `m02`, `m03`, `m04`, `m05`, `m06` and 2 more"),
+            "{}",
+            outcome.reason
+        );
+    }
+
+    #[test]
+    fn a_round_cut_short_says_who_got_one_more() {
+        let settings = CaseSettings::default();
+        let outcome = judge(&names(5), 3, Some(2), 256, &settings, &found_nothing());
+        assert_eq!(outcome.verdict, crate::report::Verdict::Warning);
+        assert!(
+            outcome
+                .reason
+                .contains("the first 2 method(s) in name order got 4 input(s), the other 3 got 3")
+                && outcome
+                    .reason
+                    .contains("stopped after 3 of 256 inputs per method"),
+            "{}",
+            outcome.reason
+        );
+        let all = judge(&names(5), 256, None, 256, &settings, &found_nothing());
+        assert_eq!(all.verdict, crate::report::Verdict::Pass, "{}", all.reason);
+        assert!(
+            all.reason
+                .starts_with("each of 5 method(s) got 256 input(s)"),
+            "{}",
+            all.reason
+        );
+    }
+
     #[test]
     fn few_methods_get_the_whole_series() {
         assert_eq!(inputs_per_method(1, 256), 256);
