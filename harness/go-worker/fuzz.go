@@ -12,14 +12,12 @@ import (
 	"time"
 )
 
-// sharedBy and namedInputs share the calls among many methods, as the
-// Rust worker does (SHARED_BY in harness/src/cases/crash.rs and
-// NAMED_INPUTS in harness/src/fuzz.rs): up to sharedBy methods get the
-// whole series, more share the calls of that many evenly, never getting
-// fewer than the series' named classes.
+// sharedBy shares the calls among many methods, as the Rust worker does
+// (SHARED_BY in harness/src/cases/crash.rs): up to sharedBy methods get
+// the whole series, more share the calls of that many evenly, each getting
+// at least the first input.
 const (
 	sharedBy      = 64
-	namedInputs   = 8
 	listedMethods = 5
 )
 
@@ -30,8 +28,8 @@ func inputsPerMethod(methods, inputs int) int {
 		methods = 1
 	}
 	shared := sharedBy * inputs / methods
-	if shared < namedInputs {
-		shared = namedInputs
+	if shared < 1 {
+		shared = 1
 	}
 	if shared > inputs {
 		shared = inputs

@@ -58,11 +58,6 @@ enum Class {
     Random,
 }
 
-/// How many inputs the series starts with that are named classes (empty,
-/// one byte, every byte, long runs, invalid UTF-8, text with NUL): the
-/// fewest inputs `fuzz-methods` gives any method.
-pub const NAMED_INPUTS: u32 = NAMED.len() as u32;
-
 /// The named classes first, in this order.
 const NAMED: &[Class] = &[
     Class::Empty,
