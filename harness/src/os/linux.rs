@@ -535,14 +535,17 @@ pub fn become_subreaper() {
 /// are re-parented here in turn, so this loops. Does nothing unless this
 /// process is a subreaper (see [`become_subreaper`]).
 pub fn reap_orphans(keep: &HashSet<u32>) {
+    reap_children_where(|child| !keep.contains(&child.pid) && !zygote::is_helper(child.pid));
+}
+
+/// Kills and reaps the children `orphan` picks, until none is left (see
+/// [`reap_orphans`]).
+fn reap_children_where(orphan: impl Fn(&ProcessInfo) -> bool) {
     if !SUBREAPER.load(Ordering::Relaxed) {
         return;
     }
     for _ in 0..64 {
-        let orphans: Vec<ProcessInfo> = child_processes()
-            .into_iter()
-            .filter(|child| !keep.contains(&child.pid) && !zygote::is_helper(child.pid))
-            .collect();
+        let orphans: Vec<ProcessInfo> = child_processes().into_iter().filter(&orphan).collect();
         if orphans.is_empty() {
             return;
         }
@@ -687,13 +690,10 @@ mod tests {
                 .any(|c| c.pid == pid && c.name == "sleep")
         );
         become_subreaper();
-        // Other tests in this process may have children of their own.
-        let others: HashSet<u32> = child_processes()
-            .into_iter()
-            .map(|c| c.pid)
-            .filter(|&other| other != pid)
-            .collect();
-        reap_orphans(&others);
+        // Only this test's child: other tests in this process start
+        // children of their own at any moment, and one reaped here would
+        // fail its own wait (ECHILD).
+        reap_children_where(|child| child.pid == pid);
         assert!(!child_processes().iter().any(|c| c.pid == pid));
         // Already reaped: std's wait now fails with ECHILD.
         assert!(child.try_wait().is_err());
