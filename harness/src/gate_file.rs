@@ -746,6 +746,12 @@ reason = "no second build yet"
                 &["without `case`"],
             ),
         ];
+        assert_errors(cases);
+    }
+
+    /// Each gate file text is refused with an error at `place` (`:LINE:`)
+    /// that says every one of `words`.
+    fn assert_errors(cases: &[(&str, &str, &[&str])]) {
         for (text, place, words) in cases {
             let error = error(text);
             assert!(
@@ -792,16 +798,7 @@ reason = "no second build yet"
                 &["string"],
             ),
         ];
-        for (text, place, words) in cases {
-            let error = error(text);
-            assert!(
-                error.contains(place),
-                "{text:?}: `{error}` is not at {place}"
-            );
-            for word in *words {
-                assert!(error.contains(word), "{text:?}: `{error}` lacks {word}");
-            }
-        }
+        assert_errors(cases);
     }
 
     #[test]
