@@ -14,7 +14,7 @@ use crate::fuzz;
 use crate::os::Termination;
 use crate::outcome::Outcome;
 use crate::report::{CapturedOutput, CaseReport, Fuzz, FuzzInput, human_ms};
-use crate::worker::{CallTrail, Exchange};
+use crate::worker::{CallTrail, Exchange, Forbidden};
 use crate::{saved_input, symbolize};
 
 /// What the runner knows of the run, to explain a death.
@@ -36,6 +36,7 @@ pub fn outcome(ended: Exchange, output: &CapturedOutput, context: &Circumstances
             termination,
             calls,
             stack,
+            forbidden,
         } => {
             let frames = stack
                 .map(|raw| symbolize::symbolize(&raw, context.plugin))
@@ -46,7 +47,10 @@ pub fn outcome(ended: Exchange, output: &CapturedOutput, context: &Circumstances
                 place.push_str(&format!(" at {}", frame.describe()));
             }
             let then = finding.as_ref().map(Finding::then).unwrap_or_default();
-            let mut outcome = crashed(case, termination, output, &place, &then);
+            let mut outcome = match forbidden {
+                Some(forbidden) => tried_the_harness(case, termination, &forbidden, &place, &then),
+                None => crashed(case, termination, output, &place, &then),
+            };
             outcome.detail.stack = frames;
             if let Some(finding) = finding {
                 outcome.detail.fuzz = Some(finding.fuzz);
@@ -147,6 +151,69 @@ impl Finding {
     fn then(&self) -> String {
         saved_input::sentence(self.input(), self.unsaved.as_deref())
     }
+}
+
+/// What a forbidden call aimed at, in words: `kill(1, SIGSTOP)` from a
+/// worker whose parent is 1 stops "its parent (the harness's supervisor of
+/// this worker)"; -1 is every process it may signal.
+pub fn forbidden_act(forbidden: &Forbidden) -> String {
+    let call = crate::text::one_line(&forbidden.call);
+    let name = call.split('(').next().unwrap_or_default();
+    let target = call
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split([',', ')']).next())
+        .and_then(|pid| pid.trim().parse::<i64>().ok());
+    let signal = call
+        .split(", ")
+        .nth(1)
+        .map(|signal| signal.trim_end_matches(')'))
+        .filter(|signal| signal.starts_with("SIG"));
+    let whom = match target {
+        Some(-1) => "every process it may signal (-1)".to_owned(),
+        Some(pid) if pid == forbidden.parent => "its parent, the harness".to_owned(),
+        Some(pid) if pid == -forbidden.parent => {
+            "its parent's process group, the harness's".to_owned()
+        }
+        _ => "a process of the harness".to_owned(),
+    };
+    let verb = match (name, signal) {
+        (_, Some(signal)) => format!("sent {signal} to {whom}"),
+        ("ptrace", _) => format!("tried to trace {whom}"),
+        ("process_vm_readv", _) => format!("tried to read the memory of {whom}"),
+        ("process_vm_writev", _) => format!("tried to write into the memory of {whom}"),
+        ("prlimit64", _) => format!("tried to change the resource limits of {whom}"),
+        ("pidfd_open", _) => format!("tried to take a handle to {whom}"),
+        _ => format!("tried to reach {whom}"),
+    };
+    // The parent's pid differs from run to run (outside a namespace): the
+    // call is shown with what it named.
+    let shown = match target {
+        Some(pid) if pid == forbidden.parent && pid != 1 => {
+            call.replacen(&pid.to_string(), "getppid()", 1)
+        }
+        _ => call.clone(),
+    };
+    format!("the plugin {verb} (`{shown}`)")
+}
+
+/// The worker's filter trapped a call aimed at the harness (or at every
+/// process): the plugin attacked its judge. The call never ran; the
+/// worker died of it.
+fn tried_the_harness(
+    case: CaseId,
+    termination: Termination,
+    forbidden: &Forbidden,
+    place: &str,
+    then: &str,
+) -> Outcome {
+    Outcome::crashed(
+        format!(
+            "during `{case}`{place} {}, which a plugin must never do: the call did not run, and the worker {} there{then}; the harness carried on in a new worker",
+            forbidden_act(forbidden),
+            termination.describe()
+        ),
+        Some(termination),
+    )
 }
 
 /// The plugin wrote into the harness's private channel. That is the

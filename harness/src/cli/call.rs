@@ -372,12 +372,21 @@ fn show_death(ended: Exchange, method: &str, plugin: &Path, timeout: Duration) -
     let method = text::one_line(method);
     match ended {
         Exchange::Crashed {
-            termination, stack, ..
+            termination,
+            stack,
+            forbidden,
+            ..
         } => {
             say(&format!(
                 "the worker {} in `{method}`\n",
                 termination.describe()
             ));
+            if let Some(forbidden) = &forbidden {
+                say(&format!(
+                    "{}, which a plugin must never do; the call did not run\n",
+                    crate::worker_death::forbidden_act(forbidden)
+                ));
+            }
             let frames = stack
                 .map(|raw| symbolize::symbolize(&raw, plugin))
                 .unwrap_or_default();

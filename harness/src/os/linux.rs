@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+#[path = "linux/confine.rs"]
+mod confine;
 #[path = "linux/crash.rs"]
 mod crash;
 #[path = "linux/zygote.rs"]
@@ -512,6 +514,10 @@ pub fn harden_worker() {
     if nix::unistd::getppid() == Pid::from_raw(1) {
         std::process::exit(1);
     }
+}
+
+pub fn confine_worker() -> bool {
+    confine::confine_worker(&confine::Protected::around_parent())
 }
 
 /// Whether this process asked to be a subreaper: only then are its

@@ -316,6 +316,18 @@ pub fn report_crashes_to(channel: &std::net::TcpStream) {
     imp::report_crashes_to(channel)
 }
 
+/// Forbids this worker — and everything the plugin starts from it — to
+/// signal, trace, read or write the memory of, or limit its parent, the
+/// harness's other processes, or every process at once (`kill(-1, …)`).
+/// Such a call does not run: the worker names it to the parent over
+/// `channel` (a `forbidden` message) and dies. On Linux a seccomp filter
+/// (see `linux/confine.rs`); Windows has no such filter (a plugin can
+/// `TerminateProcess` its parent there: the README says so). Call it once
+/// the crash handler has the channel. False: not in force.
+pub fn confine_worker() -> bool {
+    imp::confine_worker()
+}
+
 /// Makes this process the reaper of orphaned descendants: a plugin's child
 /// that double-forks and calls `setsid` is re-parented here rather than to
 /// init, so it can still be found and killed. Only a process that runs

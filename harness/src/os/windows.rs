@@ -586,6 +586,12 @@ unsafe extern "system" fn end_on_crash(
 /// Job Objects hold every descendant: there are no orphans to adopt.
 pub fn become_subreaper() {}
 
+/// No filter on Windows: a plugin can open and terminate its parent there
+/// (README, "What a plugin cannot do to the harness").
+pub fn confine_worker() -> bool {
+    false
+}
+
 /// Job Objects hold every descendant: there are no orphans to reap.
 pub fn reap_orphans(_keep: &HashSet<u32>) {}
 

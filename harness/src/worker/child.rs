@@ -33,6 +33,9 @@ pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     let stream = TcpStream::connect(args.connect)?;
     stream.set_nodelay(true)?;
     os::report_crashes_to(&stream);
+    // Before the plugin is loaded (its constructors run then): from here
+    // on, a signal or a trace aimed at the harness is refused and named.
+    os::confine_worker();
     // Shared with the plugin's threads, which forward log lines during a
     // call: one message at a time, never two interleaved.
     let writer = Arc::new(Mutex::new(stream.try_clone()?));

@@ -82,6 +82,15 @@ pub enum FromWorker {
     /// thread's return addresses and what was mapped where, for the parent
     /// to symbolize (see `crate::stack`).
     Stack(RawStack),
+    /// Written by the worker's seccomp handler as it dies: the plugin made
+    /// a call the worker may not make (a signal, a trace, a memory access
+    /// aimed at the worker's parent, the harness's processes or every
+    /// process), which did not run. `parent` is the worker's parent as the
+    /// worker names it (1: the init of its PID namespace).
+    Forbidden {
+        call: String,
+        parent: i64,
+    },
 }
 
 /// What one method call gave back (`plugcheck call`).

@@ -85,6 +85,9 @@ pub enum Exchange {
         calls: CallTrail,
         /// What its crash handler said of the crashing thread.
         stack: Option<RawStack>,
+        /// The call its seccomp filter trapped, which it died of: what the
+        /// plugin tried to do to the harness.
+        forbidden: Option<Forbidden>,
     },
     /// The worker was killed; take its output with [`Worker::remains`].
     TimedOut {
@@ -99,6 +102,17 @@ pub enum Exchange {
     /// The channel closed while the worker process kept running another
     /// program: the plugin replaced the worker (`exec`). It was killed.
     Replaced { image: String },
+}
+
+/// A call the worker's filter refused and named as it died (see
+/// `FromWorker::Forbidden`): it came over a channel the plugin can write
+/// to, so it only ever describes the plugin's own worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forbidden {
+    /// `kill(1, SIGSTOP)`, as the worker names it.
+    pub call: String,
+    /// The worker's parent as the worker named it.
+    pub parent: i64,
 }
 
 /// What a message read while waiting for an answer is.
@@ -453,10 +467,15 @@ impl Worker {
         let deadline = Instant::now() + timeout;
         let mut calls = CallTrail::default();
         let mut stack = None;
+        let mut forbidden = None;
         loop {
             let ended = match self.reader.receive::<FromWorker>(Some(deadline)) {
                 Ok(Some(FromWorker::Stack(raw))) if stack.is_none() => {
                     stack = Some(raw);
+                    continue;
+                }
+                Ok(Some(FromWorker::Forbidden { call, parent })) if forbidden.is_none() => {
+                    forbidden = Some(Forbidden { call, parent });
                     continue;
                 }
                 Ok(Some(message)) => match hear(message, &mut calls) {
@@ -466,7 +485,7 @@ impl Worker {
                         self.abused(format!("a message out of turn: {}", short_debug(&other)))
                     }
                 },
-                Ok(None) => self.hung_up(calls, stack),
+                Ok(None) => self.hung_up(calls, stack, forbidden),
                 Err(ReceiveError::Deadline) => {
                     self.died = true;
                     self.process.kill();
@@ -476,7 +495,7 @@ impl Worker {
                     self.abused(error.to_string())
                 }
                 // A reset connection: the worker died mid-answer.
-                Err(ReceiveError::Io(_)) => self.hung_up(calls, stack),
+                Err(ReceiveError::Io(_)) => self.hung_up(calls, stack, forbidden),
             };
             return Err(Box::new(ended));
         }
@@ -534,13 +553,19 @@ impl Worker {
     }
 
     /// The channel ended: the worker died, or something replaced it.
-    fn hung_up(&mut self, calls: CallTrail, stack: Option<RawStack>) -> Exchange {
+    fn hung_up(
+        &mut self,
+        calls: CallTrail,
+        stack: Option<RawStack>,
+        forbidden: Option<Forbidden>,
+    ) -> Exchange {
         self.died = true;
         match self.process.wait_for_exit() {
             Ending::Exited(termination) => Exchange::Crashed {
                 termination,
                 calls,
                 stack,
+                forbidden,
             },
             Ending::StillRunning { image: Some(image) } => Exchange::Replaced { image },
             Ending::StillRunning { image: None } => Exchange::ChannelAbused {

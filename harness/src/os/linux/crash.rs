@@ -153,7 +153,9 @@ fn read_maps(buffer: &mut [u8]) -> &[u8] {
     }
 }
 
-fn send(mut bytes: &[u8]) {
+/// Writes `bytes` to the channel with plain `write`s (a signal handler's
+/// way).
+pub(super) fn send(mut bytes: &[u8]) {
     let fd = CHANNEL.load(Ordering::SeqCst);
     while !bytes.is_empty() && fd >= 0 {
         // SAFETY: writes from a buffer we own to the channel's descriptor.

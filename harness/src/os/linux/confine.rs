@@ -1,0 +1,391 @@
+//! What a plugin may not do to its judge, enforced in the worker by a
+//! seccomp filter and named when it is tried.
+//!
+//! A worker runs in a PID namespace of its own where the kernel allows it
+//! (`zygote.rs`): the harness, the helpers and every other worker are not
+//! even nameable there. This filter is the other half: a system call that
+//! aims a signal, a trace, a memory access or a resource limit at the
+//! worker's parent, at the harness's processes or at "every process"
+//! (`kill(-1, …)`) never runs. It traps (`SIGSYS`), and the handler sends
+//! the parent a `forbidden` message naming the call — `kill(1, SIGSTOP)`,
+//! the worker's parent and what the plugin meant — before the worker dies
+//! of that `SIGSYS`: the verdict names what the plugin did, not a crash.
+//! Where namespaces are refused this filter is the defence; its limit is
+//! that it knows pids, not processes (a harness process started after the
+//! filter, or a pidfd opened through `/proc`, is not in it).
+//!
+//! The filter is inherited by everything the plugin starts and by a
+//! program the worker becomes (`exec`), so a `kill -STOP` run by a
+//! plugin's shell is trapped alike. Installing it needs no privilege
+//! (`PR_SET_NO_NEW_PRIVS`: a set-uid program the plugin runs gains none).
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// System calls that name a target process by its pid, and the argument
+/// that holds it.
+const TARGETED: &[(libc::c_long, u32)] = &[
+    (libc::SYS_kill, 0),
+    (libc::SYS_tkill, 0),
+    (libc::SYS_tgkill, 0),
+    (libc::SYS_rt_sigqueueinfo, 0),
+    (libc::SYS_rt_tgsigqueueinfo, 0),
+    (libc::SYS_ptrace, 1),
+    (libc::SYS_process_vm_readv, 0),
+    (libc::SYS_process_vm_writev, 0),
+    (libc::SYS_pidfd_open, 0),
+    (libc::SYS_prlimit64, 0),
+];
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH: u32 = 0xC000_00B7;
+
+/// `seccomp_data`'s layout: `nr` at 0, `arch` at 4, `args[i]` at
+/// 16 + 8·i (its low half first on these little-endian targets).
+const NR: u32 = 0;
+const ARCH: u32 = 4;
+const fn arg_low(index: u32) -> u32 {
+    16 + 8 * index
+}
+
+/// x32 system calls on x86_64 carry this bit: they are refused outright,
+/// as a way around the numbers above.
+const X32_BIT: u32 = 0x4000_0000;
+
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+const SECCOMP_RET_TRAP: u32 = 0x0003_0000;
+
+/// The worker's parent as it sees it (1 inside a namespace: the
+/// supervising init), for the handler's words.
+static PARENT: AtomicI32 = AtomicI32::new(0);
+
+/// Pids the filter protects, as the worker names them.
+pub struct Protected(Vec<i32>);
+
+impl Protected {
+    /// The worker's parent (the harness, or the namespace's init), the
+    /// parent's process group, and the parent's other children (the
+    /// helpers, and the other plugins' workers where no namespace hides
+    /// them).
+    pub fn around_parent() -> Protected {
+        let parent = nix::unistd::getppid().as_raw();
+        let mut pids = vec![parent];
+        if let Ok(group) = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(parent))) {
+            pids.push(group.as_raw());
+        }
+        pids.extend(siblings(parent));
+        pids.retain(|&pid| pid > 0 && pid != std::process::id() as i32);
+        pids.sort_unstable();
+        pids.dedup();
+        Protected(pids)
+    }
+}
+
+/// The other children of `parent`, as `/proc` lists them; only where the
+/// worker's pids and `/proc`'s agree (no namespace between them).
+fn siblings(parent: i32) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+        return Vec::new();
+    };
+    let pids: Vec<i32> = tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    if pids.contains(&me) { pids } else { Vec::new() }
+}
+
+/// Installs the filter on this process (every thread it starts later, and
+/// every process it starts, inherits it) and the handler that names a
+/// trapped call. False when the kernel refused it.
+pub fn confine_worker(protected: &Protected) -> bool {
+    PARENT.store(nix::unistd::getppid().as_raw(), Ordering::SeqCst);
+    let program = filter(protected);
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: the handler is async-signal-safe (see `on_forbidden`);
+    // prctl and seccomp read the filter, which outlives the calls.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_forbidden as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        libc::sigfillset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGSYS, &action, std::ptr::null_mut());
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return false;
+        }
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &fprog as *const libc::sock_fprog,
+        ) == 0
+    }
+}
+
+fn statement(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+
+/// The BPF program: another architecture's call or an x32 call traps; a
+/// call of [`TARGETED`] traps when its target is -1 or a protected pid
+/// (or its negation, the group); everything else is allowed.
+fn filter(protected: &Protected) -> Vec<libc::sock_filter> {
+    let mut targets: Vec<u32> = vec![u32::MAX];
+    for &pid in &protected.0 {
+        targets.push(pid as u32);
+        targets.push(pid.wrapping_neg() as u32);
+    }
+    targets.sort_unstable();
+    targets.dedup();
+    let mut program = vec![
+        statement(LD_W_ABS, ARCH),
+        jump(JEQ_K, AUDIT_ARCH, 1, 0),
+        statement(RET_K, SECCOMP_RET_TRAP),
+        statement(LD_W_ABS, NR),
+    ];
+    if cfg!(target_arch = "x86_64") {
+        program.push(jump(JSET_K, X32_BIT, 0, 1));
+        program.push(statement(RET_K, SECCOMP_RET_TRAP));
+    }
+    // Per argument position: a block that loads it, compares it with each
+    // target (trap on a match) and allows otherwise.
+    let block = |index: u32| -> Vec<libc::sock_filter> {
+        let mut block = vec![statement(LD_W_ABS, arg_low(index))];
+        for (n, &target) in targets.iter().enumerate() {
+            // On a match, jump over the remaining comparisons and the
+            // allow to the trap.
+            let skip = (targets.len() - n) as u8;
+            block.push(jump(JEQ_K, target, skip, 0));
+        }
+        block.push(statement(RET_K, SECCOMP_RET_ALLOW));
+        block.push(statement(RET_K, SECCOMP_RET_TRAP));
+        block
+    };
+    let first = block(0);
+    let second = block(1);
+    // The dispatch: each targeted call jumps to its argument's block;
+    // the blocks follow an allow.
+    let dispatch_len = TARGETED.len() + 1;
+    for (n, &(number, index)) in TARGETED.iter().enumerate() {
+        let remaining = dispatch_len - n - 1;
+        let offset = match index {
+            0 => remaining,
+            _ => remaining + first.len(),
+        };
+        program.push(jump(JEQ_K, number as u32, offset as u8, 0));
+    }
+    program.push(statement(RET_K, SECCOMP_RET_ALLOW));
+    program.extend(first);
+    program.extend(second);
+    program
+}
+
+/// The `forbidden` message, composed in a fixed buffer: the handler runs
+/// in a signal context.
+struct Line {
+    bytes: [u8; 512],
+    len: usize,
+}
+
+impl Line {
+    fn push(&mut self, text: &[u8]) {
+        for &byte in text {
+            if self.len < self.bytes.len() {
+                self.bytes[self.len] = byte;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn number(&mut self, value: i64) {
+        if value < 0 {
+            self.push(b"-");
+        }
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = value.unsigned_abs();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.push(&digits[at..]);
+    }
+}
+
+/// The name of a call of [`TARGETED`].
+fn call_name(number: libc::c_long) -> &'static [u8] {
+    match number {
+        libc::SYS_kill => b"kill",
+        libc::SYS_tkill => b"tkill",
+        libc::SYS_tgkill => b"tgkill",
+        libc::SYS_rt_sigqueueinfo => b"rt_sigqueueinfo",
+        libc::SYS_rt_tgsigqueueinfo => b"rt_tgsigqueueinfo",
+        libc::SYS_ptrace => b"ptrace",
+        libc::SYS_process_vm_readv => b"process_vm_readv",
+        libc::SYS_process_vm_writev => b"process_vm_writev",
+        libc::SYS_pidfd_open => b"pidfd_open",
+        libc::SYS_prlimit64 => b"prlimit64",
+        _ => b"a system call",
+    }
+}
+
+/// The signal argument's position in a signalling call, if it has one.
+fn signal_argument(number: libc::c_long) -> Option<usize> {
+    match number {
+        libc::SYS_kill | libc::SYS_tkill | libc::SYS_rt_sigqueueinfo => Some(1),
+        libc::SYS_tgkill | libc::SYS_rt_tgsigqueueinfo => Some(2),
+        _ => None,
+    }
+}
+
+fn signal_name(signal: i64) -> &'static [u8] {
+    match signal as libc::c_int {
+        0 => b"0",
+        libc::SIGHUP => b"SIGHUP",
+        libc::SIGINT => b"SIGINT",
+        libc::SIGQUIT => b"SIGQUIT",
+        libc::SIGABRT => b"SIGABRT",
+        libc::SIGKILL => b"SIGKILL",
+        libc::SIGUSR1 => b"SIGUSR1",
+        libc::SIGUSR2 => b"SIGUSR2",
+        libc::SIGSEGV => b"SIGSEGV",
+        libc::SIGPIPE => b"SIGPIPE",
+        libc::SIGALRM => b"SIGALRM",
+        libc::SIGTERM => b"SIGTERM",
+        libc::SIGCHLD => b"SIGCHLD",
+        libc::SIGCONT => b"SIGCONT",
+        libc::SIGSTOP => b"SIGSTOP",
+        libc::SIGTSTP => b"SIGTSTP",
+        libc::SIGTTIN => b"SIGTTIN",
+        libc::SIGTTOU => b"SIGTTOU",
+        libc::SIGXCPU => b"SIGXCPU",
+        _ => b"",
+    }
+}
+
+/// The arguments of the trapped call, from the registers it was made with.
+///
+/// # Safety
+/// `context` is the `ucontext_t` the kernel passed to the handler.
+unsafe fn arguments(context: *mut libc::c_void) -> [i64; 3] {
+    let context = context.cast::<libc::ucontext_t>();
+    if context.is_null() {
+        return [0; 3];
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller's contract.
+    unsafe {
+        let registers = &(*context).uc_mcontext.gregs;
+        [
+            registers[libc::REG_RDI as usize],
+            registers[libc::REG_RSI as usize],
+            registers[libc::REG_RDX as usize],
+        ]
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: the caller's contract.
+    unsafe {
+        let registers = &(*context).uc_mcontext.regs;
+        [
+            registers[0] as i64,
+            registers[1] as i64,
+            registers[2] as i64,
+        ]
+    }
+}
+
+/// The `SIGSYS` handler: names the trapped call to the parent, then lets
+/// the worker die of `SIGSYS`, which the parent reads with the name.
+extern "C" fn on_forbidden(
+    _signal: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    // SAFETY: the kernel passes a valid siginfo; for SIGSYS from seccomp
+    // the call's number follows the address in `_sifields` (si_syscall).
+    let number = unsafe {
+        if info.is_null() {
+            -1
+        } else {
+            // `si_call_addr` at 16, `si_syscall` after it.
+            i64::from((info as *const u8).add(24).cast::<i32>().read_unaligned())
+        }
+    };
+    // SAFETY: the handler's context.
+    let args = unsafe { arguments(context) };
+    let mut line = Line {
+        bytes: [0; 512],
+        len: 0,
+    };
+    line.push(b"{\"type\":\"forbidden\",\"call\":\"");
+    line.push(call_name(number as libc::c_long));
+    line.push(b"(");
+    let pid_index = TARGETED
+        .iter()
+        .find(|(call, _)| i64::from(*call as i32) == number)
+        .map(|&(_, index)| index as usize);
+    match pid_index {
+        Some(1) => {
+            line.number(args[0]);
+            line.push(b", ");
+            line.number(i64::from(args[1] as i32));
+        }
+        Some(_) => {
+            line.number(i64::from(args[0] as i32));
+            if let Some(signal) = signal_argument(number as libc::c_long) {
+                let signal = args[signal] as i32;
+                line.push(b", ");
+                match signal_name(i64::from(signal)) {
+                    b"" => line.number(i64::from(signal)),
+                    name => line.push(name),
+                }
+            } else {
+                line.push(b", ...");
+            }
+        }
+        None => line.number(number),
+    }
+    line.push(b")\",\"parent\":");
+    line.number(i64::from(PARENT.load(Ordering::SeqCst)));
+    line.push(b"}\n");
+    super::crash::send(&line.bytes[..line.len]);
+    // SAFETY: default disposition, unblocked, then raised on this thread:
+    // the worker dies of SIGSYS (a tgkill of ourselves, which the filter
+    // allows).
+    unsafe {
+        libc::signal(libc::SIGSYS, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGSYS);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(libc::SIGSYS);
+        libc::_exit(128 + libc::SIGSYS);
+    }
+}
