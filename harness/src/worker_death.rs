@@ -191,7 +191,7 @@ pub fn forbidden_act(forbidden: &Forbidden) -> String {
         Some(pid) if pid == forbidden.parent && pid != 1 => {
             call.replacen(&pid.to_string(), "getppid()", 1)
         }
-        _ => call.clone(),
+        _ => call.to_string(),
     };
     format!("the plugin {verb} (`{shown}`)")
 }
