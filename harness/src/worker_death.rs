@@ -185,12 +185,13 @@ pub fn forbidden_act(forbidden: &Forbidden) -> String {
         ("pidfd_open", _) => format!("tried to take a handle to {whom}"),
         _ => format!("tried to reach {whom}"),
     };
-    // The parent's pid differs from run to run (outside a namespace): the
-    // call is shown with what it named.
+    // Pids outside a namespace differ from run to run: the call is shown
+    // with what it named.
     let shown = match target {
         Some(pid) if pid == forbidden.parent && pid != 1 => {
             call.replacen(&pid.to_string(), "getppid()", 1)
         }
+        Some(pid) if pid != -1 && pid != 1 => call.replacen(&pid.to_string(), "PID", 1),
         _ => call.to_string(),
     };
     format!("the plugin {verb} (`{shown}`)")

@@ -354,6 +354,10 @@ pub fn isolate_worker(command: &mut Command) {
 pub struct WorkerProcess {
     pid: u32,
     start: Start,
+    /// For a worker in a PID namespace of its own, `pid` is the
+    /// namespace's supervisor, and this the read end of the pipe it hands
+    /// the worker's own wait status through.
+    relay: Option<std::os::fd::OwnedFd>,
 }
 
 #[derive(Debug)]
@@ -365,8 +369,44 @@ enum Start {
 }
 
 impl WorkerProcess {
+    /// The process to wait for and kill: the worker, or the supervisor of
+    /// its namespace (killing it kills everything in the namespace).
     pub fn id(&self) -> u32 {
         self.pid
+    }
+
+    /// The worker process itself, as this process names it: what runs the
+    /// plugin (and what an `exec` replaces).
+    pub fn program_id(&self) -> u32 {
+        if self.relay.is_none() {
+            return self.pid;
+        }
+        // The supervisor's only child.
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
+            .ok()
+            .and_then(|children| children.split_whitespace().next()?.parse().ok())
+            .unwrap_or(self.pid)
+    }
+
+    /// Whether the worker runs in a PID namespace of its own.
+    pub fn namespaced(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// The worker's own status, as its supervisor handed it over, in place
+    /// of the supervisor's (which is only ours: 0, or SIGKILL when we
+    /// killed the namespace).
+    fn relayed(relay: Option<&std::os::fd::OwnedFd>, status: ExitStatus) -> ExitStatus {
+        let Some(relay) = relay else {
+            return status;
+        };
+        // The supervisor has exited: its 4 bytes are in the pipe, or
+        // nothing is (it was killed).
+        let mut bytes = [0u8; 4];
+        match nix::unistd::read(relay, &mut bytes) {
+            Ok(4) => ExitStatus::from_raw(i32::from_le_bytes(bytes)),
+            _ => status,
+        }
     }
 
     pub fn kill(&mut self) -> std::io::Result<()> {
@@ -411,7 +451,8 @@ impl WorkerProcess {
                         }
                     }
                     _ => {
-                        let status = ExitStatus::from_raw(status);
+                        let status =
+                            Self::relayed(self.relay.as_ref(), ExitStatus::from_raw(status));
                         *reaped = Some(status);
                         Ok(Some(status))
                     }
@@ -425,15 +466,17 @@ impl WorkerProcess {
 /// the program otherwise.
 pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProcess> {
     if let Some(forked) = zygote::start_worker(&launch) {
-        return forked.map(|pid| WorkerProcess {
-            pid,
+        return forked.map(|started| WorkerProcess {
+            pid: started.pid,
             start: Start::Forked(None),
+            relay: started.relay,
         });
     }
     let child = launch.command().spawn()?;
     Ok(WorkerProcess {
         pid: child.id(),
         start: Start::Spawned(child),
+        relay: None,
     })
 }
 
@@ -510,14 +553,40 @@ pub fn harden_worker() {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
     }
     // The parent may have died before the request: then we are an orphan
-    // already and must not run cases for nobody.
-    if nix::unistd::getppid() == Pid::from_raw(1) {
+    // already and must not run cases for nobody. Pid 1 is our parent in a
+    // PID namespace of our own (its supervisor), which is not the
+    // namespace of /proc's pid 1.
+    if nix::unistd::getppid() == Pid::from_raw(1) && !in_own_pid_namespace() {
         std::process::exit(1);
     }
 }
 
 pub fn confine_worker() -> bool {
     confine::confine_worker(&confine::Protected::around_parent())
+}
+
+/// Whether this process lives in a PID namespace below the one `/proc`
+/// shows (a worker's own, under its supervisor).
+fn in_own_pid_namespace() -> bool {
+    match (
+        std::fs::read_link("/proc/self/ns/pid"),
+        std::fs::read_link("/proc/1/ns/pid"),
+    ) {
+        (Ok(mine), Ok(outer)) => mine != outer,
+        // Unreadable (not ours to trace): a supervisor's first and only
+        // child is its pid 2.
+        (Ok(_), Err(_)) => std::process::id() == 2,
+        _ => false,
+    }
+}
+
+/// This process's pid as `/proc` numbers it (which differs from
+/// `getpid()` inside a PID namespace of its own).
+fn proc_pid() -> u32 {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|link| link.to_str()?.parse().ok())
+        .unwrap_or_else(std::process::id)
 }
 
 /// Whether this process asked to be a subreaper: only then are its
@@ -582,7 +651,7 @@ pub fn child_processes() -> Vec<ProcessInfo> {
 /// thread), which is a few reads instead of a scan of every process. Each
 /// pid is then checked against its `stat`, as the list can be stale.
 fn children(include_zombies: bool) -> Vec<ProcessInfo> {
-    let me = std::process::id();
+    let me = proc_pid();
     child_pids()
         .into_iter()
         .filter_map(|pid| {

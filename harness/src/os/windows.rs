@@ -445,6 +445,16 @@ impl WorkerProcess {
         self.child.id()
     }
 
+    /// The worker process itself: the process started (no namespace here).
+    pub fn program_id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Windows has no PID namespaces.
+    pub fn namespaced(&self) -> bool {
+        false
+    }
+
     pub fn kill(&mut self) -> std::io::Result<()> {
         self.child.kill()
     }

@@ -226,7 +226,7 @@ impl Process {
                 return Ending::Exited(termination);
             }
             // Another program in our worker's place: no need to wait.
-            let replaced = os::process_image(self.child.id())
+            let replaced = os::process_image(self.child.program_id())
                 .filter(|image| !same_program(image, &program))
                 .map(|image| image.display().to_string());
             if replaced.is_some() || Instant::now() >= deadline {

@@ -65,9 +65,11 @@ pub struct Protected(Vec<i32>);
 
 impl Protected {
     /// The worker's parent (the harness, or the namespace's init), the
-    /// parent's process group, and the parent's other children (the
-    /// helpers, and the other plugins' workers where no namespace hides
-    /// them).
+    /// parent's process group, the parent's other children (the helpers,
+    /// and the other plugins' workers where no namespace hides them), and
+    /// the worker's parent and grandparent as `/proc` numbers them (inside
+    /// a namespace those numbers name nothing of ours, but a plugin that
+    /// reads them there and uses them is named all the same).
     pub fn around_parent() -> Protected {
         let parent = nix::unistd::getppid().as_raw();
         let mut pids = vec![parent];
@@ -75,11 +77,28 @@ impl Protected {
             pids.push(group.as_raw());
         }
         pids.extend(siblings(parent));
+        if let Some(parent) = proc_parent("self") {
+            pids.push(parent);
+            pids.extend(proc_parent(&parent.to_string()));
+        }
         pids.retain(|&pid| pid > 0 && pid != std::process::id() as i32);
         pids.sort_unstable();
         pids.dedup();
         Protected(pids)
     }
+}
+
+/// The parent of `/proc/{pid}`, as `/proc` numbers it.
+fn proc_parent(pid: &str) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid …`: the name may hold anything up to its
+    // last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+        .filter(|&pid| pid > 1)
 }
 
 /// The other children of `parent`, as `/proc` lists them; only where the

@@ -23,6 +23,25 @@
 //! once it has its real parent), and it runs the same `__worker` code with
 //! the same arguments, environment and output ends.
 //!
+//! **Out of the plugin's reach.** Each worker runs in a PID namespace of
+//! its own (`unshare(CLONE_NEWPID)`; for a user without the privilege,
+//! with a user namespace mapping only its own ids: `CLONE_NEWUSER`). The
+//! harness, the helpers and the other plugins' workers have no pid there,
+//! so the plugin cannot signal, trace or read them (`kill(getppid(), …)`,
+//! `kill(-1, …)`, `ptrace`, `process_vm_writev` name nothing outside).
+//! The namespace's first process is its init, which the kernel shields
+//! from signals sent inside and whose death kills everything in it; so
+//! the first process is a small **supervisor** (a fork of the helper, no
+//! `exec`) that forks the real worker, waits for it, and hands its exact
+//! wait status (exit code, or signal and core) to the harness through a
+//! pipe of its own: the harness waits for the supervisor, decodes the
+//! worker's status, and kills the whole namespace by killing the
+//! supervisor. The supervisor also watches the harness through a pipe
+//! only the harness holds open, and ends (and the namespace with it) when
+//! the harness is gone, however it died. Where the kernel refuses both
+//! namespaces (a seccomp profile, a sysctl), the worker is forked beside
+//! the harness as before, and `confine.rs`'s filter is the defence.
+//!
 //! A request travels over a `SOCK_SEQPACKET` pair: the command line and
 //! environment as JSON, the two output ends as `SCM_RIGHTS`; the zygote
 //! answers with the worker's pid or an errno. A helper that fails (died,
@@ -31,7 +50,7 @@
 
 use std::ffi::OsString;
 use std::io::{IoSlice, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -58,6 +77,25 @@ const MAX_REQUEST: usize = 64 * 1024;
 const ANSWER_WAIT: Duration = Duration::from_secs(5);
 /// How long a forked worker waits to be re-parented to the harness.
 const REPARENT_WAIT: Duration = Duration::from_secs(2);
+
+/// A worker a helper started: the harness's child to wait for (the
+/// supervisor of its namespace, or the worker itself), and where the
+/// worker's own status comes from.
+pub struct Started {
+    pub pid: u32,
+    /// The read end of the supervisor's status pipe: the worker's wait
+    /// status, 4 bytes, once the supervisor has ended. `None`: the worker
+    /// is the child itself (no namespace).
+    pub relay: Option<OwnedFd>,
+}
+
+/// What a helper answers: the pid the harness waits for, or a negative
+/// errno, and whether that pid is a namespace's supervisor.
+const ANSWER_LEN: usize = 8;
+
+/// The write end of the pipe only the harness holds open: supervisors read
+/// its end (`Harness::life`) to learn the harness is gone.
+static LIFE_WRITER: AtomicI32 = AtomicI32::new(-1);
 
 /// A process of ours that waits for requests over a channel: the zygote,
 /// or the spare worker.
@@ -110,10 +148,21 @@ pub fn start(worker_main: WorkerMain) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
+    // Held open by this process alone, for as long as it lives: its end
+    // is what a namespace's supervisor watches.
+    let Ok((life_reader, life_writer)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
+        return;
+    };
     let harness = Harness {
         pid: nix::unistd::getpid(),
         worker_main,
+        life: life_reader.as_raw_fd(),
+        life_writer: life_writer.as_raw_fd(),
     };
+    // Never closed here: both ends stay for the life of the process (the
+    // reader for later helpers' copies).
+    std::mem::forget(life_reader);
+    LIFE_WRITER.store(life_writer.into_raw_fd(), Ordering::SeqCst);
     let zygote = fork_helper(None, serve, harness);
     let spare = fork_helper(zygote.as_ref(), park, harness);
     if let Some(spare) = &spare {
@@ -158,6 +207,11 @@ fn fork_helper(
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             drop(ours);
+            // SAFETY: closing this copy of the harness's life pipe end,
+            // which only the harness may hold.
+            unsafe {
+                libc::close(harness.life_writer);
+            }
             if let Some(sibling) = sibling {
                 // SAFETY: the copy of the sibling's channel end is never
                 // used here; closing it leaves the harness's own intact.
@@ -186,7 +240,7 @@ pub fn is_helper(pid: u32) -> bool {
 /// Starts a worker for `launch` from the spare or the zygote, if they
 /// serve its program. `None`: nothing serves it (none runs, another
 /// program, or they just failed and were ended); start the program instead.
-pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<u32>> {
+pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<Started>> {
     let mut guard = helpers();
     let helpers = guard.as_mut()?;
     if launch.exe != helpers.exe {
@@ -203,21 +257,47 @@ pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<
             .map(|(name, value)| ((*name).to_owned(), value.clone()))
             .collect(),
     };
+    let Ok((relay_reader, relay_writer)) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+    else {
+        return None;
+    };
     if let Some(spare) = helpers.spare.take() {
-        // The spare is our child already: once it has the request, it is
-        // the worker.
-        if send_request(&spare.channel, &request, launch).is_ok() {
+        // The spare is our child already: it becomes the worker, or the
+        // one that starts its namespace (then it answers and exits).
+        let answer = send_request(&spare.channel, &request, launch, &relay_writer)
+            .and_then(|()| read_answer(&spare.channel));
+        if let Ok((pid, namespaced)) = answer {
             SPARE_PID.store(0, Ordering::SeqCst);
-            return Some(Ok(spare.pid.as_raw() as u32));
+            if pid == spare.pid.as_raw() {
+                return Some(Ok(Started {
+                    pid: pid as u32,
+                    relay: None,
+                }));
+            }
+            // It exits once it has answered; reaped now, so that the
+            // supervisor it started is our child by the time we wait.
+            while let Err(Errno::EINTR) = waitpid(spare.pid, None) {}
+            if pid > 0 {
+                return Some(Ok(Started {
+                    pid: pid as u32,
+                    relay: namespaced.then_some(relay_reader),
+                }));
+            }
+            return Some(Err(std::io::Error::from_raw_os_error(-pid)));
         }
         helpers.retire(spare);
     }
     let zygote = helpers.zygote.as_ref()?;
-    let answer =
-        send_request(&zygote.channel, &request, launch).and_then(|()| read_answer(&zygote.channel));
+    let answer = send_request(&zygote.channel, &request, launch, &relay_writer)
+        .and_then(|()| read_answer(&zygote.channel));
+    drop(relay_writer);
     match answer {
-        Ok(pid) if pid > 0 => Some(Ok(pid as u32)),
-        Ok(errno) => Some(Err(std::io::Error::from_raw_os_error(-errno))),
+        Ok((pid, namespaced)) if pid > 0 => Some(Ok(Started {
+            pid: pid as u32,
+            relay: namespaced.then_some(relay_reader),
+        })),
+        Ok((errno, _)) => Some(Err(std::io::Error::from_raw_os_error(-errno))),
         Err(_) => {
             // A zygote that cannot be asked is ended; workers start as
             // programs from now on.
@@ -266,17 +346,23 @@ pub fn end() {
     }
 }
 
-/// Sends one request with the two output ends.
+/// Sends one request with the two output ends and the status pipe's
+/// write end.
 fn send_request(
     channel: &OwnedFd,
     request: &Request,
     launch: &crate::os::WorkerLaunch,
+    relay: &OwnedFd,
 ) -> Result<(), Errno> {
     let bytes = serde_json::to_vec(request).map_err(|_| Errno::EINVAL)?;
     if bytes.len() > MAX_REQUEST {
         return Err(Errno::E2BIG);
     }
-    let fds = [launch.stdout.as_raw_fd(), launch.stderr.as_raw_fd()];
+    let fds = [
+        launch.stdout.as_raw_fd(),
+        launch.stderr.as_raw_fd(),
+        relay.as_raw_fd(),
+    ];
     let sent = sendmsg::<UnixAddr>(
         channel.as_raw_fd(),
         &[IoSlice::new(&bytes)],
@@ -291,13 +377,14 @@ fn send_request(
     }
 }
 
-/// The zygote's answer: a pid, or a negative errno. An `Err` is the
-/// zygote's failure (dead, or silent past `ANSWER_WAIT`), not the worker's.
-fn read_answer(channel: &OwnedFd) -> Result<i32, Errno> {
-    let mut answer = [0u8; 4];
+/// A helper's answer: a pid, or a negative errno, and whether the pid is
+/// a namespace's supervisor. An `Err` is the helper's failure (dead, or
+/// silent past `ANSWER_WAIT`), not the worker's.
+fn read_answer(channel: &OwnedFd) -> Result<(i32, bool), Errno> {
+    let mut answer = [0u8; ANSWER_LEN];
     loop {
         match nix::sys::socket::recv(channel.as_raw_fd(), &mut answer, MsgFlags::empty()) {
-            Ok(4) => return Ok(i32::from_le_bytes(answer)),
+            Ok(ANSWER_LEN) => return Ok(decode_answer(answer)),
             Ok(_) => return Err(Errno::EIO),
             Err(Errno::EINTR) => {}
             Err(error) => return Err(error),
@@ -305,11 +392,27 @@ fn read_answer(channel: &OwnedFd) -> Result<i32, Errno> {
     }
 }
 
+fn encode_answer(pid: i32, namespaced: bool) -> [u8; ANSWER_LEN] {
+    let mut answer = [0u8; ANSWER_LEN];
+    answer[..4].copy_from_slice(&pid.to_le_bytes());
+    answer[4] = u8::from(namespaced);
+    answer
+}
+
+fn decode_answer(answer: [u8; ANSWER_LEN]) -> (i32, bool) {
+    let pid = i32::from_le_bytes([answer[0], answer[1], answer[2], answer[3]]);
+    (pid, answer[4] == 1)
+}
+
 /// What a helper knows of its harness.
 #[derive(Clone, Copy)]
 struct Harness {
     pid: Pid,
     worker_main: WorkerMain,
+    /// The read end of the pipe only the harness holds open.
+    life: RawFd,
+    /// Its write end's number, which every helper closes at once.
+    life_writer: RawFd,
 }
 
 /// A request as a helper received it: what the worker is to be.
@@ -317,6 +420,8 @@ struct Assignment {
     request: Request,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    /// Where a namespace's supervisor writes the worker's wait status.
+    relay: OwnedFd,
 }
 
 /// What a helper's channel gave it.
@@ -336,7 +441,19 @@ fn park(channel: OwnedFd, harness: Harness) -> ! {
     let mut buffer = vec![0u8; MAX_REQUEST];
     loop {
         match receive(&channel, &mut buffer) {
-            Ok(Received::Assignment(assignment)) => become_worker(assignment, &channel, harness),
+            Ok(Received::Assignment(assignment)) => {
+                let answer = match start_in_namespace(assignment, &channel, harness) {
+                    Ok(answer) => answer,
+                    Err(assignment) => {
+                        // No namespace: the spare is the worker, as it is.
+                        let me = nix::unistd::getpid().as_raw();
+                        answer_on(&channel, encode_answer(me, false));
+                        become_worker(assignment, &channel, harness, Parent::Harness)
+                    }
+                };
+                answer_on(&channel, answer);
+                exit_now(0)
+            }
             Err(Errno::EINTR) => {}
             Ok(Received::Invalid) => exit_now(1),
             Ok(Received::Closed) | Err(_) => exit_now(0),
@@ -367,21 +484,21 @@ fn serve(channel: OwnedFd, harness: Harness) -> ! {
     loop {
         let answer = match receive(&channel, &mut buffer) {
             Ok(Received::Assignment(assignment)) => fork_worker(assignment, &channel, harness),
-            Ok(Received::Invalid) => -libc::EINVAL,
+            Ok(Received::Invalid) => encode_answer(-libc::EINVAL, false),
             Err(Errno::EINTR) => continue,
             Ok(Received::Closed) | Err(_) => exit_now(0),
         };
-        let _ = nix::sys::socket::send(
-            channel.as_raw_fd(),
-            &answer.to_le_bytes(),
-            MsgFlags::MSG_NOSIGNAL,
-        );
+        answer_on(&channel, answer);
     }
+}
+
+fn answer_on(channel: &OwnedFd, answer: [u8; ANSWER_LEN]) {
+    let _ = nix::sys::socket::send(channel.as_raw_fd(), &answer, MsgFlags::MSG_NOSIGNAL);
 }
 
 /// Reads one request and its descriptors.
 fn receive(channel: &OwnedFd, buffer: &mut [u8]) -> Result<Received, Errno> {
-    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let mut space = nix::cmsg_space!([RawFd; 3]);
     let mut slices = [IoSliceMut::new(buffer)];
     let message = recvmsg::<UnixAddr>(
         channel.as_raw_fd(),
@@ -408,42 +525,47 @@ fn receive(channel: &OwnedFd, buffer: &mut [u8]) -> Result<Received, Errno> {
         return Ok(Received::Closed);
     }
     let request = serde_json::from_slice::<Request>(&buffer[..length]);
-    Ok(match (<[OwnedFd; 2]>::try_from(received), request) {
-        (Ok([stdout, stderr]), Ok(request)) if whole => Received::Assignment(Assignment {
+    Ok(match (<[OwnedFd; 3]>::try_from(received), request) {
+        (Ok([stdout, stderr, relay]), Ok(request)) if whole => Received::Assignment(Assignment {
             request,
             stdout,
             stderr,
+            relay,
         }),
         _ => Received::Invalid,
     })
 }
 
-/// Forks the intermediate, which forks the worker, tells us its pid and
-/// exits. Once the intermediate is reaped the worker is the harness's
-/// child: only then is its pid the answer.
-fn fork_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness) -> i32 {
+/// Forks the intermediate, which starts the worker (in a namespace of its
+/// own under a supervisor, or beside us), tells us the pid to wait for and
+/// exits. Once the intermediate is reaped that pid is the harness's child:
+/// only then is it the answer.
+fn fork_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness) -> [u8; ANSWER_LEN] {
     let Ok((pid_reader, pid_writer)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
-        return -libc::EMFILE;
+        return encode_answer(-libc::EMFILE, false);
     };
     // SAFETY: the zygote has a single thread.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             drop(pid_reader);
-            // SAFETY: the intermediate has a single thread.
-            let answer = match unsafe { fork() } {
-                Ok(ForkResult::Child) => {
-                    drop(pid_writer);
-                    become_worker(assignment, channel, harness)
-                }
-                Ok(ForkResult::Parent { child }) => {
-                    // The group is set on both sides, so it exists by the
-                    // time the harness hears of the worker.
-                    let _ = setpgid(child, child);
-                    child.as_raw()
-                }
-                Err(error) => -(error as i32),
+            let answer = match start_in_namespace(assignment, channel, harness) {
+                Ok(answer) => answer,
+                // SAFETY: the intermediate has a single thread.
+                Err(assignment) => match unsafe { fork() } {
+                    Ok(ForkResult::Child) => {
+                        drop(pid_writer);
+                        become_worker(assignment, channel, harness, Parent::Harness)
+                    }
+                    Ok(ForkResult::Parent { child }) => {
+                        // The group is set on both sides, so it exists by
+                        // the time the harness hears of the worker.
+                        let _ = setpgid(child, child);
+                        encode_answer(child.as_raw(), false)
+                    }
+                    Err(error) => encode_answer(-(error as i32), false),
+                },
             };
-            let _ = nix::unistd::write(&pid_writer, &answer.to_le_bytes());
+            let _ = nix::unistd::write(&pid_writer, &answer);
             exit_now(0)
         }
         Ok(ForkResult::Parent {
@@ -451,17 +573,161 @@ fn fork_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness) -> i
         }) => {
             drop(pid_writer);
             drop(assignment);
-            let mut answer = [0u8; 4];
+            let mut answer = [0u8; ANSWER_LEN];
             let read = read_all(pid_reader.as_fd(), &mut answer);
             while let Err(Errno::EINTR) = waitpid(intermediate, None) {}
             if read {
-                i32::from_le_bytes(answer)
+                answer
             } else {
-                -libc::EIO
+                encode_answer(-libc::EIO, false)
             }
         }
-        Err(error) => -(error as i32),
+        Err(error) => encode_answer(-(error as i32), false),
     }
+}
+
+/// Moves this process's future children into a PID namespace of their
+/// own: with the privilege to (root), a PID namespace alone; without it,
+/// inside a user namespace that maps only this user's own ids, so files
+/// are read and written as before. False when the kernel refuses both
+/// (then nothing changed).
+fn enter_namespace() -> bool {
+    // SAFETY: unshare takes flags and changes only this process's
+    // namespaces for its future children; getuid/getgid read ids.
+    let (uid, gid) = unsafe {
+        if libc::unshare(libc::CLONE_NEWPID) == 0 {
+            return true;
+        }
+        let ids = (libc::getuid(), libc::getgid());
+        if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) != 0 {
+            return false;
+        }
+        ids
+    };
+    // The maps can only fail if the kernel is broken; there is no way
+    // back out of the user namespace, so the worker then runs unmapped
+    // (as the overflow user) rather than not at all.
+    let _ = std::fs::write("/proc/self/setgroups", "deny");
+    let _ = std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"));
+    let _ = std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"));
+    true
+}
+
+/// In a process that is about to go (the zygote's intermediate, or the
+/// spare): starts the worker in a PID namespace of its own, under its
+/// supervisor, and gives the answer naming the supervisor. `Err`: the
+/// kernel allows no namespace here; the assignment comes back.
+fn start_in_namespace(
+    assignment: Assignment,
+    channel: &OwnedFd,
+    harness: Harness,
+) -> Result<[u8; ANSWER_LEN], Assignment> {
+    if !enter_namespace() {
+        return Err(assignment);
+    }
+    // SAFETY: this process has a single thread.
+    Ok(match unsafe { fork() } {
+        Ok(ForkResult::Child) => supervise(assignment, channel, harness),
+        Ok(ForkResult::Parent { child }) => {
+            let _ = setpgid(child, child);
+            encode_answer(child.as_raw(), true)
+        }
+        Err(error) => encode_answer(-(error as i32), false),
+    })
+}
+
+/// Nothing: SIGCHLD only has to interrupt the supervisor's wait.
+extern "C" fn on_child(_: libc::c_int) {}
+
+/// The life of a namespace's supervisor, its init: fork the worker, wait
+/// for it, hand its wait status to the harness, end (the kernel then kills
+/// whatever else lives in the namespace). Ends at once if the harness is
+/// gone. Signals the plugin sends it are dropped by the kernel (an init
+/// has no default actions for signals from inside), and it is not
+/// dumpable, so the plugin cannot trace it either.
+fn supervise(mut assignment: Assignment, channel: &OwnedFd, harness: Harness) -> ! {
+    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    let relay = std::mem::replace(&mut assignment.relay, dummy_fd());
+    // SAFETY: prctl and the signal calls touch only this process's
+    // settings; the handler does nothing.
+    let unblocked = unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        let mut child: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut child);
+        libc::sigaddset(&mut child, libc::SIGCHLD);
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigprocmask(libc::SIG_BLOCK, &child, &mut old);
+        libc::signal(libc::SIGCHLD, on_child as *const () as libc::sighandler_t);
+        libc::sigdelset(&mut old, libc::SIGCHLD);
+        old
+    };
+    // SAFETY: a single thread.
+    let worker = match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(relay);
+            // SAFETY: back to what a worker started as a program has.
+            unsafe {
+                libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+                libc::sigprocmask(libc::SIG_SETMASK, &unblocked, std::ptr::null_mut());
+                libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+            }
+            become_worker(assignment, channel, harness, Parent::Supervisor)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(_) => exit_now(1),
+    };
+    // SAFETY: closing our copies of what the worker alone uses.
+    unsafe {
+        libc::close(channel.as_raw_fd());
+    }
+    drop(assignment);
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes into a local integer.
+        match unsafe { libc::waitpid(worker.as_raw(), &mut status, libc::WNOHANG) } {
+            0 => {}
+            pid if pid == worker.as_raw() => {
+                let _ = nix::unistd::write(&relay, &status.to_le_bytes());
+                exit_now(0)
+            }
+            _ if Errno::last() == Errno::EINTR => {}
+            _ => exit_now(1),
+        }
+        let mut watch = libc::pollfd {
+            fd: harness.life,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd of ours; SIGCHLD is unblocked only while
+        // waiting, so a worker's death between the waitpid and here still
+        // interrupts the wait.
+        let ready = unsafe { libc::ppoll(&mut watch, 1, std::ptr::null(), &unblocked) };
+        if ready > 0 {
+            // The harness is gone: so are we, and the namespace with us.
+            exit_now(1)
+        }
+    }
+}
+
+/// A descriptor to leave in a moved-out field: `/dev/null`'s, or a closed
+/// pipe's.
+fn dummy_fd() -> OwnedFd {
+    match std::fs::File::open("/dev/null") {
+        Ok(file) => file.into(),
+        Err(_) => {
+            let (reader, _) = nix::unistd::pipe().expect("a pipe");
+            reader
+        }
+    }
+}
+
+/// Who a forked worker's parent is to be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    /// The harness, once the intermediate has exited (no namespace).
+    Harness,
+    /// The supervisor of its namespace, from the start.
+    Supervisor,
 }
 
 fn read_all(fd: std::os::fd::BorrowedFd, buffer: &mut [u8]) -> bool {
@@ -480,14 +746,16 @@ fn read_all(fd: std::os::fd::BorrowedFd, buffer: &mut [u8]) -> bool {
 /// The worker's start: wait to be the harness's child, lead a process
 /// group, take the output ends and the environment, then run as
 /// `plugcheck __worker` would.
-fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness) -> ! {
-    // SAFETY: closing the zygote's channel end, which this copy must not
-    // keep (the plugin could write into it); nothing else uses it here.
+fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, parent: Parent) -> ! {
+    // SAFETY: closing the zygote's channel end and the harness's life
+    // pipe, which this copy must not keep (the plugin could write into
+    // the one and hold the other); nothing else uses them here.
     unsafe {
         libc::close(channel.as_raw_fd());
+        libc::close(harness.life);
     }
     let deadline = Instant::now() + REPARENT_WAIT;
-    while getppid() != harness.pid {
+    while parent == Parent::Harness && getppid() != harness.pid {
         // The harness died meanwhile (re-parented elsewhere), or the
         // intermediate never exited: no one would ever judge this worker.
         if Instant::now() >= deadline {
@@ -500,7 +768,9 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness) ->
         request,
         stdout,
         stderr,
+        relay,
     } = assignment;
+    drop(relay);
     if nix::unistd::dup2_stdout(&stdout).is_err() || nix::unistd::dup2_stderr(&stderr).is_err() {
         exit_now(1);
     }
