@@ -256,6 +256,9 @@ fn crashed(
         format!(" on `{message}`{ALLOCATOR_ABORT}")
     } else if heap_corruption {
         ALLOCATOR_ABORT.to_owned()
+    } else if output.stderr.contains("SIGSYS: bad system call") {
+        // The Go worker under the filter: Go's own handler reports it.
+        ": the plugin made a call the harness forbids (a signal, a trace or a memory access aimed at the harness, or a signal to every process); it did not run".to_owned()
     } else if let Some(go_abort) = go_runtime_abort(&output.stderr) {
         format!(": the Go runtime aborted on `{go_abort}`")
     } else if termination == (Termination::Exited { code: 0 }) {

@@ -136,6 +136,10 @@ fn helpers() -> std::sync::MutexGuard<'static, Option<Helpers>> {
 struct Request {
     argv: Vec<Vec<u8>>,
     environment: Vec<(String, String)>,
+    /// Another program than plugcheck's (the Go worker): the worker
+    /// process `exec`s it, inside its namespace, under its filter.
+    #[serde(default)]
+    exec: bool,
 }
 
 /// Forks the zygote and the spare worker, if this process has a single
@@ -243,9 +247,7 @@ pub fn is_helper(pid: u32) -> bool {
 pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<Started>> {
     let mut guard = helpers();
     let helpers = guard.as_mut()?;
-    if launch.exe != helpers.exe {
-        return None;
-    }
+    let exec = launch.exe != helpers.exe;
     let request = Request {
         argv: std::iter::once(launch.exe.as_os_str())
             .chain(launch.args.iter().map(OsString::as_os_str))
@@ -256,6 +258,7 @@ pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.clone()))
             .collect(),
+        exec,
     };
     let Ok((relay_reader, relay_writer)) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
@@ -781,11 +784,34 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
         // environment concurrently.
         unsafe { std::env::set_var(name, value) };
     }
+    if request.exec {
+        run_program(request.argv)
+    }
     let argv = request.argv.into_iter().map(OsString::from_vec).collect();
     // A panic must end this process here, as it would end a worker started
     // as a program: unwinding further would return into the helper's loop.
     let code = std::panic::catch_unwind(|| (harness.worker_main)(argv)).unwrap_or(101);
     std::process::exit(code)
+}
+
+/// Becomes another worker program (the Go worker), under the same filter
+/// a worker of ours puts itself under: the filter outlives the `exec`
+/// (its handler does not: a trapped call then ends the program with its
+/// own report of SIGSYS).
+fn run_program(argv: Vec<Vec<u8>>) -> ! {
+    let Ok(argv) = argv
+        .into_iter()
+        .map(std::ffi::CString::new)
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        exit_now(127)
+    };
+    let Some(program) = argv.first() else {
+        exit_now(127)
+    };
+    super::confine::confine_worker(&super::confine::Protected::around_parent());
+    let _ = nix::unistd::execv(program, &argv);
+    exit_now(127)
 }
 
 /// Stdin, stdout and stderr onto /dev/null.
