@@ -159,15 +159,19 @@ impl Finding {
 pub fn forbidden_act(forbidden: &Forbidden) -> String {
     let call = crate::text::one_line(&forbidden.call);
     let name = call.split('(').next().unwrap_or_default();
-    let target = call
+    let arguments: Vec<&str> = call
         .split_once('(')
-        .and_then(|(_, rest)| rest.split([',', ')']).next())
+        .map(|(_, rest)| rest.trim_end_matches(')').split(", ").collect())
+        .unwrap_or_default();
+    // The target pid: the second argument of ptrace, the first of the rest.
+    let target_at = usize::from(name == "ptrace");
+    let target = arguments
+        .get(target_at)
         .and_then(|pid| pid.trim().parse::<i64>().ok());
-    let signal = call
-        .split(", ")
-        .nth(1)
-        .map(|signal| signal.trim_end_matches(')'))
-        .filter(|signal| signal.starts_with("SIG"));
+    let signal = arguments
+        .iter()
+        .skip(1)
+        .find(|argument| argument.starts_with("SIG"));
     let whom = match target {
         Some(-1) => "every process it may signal (-1)".to_owned(),
         Some(pid) if pid == forbidden.parent => "its parent, the harness".to_owned(),
@@ -187,13 +191,15 @@ pub fn forbidden_act(forbidden: &Forbidden) -> String {
     };
     // Pids outside a namespace differ from run to run: the call is shown
     // with what it named.
-    let shown = match target {
-        Some(pid) if pid == forbidden.parent && pid != 1 => {
-            call.replacen(&pid.to_string(), "getppid()", 1)
+    let mut shown: Vec<String> = arguments.iter().map(|a| (*a).to_owned()).collect();
+    if let (Some(pid), Some(slot)) = (target, shown.get_mut(target_at)) {
+        if pid == forbidden.parent && pid != 1 {
+            *slot = "getppid()".into();
+        } else if pid != -1 && pid != 1 {
+            *slot = "PID".into();
         }
-        Some(pid) if pid != -1 && pid != 1 => call.replacen(&pid.to_string(), "PID", 1),
-        _ => call.to_string(),
-    };
+    }
+    let shown = format!("{name}({})", shown.join(", "));
     format!("the plugin {verb} (`{shown}`)")
 }
 
@@ -366,6 +372,44 @@ mod tests {
         assert_eq!(
             go_runtime_abort(fatal),
             Some("fatal error: concurrent map writes")
+        );
+    }
+
+    #[test]
+    fn a_forbidden_call_is_told_by_what_it_aimed_at() {
+        let said = |call: &str, parent: i64| {
+            forbidden_act(&Forbidden {
+                call: call.into(),
+                parent,
+            })
+        };
+        assert_eq!(
+            said("kill(1, SIGSTOP)", 1),
+            "the plugin sent SIGSTOP to its parent, the harness (`kill(1, SIGSTOP)`)"
+        );
+        assert_eq!(
+            said("kill(4242, SIGTERM)", 4242),
+            "the plugin sent SIGTERM to its parent, the harness (`kill(getppid(), SIGTERM)`)"
+        );
+        assert_eq!(
+            said("kill(-1, SIGUSR2)", 1),
+            "the plugin sent SIGUSR2 to every process it may signal (-1) (`kill(-1, SIGUSR2)`)"
+        );
+        assert_eq!(
+            said("kill(977, SIGSTOP)", 1),
+            "the plugin sent SIGSTOP to a process of the harness (`kill(PID, SIGSTOP)`)"
+        );
+        assert_eq!(
+            said("ptrace(PTRACE_ATTACH, 1)", 1),
+            "the plugin tried to trace its parent, the harness (`ptrace(PTRACE_ATTACH, 1)`)"
+        );
+        assert_eq!(
+            said("process_vm_writev(77, ...)", 77),
+            "the plugin tried to write into the memory of its parent, the harness (`process_vm_writev(getppid(), ...)`)"
+        );
+        assert_eq!(
+            said("kill(-77, SIGINT)", 77),
+            "the plugin sent SIGINT to its parent's process group, the harness's (`kill(PID, SIGINT)`)"
         );
     }
 

@@ -484,7 +484,16 @@ pub fn prepare_worker_starts(worker_main: super::WorkerMain) {
     // The zygote's workers come to us only if we are a subreaper: their
     // parent exits at once.
     become_subreaper();
-    zygote::start(worker_main)
+    zygote::start(worker_main);
+    // Not dumpable from here on (the helpers forked above keep their own
+    // setting, and a program started later gets its own at exec): no
+    // process of the same user without CAP_SYS_PTRACE — a worker's
+    // plugin — may open our /proc/PID/mem, fds or environment, or trace
+    // us.
+    // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
 }
 
 pub fn stop_worker_starts() {

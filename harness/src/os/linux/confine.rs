@@ -126,6 +126,7 @@ fn siblings(parent: i32) -> Vec<i32> {
 /// trapped call. False when the kernel refused it.
 pub fn confine_worker(protected: &Protected) -> bool {
     PARENT.store(nix::unistd::getppid().as_raw(), Ordering::SeqCst);
+    drop_ptrace_capability();
     let program = filter(protected);
     let fprog = libc::sock_fprog {
         len: program.len() as u16,
@@ -147,6 +148,49 @@ pub fn confine_worker(protected: &Protected) -> bool {
             libc::SECCOMP_MODE_FILTER,
             &fprog as *const libc::sock_fprog,
         ) == 0
+    }
+}
+
+/// `CAP_SYS_PTRACE`'s number.
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Gives up `CAP_SYS_PTRACE` for good (bounding, permitted, effective and
+/// inheritable sets): a worker run as root could otherwise open the
+/// harness's `/proc/PID/mem` — a path, which no filter on pids sees — even
+/// though the harness is not dumpable. Without the capability, the kernel
+/// refuses a process that is not dumpable to anyone but itself. A worker
+/// without the capability (not root) has nothing to drop.
+fn drop_ptrace_capability() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget/capset with the version-3 header and its two data
+    // words, which live on this stack for the calls.
+    unsafe {
+        libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0);
+        if libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) != 0 {
+            return;
+        }
+        let bit = !(1u32 << CAP_SYS_PTRACE);
+        data[0].effective &= bit;
+        data[0].permitted &= bit;
+        data[0].inheritable &= bit;
+        libc::syscall(libc::SYS_capset, &mut header, data.as_ptr());
     }
 }
 
@@ -372,7 +416,11 @@ extern "C" fn on_forbidden(
         .map(|&(_, index)| index as usize);
     match pid_index {
         Some(1) => {
-            line.number(args[0]);
+            match args[0] {
+                16 => line.push(b"PTRACE_ATTACH"),
+                0x4206 => line.push(b"PTRACE_SEIZE"),
+                request => line.number(request),
+            }
             line.push(b", ");
             line.number(i64::from(args[1] as i32));
         }
@@ -406,5 +454,80 @@ extern "C" fn on_forbidden(
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(libc::SIGSYS);
         libc::_exit(128 + libc::SIGSYS);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// Forks a child that confines itself and then makes `attack`; returns
+    /// what it said over its channel and how it ended (its raw status).
+    fn confined_child(attack: fn()) -> (String, i32) {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let child_end = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        // SAFETY: the child only confines itself, makes one call and
+        // exits; glibc keeps malloc usable after a fork.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            super::super::crash::report_crashes_to(&child_end);
+            confine_worker(&Protected::around_parent());
+            attack();
+            // SAFETY: ends the child without running the test harness's
+            // exit code.
+            unsafe { libc::_exit(0) }
+        }
+        drop(child_end);
+        ours.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(ours).read_line(&mut line);
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        (line, status)
+    }
+
+    #[test]
+    fn a_signal_to_the_parent_does_not_run_and_is_named() {
+        let (line, status) = confined_child(|| {
+            // SAFETY: signal 0 only checks; the filter stops it anyway.
+            unsafe { libc::kill(libc::getppid(), 0) };
+        });
+        assert!(libc::WIFSIGNALED(status), "status {status:#x}");
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS);
+        let parent = std::process::id();
+        assert!(
+            line.contains(&format!("\"call\":\"kill({parent}, 0)\"")),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_signal_to_every_process_does_not_run_and_is_named() {
+        let (line, status) = confined_child(|| {
+            // SAFETY: signal 0 sends nothing; the filter stops it anyway.
+            unsafe { libc::kill(-1, 0) };
+        });
+        assert_eq!(libc::WTERMSIG(status), libc::SIGSYS, "{line}");
+        assert!(line.contains("\"call\":\"kill(-1, 0)\""), "{line}");
+    }
+
+    #[test]
+    fn a_signal_to_itself_and_its_own_group_is_allowed() {
+        let (line, status) = confined_child(|| {
+            // SAFETY: signal 0 only checks that the processes exist.
+            unsafe {
+                libc::kill(libc::getpid(), 0);
+                libc::kill(0, 0);
+            }
+        });
+        assert!(libc::WIFEXITED(status), "{line} {status:#x}");
+        assert_eq!(libc::WEXITSTATUS(status), 0);
+        assert_eq!(line, "");
     }
 }
