@@ -237,6 +237,20 @@ fn scrub_go_release(line: &str) -> String {
 /// `[signal SIGSEGV: … addr=0x0 pc=0x7f70f89058c7]` → `pc=[address]`: the
 /// faulting address of a Go crash moves with address-space randomization.
 fn scrub_go_signal_pc(line: &str) -> String {
+    if let Some(rest) = line.strip_prefix("PC=0x") {
+        // An unexpected signal's report (`SIGSYS: bad system call`):
+        // `PC=0x7fec33026cee m=4 sigcode=1`, where the thread number `m`
+        // depends on scheduling too.
+        let after = rest.trim_start_matches(|c: char| c.is_ascii_hexdigit());
+        let after = match after.strip_prefix(" m=") {
+            Some(m) => format!(
+                " m=[thread]{}",
+                m.trim_start_matches(|c: char| c.is_ascii_digit())
+            ),
+            None => after.to_owned(),
+        };
+        return format!("PC=[address]{after}");
+    }
     if !line.starts_with("[signal ") {
         return line.to_owned();
     }
@@ -369,6 +383,10 @@ mod tests {
             "panic: runtime error: nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=[address]]\n\ngoroutine stacks: [omitted]\n"
         );
         assert_eq!(scrub_go_signal_pc("pc=0x1 elsewhere"), "pc=0x1 elsewhere");
+        assert_eq!(
+            scrub_go_signal_pc("PC=0x7fec33026cee m=4 sigcode=1\n"),
+            "PC=[address] m=[thread] sigcode=1\n"
+        );
     }
 
     #[test]
