@@ -105,6 +105,11 @@ fn proc_parent(pid: &str) -> Option<i32> {
 /// worker's pids and `/proc`'s agree (no namespace between them).
 fn siblings(parent: i32) -> Vec<i32> {
     let me = std::process::id() as i32;
+    // Pid 1 is a namespace's supervisor, or the machine's init: `/proc`'s
+    // pid 1 is not ours to list either way.
+    if parent <= 1 {
+        return Vec::new();
+    }
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
         return Vec::new();
     };
