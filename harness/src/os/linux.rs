@@ -388,11 +388,6 @@ impl WorkerProcess {
             .unwrap_or(self.pid)
     }
 
-    /// Whether the worker runs in a PID namespace of its own.
-    pub fn namespaced(&self) -> bool {
-        self.relay.is_some()
-    }
-
     /// The worker's own status, as its supervisor handed it over, in place
     /// of the supervisor's (which is only ours: 0, or SIGKILL when we
     /// killed the namespace).

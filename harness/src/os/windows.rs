@@ -450,11 +450,6 @@ impl WorkerProcess {
         self.child.id()
     }
 
-    /// Windows has no PID namespaces.
-    pub fn namespaced(&self) -> bool {
-        false
-    }
-
     pub fn kill(&mut self) -> std::io::Result<()> {
         self.child.kill()
     }
