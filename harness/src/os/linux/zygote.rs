@@ -265,31 +265,19 @@ pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<
     else {
         return None;
     };
-    if let Some(spare) = helpers.spare.take() {
-        // The spare is our child already: it becomes the worker, or the
-        // one that starts its namespace (then it answers and exits).
-        let answer = send_request(&spare.channel, &request, launch, &relay_writer)
-            .and_then(|()| read_answer(&spare.channel));
-        if let Ok((pid, namespaced)) = answer {
-            SPARE_PID.store(0, Ordering::SeqCst);
-            if pid == spare.pid.as_raw() {
+    if let Some(mut spare) = helpers.spare.take() {
+        // The spare is our child (or its namespace's supervisor is), with
+        // a worker parked: once it has the request, it is the worker.
+        match spare_ready(&mut spare) {
+            Ok(ready) if send_request(&spare.channel, &request, launch, &relay_writer).is_ok() => {
+                SPARE_PID.store(0, Ordering::SeqCst);
                 return Some(Ok(Started {
-                    pid: pid as u32,
-                    relay: None,
+                    pid: spare.pid.as_raw() as u32,
+                    relay: if ready.namespaced { ready.relay } else { None },
                 }));
             }
-            // It exits once it has answered; reaped now, so that the
-            // supervisor it started is our child by the time we wait.
-            while let Err(Errno::EINTR) = waitpid(spare.pid, None) {}
-            if pid > 0 {
-                return Some(Ok(Started {
-                    pid: pid as u32,
-                    relay: namespaced.then_some(relay_reader),
-                }));
-            }
-            return Some(Err(std::io::Error::from_raw_os_error(-pid)));
+            _ => helpers.retire(spare),
         }
-        helpers.retire(spare);
     }
     let zygote = helpers.zygote.as_ref()?;
     let answer = send_request(&zygote.channel, &request, launch, &relay_writer)
@@ -327,6 +315,11 @@ impl Helpers {
 /// start as programs after this.
 pub fn stop() {
     if let Some(helpers) = helpers().as_mut() {
+        if let Some(spare) = helpers.spare.as_mut() {
+            // An unused spare may be a namespace's supervisor by now: that
+            // is the process to kill.
+            let _ = spare_ready(spare);
+        }
         for helper in [helpers.zygote.take(), helpers.spare.take()]
             .into_iter()
             .flatten()
@@ -441,27 +434,146 @@ enum Received {
 fn park(channel: OwnedFd, harness: Harness) -> ! {
     die_with(harness.pid);
     quiet_stdio();
+    // Prepared ahead, while the harness goes on starting: the namespace,
+    // its supervisor, and the worker parked in it. The harness learns the
+    // supervisor's pid and its status pipe from the first message, and
+    // its first worker then costs one message, as without a namespace.
+    if enter_namespace() {
+        let Ok((relay_reader, relay_writer)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        else {
+            exit_now(1)
+        };
+        // SAFETY: this process has a single thread.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                drop(relay_reader);
+                supervise(
+                    Job::Parked {
+                        relay: relay_writer,
+                    },
+                    &channel,
+                    harness,
+                )
+            }
+            Ok(ForkResult::Parent { child }) => {
+                let _ = setpgid(child, child);
+                drop(relay_writer);
+                let _ = send_ready(
+                    &channel,
+                    encode_answer(child.as_raw(), true),
+                    Some(&relay_reader),
+                );
+                exit_now(0)
+            }
+            Err(error) => {
+                let _ = send_ready(&channel, encode_answer(-(error as i32), false), None);
+                exit_now(1)
+            }
+        }
+    }
+    // No namespace: the spare is the worker, as it is.
+    let me = nix::unistd::getpid().as_raw();
+    let _ = send_ready(&channel, encode_answer(me, false), None);
+    wait_for_assignment(&channel, harness, Parent::Harness)
+}
+
+/// A parked worker's wait: the first request makes it that worker; the
+/// harness closing the channel (or dying) ends it.
+fn wait_for_assignment(channel: &OwnedFd, harness: Harness, parent: Parent) -> ! {
     let mut buffer = vec![0u8; MAX_REQUEST];
     loop {
-        match receive(&channel, &mut buffer) {
+        match receive(channel, &mut buffer) {
             Ok(Received::Assignment(assignment)) => {
-                let answer = match start_in_namespace(assignment, &channel, harness) {
-                    Ok(answer) => answer,
-                    Err(assignment) => {
-                        // No namespace: the spare is the worker, as it is.
-                        let me = nix::unistd::getpid().as_raw();
-                        answer_on(&channel, encode_answer(me, false));
-                        become_worker(assignment, &channel, harness, Parent::Harness)
-                    }
-                };
-                answer_on(&channel, answer);
-                exit_now(0)
+                become_worker(assignment, channel, harness, parent)
             }
             Err(Errno::EINTR) => {}
             Ok(Received::Invalid) => exit_now(1),
             Ok(Received::Closed) | Err(_) => exit_now(0),
         }
     }
+}
+
+/// The spare's first message: the pid the harness waits for (the
+/// supervisor of the spare's namespace, or the spare itself), and the
+/// read end of the supervisor's status pipe.
+fn send_ready(
+    channel: &OwnedFd,
+    answer: [u8; ANSWER_LEN],
+    relay: Option<&OwnedFd>,
+) -> Result<(), Errno> {
+    let fds: Vec<RawFd> = relay.iter().map(|fd| fd.as_raw_fd()).collect();
+    let rights = [ControlMessage::ScmRights(&fds)];
+    let control: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    sendmsg::<UnixAddr>(
+        channel.as_raw_fd(),
+        &[IoSlice::new(&answer)],
+        control,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map(drop)
+}
+
+/// What the spare said it is (see [`send_ready`]).
+struct Ready {
+    namespaced: bool,
+    relay: Option<OwnedFd>,
+}
+
+/// Reads the spare's first message, once: the harness waits for the pid
+/// it names from then on (the spare, which exits, is reaped here).
+fn spare_ready(spare: &mut Helper) -> Result<Ready, Errno> {
+    let mut answer = [0u8; ANSWER_LEN];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let (length, relay) = loop {
+        let mut slices = [IoSliceMut::new(&mut answer)];
+        match recvmsg::<UnixAddr>(
+            spare.channel.as_raw_fd(),
+            &mut slices,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(message) => {
+                let mut relay = None;
+                for control in message.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(fds) = control {
+                        for fd in fds {
+                            // SAFETY: the kernel just installed it for us.
+                            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+                            relay.get_or_insert(fd);
+                        }
+                    }
+                }
+                break (message.bytes, relay);
+            }
+            Err(Errno::EINTR) => {}
+            Err(error) => return Err(error),
+        }
+    };
+    if length != ANSWER_LEN {
+        return Err(Errno::EIO);
+    }
+    let (pid, namespaced) = decode_answer(answer);
+    if pid <= 0 {
+        return Err(Errno::from_raw(-pid));
+    }
+    if pid != spare.pid.as_raw() {
+        // The spare started the namespace and exits: once it is reaped,
+        // the supervisor is our child.
+        while let Err(Errno::EINTR) = waitpid(spare.pid, None) {}
+        spare.pid = Pid::from_raw(pid);
+        SPARE_PID.store(pid, Ordering::SeqCst);
+    }
+    if let Some(relay) = &relay {
+        let _ = nix::fcntl::fcntl(
+            relay,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+    }
+    Ok(Ready {
+        namespaced: namespaced && relay.is_some(),
+        relay,
+    })
 }
 
 /// Has the kernel kill this helper when the harness dies, and exits now if
@@ -630,7 +742,7 @@ fn start_in_namespace(
     }
     // SAFETY: this process has a single thread.
     Ok(match unsafe { fork() } {
-        Ok(ForkResult::Child) => supervise(assignment, channel, harness),
+        Ok(ForkResult::Child) => supervise(Job::Assigned(assignment), channel, harness),
         Ok(ForkResult::Parent { child }) => {
             let _ = setpgid(child, child);
             encode_answer(child.as_raw(), true)
@@ -648,9 +760,15 @@ extern "C" fn on_child(_: libc::c_int) {}
 /// gone. Signals the plugin sends it are dropped by the kernel (an init
 /// has no default actions for signals from inside), and it is not
 /// dumpable, so the plugin cannot trace it either.
-fn supervise(mut assignment: Assignment, channel: &OwnedFd, harness: Harness) -> ! {
+fn supervise(job: Job, channel: &OwnedFd, harness: Harness) -> ! {
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
-    let relay = std::mem::replace(&mut assignment.relay, dummy_fd());
+    let (relay, assignment) = match job {
+        Job::Assigned(mut assignment) => (
+            std::mem::replace(&mut assignment.relay, dummy_fd()),
+            Some(assignment),
+        ),
+        Job::Parked { relay } => (relay, None),
+    };
     // SAFETY: prctl and the signal calls touch only this process's
     // settings; the handler does nothing.
     let unblocked = unsafe {
@@ -674,7 +792,10 @@ fn supervise(mut assignment: Assignment, channel: &OwnedFd, harness: Harness) ->
                 libc::sigprocmask(libc::SIG_SETMASK, &unblocked, std::ptr::null_mut());
                 libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
             }
-            become_worker(assignment, channel, harness, Parent::Supervisor)
+            match assignment {
+                Some(assignment) => become_worker(assignment, channel, harness, Parent::Supervisor),
+                None => wait_for_assignment(channel, harness, Parent::Supervisor),
+            }
         }
         Ok(ForkResult::Parent { child }) => child,
         Err(_) => exit_now(1),
@@ -710,6 +831,16 @@ fn supervise(mut assignment: Assignment, channel: &OwnedFd, harness: Harness) ->
             exit_now(1)
         }
     }
+}
+
+/// What a supervisor's worker is to do.
+enum Job {
+    /// Become the worker the assignment asks for.
+    Assigned(Assignment),
+    /// Park until an assignment comes over the channel (the spare); the
+    /// supervisor writes the status into `relay`, whose read end the
+    /// spare handed the harness.
+    Parked { relay: OwnedFd },
 }
 
 /// A descriptor to leave in a moved-out field: `/dev/null`'s, or a closed
