@@ -11,8 +11,9 @@
 //! lock some other thread held, locked forever.
 //!
 //! - The **spare** is a worker forked ahead: the harness's child in a
-//!   process group of its own, parked until it is sent a command line. The
-//!   first worker of a run costs one message.
+//!   process group of its own (or, with a namespace, the only child of
+//!   the namespace's supervisor, prepared at start too), parked until it
+//!   is sent a command line. The first worker of a run costs one message.
 //! - The **zygote** forks every later worker twice (zygote → intermediate →
 //!   worker); the intermediate exits at once, so the worker is re-parented
 //!   to the harness, a subreaper, before the zygote answers with its pid.
