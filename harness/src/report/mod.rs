@@ -5,6 +5,7 @@ pub mod event;
 pub mod gate;
 pub mod github;
 pub mod junit;
+pub mod not_run;
 pub mod progress;
 pub mod table;
 
