@@ -119,8 +119,19 @@ pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> Conclude
             }
             failures
         });
+        // Each reload waits for a call begun since the one before: calls
+        // and reloads interleave however the threads are scheduled (a
+        // caller not yet started would otherwise see no reload at all, and
+        // the case pass on no calls).
+        let mut seen = 0;
         let reloads: Vec<Result<Reloaded, ReloadFailure>> = (0..RELOADS_WHILE_CALLING)
-            .map(|_| engine.reload())
+            .map(|_| {
+                while calls.load(Ordering::Relaxed) == seen && !caller.is_finished() {
+                    std::thread::yield_now();
+                }
+                seen = calls.load(Ordering::Relaxed);
+                engine.reload()
+            })
             .collect();
         stop.store(true, Ordering::Relaxed);
         (
