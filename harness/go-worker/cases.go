@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -221,23 +222,9 @@ func (s *session) stateRoundtrip() outcome {
 	if failed != nil {
 		return *failed
 	}
-	changedBy := ""
-	for _, name := range s.current.host.names() {
-		for i := 0; i < 2 && changedBy == ""; i++ {
-			if _, failed := s.current.call(name, nil); failed != nil {
-				return *failed
-			}
-			now, failed := save()
-			if failed != nil {
-				return *failed
-			}
-			if !bytes.Equal(now, initial) {
-				changedBy = name
-			}
-		}
-		if changedBy != "" {
-			break
-		}
+	changedBy, tried, failed := s.driveState(initial, save)
+	if failed != nil {
+		return *failed
 	}
 	carried, failed := save()
 	if failed != nil {
@@ -270,12 +257,80 @@ func (s *session) stateRoundtrip() outcome {
 	}
 	var o outcome
 	if changedBy != "" {
-		o = pass(fmt.Sprintf("%d bytes of state, changed by calling `%s`, carried across a restart unchanged", n, changedBy))
+		o = pass(fmt.Sprintf("%d bytes of state, changed by calling %s, carried across a restart unchanged", n, changedBy))
 	} else {
-		o = warning(fmt.Sprintf("only the initial state could be carried (%d bytes): no method changed what SaveState returns, so a RestoreState that ignores its input would pass too", n))
+		o = warning(fmt.Sprintf("only the initial state could be carried (%d bytes): no method changed what SaveState returns (%s), so a RestoreState that ignores its input would pass too", n, tried))
 	}
 	o.Detail.StateBytes = ptr(uint64(n))
 	return o
+}
+
+// State is driven as the Rust worker drives it (harness/src/cases/state.rs):
+// each method twice with empty input, then inputs #1.. of the fuzz series,
+// round by round over every method, stateRounds at most and stateCalls in
+// all, every method getting at least one.
+const (
+	stateRounds = 8
+	stateCalls  = 512
+)
+
+// driveState calls the plugin's methods until SaveState's bytes differ
+// from initial: the call that changed them (empty when none did), what was
+// tried, and the outcome when a call panicked or SaveState failed. An
+// error answer is allowed here, as in the Rust worker: a natural `get`
+// refuses a key never put.
+func (s *session) driveState(initial []byte, save func() ([]byte, *outcome)) (string, string, *outcome) {
+	names := s.current.host.names()
+	sort.Strings(names)
+	drive := func(name string, in []byte, on string) (bool, *outcome) {
+		method := s.current.host.methods[name]
+		if p := guard(func() { _, _ = method(in) }); p != nil {
+			o := failPanic(fmt.Sprintf("`%s` panicked%s (called to change the state)", name, on), p)
+			return false, &o
+		}
+		now, failed := save()
+		if failed != nil {
+			return false, failed
+		}
+		return !bytes.Equal(now, initial), nil
+	}
+	for _, name := range names {
+		for i := 0; i < 2; i++ {
+			changed, failed := drive(name, nil, " on empty input")
+			if failed != nil || changed {
+				return "`" + name + "`", "", failed
+			}
+		}
+	}
+	rounds := 0
+	if s.settings.FuzzSeries != nil && len(names) > 0 {
+		_, inputs, whats, err := readSeries(*s.settings.FuzzSeries)
+		if err == nil {
+			rounds = stateCalls / len(names)
+			if rounds < 1 {
+				rounds = 1
+			}
+			if rounds > stateRounds {
+				rounds = stateRounds
+			}
+			if rounds > len(inputs)-1 {
+				rounds = len(inputs) - 1
+			}
+			for i := 1; i <= rounds; i++ {
+				on := fmt.Sprintf(" on fuzz input #%d (%s; seed %#x)", i, whats[i], s.settings.Seed)
+				for _, name := range names {
+					changed, failed := drive(name, inputs[i], on)
+					if failed != nil || changed {
+						return "`" + name + "`" + on, "", failed
+					}
+				}
+			}
+		}
+	}
+	if rounds < 0 {
+		rounds = 0
+	}
+	return "", fmt.Sprintf("each of %d method(s) called twice with empty input, then with %d input(s) of the fuzz series", len(names), rounds), nil
 }
 
 func (s *session) shutdown() outcome {
