@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::{exit, say};
-use crate::catalog::{CaseId, Family};
+use crate::catalog::CaseId;
 use crate::gate_file::{self, GateFile};
 use crate::outcome::{CaseSettings, ReloadRole};
 use crate::policy::Policy;
@@ -363,22 +363,15 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         .iter()
         .map(|plugin| absolute(plugin))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // Shadow copies and scratch builds of the reload cases go here, and the
-    // fuzz inputs written for the Go worker; it goes away at the end, also
-    // after a worker was killed mid-case.
-    let scratch = if cases
-        .iter()
-        .any(|case| matches!(case.family(), Family::Reload | Family::Crash))
-    {
-        let dir = tempfile::Builder::new()
-            .prefix("plugcheck-run-")
-            .tempdir()
-            .context("cannot create the run's temporary directory")?;
-        Some(dir)
-    } else {
-        None
-    };
-    let scratch_path = scratch.as_ref().map(|dir| dir.path().to_owned());
+    // Each worker's working directory goes here, and shadow copies and
+    // scratch builds of the reload cases, and the fuzz inputs written for
+    // the Go worker; it goes away at the end, also after a worker was
+    // killed mid-case or the run was interrupted.
+    let scratch = tempfile::Builder::new()
+        .prefix("plugcheck-run-")
+        .tempdir()
+        .context("cannot create the run's temporary directory")?;
+    let scratch_path = Some(scratch.path().to_owned());
     let options = RunOptions {
         worker_exe: std::env::current_exe()
             .context("cannot find the plugcheck binary to re-execute")?,

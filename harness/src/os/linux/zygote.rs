@@ -98,6 +98,8 @@ fn helpers() -> std::sync::MutexGuard<'static, Option<Helpers>> {
 struct Request {
     argv: Vec<Vec<u8>>,
     environment: Vec<(String, String)>,
+    /// The working directory the worker changes to.
+    cwd: Vec<u8>,
 }
 
 /// Forks the zygote and the spare worker, if this process has a single
@@ -202,6 +204,7 @@ pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.clone()))
             .collect(),
+        cwd: launch.cwd.as_os_str().as_bytes().to_vec(),
     };
     if let Some(spare) = helpers.spare.take() {
         // The spare is our child already: once it has the request, it is
@@ -510,6 +513,11 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness) ->
         // SAFETY: this process has one thread: nothing reads the
         // environment concurrently.
         unsafe { std::env::set_var(name, value) };
+    }
+    // A worker that cannot be where its files are meant to go does not
+    // run in the user's directory instead.
+    if std::env::set_current_dir(OsString::from_vec(request.cwd)).is_err() {
+        exit_now(1);
     }
     let argv = request.argv.into_iter().map(OsString::from_vec).collect();
     // A panic must end this process here, as it would end a worker started
