@@ -81,7 +81,12 @@ pub enum MergeError {
         first: Partition,
     },
     #[error(
-        "`{second}` is shard {partition} again (`{first}` is too): the shards overlap; give each shard once"
+        "{}: the shards overlap; give each shard once",
+        if first == second {
+            format!("`{second}` is given twice (shard {partition})")
+        } else {
+            format!("`{second}` is shard {partition} again (`{first}` is too)")
+        }
     )]
     Duplicate {
         partition: Partition,

@@ -61,7 +61,13 @@ impl Provenance {
                     self.plugin_set.count, self.plugin_set.hash
                 ),
             ),
-            ("--filter", or_none(self.filter.join(","))),
+            (
+                "--filter",
+                match self.filter.join(",") {
+                    filter if filter.is_empty() => "none (every case)".into(),
+                    filter => filter,
+                },
+            ),
             ("--seed", self.seed.clone()),
             ("--repeat", self.repeat.to_string()),
             ("--fuzz-inputs", self.fuzz_inputs.to_string()),
