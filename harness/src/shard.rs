@@ -119,7 +119,12 @@ pub enum MergeError {
     #[error("`{shard}` names a filter this plugcheck cannot read: {error}")]
     BadFilter { shard: String, error: String },
     #[error(
-        "`{plugin}` is in both `{first}` and `{second}`: the shards overlap; give each shard once"
+        "{}: the shards overlap; give each shard once",
+        if first == second {
+            format!("`{plugin}` is twice in `{first}`")
+        } else {
+            format!("`{plugin}` is in both `{first}` and `{second}`")
+        }
     )]
     Overlap {
         plugin: String,

@@ -595,12 +595,14 @@ pub struct ToolchainProbe {
 impl Report {
     /// One report of several runs on one platform (the parts of a leg run
     /// with different options): the first part's header, every part's
-    /// plugins. `None` for no parts.
+    /// plugins. `None` for no parts. Runs made differently have no one
+    /// provenance: the union of several has none (and is no shard).
     pub fn merge(parts: impl IntoIterator<Item = Report>) -> Option<Report> {
         let mut parts = parts.into_iter();
         let mut merged = parts.next()?;
         for part in parts {
             merged.plugins.extend(part.plugins);
+            merged.provenance = None;
         }
         Some(merged)
     }
@@ -842,6 +844,16 @@ mod tests {
         merged.order_plugins(&["echo".into(), "hang".into()]);
         let stems: Vec<String> = merged.plugins.iter().map(PluginReport::stem).collect();
         assert_eq!(stems, ["echo", "hang", "extra"], "unnamed plugins go last");
+        let mut part = test_report("linux", &[]);
+        part.provenance = serde_json::from_value(serde_json::json!({"version": "0.1.0",
+            "plugin_set": {"count": 0, "hash": "xxh3:0"}, "seed": "0x1", "repeat": 1,
+            "fuzz_inputs": 1, "load_time_bound_ms": 1, "repeat_cycles": 1, "reload_cycles": 1}))
+        .unwrap();
+        assert!(part.provenance.is_some());
+        let one = Report::merge([part.clone()]).unwrap();
+        assert_eq!(one.provenance, part.provenance, "one part is that run");
+        let two = Report::merge([part.clone(), part]).unwrap();
+        assert_eq!(two.provenance, None, "parts of several runs are no one run");
     }
     use super::*;
 

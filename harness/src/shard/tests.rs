@@ -413,6 +413,14 @@ fn a_plugin_in_two_shards_or_in_the_wrong_one_is_refused() {
     let (error, text) = refusal(shards);
     assert!(matches!(error, MergeError::WrongShard { .. }), "{text}");
     assert!(text.contains("its file name cuts to shard"), "{text}");
+    // Twice in one shard.
+    let mut shards = run(3, &[]);
+    let at = holding(&shards, "/p/e.so");
+    let twice = shards[at].1.plugins[0].clone();
+    shards[at].1.plugins.push(twice);
+    let (error, text) = refusal(shards);
+    assert!(matches!(error, MergeError::Overlap { .. }), "{text}");
+    assert!(text.contains("is twice in `shard-"), "{text}");
     // The same file name in two directories is one slice's: allowed.
     let a = holding(&run(3, &[]), "/p/a.so");
     assert_eq!(a, holding(&run(3, &[]), "/q/a.so"));
