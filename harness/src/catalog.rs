@@ -278,6 +278,25 @@ pub fn check_case_or_family(name: &str) -> Result<(), String> {
     ))
 }
 
+/// The cases a filter (`--filter`: case ids or family names) selects, in
+/// suite order; every case for an empty filter.
+pub fn select(filter: &[String]) -> Result<Vec<CaseId>, String> {
+    if filter.is_empty() {
+        return Ok(CaseId::ALL.to_vec());
+    }
+    for wanted in filter {
+        check_case_or_family(wanted)?;
+    }
+    let selected = |case: &CaseId, wanted: &String| {
+        case.id() == wanted || case.family().to_string() == *wanted
+    };
+    Ok(CaseId::ALL
+        .iter()
+        .copied()
+        .filter(|case| filter.iter().any(|wanted| selected(case, wanted)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

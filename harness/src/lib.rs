@@ -24,6 +24,7 @@ pub mod normalize;
 pub mod open_error;
 pub mod os;
 pub mod outcome;
+pub mod partition;
 pub mod plan;
 pub mod plugin_file;
 pub mod plugin_kind;

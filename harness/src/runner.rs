@@ -13,6 +13,7 @@ use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
 use crate::policy::Policy;
 use crate::report::event::{Event, Reporters, WorkerStart};
+use crate::report::provenance::Provenance;
 use crate::report::{
     CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, Verdict,
 };
@@ -39,6 +40,9 @@ pub struct RunOptions {
     /// Where inputs that crash or hang a method are saved (none: they are
     /// not, and the report says so).
     pub inputs_dir: Option<PathBuf>,
+    /// How the run was made, recorded in its report (none for a run no
+    /// report of is kept, like a reload's pre-flight).
+    pub provenance: Option<Provenance>,
 }
 
 /// Runs every plugin, `jobs` at a time, calling `on_done` as each finishes
@@ -97,6 +101,7 @@ pub fn run_all(
         toolchain_probes: Vec::new(),
         policy: Policy::default(),
         waivers: Vec::new(),
+        provenance: options.provenance.clone(),
     };
     options.policy.judge(&mut report, crate::policy::today());
     // An interrupted run's results are not verdicts: nothing reports them.
@@ -594,6 +599,7 @@ impl crate::reload::Preflight for IsolatedPreflight {
             repeat: 1,
             jobs: 1,
             inputs_dir: None,
+            provenance: None,
         };
         let report = run_plugin(build, &options).map_err(|error| {
             Outcome::fail(format!("the pre-flight worker did not start: {error}"))
