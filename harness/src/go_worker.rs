@@ -52,6 +52,16 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ),
     ("worker", "cases.go", include_str!("../go-worker/cases.go")),
     ("worker", "fuzz.go", include_str!("../go-worker/fuzz.go")),
+    (
+        "worker",
+        "limits.go",
+        include_str!("../go-worker/limits.go"),
+    ),
+    (
+        "worker",
+        "leftovers.go",
+        include_str!("../go-worker/leftovers.go"),
+    ),
 ];
 
 /// The environment variable naming the Go toolchain to build the worker.
