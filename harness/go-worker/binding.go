@@ -354,13 +354,13 @@ func (m *mismatch) explain(host buildFacts) string {
 		switch {
 		case b.What == "Go release":
 			release, experiments := splitGoVersion(b.Plugin)
-			also := ""
+			toolchain := fmt.Sprintf("set PLUGCHECK_GO to a %s toolchain, which plugcheck then builds its worker with", release)
 			if experiments != "" {
-				also = fmt.Sprintf(" and GOEXPERIMENT=%s", experiments)
+				toolchain = fmt.Sprintf("set PLUGCHECK_GO to a %s toolchain: plugcheck then builds its worker with it and GOEXPERIMENT=%s", release, experiments)
 			}
 			parts = append(parts, fmt.Sprintf(
-				"the plugin was built by %s, this worker by %s: build both with one Go release (or set PLUGCHECK_GO to a %s toolchain, which plugcheck then builds its worker with%s)",
-				withExperiments(b.Plugin), withExperiments(b.Host), release, also))
+				"the plugin was built by %s, this worker by %s: build both with one Go release (or %s)",
+				withExperiments(b.Plugin), withExperiments(b.Host), toolchain))
 		case b.What == "GOEXPERIMENT":
 			parts = append(parts, fmt.Sprintf(
 				"the plugin was built with GOEXPERIMENT=%s, this worker with GOEXPERIMENT=%s (both by %s): Go refuses a plugin built with other experiments than its host; plugcheck builds its worker with the experiments the plugin's release string names, so this worker was built another way: clear plugcheck's Go worker cache, or build the plugin without experiments",

@@ -97,7 +97,7 @@ func TestExperimentsAreABuildSettingNotARelease(t *testing.T) {
 	// the setting they are.
 	host.goVersion = "go1.19.8"
 	m = compareBuilds(plugin, host)
-	if m == nil || !strings.Contains(m.reason, "the plugin was built by go1.21.13 with GOEXPERIMENT=loopvar, this worker by go1.19.8: build both with one Go release (or set PLUGCHECK_GO to a go1.21.13 toolchain, which plugcheck then builds its worker with and GOEXPERIMENT=loopvar)") {
+	if m == nil || !strings.Contains(m.reason, "the plugin was built by go1.21.13 with GOEXPERIMENT=loopvar, this worker by go1.19.8: build both with one Go release (or set PLUGCHECK_GO to a go1.21.13 toolchain: plugcheck then builds its worker with it and GOEXPERIMENT=loopvar)") {
 		t.Errorf("%+v", m)
 	}
 }
