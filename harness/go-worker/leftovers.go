@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -56,12 +57,14 @@ func (s *session) leftoversAfterGrace(l *loaded) leftovers {
 // and no plugin can stop; a goroutine the plugin starts through one is
 // still seen, since its creator is the plugin's own function.
 //
-// A package counts as the standard library's when its first path element
-// has no dot (the rule `go` itself applies), unless the plugin's build
-// information names a module it belongs to (a local `module cache` under a
-// `replace`) or it is the plugin's main package. Go 1.19 plugins carry no
-// build information: there a dependency whose module path has no dot is
-// taken for the standard library's.
+// Which packages are the standard library's is read from the list
+// plugcheck keeps beside the worker (`go list std` of the worker's
+// release, which is the plugin's: Go loads no plugin of another). Without
+// the list (a worker built by hand), a package counts as the standard
+// library's when its first path element has no dot (the rule `go` itself
+// applies), unless the plugin's build information names a module it
+// belongs to (a local `module cache` under a `replace`); Go 1.19 plugins
+// carry none, so there a dotless dependency would be missed.
 func (s *session) broughtPackages(l *loaded) map[string]bool {
 	if l.brought != nil {
 		return l.brought
@@ -81,13 +84,50 @@ func (s *session) broughtPackages(l *loaded) map[string]bool {
 			if _, shared := self.hashes[pkg]; shared {
 				continue
 			}
-			if !standardLooking(pkg) || underAny(pkg, modules) {
+			if std := standardPackages(); std != nil {
+				if !std[pkg] {
+					brought[pkg] = true
+				}
+			} else if !standardLooking(pkg) || underAny(pkg, modules) {
 				brought[pkg] = true
 			}
 		}
 	}
 	l.brought = brought
 	return brought
+}
+
+// stdFile is where plugcheck keeps the standard library's package list of
+// the worker's Go release (`go list std`), beside the worker.
+const stdFile = "std-packages.txt"
+
+var (
+	stdOnce sync.Once
+	stdList map[string]bool
+)
+
+// standardPackages is the standard library's package list kept beside the
+// worker; nil without one.
+func standardPackages() map[string]bool {
+	stdOnce.Do(func() {
+		exe, err := os.Executable()
+		if err != nil {
+			return
+		}
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(exe), stdFile))
+		if err != nil || len(data) > 1<<20 {
+			return
+		}
+		list := map[string]bool{}
+		for _, pkg := range strings.Fields(string(data)) {
+			list[pkg] = true
+		}
+		// A list without the runtime is no list of the standard library.
+		if list["runtime"] {
+			stdList = list
+		}
+	})
+	return stdList
 }
 
 // standardLooking says whether an import path looks like the standard

@@ -291,6 +291,18 @@ fn build(go: &Path, wanted: Option<&GoRelease>, dir: &Path) -> Result<(), GoWork
         std::fs::write(staging.path().join("worker-facts.json"), &facts.stdout)
             .map_err(cache_error)?;
     }
+    // The standard library's packages of this release, which the worker
+    // does not count as a plugin's (`broughtPackages` in leftovers.go); a
+    // worker without the list tells them by their paths.
+    let std_packages = crate::worker::run_helper(
+        go_command(go, experiments, &staging.path().join("worker")).args(["list", "std"]),
+    )
+    .ok()
+    .filter(|listed| listed.status.success());
+    if let Some(listed) = std_packages {
+        std::fs::write(staging.path().join("std-packages.txt"), &listed.stdout)
+            .map_err(cache_error)?;
+    }
     let staged = staging.keep();
     if std::fs::rename(&staged, dir).is_err() {
         // Another process put the same worker there first.
