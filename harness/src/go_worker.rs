@@ -377,6 +377,29 @@ mod tests {
         assert_eq!(parse("devel go1.23-abc"), ("devel".into(), None));
     }
 
+    /// Every source file of the worker is compiled in: one left out
+    /// would only show when a plugin's worker fails to build.
+    #[test]
+    fn every_worker_source_is_built_in() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("go-worker");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".go") && !name.ends_with("_test.go"))
+            .collect();
+        on_disk.sort();
+        let mut built_in: Vec<String> = SOURCES
+            .iter()
+            .filter(|(subdir, name, _)| *subdir == "worker" && name.ends_with(".go"))
+            .map(|(_, name, _)| (*name).to_owned())
+            .collect();
+        built_in.sort();
+        assert_eq!(
+            built_in, on_disk,
+            "go_worker::SOURCES and harness/go-worker differ"
+        );
+    }
+
     #[test]
     fn experiments_get_a_worker_of_their_own() {
         let go = Path::new("/usr/bin/go");
