@@ -19,6 +19,7 @@ pub mod gate_file;
 pub mod go_worker;
 pub mod handshake;
 pub mod host;
+pub mod limits;
 pub mod loader;
 pub mod normalize;
 pub mod open_error;
