@@ -34,10 +34,43 @@ const minSharedPackages = 5
 const contractModule = "plugcheck.dev/abi"
 
 // settingsThatBind are the build settings that change what a package
-// compiles to, so host and plugin must agree on them.
+// compiles to, so host and plugin must agree on them. GOEXPERIMENT is not
+// among them: the experiments a build really had are in its release
+// string (`go1.21.13 X:loopvar`, see splitGoVersion), while the setting
+// holds only what the environment said (GOEXPERIMENT=loopvar on a release
+// where it is on anyway builds the same as none).
 var settingsThatBind = []string{
 	"-asan", "-compiler", "-gcflags", "-msan", "-race", "-tags", "-trimpath",
-	"CGO_ENABLED", "GOAMD64", "GOARCH", "GOEXPERIMENT", "GOOS",
+	"CGO_ENABLED", "GOAMD64", "GOARCH", "GOOS",
+}
+
+// splitGoVersion reads a release string as Go writes it: the release and
+// the experiments it was built with, `go1.21.13 X:loopvar` → `go1.21.13`,
+// `loopvar` (a GOEXPERIMENT value that builds the same). A release with
+// experiments is a release plus a build setting, and is reported as such:
+// "built by go1.21.13 X:loopvar, this worker by go1.21.13" would blame the
+// release, which is the same.
+func splitGoVersion(version string) (release, experiments string) {
+	words := strings.Fields(version)
+	if len(words) == 0 {
+		return "", ""
+	}
+	for _, word := range words[1:] {
+		if strings.HasPrefix(word, "X:") {
+			experiments = strings.TrimPrefix(word, "X:")
+		}
+	}
+	return words[0], experiments
+}
+
+// withExperiments is a release string as a reader takes it:
+// `go1.21.13 with GOEXPERIMENT=loopvar`.
+func withExperiments(version string) string {
+	release, experiments := splitGoVersion(version)
+	if experiments == "" {
+		return release
+	}
+	return fmt.Sprintf("%s with GOEXPERIMENT=%s", release, experiments)
 }
 
 // buildFacts is what a Go binary says about how it was built.
@@ -265,8 +298,14 @@ func compareBuilds(plugin, host buildFacts) *mismatch {
 		m.reason = fmt.Sprintf("not a Go plugin: it exports the hashes of %d package(s) a Go host shares, where every `go build -buildmode=plugin` library links the runtime and the dozens of packages under it (plugin.Open would end the process on it); build it with go build -buildmode=plugin", m.shared)
 		return m
 	}
-	if plugin.goVersion != "" && plugin.goVersion != host.goVersion {
-		m.bindings = append(m.bindings, binding{What: "Go release", Plugin: plugin.goVersion, Host: host.goVersion})
+	if plugin.goVersion != "" {
+		pluginRelease, pluginExperiments := splitGoVersion(plugin.goVersion)
+		hostRelease, hostExperiments := splitGoVersion(host.goVersion)
+		if pluginRelease != hostRelease {
+			m.bindings = append(m.bindings, binding{What: "Go release", Plugin: plugin.goVersion, Host: host.goVersion})
+		} else if pluginExperiments != hostExperiments {
+			m.bindings = append(m.bindings, binding{What: "GOEXPERIMENT", Plugin: pluginExperiments, Host: hostExperiments})
+		}
 	}
 	if version, ok := plugin.deps[contractModule]; ok && version != host.deps[contractModule] {
 		m.bindings = append(m.bindings, binding{What: contractModule, Plugin: version, Host: host.deps[contractModule]})
@@ -314,9 +353,18 @@ func (m *mismatch) explain(host buildFacts) string {
 	for _, b := range m.bindings {
 		switch {
 		case b.What == "Go release":
+			release, experiments := splitGoVersion(b.Plugin)
+			toolchain := fmt.Sprintf("set PLUGCHECK_GO to a %s toolchain, which plugcheck then builds its worker with", release)
+			if experiments != "" {
+				toolchain = fmt.Sprintf("set PLUGCHECK_GO to a %s toolchain: plugcheck then builds its worker with it and GOEXPERIMENT=%s", release, experiments)
+			}
 			parts = append(parts, fmt.Sprintf(
-				"the plugin was built by %s, this worker by %s: build both with one Go release (or set PLUGCHECK_GO to a %s toolchain, which plugcheck then builds its worker with)",
-				b.Plugin, b.Host, b.Plugin))
+				"the plugin was built by %s, this worker by %s: build both with one Go release (or %s)",
+				withExperiments(b.Plugin), withExperiments(b.Host), toolchain))
+		case b.What == "GOEXPERIMENT":
+			parts = append(parts, fmt.Sprintf(
+				"the plugin was built with GOEXPERIMENT=%s, this worker with GOEXPERIMENT=%s (both by %s): Go refuses a plugin built with other experiments than its host; plugcheck builds its worker with the experiments the plugin's release string names, so this worker was built another way: clear plugcheck's Go worker cache, or build the plugin without experiments",
+				orNone(b.Plugin), orNone(b.Host), host.goVersionRelease()))
 		case b.What == contractModule:
 			parts = append(parts, fmt.Sprintf(
 				"the plugin requires %s %s, the worker %s: %s",
@@ -397,4 +445,11 @@ func orNone(value string) string {
 		return "(not set)"
 	}
 	return value
+}
+
+// goVersionRelease is the release a build was made by, without its
+// experiments.
+func (f buildFacts) goVersionRelease() string {
+	release, _ := splitGoVersion(f.goVersion)
+	return release
 }

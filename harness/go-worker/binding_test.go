@@ -53,3 +53,51 @@ func TestARequiredVersionFromBuildInformationIsNamedOnce(t *testing.T) {
 		t.Errorf("%q", m.reason)
 	}
 }
+
+func TestAReleaseStringIsAReleaseAndItsExperiments(t *testing.T) {
+	for version, want := range map[string][2]string{
+		"go1.19.8":                              {"go1.19.8", ""},
+		"go1.21.13 X:loopvar":                   {"go1.21.13", "loopvar"},
+		"go1.22.0 X:nocoverageredesign,loopvar": {"go1.22.0", "nocoverageredesign,loopvar"},
+		"":                                      {"", ""},
+	} {
+		release, experiments := splitGoVersion(version)
+		if release != want[0] || experiments != want[1] {
+			t.Errorf("splitGoVersion(%q) = %q, %q; want %q, %q", version, release, experiments, want[0], want[1])
+		}
+	}
+}
+
+// A plugin built with an experiment by the worker's release differs from
+// the worker in its experiments, not its release: the refusal says so and
+// never asks for "one Go release".
+func TestExperimentsAreABuildSettingNotARelease(t *testing.T) {
+	host := facts(map[string]string{contractModule: "v1.0.0"}, "worker")
+	host.goVersion = "go1.21.13"
+	plugin := facts(map[string]string{contractModule: "v1.0.0"}, "plugin")
+	plugin.goVersion = "go1.21.13 X:loopvar"
+	m := compareBuilds(plugin, host)
+	if m == nil {
+		t.Fatal("a plugin built with an experiment the worker lacks must be refused")
+	}
+	if strings.Contains(m.reason, "one Go release") || strings.Contains(m.reason, "X:loopvar") ||
+		!strings.Contains(m.reason, "the plugin was built with GOEXPERIMENT=loopvar, this worker with GOEXPERIMENT=(not set) (both by go1.21.13)") {
+		t.Errorf("%q", m.reason)
+	}
+	if len(m.bindings) != 1 || m.bindings[0].What != "GOEXPERIMENT" {
+		t.Errorf("bindings %+v", m.bindings)
+	}
+	// Built alike, experiments included: nothing binds.
+	host.goVersion = "go1.21.13 X:loopvar"
+	plugin.hashes[contractModule] = "worker"
+	if m := compareBuilds(plugin, host); m != nil {
+		t.Errorf("a worker built with the plugin's experiments refused it: %s", m.reason)
+	}
+	// Another release too: the release is named, and the experiments as
+	// the setting they are.
+	host.goVersion = "go1.19.8"
+	m = compareBuilds(plugin, host)
+	if m == nil || !strings.Contains(m.reason, "the plugin was built by go1.21.13 with GOEXPERIMENT=loopvar, this worker by go1.19.8: build both with one Go release (or set PLUGCHECK_GO to a go1.21.13 toolchain: plugcheck then builds its worker with it and GOEXPERIMENT=loopvar)") {
+		t.Errorf("%+v", m)
+	}
+}

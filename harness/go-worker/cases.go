@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	plugcheck "plugcheck.dev/abi"
 )
@@ -155,6 +157,16 @@ func (s *session) metadata() outcome {
 	case info.Version == "":
 		return fail("Info().Version is empty: give the plugin's own semver")
 	}
+	// The bounds and the encoding the Rust worker holds a descriptor's
+	// strings to: one plugin, one verdict, whichever worker judges it.
+	for _, field := range []struct{ what, value string }{{"Name", info.Name}, {"Version", info.Version}} {
+		if len(field.value) > pluginStringBytes {
+			return fail(fmt.Sprintf("Info().%s is %d bytes long, over the %d-byte bound: keep it short", field.what, len(field.value), pluginStringBytes))
+		}
+		if !utf8.ValidString(field.value) {
+			return fail(fmt.Sprintf("Info().%s is not valid UTF-8: a plugin's name and version must be UTF-8", field.what))
+		}
+	}
 	return pass(fmt.Sprintf("%q %s, built by %s", clip(info.Name, 200), clip(info.Version, 100), goVersion))
 }
 
@@ -169,8 +181,12 @@ func (s *session) init() outcome {
 		s.initMs = &ms
 	}
 	names := s.current.host.names()
-	o := pass(fmt.Sprintf("Init registered %d method(s): %s", len(names), strings.Join(names, ", ")))
-	o.Detail.Methods = names
+	listed := strings.Join(first(names, methodsListed), ", ")
+	if len(names) > methodsListed {
+		listed += ", …"
+	}
+	o := pass(fmt.Sprintf("Init registered %d method(s): %s", len(names), listed))
+	o.Detail.Methods = first(names, methodsListed)
 	o.Detail.Logs = s.current.host.logs
 	o.Detail.InitMs = &ms
 	return o
@@ -182,7 +198,7 @@ func (s *session) lookupMethods() outcome {
 		return fail("an unknown method name was found")
 	}
 	o := pass(fmt.Sprintf("%d method(s) found by name; an unknown name is refused", len(names)))
-	o.Detail.Methods = names
+	o.Detail.Methods = first(names, methodsListed)
 	return o
 }
 
@@ -221,23 +237,9 @@ func (s *session) stateRoundtrip() outcome {
 	if failed != nil {
 		return *failed
 	}
-	changedBy := ""
-	for _, name := range s.current.host.names() {
-		for i := 0; i < 2 && changedBy == ""; i++ {
-			if _, failed := s.current.call(name, nil); failed != nil {
-				return *failed
-			}
-			now, failed := save()
-			if failed != nil {
-				return *failed
-			}
-			if !bytes.Equal(now, initial) {
-				changedBy = name
-			}
-		}
-		if changedBy != "" {
-			break
-		}
+	changedBy, tried, failed := s.driveState(initial, save)
+	if failed != nil {
+		return *failed
 	}
 	carried, failed := save()
 	if failed != nil {
@@ -270,26 +272,93 @@ func (s *session) stateRoundtrip() outcome {
 	}
 	var o outcome
 	if changedBy != "" {
-		o = pass(fmt.Sprintf("%d bytes of state, changed by calling `%s`, carried across a restart unchanged", n, changedBy))
+		o = pass(fmt.Sprintf("%d bytes of state, changed by calling %s, carried across a restart unchanged", n, changedBy))
 	} else {
-		o = warning(fmt.Sprintf("only the initial state could be carried (%d bytes): no method changed what SaveState returns, so a RestoreState that ignores its input would pass too", n))
+		o = warning(fmt.Sprintf("only the initial state could be carried (%d bytes): no method changed what SaveState returns (%s), so a RestoreState that ignores its input would pass too", n, tried))
 	}
 	o.Detail.StateBytes = ptr(uint64(n))
 	return o
+}
+
+// State is driven as the Rust worker drives it (harness/src/cases/state.rs):
+// each method twice with empty input, then inputs #1.. of the fuzz series,
+// round by round over every method, stateRounds at most and stateCalls in
+// all, every method getting at least one.
+const (
+	stateRounds = 8
+	stateCalls  = 512
+)
+
+// driveState calls the plugin's methods until SaveState's bytes differ
+// from initial: the call that changed them (empty when none did), what was
+// tried, and the outcome when a call panicked or SaveState failed. An
+// error answer is allowed here, as in the Rust worker: a natural `get`
+// refuses a key never put.
+func (s *session) driveState(initial []byte, save func() ([]byte, *outcome)) (string, string, *outcome) {
+	names := s.current.host.names()
+	sort.Strings(names)
+	drive := func(name string, in []byte, on string) (bool, *outcome) {
+		method := s.current.host.methods[name]
+		if p := guard(func() { _, _ = method(in) }); p != nil {
+			o := failPanic(fmt.Sprintf("`%s` panicked%s (called to change the state)", name, on), p)
+			return false, &o
+		}
+		now, failed := save()
+		if failed != nil {
+			return false, failed
+		}
+		return !bytes.Equal(now, initial), nil
+	}
+	for _, name := range names {
+		for i := 0; i < 2; i++ {
+			changed, failed := drive(name, nil, " on empty input")
+			if failed != nil || changed {
+				return "`" + name + "`", "", failed
+			}
+		}
+	}
+	rounds := 0
+	if s.settings.FuzzSeries != nil && len(names) > 0 {
+		_, inputs, whats, err := readSeries(*s.settings.FuzzSeries)
+		if err == nil {
+			rounds = stateCalls / len(names)
+			if rounds < 1 {
+				rounds = 1
+			}
+			if rounds > stateRounds {
+				rounds = stateRounds
+			}
+			if rounds > len(inputs)-1 {
+				rounds = len(inputs) - 1
+			}
+			for i := 1; i <= rounds; i++ {
+				on := fmt.Sprintf(" on fuzz input #%d (%s; seed %#x)", i, whats[i], s.settings.Seed)
+				for _, name := range names {
+					changed, failed := drive(name, inputs[i], on)
+					if failed != nil || changed {
+						return "`" + name + "`" + on, "", failed
+					}
+				}
+			}
+		}
+	}
+	if rounds < 0 {
+		rounds = 0
+	}
+	return "", fmt.Sprintf("each of %d method(s) called twice with empty input, then with %d input(s) of the fuzz series", len(names), rounds), nil
 }
 
 func (s *session) shutdown() outcome {
 	if o := s.current.shutdown(); o != nil {
 		return *o
 	}
-	left := s.pluginGoroutinesAfterGrace(s.current.packagePath)
-	if len(left) > 0 {
-		o := fail(fmt.Sprintf("%d goroutine(s) the plugin started still run after Shutdown: %s; Shutdown must stop every goroutine the plugin started",
-			len(left), strings.Join(first(left, 5), "; ")))
-		o.Detail.Goroutines = first(left, 20)
+	left := s.leftoversAfterGrace(s.current)
+	if !left.empty() {
+		o := fail(left.describe("after Shutdown") + "; " + left.remedy())
+		left.into(&o)
 		return o
 	}
-	return pass("Shutdown returned and no goroutine of the plugin runs")
+	return pass("Shutdown returned and no goroutine or child process of the plugin runs")
 }
 
 func (s *session) loadTime() outcome {
@@ -330,12 +399,12 @@ func (s *session) repeatLoad() outcome {
 	if o := s.current.shutdown(); o != nil {
 		return *o
 	}
-	if left := s.pluginGoroutinesAfterGrace(s.current.packagePath); len(left) > 0 {
-		o := fail(fmt.Sprintf("after %d Init/Shutdown cycles %d goroutine(s) of the plugin still run: %s", cycles, len(left), strings.Join(first(left, 5), "; ")))
-		o.Detail.Goroutines = first(left, 20)
+	if left := s.leftoversAfterGrace(s.current); !left.empty() {
+		o := fail(fmt.Sprintf("after %d Init/Shutdown cycles, %s; %s", cycles, left.describe("after the last Shutdown"), left.remedy()))
+		left.into(&o)
 		return o
 	}
-	return pass(fmt.Sprintf("a second plugin.Open of the same file returns the plugin already loaded (Go loads a plugin once per process; its init does not run again); %d Init/Shutdown cycles left no goroutine behind", cycles))
+	return pass(fmt.Sprintf("a second plugin.Open of the same file returns the plugin already loaded (Go loads a plugin once per process; its init does not run again); %d Init/Shutdown cycles left no goroutine or child process behind", cycles))
 }
 
 // reloadSameVersion shows what Go does with the loaded build opened from a
@@ -449,70 +518,6 @@ func (s *session) reloadRefused(role, what string) outcome {
 	o := pass(fmt.Sprintf("refused at `%s` (%s); the old version keeps serving", failed.stage, clip(failed.outcome.Reason, 300)))
 	o.Detail.FailedStage = ptr(failed.stage)
 	return o
-}
-
-// pluginGoroutinesAfterGrace waits up to the grace for the plugin's
-// goroutines to end, and names those still running.
-func (s *session) pluginGoroutinesAfterGrace(packagePath string) []string {
-	deadline := time.Now().Add(time.Duration(s.settings.GraceMs) * time.Millisecond)
-	for {
-		left := pluginGoroutines(packagePath)
-		if len(left) == 0 || time.Now().After(deadline) {
-			return left
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// pluginGoroutines names the goroutines running code of the plugin's
-// package, or started by it, from the goroutine profile.
-func pluginGoroutines(packagePath string) []string {
-	if packagePath == "" {
-		return nil
-	}
-	buffer := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buffer, true)
-		if n < len(buffer) || len(buffer) >= 64<<20 {
-			buffer = buffer[:n]
-			break
-		}
-		buffer = make([]byte, 2*len(buffer))
-	}
-	var found []string
-	for _, block := range strings.Split(string(buffer), "\n\n") {
-		lines := strings.Split(block, "\n")
-		name, creator := "", ""
-		for _, line := range lines[1:] {
-			if strings.HasPrefix(line, "\t") {
-				continue
-			}
-			function := strings.TrimPrefix(line, "created by ")
-			if cut := strings.LastIndex(function, "("); cut > 0 && !strings.HasPrefix(line, "created by ") {
-				function = function[:cut]
-			}
-			if cut := strings.Index(function, " in goroutine"); cut > 0 {
-				function = function[:cut]
-			}
-			if !strings.HasPrefix(function, packagePath+".") {
-				continue
-			}
-			if strings.HasPrefix(line, "created by ") {
-				creator = function
-			} else if name == "" {
-				name = function
-			}
-		}
-		switch {
-		case name != "" && creator != "":
-			found = append(found, clip(fmt.Sprintf("%s (started by %s)", name, creator), 300))
-		case name != "":
-			found = append(found, clip(name, 300))
-		case creator != "":
-			found = append(found, clip("a goroutine started by "+creator, 300))
-		}
-	}
-	return found
 }
 
 func first(items []string, n int) []string {

@@ -140,7 +140,9 @@ rounds:
 		if len(never) > listedMethods {
 			more = fmt.Sprintf(" and %d more", len(never)-listedMethods)
 		}
-		o = warning(fmt.Sprintf("%d of %d method(s) were never called: the time budget (%d ms, half the case timeout) ran out first; %s; not called: %s%s; raise --timeout to call them all",
+		// A method never called was not verified: as in the Rust worker,
+		// the case fails rather than pass on it.
+		o = fail(fmt.Sprintf("%d of %d method(s) were never called: the time budget (%d ms, half the case timeout) ran out first; %s; not called: %s%s; raise --timeout to call them all",
 			len(never), count, s.settings.FuzzBudgetMs, foundNothing, strings.Join(listed, ", "), more))
 	} else {
 		o = warning(fmt.Sprintf("%s; stopped after %d of %d inputs per method, when the time budget (%d ms, half the case timeout) ran out: raise --timeout to feed them all",

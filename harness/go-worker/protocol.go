@@ -3,7 +3,7 @@ package main
 // The worker protocol, as harness/src/worker/protocol.rs defines it: one
 // JSON object per line over the loopback socket. The plugin shares this
 // process and may write into the socket too, so a line longer than
-// maxLineBytes is refused rather than buffered without end.
+// channelLineBytes is refused rather than buffered without end.
 
 import (
 	"bufio"
@@ -11,12 +11,6 @@ import (
 	"errors"
 	"net"
 )
-
-const maxLineBytes = 4 << 20
-
-// exitChannelLost is the exit code the parent reads as "the plugin broke
-// the worker's channel" (EXIT_CHANNEL_LOST in protocol.rs).
-const exitChannelLost = 97
 
 type settings struct {
 	LoadTimeBoundMs uint64            `json:"load_time_bound_ms"`
@@ -26,9 +20,12 @@ type settings struct {
 	ReloadTo        map[string]string `json:"reload_to"`
 	ReloadNamedAt   map[string]string `json:"reload_named_at"`
 	Scratch         *string           `json:"scratch"`
-	Seed            uint64            `json:"seed"`
-	FuzzBudgetMs    uint64            `json:"fuzz_budget_ms"`
-	FuzzSeries      *string           `json:"fuzz_series"`
+	// FuzzInputs is how many inputs the parent's series holds; the Go
+	// worker reads the series itself (FuzzSeries) and counts them there.
+	FuzzInputs   uint32  `json:"fuzz_inputs"`
+	Seed         uint64  `json:"seed"`
+	FuzzBudgetMs uint64  `json:"fuzz_budget_ms"`
+	FuzzSeries   *string `json:"fuzz_series"`
 }
 
 type toWorker struct {
@@ -89,24 +86,25 @@ type binding struct {
 
 // detail mirrors report::Detail: every field optional.
 type detail struct {
-	Prerequisite          *string   `json:"prerequisite,omitempty"`
-	Symbol                *string   `json:"symbol,omitempty"`
-	HostABI               *string   `json:"host_abi,omitempty"`
-	PluginABI             *string   `json:"plugin_abi,omitempty"`
-	Methods               []string  `json:"methods,omitempty"`
-	RejectedRegistrations []string  `json:"rejected_registrations,omitempty"`
-	StateBytes            *uint64   `json:"state_bytes,omitempty"`
-	LoadMs                *float64  `json:"load_ms,omitempty"`
-	InitMs                *float64  `json:"init_ms,omitempty"`
-	BoundMs               *uint64   `json:"bound_ms,omitempty"`
-	ReloadedFrom          *string   `json:"reloaded_from,omitempty"`
-	ReloadedTo            *string   `json:"reloaded_to,omitempty"`
-	FailedStage           *string   `json:"failed_stage,omitempty"`
-	Logs                  []logLine `json:"logs,omitempty"`
-	Binding               []binding `json:"binding,omitempty"`
-	Goroutines            []string  `json:"goroutines,omitempty"`
-	PanicFrame            *string   `json:"panic_frame,omitempty"`
-	Fuzz                  *fuzz     `json:"fuzz,omitempty"`
+	Prerequisite          *string       `json:"prerequisite,omitempty"`
+	Symbol                *string       `json:"symbol,omitempty"`
+	HostABI               *string       `json:"host_abi,omitempty"`
+	PluginABI             *string       `json:"plugin_abi,omitempty"`
+	Methods               []string      `json:"methods,omitempty"`
+	RejectedRegistrations []string      `json:"rejected_registrations,omitempty"`
+	StateBytes            *uint64       `json:"state_bytes,omitempty"`
+	LoadMs                *float64      `json:"load_ms,omitempty"`
+	InitMs                *float64      `json:"init_ms,omitempty"`
+	BoundMs               *uint64       `json:"bound_ms,omitempty"`
+	ReloadedFrom          *string       `json:"reloaded_from,omitempty"`
+	ReloadedTo            *string       `json:"reloaded_to,omitempty"`
+	FailedStage           *string       `json:"failed_stage,omitempty"`
+	Logs                  []logLine     `json:"logs,omitempty"`
+	Binding               []binding     `json:"binding,omitempty"`
+	Goroutines            []string      `json:"goroutines,omitempty"`
+	LeakedProcesses       []processInfo `json:"leaked_processes,omitempty"`
+	PanicFrame            *string       `json:"panic_frame,omitempty"`
+	Fuzz                  *fuzz         `json:"fuzz,omitempty"`
 }
 
 // fuzz is what fuzz-methods fed the plugin (the report's `Fuzz`).
@@ -186,7 +184,7 @@ func (c *channel) receive() (toWorker, error) {
 			return toWorker{}, err
 		}
 		line = append(line, chunk...)
-		if len(line) > maxLineBytes {
+		if len(line) > channelLineBytes {
 			return toWorker{}, errors.New("a line longer than any message")
 		}
 		if !more {

@@ -17,20 +17,15 @@ import (
 	plugcheck "plugcheck.dev/abi"
 )
 
-// Bounds on what a plugin can make the worker keep.
-const (
-	maxLogLines    = 200
-	maxLogBytes    = 4096
-	maxMethodNames = 256
-)
-
 // host is the plugcheck.Host a plugin is given at Init.
 type host struct {
 	mu       sync.Mutex
 	open     bool
 	methods  map[string]plugcheck.Method
 	rejected []string
-	logs     []logLine
+	// droppedRejections are refusals past rejectionsKept, counted only.
+	droppedRejections int
+	logs              []logLine
 }
 
 func newHost() *host { return &host{methods: map[string]plugcheck.Method{}} }
@@ -38,11 +33,11 @@ func newHost() *host { return &host{methods: map[string]plugcheck.Method{}} }
 func (h *host) Log(level int, message string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.logs) >= maxLogLines {
+	if len(h.logs) >= logLinesKept {
 		return
 	}
-	if len(message) > maxLogBytes {
-		message = message[:maxLogBytes] + "…"
+	if len(message) > logLineBytes {
+		message = clip(message, logLineBytes)
 	}
 	h.logs = append(h.logs, logLine{Level: int32(level), Message: strings.ToValidUTF8(message, "\uFFFD")})
 }
@@ -50,23 +45,27 @@ func (h *host) Log(level int, message string) {
 func (h *host) Register(name string, m plugcheck.Method) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	shown := fmt.Sprintf("%q", name)
+	shown := fmt.Sprintf("%q", clip(name, 60))
 	var why string
 	switch {
 	case !h.open:
 		why = "outside Init"
+	case len(name) > methodNameBytes:
+		why = fmt.Sprintf("the name is %d bytes long, over the %d-byte bound", len(name), methodNameBytes)
 	case name == "" || !utf8.ValidString(name):
 		why = "the name is empty or not UTF-8"
 	case m == nil:
 		why = "the method is nil"
 	case h.methods[name] != nil:
 		why = "registered twice"
-	case len(h.methods) >= maxMethodNames:
-		why = "too many methods"
+	case len(h.methods) >= methods:
+		why = fmt.Sprintf("more than %d methods registered", methods)
 	}
 	if why != "" {
-		if len(h.rejected) < maxMethodNames {
+		if len(h.rejected) < rejectionsKept {
 			h.rejected = append(h.rejected, shown+": "+why)
+		} else {
+			h.droppedRejections++
 		}
 		return fmt.Errorf("plugcheck: method %s refused: %s", shown, why)
 	}
@@ -95,6 +94,9 @@ type loaded struct {
 	packagePath string
 	host        *host
 	initialized bool
+	// brought are the packages whose goroutines are the plugin's, once
+	// asked (broughtPackages).
+	brought map[string]bool
 }
 
 type session struct {
@@ -325,7 +327,11 @@ func (l *loaded) initialize() *stepError {
 	case err != nil:
 		return &stepError{"init", fail(fmt.Sprintf("Init returned an error: %s", clip(err.Error(), 1000)))}
 	case len(h.rejected) > 0:
-		o := fail(fmt.Sprintf("Init registered methods the host refused: %s", strings.Join(h.rejected, "; ")))
+		more := ""
+		if h.droppedRejections > 0 {
+			more = fmt.Sprintf("; and %d more", h.droppedRejections)
+		}
+		o := fail(fmt.Sprintf("Init registered methods the host refused: %s%s", strings.Join(h.rejected, "; "), more))
 		o.Detail.RejectedRegistrations = h.rejected
 		return &stepError{"init", o}
 	}

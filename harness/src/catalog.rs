@@ -54,6 +54,38 @@ case_ids! {
     FuzzMethods => "fuzz-methods",
 }
 
+/// One case another stands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prerequisite {
+    pub case: CaseId,
+    pub need: Need,
+}
+
+/// What a case needs of a prerequisite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// That it passed (or warned): the case builds on what it verified.
+    Passed,
+    /// That it ended with an answer, whichever: the case would only run
+    /// into the same crash or hang again, but a plain failure does not
+    /// stop it from verifying its own part.
+    Survived,
+}
+
+impl Need {
+    /// Whether a prerequisite that ended with `verdict` gives this.
+    pub fn met_by(self, verdict: crate::report::Verdict) -> bool {
+        use crate::report::Verdict;
+        match self {
+            Need::Passed => verdict.satisfies_prerequisite(),
+            Need::Survived => matches!(
+                verdict,
+                Verdict::Pass | Verdict::Warning | Verdict::Fail | Verdict::Flaky
+            ),
+        }
+    }
+}
+
 /// The topic a case belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -146,30 +178,42 @@ impl CaseId {
         }
     }
 
-    /// Cases that must have passed (or warned) for this one to be worth
-    /// running. When one did not, this case is skipped with that reason
-    /// instead of running into the same failure (or the same timeout) again.
-    pub fn prerequisites(self) -> &'static [CaseId] {
+    /// The cases this one stands on, and what it needs of each. When a
+    /// prerequisite did not give what is needed, this case is skipped
+    /// with that reason instead of running into the same failure (or the
+    /// same crash, or the same timeout) again.
+    pub fn prerequisites(self) -> &'static [Prerequisite] {
+        // A struct literal, so the slices are promoted to statics.
+        macro_rules! on {
+            ($case:ident, $need:ident) => {
+                Prerequisite {
+                    case: CaseId::$case,
+                    need: Need::$need,
+                }
+            };
+        }
         match self {
             CaseId::Load => &[],
-            CaseId::LookupEntry => &[CaseId::Load],
-            CaseId::Descriptor => &[CaseId::LookupEntry],
-            CaseId::AbiVersion => &[CaseId::Descriptor],
-            CaseId::Metadata => &[CaseId::AbiVersion],
-            CaseId::Init => &[CaseId::Metadata],
+            CaseId::LookupEntry => &[on!(Load, Passed)],
+            CaseId::Descriptor => &[on!(LookupEntry, Passed)],
+            CaseId::AbiVersion => &[on!(Descriptor, Passed)],
+            CaseId::Metadata => &[on!(AbiVersion, Passed)],
+            CaseId::Init => &[on!(Metadata, Passed)],
             CaseId::LookupMethods
             | CaseId::Selftest
             | CaseId::StateRoundtrip
             | CaseId::Shutdown
-            | CaseId::LoadTime => &[CaseId::Init],
+            | CaseId::LoadTime => &[on!(Init, Passed)],
             // Closing a library whose threads still run would crash the host:
             // these need a clean shutdown first.
-            CaseId::Unload | CaseId::RepeatLoad => &[CaseId::Shutdown],
+            CaseId::Unload | CaseId::RepeatLoad => &[on!(Shutdown, Passed)],
             // A reload closes the old version, so the whole reload family
-            // needs a clean shutdown too; and a plugin whose `selftest`
-            // crashes or hangs would only do it again under reloads (some
-            // call it, all run the plugin's init again): one rule for the
-            // family, so it is skipped or run as a whole.
+            // needs a clean shutdown too. A plugin whose `selftest` crashes
+            // or hangs would only do it again under reloads (some call it,
+            // all run the plugin's init again); one whose `selftest` merely
+            // answers "no" can still be reloaded, and the cases that call
+            // it say so in their own verdicts. One rule for the family, so
+            // it is skipped or run as a whole.
             CaseId::ReloadSameVersion
             | CaseId::ReloadUpgrade
             | CaseId::ReloadBrokenUpgrade
@@ -177,11 +221,12 @@ impl CaseId {
             | CaseId::ReloadWhileCalling
             | CaseId::ReloadReplaceWhileLoaded
             | CaseId::ReloadUnloadVerified
-            | CaseId::ReloadCycles => &[CaseId::Shutdown, CaseId::Selftest],
+            | CaseId::ReloadCycles => &[on!(Shutdown, Passed), on!(Selftest, Survived)],
             // Fuzzing calls `selftest` too: one that crashes or hangs on
             // the empty input would be found again at input #0, and hide
-            // what the other methods do.
-            CaseId::FuzzMethods => &[CaseId::Init, CaseId::Selftest],
+            // what the other methods do. A `selftest` that fails does not
+            // stop the other methods from being fuzzed.
+            CaseId::FuzzMethods => &[on!(Init, Passed), on!(Selftest, Survived)],
         }
     }
 
@@ -233,6 +278,25 @@ pub fn check_case_or_family(name: &str) -> Result<(), String> {
     ))
 }
 
+/// The cases a filter (`--filter`: case ids or family names) selects, in
+/// suite order; every case for an empty filter.
+pub fn select(filter: &[String]) -> Result<Vec<CaseId>, String> {
+    if filter.is_empty() {
+        return Ok(CaseId::ALL.to_vec());
+    }
+    for wanted in filter {
+        check_case_or_family(wanted)?;
+    }
+    let selected = |case: &CaseId, wanted: &String| {
+        case.id() == wanted || case.family().to_string() == *wanted
+    };
+    Ok(CaseId::ALL
+        .iter()
+        .copied()
+        .filter(|case| filter.iter().any(|wanted| selected(case, wanted)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,7 +313,10 @@ mod tests {
     #[test]
     fn prerequisites_run_earlier_in_the_suite() {
         for &case in CaseId::ALL {
-            for &prerequisite in case.prerequisites() {
+            for &Prerequisite {
+                case: prerequisite, ..
+            } in case.prerequisites()
+            {
                 assert!(
                     prerequisite < case,
                     "{prerequisite} must come before {case}"

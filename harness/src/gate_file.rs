@@ -38,6 +38,9 @@ pub struct GateFile {
     /// directory.
     pub reload_to: Vec<ReloadBuild>,
     pub waivers: Vec<Waiver>,
+    /// `xxh3:` of the file's bytes, which a report records so the shards
+    /// of a run are known to share one gate file.
+    pub hash: String,
 }
 
 /// The platforms a `[reload-to]` entry may name a build for: where
@@ -367,6 +370,7 @@ pub fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
         repeat: raw.repeat.map(Spanned::into_inner),
         reload_to,
         waivers,
+        hash: crate::report::provenance::gate_file_hash(text.as_bytes()),
     })
 }
 

@@ -10,6 +10,12 @@
 //! else `go` on PATH. Go refuses a plugin built by another release, so a
 //! worker of the wrong one fails the plugin's `load` naming both.
 //!
+//! A release string may carry experiments: `go1.21.13 X:loopvar` is Go
+//! 1.21.13 with `GOEXPERIMENT=loopvar`, which changes what the runtime and
+//! every package compile to, so Go refuses a host built without it. The
+//! worker is built with the release's toolchain *and* those experiments
+//! ([`GoRelease`]), and cached apart from a worker without them.
+//!
 //! The worker is built with `-trimpath`, as Go-native plugins must be:
 //! without it the source directory of every shared package (this contract
 //! included) is part of what Go compares, and a plugin built from another
@@ -52,6 +58,16 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ),
     ("worker", "cases.go", include_str!("../go-worker/cases.go")),
     ("worker", "fuzz.go", include_str!("../go-worker/fuzz.go")),
+    (
+        "worker",
+        "limits.go",
+        include_str!("../go-worker/limits.go"),
+    ),
+    (
+        "worker",
+        "leftovers.go",
+        include_str!("../go-worker/leftovers.go"),
+    ),
 ];
 
 /// The environment variable naming the Go toolchain to build the worker.
@@ -85,12 +101,46 @@ pub enum GoWorkerError {
     Build { go: PathBuf, output: String },
 }
 
+/// A Go release string as a binary records it (`runtime.Version()`, the
+/// build information's `GoVersion`): the release, and the experiments it
+/// was built with, if any (`go1.21.13 X:loopvar,nocoverageredesign`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GoRelease {
+    /// `go1.21.13`: what a toolchain's `go env GOVERSION` says, and the
+    /// name of a `golang.org/dl` wrapper.
+    pub release: String,
+    /// `loopvar,nocoverageredesign`: a `GOEXPERIMENT` value that builds
+    /// the same (the `X:` list is written in `GOEXPERIMENT`'s own syntax);
+    /// `None` without experiments.
+    pub experiments: Option<String>,
+}
+
+impl GoRelease {
+    /// Reads `go1.21.13` or `go1.21.13 X:loopvar`; anything after the
+    /// release that is not an `X:` list is ignored (no Go writes any).
+    pub fn parse(version: &str) -> GoRelease {
+        let mut words = version.split_whitespace();
+        let release = words.next().unwrap_or_default().to_owned();
+        let experiments = words
+            .find_map(|word| word.strip_prefix("X:"))
+            .filter(|list| !list.is_empty())
+            .map(str::to_owned);
+        GoRelease {
+            release,
+            experiments,
+        }
+    }
+}
+
 /// The Go worker for `plugin`, built now if the cache has none.
 pub fn for_plugin(plugin: &GoNative) -> Result<GoWorker, GoWorkerError> {
-    let go = choose_go(plugin.go_version.as_deref())?;
+    let wanted = plugin.go_version.as_deref().map(GoRelease::parse);
+    let go = choose_go(wanted.as_ref().map(|wanted| wanted.release.as_str()))?;
+    // Only a release with experiments changes what is built (`build`).
+    let wanted = wanted.filter(|wanted| wanted.experiments.is_some());
     let dir = cache_root()
         .join("go-worker")
-        .join(format!("{:016x}", cache_key(&go)));
+        .join(format!("{:016x}", cache_key(&go, wanted.as_ref())));
     let exe = dir.join("plugcheck-go-worker");
     if let Some(worker) = cached(&dir, &exe) {
         return Ok(worker);
@@ -104,7 +154,7 @@ pub fn for_plugin(plugin: &GoNative) -> Result<GoWorker, GoWorkerError> {
     if let Some(worker) = cached(&dir, &exe) {
         return Ok(worker);
     }
-    build(&go, &dir)?;
+    build(&go, wanted.as_ref(), &dir)?;
     cached(&dir, &exe).ok_or_else(|| GoWorkerError::Build {
         go,
         output: "the build reported success but left no worker".into(),
@@ -148,14 +198,19 @@ fn cache_root() -> PathBuf {
     base.join("plugcheck")
 }
 
-/// What a cached worker depends on: these sources and the toolchain (its
-/// path, size and time, so an upgraded Go in place builds anew) — all
-/// known without running Go, so a cached start costs a few `stat`s.
-fn cache_key(go: &Path) -> u64 {
+/// What a cached worker depends on: these sources, the release and
+/// experiments a plugin built with experiments asks for (which decide
+/// whether the build uses them), and the toolchain (its path, size and
+/// time, so an upgraded Go in place builds anew) — all known without
+/// running Go, so a cached start costs a few `stat`s.
+fn cache_key(go: &Path, wanted: Option<&GoRelease>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     SOURCES.hash(&mut hasher);
     CONTRACT_VERSION.hash(&mut hasher);
+    wanted
+        .map(|wanted| (&wanted.release, &wanted.experiments))
+        .hash(&mut hasher);
     let go = std::fs::canonicalize(go).unwrap_or_else(|_| go.to_owned());
     go.hash(&mut hasher);
     if let Ok(metadata) = std::fs::metadata(&go) {
@@ -167,7 +222,11 @@ fn cache_key(go: &Path) -> u64 {
 
 /// Builds the worker into `dir`: sources into a staging directory beside
 /// it, `go build`, then one rename, so a half-built worker is never found.
-fn build(go: &Path, dir: &Path) -> Result<(), GoWorkerError> {
+/// When `go` is of the `wanted` release, the worker gets its experiments
+/// (`GOEXPERIMENT`) too; a toolchain of another release builds without
+/// them: its worker refuses the plugin naming both releases whatever it
+/// is built with, and it may not know the experiments at all.
+fn build(go: &Path, wanted: Option<&GoRelease>, dir: &Path) -> Result<(), GoWorkerError> {
     let parent = dir.parent().expect("the cache key is a subdirectory");
     let cache_error = |source| GoWorkerError::Cache {
         dir: parent.to_owned(),
@@ -188,8 +247,16 @@ fn build(go: &Path, dir: &Path) -> Result<(), GoWorkerError> {
         "module plugcheck.dev/go-worker\n\ngo 1.19\n\nrequire plugcheck.dev/abi {CONTRACT_VERSION}\n\nreplace plugcheck.dev/abi => ../abi\n"
     );
     std::fs::write(staging.path().join("worker/go.mod"), go_mod).map_err(cache_error)?;
+    let release =
+        crate::worker::run_helper(go_command(go, None, staging.path()).args(["env", "GOVERSION"]))
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    let experiments = wanted
+        .filter(|wanted| release.as_deref() == Some(wanted.release.as_str()))
+        .and_then(|wanted| wanted.experiments.as_deref());
     let output = crate::worker::run_helper(
-        go_command(go, &staging.path().join("worker"))
+        go_command(go, experiments, &staging.path().join("worker"))
             .args(["build", "-trimpath", "-o"])
             .arg(staging.path().join("plugcheck-go-worker"))
             .arg("."),
@@ -204,12 +271,13 @@ fn build(go: &Path, dir: &Path) -> Result<(), GoWorkerError> {
             output: crate::text::clip(String::from_utf8_lossy(&output.stderr).trim(), 2000),
         });
     }
-    let version =
-        crate::worker::run_helper(go_command(go, staging.path()).args(["env", "GOVERSION"]))
-            .ok()
-            .filter(|output| output.status.success())
-            .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-            .unwrap_or_else(|| "an unknown Go release".into());
+    // The release as the worker's own runtime says it (`go env GOVERSION`
+    // leaves the experiments out).
+    let version = match (release, experiments) {
+        (Some(release), Some(experiments)) => format!("{release} X:{experiments}"),
+        (Some(release), None) => release,
+        (None, _) => "an unknown Go release".into(),
+    };
     std::fs::write(staging.path().join("go-version"), version).map_err(cache_error)?;
     // The worker's own package hashes, read once here rather than at every
     // start (it scans its own tens of thousands of symbols for them); a
@@ -221,6 +289,18 @@ fn build(go: &Path, dir: &Path) -> Result<(), GoWorkerError> {
     .filter(|facts| facts.status.success());
     if let Some(facts) = facts {
         std::fs::write(staging.path().join("worker-facts.json"), &facts.stdout)
+            .map_err(cache_error)?;
+    }
+    // The standard library's packages of this release, which the worker
+    // does not count as a plugin's (`broughtPackages` in leftovers.go); a
+    // worker without the list tells them by their paths.
+    let std_packages = crate::worker::run_helper(
+        go_command(go, experiments, &staging.path().join("worker")).args(["list", "std"]),
+    )
+    .ok()
+    .filter(|listed| listed.status.success());
+    if let Some(listed) = std_packages {
+        std::fs::write(staging.path().join("std-packages.txt"), &listed.stdout)
             .map_err(cache_error)?;
     }
     let staged = staging.keep();
@@ -254,11 +334,14 @@ fn remove_abandoned_builds(dir: &Path) {
 }
 
 /// `go` with an environment that builds from the files given, offline, with
-/// this very toolchain and cgo (which `plugin` needs).
-fn go_command(go: &Path, dir: &Path) -> Command {
+/// this very toolchain, cgo (which `plugin` needs) and `experiments` — and
+/// no others: a `GOEXPERIMENT` of the user's environment would make a
+/// worker no plugin of that release without it can load.
+fn go_command(go: &Path, experiments: Option<&str>, dir: &Path) -> Command {
     let mut command = Command::new(go);
     command
         .current_dir(dir)
+        .env("GOEXPERIMENT", experiments.unwrap_or_default())
         .env("CGO_ENABLED", "1")
         .env("GOFLAGS", "-mod=mod")
         .env("GOPROXY", "off")
@@ -266,4 +349,67 @@ fn go_command(go: &Path, dir: &Path) -> Command {
         .env("GOWORK", "off")
         .env("GO111MODULE", "on");
     command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_string_is_a_release_and_its_experiments() {
+        let parse = |version| {
+            let GoRelease {
+                release,
+                experiments,
+            } = GoRelease::parse(version);
+            (release, experiments)
+        };
+        assert_eq!(parse("go1.19.8"), ("go1.19.8".into(), None));
+        assert_eq!(
+            parse("go1.21.13 X:loopvar"),
+            ("go1.21.13".into(), Some("loopvar".into()))
+        );
+        assert_eq!(
+            parse("go1.22.0 X:nocoverageredesign,loopvar"),
+            ("go1.22.0".into(), Some("nocoverageredesign,loopvar".into()))
+        );
+        assert_eq!(parse("go1.21.13 X:"), ("go1.21.13".into(), None));
+        assert_eq!(parse("devel go1.23-abc"), ("devel".into(), None));
+    }
+
+    /// Every source file of the worker is compiled in: one left out
+    /// would only show when a plugin's worker fails to build.
+    #[test]
+    fn every_worker_source_is_built_in() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("go-worker");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".go") && !name.ends_with("_test.go"))
+            .collect();
+        on_disk.sort();
+        let mut built_in: Vec<String> = SOURCES
+            .iter()
+            .filter(|(subdir, name, _)| *subdir == "worker" && name.ends_with(".go"))
+            .map(|(_, name, _)| (*name).to_owned())
+            .collect();
+        built_in.sort();
+        assert_eq!(
+            built_in, on_disk,
+            "go_worker::SOURCES and harness/go-worker differ"
+        );
+    }
+
+    #[test]
+    fn experiments_get_a_worker_of_their_own() {
+        let go = Path::new("/usr/bin/go");
+        let key = |version| cache_key(go, Some(&GoRelease::parse(version)));
+        assert_ne!(cache_key(go, None), key("go1.21.13 X:loopvar"));
+        assert_ne!(
+            key("go1.21.13 X:loopvar"),
+            key("go1.21.13 X:nocoverageredesign")
+        );
+        assert_ne!(key("go1.21.13 X:loopvar"), key("go1.22.0 X:loopvar"));
+        assert_eq!(key("go1.21.13 X:loopvar"), key("go1.21.13 X:loopvar"));
+    }
 }

@@ -14,8 +14,8 @@ use crate::plugin_memory::{CText, Overlong, read_c_text};
 use crate::report::PluginInfo;
 
 /// Longest string read from a descriptor; a missing terminator is reported
-/// rather than read past.
-const MAX_STRING_BYTES: usize = 4096;
+/// rather than read past. The Go worker holds `Info()` to the same bound.
+use crate::limits::PLUGIN_STRING_BYTES as MAX_STRING_BYTES;
 
 /// The frozen first 16 bytes of every descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,19 +13,12 @@ use plugcheck_abi::{ABI_MAJOR, ABI_MINOR, HOST_V1_0_SIZE, HostTable, Method, sta
 use crate::plugin_memory::{CText, Overlong, read_c_text};
 use crate::report::LogLine;
 
-/// Log lines kept per plugin instance; a plugin that logs in a loop must
-/// not grow the worker without bound.
-const MAX_LOG_LINES: usize = 200;
-const MAX_LOG_LINE_BYTES: usize = 2000;
-/// Longest method name taken; a longer one is cut and then refused as
-/// not found (names are keys, not messages).
-const MAX_METHOD_NAME_BYTES: usize = 4096;
-/// Most methods one instance may register: far above any real plugin
-/// (10,000 is fine), low enough that a registration loop cannot exhaust
-/// the worker's memory.
-const MAX_METHODS: usize = 16_384;
-/// Refusals kept for the report; more are counted.
-const MAX_REJECTED: usize = 100;
+// The bounds, shared with the Go worker (see `limits`).
+use crate::limits::{
+    LOG_LINE_BYTES as MAX_LOG_LINE_BYTES, LOG_LINES_KEPT as MAX_LOG_LINES,
+    METHOD_NAME_BYTES as MAX_METHOD_NAME_BYTES, METHODS as MAX_METHODS,
+    REJECTIONS_KEPT as MAX_REJECTED,
+};
 
 /// What the callbacks collect while a plugin instance lives.
 #[derive(Debug, Default)]

@@ -1,7 +1,10 @@
 //! A plugin report with everything that changes from run to run taken out
 //! (paths, pids, timings, compiler versions) and everything that describes
 //! behaviour kept (verdicts, reasons, error codes, signal and NTSTATUS
-//! names, ABI versions): the form snapshots compare.
+//! names, ABI versions): the form snapshots compare. It is a plugin's form:
+//! the run's provenance (plugcheck version, plugin-set and gate-file
+//! hashes), which changes with every release and plugin list, is the
+//! report's and never reaches a snapshot.
 
 use serde_json::Value;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::CaseId;
+use crate::catalog::{CaseId, Prerequisite};
 use crate::outcome::Outcome;
 use crate::report::Verdict;
 
@@ -26,36 +26,42 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// A skip outcome when one of `case`'s prerequisites did not pass,
-    /// naming the case that failed first, so a chain of skips reads as one
-    /// cause.
+    /// A skip outcome when one of `case`'s prerequisites did not give
+    /// what the case needs of it (`catalog::Need`), naming the case that
+    /// failed first, so a chain of skips reads as one cause.
     pub fn blocked(&self, case: CaseId) -> Option<Outcome> {
-        case.prerequisites().iter().find_map(|prerequisite| {
-            let standing = self.standings.get(prerequisite)?;
-            // A case skipped because it does not apply (no `selftest`
-            // method, say) has nothing to hold its dependents back with.
-            let not_applicable =
-                standing.verdict == Verdict::Skipped && standing.root_case == *prerequisite;
-            if standing.verdict.satisfies_prerequisite() || not_applicable {
-                return None;
-            }
-            let reason = if standing.root_case == *prerequisite {
-                format!(
-                    "prerequisite `{prerequisite}` {}",
-                    standing.root_verdict.past_tense()
+        case.prerequisites().iter().find_map(
+            |&Prerequisite {
+                 case: prerequisite,
+                 need,
+             }| {
+                let prerequisite = &prerequisite;
+                let standing = self.standings.get(prerequisite)?;
+                // A case skipped because it does not apply (no `selftest`
+                // method, say) has nothing to hold its dependents back with.
+                let not_applicable =
+                    standing.verdict == Verdict::Skipped && standing.root_case == *prerequisite;
+                if need.met_by(standing.verdict) || not_applicable {
+                    return None;
+                }
+                let reason = if standing.root_case == *prerequisite {
+                    format!(
+                        "prerequisite `{prerequisite}` {}",
+                        standing.root_verdict.past_tense()
+                    )
+                } else {
+                    format!(
+                        "prerequisite `{prerequisite}` was skipped: `{}` {}",
+                        standing.root_case,
+                        standing.root_verdict.past_tense()
+                    )
+                };
+                Some(
+                    Outcome::skipped(reason)
+                        .with_detail(|detail| detail.prerequisite = Some(*prerequisite)),
                 )
-            } else {
-                format!(
-                    "prerequisite `{prerequisite}` was skipped: `{}` {}",
-                    standing.root_case,
-                    standing.root_verdict.past_tense()
-                )
-            };
-            Some(
-                Outcome::skipped(reason)
-                    .with_detail(|detail| detail.prerequisite = Some(*prerequisite)),
-            )
-        })
+            },
+        )
     }
 
     /// Records how `case` ended.
@@ -104,8 +110,32 @@ mod tests {
         let mut ledger = Ledger::default();
         ledger.record(CaseId::Selftest, &Outcome::skipped("no selftest method"));
         assert!(ledger.blocked(CaseId::ReloadWhileCalling).is_none());
-        ledger.record(CaseId::Selftest, &Outcome::fail("selftest returned 1"));
+        ledger.record(CaseId::Selftest, &Outcome::crashed("SIGSEGV", None));
         assert!(ledger.blocked(CaseId::ReloadWhileCalling).is_some());
+    }
+
+    #[test]
+    fn a_prerequisite_that_only_has_to_survive_blocks_on_crashes_and_hangs_alone() {
+        let mut ledger = Ledger::default();
+        ledger.record(CaseId::Init, &Outcome::pass("ok"));
+        ledger.record(CaseId::Shutdown, &Outcome::pass("ok"));
+        for (verdict, blocks) in [
+            (Outcome::fail("selftest returned 1"), false),
+            (Outcome::warning("slow"), false),
+            (Outcome::crashed("SIGSEGV", None), true),
+            (Outcome::timed_out("5 s", 5000), true),
+        ] {
+            ledger.record(CaseId::Selftest, &verdict);
+            for case in [CaseId::FuzzMethods, CaseId::ReloadCycles] {
+                let skip = ledger.blocked(case);
+                assert_eq!(skip.is_some(), blocks, "{case} after {verdict:?}");
+            }
+        }
+        // What needs a pass still does.
+        ledger.record(CaseId::Selftest, &Outcome::fail("selftest returned 1"));
+        ledger.record(CaseId::Shutdown, &Outcome::fail("a thread is left"));
+        assert!(ledger.blocked(CaseId::ReloadCycles).is_some());
+        assert!(ledger.blocked(CaseId::FuzzMethods).is_none());
     }
 
     #[test]

@@ -46,7 +46,9 @@ impl PluginKind {
 /// What a Go-native plugin's file says about its build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoNative {
-    /// `go1.21.13`; `None` when the plugin embeds no build information.
+    /// `go1.21.13`, or `go1.21.13 X:loopvar` for a build with experiments
+    /// (see `go_worker::GoRelease`); `None` when the plugin embeds no build
+    /// information.
     pub go_version: Option<String>,
 }
 
@@ -135,9 +137,10 @@ fn buildinfo_version(section: &[u8]) -> Option<String> {
     let (len, used) = uvarint(rest)?;
     let text = rest.get(used..used.checked_add(usize::try_from(len).ok()?)?)?;
     let version = std::str::from_utf8(text).ok()?;
+    // `go1.21.13 X:loopvar`: a release built with experiments has a space.
     let plausible = version.starts_with("go")
-        && version.len() <= 64
-        && version.bytes().all(|b| b.is_ascii_graphic());
+        && version.len() <= 200
+        && version.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
     plausible.then(|| version.to_owned())
 }
 
@@ -166,6 +169,14 @@ mod tests {
         section.extend(b"go1.21.13");
         section.extend([0x80, 0x01]);
         assert_eq!(buildinfo_version(&section).as_deref(), Some("go1.21.13"));
+        let mut experimental = section[..32].to_vec();
+        experimental.push(19);
+        experimental.extend(b"go1.21.13 X:loopvar");
+        assert_eq!(
+            buildinfo_version(&experimental).as_deref(),
+            Some("go1.21.13 X:loopvar"),
+            "a release with experiments"
+        );
         section[15] = 0;
         assert_eq!(buildinfo_version(&section), None, "pointer format");
         assert_eq!(buildinfo_version(b"\xff Go buildinf:"), None, "cut short");

@@ -276,18 +276,53 @@ mod tests {
     }
 
     #[test]
-    fn only_skips_that_do_not_follow_a_failure_break_a_deny_skipped_gate() {
+    fn a_skip_that_does_not_apply_breaks_only_a_deny_skipped_gate() {
+        let mut report = test_report("linux", &[("/p/x.so", &[("unload", "skipped")])]);
+        Policy::default().judge(&mut report, day("2026-01-01"));
+        assert!(report.plugins[0].gate.passed);
         let policy = Policy {
             deny_skipped: true,
             ..Policy::default()
         };
-        let mut report = test_report("linux", &[("/p/x.so", &[("unload", "skipped")])]);
         policy.judge(&mut report, day("2026-01-01"));
         assert!(!report.plugins[0].gate.passed);
-        report.plugins[0].cases[0].detail.prerequisite = Some(CaseId::Load);
+    }
+
+    /// The waiver of a prerequisite's verdict accepts that verdict, not
+    /// the cases it kept from running: they were not verified.
+    #[test]
+    fn cases_behind_a_waived_prerequisite_break_the_gate_until_waived_by_name() {
+        let cases: &[(&str, &str)] = &[
+            ("shutdown", "fail"),
+            ("unload", "skipped"),
+            ("reload-cycles", "skipped"),
+        ];
+        let mut report = test_report("linux", &[("/p/x.so", cases)]);
+        for case in &mut report.plugins[0].cases[1..] {
+            case.detail.prerequisite = Some(CaseId::Shutdown);
+        }
+        let mut policy = Policy {
+            waivers: vec![waiver("shutdown", Verdict::Fail, None, 1)],
+            ..Policy::default()
+        };
+        policy.judge(&mut report, day("2026-01-01"));
+        let gate = &report.plugins[0].gate;
+        assert!(!gate.passed, "two cases did not run: {gate:?}");
+        assert_eq!(gate.waived, 1);
+        policy
+            .waivers
+            .push(waiver("unload", Verdict::Skipped, None, 2));
+        policy.judge(&mut report, day("2026-01-01"));
+        assert!(
+            !report.plugins[0].gate.passed,
+            "reload-cycles is not waived"
+        );
+        policy
+            .waivers
+            .push(waiver("reload", Verdict::Skipped, None, 3));
         policy.judge(&mut report, day("2026-01-01"));
         assert!(report.plugins[0].gate.passed);
-        assert!(!Policy::default().breaks(&report.plugins[0].cases[0]));
+        assert_eq!(report.plugins[0].gate.waived, 3);
     }
 
     #[test]

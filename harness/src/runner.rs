@@ -13,6 +13,7 @@ use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
 use crate::policy::Policy;
 use crate::report::event::{Event, Reporters, WorkerStart};
+use crate::report::provenance::Provenance;
 use crate::report::{
     CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, Verdict,
 };
@@ -39,6 +40,9 @@ pub struct RunOptions {
     /// Where inputs that crash or hang a method are saved (none: they are
     /// not, and the report says so).
     pub inputs_dir: Option<PathBuf>,
+    /// How the run was made, recorded in its report (none for a run no
+    /// report of is kept, like a reload's pre-flight).
+    pub provenance: Option<Provenance>,
 }
 
 /// Runs every plugin, `jobs` at a time, calling `on_done` as each finishes
@@ -97,6 +101,7 @@ pub fn run_all(
         toolchain_probes: Vec::new(),
         policy: Policy::default(),
         waivers: Vec::new(),
+        provenance: options.provenance.clone(),
     };
     options.policy.judge(&mut report, crate::policy::today());
     // An interrupted run's results are not verdicts: nothing reports them.
@@ -211,7 +216,12 @@ fn run_plugin_reporting(
                     index,
                     why: why_next_worker,
                 });
-                worker.insert(spawn_worker(&program.exe, path, run.attempt)?)
+                worker.insert(spawn_worker(
+                    &program.exe,
+                    path,
+                    run.attempt,
+                    options.settings.scratch.as_deref(),
+                )?)
             }
         };
         active.start(&batch, &ledger, &settings);
@@ -382,14 +392,17 @@ fn refused(
 }
 
 /// The fuzz inputs as a file in the run's scratch directory, for a worker
-/// that reads them rather than making them (the Go worker), when
-/// `fuzz-methods` is to run. None when it cannot be written: the worker
-/// then says it got no inputs.
+/// that reads them rather than making them (the Go worker), when a case
+/// that uses them is to run (`fuzz-methods`; `state-roundtrip` drives the
+/// state with them). None when it cannot be written: the worker then says
+/// it got no inputs.
 fn fuzz_series(
     program: &worker_choice::WorkerProgram,
     options: &RunOptions,
 ) -> Option<tempfile::NamedTempFile> {
-    let wanted = program.reads_fuzz_series && options.cases.contains(&CaseId::FuzzMethods);
+    let uses_series = [CaseId::FuzzMethods, CaseId::StateRoundtrip];
+    let wanted =
+        program.reads_fuzz_series && options.cases.iter().any(|case| uses_series.contains(case));
     let scratch = options.settings.scratch.as_deref().filter(|_| wanted)?;
     let mut file = tempfile::Builder::new()
         .prefix("fuzz-series-")
@@ -422,20 +435,25 @@ fn batch_len(cases: &[CaseId], worker_applies_ledger: bool, ledger: &Ledger) -> 
 /// itself fails: Wine now and then refuses a CreateProcess right after a
 /// Job Object was terminated (ERROR_INTERNAL_ERROR, 1359). A start that
 /// keeps failing is the harness's error, reported as such.
-fn spawn_worker(exe: &Path, plugin: &Path, attempt: Option<u32>) -> Result<Worker, SpawnError> {
+fn spawn_worker(
+    exe: &Path,
+    plugin: &Path,
+    attempt: Option<u32>,
+    scratch: Option<&Path>,
+) -> Result<Worker, SpawnError> {
     let environment: Vec<(&str, String)> = attempt
         .map(|attempt| (crate::repeat::ATTEMPT_VARIABLE, attempt.to_string()))
         .into_iter()
         .collect();
     let mut delay = Duration::from_millis(20);
     for _ in 0..3 {
-        match Worker::spawn(exe, plugin, &environment) {
+        match Worker::spawn(exe, plugin, &environment, scratch) {
             Err(SpawnError::Start { .. }) => std::thread::sleep(delay),
             other => return other,
         }
         delay *= 5;
     }
-    Worker::spawn(exe, plugin, &environment)
+    Worker::spawn(exe, plugin, &environment, scratch)
 }
 
 /// Ends a worker (its whole tree killed) and gives each case it answered
@@ -557,6 +575,10 @@ pub struct IsolatedPreflight {
     pub worker_exe: PathBuf,
     /// Time the pre-flight may take.
     pub timeout: Duration,
+    /// Where the pre-flight worker's directory is made (the watch's
+    /// scratch, which an interrupt removes); the system's temporary
+    /// directory when none.
+    pub scratch: Option<PathBuf>,
 }
 
 impl crate::reload::Preflight for IsolatedPreflight {
@@ -569,11 +591,15 @@ impl crate::reload::Preflight for IsolatedPreflight {
             worker_exe: self.worker_exe.clone(),
             cases: CaseId::ALL[..=upto].to_vec(),
             timeout: self.timeout,
-            settings: CaseSettings::default(),
+            settings: CaseSettings {
+                scratch: self.scratch.clone(),
+                ..CaseSettings::default()
+            },
             policy: Policy::default(),
             repeat: 1,
             jobs: 1,
             inputs_dir: None,
+            provenance: None,
         };
         let report = run_plugin(build, &options).map_err(|error| {
             Outcome::fail(format!("the pre-flight worker did not start: {error}"))

@@ -1,211 +1,548 @@
-//! Sharding a plugin collection over CI machines: `--partition K/N` picks
-//! a slice by a hash of each plugin's file name (so every machine cuts the
-//! same slices whatever the order or directory it was given), and
-//! [`merge`] joins the shards' reports into the report one run would have
-//! made, judged again by the gate they share.
+//! Merging the shards of a partitioned run (`check --partition K/N`) into
+//! the report one run would have made, judged again by the gate they
+//! share. A merged gate is a release gate over the whole plugin set, so
+//! nothing a shard says is taken on trust: each shard must say how it was
+//! made (`report::provenance`), and the merge refuses, naming the shard and
+//! what differs, anything that is not exactly the N slices of one run:
+//!
+//! - a shard missing or given twice, a report made without `--partition`
+//!   among partitioned ones, shards of another platform, plugcheck, gate
+//!   (file content, deny flags), plugin set or setting;
+//! - a filtered shard, unless the merge is told the same filter (below);
+//! - a plugin in two shards, or in a shard its file name does not cut to,
+//!   or shards whose plugins are not the set the run was cut from (a shard
+//!   lost or truncated plugins);
+//! - a plugin without exactly one result for each case the run selected
+//!   (none at all, one missing, one twice), and a result that contradicts
+//!   itself (a family not its case's, runs recorded for a case that is not
+//!   flaky, a skip behind a prerequisite that passed).
+//!
+//! Each plugin's gate is then counted again from its cases' verdicts: the
+//! gate a shard stored is never read.
+//!
+//! These checks catch shards that went missing, broke, or came from
+//! another run or setting; they are not signatures: whoever can write a
+//! shard can write a consistent lie, and a gate that must stand against
+//! that has to protect its shards where they are made and carried.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use xxhash_rust::xxh3::xxh3_64;
+use crate::catalog::CaseId;
+use crate::partition::{Partition, PluginSet};
+use crate::report::provenance::Provenance;
+use crate::report::{PluginReport, Report, Verdict};
+use crate::text::{clip, one_line};
 
-use crate::report::Report;
+/// Characters of a value from a report (a path, a setting) an error shows:
+/// a forged shard may hold a megabyte where a name should be.
+const SHOWN_CHARS: usize = 160;
 
-/// The K-th (1-based) of N slices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Partition {
-    pub index: u32,
-    pub count: u32,
+/// A value from a report as an error shows it: one line, clipped.
+fn shown(text: &str) -> String {
+    clip(&one_line(text), SHOWN_CHARS)
 }
 
-impl Partition {
-    /// `2/3` → the second of three slices.
-    pub fn parse(text: &str) -> Result<Partition, String> {
-        let usage = || format!("`{text}` is not a partition: write K/N with 1 ≤ K ≤ N, e.g. 2/3");
-        let (index, count) = text.split_once('/').ok_or_else(usage)?;
-        let index: u32 = index.trim().parse().map_err(|_| usage())?;
-        let count: u32 = count.trim().parse().map_err(|_| usage())?;
-        if index == 0 || count == 0 || index > count {
-            return Err(usage());
-        }
-        Ok(Partition { index, count })
-    }
-
-    /// Whether `plugin` is in this slice: by its file name alone.
-    pub fn selects(&self, plugin: &Path) -> bool {
-        let name = plugin.file_name().unwrap_or(plugin.as_os_str());
-        let hash = xxh3_64(name.as_encoded_bytes());
-        hash % u64::from(self.count) == u64::from(self.index - 1)
-    }
-
-    /// The plugins of this slice, in their given order.
-    pub fn slice(&self, plugins: &[PathBuf]) -> Vec<PathBuf> {
-        plugins
-            .iter()
-            .filter(|plugin| self.selects(plugin))
-            .cloned()
-            .collect()
-    }
-}
-
-impl std::fmt::Display for Partition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-/// Why shards cannot be merged.
+/// Why shards cannot be merged. Every variant names the shard (the file it
+/// was read from) and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
     #[error("no reports to merge: give the shards' JSON reports")]
     Nothing,
     #[error(
-        "`{shard}` comes from {its}, the first report from {first}: merge the shards of one platform's run (`cargo xtask merge-reports` compares platforms)"
+        "`{shard}` does not say how it was made (partition, plugin set, settings): it was written by a plugcheck older than this one; run every shard again with this plugcheck"
+    )]
+    Unrecorded { shard: String },
+    #[error(
+        "`{shard}` comes from {its}, `{first_shard}` from {first}: merge the shards of one platform's run (`cargo xtask merge-reports` compares platforms)"
     )]
     Platform {
         shard: String,
         its: String,
+        first_shard: String,
         first: String,
     },
     #[error(
-        "`{shard}` was judged by another gate than the first report (its gate file, --deny-warnings or --deny-skipped differ): run every shard with the same gate"
+        "`{shard}` differs from `{first_shard}` in {what}: `{its}` in `{shard}`, `{first}` in `{first_shard}`; merge only the shards of one run, each run with the same plugcheck, plugins, options and gate file"
     )]
-    Policy { shard: String },
-    #[error(
-        "`{shard}` was made by {its}, the first report by {first}: run every shard with the same plugcheck"
-    )]
-    Tool {
+    Setting {
         shard: String,
+        first_shard: String,
+        what: &'static str,
         its: String,
         first: String,
     },
     #[error(
-        "`{plugin}` is in both `{first}` and `{second}`: the shards overlap; give each shard once"
+        "`{shard}` was made without --partition, `{first_shard}` with --partition {first}: merge the shards of one partitioned run (a whole run needs no merge)"
+    )]
+    Unpartitioned {
+        shard: String,
+        first_shard: String,
+        first: Partition,
+    },
+    #[error(
+        "{}: the shards overlap; give each shard once",
+        if first == second {
+            format!("`{second}` is given twice (shard {partition})")
+        } else {
+            format!("`{second}` is shard {partition} again (`{first}` is too)")
+        }
+    )]
+    Duplicate {
+        partition: Partition,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{} missing (have {}): every shard of the run must be merged, or its plugins go unjudged; find the shard job that did not report and run it again",
+        missing_list(.missing), have_list(.have)
+    )]
+    Missing {
+        missing: Vec<Partition>,
+        have: Vec<(Partition, String)>,
+    },
+    #[error(
+        "`{shard}` ran only the cases of `--filter {filter}` ({left_out}), but this merge gates {expected}: a merged gate stands for the cases it names, and a shard that ran fewer could hide a failing case. Run every shard {advice}"
+    )]
+    Filtered {
+        shard: String,
+        filter: String,
+        /// How many cases were left out, with one for example.
+        left_out: String,
+        expected: String,
+        advice: String,
+    },
+    #[error(
+        "`{shard}` ran every case, but this merge gates only the cases of `--filter {expected}`: give `plugcheck merge` the filter the shards were run with, or none"
+    )]
+    Unfiltered { shard: String, expected: String },
+    #[error("`{shard}` names a filter this plugcheck cannot read: {error}")]
+    BadFilter { shard: String, error: String },
+    #[error(
+        "{}: the shards overlap; give each shard once",
+        if first == second {
+            format!("`{plugin}` is twice in `{first}`")
+        } else {
+            format!("`{plugin}` is in both `{first}` and `{second}`")
+        }
     )]
     Overlap {
         plugin: String,
         first: String,
         second: String,
     },
+    #[error(
+        "`{plugin}` is in `{shard}` (shard {partition}), but its file name cuts to shard {belongs}: the shard is not what --partition {partition} checks; run it again"
+    )]
+    WrongShard {
+        plugin: String,
+        shard: String,
+        partition: Partition,
+        belongs: Partition,
+    },
+    #[error(
+        "the shards hold {held} plugin(s) (names hashed {held_hash}), but the run was cut from {count} (names hashed {hash}): a shard lost plugins or holds others; run the lost shard again"
+    )]
+    PluginSet {
+        held: u64,
+        held_hash: String,
+        count: u64,
+        hash: String,
+    },
+    #[error(
+        "`{plugin}` in `{shard}` has no case results: a plugin that ran no case was not judged; run its shard again"
+    )]
+    NoCases { plugin: String, shard: String },
+    #[error(
+        "`{plugin}` in `{shard}` has no result for `{case}`, which the run selected: a truncated or edited shard; run it again"
+    )]
+    MissingCase {
+        plugin: String,
+        shard: String,
+        case: CaseId,
+    },
+    #[error("`{plugin}` in `{shard}` has {problem}: a truncated or edited shard; run it again")]
+    Inconsistent {
+        plugin: String,
+        shard: String,
+        problem: String,
+    },
+}
+
+fn missing_list(missing: &[Partition]) -> String {
+    let names: Vec<String> = missing.iter().map(|p| format!("shard {p}")).collect();
+    let verb = if missing.len() == 1 { "is" } else { "are" };
+    format!("{} {verb}", clip(&names.join(", "), SHOWN_CHARS))
+}
+
+fn have_list(have: &[(Partition, String)]) -> String {
+    let names: Vec<String> = have
+        .iter()
+        .map(|(partition, shard)| format!("{partition} from `{shard}`"))
+        .collect();
+    clip(&names.join(", "), 4 * SHOWN_CHARS)
 }
 
 /// The shards (with the names they were read from) as one report: every
 /// plugin once, ordered by path, judged again by the shards' gate, so the
-/// verdicts and the gate are those of one run over the union.
-pub fn merge(shards: Vec<(String, Report)>) -> Result<Report, MergeError> {
-    let mut shards = shards.into_iter();
-    let (first_name, mut merged) = shards.next().ok_or(MergeError::Nothing)?;
-    let mut origin: Vec<(PathBuf, String)> = merged
-        .plugins
-        .iter()
-        .map(|plugin| (plugin.path.clone(), first_name.clone()))
+/// verdicts and the gate are those of one run over the union. `filter` is
+/// the `--filter` the merge was told (empty: none): shards must have run
+/// exactly the cases it selects.
+///
+/// A filtered shard is refused unless the merge names the same filter,
+/// rather than merged with a gate failed for it: the person who runs the
+/// merge owns the gate, and a filter is what they decide, not what a shard
+/// says. Refused, a shard run under `--filter load` cannot pass the crash
+/// cases it never ran; named, a filtered run's gate is that of `check
+/// --filter` over the union, as one run would give, and the merged
+/// report's provenance keeps the filter.
+pub fn merge(shards: Vec<(String, Report)>, filter: &[String]) -> Result<Report, MergeError> {
+    let shards: Vec<(String, Report)> = shards
+        .into_iter()
+        .map(|(name, report)| (one_line(&name).into_owned(), report))
         .collect();
-    for (name, shard) in shards {
-        if shard.platform != merged.platform {
-            return Err(MergeError::Platform {
-                shard: name,
-                its: shard.platform.describe(),
-                first: merged.platform.describe(),
-            });
-        }
-        if shard.policy != merged.policy {
-            return Err(MergeError::Policy { shard: name });
-        }
-        if shard.tool != merged.tool {
-            return Err(MergeError::Tool {
-                shard: name,
-                its: shard.tool,
-                first: merged.tool,
-            });
-        }
-        for plugin in shard.plugins {
-            if let Some((_, first)) = origin.iter().find(|(path, _)| *path == plugin.path) {
+    let Some((first_name, first)) = shards.first() else {
+        return Err(MergeError::Nothing);
+    };
+    let provenance = |name: &String, report: &Report| -> Result<Provenance, MergeError> {
+        report
+            .provenance
+            .clone()
+            .ok_or_else(|| MergeError::Unrecorded {
+                shard: name.clone(),
+            })
+    };
+    let first_provenance = provenance(first_name, first)?;
+    for (name, shard) in &shards[1..] {
+        let its = provenance(name, shard)?;
+        same_run((first_name, first, &first_provenance), (name, shard, &its))?;
+    }
+    let cases = selected_cases(first_name, &first_provenance, filter)?;
+    let slices = complete_slices(&shards)?;
+    let mut origin: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for ((name, shard), slice) in shards.iter().zip(&slices) {
+        for plugin in &shard.plugins {
+            if let Some(first) = origin.get(&plugin.path) {
                 return Err(MergeError::Overlap {
-                    plugin: crate::text::one_line(&plugin.path.display().to_string()).into_owned(),
+                    plugin: shown(&plugin.path.display().to_string()),
                     first: first.clone(),
-                    second: name,
+                    second: name.clone(),
                 });
             }
-            origin.push((plugin.path.clone(), name.clone()));
-            merged.plugins.push(plugin);
+            origin.insert(plugin.path.clone(), name.clone());
+            let belongs = slice.of(&plugin.path);
+            if belongs != *slice {
+                return Err(MergeError::WrongShard {
+                    plugin: shown(&plugin.path.display().to_string()),
+                    shard: name.clone(),
+                    partition: *slice,
+                    belongs,
+                });
+            }
+            check_cases(plugin, name, &cases)?;
         }
-        merged.timeout_ms = merged.timeout_ms.max(shard.timeout_ms);
+    }
+    let held = PluginSet::of(origin.keys().map(PathBuf::as_path));
+    if held != first_provenance.plugin_set {
+        return Err(MergeError::PluginSet {
+            held: held.count,
+            held_hash: held.hash,
+            count: first_provenance.plugin_set.count,
+            hash: shown(&first_provenance.plugin_set.hash),
+        });
+    }
+    let mut shards = shards.into_iter();
+    let (_, mut merged) = shards.next().expect("checked above");
+    for (_, shard) in shards {
+        merged.plugins.extend(shard.plugins);
     }
     merged.plugins.sort_by(|a, b| a.path.cmp(&b.path));
+    merged.provenance = Some(Provenance {
+        partition: None,
+        ..first_provenance
+    });
     let policy = merged.policy.clone();
     policy.judge(&mut merged, crate::policy::today());
     Ok(merged)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::report::test_report;
-
-    #[test]
-    fn partitions_parse_and_bad_ones_say_how_to_write_them() {
-        assert_eq!(
-            Partition::parse("2/3"),
-            Ok(Partition { index: 2, count: 3 })
-        );
-        for bad in ["0/3", "4/3", "1/0", "x/2", "3", ""] {
-            let error = Partition::parse(bad).unwrap_err();
-            assert!(error.contains("K/N"), "{bad}: {error}");
+/// Whether `shard` is of the same run as the first: platform, gate and
+/// every recorded setting but the partition's index alike.
+fn same_run(
+    (first_name, first, first_provenance): (&String, &Report, &Provenance),
+    (name, shard, its): (&String, &Report, &Provenance),
+) -> Result<(), MergeError> {
+    if shard.platform != first.platform {
+        return Err(MergeError::Platform {
+            shard: name.clone(),
+            its: shown(&shard.platform.describe()),
+            first_shard: first_name.clone(),
+            first: shown(&first.platform.describe()),
+        });
+    }
+    let differs = |what: &'static str, its: String, first: String| MergeError::Setting {
+        shard: name.clone(),
+        first_shard: first_name.clone(),
+        what,
+        its: shown(&its),
+        first: shown(&first),
+    };
+    match (first_provenance.partition, its.partition) {
+        (Some(partition), None) => {
+            return Err(MergeError::Unpartitioned {
+                shard: name.clone(),
+                first_shard: first_name.clone(),
+                first: partition,
+            });
+        }
+        (None, Some(partition)) => {
+            return Err(MergeError::Unpartitioned {
+                shard: first_name.clone(),
+                first_shard: name.clone(),
+                first: partition,
+            });
+        }
+        (Some(a), Some(b)) if a.count != b.count => {
+            return Err(differs(
+                "the number of shards (--partition K/N)",
+                b.to_string(),
+                a.to_string(),
+            ));
+        }
+        _ => {}
+    }
+    let settings = its.settings();
+    for ((what, first_value), (_, value)) in first_provenance.settings().into_iter().zip(settings) {
+        if value != first_value {
+            return Err(differs(what, value, first_value));
         }
     }
-
-    #[test]
-    fn every_plugin_is_in_exactly_one_slice_by_its_file_name() {
-        let plugins: Vec<PathBuf> = (0..200)
-            .map(|n| PathBuf::from(format!("/build/p{n}/libplugin_{n}.so")))
-            .collect();
-        let slices: Vec<Vec<PathBuf>> = (1..=3)
-            .map(|index| Partition { index, count: 3 }.slice(&plugins))
-            .collect();
-        let mut union: Vec<&PathBuf> = slices.iter().flatten().collect();
-        union.sort();
-        let mut given: Vec<&PathBuf> = plugins.iter().collect();
-        given.sort();
-        assert_eq!(union, given, "every plugin once");
-        assert!(slices.iter().all(|slice| slice.len() > 40), "roughly even");
-        let moved = PathBuf::from("/elsewhere/libplugin_7.so");
-        let home = |path: &Path| (1..=3).find(|&index| Partition { index, count: 3 }.selects(path));
-        assert_eq!(
-            home(&moved),
-            home(&plugins[7]),
-            "the directory does not count"
-        );
+    if shard.tool != first.tool {
+        return Err(differs("plugcheck", shard.tool.clone(), first.tool.clone()));
     }
+    if shard.timeout_ms != first.timeout_ms {
+        return Err(differs(
+            "--timeout",
+            format!("{} ms", shard.timeout_ms),
+            format!("{} ms", first.timeout_ms),
+        ));
+    }
+    // The gate file's path may differ between checkouts; its content is
+    // compared by hash above, and what the gate was made of here.
+    let gate = |report: &Report| crate::policy::Policy {
+        file: None,
+        ..report.policy.clone()
+    };
+    if gate(shard) != gate(first) {
+        let flags = |report: &Report| {
+            format!(
+                "deny-warnings {}, deny-skipped {}, {} waiver(s)",
+                report.policy.deny_warnings,
+                report.policy.deny_skipped,
+                report.policy.waivers.len()
+            )
+        };
+        return Err(differs("its gate", flags(shard), flags(first)));
+    }
+    Ok(())
+}
 
-    #[test]
-    fn shards_merge_into_one_judged_report_and_refuse_to_overlap() {
-        let a = test_report("linux", &[("/p/b.so", &[("load", "fail")])]);
-        let b = test_report("linux", &[("/p/a.so", &[("load", "pass")])]);
-        let merged = merge(vec![
-            ("a.json".into(), a.clone()),
-            ("b.json".into(), b.clone()),
-        ])
-        .unwrap();
-        let paths: Vec<&Path> = merged.plugins.iter().map(|p| p.path.as_path()).collect();
-        assert_eq!(paths, [Path::new("/p/a.so"), Path::new("/p/b.so")]);
-        assert!(!merged.gate_passed(), "judged again: b.so's load failed");
-        let error = merge(vec![
-            ("a.json".into(), a.clone()),
-            ("again.json".into(), a.clone()),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(
-            error.contains("a.json") && error.contains("again.json"),
-            "{error}"
-        );
-        let windows = test_report("windows", &[]);
-        let error = merge(vec![("a.json".into(), a), ("w.json".into(), windows)])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("w.json") && error.contains("windows"),
-            "{error}"
-        );
-        assert!(matches!(merge(Vec::new()), Err(MergeError::Nothing)));
+/// The cases every plugin must have a result for: those `filter` selects,
+/// which must be those each shard's filter selected.
+fn selected_cases(
+    first_name: &str,
+    provenance: &Provenance,
+    filter: &[String],
+) -> Result<Vec<CaseId>, MergeError> {
+    // Shards agree on the filter (`same_run`), so the first speaks for all.
+    let shard = first_name.to_owned();
+    let ran =
+        crate::catalog::select(&provenance.filter).map_err(|error| MergeError::BadFilter {
+            shard: shard.clone(),
+            error: clip(&error, 2 * SHOWN_CHARS),
+        })?;
+    let expected =
+        crate::catalog::select(filter).expect("the merge's own filter was checked when parsed");
+    if ran == expected {
+        return Ok(expected);
+    }
+    if provenance.filter.is_empty() {
+        return Err(MergeError::Unfiltered {
+            shard,
+            expected: shown(&filter.join(",")),
+        });
+    }
+    let example = expected
+        .iter()
+        .chain(CaseId::ALL)
+        .find(|case| !ran.contains(case))
+        .map_or("", |case| case.id());
+    let given = shown(&provenance.filter.join(","));
+    let (expected_words, advice) = if filter.is_empty() {
+        (
+            "the whole suite".to_owned(),
+            format!(
+                "without --filter; to gate a filtered run on purpose, give `plugcheck merge --filter {given}` too"
+            ),
+        )
+    } else {
+        (
+            format!("the cases of `--filter {}`", shown(&filter.join(","))),
+            "with the filter this merge is given".to_owned(),
+        )
+    };
+    Err(MergeError::Filtered {
+        shard,
+        filter: given,
+        left_out: format!(
+            "{} of {} case(s) left out, e.g. `{example}`",
+            CaseId::ALL.len() - ran.len(),
+            CaseId::ALL.len()
+        ),
+        expected: expected_words,
+        advice,
+    })
+}
+
+/// Each shard's slice, once every slice 1..=N is there exactly once.
+fn complete_slices(shards: &[(String, Report)]) -> Result<Vec<Partition>, MergeError> {
+    let slices: Vec<Partition> = shards
+        .iter()
+        .map(|(_, report)| report.provenance.as_ref().expect("checked").slice())
+        .collect();
+    let mut seen: BTreeMap<Partition, &String> = BTreeMap::new();
+    for ((name, _), slice) in shards.iter().zip(&slices) {
+        if let Some(first) = seen.insert(*slice, name) {
+            return Err(MergeError::Duplicate {
+                partition: *slice,
+                first: first.clone(),
+                second: name.clone(),
+            });
+        }
+    }
+    let count = slices[0].count;
+    let missing: Vec<Partition> = (1..=count)
+        .map(|index| Partition { index, count })
+        .filter(|slice| !seen.contains_key(slice))
+        .collect();
+    if !missing.is_empty() {
+        return Err(MergeError::Missing {
+            missing,
+            have: seen
+                .into_iter()
+                .map(|(slice, name)| (slice, name.clone()))
+                .collect(),
+        });
+    }
+    Ok(slices)
+}
+
+/// Whether `plugin` has one result for each of `cases` and nothing else,
+/// each consistent in itself.
+fn check_cases(plugin: &PluginReport, shard: &str, cases: &[CaseId]) -> Result<(), MergeError> {
+    let name = || shown(&plugin.path.display().to_string());
+    let inconsistent = |problem: String| MergeError::Inconsistent {
+        plugin: name(),
+        shard: shard.to_owned(),
+        problem,
+    };
+    if plugin.cases.is_empty() {
+        return Err(MergeError::NoCases {
+            plugin: name(),
+            shard: shard.to_owned(),
+        });
+    }
+    let mut results: BTreeMap<CaseId, &crate::report::CaseReport> = BTreeMap::new();
+    for case in &plugin.cases {
+        if !cases.contains(&case.id) {
+            return Err(inconsistent(format!(
+                "a result for `{}`, which the run did not select",
+                case.id
+            )));
+        }
+        if results.insert(case.id, case).is_some() {
+            return Err(inconsistent(format!("two results for `{}`", case.id)));
+        }
+        if case.family != case.id.family() {
+            return Err(inconsistent(format!(
+                "`{}` in family `{}`, which is not its family (`{}`)",
+                case.id,
+                case.family,
+                case.id.family()
+            )));
+        }
+        if !case.attempts.is_empty() && case.verdict != Verdict::Flaky {
+            return Err(inconsistent(format!(
+                "runs recorded for `{}`, whose verdict is {}: only a flaky case keeps its runs",
+                case.id, case.verdict
+            )));
+        }
+    }
+    if let Some(case) = cases.iter().find(|case| !results.contains_key(case)) {
+        return Err(MergeError::MissingCase {
+            plugin: name(),
+            shard: shard.to_owned(),
+            case: *case,
+        });
+    }
+    for case in &plugin.cases {
+        let Some(prerequisite) = case.detail.prerequisite else {
+            continue;
+        };
+        if case.verdict != Verdict::Skipped {
+            continue;
+        }
+        // What the case needs of the case it names (a refused plugin's
+        // skips name its first case, which may be no catalog prerequisite:
+        // then that case must not have passed).
+        let need = case
+            .id
+            .prerequisites()
+            .iter()
+            .find(|named| named.case == prerequisite)
+            .map_or(crate::catalog::Need::Passed, |named| named.need);
+        let held_back = results
+            .get(&prerequisite)
+            .is_some_and(|before| !need.met_by(before.verdict));
+        if !held_back {
+            return Err(inconsistent(format!(
+                "`{}` skipped behind `{prerequisite}`, which did not hold it back",
+                case.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The merged report as the terminal shows it: every text clipped to
+/// `max_chars` (a forged shard may hold a report-sized reason or path; the
+/// merged JSON keeps them whole, a terminal gets a line).
+pub fn clipped_for_display(report: &Report, max_chars: usize) -> Report {
+    let mut value = serde_json::to_value(report).expect("reports serialize");
+    clip_strings(&mut value, max_chars.max(64));
+    // Strings the model parses (verdicts, case ids, `K/N`) were read
+    // valid, so are short, and were not cut: this reads back.
+    serde_json::from_value(value).unwrap_or_else(|_| report.clone())
+}
+
+fn clip_strings(value: &mut serde_json::Value, max_chars: usize) {
+    match value {
+        serde_json::Value::String(text) if text.chars().nth(max_chars).is_some() => {
+            *text = clip(text, max_chars);
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                clip_strings(item, max_chars);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (_, item) in map.iter_mut() {
+                clip_strings(item, max_chars);
+            }
+        }
+        _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -286,3 +286,258 @@ fn a_missing_library_beside_the_rlib_its_build_made_is_told_the_crate_type() {
         "{stdout}"
     );
 }
+
+/// `plugcheck ARGS…` that must end within 60 s (a merge that reads a
+/// device or waits on a FIFO would not): exit code, stdout, stderr.
+fn within_deadline(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plugcheck"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("plugcheck {args:?} did not end within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    (
+        status.code().expect("exited, not killed"),
+        String::from_utf8_lossy(&std::fs::read(&out).unwrap()).into_owned(),
+        String::from_utf8_lossy(&std::fs::read(&err).unwrap()).into_owned(),
+    )
+}
+
+/// Six copies of zlib under plugin names (each fails `lookup-entry`
+/// quickly) and the JSON report of each of the 3 shards of their check,
+/// `extra` options given to the shard `odd` is (if any).
+struct ShardedRun {
+    dir: tempfile::TempDir,
+    shards: Vec<PathBuf>,
+}
+
+fn sharded_run(odd: Option<(u32, &[&str])>) -> ShardedRun {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins: Vec<PathBuf> = (1..=6)
+        .map(|n| {
+            let path = dir.path().join(format!("libplugin{n}.so"));
+            std::fs::copy(libz(), &path).unwrap();
+            path
+        })
+        .collect();
+    let shards = (1..=3)
+        .map(|index| {
+            let json = dir.path().join(format!("shard-{index}.json"));
+            let partition = format!("{index}/3");
+            let mut extra = vec![
+                "--no-config",
+                "--partition",
+                &partition,
+                "--json",
+                json.to_str().unwrap(),
+            ];
+            if let Some((_, more)) = odd.filter(|(at, _)| *at == index) {
+                extra.extend(more);
+            }
+            let paths: Vec<&Path> = plugins.iter().map(PathBuf::as_path).collect();
+            let (code, stdout, stderr) = check(&paths, &extra);
+            // zlib fails the gate, unless a filter hid the failing case.
+            assert!(matches!(code, 0 | 1), "{stdout}{stderr}");
+            json
+        })
+        .collect();
+    ShardedRun { dir, shards }
+}
+
+fn merge(shards: &[&Path], extra: &[&str]) -> (i32, String, String) {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["merge".as_ref()];
+    args.extend(extra.iter().map(|arg| std::ffi::OsStr::new(*arg)));
+    args.extend(shards.iter().map(|path| path.as_os_str()));
+    within_deadline(&args)
+}
+
+#[test]
+fn a_runs_shards_merge_into_its_gate_and_every_other_set_is_refused_naming_the_shard() {
+    let run = sharded_run(None);
+    let all: Vec<&Path> = run.shards.iter().map(PathBuf::as_path).collect();
+    let merged_json = run.dir.path().join("merged.json");
+    let (code, stdout, stderr) = merge(&all, &["--json", merged_json.to_str().unwrap()]);
+    assert_eq!(code, 1, "the union's gate: zlib fails it: {stdout}{stderr}");
+    assert!(
+        stdout.contains("merged 3 shard(s): 6 plugin(s)"),
+        "{stdout}"
+    );
+    let merged = plugcheck::report::Report::read_json(&merged_json).unwrap();
+    assert_eq!(merged.plugins.len(), 6);
+
+    let (code, _, stderr) = merge(&[all[0], all[2]], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("shard 2/3 is missing")
+            && stderr.contains("1/3 from `")
+            && stderr.contains("shard-3.json`"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = merge(&[all[0], all[1], all[2], all[1]], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is shard 2/3 again"), "{stderr}");
+
+    // A plugin whose cases were cut away, its stored gate saying passed.
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(all[0]).unwrap()).unwrap();
+    let plugin = forged["plugins"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .next()
+        .expect("shard 1 holds a plugin");
+    plugin["cases"] = serde_json::json!([]);
+    plugin["gate"]["passed"] = serde_json::json!(true);
+    let forged_path = run.dir.path().join("forged-1.json");
+    std::fs::write(&forged_path, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let (code, _, stderr) = merge(&[&forged_path, all[1], all[2]], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("has no case results") && stderr.contains("forged-1.json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_filtered_shard_or_one_run_with_other_settings_is_refused() {
+    let filtered = sharded_run(Some((2, &["--filter", "load"])));
+    let all: Vec<&Path> = filtered.shards.iter().map(PathBuf::as_path).collect();
+    let (code, _, stderr) = merge(&all, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("shard-2.json` differs from `") && stderr.contains("in --filter"),
+        "{stderr}"
+    );
+
+    let seeded = sharded_run(Some((3, &["--seed", "7"])));
+    let all: Vec<&Path> = seeded.shards.iter().map(PathBuf::as_path).collect();
+    let (code, _, stderr) = merge(&all, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("shard-3.json` differs from `") && stderr.contains("in --seed"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_filtered_run_is_merged_only_when_the_merge_names_its_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("libplugin.so");
+    std::fs::copy(libz(), &plugin).unwrap();
+    let json = dir.path().join("whole.json");
+    let (code, _, _) = check(
+        &[&plugin],
+        &[
+            "--no-config",
+            "--filter",
+            "load",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "zlib loads");
+    let (code, _, stderr) = merge(&[&json], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("ran only the cases of `--filter load`")
+            && stderr.contains("plugcheck merge --filter load"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = merge(&[&json], &["--filter", "load"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("only the cases of --filter load"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn merge_reads_only_regular_files_of_bounded_size_and_never_echoes_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = merge(&[Path::new("/dev/zero")], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`/dev/zero` is a character device, not a report"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+
+    let fifo = dir.path().join("shard.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let (code, _, stderr) = merge(&[&fifo], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is a FIFO (named pipe), not a report"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = merge(&[dir.path()], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is a directory, not a report"), "{stderr}");
+
+    // 100 MiB of a report's text: refused by its size, before reading.
+    let huge = dir.path().join("huge.json");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&huge).unwrap();
+        file.write_all(b"{\"tool\": \"").unwrap();
+        let chunk = vec![b'A'; 1 << 20];
+        for _ in 0..100 {
+            file.write_all(&chunk).unwrap();
+        }
+        file.write_all(b"\"}").unwrap();
+    }
+    let (code, stdout, stderr) = merge(&[&huge], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("is 100.0 MiB, larger than the 64.0 MiB a report may be"),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert!(stdout.len() + stderr.len() < 4096, "nothing of it echoed");
+
+    // Under the bound, but with a 10 MiB verdict and a 10 MiB reason: the
+    // parser's message and the table are clipped.
+    let run = sharded_run(None);
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&run.shards[0]).unwrap()).unwrap();
+    forged["plugins"][0]["cases"][0]["verdict"] = serde_json::json!("X".repeat(10 << 20));
+    let bad_verdict = dir.path().join("bad-verdict.json");
+    std::fs::write(&bad_verdict, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let (code, stdout, stderr) = merge(&[&bad_verdict], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("is not a plugcheck JSON report"),
+        "{}",
+        &stderr[..stderr.len().min(2000)]
+    );
+    assert!(stdout.len() + stderr.len() < 4096, "{} bytes", stderr.len());
+
+    let long_reasons = dir.path().join("long-reasons.json");
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&run.shards[0]).unwrap()).unwrap();
+    for plugin in forged["plugins"].as_array_mut().unwrap() {
+        plugin["cases"][1]["reason"] = serde_json::json!("R".repeat(10 << 20));
+    }
+    std::fs::write(&long_reasons, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let (code, stdout, stderr) = merge(&[&long_reasons, &run.shards[1], &run.shards[2]], &[]);
+    assert_eq!(code, 1, "{}", &stderr[..stderr.len().min(2000)]);
+    assert!(stdout.len() < 256 * 1024, "{} bytes printed", stdout.len());
+}

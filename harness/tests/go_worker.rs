@@ -1,6 +1,8 @@
 //! The Go worker's own unit tests (`harness/go-worker/*_test.go`: how it
-//! compares a plugin's build with its own and says why they differ), run
-//! with `go test` when Go is installed, so `cargo test` runs them too.
+//! compares a plugin's build with its own and says why they differ, what a
+//! plugin leaves after Shutdown, and its bounds and messages against the
+//! golden protocol files in `harness/protocol/`), run with `go test` when
+//! Go is installed, so `cargo test` runs them too.
 
 use std::path::Path;
 use std::process::Command;

@@ -276,6 +276,131 @@ fn a_go_native_plugin_of_another_go_release_fails_naming_both_until_plugcheck_go
     assert_eq!(workers, 2, "one cached worker per Go release");
 }
 
+/// The README's Go-native plugin built by another Go release with
+/// `GOEXPERIMENT=loopvar`: its release string is `go1.21.13 X:loopvar`, a
+/// release plus an experiment. A `go1.21.13` on PATH (as the golang.org/dl
+/// wrappers are named) or `PLUGCHECK_GO` gives plugcheck that release, and
+/// it builds its worker with the experiment too, so the plugin passes; with
+/// neither, the refusal names the release and the experiment apart.
+#[test]
+fn a_go_native_plugin_built_with_a_go_experiment_is_judged_by_a_worker_with_it() {
+    let Some(go) = go_or_skip("the Go-experiment test") else {
+        return;
+    };
+    let version_of = |go: &Path, experiment: &str| {
+        let output = Command::new(go)
+            .args(["env", "GOVERSION"])
+            .env("GOEXPERIMENT", experiment)
+            .output()
+            .unwrap();
+        output
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    let default_release = version_of(&go, "").unwrap();
+    // A Debian versioned Go (/usr/lib/go-1.NN/bin/go) other than `go`
+    // that knows the loopvar experiment (Go 1.21 and later).
+    let other = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("go-1."))
+        .map(|entry| entry.path().join("bin/go"))
+        .find(|candidate| {
+            candidate.is_file()
+                && version_of(candidate, "").is_some_and(|release| release != default_release)
+                && version_of(candidate, "loopvar").is_some()
+        });
+    let Some(other_go) = other else {
+        eprintln!(
+            "SKIPPED: no second Go release with GOEXPERIMENT=loopvar under /usr/lib/go-1.* (Debian 12: golang-1.21-go from bookworm-backports; `cargo xtask ci` installs it)"
+        );
+        return;
+    };
+    let release = version_of(&other_go, "").unwrap();
+    let dir = materialize(&examples()["go-native"]);
+    let built = Command::new(&other_go)
+        .args([
+            "build",
+            "-buildmode=plugin",
+            "-trimpath",
+            "-o",
+            "hello.so",
+            ".",
+        ])
+        .current_dir(dir.path())
+        .env("GOCACHE", dir.path().join("go-cache"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .env("GOEXPERIMENT", "loopvar")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    // `go1.21.13` on PATH, before the rest of it.
+    let wrappers = dir.path().join("wrappers");
+    std::fs::create_dir(&wrappers).unwrap();
+    std::os::unix::fs::symlink(&other_go, wrappers.join(&release)).unwrap();
+    let mut path = vec![wrappers];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(path).unwrap();
+    let cache = dir.path().join("plugcheck-cache");
+    let check = |plugcheck_go: Option<&Path>, path: Option<&std::ffi::OsStr>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_plugcheck"));
+        command
+            .args(["check", "--color", "never", "hello.so"])
+            .current_dir(dir.path())
+            .env("PLUGCHECK_CACHE_DIR", &cache)
+            .env("GOCACHE", dir.path().join("go-cache"))
+            .env_remove("PLUGCHECK_GO")
+            .env_remove("GOEXPERIMENT")
+            .env_remove("GITHUB_ACTIONS");
+        if let Some(go) = plugcheck_go {
+            command.env("PLUGCHECK_GO", go);
+        }
+        if let Some(path) = path {
+            command.env("PATH", path);
+        }
+        let output = command.output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let judged_by = format!("judged by the Go worker built by {release} X:loopvar");
+    let (code, stdout) = check(None, Some(&path));
+    assert_eq!(
+        code,
+        Some(0),
+        "`{release}` on PATH builds a worker of that release with the experiment:\n{stdout}"
+    );
+    assert!(stdout.contains(&judged_by), "{judged_by}:\n{stdout}");
+    let (code, stdout) = check(Some(&other_go), None);
+    assert_eq!(
+        code,
+        Some(0),
+        "PLUGCHECK_GO gives the release, the plugin the experiment:\n{stdout}"
+    );
+    assert!(stdout.contains(&judged_by), "{judged_by}:\n{stdout}");
+    let (code, stdout) = check(None, None);
+    assert_eq!(
+        code,
+        Some(1),
+        "a worker of another release fails it:\n{stdout}"
+    );
+    let named = format!(
+        "the plugin was built by {release} with GOEXPERIMENT=loopvar, this worker by {default_release}: build both with one Go release"
+    );
+    assert!(stdout.contains(&named), "{named}:\n{stdout}");
+    assert!(!stdout.contains("X:loopvar, this worker"), "{stdout}");
+}
+
 /// `go build -buildmode=plugin -trimpath -o hello.so .` in `dir` with
 /// `go`, as the README's Go-native example says, with caches of the test's.
 fn build_go_native(go: &Path, dir: &Path) {

@@ -5,8 +5,9 @@
 //! would make them: the next version is a copy under its own module path
 //! (Go loads a package path once per process; `-ldflags=-pluginpath` does
 //! not change the symbols' path), a version string is set with
-//! `-ldflags=-X`, and a plugin built against a newer contract is built
-//! against a copy of `plugins/abi/go` bumped to that version.
+//! `-ldflags=-X`, a plugin built against a newer contract is built
+//! against a copy of `plugins/abi/go` bumped to that version, and one built
+//! with Go experiments gets them through `GOEXPERIMENT`.
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,7 @@ pub fn build(
         version,
         trimpath,
         other_go,
+        goexperiment,
         contract,
     } = source
     else {
@@ -86,6 +88,7 @@ pub fn build(
         .env("GOPROXY", "off")
         .env("GOTOOLCHAIN", "local")
         .env("GOWORK", "off")
+        .env("GOEXPERIMENT", goexperiment.as_deref().unwrap_or_default())
         .run()
         .with_context(|| {
             format!(

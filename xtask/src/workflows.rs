@@ -12,7 +12,10 @@
 //!   without both MinGW-w64 compilers on PATH, or that may skip;
 //! - a WSL2 distribution without a package the Linux leg needs;
 //! - a job that runs cargo without installing the pinned toolchain;
-//! - a reusable workflow whose artifact names collide when called twice.
+//! - a reusable workflow whose artifact names collide when called twice;
+//! - a `plugcheck merge` job that is skipped when a shard job failed (a
+//!   skipped job reads as passed, where merge would name the missing
+//!   shard), or whose exit status is ignored: the sharded gate is merge's.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -247,6 +250,34 @@ fn contract_problems(text: &str, project: &Project) -> anyhow::Result<Vec<String
                 ));
             }
         }
+        if scripts.contains("plugcheck merge") {
+            let condition = job["if"].as_str().unwrap_or_default();
+            if !(condition.contains("!cancelled()") || condition.contains("always()")) {
+                problem(
+                    "runs `plugcheck merge` only when every shard job passed: a shard job that fails skips the gate, and a skipped job reads as passed; run it with `if: ${{ !cancelled() }}` (merge names the shard that did not report)".into(),
+                );
+            }
+            let merging = steps.iter().filter(|step| {
+                step["run"]
+                    .as_str()
+                    .is_some_and(|run| run.contains("plugcheck merge"))
+            });
+            for step in merging {
+                let ignored_line = step["run"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|line| {
+                        line.contains("plugcheck merge")
+                            && (line.contains("|| true") || line.contains("|| :"))
+                    });
+                if step["continue-on-error"].as_bool() == Some(true) || ignored_line {
+                    problem(
+                        "ignores `plugcheck merge`'s exit status: it is the gate (1 a plugin failed, 2 the shards are not one run's)".into(),
+                    );
+                }
+            }
+        }
         if reusable {
             for upload in steps_using(steps, "actions/upload-artifact@") {
                 let name = upload["with"]["name"].as_str().unwrap_or_default();
@@ -376,6 +407,32 @@ jobs:
                 "removing `{mistake}` must be named: {found:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_merge_job_runs_after_a_failed_shard_and_its_status_is_the_gate() {
+        let gate = r#"
+on: push
+jobs:
+  merge:
+    needs: [check]
+    if: ${{ !cancelled() }}
+    runs-on: ubuntu-24.04
+    steps:
+      - name: plugcheck merge
+        run: |
+          bin/plugcheck merge shards/shard-*.json --json plugcheck.json
+"#;
+        assert_eq!(problems(gate), Vec::<String>::new());
+        let skipped = problems(&gate.replace("    if: ${{ !cancelled() }}\n", ""));
+        assert!(skipped[0].contains("!cancelled()"), "{skipped:?}");
+        let ignored = problems(&gate.replace("plugcheck.json", "plugcheck.json || true"));
+        assert!(ignored[0].contains("exit status"), "{ignored:?}");
+        let continued = problems(&gate.replace(
+            "      - name: plugcheck merge\n",
+            "      - name: plugcheck merge\n        continue-on-error: true\n",
+        ));
+        assert!(continued[0].contains("exit status"), "{continued:?}");
     }
 
     #[test]

@@ -170,8 +170,10 @@ fn keep(kept: &mut Vec<crate::report::LogLine>, earlier: Vec<crate::report::LogL
 }
 
 /// The verdict of a series that found nothing: a pass when every method
-/// got every input it was given out, a warning naming what the time budget
-/// left out when it ran out first.
+/// got every input it was given out; a warning when the time budget ran
+/// out after every method was called at least once; a failure naming the
+/// methods never called when it ran out before: a method never called was
+/// not verified, and a gate must not pass on it.
 fn judge(
     methods: &[String],
     rounds: u32,
@@ -219,7 +221,7 @@ fn judge(
             0 => String::new(),
             more => format!(" and {more} more"),
         };
-        return Outcome::warning(format!(
+        return Outcome::fail(format!(
             "{} of {count} method(s) were never called: the time budget ({budget}, half the case timeout) ran out first; {found_nothing}; not called: {}{more}; raise --timeout to call them all",
             never.len(),
             listed.join(", ")
@@ -250,13 +252,13 @@ mod tests {
         (0..count).map(|i| format!("m{i:02}")).collect()
     }
 
-    /// Out of time before every method was called: never a pass, and the
-    /// methods left out are named.
+    /// Out of time before every method was called: a failure (a method
+    /// never called was not verified), and the methods left out are named.
     #[test]
-    fn methods_never_called_are_named_in_a_warning() {
+    fn methods_never_called_fail_the_case_by_name() {
         let settings = CaseSettings::default();
         let outcome = judge(&names(9), 0, Some(2), 256, &settings, &found_nothing());
-        assert_eq!(outcome.verdict, crate::report::Verdict::Warning);
+        assert_eq!(outcome.verdict, crate::report::Verdict::Fail);
         assert!(
             outcome
                 .reason

@@ -11,7 +11,7 @@ use crate::session::{Session, last_log_hint, status_text};
 const UNKNOWN_METHOD: &str = "plugcheck-no-such-method";
 
 /// Method names a report lists at most (a plugin may register thousands).
-const LISTED_METHODS: usize = 200;
+use crate::limits::METHODS_LISTED as LISTED_METHODS;
 
 pub fn init(session: &mut Session) -> Concluded {
     session.init()?;

@@ -32,7 +32,7 @@ pub fn run(
         CaseId::Init => lifecycle::init(session),
         CaseId::LookupMethods => lifecycle::lookup_methods(session),
         CaseId::Selftest => lifecycle::selftest(session),
-        CaseId::StateRoundtrip => state::state_roundtrip(session),
+        CaseId::StateRoundtrip => state::state_roundtrip(session, settings),
         CaseId::Shutdown => lifecycle::shutdown(session, settings),
         CaseId::Unload => hygiene::unload(session),
         CaseId::LoadTime => hygiene::load_time(session, settings),

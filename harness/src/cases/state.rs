@@ -4,27 +4,41 @@
 //! `restore_state` that ignores its input reproduces the initial state by
 //! accident. So the case first drives the plugin's own methods until its
 //! saved state differs from a fresh instance's, then carries that state
-//! into a new instance. Where no method changes the state, it can only
-//! carry the initial one, and says so as a warning rather than a pass.
+//! into a new instance. It tries each method with empty input first, then
+//! with inputs of the fuzz series (a `put` may refuse empty input); an
+//! error answer is allowed there (a `get` of a missing key), a panic is
+//! not. Where no method changes the state, it can only carry the initial
+//! one, and says so as a warning rather than a pass.
 
 use super::{Concluded, Outcome};
 use crate::called::{self, Called};
+use crate::fuzz;
+use crate::outcome::CaseSettings;
 use crate::session::{Answer, Session, status_text};
 
-/// Calls per method while looking for one that changes the state.
+/// Calls per method with empty input while looking for one that changes
+/// the state.
 const CALLS_PER_METHOD: usize = 2;
+
+/// Inputs of the fuzz series (from #1: #0 is the empty one) each method
+/// gets once empty input changed nothing, at most...
+const VARIED_ROUNDS: u32 = 8;
+
+/// ...and in all, shared out so that every method gets at least one.
+const VARIED_CALLS: usize = 512;
 
 /// Saves a changed state from one instance, restores it into a fresh one
 /// (as a hot reload would) and saves again: the bytes must survive
 /// unchanged, and must not be what a fresh instance saves anyway.
-pub fn state_roundtrip(session: &mut Session) -> Concluded {
+pub fn state_roundtrip(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let Some(initial) = saved(session)? else {
         return Ok(Outcome::skipped(
             "stateless plugin: save_state and restore_state are NULL",
         ));
     };
     let initial = initial?;
-    let changed_by = drive_until_changed(session, &initial)?;
+    let driven = drive_until_changed(session, &initial, settings.seed)?;
+    let changed_by = driven.changed_by;
     let carried = saved(session)?.expect("still stateful")?;
     session.shutdown();
     session.init()?;
@@ -65,11 +79,12 @@ pub fn state_roundtrip(session: &mut Session) -> Concluded {
         )));
     }
     let outcome = match changed_by {
-        Some(method) => Outcome::pass(format!(
-            "{bytes} bytes of state, changed by calling `{method}`, carried into a new instance unchanged"
+        Some(call) => Outcome::pass(format!(
+            "{bytes} bytes of state, changed by calling {call}, carried into a new instance unchanged"
         )),
         None => Outcome::warning(format!(
-            "only the initial state could be carried ({bytes} bytes): no method changed what save_state returns, so a restore_state that ignores its input would pass too"
+            "only the initial state could be carried ({bytes} bytes): no method changed what save_state returns ({}), so a restore_state that ignores its input would pass too",
+            driven.tried
         )),
     };
     Ok(outcome.with_detail(|detail| detail.state_bytes = Some(bytes as u64)))
@@ -91,29 +106,85 @@ fn saved(session: &mut Session) -> Result<Option<Result<Vec<u8>, Outcome>>, Outc
     )
 }
 
-/// Calls each registered method (with empty input) until the saved state
-/// differs from `initial`; the method that changed it, if any did.
-fn drive_until_changed(session: &mut Session, initial: &[u8]) -> Result<Option<String>, Outcome> {
+/// What driving the state found.
+struct Driven {
+    /// The method that changed the state, with the input that did.
+    changed_by: Option<String>,
+    /// What was tried, in words, for a verdict that found no change.
+    tried: String,
+}
+
+/// Calls each registered method until the saved state differs from
+/// `initial`: twice with empty input, then with the fuzz series of
+/// `seed`, round by round over every method.
+fn drive_until_changed(
+    session: &mut Session,
+    initial: &[u8],
+    seed: u64,
+) -> Result<Driven, Outcome> {
     let methods: Vec<String> = session
         .host()
         .map(|host| host.with_registry(|r| r.method_names()))
         .unwrap_or_default();
-    for method in methods {
+    for method in &methods {
         for _ in 0..CALLS_PER_METHOD {
-            let answer = session.call(&method, &[])?;
-            if answer.is_some_and(|answer| Called::of(answer.status) == Called::Panicked) {
-                let on = " on empty input (called to change the state)";
-                let call = format!("`{method}`");
-                return Err(called::panicked(&call, on, taken_logs(session)));
-            }
-            match saved(session)?.expect("still stateful") {
-                Ok(now) if now != initial => return Ok(Some(method)),
-                Ok(_) => {}
-                Err(failure) => return Err(failure),
+            if drive(session, method, &[], " on empty input", initial)? {
+                return Ok(Driven {
+                    changed_by: Some(format!("`{method}`")),
+                    tried: String::new(),
+                });
             }
         }
     }
-    Ok(None)
+    let rounds = (VARIED_CALLS / methods.len().max(1)).clamp(1, VARIED_ROUNDS as usize) as u32;
+    for index in 1..=rounds {
+        let input = fuzz::input(seed, index);
+        let what = fuzz::describe(seed, index);
+        let on = format!(
+            " on fuzz input #{index} ({what}; seed {})",
+            fuzz::seed_text(seed)
+        );
+        for method in &methods {
+            if drive(session, method, &input, &on, initial)? {
+                return Ok(Driven {
+                    changed_by: Some(format!("`{method}`{on}")),
+                    tried: String::new(),
+                });
+            }
+        }
+    }
+    Ok(Driven {
+        changed_by: None,
+        tried: format!(
+            "each of {} method(s) called twice with empty input, then with {rounds} input(s) of the fuzz series",
+            methods.len()
+        ),
+    })
+}
+
+/// Calls `method` once; whether the saved state now differs from
+/// `initial`. An error answer is allowed (a `get` of a key never put);
+/// a panic fails, naming the call.
+fn drive(
+    session: &mut Session,
+    method: &str,
+    input: &[u8],
+    on: &str,
+    initial: &[u8],
+) -> Result<bool, Outcome> {
+    let answer = session.call(method, input)?;
+    if answer.is_some_and(|answer| Called::of(answer.status) == Called::Panicked) {
+        let on = format!("{on} (called to change the state)");
+        return Err(called::panicked(
+            &format!("`{method}`"),
+            &on,
+            taken_logs(session),
+        ));
+    }
+    match saved(session)?.expect("still stateful") {
+        Ok(now) => Ok(now != initial),
+        Err(failure) => Err(failure),
+    }
 }
 
 /// The lines the plugin logged since they were last taken: a panic's

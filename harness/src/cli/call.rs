@@ -110,7 +110,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
         Choice::Refused(outcome) => bail!("{}", outcome.reason),
     };
     os_prepare();
-    let mut worker = Worker::spawn(&program.exe, &plugin, &[])?;
+    let mut worker = Worker::spawn(&program.exe, &plugin, &[], None)?;
     let mut code = exit::RETURNED_OK;
     for (at, step) in steps.iter().enumerate() {
         announce(&steps, at);

@@ -7,13 +7,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::{exit, say};
-use crate::catalog::{CaseId, Family};
+use crate::catalog::CaseId;
 use crate::gate_file::{self, GateFile};
 use crate::outcome::{CaseSettings, ReloadRole};
+use crate::partition::{Partition, PluginSet};
 use crate::policy::Policy;
 use crate::report::Report;
 use crate::report::event::{AtRunEnd, Reporter, Reporters};
 use crate::report::progress::Progress;
+use crate::report::provenance::Provenance;
 use crate::report::table;
 use crate::runner::{self, RunOptions};
 use crate::{os, report, worker};
@@ -72,8 +74,8 @@ pub struct CheckArgs {
     /// matrix: a plugin's slice follows from a hash of its file name, so
     /// every machine cuts the same slices. `plugcheck merge` joins the
     /// shards' reports.
-    #[arg(long, value_name = "K/N", value_parser = crate::shard::Partition::parse)]
-    partition: Option<crate::shard::Partition>,
+    #[arg(long, value_name = "K/N", value_parser = Partition::parse)]
+    partition: Option<Partition>,
     /// The gate file [default: `plugcheck.toml` beside the plugin or in the
     /// nearest directory above it, up to the repository's root].
     #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
@@ -332,17 +334,24 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
             file.waivers.len()
         ));
     }
+    // Made absolute before the cut, so the cut and the plugin set are
+    // those of the paths the report names, which a merge checks.
+    let given = args
+        .plugins
+        .iter()
+        .map(|plugin| absolute(plugin))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let chosen = match args.partition {
         Some(partition) => {
-            let slice = partition.slice(&args.plugins);
+            let slice = partition.slice(&given);
             say(&format!(
                 "partition {partition}: {} of {} plugin(s)\n",
                 slice.len(),
-                args.plugins.len()
+                given.len()
             ));
             slice
         }
-        None => args.plugins.clone(),
+        None => given.clone(),
     };
     if let Some((other, plugin)) = other_platforms_plugin(&chosen) {
         let bridge = if other == "windows" {
@@ -359,26 +368,34 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
     for path in args.json.iter().chain(&args.junit) {
         crate::report::check_writable(path)?;
     }
-    let plugins = chosen
-        .iter()
-        .map(|plugin| absolute(plugin))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    // Shadow copies and scratch builds of the reload cases go here, and the
-    // fuzz inputs written for the Go worker; it goes away at the end, also
-    // after a worker was killed mid-case.
-    let scratch = if cases
-        .iter()
-        .any(|case| matches!(case.family(), Family::Reload | Family::Crash))
-    {
-        let dir = tempfile::Builder::new()
-            .prefix("plugcheck-run-")
-            .tempdir()
-            .context("cannot create the run's temporary directory")?;
-        Some(dir)
-    } else {
-        None
+    let plugins = chosen;
+    // Each worker's working directory goes here, and shadow copies and
+    // scratch builds of the reload cases, and the fuzz inputs written for
+    // the Go worker; it goes away at the end, also after a worker was
+    // killed mid-case or the run was interrupted.
+    let scratch = tempfile::Builder::new()
+        .prefix("plugcheck-run-")
+        .tempdir()
+        .context("cannot create the run's temporary directory")?;
+    let scratch_path = Some(scratch.path().to_owned());
+    let provenance = Provenance {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        partition: args.partition,
+        plugin_set: PluginSet::of(given.iter().map(PathBuf::as_path)),
+        filter: args.filter.clone(),
+        seed: crate::fuzz::seed_text(resolved.seed),
+        repeat: resolved.repeat,
+        fuzz_inputs: resolved.fuzz_inputs,
+        load_time_bound_ms: resolved.load_time_bound.as_millis() as u64,
+        repeat_cycles: resolved.repeat_cycles,
+        reload_cycles: resolved.reload_cycles,
+        reload_to: resolved
+            .reload_to
+            .keys()
+            .map(|role| role.name().to_owned())
+            .collect(),
+        gate_file: gate_file.as_ref().map(|file| file.hash.clone()),
     };
-    let scratch_path = scratch.as_ref().map(|dir| dir.path().to_owned());
     let options = RunOptions {
         worker_exe: std::env::current_exe()
             .context("cannot find the plugcheck binary to re-execute")?,
@@ -404,6 +421,7 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
             1 => 1,
             _ => std::thread::available_parallelism().map_or(1, usize::from),
         }),
+        provenance: Some(provenance),
     };
     // Orphans a plugin leaves behind come to us, so they can be killed.
     os::become_subreaper();
@@ -602,21 +620,7 @@ pub(super) fn parse_reload_target(text: &str) -> Result<(ReloadRole, PathBuf), S
 
 /// The cases `--filter` selects, in suite order.
 fn select_cases(filter: &[String]) -> anyhow::Result<Vec<CaseId>> {
-    if filter.is_empty() {
-        return Ok(CaseId::ALL.to_vec());
-    }
-    for wanted in filter {
-        crate::catalog::check_case_or_family(wanted)
-            .map_err(|error| anyhow::anyhow!("{error} (in --filter)"))?;
-    }
-    let selected = |case: &CaseId, wanted: &String| {
-        case.id() == wanted || case.family().to_string() == *wanted
-    };
-    Ok(CaseId::ALL
-        .iter()
-        .copied()
-        .filter(|case| filter.iter().any(|wanted| selected(case, wanted)))
-        .collect())
+    crate::catalog::select(filter).map_err(|error| anyhow::anyhow!("{error} (in --filter)"))
 }
 
 #[cfg(test)]

@@ -194,7 +194,9 @@ pub(super) fn starter(
          # case and family.\n\
          schema = {SCHEMA}\n\n\
          # Fail the gate on a warning, and on a case that does not apply to the plugin\n\
-         # (skipped, not behind a failure). A waiver below can accept either.\n\
+         # (skipped, not behind a failure). A waiver below can accept either. A case\n\
+         # skipped behind a prerequisite was not verified: it fails any gate unless a\n\
+         # waiver names it (its case or family), whatever waives the prerequisite.\n\
          deny-warnings = true\n\
          deny-skipped = true\n\n\
          # Time one case may take before its worker is killed.\n\
@@ -305,8 +307,9 @@ mod tests {
                 ("reload-upgrade", Verdict::Skipped),
                 ("reload-broken-upgrade", Verdict::Skipped),
                 ("lookup", Verdict::Fail),
+                ("selftest", Verdict::Skipped),
             ],
-            "one per case, a family where all its cases agree, none behind a failure"
+            "one per case, a family where all its cases agree, and the case behind a failure by name"
         );
         assert_eq!(file.deny_warnings, Some(true));
         let upgrades: Vec<_> = file

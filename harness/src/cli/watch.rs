@@ -60,6 +60,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             worker_exe: std::env::current_exe()
                 .context("cannot find the plugcheck binary for pre-flights")?,
             timeout: Duration::from_secs(10),
+            scratch: Some(scratch.path().to_owned()),
         }))
     };
     let options = ReloadOptions {

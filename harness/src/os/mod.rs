@@ -222,6 +222,9 @@ pub struct WorkerLaunch<'a> {
     pub exe: &'a Path,
     pub args: Vec<std::ffi::OsString>,
     pub environment: &'a [(&'a str, String)],
+    /// The worker's working directory: a scratch directory of its own, so
+    /// files a plugin writes "here" never land in the user's directory.
+    pub cwd: &'a Path,
     pub stdout: std::fs::File,
     pub stderr: std::fs::File,
 }
@@ -234,6 +237,7 @@ impl WorkerLaunch<'_> {
         command
             .args(self.args)
             .envs(self.environment.iter().map(|(name, value)| (name, value)))
+            .current_dir(self.cwd)
             .stdin(std::process::Stdio::null())
             .stdout(self.stdout)
             .stderr(self.stderr);

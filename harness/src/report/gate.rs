@@ -16,8 +16,9 @@ pub struct Policy {
     /// A warning fails the gate.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deny_warnings: bool,
-    /// A case skipped because it does not apply to the plugin (not one
-    /// skipped behind a failed prerequisite) fails the gate.
+    /// A case skipped because it does not apply to the plugin fails the
+    /// gate (one skipped behind a prerequisite always does: it was not
+    /// verified).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deny_skipped: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -111,9 +112,15 @@ impl Policy {
             | Verdict::Unsupported
             | Verdict::Flaky => true,
             Verdict::Warning => self.deny_warnings,
-            // A case skipped behind a failed prerequisite follows a
-            // failure that is judged on its own.
-            Verdict::Skipped => self.deny_skipped && case.detail.prerequisite.is_none(),
+            // A case skipped behind a prerequisite was not verified. Where
+            // the prerequisite's verdict breaks the gate this changes
+            // nothing; where a waiver accepts that verdict, the cases
+            // behind it must be waived by name too, or one waiver would
+            // silently accept everything it kept from running.
+            Verdict::Skipped if case.detail.prerequisite.is_some() => true,
+            // A case that does not apply to the plugin (no state, no
+            // upgrade build): only a gate that asks for every case minds.
+            Verdict::Skipped => self.deny_skipped,
             Verdict::Pass => false,
         }
     }

@@ -147,8 +147,43 @@ pub fn summary(report: &Report) -> String {
         out.push_str("\n| plugin | case | verdict | reason |\n|---|---|---|---|\n");
         out.extend(problems);
     }
+    out.push_str(&did_not_run(report));
     out.push('\n');
     out
+}
+
+/// Every case that did not run, per plugin, grouped by why: a passing
+/// gate shows what it did not verify.
+fn did_not_run(report: &Report) -> String {
+    let rows: Vec<String> = report
+        .plugins
+        .iter()
+        .flat_map(|plugin| {
+            crate::report::not_run::not_run(plugin)
+                .into_iter()
+                .map(move |group| {
+                    let cases: Vec<String> =
+                        group.cases.iter().map(|case| format!("`{case}`")).collect();
+                    let why = match group.not_verified {
+                        true => format!("not verified, behind {}", group.why),
+                        false => format!("does not apply: {}", clip_reason(&group.why)),
+                    };
+                    format!(
+                        "| `{}` | {} | {} |\n",
+                        markdown_code(&file_name(&plugin.path)),
+                        cases.join(", "),
+                        markdown_text(&why)
+                    )
+                })
+        })
+        .collect();
+    match rows.is_empty() {
+        true => String::new(),
+        false => format!(
+            "\n**Cases that did not run**\n\n| plugin | cases | why |\n|---|---|---|\n{}",
+            rows.concat()
+        ),
+    }
 }
 
 /// Appends the summary to `$GITHUB_STEP_SUMMARY`, if the job has one.
@@ -200,6 +235,41 @@ fn escape_property(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both summaries, the job's and the terminal's, name every case that
+    /// did not run and why, a waived prerequisite's cases as not verified.
+    #[test]
+    fn summaries_list_the_cases_that_did_not_run() {
+        let mut report = crate::report::test_report(
+            "linux",
+            &[(
+                "/p/x.so",
+                &[
+                    ("shutdown", "fail"),
+                    ("unload", "skipped"),
+                    ("reload-upgrade", "skipped"),
+                ],
+            )],
+        );
+        let plugin = &mut report.plugins[0];
+        plugin.cases[1].detail.prerequisite = Some(crate::catalog::CaseId::Shutdown);
+        plugin.cases[2].reason = "no `upgrade` build".into();
+        let job = summary(&report);
+        assert!(
+            job.contains("| `x.so` | `unload` | not verified, behind \\`shutdown\\` failed |"),
+            "{job}"
+        );
+        assert!(
+            job.contains("does not apply: no \\`upgrade\\` build"),
+            "{job}"
+        );
+        let terminal = crate::report::table::summary(&report);
+        assert!(
+            terminal.contains("unload — not verified, behind `shutdown` failed")
+                && terminal.contains("reload-upgrade — does not apply: no `upgrade` build"),
+            "{terminal}"
+        );
+    }
 
     #[test]
     fn workflow_commands_escape_what_github_reads_specially() {

@@ -5,7 +5,9 @@ pub mod event;
 pub mod gate;
 pub mod github;
 pub mod junit;
+pub mod not_run;
 pub mod progress;
+pub mod provenance;
 pub mod table;
 
 use std::io::Write;
@@ -571,6 +573,11 @@ pub struct Report {
     /// How each waiver fared over the whole run: applied, expired, stale.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waivers: Vec<gate::WaiverUse>,
+    /// How the run was made (partition, plugin set, settings, gate file,
+    /// version): what `plugcheck merge` checks its shards by. None in
+    /// reports of an older plugcheck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<provenance::Provenance>,
 }
 
 /// One question put to a toolchain, with its own answer.
@@ -589,12 +596,14 @@ pub struct ToolchainProbe {
 impl Report {
     /// One report of several runs on one platform (the parts of a leg run
     /// with different options): the first part's header, every part's
-    /// plugins. `None` for no parts.
+    /// plugins. `None` for no parts. Runs made differently have no one
+    /// provenance: the union of several has none (and is no shard).
     pub fn merge(parts: impl IntoIterator<Item = Report>) -> Option<Report> {
         let mut parts = parts.into_iter();
         let mut merged = parts.next()?;
         for part in parts {
             merged.plugins.extend(part.plugins);
+            merged.provenance = None;
         }
         Some(merged)
     }
@@ -637,16 +646,77 @@ impl Report {
         write_atomically(path, &json)
     }
 
+    /// Reads a JSON report without trusting it: only a regular file (a
+    /// FIFO, a device such as `/dev/zero`, a socket or a directory is
+    /// refused by name before it is opened, and again once opened, so one
+    /// swapped in between is caught), opened without waiting, read to at
+    /// most [`MAX_REPORT_BYTES`]. What went wrong is said in a line, with
+    /// nothing of the file's content beyond a clipped parser message.
     pub fn read_json(path: &Path) -> Result<Report, ReportReadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ReportReadError::Io {
+        let bytes = read_bounded(path)?;
+        serde_json::from_slice(&bytes).map_err(|error| ReportReadError::Parse {
             path: path.to_owned(),
-            source,
-        })?;
-        serde_json::from_str(&text).map_err(|source| ReportReadError::Parse {
-            path: path.to_owned(),
-            source,
+            message: crate::text::clip(&crate::text::one_line(&error.to_string()), 200),
         })
     }
+}
+
+/// The largest report plugcheck reads. A report holds about 20 KiB per
+/// plugin (the project's 92 fixtures make 1.7 MiB), and the harness bounds
+/// what one plugin adds (64 KiB of output per stream and case, 200 log
+/// lines): 64 MiB is thousands of plugins, or several that print all they
+/// may in every case. Anything larger is not a report a shard of a real
+/// run wrote, and reading it whole (a merge holds every shard) could take
+/// the machine's memory. A run whose shards outgrow it needs more shards.
+pub const MAX_REPORT_BYTES: u64 = 64 << 20;
+
+/// The bytes of the report at `path`: a regular file of at most
+/// [`MAX_REPORT_BYTES`], checked by name, opened without waiting, checked
+/// again, and read through a bound (a file that grows meanwhile is cut
+/// and refused, not followed).
+fn read_bounded(path: &Path) -> Result<Vec<u8>, ReportReadError> {
+    let io = |source| ReportReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let check = |metadata: &std::fs::Metadata| {
+        let file_type = metadata.file_type();
+        if !file_type.is_file() {
+            let kind = if file_type.is_dir() {
+                "a directory"
+            } else {
+                crate::os::special_file_kind(&file_type).unwrap_or("not a regular file")
+            };
+            return Err(ReportReadError::NotRegular {
+                path: path.to_owned(),
+                kind,
+            });
+        }
+        if metadata.len() > MAX_REPORT_BYTES {
+            return Err(ReportReadError::TooLarge {
+                path: path.to_owned(),
+                len: metadata.len(),
+            });
+        }
+        Ok(())
+    };
+    check(&std::fs::metadata(path).map_err(io)?)?;
+    let file = crate::os::open_without_waiting(path).map_err(io)?;
+    let opened = file.metadata().map_err(io)?;
+    check(&opened)?;
+    let mut bytes = Vec::with_capacity(opened.len() as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_REPORT_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(io)?;
+    if bytes.len() as u64 > MAX_REPORT_BYTES {
+        return Err(ReportReadError::TooLarge {
+            path: path.to_owned(),
+            len: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `path` whole: to a temporary file beside it, then
@@ -708,18 +778,32 @@ pub struct ReportWriteError {
     pub source: std::io::Error,
 }
 
+/// Why a report could not be read. Paths are printed escaped: a file
+/// name may hold control characters.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportReadError {
-    #[error("cannot read the report `{}`", path.display())]
+    #[error("cannot read the report `{}`: {source}", crate::text::one_line(&path.display().to_string()))]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("`{}` is not a plugcheck JSON report (give one `plugcheck check --json` wrote)", path.display())]
-    Parse {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    #[error(
+        "`{}` is {kind}, not a report: plugcheck reads reports only from regular files (a pipe or a device may block or never end); give the JSON file `plugcheck check --json` wrote",
+        crate::text::one_line(&path.display().to_string())
+    )]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error(
+        "`{}` is {}, larger than the {} a report may be: it is not one a shard of a real run wrote (if it is, split the run into more shards with --partition K/N)",
+        crate::text::one_line(&path.display().to_string()),
+        crate::plugin_file::human_bytes(*len),
+        crate::plugin_file::human_bytes(MAX_REPORT_BYTES)
+    )]
+    TooLarge { path: PathBuf, len: u64 },
+    #[error(
+        "`{}` is not a plugcheck JSON report ({message}): give one `plugcheck check --json` wrote",
+        crate::text::one_line(&path.display().to_string())
+    )]
+    Parse { path: PathBuf, message: String },
 }
 
 /// A report as JSON would give it: `os`, and per plugin its path and
@@ -761,6 +845,16 @@ mod tests {
         merged.order_plugins(&["echo".into(), "hang".into()]);
         let stems: Vec<String> = merged.plugins.iter().map(PluginReport::stem).collect();
         assert_eq!(stems, ["echo", "hang", "extra"], "unnamed plugins go last");
+        let mut part = test_report("linux", &[]);
+        part.provenance = serde_json::from_value(serde_json::json!({"version": "0.1.0",
+            "plugin_set": {"count": 0, "hash": "xxh3:0"}, "seed": "0x1", "repeat": 1,
+            "fuzz_inputs": 1, "load_time_bound_ms": 1, "repeat_cycles": 1, "reload_cycles": 1}))
+        .unwrap();
+        assert!(part.provenance.is_some());
+        let one = Report::merge([part.clone()]).unwrap();
+        assert_eq!(one.provenance, part.provenance, "one part is that run");
+        let two = Report::merge([part.clone(), part]).unwrap();
+        assert_eq!(two.provenance, None, "parts of several runs are no one run");
     }
     use super::*;
 
@@ -818,6 +912,7 @@ mod tests {
             toolchain_probes: vec![],
             policy: gate::Policy::default(),
             waivers: vec![],
+            provenance: None,
         };
         report.write_json(&path).unwrap();
         assert_eq!(Report::read_json(&path).unwrap(), report);

@@ -125,7 +125,7 @@ pub fn plugin(report: &PluginReport) -> String {
     let gate = &report.gate;
     let _ = writeln!(
         out,
-        "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped{}{}{} · {} worker(s) · {}",
+        "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped{}{}{}{} · {} worker(s) · {}",
         if gate.passed {
             styled(verdict_style(Verdict::Pass).bold(), "PASSED")
         } else {
@@ -137,6 +137,15 @@ pub fn plugin(report: &PluginReport) -> String {
         gate.timed_out,
         gate.warning,
         gate.skipped,
+        match report
+            .cases
+            .iter()
+            .filter(|case| case.verdict == Verdict::Skipped && case.detail.prerequisite.is_some())
+            .count()
+        {
+            0 => String::new(),
+            count => format!(" ({count} not verified)"),
+        },
         match gate.unsupported {
             0 => String::new(),
             count => format!(", {count} unsupported"),
@@ -217,7 +226,39 @@ fn case_line(case: &CaseReport) -> String {
 /// became of each, then the gate.
 pub fn summary(report: &Report) -> String {
     let mut out = waivers(report);
+    out.push_str(&did_not_run(report));
     out.push_str(&gate_summary(report));
+    out
+}
+
+/// Every case that did not run, per plugin and grouped by why: what a
+/// passing gate did not verify is shown, not only counted.
+fn did_not_run(report: &Report) -> String {
+    let mut out = String::new();
+    for plugin in &report.plugins {
+        let groups = super::not_run::not_run(plugin);
+        if groups.is_empty() {
+            continue;
+        }
+        if out.is_empty() {
+            out.push_str(
+                "
+cases that did not run:
+",
+            );
+        }
+        let file = plugin.path.file_name().unwrap_or_default();
+        let _ = writeln!(out, "  {}", one_line(&file.to_string_lossy()));
+        for group in groups {
+            let cases: Vec<&str> = group.cases.iter().map(|case| case.id()).collect();
+            let why = if group.not_verified {
+                format!("not verified, behind {}", group.why)
+            } else {
+                format!("does not apply: {}", clip_reason(&group.why))
+            };
+            let _ = writeln!(out, "    {} — {}", cases.join(", "), one_line(&why));
+        }
+    }
     out
 }
 

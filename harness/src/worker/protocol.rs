@@ -160,11 +160,11 @@ pub fn send<T: Serialize>(writer: &mut impl Write, message: &T) -> std::io::Resu
 
 /// The longest line the channel takes: far above the largest real answer
 /// (a case result with its log lines is well under 1 MiB).
-pub const MAX_LINE_BYTES: usize = 4 << 20;
+pub const MAX_LINE_BYTES: usize = crate::limits::CHANNEL_LINE_BYTES;
 
 /// The worker's exit code when it lost its channel to the parent (a write
 /// failed): the plugin closed or replaced a descriptor it did not open.
-pub const EXIT_CHANNEL_LOST: i32 = 97;
+pub const EXIT_CHANNEL_LOST: i32 = crate::limits::EXIT_CHANNEL_LOST;
 
 /// Why no message came.
 #[derive(Debug, thiserror::Error)]
@@ -286,6 +286,30 @@ mod tests {
         assert_eq!(parse_marker("abc", line), Some(7));
         assert_eq!(parse_marker("xyz", line), None);
         assert_eq!(parse_marker("abc", b"@@plugcheck:abc:7@@"), None);
+    }
+
+    /// The golden messages both workers' tests read
+    /// (`harness/protocol/examples/`, see its README): read into the
+    /// parent's types and written back, each must come out as it went in,
+    /// so a field renamed, added or dropped on one side fails here or in
+    /// the Go worker's protocol_test.go.
+    #[test]
+    fn the_golden_messages_read_and_write_back_unchanged() {
+        fn round_trip<T: Serialize + serde::de::DeserializeOwned>(golden: &str, name: &str) {
+            let value: serde_json::Value = serde_json::from_str(golden).unwrap();
+            let read: T = serde_json::from_value(value.clone())
+                .unwrap_or_else(|error| panic!("examples/{name} does not read: {error}"));
+            assert_eq!(
+                serde_json::to_value(&read).unwrap(),
+                value,
+                "examples/{name} does not write back as it was read: the parent and the golden file differ"
+            );
+        }
+        round_trip::<ToWorker>(include_str!("../../protocol/examples/run.json"), "run.json");
+        round_trip::<FromWorker>(
+            include_str!("../../protocol/examples/done.json"),
+            "done.json",
+        );
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub enum SpawnError {
         "cannot set up the capture of the worker's output: {0}; check that the temporary directory is writable"
     )]
     Output(std::io::Error),
+    #[error(
+        "cannot create the worker's working directory: {0}; check that the temporary directory is writable"
+    )]
+    Directory(std::io::Error),
     #[error("cannot start the worker `{}`: {source}", exe.display())]
     Start {
         exe: PathBuf,
@@ -154,6 +158,9 @@ struct Process {
     /// Set once the tree was killed after the worker was reaped: nothing of
     /// it can be left.
     tree_gone: bool,
+    /// The worker's working directory, removed once the tree is killed
+    /// (fields drop after `Drop::drop`).
+    _directory: tempfile::TempDir,
 }
 
 /// How a worker that hung up ended.
@@ -272,12 +279,22 @@ pub struct Worker {
 impl Worker {
     /// Starts `exe __worker` for `plugin` and waits for it to connect.
     /// `environment`: variables the worker (and so the plugin) gets on top
-    /// of plugcheck's own.
+    /// of plugcheck's own. The worker runs in a directory of its own,
+    /// made in `scratch` (the run's, removed with it even after Ctrl-C)
+    /// or the system's temporary directory, and removed with the worker.
     pub fn spawn(
         exe: &Path,
         plugin: &Path,
         environment: &[(&str, String)],
+        scratch: Option<&Path>,
     ) -> Result<Worker, SpawnError> {
+        let mut directory = tempfile::Builder::new();
+        directory.prefix("worker-");
+        let directory = match scratch {
+            Some(scratch) => directory.tempdir_in(scratch),
+            None => directory.tempdir(),
+        }
+        .map_err(SpawnError::Directory)?;
         let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(SpawnError::Socket)?;
         let address = listener.local_addr().map_err(SpawnError::Socket)?;
         listener.set_nonblocking(true).map_err(SpawnError::Socket)?;
@@ -301,6 +318,7 @@ impl Worker {
             .map(std::ffi::OsStr::to_owned)
             .collect(),
             environment,
+            cwd: directory.path(),
             stdout: stdout.child,
             stderr: stderr.child,
         };
@@ -334,6 +352,7 @@ impl Worker {
             tree,
             reaped: false,
             tree_gone: false,
+            _directory: directory,
         };
         let (writer, reader) = accept(&listener, &token, &mut process, &mut stderr)?;
         Ok(Worker {

@@ -137,6 +137,8 @@ fn helpers() -> std::sync::MutexGuard<'static, Option<Helpers>> {
 struct Request {
     argv: Vec<Vec<u8>>,
     environment: Vec<(String, String)>,
+    /// The working directory the worker changes to.
+    cwd: Vec<u8>,
     /// Another program than plugcheck's (the Go worker): the worker
     /// process `exec`s it, inside its namespace, under its filter.
     #[serde(default)]
@@ -259,6 +261,7 @@ pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.clone()))
             .collect(),
+        cwd: launch.cwd.as_os_str().as_bytes().to_vec(),
         exec,
     };
     let Ok((relay_reader, relay_writer)) =
@@ -915,6 +918,11 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
         // SAFETY: this process has one thread: nothing reads the
         // environment concurrently.
         unsafe { std::env::set_var(name, value) };
+    }
+    // A worker that cannot be where its files are meant to go does not
+    // run in the user's directory instead.
+    if std::env::set_current_dir(OsString::from_vec(request.cwd)).is_err() {
+        exit_now(1);
     }
     if request.exec {
         run_program(request.argv)
