@@ -228,7 +228,7 @@ type processInfo struct {
 // the Rust worker does (os::running_child_processes): each thread's
 // `/proc/self/task/TID/children`, every pid checked against its `stat`.
 func runningChildren() []processInfo {
-	self := os.Getpid()
+	self := procPid()
 	var pids []int
 	tasks, _ := filepath.Glob("/proc/self/task/*/children")
 	for _, task := range tasks {
@@ -269,6 +269,19 @@ func runningChildren() []processInfo {
 		}
 	}
 	return found
+}
+
+// procPid is this process's pid as /proc numbers it: inside the PID
+// namespace of its own the harness starts it in, os.Getpid() says 2 while
+// /proc (the machine's) gives the outer pid, and the ppid of its children
+// in /proc is that one.
+func procPid() int {
+	if link, err := os.Readlink("/proc/self"); err == nil {
+		if pid, err := strconv.Atoi(link); err == nil {
+			return pid
+		}
+	}
+	return os.Getpid()
 }
 
 // parseStat reads `pid (comm) state ppid …`; the name may hold spaces and
