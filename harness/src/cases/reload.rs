@@ -119,19 +119,15 @@ pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> Conclude
             }
             failures
         });
-        // Each reload waits for a call begun since the one before: calls
-        // and reloads interleave however the threads are scheduled (a
-        // caller not yet started would otherwise see no reload at all, and
-        // the case pass on no calls).
-        let mut seen = 0;
+        // The reloads start once the caller has begun its first call: a
+        // caller not yet scheduled would otherwise see no reload at all,
+        // and the case pass on no calls. From then on a call is running or
+        // about to, and each reload waits for the one in progress.
+        while calls.load(Ordering::Relaxed) == 0 && !caller.is_finished() {
+            std::thread::yield_now();
+        }
         let reloads: Vec<Result<Reloaded, ReloadFailure>> = (0..RELOADS_WHILE_CALLING)
-            .map(|_| {
-                while calls.load(Ordering::Relaxed) == seen && !caller.is_finished() {
-                    std::thread::yield_now();
-                }
-                seen = calls.load(Ordering::Relaxed);
-                engine.reload()
-            })
+            .map(|_| engine.reload())
             .collect();
         stop.store(true, Ordering::Relaxed);
         (
