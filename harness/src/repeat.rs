@@ -153,4 +153,27 @@ mod tests {
         let combined = combine(vec![fail.clone(), fail]).unwrap();
         assert_eq!(combined.cases[1].verdict, Verdict::Skipped);
     }
+
+    #[test]
+    fn a_run_where_the_case_did_not_apply_against_one_that_passed_is_flaky() {
+        // Skipped for a reason of its own (no prerequisite named), a run
+        // says something about the case: a plugin that offers `shutdown`
+        // in one run and not in the next is not steady, whatever order.
+        let pass = plugin(&[("selftest", "pass"), ("shutdown", "pass")]);
+        let not_applied = plugin(&[("selftest", "pass"), ("shutdown", "skipped")]);
+        for runs in [
+            vec![pass.clone(), not_applied.clone()],
+            vec![not_applied.clone(), pass.clone()],
+        ] {
+            let combined = combine(runs).unwrap();
+            assert_eq!(combined.cases[0].verdict, Verdict::Pass);
+            let shutdown = &combined.cases[1];
+            assert_eq!(shutdown.verdict, Verdict::Flaky, "{}", shutdown.reason);
+            assert!(
+                shutdown.reason.starts_with("pass 1, skipped 1 over 2 runs"),
+                "{}",
+                shutdown.reason
+            );
+        }
+    }
 }

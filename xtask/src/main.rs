@@ -19,6 +19,7 @@ mod fixtures;
 mod go_plugin;
 mod made_with;
 mod merge;
+mod mutants;
 mod needs;
 mod platform;
 mod test;
@@ -59,6 +60,8 @@ enum Command {
     MergeReports(merge::Args),
     /// The tests: the workspace's on the host, the harness's unit tests under Wine for Windows.
     Test(test::Args),
+    /// cargo-mutants over the modules that decide verdicts and gates, fixture tests included; fails on a survivor.
+    Mutants(mutants::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -83,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => doctor::run(&sh, &args),
         Command::MergeReports(args) => merge::run(&args),
         Command::Test(args) => test::run(&sh, &args),
+        Command::Mutants(args) => mutants::run(&sh, &args),
     }
 }
 
