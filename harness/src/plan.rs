@@ -150,6 +150,38 @@ mod tests {
     }
 
     #[test]
+    fn a_case_skipped_behind_a_failure_stands_as_skipped_for_its_own_dependents() {
+        // `selftest` skipped because `init` failed did not survive
+        // anything: what needs it only to survive is skipped too, naming
+        // the root. (Were the skip to take `init`'s verdict, a `fail` would
+        // count as survived and the reloads would run.)
+        let mut ledger = Ledger::default();
+        ledger.record(CaseId::Shutdown, &Outcome::pass("ok"));
+        ledger.record(CaseId::Init, &Outcome::fail("init returned 1"));
+        let skip = ledger.blocked(CaseId::Selftest).unwrap();
+        ledger.record(CaseId::Selftest, &skip);
+        let reload = ledger.blocked(CaseId::ReloadCycles).unwrap();
+        assert_eq!(
+            reload.reason,
+            "prerequisite `selftest` was skipped: `init` failed"
+        );
+        assert_eq!(reload.detail.prerequisite, Some(CaseId::Selftest));
+    }
+
+    #[test]
+    fn an_outcome_that_ran_stands_for_itself_even_naming_a_prerequisite() {
+        // Only a skip inherits its prerequisite's standing: a failure that
+        // also says which prerequisite it relied on is its own root.
+        let mut ledger = Ledger::default();
+        ledger.record(CaseId::Load, &Outcome::pass("ok"));
+        let failed = Outcome::fail("no entry")
+            .with_detail(|detail| detail.prerequisite = Some(CaseId::Load));
+        ledger.record(CaseId::LookupEntry, &failed);
+        let skip = ledger.blocked(CaseId::Descriptor).unwrap();
+        assert_eq!(skip.reason, "prerequisite `lookup-entry` failed");
+    }
+
+    #[test]
     fn ledgers_cross_the_worker_channel() {
         let mut ledger = Ledger::default();
         ledger.record(CaseId::Init, &Outcome::fail("no"));

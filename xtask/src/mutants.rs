@@ -31,6 +31,7 @@ use crate::platform::Platform;
 
 /// A group of source files that decides verdicts or gates, as the command
 /// selects them.
+#[derive(Debug)]
 pub struct Module {
     /// What `--module` names it.
     pub name: &'static str,
@@ -304,7 +305,10 @@ fn mutants_argv(modules: &[&Module], args: &Args) -> Vec<OsString> {
     if let Some(shard) = &args.shard {
         argv.extend(["--shard".into(), shard.into()]);
     }
-    argv.extend(["--test-package".into(), test_packages(args).join(",").into()]);
+    argv.extend([
+        "--test-package".into(),
+        test_packages(args).join(",").into(),
+    ]);
     for arg in test_args(args) {
         argv.push(format!("--cargo-test-arg={arg}").into());
     }
@@ -445,9 +449,7 @@ impl Results {
 
     fn parse(text: &str) -> anyhow::Result<Results> {
         let json: serde_json::Value = serde_json::from_str(text)?;
-        let outcomes = json["outcomes"]
-            .as_array()
-            .context("no `outcomes` list")?;
+        let outcomes = json["outcomes"].as_array().context("no `outcomes` list")?;
         let mut results = Results::default();
         for outcome in outcomes {
             let Some(mutant) = outcome["scenario"].get("Mutant") else {
@@ -542,4 +544,113 @@ fn mutant_name(mutant: &serde_json::Value) -> Option<String> {
     Some(format!(
         "{file}:{line}:{column}: {genre} {replacement} in {function}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_module_is_mutated_whole_or_only_in_the_functions_it_names() {
+        let plan = select(&["plan".to_owned()]).unwrap();
+        assert_eq!(
+            include_patterns(&plan),
+            [
+                r"^harness/src/plan\.rs:",
+                r"^harness/src/catalog\.rs:.* Need::met_by( |$)",
+            ]
+        );
+        let error = select(&["polcy".to_owned()]).unwrap_err().to_string();
+        assert!(error.contains("no module `polcy`") && error.contains("policy, gate"));
+        assert_eq!(select(&[]).unwrap().len(), MODULES.len());
+        for module in &MODULES {
+            for file in module.files {
+                assert!(
+                    crate::project_root().join(file).is_file(),
+                    "{}: `{file}` does not exist",
+                    module.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_fixture_tests_run_ignored_and_beside_the_harness_cli_tests() {
+        let args = |unit_only| Args {
+            modules: Vec::new(),
+            list_modules: false,
+            list: false,
+            shard: Some("2/4".into()),
+            jobs: 1,
+            unit_only,
+            in_place: false,
+        };
+        let argv = mutants_argv(&MODULES.iter().collect::<Vec<_>>(), &args(false));
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        let joined = argv.join(" ");
+        assert!(joined.contains("--shard 2/4"), "{joined}");
+        assert!(
+            joined.contains("--test-package plugcheck,plugcheck-fixtures"),
+            "{joined}"
+        );
+        assert!(
+            joined.ends_with(
+                "--cargo-test-arg=--lib --cargo-test-arg=--test=cli --cargo-test-arg=--test=gate --cargo-test-arg=--test=crash --cargo-test-arg=-- --cargo-test-arg=--include-ignored"
+            ),
+            "{joined}"
+        );
+        assert_eq!(
+            test_args(&args(true)),
+            ["--lib", "--test=cli", "--", "--include-ignored"]
+        );
+    }
+
+    #[test]
+    fn outcomes_are_counted_per_module_and_every_missed_mutant_is_named() {
+        let outcome = |name: &str, file: &str, summary: &str| {
+            serde_json::json!({
+                "scenario": {"Mutant": {"name": name, "file": file}},
+                "summary": summary,
+                "phase_results": [{"duration": 30.0}, {"duration": 30.0}],
+            })
+        };
+        let json = serde_json::json!({
+            "outcomes": [
+                {"scenario": "Baseline", "summary": "Success", "phase_results": []},
+                outcome("harness/src/repeat.rs:48:38: replace && with || in behind_prerequisite", "harness/src/repeat.rs", "MissedMutant"),
+                outcome("harness/src/repeat.rs:15:5: replace combine -> Option<PluginReport> with None", "harness/src/repeat.rs", "CaughtMutant"),
+                outcome("harness/src/policy.rs:1:1: replace x -> bool with true", "harness/src/policy.rs", "Timeout"),
+                outcome("harness/src/policy.rs:2:1: replace y -> T with Default::default()", "harness/src/policy.rs", "Unviable"),
+            ]
+        });
+        let results = Results::parse(&json.to_string()).unwrap();
+        assert_eq!(
+            results.missed,
+            ["harness/src/repeat.rs:48:38: replace && with || in behind_prerequisite"]
+        );
+        let table = results.table(&select(&[]).unwrap());
+        assert!(
+            table.contains("policy           0       0         1         1      2.0"),
+            "{table}"
+        );
+        assert!(
+            table.contains("repeat           1       1         0         0      2.0"),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "missed (no test failed with this change):\n  harness/src/repeat.rs:48:38"
+            ),
+            "{table}"
+        );
+        assert!(
+            Results::parse(
+                r#"{"outcomes": [{"scenario": {"Mutant": {"name": "a"}}, "summary": "Odd"}]}"#
+            )
+            .is_err()
+        );
+    }
 }

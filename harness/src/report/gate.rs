@@ -85,17 +85,6 @@ pub enum UseState {
     NotRun,
 }
 
-impl UseState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UseState::Applied => "applied",
-            UseState::Expired => "expired",
-            UseState::Stale => "stale",
-            UseState::NotRun => "not run",
-        }
-    }
-}
-
 impl Policy {
     pub fn is_default(&self) -> bool {
         *self == Policy::default()
