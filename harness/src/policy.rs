@@ -276,6 +276,34 @@ mod tests {
     }
 
     #[test]
+    fn a_waiver_names_its_plugin_by_file_stem_or_by_declared_name() {
+        // The build file (`libgoecho.so`) and the name the plugin declares
+        // (`go-echo`) differ: either names it, nothing else does.
+        for (named, applies) in [("libgoecho", true), ("go-echo", true), ("other", false)] {
+            let policy = Policy {
+                deny_warnings: true,
+                waivers: vec![Waiver {
+                    plugin: Some(named.into()),
+                    ..waiver("unload", Verdict::Warning, None, 1)
+                }],
+                ..Policy::default()
+            };
+            let mut report = go_echo();
+            report.plugins[0].path = "/p/libgoecho.so".into();
+            policy.judge(&mut report, day("2026-01-01"));
+            let unload = &report.plugins[0].cases[1];
+            assert_eq!(unload.waiver.is_some(), applies, "waiver for `{named}`");
+            let state = report.waivers[0].state;
+            let expected = if applies {
+                UseState::Applied
+            } else {
+                UseState::NotRun
+            };
+            assert_eq!(state, expected, "waiver for `{named}`");
+        }
+    }
+
+    #[test]
     fn a_skip_that_does_not_apply_breaks_only_a_deny_skipped_gate() {
         let mut report = test_report("linux", &[("/p/x.so", &[("unload", "skipped")])]);
         Policy::default().judge(&mut report, day("2026-01-01"));
