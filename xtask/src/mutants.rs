@@ -8,7 +8,7 @@
 //!
 //! The tests are the harness's unit tests and its CLI tests, plus the
 //! fixture tests that judge gates and crashes by running the real binary
-//! over built fixtures (`gate`, `crash`). cargo-mutants builds each mutant
+//! over built fixtures (`gate`, `crash`, `state`). cargo-mutants builds each mutant
 //! in a copy of the tree with its own target directory, so those tests are
 //! told (`PLUGCHECK_BIN_BESIDE_TESTS`) to run the `plugcheck` built beside
 //! them — the mutated one, which cargo builds because the same `cargo
@@ -95,9 +95,9 @@ pub const MODULES: [Module; 7] = [
 ];
 
 /// The fixture tests run against each mutant: they judge gates
-/// (waivers, `--repeat`, shards) and the crash family's findings with the
-/// real binary.
-const FIXTURE_TESTS: [&str; 2] = ["gate", "crash"];
+/// (waivers, `--repeat`, shards), the crash family's findings and
+/// state-roundtrip's verdicts with the real binary.
+const FIXTURE_TESTS: [&str; 3] = ["gate", "crash", "state"];
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -598,7 +598,7 @@ mod tests {
         );
         assert!(
             joined.ends_with(
-                "--cargo-test-arg=--lib --cargo-test-arg=--test=cli --cargo-test-arg=--test=gate --cargo-test-arg=--test=crash --cargo-test-arg=-- --cargo-test-arg=--include-ignored"
+                "--cargo-test-arg=--lib --cargo-test-arg=--test=cli --cargo-test-arg=--test=gate --cargo-test-arg=--test=crash --cargo-test-arg=--test=state --cargo-test-arg=-- --cargo-test-arg=--include-ignored"
             ),
             "{joined}"
         );

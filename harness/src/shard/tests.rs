@@ -258,6 +258,8 @@ fn a_filtered_run_is_refused_unless_the_merge_names_the_same_filter() {
     assert!(matches!(error, MergeError::Filtered { .. }), "{text}");
     assert!(
         text.contains("`shard-1.json` ran only the cases of `--filter load`")
+            // The example is a case the shard did not run.
+            && text.contains("left out, e.g. `lookup-entry`")
             && text.contains("the whole suite")
             && text.contains("plugcheck merge --filter load"),
         "{text}"
@@ -285,8 +287,12 @@ fn a_filtered_run_is_refused_unless_the_merge_names_the_same_filter() {
     for (_, report) in &mut shards {
         report.provenance.as_mut().unwrap().filter = vec!["lod".into()];
     }
-    let (error, _) = refusal(shards);
+    let (error, text) = refusal(shards);
     assert!(matches!(error, MergeError::BadFilter { .. }), "{error}");
+    assert!(
+        text.contains("lod"),
+        "names the word it cannot read: {text}"
+    );
 }
 
 #[test]
