@@ -376,16 +376,17 @@ impl WorkerProcess {
     }
 
     /// The worker process itself, as this process names it: what runs the
-    /// plugin (and what an `exec` replaces).
-    pub fn program_id(&self) -> u32 {
+    /// plugin (and what an `exec` replaces). None when a supervised worker
+    /// is gone already (its supervisor, which runs plugcheck, is about to
+    /// hand over its status): the supervisor is never the worker's image.
+    pub fn program_id(&self) -> Option<u32> {
         if self.relay.is_none() {
-            return self.pid;
+            return Some(self.pid);
         }
         // The supervisor's only child.
         std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))
             .ok()
             .and_then(|children| children.split_whitespace().next()?.parse().ok())
-            .unwrap_or(self.pid)
     }
 
     /// The worker's own status, as its supervisor handed it over, in place

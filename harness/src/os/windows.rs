@@ -446,8 +446,8 @@ impl WorkerProcess {
     }
 
     /// The worker process itself: the process started (no namespace here).
-    pub fn program_id(&self) -> u32 {
-        self.child.id()
+    pub fn program_id(&self) -> Option<u32> {
+        Some(self.child.id())
     }
 
     pub fn kill(&mut self) -> std::io::Result<()> {

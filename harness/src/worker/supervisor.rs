@@ -233,7 +233,10 @@ impl Process {
                 return Ending::Exited(termination);
             }
             // Another program in our worker's place: no need to wait.
-            let replaced = os::process_image(self.child.program_id())
+            let replaced = self
+                .child
+                .program_id()
+                .and_then(os::process_image)
                 .filter(|image| !same_program(image, &program))
                 .map(|image| image.display().to_string());
             if replaced.is_some() || Instant::now() >= deadline {
