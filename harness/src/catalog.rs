@@ -72,20 +72,6 @@ pub enum Need {
     Survived,
 }
 
-impl Need {
-    /// Whether a prerequisite that ended with `verdict` gives this.
-    pub fn met_by(self, verdict: crate::report::Verdict) -> bool {
-        use crate::report::Verdict;
-        match self {
-            Need::Passed => verdict.satisfies_prerequisite(),
-            Need::Survived => matches!(
-                verdict,
-                Verdict::Pass | Verdict::Warning | Verdict::Fail | Verdict::Flaky
-            ),
-        }
-    }
-}
-
 /// The topic a case belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -6,9 +6,24 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{CaseId, Prerequisite};
+use crate::catalog::{CaseId, Need, Prerequisite};
 use crate::outcome::Outcome;
 use crate::report::Verdict;
+
+/// What a prerequisite gives, by its verdict. Here rather than beside
+/// `Need` in the catalog, which knows cases, not verdicts.
+impl Need {
+    /// Whether a prerequisite that ended with `verdict` gives this.
+    pub fn met_by(self, verdict: Verdict) -> bool {
+        match self {
+            Need::Passed => verdict.satisfies_prerequisite(),
+            Need::Survived => matches!(
+                verdict,
+                Verdict::Pass | Verdict::Warning | Verdict::Fail | Verdict::Flaky
+            ),
+        }
+    }
+}
 
 /// How a case ended and which case's verdict decided that: itself, or, for
 /// a case skipped behind a prerequisite, the case that failed first.

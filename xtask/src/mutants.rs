@@ -60,8 +60,8 @@ pub const MODULES: [Module; 7] = [
     },
     Module {
         name: "plan",
-        files: &["harness/src/plan.rs", "harness/src/catalog.rs"],
-        only: &[("harness/src/catalog.rs", "Need::met_by")],
+        files: &["harness/src/plan.rs"],
+        only: &[],
         decides: "the prerequisite ledger: which cases run, which are skipped and why",
     },
     Module {
@@ -552,9 +552,14 @@ mod tests {
 
     #[test]
     fn a_module_is_mutated_whole_or_only_in_the_functions_it_names() {
-        let plan = select(&["plan".to_owned()]).unwrap();
+        let plan = Module {
+            name: "plan",
+            files: &["harness/src/plan.rs", "harness/src/catalog.rs"],
+            only: &[("harness/src/catalog.rs", "Need::met_by")],
+            decides: "",
+        };
         assert_eq!(
-            include_patterns(&plan),
+            include_patterns(&[&plan]),
             [
                 r"^harness/src/plan\.rs:",
                 r"^harness/src/catalog\.rs:.* Need::met_by( |$)",
