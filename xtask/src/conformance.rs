@@ -406,22 +406,8 @@ fn judge(
     update: bool,
 ) -> anyhow::Result<Vec<String>> {
     let skip_log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
-    let skipped: Vec<(String, String)> = artifacts
-        .skipped
-        .iter()
-        .map(|skipped| (skipped.name.clone(), skipped.why()))
-        .collect();
-    let skipped = plugcheck_fixtures::built::encode_skipped(
-        skipped
-            .iter()
-            .map(|(name, why)| (name.as_str(), why.as_str())),
-    );
-    let artifacts_dir = artifacts
-        .built
-        .first()
-        .and_then(|built| built.path.parent())
-        .map(Path::to_owned)
-        .unwrap_or_default();
+    let skipped = artifacts.encoded_skipped();
+    let artifacts_dir = artifacts.dir();
     // Without --update, a snapshot that differs fails its test and is
     // written beside it as `.snap.new`: the would-be snapshot a reviewer
     // (or CI's artifact) takes from a runner. Those of an earlier run go.

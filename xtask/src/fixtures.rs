@@ -56,6 +56,31 @@ pub struct Artifacts {
     pub probes: Vec<ToolchainProbe>,
 }
 
+impl Artifacts {
+    /// The skipped fixtures as the fixture tests read them (`SKIPPED_VAR`).
+    pub fn encoded_skipped(&self) -> String {
+        let skipped: Vec<(String, String)> = self
+            .skipped
+            .iter()
+            .map(|skipped| (skipped.name.clone(), skipped.why()))
+            .collect();
+        plugcheck_fixtures::built::encode_skipped(
+            skipped
+                .iter()
+                .map(|(name, why)| (name.as_str(), why.as_str())),
+        )
+    }
+
+    /// The directory the artifacts were built into (empty when none was).
+    pub fn dir(&self) -> PathBuf {
+        self.built
+            .first()
+            .and_then(|built| built.path.parent())
+            .map(std::path::Path::to_owned)
+            .unwrap_or_default()
+    }
+}
+
 /// A fixture (or probe) left out because a tool is missing.
 #[derive(Debug, Clone)]
 pub struct Skipped {

@@ -375,22 +375,8 @@ fn baseline(
 /// What the fixture tests need: the mutated binary beside them, the
 /// fixtures this tree built, and which fixtures were skipped and why.
 fn fixture_env(artifacts: &crate::fixtures::Artifacts) -> Vec<(&'static str, OsString)> {
-    let skipped: Vec<(String, String)> = artifacts
-        .skipped
-        .iter()
-        .map(|skipped| (skipped.name.clone(), skipped.why()))
-        .collect();
-    let skipped = plugcheck_fixtures::built::encode_skipped(
-        skipped
-            .iter()
-            .map(|(name, why)| (name.as_str(), why.as_str())),
-    );
-    let artifacts_dir = artifacts
-        .built
-        .first()
-        .and_then(|built| built.path.parent())
-        .map(Path::to_owned)
-        .unwrap_or_default();
+    let skipped = artifacts.encoded_skipped();
+    let artifacts_dir = artifacts.dir();
     vec![
         (plugcheck_fixtures::built::BIN_BESIDE_TESTS_VAR, "1".into()),
         (
