@@ -136,7 +136,7 @@ fn drive_until_changed(
             }
         }
     }
-    let rounds = (VARIED_CALLS / methods.len().max(1)).clamp(1, VARIED_ROUNDS as usize) as u32;
+    let rounds = varied_rounds(methods.len());
     for index in 1..=rounds {
         let input = fuzz::input(seed, index);
         let what = fuzz::describe(seed, index);
@@ -160,6 +160,14 @@ fn drive_until_changed(
             methods.len()
         ),
     })
+}
+
+/// How many inputs of the fuzz series each of `methods` methods gets:
+/// `VARIED_ROUNDS`, fewer when that many would pass `VARIED_CALLS` calls
+/// in all, and never none (a plugin with more methods than calls still
+/// has every method called once).
+fn varied_rounds(methods: usize) -> u32 {
+    (VARIED_CALLS / methods.max(1)).clamp(1, VARIED_ROUNDS as usize) as u32
 }
 
 /// Calls `method` once; whether the saved state now differs from
@@ -194,4 +202,21 @@ fn taken_logs(session: &Session) -> Vec<crate::report::LogLine> {
         .host()
         .map(|host| host.take_logs())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fuzz_rounds_share_the_call_budget_and_never_skip_a_method() {
+        assert_eq!(varied_rounds(0), VARIED_ROUNDS);
+        assert_eq!(varied_rounds(3), VARIED_ROUNDS);
+        assert_eq!(varied_rounds(64), VARIED_ROUNDS);
+        // 512 calls over 100 methods: five rounds, not eight (800 calls).
+        assert_eq!(varied_rounds(100), 5);
+        assert_eq!(varied_rounds(512), 1);
+        // More methods than calls: each still gets one input.
+        assert_eq!(varied_rounds(10_001), 1);
+    }
 }
