@@ -414,6 +414,53 @@ mod tests {
     }
 
     #[test]
+    fn each_forbidden_call_says_what_it_tried() {
+        let said = |call: &str| {
+            forbidden_act(&Forbidden {
+                call: call.into(),
+                parent: 77,
+            })
+        };
+        assert!(
+            said("process_vm_readv(77, ...)").contains("tried to read the memory of its parent")
+        );
+        assert!(
+            said("prlimit64(77, ...)")
+                .contains("tried to change the resource limits of its parent")
+        );
+        assert!(said("pidfd_open(77, 0)").contains("tried to take a handle to its parent"));
+        assert!(said("tgkill(77, 77)").contains("tried to reach its parent"));
+    }
+
+    /// `crashed`'s reason for a worker that died with `stderr` and
+    /// `termination`.
+    fn crash_reason(termination: Termination, stderr: &str) -> String {
+        let output = CapturedOutput {
+            stderr: stderr.into(),
+            ..CapturedOutput::default()
+        };
+        crashed(CaseId::FuzzMethods, termination, &output, "", "").reason
+    }
+
+    #[test]
+    fn a_crash_names_its_cause_from_the_exit_and_the_output() {
+        let exited = |code: i64| Termination::Exited { code };
+        assert!(
+            crash_reason(exited(0), "").contains("without answering: the plugin ended the process")
+        );
+        assert!(!crash_reason(exited(3), "").contains("without answering"));
+        let lost = i64::from(crate::worker::EXIT_CHANNEL_LOST);
+        assert!(crash_reason(exited(lost), "").contains("it lost its channel to the harness"));
+        assert!(!crash_reason(exited(0), "").contains("lost its channel"));
+        let freed = crash_reason(exited(134), "noise\n  free(): invalid pointer\n");
+        assert!(freed.contains("on `free(): invalid pointer`"), "{freed}");
+        assert!(freed.contains(ALLOCATOR_ABORT));
+        assert!(!crash_reason(exited(134), "free of charge\n").contains(ALLOCATOR_ABORT));
+        let heap = crash_reason(exited(i64::from(HEAP_CORRUPTION)), "");
+        assert!(heap.contains(ALLOCATOR_ABORT), "{heap}");
+    }
+
+    #[test]
     fn a_plugin_printing_panic_without_goroutines_is_not_a_go_crash() {
         assert_eq!(go_runtime_abort("panic: not really\n"), None);
         assert_eq!(go_runtime_abort(""), None);
