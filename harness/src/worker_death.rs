@@ -461,6 +461,37 @@ mod tests {
     }
 
     #[test]
+    fn an_explanation_is_given_once_and_later_cases_point_back() {
+        let case = |id: CaseId, reason: &str| CaseReport {
+            id,
+            family: id.family(),
+            verdict: crate::report::Verdict::Crashed,
+            reason: reason.into(),
+            detail: Default::default(),
+            output: CapturedOutput::default(),
+            duration_us: 0,
+            work_us: None,
+            waiver: None,
+            attempts: Vec::new(),
+        };
+        let mut cases = vec![
+            case(CaseId::Init, "ok"),
+            case(CaseId::FuzzMethods, &format!("crashed{ALLOCATOR_ABORT}")),
+            case(
+                CaseId::StateRoundtrip,
+                &format!("crashed too{ALLOCATOR_ABORT}"),
+            ),
+        ];
+        explain_once(&mut cases, ALLOCATOR_ABORT);
+        assert_eq!(cases[0].reason, "ok");
+        assert!(cases[1].reason.ends_with(ALLOCATOR_ABORT));
+        assert_eq!(
+            cases[2].reason,
+            "crashed too (the same allocator abort as in `fuzz-methods`)"
+        );
+    }
+
+    #[test]
     fn a_plugin_printing_panic_without_goroutines_is_not_a_go_crash() {
         assert_eq!(go_runtime_abort("panic: not really\n"), None);
         assert_eq!(go_runtime_abort(""), None);

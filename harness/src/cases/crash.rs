@@ -142,10 +142,7 @@ pub fn fuzz_methods(
                 }
             }
             for line in logged {
-                match logs.len() < KEPT_LOGS {
-                    true => logs.push(line),
-                    false => fuzz.unkept_logs += 1,
-                }
+                keep_line(&mut logs, &mut fuzz.unkept_logs, line);
             }
         }
         digest.add(&input);
@@ -158,6 +155,20 @@ pub fn fuzz_methods(
         detail.fuzz = Some(fuzz);
         detail.logs = logs;
     }))
+}
+
+/// Keeps `line` if fewer than `KEPT_LOGS` are kept, else counts it in
+/// `unkept`: a chatty plugin cannot grow the report.
+fn keep_line(
+    kept: &mut Vec<crate::report::LogLine>,
+    unkept: &mut u64,
+    line: crate::report::LogLine,
+) {
+    if kept.len() < KEPT_LOGS {
+        kept.push(line);
+    } else {
+        *unkept += 1;
+    }
 }
 
 /// Keeps the lines of the call that failed first (they hold its words),
@@ -250,6 +261,21 @@ mod tests {
 
     fn names(count: usize) -> Vec<String> {
         (0..count).map(|i| format!("m{i:02}")).collect()
+    }
+
+    #[test]
+    fn a_series_keeps_the_first_log_lines_and_counts_the_rest() {
+        let line = |n: i32| crate::report::LogLine {
+            level: n,
+            message: format!("line {n}"),
+        };
+        let (mut kept, mut unkept) = (Vec::new(), 0);
+        for n in 0..(KEPT_LOGS as i32 + 3) {
+            keep_line(&mut kept, &mut unkept, line(n));
+        }
+        assert_eq!(kept.len(), KEPT_LOGS);
+        assert_eq!(kept[0], line(0));
+        assert_eq!(unkept, 3);
     }
 
     /// Out of time before every method was called: a failure (a method
