@@ -119,6 +119,11 @@ pub struct Args {
     /// Unit and CLI tests only: no fixtures built, no fixture tests (quicker, catches less).
     #[arg(long)]
     pub unit_only: bool,
+    /// Test only the mutants an earlier run in `mutants.out/` did not
+    /// catch (cargo-mutants' `--iterate`): re-check the survivors after
+    /// adding the tests that kill them.
+    #[arg(long)]
+    pub iterate: bool,
     /// Mutate this tree instead of a copy (cargo-mutants' `--in-place`):
     /// no copy and no first build; do not edit the sources meanwhile.
     #[arg(long)]
@@ -301,6 +306,9 @@ fn mutants_argv(modules: &[&Module], args: &Args) -> Vec<OsString> {
         // fixtures build compiled are reused, and the first build only
         // rebuilds the workspace's crates.
         argv.push("--copy-target=true".into());
+    }
+    if args.iterate {
+        argv.push("--iterate".into());
     }
     if let Some(shard) = &args.shard {
         argv.extend(["--shard".into(), shard.into()]);

@@ -264,6 +264,78 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_call_keeps_its_own_lines_and_the_earlier_ones_that_fit() {
+        let line = |n: i32| crate::report::LogLine {
+            level: n,
+            message: format!("line {n}"),
+        };
+        let mut kept = vec![line(100)];
+        keep(&mut kept, (0..20).map(line).collect());
+        assert_eq!(kept.len(), KEPT_LOGS);
+        assert_eq!(kept[0], line(0));
+        assert_eq!(
+            kept[KEPT_LOGS - 1],
+            line(100),
+            "the failing call's own line stays"
+        );
+    }
+
+    #[test]
+    fn a_series_shared_out_or_cut_at_a_round_says_so() {
+        let settings = CaseSettings::default();
+        let shared = judge(&names(3), 4, None, 4, &settings, &found_nothing());
+        assert!(
+            shared.reason.contains("got the first 4 of"),
+            "{}",
+            shared.reason
+        );
+        let whole = judge(
+            &names(3),
+            4,
+            None,
+            settings.fuzz_inputs,
+            &settings,
+            &found_nothing(),
+        );
+        assert!(
+            whole.reason.contains("each of 3 method(s) got 4 input(s)"),
+            "{}",
+            whole.reason
+        );
+        // Cut at a round's first method: every method got the same count.
+        let at_round = judge(
+            &names(3),
+            2,
+            Some(0),
+            settings.fuzz_inputs,
+            &settings,
+            &found_nothing(),
+        );
+        assert!(
+            at_round
+                .reason
+                .contains("each of 3 method(s) got 2 input(s)"),
+            "{}",
+            at_round.reason
+        );
+        let mid_round = judge(
+            &names(3),
+            2,
+            Some(1),
+            settings.fuzz_inputs,
+            &settings,
+            &found_nothing(),
+        );
+        assert!(
+            mid_round
+                .reason
+                .contains("the first 1 method(s) in name order got 3 input(s), the other 2 got 2"),
+            "{}",
+            mid_round.reason
+        );
+    }
+
+    #[test]
     fn a_series_keeps_the_first_log_lines_and_counts_the_rest() {
         let line = |n: i32| crate::report::LogLine {
             level: n,
