@@ -38,6 +38,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
                 require_all: true,
                 platform: Selection::All,
                 wsl_distro: None,
+                for_windows_host: false,
             },
         )
     })?;
