@@ -22,7 +22,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {
     /// Check the workflows of this git revision against the contract instead of rehearsing.
     #[arg(long, value_name = "REV")]

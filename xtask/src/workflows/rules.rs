@@ -74,6 +74,9 @@ pub fn workflow_problems(workflow: &Yaml) -> Vec<String> {
     };
     for (id, job) in jobs {
         let id = id.as_str().unwrap_or("?");
+        if let Some(problem) = reusable_call(job) {
+            problems.push(format!("job `{id}` {problem}"));
+        }
         let job_problems = [
             safe_directory(job),
             windows_legs_apart(job),
@@ -121,6 +124,28 @@ pub fn on_windows(job: &Yaml) -> bool {
                 legs.iter()
                     .any(|leg| leg["os"].as_str().is_some_and(|os| os.contains("windows")))
             })
+}
+
+/// A job that calls a reusable workflow names it as the runner resolves
+/// it: `./.github/workflows/FILE` in this repository (the file must exist),
+/// or `OWNER/REPO/.github/workflows/FILE@REF`. (`$/…` was once written.)
+fn reusable_call(job: &Yaml) -> Option<String> {
+    let called = job["uses"].as_str()?;
+    let local = called
+        .strip_prefix("./.github/workflows/")
+        .is_some_and(|file| !file.contains('/') && file.ends_with(".yml"));
+    let remote = called.contains("/.github/workflows/")
+        && called.contains('@')
+        && !called.starts_with('.')
+        && called.split('/').next().is_some_and(|owner| {
+            !owner.is_empty() && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if local || remote {
+        return None;
+    }
+    Some(format!(
+        "[reusable-call] calls `{called}`, which the runner cannot resolve: use `./.github/workflows/FILE.yml` (this repository) or `OWNER/REPO/.github/workflows/FILE.yml@REF`"
+    ))
 }
 
 /// (1) In a container, the checkout belongs to the runner's user (uid
@@ -266,11 +291,11 @@ fn mingw64_first(job: &Yaml) -> Vec<String> {
         if !run.contains("GITHUB_PATH") {
             continue;
         }
-        if let (Some(x64), Some(i686)) = (run.rfind("mingw64"), run.rfind("mingw32")) {
-            if x64 < i686 {
-                let name = step["name"].as_str().unwrap_or("a step");
-                problems.push(format!("[mingw64-first] step `{name}` writes mingw32 to GITHUB_PATH after mingw64: each line is prepended, so i686's gcc, ld and DLLs come first; write mingw64 last"));
-            }
+        if let (Some(x64), Some(i686)) = (run.rfind("mingw64"), run.rfind("mingw32"))
+            && x64 < i686
+        {
+            let name = step["name"].as_str().unwrap_or("a step");
+            problems.push(format!("[mingw64-first] step `{name}` writes mingw32 to GITHUB_PATH after mingw64: each line is prepended, so i686's gcc, ld and DLLs come first; write mingw64 last"));
         }
     }
     problems
@@ -522,6 +547,17 @@ mod tests {
             bad.iter().any(|p| p.contains(&format!("[{rule}]"))),
             "replacing `{from}` must break [{rule}]: {bad:?}"
         );
+    }
+
+    #[test]
+    fn a_reusable_call_names_a_workflow_the_runner_resolves() {
+        let good = "jobs:\n  g:\n    uses: ./.github/workflows/gate-shards.yml\n";
+        caught(good, "./.github", "$/.github", "reusable-call");
+        assert_eq!(
+            problems("jobs:\n  g:\n    uses: o/r/.github/workflows/g.yml@v1\n"),
+            Vec::<String>::new()
+        );
+        assert!(!problems("jobs:\n  g:\n    uses: o/r/.github/workflows/g.yml\n").is_empty());
     }
 
     #[test]
