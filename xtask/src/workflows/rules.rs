@@ -127,13 +127,16 @@ pub fn on_windows(job: &Yaml) -> bool {
 }
 
 /// A job that calls a reusable workflow names it as the runner resolves
-/// it: `./.github/workflows/FILE` in this repository (the file must exist),
-/// or `OWNER/REPO/.github/workflows/FILE@REF`. (`$/…` was once written.)
+/// it: in this repository by the self-repository form `$/.github/
+/// workflows/FILE` (what zizmor's `self-repository` audit asks for) or the
+/// older `./.github/workflows/FILE`, else `OWNER/REPO/.github/workflows/
+/// FILE@REF`.
 fn reusable_call(job: &Yaml) -> Option<String> {
     let called = job["uses"].as_str()?;
-    let local = called
-        .strip_prefix("./.github/workflows/")
-        .is_some_and(|file| !file.contains('/') && file.ends_with(".yml"));
+    let local = ["$/.github/workflows/", "./.github/workflows/"]
+        .iter()
+        .filter_map(|prefix| called.strip_prefix(prefix))
+        .any(|file| !file.contains('/') && file.ends_with(".yml"));
     let remote = called.contains("/.github/workflows/")
         && called.contains('@')
         && !called.starts_with('.')
@@ -551,8 +554,14 @@ mod tests {
 
     #[test]
     fn a_reusable_call_names_a_workflow_the_runner_resolves() {
-        let good = "jobs:\n  g:\n    uses: ./.github/workflows/gate-shards.yml\n";
-        caught(good, "./.github", "$/.github", "reusable-call");
+        let good = "jobs:\n  g:\n    uses: $/.github/workflows/gate-shards.yml\n";
+        caught(good, "$/.github", "/.github", "reusable-call");
+        caught(
+            good,
+            "gate-shards.yml",
+            "sub/gate-shards.yml",
+            "reusable-call",
+        );
         assert_eq!(
             problems("jobs:\n  g:\n    uses: o/r/.github/workflows/g.yml@v1\n"),
             Vec::<String>::new()
