@@ -313,6 +313,24 @@ impl Job<'_> {
         std::fs::write(&file, script)?;
         let log = temp.join("step.log");
         let mut command = Command::new("timeout");
+        // What a runner's environment never has, and what would change
+        // what git or Go do here (a global config elsewhere, VCS stamping
+        // turned off): gone, so the rehearsal fails where the runner would.
+        for name in [
+            "GOFLAGS",
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "GIT_CONFIG_GLOBAL",
+            "GIT_CONFIG_SYSTEM",
+            "GIT_CONFIG_NOSYSTEM",
+            "GITHUB_ACTIONS",
+            "GITHUB_OUTPUT",
+            "GITHUB_ENV",
+            "GITHUB_PATH",
+            "GITHUB_STEP_SUMMARY",
+        ] {
+            command.env_remove(name);
+        }
         command
             .args(["--kill-after=5", "300"])
             .args(shell)
