@@ -35,6 +35,41 @@ pub fn check(conformance: &Yaml) -> anyhow::Result<Vec<String>> {
         from_linux.join(", "),
         leg_plan::plan(&manifest, Platform::Linux, Platform::Linux).len()
     );
+    let uploads: Vec<String> = job["steps"]
+        .as_vec()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|step| {
+            step["uses"]
+                .as_str()
+                .is_some_and(|uses| uses.starts_with("actions/upload-artifact@"))
+        })
+        .map(|step| {
+            format!(
+                "{} ({})",
+                step["with"]["name"].as_str().unwrap_or("?"),
+                step["with"]["path"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        })
+        .collect();
+    let all_scripts = scripts(job);
+    let legs: Vec<&str> = all_scripts
+        .lines()
+        .filter(|line| line.contains("cargo xtask conformance"))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    eprintln!(
+        "  legs: {}
+  artifacts: {}",
+        legs.join("; "),
+        uploads.join("; ")
+    );
     for problem in &problems {
         eprintln!("  FAILED       {problem}");
     }
