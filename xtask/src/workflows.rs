@@ -427,7 +427,8 @@ jobs:
           key: wsl-${{ github.sha }}
           restore-keys: wsl-
       - run: cargo xtask conformance --platform linux --require-all
-      - run: cargo xtask conformance --platform windows --require-all
+      - if: ${{ !cancelled() }}
+        run: cargo xtask conformance --platform windows --require-all
       - uses: actions/upload-artifact@b7c566a772e6b6bfb58ed0dc250532a479d7789f
         with:
           name: reports-linux

@@ -194,6 +194,17 @@ fn windows_legs_apart(job: &Yaml) -> Vec<String> {
     if conformance.iter().any(|run| run.contains("--platform all")) {
         problems.push("[windows-legs-apart] runs both legs in one step (`--platform all` stops at the first leg's failure, so the other never runs): run `--platform windows` and `--platform linux` as steps of their own".to_owned());
     }
+    // The second leg runs after the first one failed.
+    let legs: Vec<&Yaml> = steps
+        .iter()
+        .filter(|step| run_of(step).contains("cargo xtask conformance --platform"))
+        .collect();
+    if let Some(second) = legs.get(1) {
+        let condition = second["if"].as_str().unwrap_or_default();
+        if !(condition.contains("!cancelled()") || condition.contains("always()")) {
+            problems.push("[windows-legs-apart] runs the second leg only when the first passed: give it `if: ${{ !cancelled() && steps.FIRST.outcome != 'skipped' }}`, so one leg's failure never hides the other".to_owned());
+        }
+    }
     for leg in ["windows", "linux"] {
         let runs = conformance
             .iter()
@@ -621,6 +632,7 @@ jobs:
         shell: bash
         run: cargo xtask conformance --platform linux --require-all
       - name: windows leg
+        if: ${{ !cancelled() }}
         shell: bash
         run: cargo xtask conformance --platform windows --require-all
       - name: Snapshot comparison (advisory)
@@ -662,6 +674,12 @@ jobs:
             WINDOWS,
             "plugcheck/windows/report",
             "plugcheck/*/report",
+            "windows-legs-apart",
+        );
+        caught(
+            WINDOWS,
+            "        if: ${{ !cancelled() }}\n        shell: bash\n        run: cargo xtask conformance --platform windows",
+            "        shell: bash\n        run: cargo xtask conformance --platform windows",
             "windows-legs-apart",
         );
     }
