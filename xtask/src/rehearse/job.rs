@@ -492,3 +492,110 @@ pub fn yaml_map(yaml: &Yaml) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yaml_rust2::YamlLoader;
+
+    /// Outputs, env and PATH cross steps as on the runner; the default
+    /// shell has no pipefail and `shell: bash` has.
+    const WORKFLOW: &str = r#"
+jobs:
+  j:
+    runs-on: ubuntu-24.04
+    env:
+      FROM_JOB: ${{ matrix.leg }}
+    outputs:
+      said: ${{ steps.a.outputs.x }}
+      second: ${{ steps.b.outputs.second }}
+      seen: ${{ steps.seen.outcome }}
+    steps:
+      - id: a
+        run: |
+          echo "x=1" >> "$GITHUB_OUTPUT"
+          echo "V=v" >> "$GITHUB_ENV"
+          mkdir -p "$RUNNER_TEMP/one" "$RUNNER_TEMP/two"
+          printf '#!/bin/sh\necho one\n' > "$RUNNER_TEMP/one/tool"
+          printf '#!/bin/sh\necho two\n' > "$RUNNER_TEMP/two/tool"
+          chmod +x "$RUNNER_TEMP/one/tool" "$RUNNER_TEMP/two/tool"
+          echo "$RUNNER_TEMP/one" >> "$GITHUB_PATH"
+          echo "$RUNNER_TEMP/two" >> "$GITHUB_PATH"
+      - id: b
+        run: |
+          test "${{ steps.a.outputs.x }}" = 1
+          test "$V" = v
+          test "$FROM_JOB" = linux
+          test "$(tool)" = two
+          false | true
+          echo "second=ok" >> "$GITHUB_OUTPUT"
+      - id: piped
+        shell: bash
+        run: false | true
+      - id: seen
+        if: failure() && steps.piped.outcome == 'failure'
+        run: echo "the failure is seen" >> "$GITHUB_STEP_SUMMARY"
+"#;
+
+    #[test]
+    fn files_outputs_and_shells_behave_as_on_the_runner() {
+        let workflow = YamlLoader::load_from_str(WORKFLOW).unwrap().remove(0);
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: store_dir.path().to_owned(),
+        };
+        let none = |_: Option<&str>| -> anyhow::Result<PathBuf> { bail!("no checkout here") };
+        let mut contexts = Map::new();
+        contexts.insert("matrix".into(), json!({"leg": "linux"}));
+        contexts.insert("github".into(), json!({}));
+        contexts.insert("inputs".into(), json!({}));
+        contexts.insert("needs".into(), json!({}));
+        let finished = Job {
+            workflow_file: "test.yml",
+            workflow: &workflow,
+            id: "j",
+            contexts,
+            repositories: &none,
+            store: &store,
+            extra_env: Vec::new(),
+        }
+        .run()
+        .unwrap();
+        assert!(!finished.success, "`shell: bash` has pipefail");
+        assert_eq!(finished.outputs["said"], json!("1"));
+        assert_eq!(
+            finished.outputs["second"],
+            json!("ok"),
+            "bash -e has no pipefail"
+        );
+        assert_eq!(
+            finished.outputs["seen"],
+            json!("success"),
+            "failure() sees it"
+        );
+    }
+
+    #[test]
+    fn an_unknown_expression_or_action_fails_the_step() {
+        let text = WORKFLOW.replace("${{ matrix.leg }}", "${{ matrix.no-such }}");
+        let workflow = YamlLoader::load_from_str(&text).unwrap().remove(0);
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: store_dir.path().to_owned(),
+        };
+        let none = |_: Option<&str>| -> anyhow::Result<PathBuf> { bail!("no checkout here") };
+        let mut contexts = Map::new();
+        contexts.insert("matrix".into(), json!({"leg": "linux"}));
+        let job = Job {
+            workflow_file: "test.yml",
+            workflow: &workflow,
+            id: "j",
+            contexts,
+            repositories: &none,
+            store: &store,
+            extra_env: Vec::new(),
+        };
+        let error = job.run().err().expect("an unknown property is an error");
+        assert!(format!("{error:#}").contains("matrix.no-such"), "{error:#}");
+    }
+}
