@@ -2,12 +2,13 @@
 //! It first installs what the checks need (`needs.rs`: apt packages as root
 //! or through passwordless sudo, Python checkers with pip), or stops at once
 //! with the one command to run. Snapshots are compared, never written.
+//! Last, the workflows are rehearsed (`rehearse.rs`).
 
 use xshell::{Shell, cmd};
 
 use crate::needs;
 use crate::platform::Selection;
-use crate::{conformance, test, workflows};
+use crate::{conformance, rehearse, test, workflows};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let _ci = sh.push_env("CI", "true");
@@ -38,9 +39,14 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
                 require_all: true,
                 platform: Selection::All,
                 wsl_distro: None,
+                for_windows_host: false,
             },
         )
     })?;
+    // The workflows rehearsed as the runner runs them (after `workflows`,
+    // which lints them, and after conformance, whose builds the gates are
+    // rehearsed with).
+    step("rehearse", || rehearse::run(sh, &rehearse::Args::default()))?;
     eprintln!("\nci: all steps passed");
     Ok(())
 }

@@ -34,9 +34,18 @@ pub struct Args {
     /// [default: WSL's default distribution].
     #[arg(long, value_name = "NAME")]
     pub wsl_distro: Option<String>,
+    /// The Linux leg also builds what a Windows host's leg takes from it
+    /// (`leg_plan.rs`); the Linux leg in WSL2 is run with it.
+    #[arg(long)]
+    pub for_windows_host: bool,
 }
 
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
+    // First: the Windows leg's Linux-made fixtures must exist even when
+    // this leg then fails a verdict, so that leg still runs.
+    if args.for_windows_host {
+        fixtures::build_for_windows_host(sh)?;
+    }
     let mut reports = Vec::new();
     let mut not_run = Vec::new();
     let mut skipped: Vec<(Platform, Skipped)> = Vec::new();
@@ -140,6 +149,7 @@ fn linux_leg_in_wsl(args: &Args) -> anyhow::Result<Report> {
     if args.require_all {
         inner.push("--require-all".into());
     }
+    inner.push("--for-windows-host".into());
     let remote =
         crate::wsl::run_linux_leg(&crate::project_root(), args.wsl_distro.as_deref(), &inner)?;
     let local = crate::target_dir().join("plugcheck/linux/report.json");
@@ -506,6 +516,7 @@ mod tests {
             require_all,
             platform,
             wsl_distro: None,
+            for_windows_host: false,
         }
     }
 

@@ -12,6 +12,7 @@ use plugcheck_fixtures::{CTarget, Fixture, InputKind, Manifest, Source};
 use xshell::{Shell, cmd};
 
 use crate::go_plugin;
+use crate::leg_plan;
 use crate::needs;
 use crate::platform::{Platform, Selection};
 use crate::toolchain::RustBuild;
@@ -166,12 +167,23 @@ pub fn build(
         skipped: Vec::new(),
         probes: Vec::new(),
     };
+    // What this host cannot build for the leg comes from the Linux leg
+    // (in WSL2 on a Windows host): `leg_plan.rs`.
+    let plan = leg_plan::plan(&manifest, platform, Platform::host());
     for fixture in &manifest.fixtures {
         if !fixture.runs_on(platform.name()) {
             continue;
         }
         let cargo_out = &cargo_out[usize::from(keeps_line_tables(platform, fixture))];
-        match build_one(sh, &root, platform, cargo_out, &out, fixture)? {
+        let from_linux = plan
+            .iter()
+            .any(|item| item.name == fixture.name && item.built_on != Platform::host());
+        let result = if from_linux {
+            take_from_linux_leg(&fixture.name, &out)?
+        } else {
+            build_one(sh, &root, platform, cargo_out, &out, fixture)?
+        };
+        match result {
             Ok(path) => artifacts.built.push(Built {
                 name: fixture.name.clone(),
                 path,
@@ -246,6 +258,64 @@ pub fn build(
         }
     );
     Ok(artifacts)
+}
+
+/// Where the Linux leg leaves what it builds for a Windows host's leg.
+pub const LINUX_BUILT_FOR_WINDOWS: &str = "plugcheck/windows-from-linux";
+
+/// Builds, on Linux, the items of the Windows leg that a Windows host
+/// cannot build (`leg_plan`), into `LINUX_BUILT_FOR_WINDOWS` under the
+/// target directory: the Linux leg in WSL2 does this for the Windows leg.
+pub fn build_for_windows_host(sh: &Shell) -> anyhow::Result<()> {
+    let root = crate::project_root();
+    let manifest = Manifest::load(&root)?;
+    let out = crate::target_dir().join(LINUX_BUILT_FOR_WINDOWS);
+    if out.exists() {
+        std::fs::remove_dir_all(&out)?;
+    }
+    std::fs::create_dir_all(&out)?;
+    let plan = leg_plan::plan(&manifest, Platform::Windows, Platform::Windows);
+    for item in plan.iter().filter(|item| item.built_on == Platform::Linux) {
+        let fixture = manifest.get(&item.name).expect("planned from the manifest");
+        // None of these is a crate: no cargo output is read.
+        if let Err(need) = build_one(sh, &root, Platform::Windows, &out, &out, fixture)? {
+            bail!(
+                "the windows fixture `{}` a Windows host takes from Linux cannot be built: {}",
+                item.name,
+                need.missing()
+            );
+        }
+    }
+    eprintln!(
+        "built the windows leg's Linux-made fixtures into {}",
+        out.display()
+    );
+    Ok(())
+}
+
+/// Copies the Linux leg's build of `name` (a file named `name.*`) into
+/// `out`, from WSL2's filesystem on a Windows host.
+fn take_from_linux_leg(name: &str, out: &Path) -> anyhow::Result<Result<PathBuf, needs::Need>> {
+    let dir = crate::wsl::linux_target_dir_here()?.join(LINUX_BUILT_FOR_WINDOWS);
+    let found = std::fs::read_dir(&dir)
+        .with_context(|| {
+            format!(
+                "cannot read `{}`: the Linux leg in WSL2 (`cargo xtask conformance --platform linux`) builds what this host cannot, and must run first",
+                dir.display()
+            )
+        })?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.file_stem().is_some_and(|stem| stem == name));
+    let Some(found) = found else {
+        bail!(
+            "the Linux leg did not leave `{name}` in `{}`; run `cargo xtask conformance --platform linux` first",
+            dir.display()
+        );
+    };
+    let to = out.join(found.file_name().expect("a file"));
+    std::fs::copy(&found, &to).with_context(|| format!("cannot copy `{}`", found.display()))?;
+    Ok(Ok(to))
 }
 
 /// Copies the platform's `plugcheck` into `bin` (for Windows, with the

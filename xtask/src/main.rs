@@ -17,11 +17,13 @@ mod conformance;
 mod doctor;
 mod fixtures;
 mod go_plugin;
+mod leg_plan;
 mod made_with;
 mod merge;
 mod mutants;
 mod needs;
 mod platform;
+mod rehearse;
 mod test;
 mod test_failures;
 mod toolchain;
@@ -60,6 +62,8 @@ enum Command {
     MergeReports(merge::Args),
     /// The tests: the workspace's on the host, the harness's unit tests under Wine for Windows.
     Test(test::Args),
+    /// The workflows rehearsed here as GitHub's runners run them (docs/ci.md).
+    Rehearse(rehearse::Args),
     /// cargo-mutants over the modules that decide verdicts and gates, fixture tests included; fails on a survivor.
     Mutants(mutants::Args),
 }
@@ -87,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::MergeReports(args) => merge::run(&args),
         Command::Test(args) => test::run(&sh, &args),
         Command::Mutants(args) => mutants::run(&sh, &args),
+        Command::Rehearse(args) => rehearse::run(&sh, &args),
     }
 }
 

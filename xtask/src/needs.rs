@@ -124,8 +124,10 @@ pub const GO_OTHER_RELEASE: Need = Need {
     what: "a second Go release beside the default Go (a Go-native plugin built by another Go release; Debian 12: golang-1.21-go from bookworm-backports)",
     usage: Use::Leg(Platform::Linux),
     probe: Probe::OtherGo,
-    install: Install::Apt(&["golang-1.21-go"]),
+    install: Install::Apt(GO_OTHER_RELEASE_PACKAGES),
 };
+/// The packages of [`GO_OTHER_RELEASE`] on Debian 12.
+pub const GO_OTHER_RELEASE_PACKAGES: &[&str] = &["golang-1.21-go"];
 pub const WINE: Need = Need {
     what: "wine64 (runs the Windows leg)",
     usage: Use::Leg(Platform::Windows),

@@ -28,6 +28,21 @@ pub fn run_linux_leg(
     Ok(PathBuf::from(to_windows_path(&report, &distro)))
 }
 
+/// The Linux leg's target directory as this host reads it: the
+/// `\\wsl.localhost` share of WSL's default distribution on Windows,
+/// itself on Linux.
+pub fn linux_target_dir_here() -> anyhow::Result<PathBuf> {
+    if crate::platform::Platform::host() == crate::platform::Platform::Linux {
+        return Ok(crate::target_dir());
+    }
+    let wsl = Wsl::find()?;
+    let distro = wsl.choose(None)?;
+    Ok(PathBuf::from(to_windows_path(
+        LINUX_TARGET_DIR,
+        &distro.name,
+    )))
+}
+
 /// Runs `cargo xtask conformance --platform linux ARGS…` in `dir` (a path
 /// inside the distro); returns the distro's name and the Linux path of the
 /// report. What the leg lacks is a `Missing`; a leg that ran and failed
@@ -71,6 +86,7 @@ pub fn crossing_variables() -> Vec<String> {
     let mut names: Vec<String> = [
         "CI",
         "INSTA_UPDATE",
+        "INSTA_FORCE_PASS",
         "RUST_LOG",
         "RUST_BACKTRACE",
         "CARGO_TARGET_DIR",
