@@ -583,6 +583,7 @@ mod tests {
             jobs: 1,
             unit_only,
             in_place: false,
+            iterate: false,
         };
         let argv = mutants_argv(&MODULES.iter().collect::<Vec<_>>(), &args(false));
         let argv: Vec<String> = argv
