@@ -57,24 +57,29 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             executables.extend(rust.test_executables(sh, &[package.to_owned()], targets)?);
         }
         let runner = Runner::for_platform(platform)?;
-        run_foreign(platform, &runner, &executables, &[])?;
+        run_foreign(platform, &runner, &executables, &[], &[])?;
     }
     Ok(())
 }
 
 /// Runs test executables built for `platform` through `runner` (under Wine
 /// for Windows on a Linux host), each with `env`, `--include-ignored` so
-/// the fixtures' tests run; fails on the first that fails.
+/// the fixtures' tests run, and `args` (libtest's: `--skip NAME`); fails
+/// on the first that fails.
 pub fn run_foreign(
     platform: Platform,
     runner: &Runner,
     executables: &[TestExecutable],
+    args: &[&str],
     env: &[(&str, OsString)],
 ) -> anyhow::Result<()> {
     for executable in executables {
         let path = &executable.path;
         eprintln!("$ {} (under {platform})", path.display());
-        let args = vec![OsString::from("--quiet"), "--include-ignored".into()];
+        let args: Vec<OsString> = [OsString::from("--quiet"), "--include-ignored".into()]
+            .into_iter()
+            .chain(args.iter().map(OsString::from))
+            .collect();
         let mut command = runner.command(path, args);
         for (name, value) in env {
             command = command.env(name, value);
