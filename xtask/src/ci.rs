@@ -7,12 +7,14 @@ use xshell::{Shell, cmd};
 
 use crate::needs;
 use crate::platform::Selection;
-use crate::{conformance, test, workflows};
+use crate::{conformance, prebuild, test, workflows};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let _ci = sh.push_env("CI", "true");
     let _insta = sh.push_env("INSTA_UPDATE", "no");
     step("provision", || needs::provision(sh))?;
+    // Overlaps the steps below; they build the same and wait for it.
+    let _windows = prebuild::windows_leg();
     step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
     step("clippy", || {
         Ok(cmd!(

@@ -22,6 +22,7 @@ mod merge;
 mod mutants;
 mod needs;
 mod platform;
+mod prebuild;
 mod test;
 mod test_failures;
 mod toolchain;

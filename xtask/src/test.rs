@@ -22,7 +22,7 @@ pub struct Args {
 /// and the ABI as libraries, and the xtask (whose Windows-host code, the
 /// WSL bridge, is tested there). The fixtures' tests run there too, from
 /// `cargo xtask conformance`, which builds what they drive.
-const FOREIGN_TESTED: [(&str, &str); 3] = [
+pub const FOREIGN_TESTED: [(&str, &str); 3] = [
     ("plugcheck", "--lib"),
     ("plugcheck-abi", "--lib"),
     ("xtask", "--bins"),
@@ -35,6 +35,13 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let platforms = args.platform.platforms();
     let windows_harness =
         if Platform::host() == Platform::Linux && platforms.contains(&Platform::Windows) {
+            // The host's tests first, while CI's background build
+            // (`prebuild.rs`) may still be building that harness.
+            let build = ["test", "--quiet", "--workspace", "--no-run"];
+            crate::test_failures::run(
+                crate::test_failures::cargo(sh, &build),
+                "building the workspace tests",
+            )?;
             let rust = RustBuild::for_platform(sh, Platform::Windows)?;
             rust.build(sh, &["plugcheck".to_owned()], "dev")?;
             Some(rust.out_dir("dev").join("plugcheck.exe"))
