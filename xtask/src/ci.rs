@@ -24,14 +24,10 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         .run()?)
     })?;
     step("workflows", || workflows::lint(sh))?;
-    step("tests", || {
-        test::run(
-            sh,
-            &test::Args {
-                platform: Selection::All,
-            },
-        )
-    })?;
+    let all = test::Args {
+        platform: Selection::All,
+    };
+    step("tests", || test::run_part(sh, &all, test::Part::Host))?;
     step("conformance", || {
         conformance::run(
             sh,
@@ -42,6 +38,9 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
                 wsl_distro: None,
             },
         )
+    })?;
+    step("foreign unit tests", || {
+        test::run_part(sh, &all, test::Part::Foreign)
     })?;
     eprintln!("\nci: all steps passed");
     Ok(())

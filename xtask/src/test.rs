@@ -28,13 +28,29 @@ pub const FOREIGN_TESTED: [(&str, &str); 3] = [
     ("xtask", "--bins"),
 ];
 
+/// Which of the tests [`run_part`] runs: the host's workspace tests, the
+/// other legs' unit tests, or both (`cargo xtask test`). CI runs the other
+/// legs' last, after conformance: their build, started in the background
+/// (`prebuild.rs`), is done by then instead of holding up the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Host,
+    Foreign,
+    Both,
+}
+
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
+    run_part(sh, args, Part::Both)
+}
+
+pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
+    let host = part != Part::Foreign;
     // The README's examples judge a DLL through the Windows harness under
     // Wine (`--platform windows`): with the Windows leg selected, build
     // that harness first and tell the host's tests where it is.
     let platforms = args.platform.platforms();
     let windows_harness =
-        if Platform::host() == Platform::Linux && platforms.contains(&Platform::Windows) {
+        if host && Platform::host() == Platform::Linux && platforms.contains(&Platform::Windows) {
             // The host's tests first, while CI's background build
             // (`prebuild.rs`) may still be building that harness.
             let build = ["test", "--quiet", "--workspace", "--no-run"];
@@ -50,11 +66,17 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         };
     for platform in platforms {
         if platform == Platform::host() {
+            if !host {
+                continue;
+            }
             let mut tests = crate::test_failures::cargo(sh, &["test", "--quiet", "--workspace"]);
             if let Some(harness) = &windows_harness {
                 tests = tests.env("PLUGCHECK_WINDOWS_HARNESS", harness);
             }
             crate::test_failures::run(tests, &format!("{platform} workspace tests"))?;
+            continue;
+        }
+        if part == Part::Host {
             continue;
         }
         let rust = RustBuild::for_platform(sh, platform)?;
