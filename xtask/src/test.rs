@@ -49,21 +49,24 @@ pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
     // Wine (`--platform windows`): with the Windows leg selected, build
     // that harness first and tell the host's tests where it is.
     let platforms = args.platform.platforms();
-    let windows_harness =
-        if host && Platform::host() == Platform::Linux && platforms.contains(&Platform::Windows) {
-            // The host's tests first, while CI's background build
-            // (`prebuild.rs`) may still be building that harness.
-            let build = ["test", "--quiet", "--workspace", "--no-run"];
-            crate::test_failures::run(
-                crate::test_failures::cargo(sh, &build),
-                "building the workspace tests",
-            )?;
-            let rust = RustBuild::for_platform(sh, Platform::Windows)?;
-            rust.build(sh, &["plugcheck".to_owned()], "dev")?;
-            Some(rust.out_dir("dev").join("plugcheck.exe"))
-        } else {
-            None
-        };
+    let windows_harness = if host
+        && Platform::host() == Platform::Linux
+        && platforms.contains(&Platform::Linux)
+        && platforms.contains(&Platform::Windows)
+    {
+        // The host's tests first, while CI's background build
+        // (`prebuild.rs`) may still be building that harness.
+        let build = ["test", "--quiet", "--workspace", "--no-run"];
+        crate::test_failures::run(
+            crate::test_failures::cargo(sh, &build),
+            "building the workspace tests",
+        )?;
+        let rust = RustBuild::for_platform(sh, Platform::Windows)?;
+        rust.build(sh, &["plugcheck".to_owned()], "dev")?;
+        Some(rust.out_dir("dev").join("plugcheck.exe"))
+    } else {
+        None
+    };
     for platform in platforms {
         if platform == Platform::host() {
             if !host {
