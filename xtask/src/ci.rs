@@ -8,12 +8,14 @@ use xshell::{Shell, cmd};
 
 use crate::needs;
 use crate::platform::Selection;
-use crate::{conformance, rehearse, test, workflows};
+use crate::{conformance, prebuild, rehearse, test, workflows};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let _ci = sh.push_env("CI", "true");
     let _insta = sh.push_env("INSTA_UPDATE", "no");
     step("provision", || needs::provision(sh))?;
+    // Overlaps the steps below; they build the same and wait for it.
+    let _windows = prebuild::windows_leg();
     step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
     step("clippy", || {
         Ok(cmd!(
@@ -23,14 +25,10 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         .run()?)
     })?;
     step("workflows", || workflows::lint(sh))?;
-    step("tests", || {
-        test::run(
-            sh,
-            &test::Args {
-                platform: Selection::All,
-            },
-        )
-    })?;
+    let all = test::Args {
+        platform: Selection::All,
+    };
+    step("tests", || test::run_part(sh, &all, test::Part::Host))?;
     step("conformance", || {
         conformance::run(
             sh,
@@ -47,6 +45,9 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     // which lints them, and after conformance, whose builds the gates are
     // rehearsed with).
     step("rehearse", || rehearse::run(sh, &rehearse::Args::default()))?;
+    step("foreign unit tests", || {
+        test::run_part(sh, &all, test::Part::Foreign)
+    })?;
     eprintln!("\nci: all steps passed");
     Ok(())
 }

@@ -400,6 +400,14 @@ fn would_be_snapshots(platform: Platform) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// The fixture tests' binary (fixtures/manifest/tests/all), one module
+/// per concern.
+const FIXTURE_TESTS: &str = "all";
+/// The filter that selects its module judging the report against the
+/// manifest and the snapshots (`tests/all/conformance.rs`), which runs
+/// natively on every leg, where the snapshots are.
+const JUDGES_THE_REPORT: &str = "conformance::";
+
 /// Judges a leg: the report against the manifest and the snapshots
 /// (natively, whatever the leg), then the fixtures crate's other tests,
 /// which drive the leg's own `plugcheck` and artifacts, built for the leg
@@ -452,11 +460,6 @@ fn judge(
         ]
     };
     let native = matches!(runner, Runner::Native);
-    let tests: &[&str] = if native {
-        &["--tests"]
-    } else {
-        &["--test", "conformance"]
-    };
     let mut argv: Vec<&str> = vec![
         "test",
         "--quiet",
@@ -464,8 +467,12 @@ fn judge(
         "-p",
         "plugcheck-fixtures",
     ];
-    argv.extend(tests);
-    argv.extend(["--", "--include-ignored"]);
+    if native {
+        argv.extend(["--tests", "--", "--include-ignored"]);
+    } else {
+        argv.extend(["--test", FIXTURE_TESTS, "--", "--include-ignored"]);
+        argv.push(JUDGES_THE_REPORT);
+    }
     let mut command = crate::test_failures::cargo(sh, &argv);
     for (name, value) in env_for(&Runner::Native) {
         command = command.env(name, value);
@@ -495,12 +502,15 @@ fn judge(
     }
     result?;
     if !native {
-        let executables: Vec<_> = rust
-            .test_executables(sh, &["plugcheck-fixtures".to_owned()], "--tests")?
-            .into_iter()
-            .filter(|executable| executable.target != "conformance")
-            .collect();
-        crate::test::run_foreign(artifacts.platform, runner, &executables, &env_for(runner))?;
+        let executables =
+            rust.test_executables(sh, &["plugcheck-fixtures".to_owned()], "--tests")?;
+        crate::test::run_foreign(
+            artifacts.platform,
+            runner,
+            &executables,
+            &["--skip", JUDGES_THE_REPORT],
+            &env_for(runner),
+        )?;
     }
     let log = std::fs::read_to_string(skip_log.path()).unwrap_or_default();
     Ok(log.lines().map(str::to_owned).collect())

@@ -96,6 +96,11 @@ impl Skipped {
     }
 }
 
+/// The profile plugins and fixture crates are built with (Cargo.toml: no
+/// debug info), and the one of crash fixtures that keep line tables.
+pub const PLUGIN_PROFILE: &str = "fixtures";
+pub const DEBUGINFO_PROFILE: &str = "fixtures-debuginfo";
+
 /// The platform this host builds natively, as reports name it.
 pub const HOST_PLATFORM: &str = std::env::consts::OS;
 
@@ -126,23 +131,14 @@ pub fn build(
     let harness_profile = if release { "release" } else { "dev" };
     rust.build(sh, &["plugcheck".into()], harness_profile)
         .context("building the harness failed")?;
-    let plugin_profile = if release { "release" } else { "fixtures" };
+    let plugin_profile = if release { "release" } else { PLUGIN_PROFILE };
     // Crash fixtures keep line tables where the leg symbolizes with them.
     let debuginfo_profile = if release {
         "release"
     } else {
-        "fixtures-debuginfo"
+        DEBUGINFO_PROFILE
     };
-    let mut packages: [Vec<String>; 2] = Default::default();
-    for fixture in &manifest.fixtures {
-        if let (true, Source::Crate { krate, .. }) =
-            (fixture.runs_on(platform.name()), &fixture.source)
-        {
-            let name = package_name(&root.join(krate))?;
-            packages[usize::from(keeps_line_tables(platform, fixture))].push(name);
-        }
-    }
-    let [plain, with_line_tables] = packages;
+    let [plain, with_line_tables] = crate_packages(&root, &manifest, platform)?;
     rust.build(sh, &plain, plugin_profile)
         .context("building the plugins and fixture crates failed")?;
     if !with_line_tables.is_empty() {
@@ -316,6 +312,26 @@ fn take_from_linux_leg(name: &str, out: &Path) -> anyhow::Result<Result<PathBuf,
     let to = out.join(found.file_name().expect("a file"));
     std::fs::copy(&found, &to).with_context(|| format!("cannot copy `{}`", found.display()))?;
     Ok(Ok(to))
+}
+
+/// The Rust plugins and fixture crates `platform` runs, as cargo packages:
+/// those built without line tables, and those built with them
+/// ([`keeps_line_tables`]).
+pub fn crate_packages(
+    root: &Path,
+    manifest: &Manifest,
+    platform: Platform,
+) -> anyhow::Result<[Vec<String>; 2]> {
+    let mut packages: [Vec<String>; 2] = Default::default();
+    for fixture in &manifest.fixtures {
+        if let (true, Source::Crate { krate, .. }) =
+            (fixture.runs_on(platform.name()), &fixture.source)
+        {
+            let name = package_name(&root.join(krate))?;
+            packages[usize::from(keeps_line_tables(platform, fixture))].push(name);
+        }
+    }
+    Ok(packages)
 }
 
 /// Copies the platform's `plugcheck` into `bin` (for Windows, with the

@@ -23,6 +23,7 @@ mod merge;
 mod mutants;
 mod needs;
 mod platform;
+mod prebuild;
 mod rehearse;
 mod test;
 mod test_failures;

@@ -22,32 +22,64 @@ pub struct Args {
 /// and the ABI as libraries, and the xtask (whose Windows-host code, the
 /// WSL bridge, is tested there). The fixtures' tests run there too, from
 /// `cargo xtask conformance`, which builds what they drive.
-const FOREIGN_TESTED: [(&str, &str); 3] = [
+pub const FOREIGN_TESTED: [(&str, &str); 3] = [
     ("plugcheck", "--lib"),
     ("plugcheck-abi", "--lib"),
     ("xtask", "--bins"),
 ];
 
+/// Which of the tests [`run_part`] runs: the host's workspace tests, the
+/// other legs' unit tests, or both (`cargo xtask test`). CI runs the other
+/// legs' last, after conformance: their build, started in the background
+/// (`prebuild.rs`), is done by then instead of holding up the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Host,
+    Foreign,
+    Both,
+}
+
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
+    run_part(sh, args, Part::Both)
+}
+
+pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
+    let host = part != Part::Foreign;
     // The README's examples judge a DLL through the Windows harness under
     // Wine (`--platform windows`): with the Windows leg selected, build
     // that harness first and tell the host's tests where it is.
     let platforms = args.platform.platforms();
-    let windows_harness =
-        if Platform::host() == Platform::Linux && platforms.contains(&Platform::Windows) {
-            let rust = RustBuild::for_platform(sh, Platform::Windows)?;
-            rust.build(sh, &["plugcheck".to_owned()], "dev")?;
-            Some(rust.out_dir("dev").join("plugcheck.exe"))
-        } else {
-            None
-        };
+    let windows_harness = if host
+        && Platform::host() == Platform::Linux
+        && platforms.contains(&Platform::Linux)
+        && platforms.contains(&Platform::Windows)
+    {
+        // The host's tests first, while CI's background build
+        // (`prebuild.rs`) may still be building that harness.
+        let build = ["test", "--quiet", "--workspace", "--no-run"];
+        crate::test_failures::run(
+            crate::test_failures::cargo(sh, &build),
+            "building the workspace tests",
+        )?;
+        let rust = RustBuild::for_platform(sh, Platform::Windows)?;
+        rust.build(sh, &["plugcheck".to_owned()], "dev")?;
+        Some(rust.out_dir("dev").join("plugcheck.exe"))
+    } else {
+        None
+    };
     for platform in platforms {
         if platform == Platform::host() {
+            if !host {
+                continue;
+            }
             let mut tests = crate::test_failures::cargo(sh, &["test", "--quiet", "--workspace"]);
             if let Some(harness) = &windows_harness {
                 tests = tests.env("PLUGCHECK_WINDOWS_HARNESS", harness);
             }
             crate::test_failures::run(tests, &format!("{platform} workspace tests"))?;
+            continue;
+        }
+        if part == Part::Host {
             continue;
         }
         let rust = RustBuild::for_platform(sh, platform)?;
@@ -57,24 +89,29 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             executables.extend(rust.test_executables(sh, &[package.to_owned()], targets)?);
         }
         let runner = Runner::for_platform(platform)?;
-        run_foreign(platform, &runner, &executables, &[])?;
+        run_foreign(platform, &runner, &executables, &[], &[])?;
     }
     Ok(())
 }
 
 /// Runs test executables built for `platform` through `runner` (under Wine
 /// for Windows on a Linux host), each with `env`, `--include-ignored` so
-/// the fixtures' tests run; fails on the first that fails.
+/// the fixtures' tests run, and `args` (libtest's: `--skip NAME`); fails
+/// on the first that fails.
 pub fn run_foreign(
     platform: Platform,
     runner: &Runner,
     executables: &[TestExecutable],
+    args: &[&str],
     env: &[(&str, OsString)],
 ) -> anyhow::Result<()> {
     for executable in executables {
         let path = &executable.path;
         eprintln!("$ {} (under {platform})", path.display());
-        let args = vec![OsString::from("--quiet"), "--include-ignored".into()];
+        let args: Vec<OsString> = [OsString::from("--quiet"), "--include-ignored".into()]
+            .into_iter()
+            .chain(args.iter().map(OsString::from))
+            .collect();
         let mut command = runner.command(path, args);
         for (name, value) in env {
             command = command.env(name, value);

@@ -37,6 +37,9 @@ pub struct RustBuild {
     target_dir: PathBuf,
     /// Said to the user: which toolchain, and why.
     pub description: String,
+    /// Neither the commands nor cargo's messages shown: a build ahead of
+    /// time in the background, which the build that needs it repeats.
+    silent: bool,
 }
 
 /// How the Windows leg's std comes to be.
@@ -103,6 +106,7 @@ impl RustBuild {
                 build_std: false,
                 target_dir: crate::target_dir(),
                 description: "the host toolchain".into(),
+                silent: false,
             });
         }
         if find_on_path(MINGW_GCC).is_none() {
@@ -124,6 +128,7 @@ impl RustBuild {
                 target_dir,
                 description: "the toolchain on PATH, with its prebuilt x86_64-pc-windows-gnu std"
                     .into(),
+                silent: false,
             },
             WindowsStd::BuildStd => RustBuild {
                 platform,
@@ -135,8 +140,16 @@ impl RustBuild {
                 description: format!(
                     "{DEBIAN_RUSTC} building x86_64-pc-windows-gnu's std from its sources (-Zbuild-std)"
                 ),
+                silent: false,
             },
         })
+    }
+
+    /// The same builds, said nothing of: for building ahead of time in the
+    /// background, where a failure is left to the build that needs it.
+    pub fn silent(mut self) -> RustBuild {
+        self.silent = true;
+        self
     }
 
     /// `cargo build` of `packages` with `profile`.
@@ -198,6 +211,9 @@ impl RustBuild {
         }
         if let Some(rustc) = &self.rustc {
             command = command.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
+        }
+        if self.silent {
+            command = command.quiet().ignore_stderr();
         }
         command
     }

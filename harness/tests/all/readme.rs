@@ -101,6 +101,13 @@ fn installed_bin(dir: &Path, windows_harness: &Path) -> PathBuf {
     bin
 }
 
+// Go builds here, the README's and plugcheck's workers alike, use the
+// user's Go build cache, as an author's builds would, and as the fixture
+// builds do (`cargo xtask fixtures`). A cache of each test's own compiled
+// Go's standard library anew for every plugin and worker, each release and
+// experiment: most of these tests' time. Go keys its cache by release,
+// experiment and flags, so no build's result depends on what it holds.
+
 /// Runs one example in a fresh directory; says what it skipped.
 fn run(name: &str, example: &Example) {
     let dir = materialize(example);
@@ -133,7 +140,6 @@ fn run(name: &str, example: &Example) {
             .env_remove("PLUGCHECK_WINDOWS_HARNESS")
             .env("PLUGCHECK_WINE_PREFIX", &wine_prefix)
             .env("CARGO_TARGET_DIR", dir.path().join("target"))
-            .env("GOCACHE", dir.path().join("go-cache"))
             .env_remove("GITHUB_ACTIONS")
             .output()
             .unwrap();
@@ -242,7 +248,6 @@ fn a_go_native_plugin_of_another_go_release_fails_naming_both_until_plugcheck_go
             .args(["check", "--color", "never", "hello.so"])
             .current_dir(dir.path())
             .env("PLUGCHECK_CACHE_DIR", &cache)
-            .env("GOCACHE", dir.path().join("go-cache"))
             .env_remove("PLUGCHECK_GO")
             .env_remove("GITHUB_ACTIONS");
         if let Some(go) = plugcheck_go {
@@ -330,7 +335,6 @@ fn a_go_native_plugin_built_with_a_go_experiment_is_judged_by_a_worker_with_it()
             ".",
         ])
         .current_dir(dir.path())
-        .env("GOCACHE", dir.path().join("go-cache"))
         .env("GOFLAGS", "-mod=mod")
         .env("GOTOOLCHAIN", "local")
         .env("GOEXPERIMENT", "loopvar")
@@ -357,7 +361,6 @@ fn a_go_native_plugin_built_with_a_go_experiment_is_judged_by_a_worker_with_it()
             .args(["check", "--color", "never", "hello.so"])
             .current_dir(dir.path())
             .env("PLUGCHECK_CACHE_DIR", &cache)
-            .env("GOCACHE", dir.path().join("go-cache"))
             .env_remove("PLUGCHECK_GO")
             .env_remove("GOEXPERIMENT")
             .env_remove("GITHUB_ACTIONS");
@@ -414,7 +417,6 @@ fn build_go_native(go: &Path, dir: &Path) {
             ".",
         ])
         .current_dir(dir)
-        .env("GOCACHE", dir.join("go-cache"))
         .env("GOFLAGS", "-mod=mod")
         .env("GOTOOLCHAIN", "local")
         .output()
@@ -494,7 +496,6 @@ fn a_go_native_plugin_requiring_the_contract_at_v0_0_0_is_told_the_version() {
         .args(["check", "--color", "never", "--filter", "load", "hello.so"])
         .current_dir(dir.path())
         .env("PLUGCHECK_CACHE_DIR", dir.path().join("plugcheck-cache"))
-        .env("GOCACHE", dir.path().join("go-cache"))
         .env_remove("PLUGCHECK_GO")
         .env_remove("GITHUB_ACTIONS")
         .output()

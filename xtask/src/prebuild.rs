@@ -1,0 +1,63 @@
+//! The Windows leg's Rust, built ahead of time in the background while CI's
+//! other steps run (`ci.rs`): clippy and the host's tests keep both cores
+//! busy only part of the time (links, test runs that wait on timeouts and
+//! Go builds), and the Windows leg's builds (its own host crates, std
+//! twice, the harness, the tests and the fixtures, by another rustc into
+//! another target directory) wait for nobody. The steps then run the very
+//! same cargo commands, which find everything built (or wait on cargo's
+//! lock for the build under way); a failure here is left to them, so they
+//! say it with their own context, and nothing here is printed.
+
+use std::thread::JoinHandle;
+
+use xshell::Shell;
+
+use crate::fixtures;
+use crate::platform::Platform;
+use crate::toolchain::RustBuild;
+
+/// A build under way; dropping it waits for it, so no cargo outlives CI.
+pub struct Background(Option<JoinHandle<()>>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts building the Windows leg's Rust, from a Linux host; nothing
+/// where the Windows leg is not built from here.
+pub fn windows_leg() -> Background {
+    if Platform::host() != Platform::Linux {
+        return Background(None);
+    }
+    Background(Some(std::thread::spawn(|| {
+        let _ = build_windows_leg();
+    })))
+}
+
+/// In the order the steps need them: the harness (the README's tests run
+/// it), the unit tests run under Wine, then what the conformance leg
+/// builds. The same packages, profiles and targets as `test.rs`,
+/// `fixtures::build` and `conformance::judge` ask for, or cargo would
+/// build them again there.
+fn build_windows_leg() -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    let root = crate::project_root();
+    sh.change_dir(&root);
+    let rust = RustBuild::for_platform(&sh, Platform::Windows)?.silent();
+    rust.build(&sh, &["plugcheck".to_owned()], "dev")?;
+    for (package, targets) in crate::test::FOREIGN_TESTED {
+        rust.test_executables(&sh, &[package.to_owned()], targets)?;
+    }
+    let manifest = plugcheck_fixtures::Manifest::load(&root)?;
+    let [plain, with_line_tables] = fixtures::crate_packages(&root, &manifest, Platform::Windows)?;
+    rust.build(&sh, &plain, fixtures::PLUGIN_PROFILE)?;
+    if !with_line_tables.is_empty() {
+        rust.build(&sh, &with_line_tables, fixtures::DEBUGINFO_PROFILE)?;
+    }
+    rust.test_executables(&sh, &["plugcheck-fixtures".to_owned()], "--tests")?;
+    Ok(())
+}
