@@ -825,6 +825,9 @@ jobs:
         );
     }
 
+    // Unix only: it runs `git check-attr`, and the Windows leg runs these
+    // tests under Wine, where there is no git.
+    #[cfg(unix)]
     #[test]
     fn gitattributes_keep_lf_for_the_worker_and_the_scripts() {
         let dir = tempfile::tempdir().unwrap();
