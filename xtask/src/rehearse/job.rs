@@ -440,7 +440,10 @@ fn checkout(source: &Path, into: &Path, container: bool) -> anyhow::Result<()> {
             .arg(into)
             .status()?;
         if !status.success() {
-            bail!("cannot give the checkout to uid 1001");
+            bail!(
+                "cannot give the rehearsal's checkout `{}` to uid 1001: a container job's checkout belongs to the runner's user while its steps run as root, and only root can set that up here; run `cargo xtask rehearse` (or `cargo xtask ci`) as root, e.g. with sudo",
+                into.display()
+            );
         }
     }
     Ok(())
