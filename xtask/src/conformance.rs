@@ -50,38 +50,81 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let mut not_run = Vec::new();
     let mut skipped: Vec<(Platform, Skipped)> = Vec::new();
     let mut skipped_tests: Vec<String> = Vec::new();
-    for platform in args.platform.platforms() {
-        if platform == Platform::Linux && Platform::host() == Platform::Windows {
-            match linux_leg_in_wsl(args) {
-                Ok(report) => reports.push(report),
-                Err(error) if may_skip(&error, args) => {
-                    eprintln!("\nSKIPPED the linux leg (WSL2): {error:#}");
-                    not_run.push(platform);
+    let platforms = args.platform.platforms();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // The host leg's fixture tests, run beside the next leg (see
+        // `TestsBeside`).
+        let mut beside: Option<TestsBeside> = None;
+        let legs = (|| -> anyhow::Result<()> {
+            for (index, &platform) in platforms.iter().enumerate() {
+                if platform == Platform::Linux && Platform::host() == Platform::Windows {
+                    match linux_leg_in_wsl(args) {
+                        Ok(report) => reports.push(report),
+                        Err(error) if may_skip(&error, args) => {
+                            eprintln!("\nSKIPPED the linux leg (WSL2): {error:#}");
+                            not_run.push(platform);
+                        }
+                        Err(error) => {
+                            return Err(error.context("the linux leg (WSL2) cannot run"));
+                        }
+                    }
+                    continue;
                 }
-                Err(error) => return Err(error.context("the linux leg (WSL2) cannot run")),
+                let leg = build_and_run(sh, platform, args.require_all);
+                match leg {
+                    Ok((runner, artifacts, report_path, report)) => {
+                        eprintln!(
+                            "\n{} plugins and fixtures judged on {platform}; report: {}",
+                            report.plugins.len(),
+                            report_path.display()
+                        );
+                        skipped.extend(artifacts.skipped.iter().map(|s| (platform, s.clone())));
+                        reports.push(report);
+                        let another_leg_follows = index + 1 < platforms.len();
+                        if another_leg_follows && matches!(runner, Runner::Native) && !args.update {
+                            beside = Some(TestsBeside::start(
+                                scope,
+                                sh,
+                                report_path,
+                                artifacts,
+                                runner,
+                            )?);
+                        } else {
+                            skipped_tests.extend(judge(
+                                sh,
+                                &report_path,
+                                &artifacts,
+                                &runner,
+                                args.update,
+                                &mut std::io::stdout(),
+                            )?);
+                        }
+                    }
+                    // A leg that cannot run here is said loudly, never passed over.
+                    Err(error) if may_skip(&error, args) => {
+                        eprintln!("\nSKIPPED the {platform} leg: {error:#}");
+                        not_run.push(platform);
+                    }
+                    Err(error) => {
+                        return Err(error.context(format!("the {platform} leg cannot run")));
+                    }
+                }
             }
-            continue;
+            Ok(())
+        })();
+        let beside = beside.map(TestsBeside::finish);
+        match (legs, beside) {
+            (Ok(()), None) => Ok(()),
+            (Ok(()), Some(tests)) => {
+                skipped_tests.extend(tests?);
+                Ok(())
+            }
+            (Err(error), Some(Err(tests))) => {
+                Err(error.context(format!("and the tests run beside it failed too: {tests:#}")))
+            }
+            (Err(error), _) => Err(error),
         }
-        let leg = build_and_run(sh, platform, args.require_all);
-        match leg {
-            Ok((runner, artifacts, report_path, report)) => {
-                eprintln!(
-                    "\n{} plugins and fixtures judged on {platform}; report: {}",
-                    report.plugins.len(),
-                    report_path.display()
-                );
-                skipped_tests.extend(judge(sh, &report_path, &artifacts, &runner, args.update)?);
-                skipped.extend(artifacts.skipped.iter().map(|s| (platform, s.clone())));
-                reports.push(report);
-            }
-            // A leg that cannot run here is said loudly, never passed over.
-            Err(error) if may_skip(&error, args) => {
-                eprintln!("\nSKIPPED the {platform} leg: {error:#}");
-                not_run.push(platform);
-            }
-            Err(error) => return Err(error.context(format!("the {platform} leg cannot run"))),
-        }
-    }
+    })?;
     if reports.len() > 1 {
         print!(
             "\nwhere the platforms differ:\n{}",
@@ -161,6 +204,69 @@ fn linux_leg_in_wsl(args: &Args) -> anyhow::Result<Report> {
         )
     })?;
     Ok(Report::read_json(&local)?)
+}
+
+/// A leg's fixture tests run beside the next leg: they mostly wait (on
+/// timeouts, on the processes they start), while the next leg builds and
+/// runs on both cores; together they take the longer one's time instead
+/// of the sum. Their output is held and printed whole when they end.
+/// They tag the processes they start (`plugcheck_fixtures::built::ORPHAN_TAG_VAR`), so that their
+/// look for survivors never counts the next leg's.
+struct TestsBeside<'scope> {
+    platform: Platform,
+    started: std::time::Instant,
+    thread: std::thread::ScopedJoinHandle<'scope, (Vec<u8>, anyhow::Result<Vec<String>>)>,
+}
+
+impl<'scope> TestsBeside<'scope> {
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        sh: &Shell,
+        report_path: PathBuf,
+        artifacts: Artifacts,
+        runner: Runner,
+    ) -> anyhow::Result<TestsBeside<'scope>> {
+        let platform = artifacts.platform;
+        eprintln!(
+            "\n{platform} fixture tests: running beside the next leg; their output follows it"
+        );
+        // A shell of the thread's own, as this one is: the same directory
+        // and the variables CI set on it.
+        let own = Shell::new()?;
+        own.change_dir(sh.current_dir());
+        for name in ["CI", "INSTA_UPDATE"] {
+            if let Ok(value) = sh.var(name) {
+                own.set_var(name, value);
+            }
+        }
+        let thread = std::thread::Builder::new()
+            .name(format!("{platform} fixture tests"))
+            .spawn_scoped(scope, move || {
+                let mut out = Vec::new();
+                let result = judge(&own, &report_path, &artifacts, &runner, false, &mut out);
+                (out, result)
+            })?;
+        Ok(TestsBeside {
+            platform,
+            started: std::time::Instant::now(),
+            thread,
+        })
+    }
+
+    /// Waits for the tests, prints their output, returns their result.
+    fn finish(self) -> anyhow::Result<Vec<String>> {
+        let (out, result) = self
+            .thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        eprintln!(
+            "\n{} fixture tests (run beside the next leg, {:.1} s):",
+            self.platform,
+            self.started.elapsed().as_secs_f64()
+        );
+        std::io::Write::write_all(&mut std::io::stdout(), &out)?;
+        result
+    }
 }
 
 fn build_and_run(
@@ -422,6 +528,7 @@ fn judge(
     artifacts: &Artifacts,
     runner: &Runner,
     update: bool,
+    out: &mut dyn std::io::Write,
 ) -> anyhow::Result<Vec<String>> {
     let skip_log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
     let skipped = artifacts.encoded_skipped();
@@ -478,11 +585,16 @@ fn judge(
         command = command.env(name, value);
     }
     let runs_under = if native { "native" } else { "wine" };
+    let platform = artifacts.platform;
     command = command
         .env(plugcheck_fixtures::MADE_WITH_VAR, &made_with)
-        .env(plugcheck_fixtures::RUNS_UNDER_VAR, runs_under);
-    let platform = artifacts.platform;
-    let result = crate::test_failures::run(command, &format!("{platform} conformance tests"));
+        .env(plugcheck_fixtures::RUNS_UNDER_VAR, runs_under)
+        .env(
+            plugcheck_fixtures::built::ORPHAN_TAG_VAR,
+            format!("{platform}-tests-{}", std::process::id()),
+        );
+    let result =
+        crate::test_failures::run_into(command, &format!("{platform} conformance tests"), out);
     if update {
         cmd!(sh, "git status --short fixtures/snapshots").run()?;
         eprintln!(
@@ -491,12 +603,13 @@ fn judge(
     } else if result.is_err() {
         let would_be = would_be_snapshots(artifacts.platform)?;
         if !would_be.is_empty() {
-            eprintln!(
+            writeln!(
+                out,
                 "{} snapshot(s) differ; what this run would write is beside each as .snap.new (compare, or rerun with --update):",
                 would_be.len()
-            );
+            )?;
             for path in would_be {
-                eprintln!("  {}", path.display());
+                writeln!(out, "  {}", path.display())?;
             }
         }
     }

@@ -204,6 +204,16 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// The run ends when the process does (plus [`DRAIN_AFTER_EXIT`]), not when
 /// the last holder of its output pipe lets go.
 pub fn run(expression: duct::Expression, what: &str) -> anyhow::Result<()> {
+    run_into(expression, what, &mut std::io::stdout())
+}
+
+/// [`run`], with the output written to `out`: a run beside another keeps
+/// its output whole, to be printed when it ends.
+pub fn run_into(
+    expression: duct::Expression,
+    what: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let reader = Arc::new(expression.stderr_to_stdout().unchecked().reader()?);
     let (lines, received) = mpsc::channel::<Vec<u8>>();
     std::thread::spawn({
@@ -221,12 +231,11 @@ pub fn run(expression: duct::Expression, what: &str) -> anyhow::Result<()> {
         }
     });
     let mut kept: Vec<u8> = Vec::new();
-    let mut stdout = std::io::stdout();
     let mut ended: Option<(Instant, std::process::ExitStatus)> = None;
     loop {
         match received.recv_timeout(Duration::from_millis(50)) {
             Ok(line) => {
-                stdout.write_all(&line)?;
+                out.write_all(&line)?;
                 kept.extend_from_slice(&line);
                 if kept.len() > KEPT_BYTES {
                     kept.drain(..KEPT_BYTES / 2);
@@ -244,7 +253,7 @@ pub fn run(expression: duct::Expression, what: &str) -> anyhow::Result<()> {
             break;
         }
     }
-    stdout.flush()?;
+    out.flush()?;
     let status = match ended {
         Some((_, status)) => status,
         None => {
