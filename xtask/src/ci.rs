@@ -1,28 +1,34 @@
 //! `cargo xtask ci`: exactly what CI runs, so a developer can run it too.
 //! It first installs what the checks need (`needs.rs`: apt packages as root
 //! or through passwordless sudo, Python checkers with pip), or stops at once
-//! with the one command to run. Snapshots are compared, never written.
-//! Last, the workflows are rehearsed (`rehearse.rs`).
+//! with the one command to run. Clippy lints each workspace crate as it is
+//! built (`clippy.rs`). Snapshots are compared, never written. Last, the
+//! workflows are rehearsed (`rehearse.rs`).
 
 use xshell::{Shell, cmd};
 
 use crate::needs;
 use crate::platform::Selection;
-use crate::{conformance, prebuild, rehearse, test, workflows};
+use crate::{clippy, conformance, prebuild, rehearse, test, workflows};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
+    // For every build of the run (cargo's children read them, whoever
+    // starts cargo); the Windows leg's other rustc goes without them.
+    let lints = clippy::environment()?;
+    for (name, value) in &lints {
+        // SAFETY: nothing else runs yet: the first thread (the background
+        // build) starts below.
+        unsafe { std::env::set_var(name, value) };
+    }
     let _ci = sh.push_env("CI", "true");
     let _insta = sh.push_env("INSTA_UPDATE", "no");
     step("provision", || needs::provision(sh))?;
     // Overlaps the steps below; they build the same and wait for it.
     let _windows = prebuild::windows_leg();
     step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
-    step("clippy", || {
-        Ok(cmd!(
-            sh,
-            "cargo clippy --quiet --workspace --all-targets -- -D warnings"
-        )
-        .run()?)
+    step("clippy, with the tests' build", || {
+        clippy::prove_it_bites(&lints)?;
+        Ok(cmd!(sh, "cargo test --quiet --workspace --no-run").run()?)
     })?;
     step("workflows", || workflows::lint(sh))?;
     let all = test::Args {

@@ -13,6 +13,7 @@ mod bench;
 mod bench_floor;
 mod bench_go_native;
 mod ci;
+mod clippy;
 mod conformance;
 mod doctor;
 mod fixtures;
