@@ -18,6 +18,8 @@ use crate::platform::Platform;
 /// Debian's rustc with `rust-web-src`, which can build a Windows std.
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+/// The one profile of a leg that builds std from source (`Cargo.toml`).
+pub const ONE_STD_PROFILE: &str = "windows-leg";
 
 /// A test binary cargo built, and the test target it came from.
 #[derive(Debug, Clone)]
@@ -152,11 +154,24 @@ impl RustBuild {
         self
     }
 
-    /// `cargo build` of `packages` with `profile`.
+    /// `cargo build` of `packages` with `profile` (see [`RustBuild::profile`]).
     pub fn build(&self, sh: &Shell, packages: &[String], profile: &str) -> anyhow::Result<()> {
-        let args = ["build", "--quiet", "--profile", profile];
+        let args = ["build", "--quiet", "--profile", self.profile(profile)];
         self.cargo(sh, &args, packages).run()?;
         Ok(())
+    }
+
+    /// The profile cargo builds `asked` with. Where std is built from its
+    /// sources, the harness (`dev`), its tests and the fixtures
+    /// (`fixtures`) share one, [`ONE_STD_PROFILE`]: each profile builds std
+    /// anew, and std is most of what this leg compiles. `release` and
+    /// line tables (`fixtures-debuginfo`) keep their own.
+    pub fn profile<'a>(&self, asked: &'a str) -> &'a str {
+        if self.build_std && matches!(asked, "dev" | "test" | crate::fixtures::PLUGIN_PROFILE) {
+            ONE_STD_PROFILE
+        } else {
+            asked
+        }
     }
 
     /// Builds the tests of `packages` (`targets`: `--lib`, `--bins` for a
@@ -168,7 +183,15 @@ impl RustBuild {
         packages: &[String],
         targets: &str,
     ) -> anyhow::Result<Vec<TestExecutable>> {
-        let args = ["test", "--no-run", targets, "--message-format=json"];
+        let profile = self.profile("test");
+        let args = [
+            "test",
+            "--no-run",
+            "--profile",
+            profile,
+            targets,
+            "--message-format=json",
+        ];
         let messages = self.cargo(sh, &args, packages).read()?;
         Ok(messages
             .lines()
@@ -231,6 +254,7 @@ impl RustBuild {
 
     /// Where cargo puts what `profile` built.
     pub fn out_dir(&self, profile: &str) -> PathBuf {
+        let profile = self.profile(profile);
         let dir = if profile == "dev" { "debug" } else { profile };
         if self.cross {
             self.target_dir.join(self.platform.target()).join(dir)
