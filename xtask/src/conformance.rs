@@ -214,8 +214,15 @@ fn linux_leg_in_wsl(args: &Args) -> anyhow::Result<Report> {
 /// look for survivors never counts the next leg's.
 struct TestsBeside<'scope> {
     platform: Platform,
-    started: std::time::Instant,
-    thread: std::thread::ScopedJoinHandle<'scope, (Vec<u8>, anyhow::Result<Vec<String>>)>,
+    thread: std::thread::ScopedJoinHandle<'scope, HeldTests>,
+}
+
+/// What tests run beside a leg printed, how long they took, and their
+/// result (the tests that skipped themselves).
+struct HeldTests {
+    out: Vec<u8>,
+    took: Duration,
+    result: anyhow::Result<Vec<String>>,
 }
 
 impl<'scope> TestsBeside<'scope> {
@@ -242,30 +249,31 @@ impl<'scope> TestsBeside<'scope> {
         let thread = std::thread::Builder::new()
             .name(format!("{platform} fixture tests"))
             .spawn_scoped(scope, move || {
+                let started = std::time::Instant::now();
                 let mut out = Vec::new();
                 let result = judge(&own, &report_path, &artifacts, &runner, false, &mut out);
-                (out, result)
+                HeldTests {
+                    out,
+                    took: started.elapsed(),
+                    result,
+                }
             })?;
-        Ok(TestsBeside {
-            platform,
-            started: std::time::Instant::now(),
-            thread,
-        })
+        Ok(TestsBeside { platform, thread })
     }
 
     /// Waits for the tests, prints their output, returns their result.
     fn finish(self) -> anyhow::Result<Vec<String>> {
-        let (out, result) = self
+        let held = self
             .thread
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         eprintln!(
-            "\n{} fixture tests (run beside the next leg, {:.1} s):",
+            "\n{} fixture tests (run beside the next leg; took {:.1} s):",
             self.platform,
-            self.started.elapsed().as_secs_f64()
+            held.took.as_secs_f64()
         );
-        std::io::Write::write_all(&mut std::io::stdout(), &out)?;
-        result
+        std::io::Write::write_all(&mut std::io::stdout(), &held.out)?;
+        held.result
     }
 }
 
