@@ -51,7 +51,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     // which lints them, and after conformance, whose builds the gates are
     // rehearsed with).
     step("rehearse", || rehearse::run(sh, &rehearse::Args::default()))?;
-    step("foreign unit tests", || {
+    step("the README under Wine, and the foreign unit tests", || {
         test::run_part(sh, &all, test::Part::Foreign)
     })?;
     eprintln!("\nci: all steps passed");

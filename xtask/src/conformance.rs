@@ -46,96 +46,112 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     if args.for_windows_host {
         fixtures::build_for_windows_host(sh)?;
     }
-    let mut reports = Vec::new();
-    let mut not_run = Vec::new();
-    let mut skipped: Vec<(Platform, Skipped)> = Vec::new();
-    let mut skipped_tests: Vec<String> = Vec::new();
-    let platforms = args.platform.platforms();
+    let mut legs = Legs::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        // The host leg's fixture tests, run beside the next leg (see
-        // `TestsBeside`).
         let mut beside: Option<TestsBeside> = None;
-        let legs = (|| -> anyhow::Result<()> {
-            for (index, &platform) in platforms.iter().enumerate() {
-                if platform == Platform::Linux && Platform::host() == Platform::Windows {
-                    match linux_leg_in_wsl(args) {
-                        Ok(report) => reports.push(report),
-                        Err(error) if may_skip(&error, args) => {
-                            eprintln!("\nSKIPPED the linux leg (WSL2): {error:#}");
-                            not_run.push(platform);
-                        }
-                        Err(error) => {
-                            return Err(error.context("the linux leg (WSL2) cannot run"));
-                        }
-                    }
-                    continue;
-                }
-                let leg = build_and_run(sh, platform, args.require_all);
-                match leg {
-                    Ok((runner, artifacts, report_path, report)) => {
-                        eprintln!(
-                            "\n{} plugins and fixtures judged on {platform}; report: {}",
-                            report.plugins.len(),
-                            report_path.display()
-                        );
-                        skipped.extend(artifacts.skipped.iter().map(|s| (platform, s.clone())));
-                        reports.push(report);
-                        let another_leg_follows = index + 1 < platforms.len();
-                        if another_leg_follows && matches!(runner, Runner::Native) && !args.update {
-                            beside = Some(TestsBeside::start(
-                                scope,
-                                sh,
-                                report_path,
-                                artifacts,
-                                runner,
-                            )?);
-                        } else {
-                            skipped_tests.extend(judge(
-                                sh,
-                                &report_path,
-                                &artifacts,
-                                &runner,
-                                args.update,
-                                &mut std::io::stdout(),
-                            )?);
-                        }
-                    }
-                    // A leg that cannot run here is said loudly, never passed over.
-                    Err(error) if may_skip(&error, args) => {
-                        eprintln!("\nSKIPPED the {platform} leg: {error:#}");
-                        not_run.push(platform);
-                    }
-                    Err(error) => {
-                        return Err(error.context(format!("the {platform} leg cannot run")));
-                    }
-                }
-            }
-            Ok(())
-        })();
-        let beside = beside.map(TestsBeside::finish);
-        match (legs, beside) {
-            (Ok(()), None) => Ok(()),
-            (Ok(()), Some(tests)) => {
-                skipped_tests.extend(tests?);
+        let ran = run_legs(scope, sh, args, &mut legs, &mut beside);
+        let Some(tests) = beside else {
+            return ran;
+        };
+        let platform = tests.platform;
+        match (ran, tests.finish()) {
+            (Ok(()), tests) => {
+                legs.skipped_tests.extend(tests?);
                 Ok(())
             }
-            (Err(error), Some(Err(tests))) => {
-                Err(error.context(format!("and the tests run beside it failed too: {tests:#}")))
+            (Err(error), Err(tests)) => {
+                eprintln!("\nthe {platform} fixture tests failed too: {tests:#}");
+                Err(error)
             }
-            (Err(error), _) => Err(error),
+            (Err(error), Ok(_)) => Err(error),
         }
     })?;
-    if reports.len() > 1 {
+    if legs.reports.len() > 1 {
         print!(
             "\nwhere the platforms differ:\n{}",
-            plugcheck::compare::Comparison::of(&reports).table(false)
+            plugcheck::compare::Comparison::of(&legs.reports).table(false)
         );
     }
-    list_skipped(&skipped, &skipped_tests);
-    for platform in not_run {
+    list_skipped(&legs.skipped, &legs.skipped_tests);
+    for platform in legs.not_run {
         eprintln!(
             "the {platform} leg did NOT run (see above): its results are missing, not passed"
         );
+    }
+    Ok(())
+}
+
+/// What the legs left: their reports, the legs that did not run, the
+/// fixtures and tests skipped for want of a tool.
+#[derive(Default)]
+struct Legs {
+    reports: Vec<Report>,
+    not_run: Vec<Platform>,
+    skipped: Vec<(Platform, Skipped)>,
+    skipped_tests: Vec<String>,
+}
+
+/// Runs each selected leg in turn into `legs`. The host leg's fixture
+/// tests, when another leg follows, are left running in `beside`
+/// ([`TestsBeside`]), which the caller joins whatever this returns.
+fn run_legs<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    sh: &Shell,
+    args: &Args,
+    legs: &mut Legs,
+    beside: &mut Option<TestsBeside<'scope>>,
+) -> anyhow::Result<()> {
+    let platforms = args.platform.platforms();
+    for (index, &platform) in platforms.iter().enumerate() {
+        if platform == Platform::Linux && Platform::host() == Platform::Windows {
+            match linux_leg_in_wsl(args) {
+                Ok(report) => legs.reports.push(report),
+                Err(error) if may_skip(&error, args) => {
+                    eprintln!("\nSKIPPED the linux leg (WSL2): {error:#}");
+                    legs.not_run.push(platform);
+                }
+                Err(error) => return Err(error.context("the linux leg (WSL2) cannot run")),
+            }
+            continue;
+        }
+        let (runner, artifacts, report_path, report) =
+            match build_and_run(sh, platform, args.require_all) {
+                Ok(leg) => leg,
+                // A leg that cannot run here is said loudly, never passed over.
+                Err(error) if may_skip(&error, args) => {
+                    eprintln!("\nSKIPPED the {platform} leg: {error:#}");
+                    legs.not_run.push(platform);
+                    continue;
+                }
+                Err(error) => return Err(error.context(format!("the {platform} leg cannot run"))),
+            };
+        eprintln!(
+            "\n{} plugins and fixtures judged on {platform}; report: {}",
+            report.plugins.len(),
+            report_path.display()
+        );
+        legs.skipped
+            .extend(artifacts.skipped.iter().map(|s| (platform, s.clone())));
+        legs.reports.push(report);
+        let another_leg_follows = index + 1 < platforms.len();
+        if another_leg_follows && matches!(runner, Runner::Native) && !args.update {
+            *beside = Some(TestsBeside::start(
+                scope,
+                sh,
+                report_path,
+                artifacts,
+                runner,
+            )?);
+            continue;
+        }
+        legs.skipped_tests.extend(judge(
+            sh,
+            &report_path,
+            &artifacts,
+            &runner,
+            args.update,
+            &mut std::io::stdout(),
+        )?);
     }
     Ok(())
 }
@@ -210,8 +226,10 @@ fn linux_leg_in_wsl(args: &Args) -> anyhow::Result<Report> {
 /// timeouts, on the processes they start), while the next leg builds and
 /// runs on both cores; together they take the longer one's time instead
 /// of the sum. Their output is held and printed whole when they end.
-/// They tag the processes they start (`plugcheck_fixtures::built::ORPHAN_TAG_VAR`), so that their
-/// look for survivors never counts the next leg's.
+/// They tag the processes they start (`ORPHAN_TAG_VAR` of
+/// `plugcheck_fixtures::built`), so that their look for survivors never
+/// counts the next leg's. Not with `--update`, whose snapshots are
+/// written and listed as they are judged.
 struct TestsBeside<'scope> {
     platform: Platform,
     thread: std::thread::ScopedJoinHandle<'scope, HeldTests>,

@@ -29,7 +29,7 @@ pub const FOREIGN_TESTED: [(&str, &str); 3] = [
 ];
 
 /// Which of the tests [`run_part`] runs: the host's workspace tests, the
-/// other legs' unit tests, or both (`cargo xtask test`). CI runs the other
+/// other legs' tests, or both (`cargo xtask test`). CI runs the other
 /// legs' last, after conformance: their build, started in the background
 /// (`prebuild.rs`), is done by then instead of holding up the host's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,47 +39,52 @@ pub enum Part {
     Both,
 }
 
+/// The host's tests that run the README's commands, the Windows ones
+/// under Wine with the Windows harness (`harness/tests/all/readme.rs`):
+/// with the Windows leg selected from a Linux host they wait for that
+/// harness, and run with the other legs' tests.
+const README_TESTS: &str = "readme::";
+
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     run_part(sh, args, Part::Both)
 }
 
 pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
-    let host = part != Part::Foreign;
-    // The README's examples judge a DLL through the Windows harness under
-    // Wine (`--platform windows`): with the Windows leg selected, build
-    // that harness first and tell the host's tests where it is.
     let platforms = args.platform.platforms();
-    let windows_harness = if host
-        && Platform::host() == Platform::Linux
+    let readme_needs_windows = Platform::host() == Platform::Linux
         && platforms.contains(&Platform::Linux)
-        && platforms.contains(&Platform::Windows)
-    {
-        // The host's tests first, while CI's background build
-        // (`prebuild.rs`) may still be building that harness.
-        let build = ["test", "--quiet", "--workspace", "--no-run"];
-        crate::test_failures::run(
-            crate::test_failures::cargo(sh, &build),
-            "building the workspace tests",
-        )?;
+        && platforms.contains(&Platform::Windows);
+    if part != Part::Foreign && platforms.contains(&Platform::host()) {
+        let mut argv = vec!["test", "--quiet", "--workspace"];
+        if readme_needs_windows {
+            argv.extend(["--", "--skip", README_TESTS]);
+        }
+        let tests = crate::test_failures::cargo(sh, &argv);
+        crate::test_failures::run(tests, &format!("{} workspace tests", Platform::host()))?;
+    }
+    if part == Part::Host {
+        return Ok(());
+    }
+    if readme_needs_windows {
         let rust = RustBuild::for_platform(sh, Platform::Windows)?;
         rust.build(sh, &["plugcheck".to_owned()], "dev")?;
-        Some(rust.out_dir("dev").join("plugcheck.exe"))
-    } else {
-        None
-    };
+        let harness = rust.out_dir("dev").join("plugcheck.exe");
+        let argv = [
+            "test",
+            "--quiet",
+            "-p",
+            "plugcheck",
+            "--test",
+            "all",
+            "--",
+            README_TESTS,
+        ];
+        let tests =
+            crate::test_failures::cargo(sh, &argv).env("PLUGCHECK_WINDOWS_HARNESS", harness);
+        crate::test_failures::run(tests, "the README's commands, on Linux and under Wine")?;
+    }
     for platform in platforms {
         if platform == Platform::host() {
-            if !host {
-                continue;
-            }
-            let mut tests = crate::test_failures::cargo(sh, &["test", "--quiet", "--workspace"]);
-            if let Some(harness) = &windows_harness {
-                tests = tests.env("PLUGCHECK_WINDOWS_HARNESS", harness);
-            }
-            crate::test_failures::run(tests, &format!("{platform} workspace tests"))?;
-            continue;
-        }
-        if part == Part::Host {
             continue;
         }
         let rust = RustBuild::for_platform(sh, platform)?;
