@@ -53,14 +53,14 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         let Some(tests) = beside else {
             return ran;
         };
-        let platform = tests.platform;
+        let what = tests.what.clone();
         match (ran, tests.finish()) {
             (Ok(()), tests) => {
                 legs.skipped_tests.extend(tests?);
                 Ok(())
             }
             (Err(error), Err(tests)) => {
-                eprintln!("\nthe {platform} fixture tests failed too: {tests:#}");
+                eprintln!("\n{what} failed too: {tests:#}");
                 Err(error)
             }
             (Err(error), Ok(_)) => Err(error),
@@ -114,17 +114,42 @@ fn run_legs<'scope>(
             }
             continue;
         }
-        let (runner, artifacts, report_path, report) =
-            match build_and_run(sh, platform, args.require_all) {
-                Ok(leg) => leg,
-                // A leg that cannot run here is said loudly, never passed over.
-                Err(error) if may_skip(&error, args) => {
-                    eprintln!("\nSKIPPED the {platform} leg: {error:#}");
-                    legs.not_run.push(platform);
-                    continue;
+        let (runner, artifacts) = match build_leg(sh, platform, args.require_all) {
+            Ok(leg) => leg,
+            // A leg that cannot run here is said loudly, never passed over.
+            Err(error) if may_skip(&error, args) => {
+                eprintln!("\nSKIPPED the {platform} leg: {error:#}");
+                legs.not_run.push(platform);
+                continue;
+            }
+            Err(error) => return Err(error.context(format!("the {platform} leg cannot run"))),
+        };
+        // A foreign leg's own tests (under Wine) need its builds, not its
+        // report: they run beside its suite.
+        let foreign_tests = match runner {
+            Runner::Native => None,
+            Runner::Wine(_) => {
+                let (artifacts, runner) = (artifacts.clone(), runner.clone());
+                Some(TestsBeside::start(
+                    scope,
+                    sh,
+                    format!("{platform} fixture tests under Wine"),
+                    move |sh, out| foreign_fixture_tests(sh, &artifacts, &runner, out),
+                )?)
+            }
+        };
+        let (report_path, report) = match run_leg_suite(&runner, &artifacts) {
+            Ok(suite) => suite,
+            Err(error) => {
+                if let Some(tests) = foreign_tests {
+                    // Their output, and whether they passed, still count.
+                    if let Err(failed) = tests.finish() {
+                        eprintln!("\n{failed:#}");
+                    }
                 }
-                Err(error) => return Err(error.context(format!("the {platform} leg cannot run"))),
-            };
+                return Err(error.context(format!("the {platform} leg cannot run")));
+            }
+        };
         eprintln!(
             "\n{} plugins and fixtures judged on {platform}; report: {}",
             report.plugins.len(),
@@ -138,20 +163,23 @@ fn run_legs<'scope>(
             *beside = Some(TestsBeside::start(
                 scope,
                 sh,
-                report_path,
-                artifacts,
-                runner,
+                format!("{platform} fixture tests"),
+                move |sh, out| judge(sh, &report_path, &artifacts, &runner, false, out),
             )?);
             continue;
         }
-        legs.skipped_tests.extend(judge(
+        let judged = judge(
             sh,
             &report_path,
             &artifacts,
             &runner,
             args.update,
             &mut std::io::stdout(),
-        )?);
+        );
+        if let Some(tests) = foreign_tests {
+            legs.skipped_tests.extend(tests.finish()?);
+        }
+        legs.skipped_tests.extend(judged?);
     }
     Ok(())
 }
@@ -222,21 +250,22 @@ fn linux_leg_in_wsl(args: &Args) -> anyhow::Result<Report> {
     Ok(Report::read_json(&local)?)
 }
 
-/// A leg's fixture tests run beside the next leg: they mostly wait (on
-/// timeouts, on the processes they start), while the next leg builds and
-/// runs on both cores; together they take the longer one's time instead
-/// of the sum. Their output is held and printed whole when they end.
-/// They tag the processes they start (`ORPHAN_TAG_VAR` of
-/// `plugcheck_fixtures::built`), so that their look for survivors never
-/// counts the next leg's. Not with `--update`, whose snapshots are
-/// written and listed as they are judged.
+/// Tests run beside other work: a leg's fixture tests beside the next
+/// leg, a foreign leg's own tests (under Wine) beside its suite. They
+/// mostly wait (on timeouts, on the processes they start, on Wine), while
+/// the other work compiles or judges on both cores: together they take the
+/// longer one's time instead of the sum. Their output is held and printed
+/// whole when they end. The host leg's tag the processes they start
+/// (`ORPHAN_TAG_VAR` of `plugcheck_fixtures::built`), so that their look
+/// for survivors never counts the next leg's. Not with `--update`, whose
+/// snapshots are written and listed as they are judged.
 struct TestsBeside<'scope> {
-    platform: Platform,
+    what: String,
     thread: std::thread::ScopedJoinHandle<'scope, HeldTests>,
 }
 
-/// What tests run beside a leg printed, how long they took, and their
-/// result (the tests that skipped themselves).
+/// What tests run beside other work printed, how long they took, and
+/// their result (the tests that skipped themselves).
 struct HeldTests {
     out: Vec<u8>,
     took: Duration,
@@ -247,14 +276,12 @@ impl<'scope> TestsBeside<'scope> {
     fn start<'env>(
         scope: &'scope std::thread::Scope<'scope, 'env>,
         sh: &Shell,
-        report_path: PathBuf,
-        artifacts: Artifacts,
-        runner: Runner,
+        what: String,
+        tests: impl FnOnce(&Shell, &mut dyn std::io::Write) -> anyhow::Result<Vec<String>>
+        + Send
+        + 'scope,
     ) -> anyhow::Result<TestsBeside<'scope>> {
-        let platform = artifacts.platform;
-        eprintln!(
-            "\n{platform} fixture tests: running beside the next leg; their output follows it"
-        );
+        eprintln!("\n{what}: running beside what follows; their output follows it");
         // A shell of the thread's own, as this one is: the same directory
         // and the variables CI set on it.
         let own = Shell::new()?;
@@ -265,18 +292,18 @@ impl<'scope> TestsBeside<'scope> {
             }
         }
         let thread = std::thread::Builder::new()
-            .name(format!("{platform} fixture tests"))
+            .name(what.clone())
             .spawn_scoped(scope, move || {
                 let started = std::time::Instant::now();
                 let mut out = Vec::new();
-                let result = judge(&own, &report_path, &artifacts, &runner, false, &mut out);
+                let result = tests(&own, &mut out);
                 HeldTests {
                     out,
                     took: started.elapsed(),
                     result,
                 }
             })?;
-        Ok(TestsBeside { platform, thread })
+        Ok(TestsBeside { what, thread })
     }
 
     /// Waits for the tests, prints their output, returns their result.
@@ -286,8 +313,8 @@ impl<'scope> TestsBeside<'scope> {
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         eprintln!(
-            "\n{} fixture tests (run beside the next leg; took {:.1} s):",
-            self.platform,
+            "\n{} (run beside other work; took {:.1} s):",
+            self.what,
             held.took.as_secs_f64()
         );
         std::io::Write::write_all(&mut std::io::stdout(), &held.out)?;
@@ -295,23 +322,30 @@ impl<'scope> TestsBeside<'scope> {
     }
 }
 
-fn build_and_run(
+/// A leg's runner and builds.
+fn build_leg(
     sh: &Shell,
     platform: Platform,
     require_all: bool,
-) -> anyhow::Result<(Runner, Artifacts, PathBuf, Report)> {
+) -> anyhow::Result<(Runner, Artifacts)> {
     let runner = Runner::for_platform(platform)?;
     let artifacts = fixtures::build(sh, platform, false, require_all)?;
+    Ok((runner, artifacts))
+}
+
+/// A leg's suite over its builds: its report (JSON and JUnit) and where.
+fn run_leg_suite(runner: &Runner, artifacts: &Artifacts) -> anyhow::Result<(PathBuf, Report)> {
     let report_path = crate::target_dir()
         .join("plugcheck")
-        .join(platform.name())
+        .join(artifacts.platform.name())
         .join("report.json");
-    let report = run_suite_on(&runner, &artifacts, &report_path)?;
+    let report = run_suite_on(runner, artifacts, &report_path)?;
     plugcheck::report::junit::write(&report, &report_path.with_file_name("junit.xml"))?;
-    Ok((runner, artifacts, report_path, report))
+    Ok((report_path, report))
 }
 
 /// How a leg's `plugcheck` is started: directly, or under Wine.
+#[derive(Clone)]
 pub enum Runner {
     Native,
     Wine(Wine),
@@ -540,14 +574,10 @@ const FIXTURE_TESTS: &str = "all";
 /// natively on every leg, where the snapshots are.
 const JUDGES_THE_REPORT: &str = "conformance::";
 
-/// Judges a leg: the report against the manifest and the snapshots
-/// (natively, whatever the leg), then the fixtures crate's other tests,
-/// which drive the leg's own `plugcheck` and artifacts, built for the leg
-/// and run where its binaries run (under Wine for Windows on a Linux host).
-/// Which of those tests exist on a platform, each test file says by `cfg`
-/// (`/proc` and `kill` are Linux's): the Windows leg here runs exactly what
-/// a Windows host runs. Returns the tests that skipped themselves for want
-/// of a fixture.
+/// Judges a leg's report against the manifest and the snapshots, natively
+/// whatever the leg; on the host's own leg, the fixtures crate's other
+/// tests too (a foreign leg's run under it: [`foreign_fixture_tests`]).
+/// Returns the tests that skipped themselves for want of a fixture.
 fn judge(
     sh: &Shell,
     report: &Path,
@@ -557,8 +587,6 @@ fn judge(
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<Vec<String>> {
     let skip_log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
-    let skipped = artifacts.encoded_skipped();
-    let artifacts_dir = artifacts.dir();
     // Without --update, a snapshot that differs fails its test and is
     // written beside it as `.snap.new`: the would-be snapshot a reviewer
     // (or CI's artifact) takes from a runner. Those of an earlier run go.
@@ -569,29 +597,6 @@ fn judge(
     }
     let rust = RustBuild::for_platform(sh, artifacts.platform)?;
     let made_with = crate::made_with::describe(sh, artifacts.platform, runner, &rust);
-    // Paths as the tests see them: a Windows test under Wine reads Z:\….
-    let env_for = |runner: &Runner| -> Vec<(&str, OsString)> {
-        vec![
-            ("PLUGCHECK_REPORT", runner.path(report)),
-            (
-                plugcheck_fixtures::built::SKIPPED_VAR,
-                skipped.clone().into(),
-            ),
-            (
-                plugcheck_fixtures::built::BIN_VAR,
-                runner.path(&artifacts.plugcheck),
-            ),
-            (
-                plugcheck_fixtures::built::ARTIFACTS_VAR,
-                runner.path(&artifacts_dir),
-            ),
-            ("INSTA_UPDATE", insta_update.into()),
-            (
-                plugcheck_fixtures::built::SKIP_LOG_VAR,
-                runner.path(skip_log.path()),
-            ),
-        ]
-    };
     let native = matches!(runner, Runner::Native);
     let mut argv: Vec<&str> = vec![
         "test",
@@ -607,7 +612,13 @@ fn judge(
         argv.push(JUDGES_THE_REPORT);
     }
     let mut command = crate::test_failures::cargo(sh, &argv);
-    for (name, value) in env_for(&Runner::Native) {
+    let told = FixtureTestEnv {
+        report: Some(report),
+        artifacts,
+        skip_log: skip_log.path(),
+        insta_update,
+    };
+    for (name, value) in told.as_seen_by(&Runner::Native) {
         command = command.env(name, value);
     }
     let runs_under = if native { "native" } else { "wine" };
@@ -640,19 +651,85 @@ fn judge(
         }
     }
     result?;
-    if !native {
-        let executables =
-            rust.test_executables(sh, &["plugcheck-fixtures".to_owned()], "--tests")?;
-        crate::test::run_foreign(
-            artifacts.platform,
-            runner,
-            &executables,
-            &["--skip", JUDGES_THE_REPORT],
-            &env_for(runner),
-        )?;
+    Ok(skipped_tests(skip_log.path()))
+}
+
+/// A foreign leg's fixture tests but the report's judges: built for the
+/// leg and run where its binaries run (under Wine for Windows on a Linux
+/// host), against its `plugcheck` and artifacts. Which tests exist on a
+/// platform, each test file says by `cfg` (`/proc` and `kill` are
+/// Linux's): the Windows leg here runs exactly what a Windows host runs.
+/// Returns the tests that skipped themselves for want of a fixture.
+fn foreign_fixture_tests(
+    sh: &Shell,
+    artifacts: &Artifacts,
+    runner: &Runner,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<Vec<String>> {
+    let skip_log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
+    let rust = RustBuild::for_platform(sh, artifacts.platform)?;
+    let executables = rust.test_executables(sh, &["plugcheck-fixtures".to_owned()], "--tests")?;
+    let told = FixtureTestEnv {
+        report: None,
+        artifacts,
+        skip_log: skip_log.path(),
+        insta_update: "no",
+    };
+    crate::test::run_foreign(
+        artifacts.platform,
+        runner,
+        &executables,
+        &["--skip", JUDGES_THE_REPORT],
+        &told.as_seen_by(runner),
+        out,
+    )?;
+    Ok(skipped_tests(skip_log.path()))
+}
+
+/// The tests a skip log lists (each appends its name when it skips).
+fn skipped_tests(skip_log: &Path) -> Vec<String> {
+    let log = std::fs::read_to_string(skip_log).unwrap_or_default();
+    log.lines().map(str::to_owned).collect()
+}
+
+/// What a leg's fixture tests are told: the report they judge (none for
+/// the tests that judge no report), the leg's builds, where to log a skip,
+/// whether insta may write.
+struct FixtureTestEnv<'a> {
+    report: Option<&'a Path>,
+    artifacts: &'a Artifacts,
+    skip_log: &'a Path,
+    insta_update: &'a str,
+}
+
+impl FixtureTestEnv<'_> {
+    /// As variables, with paths as the tests under `runner` see them (a
+    /// Windows test under Wine reads Z:\…).
+    fn as_seen_by(&self, runner: &Runner) -> Vec<(&'static str, OsString)> {
+        let mut env = vec![
+            (
+                plugcheck_fixtures::built::SKIPPED_VAR,
+                self.artifacts.encoded_skipped().into(),
+            ),
+            (
+                plugcheck_fixtures::built::BIN_VAR,
+                runner.path(&self.artifacts.plugcheck),
+            ),
+            (
+                plugcheck_fixtures::built::ARTIFACTS_VAR,
+                runner.path(&self.artifacts.dir()),
+            ),
+            ("INSTA_UPDATE", self.insta_update.into()),
+            (
+                plugcheck_fixtures::built::SKIP_LOG_VAR,
+                runner.path(self.skip_log),
+            ),
+        ];
+        if let Some(report) = self.report {
+            env.push(("PLUGCHECK_REPORT", runner.path(report)));
+        }
+        env
     }
-    let log = std::fs::read_to_string(skip_log.path()).unwrap_or_default();
-    Ok(log.lines().map(str::to_owned).collect())
 }
 
 #[cfg(test)]

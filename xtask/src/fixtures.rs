@@ -45,7 +45,7 @@ pub struct Built {
 }
 
 /// What a fixtures build produced.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Artifacts {
     pub platform: Platform,
     /// The `plugcheck` binary of that platform.

@@ -94,25 +94,33 @@ pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
             executables.extend(rust.test_executables(sh, &[package.to_owned()], targets)?);
         }
         let runner = Runner::for_platform(platform)?;
-        run_foreign(platform, &runner, &executables, &[], &[])?;
+        run_foreign(
+            platform,
+            &runner,
+            &executables,
+            &[],
+            &[],
+            &mut std::io::stdout(),
+        )?;
     }
     Ok(())
 }
 
 /// Runs test executables built for `platform` through `runner` (under Wine
 /// for Windows on a Linux host), each with `env`, `--include-ignored` so
-/// the fixtures' tests run, and `args` (libtest's: `--skip NAME`); fails
-/// on the first that fails.
+/// the fixtures' tests run, and `args` (libtest's: `--skip NAME`), their
+/// output written to `out`; fails on the first that fails.
 pub fn run_foreign(
     platform: Platform,
     runner: &Runner,
     executables: &[TestExecutable],
     args: &[&str],
     env: &[(&str, OsString)],
+    out: &mut dyn std::io::Write,
 ) -> anyhow::Result<()> {
     for executable in executables {
         let path = &executable.path;
-        eprintln!("$ {} (under {platform})", path.display());
+        writeln!(out, "$ {} (under {platform})", path.display())?;
         let args: Vec<OsString> = [OsString::from("--quiet"), "--include-ignored".into()]
             .into_iter()
             .chain(args.iter().map(OsString::from))
@@ -121,13 +129,14 @@ pub fn run_foreign(
         for (name, value) in env {
             command = command.env(name, value);
         }
-        crate::test_failures::run(
+        crate::test_failures::run_into(
             command,
             &format!(
                 "{platform} tests `{}` in `{}`",
                 executable.target,
                 path.display()
             ),
+            out,
         )?;
     }
     Ok(())
