@@ -312,6 +312,43 @@ mod tests {
         error.to_string()
     }
 
+    fn build(build_std: bool) -> RustBuild {
+        RustBuild {
+            platform: Platform::Windows,
+            cargo: "cargo".into(),
+            rustc: None,
+            cross: true,
+            build_std,
+            target_dir: PathBuf::from("/t"),
+            description: String::new(),
+            silent: false,
+        }
+    }
+
+    #[test]
+    fn a_leg_that_builds_std_builds_harness_tests_and_fixtures_in_one_profile() {
+        let from_source = build(true);
+        for asked in ["dev", "test", crate::fixtures::PLUGIN_PROFILE] {
+            assert_eq!(from_source.profile(asked), ONE_STD_PROFILE, "{asked}");
+        }
+        // Line tables and release builds keep theirs.
+        for asked in ["release", crate::fixtures::DEBUGINFO_PROFILE] {
+            assert_eq!(from_source.profile(asked), asked);
+        }
+        assert_eq!(
+            from_source.out_dir("dev"),
+            Path::new("/t/x86_64-pc-windows-gnu/windows-leg")
+        );
+        let prebuilt = build(false);
+        for asked in ["dev", "test", crate::fixtures::PLUGIN_PROFILE, "release"] {
+            assert_eq!(prebuilt.profile(asked), asked);
+        }
+        assert_eq!(
+            prebuilt.out_dir("dev"),
+            Path::new("/t/x86_64-pc-windows-gnu/debug")
+        );
+    }
+
     #[test]
     fn both_hosts_build_the_windows_leg_for_the_gnu_target() {
         assert_eq!(
