@@ -16,18 +16,30 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     // starts cargo); the Windows leg's other rustc goes without them.
     let lints = clippy::environment()?;
     for (name, value) in &lints {
-        // SAFETY: nothing else runs yet: the first thread (the background
-        // build) starts below.
+        // SAFETY: no other thread runs yet (the background build, started
+        // below, is a process that inherits them).
         unsafe { std::env::set_var(name, value) };
     }
     let _ci = sh.push_env("CI", "true");
     let _insta = sh.push_env("INSTA_UPDATE", "no");
     step("provision", || needs::provision(sh))?;
-    // Overlaps the steps below; they build the same and wait for it.
-    let _windows = prebuild::windows_leg();
+    // Overlaps the steps below; they build the same and wait for it. A
+    // failing step stops it, so the failure is said at once.
+    let mut windows = prebuild::windows_leg();
+    let result = steps(sh, &lints);
+    if result.is_err() {
+        windows.cancel();
+    }
+    result?;
+    eprintln!("\nci: all steps passed");
+    Ok(())
+}
+
+/// The steps after provisioning, in order; the first failure ends them.
+fn steps(sh: &Shell, lints: &[(&'static str, std::ffi::OsString)]) -> anyhow::Result<()> {
     step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
     step("clippy, with the tests' build", || {
-        clippy::prove_it_bites(&lints)?;
+        clippy::prove_it_bites(lints)?;
         Ok(cmd!(sh, "cargo test --quiet --workspace --no-run").run()?)
     })?;
     step("workflows", || workflows::lint(sh))?;
@@ -54,7 +66,6 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     step("the README under Wine, and the foreign unit tests", || {
         test::run_part(sh, &all, test::Part::Foreign)
     })?;
-    eprintln!("\nci: all steps passed");
     Ok(())
 }
 

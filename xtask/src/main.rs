@@ -68,6 +68,9 @@ enum Command {
     Rehearse(rehearse::Args),
     /// cargo-mutants over the modules that decide verdicts and gates, fixture tests included; fails on a survivor.
     Mutants(mutants::Args),
+    /// CI's background build of the Windows leg's Rust (`prebuild.rs`).
+    #[command(name = "prebuild-windows", hide = true)]
+    PrebuildWindows,
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test(args) => test::run(&sh, &args),
         Command::Mutants(args) => mutants::run(&sh, &args),
         Command::Rehearse(args) => rehearse::run(&sh, &args),
+        Command::PrebuildWindows => prebuild::build_windows_leg(),
     }
 }
 
