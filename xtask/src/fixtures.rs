@@ -126,6 +126,38 @@ pub fn build(
     let leg = crate::target_dir().join("plugcheck").join(platform.name());
     let out = leg.join("artifacts");
 
+    if out.exists() {
+        std::fs::remove_dir_all(&out)
+            .with_context(|| format!("cannot clear `{}`", out.display()))?;
+    }
+    std::fs::create_dir_all(&out)?;
+    let fixtures: Vec<&Fixture> = manifest
+        .fixtures
+        .iter()
+        .filter(|fixture| fixture.runs_on(platform.name()))
+        .collect();
+    let is_crate = |fixture: &Fixture| matches!(fixture.source, Source::Crate { .. });
+    // What this host cannot build for the leg comes from the Linux leg
+    // (in WSL2 on a Windows host): `leg_plan.rs`.
+    let plan = leg_plan::plan(&manifest, platform, Platform::host());
+    // What needs no cargo first: where the leg's Rust is still building in
+    // the background (CI's Windows leg, `prebuild.rs`), the C and Go
+    // builds run while cargo's lock is held, not after it.
+    let mut results: Vec<Option<Result<PathBuf, needs::Need>>> = Vec::new();
+    for fixture in &fixtures {
+        let from_linux = plan
+            .iter()
+            .any(|item| item.name == fixture.name && item.built_on != Platform::host());
+        results.push(if from_linux {
+            Some(take_from_linux_leg(&fixture.name, &out)?)
+        } else if is_crate(fixture) {
+            None
+        } else {
+            // No cargo output is read for these.
+            Some(build_one(sh, &root, platform, &out, &out, fixture)?)
+        });
+    }
+
     // The harness with the profile the tests use; plugins and fixtures with
     // their own (`fixtures`: no debug info) or release.
     let harness_profile = if release { "release" } else { "dev" };
@@ -145,12 +177,6 @@ pub fn build(
         rust.build(sh, &with_line_tables, debuginfo_profile)
             .context("building the fixture crates with line tables failed")?;
     }
-
-    if out.exists() {
-        std::fs::remove_dir_all(&out)
-            .with_context(|| format!("cannot clear `{}`", out.display()))?;
-    }
-    std::fs::create_dir_all(&out)?;
     let plugcheck = install_plugcheck(platform, &rust.out_dir(harness_profile), &leg.join("bin"))?;
     let cargo_out = [
         rust.out_dir(plugin_profile),
@@ -163,21 +189,14 @@ pub fn build(
         skipped: Vec::new(),
         probes: Vec::new(),
     };
-    // What this host cannot build for the leg comes from the Linux leg
-    // (in WSL2 on a Windows host): `leg_plan.rs`.
-    let plan = leg_plan::plan(&manifest, platform, Platform::host());
-    for fixture in &manifest.fixtures {
-        if !fixture.runs_on(platform.name()) {
-            continue;
-        }
-        let cargo_out = &cargo_out[usize::from(keeps_line_tables(platform, fixture))];
-        let from_linux = plan
-            .iter()
-            .any(|item| item.name == fixture.name && item.built_on != Platform::host());
-        let result = if from_linux {
-            take_from_linux_leg(&fixture.name, &out)?
-        } else {
-            build_one(sh, &root, platform, cargo_out, &out, fixture)?
+    // In the manifest's order, the crates' builds copied in their turn.
+    for (fixture, result) in fixtures.into_iter().zip(results) {
+        let result = match result {
+            Some(result) => result,
+            None => {
+                let cargo_out = &cargo_out[usize::from(keeps_line_tables(platform, fixture))];
+                build_one(sh, &root, platform, cargo_out, &out, fixture)?
+            }
         };
         match result {
             Ok(path) => artifacts.built.push(Built {

@@ -184,8 +184,13 @@ impl RustBuild {
         targets: &str,
     ) -> anyhow::Result<Vec<TestExecutable>> {
         let profile = self.profile("test");
+        // Quiet: the JSON on stdout is all that is read, and cargo's
+        // warnings would repeat at each call (one is false: it checks the
+        // one-std profile's overrides against the workspace, which has no
+        // std crates).
         let args = [
             "test",
+            "--quiet",
             "--no-run",
             "--profile",
             profile,
