@@ -136,7 +136,6 @@ pub fn build(
         .iter()
         .filter(|fixture| fixture.runs_on(platform.name()))
         .collect();
-    let is_crate = |fixture: &Fixture| matches!(fixture.source, Source::Crate { .. });
     // What this host cannot build for the leg comes from the Linux leg
     // (in WSL2 on a Windows host): `leg_plan.rs`.
     let plan = leg_plan::plan(&manifest, platform, Platform::host());
@@ -150,11 +149,10 @@ pub fn build(
             .any(|item| item.name == fixture.name && item.built_on != Platform::host());
         results.push(if from_linux {
             Some(take_from_linux_leg(&fixture.name, &out)?)
-        } else if is_crate(fixture) {
+        } else if reads_cargo_output(fixture) {
             None
         } else {
-            // No cargo output is read for these.
-            Some(build_one(sh, &root, platform, &out, &out, fixture)?)
+            Some(build_one(sh, &root, platform, None, &out, fixture)?)
         });
     }
 
@@ -189,13 +187,13 @@ pub fn build(
         skipped: Vec::new(),
         probes: Vec::new(),
     };
-    // In the manifest's order, the crates' builds copied in their turn.
+    // In the manifest's order, what reads cargo's builds in its turn.
     for (fixture, result) in fixtures.into_iter().zip(results) {
         let result = match result {
             Some(result) => result,
             None => {
                 let cargo_out = &cargo_out[usize::from(keeps_line_tables(platform, fixture))];
-                build_one(sh, &root, platform, cargo_out, &out, fixture)?
+                build_one(sh, &root, platform, Some(cargo_out), &out, fixture)?
             }
         };
         match result {
@@ -293,7 +291,7 @@ pub fn build_for_windows_host(sh: &Shell) -> anyhow::Result<()> {
     for item in plan.iter().filter(|item| item.built_on == Platform::Linux) {
         let fixture = manifest.get(&item.name).expect("planned from the manifest");
         // None of these is a crate: no cargo output is read.
-        if let Err(need) = build_one(sh, &root, Platform::Windows, &out, &out, fixture)? {
+        if let Err(need) = build_one(sh, &root, Platform::Windows, None, &out, fixture)? {
             bail!(
                 "the windows fixture `{}` a Windows host takes from Linux cannot be built: {}",
                 item.name,
@@ -402,19 +400,40 @@ fn keeps_line_tables(platform: Platform, fixture: &Fixture) -> bool {
     ) && platform.name() == "linux"
 }
 
+/// Whether building `fixture` reads what cargo built: a crate's library,
+/// or a file made from the echo plugin's.
+fn reads_cargo_output(fixture: &Fixture) -> bool {
+    matches!(
+        fixture.source,
+        Source::Crate { .. }
+            | Source::Input {
+                input: InputKind::Truncated | InputKind::Padded,
+            }
+    )
+}
+
 /// Builds one fixture. `Ok(Err(need))`: skipped because a tool is missing.
 fn build_one(
     sh: &Shell,
     root: &Path,
     platform: Platform,
-    cargo_out: &Path,
+    cargo_out: Option<&Path>,
     out: &Path,
     fixture: &Fixture,
 ) -> anyhow::Result<Result<PathBuf, needs::Need>> {
+    // Given exactly when `reads_cargo_output` says it is read.
+    let cargo_out = || {
+        cargo_out.with_context(|| {
+            format!(
+                "the xtask built `{}` before cargo ran: `reads_cargo_output` must name its kind",
+                fixture.name
+            )
+        })
+    };
     let library = out.join(format!("{}.{}", fixture.name, platform.library_extension()));
     match &fixture.source {
         Source::Crate { krate, .. } => {
-            let built = cargo_out.join(platform.cdylib_file(&package_name(&root.join(krate))?));
+            let built = cargo_out()?.join(platform.cdylib_file(&package_name(&root.join(krate))?));
             std::fs::copy(&built, &library)
                 .with_context(|| format!("cannot copy `{}`", built.display()))?;
         }
@@ -486,7 +505,7 @@ fn build_one(
                 "This is a text file, not a shared library.\nIt only has the right name.\n",
             )?,
             InputKind::Truncated => {
-                let echo = cargo_out.join(platform.cdylib_file("plugcheck-plugin-echo"));
+                let echo = cargo_out()?.join(platform.cdylib_file("plugcheck-plugin-echo"));
                 let whole = std::fs::read(echo).context(
                     "the truncated fixture is cut from the echo plugin, which was not built",
                 )?;
@@ -529,7 +548,7 @@ fn build_one(
                 cmd!(sh, "{command} -O1 -Wall -Werror -o {library} {source}").run()?;
             }
             InputKind::Padded => {
-                let echo = cargo_out.join(platform.cdylib_file("plugcheck-plugin-echo"));
+                let echo = cargo_out()?.join(platform.cdylib_file("plugcheck-plugin-echo"));
                 std::fs::copy(&echo, &library)
                     .context("the padded fixture is the echo plugin padded, which was not built")?;
                 // Holes, not bytes: 2 GiB that take no disk.
