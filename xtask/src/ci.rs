@@ -1,47 +1,47 @@
 //! `cargo xtask ci`: exactly what CI runs, so a developer can run it too.
 //! It first installs what the checks need (`needs.rs`: apt packages as root
 //! or through passwordless sudo, Python checkers with pip), or stops at once
-//! with the one command to run. Clippy lints each workspace crate as it is
-//! built (`clippy.rs`). Snapshots are compared, never written. Last, the
-//! workflows are rehearsed (`rehearse.rs`).
+//! with the one command to run. The Windows leg's Rust and clippy run
+//! beside the steps (`background.rs`); clippy's verdict is the last step.
+//! Snapshots are compared, never written. The workflows are rehearsed
+//! (`rehearse.rs`).
 
 use xshell::{Shell, cmd};
 
+use crate::background::{self, Job};
 use crate::needs;
-use crate::platform::Selection;
-use crate::{clippy, conformance, prebuild, rehearse, test, workflows};
+use crate::platform::{Platform, Selection};
+use crate::{conformance, rehearse, test, workflows};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
-    // For every build of the run (cargo's children read them, whoever
-    // starts cargo); the Windows leg's other rustc goes without them.
-    let lints = clippy::environment()?;
-    for (name, value) in &lints {
-        // SAFETY: no other thread runs yet (the background build, started
-        // below, is a process that inherits them).
-        unsafe { std::env::set_var(name, value) };
-    }
     let _ci = sh.push_env("CI", "true");
     let _insta = sh.push_env("INSTA_UPDATE", "no");
     step("provision", || needs::provision(sh))?;
-    // Overlaps the steps below; they build the same and wait for it. A
-    // failing step stops it, so the failure is said at once.
-    let mut windows = prebuild::windows_leg();
-    let result = steps(sh, &lints);
+    // Beside the steps: the Windows leg's Rust, which the steps then find
+    // built (or wait for), and clippy, whose verdict is the last step's.
+    // A failing step stops both, so its failure is said at once.
+    let mut windows = (Platform::host() == Platform::Linux)
+        .then(|| Job::start(background::Kind::WindowsLeg, "the Windows leg's build"));
+    let mut clippy = Job::start(background::Kind::Clippy, "clippy");
+    let result = steps(sh);
     if result.is_err() {
-        windows.cancel();
+        clippy.cancel();
+        if let Some(windows) = &mut windows {
+            windows.cancel();
+        }
     }
     result?;
+    step("clippy (run beside the steps)", || {
+        print!("{}", clippy.finish()?);
+        Ok(())
+    })?;
     eprintln!("\nci: all steps passed");
     Ok(())
 }
 
 /// The steps after provisioning, in order; the first failure ends them.
-fn steps(sh: &Shell, lints: &[(&'static str, std::ffi::OsString)]) -> anyhow::Result<()> {
+fn steps(sh: &Shell) -> anyhow::Result<()> {
     step("fmt", || Ok(cmd!(sh, "cargo fmt --all -- --check").run()?))?;
-    step("clippy, with the tests' build", || {
-        clippy::prove_it_bites(lints)?;
-        Ok(cmd!(sh, "cargo test --quiet --workspace --no-run").run()?)
-    })?;
     step("workflows", || workflows::lint(sh))?;
     let all = test::Args {
         platform: Selection::All,

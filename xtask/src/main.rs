@@ -9,6 +9,7 @@
 //! from parts (a leg's `plugcheck` under Wine). Tools on PATH are found by
 //! one helper, `needs::find_on_path` (the harness bridge's).
 
+mod background;
 mod bench;
 mod bench_floor;
 mod bench_go_native;
@@ -68,9 +69,12 @@ enum Command {
     Rehearse(rehearse::Args),
     /// cargo-mutants over the modules that decide verdicts and gates, fixture tests included; fails on a survivor.
     Mutants(mutants::Args),
-    /// CI's background build of the Windows leg's Rust (`prebuild.rs`).
-    #[command(name = "prebuild-windows", hide = true)]
-    PrebuildWindows,
+    /// A job CI runs beside its steps, started by CI only (`background.rs`).
+    #[command(hide = true)]
+    Background {
+        #[arg(value_enum)]
+        kind: background::Kind,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -97,7 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Test(args) => test::run(&sh, &args),
         Command::Mutants(args) => mutants::run(&sh, &args),
         Command::Rehearse(args) => rehearse::run(&sh, &args),
-        Command::PrebuildWindows => prebuild::build_windows_leg(),
+        Command::Background { kind } => background::serve(kind),
     }
 }
 

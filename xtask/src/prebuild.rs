@@ -7,72 +7,13 @@
 //! same cargo commands, which find everything built (or wait on cargo's
 //! lock for the build under way); a failure here is left to them, so they
 //! say it with their own context, and nothing here is printed. It runs as
-//! a process of its own (`cargo xtask prebuild-windows`, hidden), which a
-//! CI that fails early stops.
-
-use std::process::{Child, Command, Stdio};
+//! a job beside the steps (`background.rs`), which a CI that fails stops.
 
 use xshell::Shell;
 
 use crate::fixtures;
 use crate::platform::Platform;
 use crate::toolchain::RustBuild;
-
-/// The hidden xtask command the background build runs as: a process of
-/// its own (and its own process group), so that a CI that fails early can
-/// stop it, cargo and rustc with it, instead of waiting minutes for it.
-pub const COMMAND: &str = "prebuild-windows";
-
-/// A build under way. Dropping it waits for it, so no cargo outlives CI;
-/// [`Background::cancel`] stops it first.
-pub struct Background(Option<Child>);
-
-impl Background {
-    /// Stops the build: its whole process group (the xtask, cargo, every
-    /// rustc and linker), then reaps it.
-    pub fn cancel(&mut self) {
-        if let Some(child) = &mut self.0 {
-            // The group has the child's pid as its id (`process_group(0)`).
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .stderr(Stdio::null())
-                .status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        self.0 = None;
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Starts building the Windows leg's Rust, from a Linux host; nothing
-/// where the Windows leg is not built from here (or the xtask cannot start
-/// itself again: the steps then build it themselves).
-pub fn windows_leg() -> Background {
-    if Platform::host() != Platform::Linux {
-        return Background(None);
-    }
-    let Ok(xtask) = std::env::current_exe() else {
-        return Background(None);
-    };
-    let mut command = Command::new(xtask);
-    command
-        .arg(COMMAND)
-        .current_dir(crate::project_root())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    Background(command.spawn().ok())
-}
 
 /// In the order the steps need them: what the conformance leg builds (the
 /// harness, the fixture crates, the fixture tests), then the unit tests

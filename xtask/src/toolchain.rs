@@ -238,13 +238,7 @@ impl RustBuild {
             command = command.env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER", MINGW_GCC);
         }
         if let Some(rustc) = &self.rustc {
-            // Another toolchain's rustc: CI's clippy-driver (`clippy.rs`)
-            // cannot stand in for it.
-            command = command
-                .env("RUSTC", rustc)
-                .env("RUSTC_BOOTSTRAP", "1")
-                .env_remove(crate::clippy::WRAPPER_VAR)
-                .env_remove(crate::clippy::ARGS_VAR);
+            command = command.env("RUSTC", rustc).env("RUSTC_BOOTSTRAP", "1");
         }
         if self.silent {
             command = command.quiet().ignore_stderr();

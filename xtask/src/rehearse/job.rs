@@ -328,8 +328,6 @@ impl Job<'_> {
             "GITHUB_ENV",
             "GITHUB_PATH",
             "GITHUB_STEP_SUMMARY",
-            crate::clippy::WRAPPER_VAR,
-            crate::clippy::ARGS_VAR,
         ] {
             command.env_remove(name);
         }
