@@ -432,7 +432,12 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         if let Some(scratch) = &scratch_path {
             let _ = std::fs::remove_dir_all(scratch);
         }
-        eprintln!("plugcheck: interrupted; every worker and its processes were killed");
+        // Not `eprintln!`: it panics when stderr is a pipe whose reader is
+        // gone (the interrupted caller), and a panic here never exits.
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"plugcheck: interrupted; every worker and its processes were killed\n",
+        );
         std::process::exit(130);
     })
     .context("cannot install the interrupt handler")?;

@@ -257,7 +257,12 @@ impl Interrupt {
                 None => {
                     worker::kill_all();
                     let _ = std::fs::remove_dir_all(&scratch);
-                    eprintln!("plugcheck: interrupted before serving; nothing is left running");
+                    // Not `eprintln!`, which panics on a broken stderr
+                    // and so would never exit.
+                    let _ = std::io::Write::write_all(
+                        &mut std::io::stderr(),
+                        b"plugcheck: interrupted before serving; nothing is left running\n",
+                    );
                     std::process::exit(130);
                 }
             }
