@@ -470,6 +470,10 @@ pub fn run_suite_on(
             .command(&artifacts.plugcheck, argv.clone())
             // Panic messages must not depend on the caller's environment.
             .env("RUST_BACKTRACE", "0")
+            .env(
+                plugcheck_fixtures::built::ORPHAN_TAG_VAR,
+                suite_tag(artifacts.platform),
+            )
             .stdout_capture()
             .stderr_to_stdout()
             .unchecked()
@@ -527,6 +531,13 @@ pub fn run_suite_on(
         started.elapsed().as_secs_f64()
     );
     Ok(report)
+}
+
+/// The tag the suite's runs put on the processes their fixtures start
+/// (`plugcheck_fixtures::built::ORPHAN_TAG_VAR`): the fixture tests then
+/// find whatever of them outlived the suite, while the other leg's run.
+pub fn suite_tag(platform: Platform) -> String {
+    format!("{platform}-suite-{}", std::process::id())
 }
 
 /// `plugcheck check` as every run over the fixtures starts it: silent
@@ -629,6 +640,10 @@ fn judge(
         .env(
             plugcheck_fixtures::built::ORPHAN_TAG_VAR,
             format!("{platform}-tests-{}", std::process::id()),
+        )
+        .env(
+            plugcheck_fixtures::built::SUITE_ORPHAN_TAG_VAR,
+            suite_tag(platform),
         );
     let result =
         crate::test_failures::run_into(command, &format!("{platform} conformance tests"), out);
