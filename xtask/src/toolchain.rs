@@ -18,8 +18,10 @@ use crate::platform::Platform;
 /// Debian's rustc with `rust-web-src`, which can build a Windows std.
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
-/// The one profile of a leg that builds std from source (`Cargo.toml`).
+/// The one profile of a leg that builds std from source, and the file
+/// that defines it for that leg's cargo alone.
 pub const ONE_STD_PROFILE: &str = "windows-leg";
+const ONE_STD_PROFILE_FILE: &str = ".cargo/windows-leg.toml";
 
 /// A test binary cargo built, and the test target it came from.
 #[derive(Debug, Clone)]
@@ -221,10 +223,15 @@ impl RustBuild {
         } else {
             Vec::new()
         };
-        let build_std: &[&str] = if self.build_std {
-            &["-Zbuild-std=std,panic_unwind"]
+        let one_std_profile = crate::project_root().join(ONE_STD_PROFILE_FILE);
+        let build_std: Vec<&std::ffi::OsStr> = if self.build_std {
+            vec![
+                "-Zbuild-std=std,panic_unwind".as_ref(),
+                "--config".as_ref(),
+                one_std_profile.as_os_str(),
+            ]
         } else {
-            &[]
+            Vec::new()
         };
         let package_args: Vec<&str> = packages
             .iter()
