@@ -177,7 +177,11 @@ fn run_legs<'scope>(
             &mut std::io::stdout(),
         );
         if let Some(tests) = foreign_tests {
-            legs.skipped_tests.extend(tests.finish()?);
+            match (judged.as_ref(), tests.finish()) {
+                (_, Ok(skipped)) => legs.skipped_tests.extend(skipped),
+                (Err(_), Err(failed)) => eprintln!("\n{failed:#}"),
+                (Ok(_), Err(failed)) => return Err(failed),
+            }
         }
         legs.skipped_tests.extend(judged?);
     }
@@ -255,7 +259,7 @@ fn linux_leg_in_wsl(args: &Args) -> anyhow::Result<Report> {
 /// mostly wait (on timeouts, on the processes they start, on Wine), while
 /// the other work compiles or judges on both cores: together they take the
 /// longer one's time instead of the sum. Their output is held and printed
-/// whole when they end. The host leg's tag the processes they start
+/// whole when they end. The host leg's tests tag the processes they start
 /// (`ORPHAN_TAG_VAR` of `plugcheck_fixtures::built`), so that their look
 /// for survivors never counts the next leg's. Not with `--update`, whose
 /// snapshots are written and listed as they are judged.
