@@ -102,6 +102,8 @@ fn run_legs<'scope>(
     beside: &mut Option<TestsBeside<'scope>>,
 ) -> anyhow::Result<()> {
     let platforms = args.platform.platforms();
+    // The Linux leg's artifacts, once built in this run.
+    let mut linux_built: Option<PathBuf> = None;
     for (index, &platform) in platforms.iter().enumerate() {
         if platform == Platform::Linux && Platform::host() == Platform::Windows {
             match linux_leg_in_wsl(args) {
@@ -114,7 +116,8 @@ fn run_legs<'scope>(
             }
             continue;
         }
-        let (runner, artifacts) = match build_leg(sh, platform, args.require_all) {
+        let built = build_leg(sh, platform, args.require_all, linux_built.as_deref());
+        let (runner, artifacts) = match built {
             Ok(leg) => leg,
             // A leg that cannot run here is said loudly, never passed over.
             Err(error) if may_skip(&error, args) => {
@@ -124,6 +127,9 @@ fn run_legs<'scope>(
             }
             Err(error) => return Err(error.context(format!("the {platform} leg cannot run"))),
         };
+        if platform == Platform::Linux {
+            linux_built = Some(artifacts.dir());
+        }
         // A foreign leg's own tests (under Wine) need its builds, not its
         // report: they run beside its suite.
         let foreign_tests = match runner {
@@ -326,14 +332,16 @@ impl<'scope> TestsBeside<'scope> {
     }
 }
 
-/// A leg's runner and builds.
+/// A leg's runner and builds; the Go-native plugins taken from
+/// `go_plugins_built`, a Linux leg's artifacts of this run, when given.
 fn build_leg(
     sh: &Shell,
     platform: Platform,
     require_all: bool,
+    go_plugins_built: Option<&Path>,
 ) -> anyhow::Result<(Runner, Artifacts)> {
     let runner = Runner::for_platform(platform)?;
-    let artifacts = fixtures::build(sh, platform, false, require_all)?;
+    let artifacts = fixtures::build_with(sh, platform, false, require_all, go_plugins_built)?;
     Ok((runner, artifacts))
 }
 

@@ -119,6 +119,20 @@ pub fn build(
     release: bool,
     require_all: bool,
 ) -> anyhow::Result<Artifacts> {
+    build_with(sh, platform, release, require_all, None)
+}
+
+/// [`build`], taking the Go-native plugins from `go_plugins_built`, the
+/// artifacts of a Linux leg built in the same run: every leg judges the
+/// same Linux build of them, made by the same command (21 Go links the
+/// Windows leg need not make again).
+pub fn build_with(
+    sh: &Shell,
+    platform: Platform,
+    release: bool,
+    require_all: bool,
+    go_plugins_built: Option<&Path>,
+) -> anyhow::Result<Artifacts> {
     let root = crate::project_root();
     let manifest = Manifest::load(&root)?;
     let rust = RustBuild::for_platform(sh, platform)?;
@@ -147,8 +161,17 @@ pub fn build(
         let from_linux = plan
             .iter()
             .any(|item| item.name == fixture.name && item.built_on != Platform::host());
+        let built_go_plugin = go_plugins_built
+            .filter(|_| matches!(fixture.source, Source::GoPlugin { .. }))
+            .map(|dir| dir.join(format!("{}.so", fixture.name)))
+            .filter(|built| built.is_file());
         results.push(if from_linux {
             Some(take_from_linux_leg(&fixture.name, &out)?)
+        } else if let Some(built) = built_go_plugin {
+            let library = out.join(format!("{}.so", fixture.name));
+            std::fs::copy(&built, &library)
+                .with_context(|| format!("cannot copy `{}`", built.display()))?;
+            Some(Ok(library))
         } else if reads_cargo_output(fixture) {
             None
         } else {
