@@ -2,8 +2,10 @@
 //! target, run beside the steps (`background.rs`) instead of before them:
 //! it is 40 s of CPU on 2 cores that the steps' waits (on timeouts, on
 //! Wine) can absorb. In a target directory of its own, so that its long
-//! hold on cargo's lock never stops the steps' builds; with the lowest
-//! priority, so that it takes what the steps leave.
+//! hold on cargo's lock never stops the steps' builds. At the steps'
+//! priority: niced, it starved behind a busy machine's other work (eight
+//! minutes under `../shared/tools/under-load` and still checking
+//! dependencies).
 //!
 //! Not clippy-driver as the builds' compiler (`RUSTC_WORKSPACE_WRAPPER`):
 //! it would lint in the same pass, but it also turns off the debug
@@ -15,14 +17,7 @@ use anyhow::Context;
 /// Runs clippy; fails naming the first lint.
 pub fn check() -> anyhow::Result<()> {
     let target = crate::target_dir().join("clippy");
-    let mut command = if cfg!(unix) {
-        let mut nice = std::process::Command::new("nice");
-        nice.args(["-n", "19", "cargo"]);
-        nice
-    } else {
-        std::process::Command::new("cargo")
-    };
-    let status = command
+    let status = std::process::Command::new("cargo")
         .args(["clippy", "--quiet", "--workspace", "--all-targets"])
         .arg("--target-dir")
         .arg(&target)
