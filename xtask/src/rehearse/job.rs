@@ -501,6 +501,27 @@ mod tests {
     use super::*;
     use yaml_rust2::YamlLoader;
 
+    /// Runs job `j` of the workflow `text` with `contexts`, artifacts in a
+    /// store of its own and no checkout.
+    fn run_job(text: &str, contexts: Map<String, Value>) -> anyhow::Result<Finished> {
+        let workflow = YamlLoader::load_from_str(text).unwrap().remove(0);
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: store_dir.path().to_owned(),
+        };
+        let none = |_: Option<&str>| -> anyhow::Result<PathBuf> { bail!("no checkout here") };
+        Job {
+            workflow_file: "test.yml",
+            workflow: &workflow,
+            id: "j",
+            contexts,
+            repositories: &none,
+            store: &store,
+            extra_env: Vec::new(),
+        }
+        .run()
+    }
+
     /// Outputs, env and PATH cross steps as on the runner; the default
     /// shell has no pipefail and `shell: bash` has.
     const WORKFLOW: &str = r#"
@@ -545,28 +566,12 @@ jobs:
     #[cfg(unix)]
     #[test]
     fn files_outputs_and_shells_behave_as_on_the_runner() {
-        let workflow = YamlLoader::load_from_str(WORKFLOW).unwrap().remove(0);
-        let store_dir = tempfile::tempdir().unwrap();
-        let store = Store {
-            dir: store_dir.path().to_owned(),
-        };
-        let none = |_: Option<&str>| -> anyhow::Result<PathBuf> { bail!("no checkout here") };
         let mut contexts = Map::new();
         contexts.insert("matrix".into(), json!({"leg": "linux"}));
         contexts.insert("github".into(), json!({}));
         contexts.insert("inputs".into(), json!({}));
         contexts.insert("needs".into(), json!({}));
-        let finished = Job {
-            workflow_file: "test.yml",
-            workflow: &workflow,
-            id: "j",
-            contexts,
-            repositories: &none,
-            store: &store,
-            extra_env: Vec::new(),
-        }
-        .run()
-        .unwrap();
+        let finished = run_job(WORKFLOW, contexts).unwrap();
         assert!(!finished.success, "`shell: bash` has pipefail");
         assert_eq!(finished.outputs["said"], json!("1"));
         assert_eq!(
@@ -584,24 +589,11 @@ jobs:
     #[test]
     fn an_unknown_expression_or_action_fails_the_step() {
         let text = WORKFLOW.replace("${{ matrix.leg }}", "${{ matrix.no-such }}");
-        let workflow = YamlLoader::load_from_str(&text).unwrap().remove(0);
-        let store_dir = tempfile::tempdir().unwrap();
-        let store = Store {
-            dir: store_dir.path().to_owned(),
-        };
-        let none = |_: Option<&str>| -> anyhow::Result<PathBuf> { bail!("no checkout here") };
         let mut contexts = Map::new();
         contexts.insert("matrix".into(), json!({"leg": "linux"}));
-        let job = Job {
-            workflow_file: "test.yml",
-            workflow: &workflow,
-            id: "j",
-            contexts,
-            repositories: &none,
-            store: &store,
-            extra_env: Vec::new(),
-        };
-        let error = job.run().err().expect("an unknown property is an error");
+        let error = run_job(&text, contexts)
+            .err()
+            .expect("an unknown property is an error");
         assert!(format!("{error:#}").contains("matrix.no-such"), "{error:#}");
     }
 }
