@@ -29,6 +29,7 @@ pub enum Kind {
 /// A job under way.
 pub struct Job {
     what: &'static str,
+    kind_name: String,
     child: Option<Child>,
     /// Held open for the job's life: its closing tells the job CI is gone.
     stdin: Option<ChildStdin>,
@@ -40,8 +41,13 @@ impl Job {
     /// A job that cannot start is no job: the steps then do its work
     /// themselves (the builds) or [`Job::finish`] says why (clippy).
     pub fn start(kind: Kind, what: &'static str) -> Job {
+        let kind_name = clap::ValueEnum::to_possible_value(&kind)
+            .expect("every kind is a command-line value")
+            .get_name()
+            .to_owned();
         let mut job = Job {
             what,
+            kind_name,
             child: None,
             stdin: None,
             output: None,
@@ -58,10 +64,7 @@ impl Job {
         let mut command = Command::new(xtask);
         command
             .arg("background")
-            .arg(
-                clap::ValueEnum::to_possible_value(&kind)
-                    .map_or_else(|| String::from("?"), |value| value.get_name().to_owned()),
-            )
+            .arg(&job.kind_name)
             .current_dir(crate::project_root())
             .stdin(Stdio::piped())
             .stdout(stdout)
@@ -89,8 +92,11 @@ impl Job {
     pub fn finish(mut self) -> anyhow::Result<String> {
         let Some(mut child) = self.child.take() else {
             bail!(
-                "{} could not start beside the steps (the xtask could not run itself again)",
-                self.what
+                "{} could not start beside the steps: the xtask could not start itself again (its binary, {}, or a temporary file for the output); run it alone: `cargo xtask background {}`",
+                self.what,
+                std::env::current_exe()
+                    .map_or_else(|_| "unknown".into(), |exe| exe.display().to_string()),
+                self.kind_name
             );
         };
         let status = child.wait()?;
