@@ -9,14 +9,14 @@
 use xshell::{Shell, cmd};
 
 use crate::background::{self, Job};
-use crate::needs;
 use crate::platform::{Platform, Selection};
+use crate::provision;
 use crate::{conformance, rehearse, test, workflows};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let _ci = sh.push_env("CI", "true");
     let _insta = sh.push_env("INSTA_UPDATE", "no");
-    step("provision", || needs::provision(sh))?;
+    step("provision", || provision::provision(sh))?;
     // Beside the steps: the Windows leg's Rust, which the steps then find
     // built (or wait for), and clippy, whose verdict is the last step's.
     // A failing step stops both, so its failure is said at once.

@@ -10,14 +10,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use plugcheck::bridge::Missing;
 use plugcheck::report::Report;
 use xshell::{Shell, cmd};
 
 use crate::fixtures::{self, Artifacts, Built, Skipped};
-use crate::needs::{self, Missing};
+use crate::needs;
 use crate::platform::{Platform, Selection};
+use crate::runner::Runner;
 use crate::toolchain::RustBuild;
-use crate::wine::{self, Wine};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -354,52 +355,6 @@ fn run_leg_suite(runner: &Runner, artifacts: &Artifacts) -> anyhow::Result<(Path
     let report = run_suite_on(runner, artifacts, &report_path)?;
     plugcheck::report::junit::write(&report, &report_path.with_file_name("junit.xml"))?;
     Ok((report_path, report))
-}
-
-/// How a leg's `plugcheck` is started: directly, or under Wine.
-#[derive(Clone)]
-pub enum Runner {
-    Native,
-    Wine(Wine),
-}
-
-impl Runner {
-    pub fn for_platform(platform: Platform) -> anyhow::Result<Runner> {
-        if platform == Platform::host() {
-            return Ok(Runner::Native);
-        }
-        match platform {
-            Platform::Windows => {
-                let wine = wine::find()?;
-                wine.prepare()?;
-                Ok(Runner::Wine(wine))
-            }
-            Platform::Linux => bail!("the Linux leg runs on Linux (or in WSL2), not on this host"),
-        }
-    }
-
-    /// A path as the leg's `plugcheck` sees it.
-    pub fn path(&self, path: &Path) -> OsString {
-        match self {
-            Runner::Native => path.as_os_str().to_owned(),
-            Runner::Wine(_) => wine::windows_path(path),
-        }
-    }
-
-    pub fn command(&self, plugcheck: &Path, args: Vec<OsString>) -> duct::Expression {
-        match self {
-            Runner::Native => duct::cmd(plugcheck, args),
-            Runner::Wine(wine) => {
-                let mut argv: Vec<OsString> = vec![plugcheck.as_os_str().to_owned()];
-                argv.extend(args);
-                let mut command = duct::cmd(wine.wine64(), argv).env_remove("DISPLAY");
-                for (name, value) in wine.environment() {
-                    command = command.env(name, value);
-                }
-                command
-            }
-        }
-    }
 }
 
 /// Runs `plugcheck check` over every artifact of the host leg.

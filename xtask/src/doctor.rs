@@ -6,6 +6,7 @@ use xshell::{Shell, cmd};
 
 use crate::needs::{self, Use};
 use crate::platform::Platform;
+use crate::{probe, provision};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -17,7 +18,7 @@ pub struct Args {
 
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     if args.install {
-        needs::provision(sh)?;
+        provision::provision(sh)?;
     }
     let mut missing = 0;
     let cargo = cmd!(sh, "cargo --version")
@@ -37,7 +38,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     for (title, usage) in groups {
         println!("{title}");
         for need in needs::ALL.iter().filter(|need| need.usage == usage) {
-            if need.present(sh) {
+            if probe::present(need, sh) {
                 println!("  {:<8} {}", "ok", need.what);
             } else {
                 missing += 1;

@@ -13,9 +13,9 @@ use xshell::{Shell, cmd};
 
 use crate::go_plugin;
 use crate::leg_plan;
-use crate::needs;
 use crate::platform::{Platform, Selection};
-use crate::toolchain::RustBuild;
+use crate::toolchain::{self, RustBuild};
+use crate::{needs, probe};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -95,11 +95,6 @@ impl Skipped {
         self.need.missing()
     }
 }
-
-/// The profile plugins and fixture crates are built with (Cargo.toml: no
-/// debug info), and the one of crash fixtures that keep line tables.
-pub const PLUGIN_PROFILE: &str = "fixtures";
-pub const DEBUGINFO_PROFILE: &str = "fixtures-debuginfo";
 
 /// The platform this host builds natively, as reports name it.
 pub const HOST_PLATFORM: &str = std::env::consts::OS;
@@ -184,12 +179,16 @@ pub fn build_with(
     let harness_profile = if release { "release" } else { "dev" };
     rust.build(sh, &["plugcheck".into()], harness_profile)
         .context("building the harness failed")?;
-    let plugin_profile = if release { "release" } else { PLUGIN_PROFILE };
+    let plugin_profile = if release {
+        "release"
+    } else {
+        toolchain::PLUGIN_PROFILE
+    };
     // Crash fixtures keep line tables where the leg symbolizes with them.
     let debuginfo_profile = if release {
         "release"
     } else {
-        DEBUGINFO_PROFILE
+        toolchain::DEBUGINFO_PROFILE
     };
     let [plain, with_line_tables] = crate_packages(&root, &manifest, platform)?;
     rust.build(sh, &plain, plugin_profile)
@@ -630,10 +629,10 @@ struct GoBuild {
 impl GoBuild {
     /// `Err(need)`: Go or the leg's C compiler is missing.
     fn for_platform(sh: &Shell, platform: Platform) -> Result<GoBuild, needs::Need> {
-        if !needs::GO.present(sh) {
+        if !probe::present(&needs::GO, sh) {
             return Err(needs::GO);
         }
-        let go = needs::find_on_path("go").ok_or(needs::GO)?;
+        let go = plugcheck::bridge::find_on_path("go").ok_or(needs::GO)?;
         let compiler = CCompiler::for_target(sh, platform, CTarget::Native)?;
         let goos = match platform {
             Platform::Linux => "linux",
@@ -738,7 +737,7 @@ impl CCompiler {
         let needs::Probe::CompilesC(command) = need.probe else {
             unreachable!("C compiler needs are probed by compiling");
         };
-        if !need.present(sh) {
+        if !probe::present(&need, sh) {
             return Err(need);
         }
         Ok(CCompiler {

@@ -15,7 +15,10 @@ use anyhow::{Context, bail};
 use plugcheck_fixtures::Source;
 use xshell::{Shell, cmd};
 
+use plugcheck::bridge::find_on_path;
+
 use crate::needs::{self, Need};
+use crate::probe;
 
 /// The contract module every Go-native plugin requires.
 const CONTRACT_MODULE: &str = "plugcheck.dev/abi";
@@ -40,19 +43,19 @@ pub fn build(
     else {
         bail!("not a Go-native plugin source: {source:?}");
     };
-    let default_go = match needs::find_on_path("go").filter(|_| needs::GO.present(sh)) {
+    let default_go = match find_on_path("go").filter(|_| probe::present(&needs::GO, sh)) {
         Some(go) => go,
         None => return Ok(Err(needs::GO)),
     };
     let go = if *other_go {
-        match needs::other_go(sh) {
+        match probe::other_go(sh) {
             Some(go) => go,
             None => return Ok(Err(needs::GO_OTHER_RELEASE)),
         }
     } else {
         default_go
     };
-    if !needs::CC.present(sh) {
+    if !probe::present(&needs::CC, sh) {
         return Ok(Err(needs::CC));
     }
     let package = root.join(go_plugin);

@@ -9,10 +9,11 @@ use std::path::Path;
 
 use xshell::{Shell, cmd};
 
-use crate::conformance::Runner;
-use crate::needs::{MINGW_GCC, find_on_path};
 use crate::platform::Platform;
+use crate::runner::Runner;
 use crate::toolchain::RustBuild;
+use plugcheck::bridge::find_on_path;
+use plugcheck::bridge::wine::MINGW_GCC;
 
 /// One line, e.g. `linux leg natively on Debian GNU/Linux 12 (bookworm);
 /// rustc 1.95.0 (…); cc (Debian 12.2.0-14) 12.2.0; go version go1.19.8`.

@@ -11,8 +11,6 @@
 
 mod background;
 mod bench;
-mod bench_floor;
-mod bench_go_native;
 mod ci;
 mod clippy;
 mod conformance;
@@ -26,7 +24,10 @@ mod mutants;
 mod needs;
 mod platform;
 mod prebuild;
+mod probe;
+mod provision;
 mod rehearse;
+mod runner;
 mod test;
 mod test_failures;
 mod toolchain;

@@ -7,13 +7,6 @@
 //! present when it compiles a file that includes the C library's headers
 //! (Debian's `gcc-aarch64-linux-gnu` alone installs a compiler that cannot).
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::Mutex;
-
-use anyhow::{Context, bail};
-use xshell::{Shell, cmd};
-
 use crate::platform::Platform;
 
 /// Where a need is used.
@@ -77,7 +70,8 @@ pub struct Need {
 /// The mingw-w64 C compiler that also links Windows Rust binaries, and
 /// the Debian packages of it and of Wine (named once, by the harness's
 /// bridge, whose errors say them too).
-pub use plugcheck::bridge::wine::{MINGW_GCC, MINGW_PACKAGE, WINE_PACKAGE};
+use plugcheck::bridge::find_on_path;
+use plugcheck::bridge::wine::{MINGW_GCC, MINGW_PACKAGE, WINE_PACKAGE};
 pub const MINGW_I686_GCC: &str = "i686-w64-mingw32-gcc";
 pub const AARCH64_GCC: &str = "aarch64-linux-gnu-gcc";
 
@@ -189,48 +183,6 @@ pub const ALL: [Need; 13] = [
 ];
 
 impl Need {
-    /// Whether the machine has it now. A need found present is remembered
-    /// (a compile test per fixture would add up); a missing one is asked
-    /// again, since `ci` installs it in the same process.
-    pub fn present(&self, sh: &Shell) -> bool {
-        static PRESENT: Mutex<Vec<Probe>> = Mutex::new(Vec::new());
-        if PRESENT
-            .lock()
-            .expect("no panics while held")
-            .contains(&self.probe)
-        {
-            return true;
-        }
-        let present = self.probe_now(sh);
-        if present {
-            PRESENT
-                .lock()
-                .expect("no panics while held")
-                .push(self.probe);
-        }
-        present
-    }
-
-    fn probe_now(&self, sh: &Shell) -> bool {
-        match self.probe {
-            Probe::CompilesC(compiler) => compiles_c(sh, compiler),
-            Probe::Program(name) => find_on_path(name).is_some(),
-            Probe::OtherGo => other_go(sh).is_some(),
-            Probe::PythonModule(module) => {
-                let import = format!("import {module}");
-                cmd!(sh, "python3 -c {import}")
-                    .quiet()
-                    .ignore_stdout()
-                    .ignore_stderr()
-                    .run()
-                    .is_ok()
-            }
-            Probe::Zlib => zlib(sh).is_some(),
-            Probe::Wine => crate::wine::find().is_ok(),
-            Probe::WindowsRust => crate::toolchain::windows_std_here(sh).is_ok(),
-        }
-    }
-
     /// `"x is missing (install: apt-get install …)"`: why a fixture that
     /// needs it is skipped.
     pub fn missing(&self) -> String {
@@ -273,72 +225,6 @@ impl Need {
     }
 }
 
-/// A prerequisite this machine lacks (shared with the harness's bridges).
-pub use plugcheck::bridge::{Missing, find_on_path};
-
-/// A `go` of another release than `go` on PATH, from Debian's versioned Go
-/// packages (`/usr/lib/go-1.NN/bin/go`).
-pub fn other_go(sh: &Shell) -> Option<PathBuf> {
-    let release = |go: &std::path::Path| {
-        cmd!(sh, "{go} env GOVERSION")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .ok()
-            .map(|version| version.trim().to_owned())
-    };
-    let default = release(&find_on_path("go")?)?;
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
-        .ok()?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_name().to_string_lossy().starts_with("go-1."))
-        .map(|entry| entry.path().join("bin/go"))
-        .filter(|go| go.is_file())
-        .collect();
-    candidates.sort();
-    candidates
-        .into_iter()
-        .find(|go| release(go).is_some_and(|version| version != default))
-}
-
-/// Where `libz.so.1` is, asked of the C compiler.
-pub fn zlib(sh: &Shell) -> Option<PathBuf> {
-    let found = cmd!(sh, "cc -print-file-name=libz.so.1")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()?;
-    let found = PathBuf::from(found.trim());
-    (found.is_absolute() && found.exists()).then_some(found)
-}
-
-/// Whether `compiler` compiles a file that includes the C library's
-/// headers. A compiler without them fails here, not in a fixture build.
-fn compiles_c(sh: &Shell, compiler: &str) -> bool {
-    if find_on_path(compiler).is_none() {
-        return false;
-    }
-    let Ok(dir) = tempfile::tempdir() else {
-        return false;
-    };
-    let source = dir.path().join("probe.c");
-    let object = dir.path().join("probe.o");
-    if std::fs::write(
-        &source,
-        "#include <stdint.h>\n#include <stdio.h>\nint32_t probe(void) { return (int32_t)sizeof(FILE); }\n",
-    )
-    .is_err()
-    {
-        return false;
-    }
-    cmd!(sh, "{compiler} -c -o {object} {source}")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_ok()
-}
-
 /// The Debian packages that install `needs`, in order, with repeats.
 pub fn apt_packages<'a>(
     needs: impl IntoIterator<Item = &'a Need>,
@@ -350,136 +236,6 @@ pub fn apt_packages<'a>(
             Install::Pip(_) => None,
         })
         .flatten()
-}
-
-/// Installs every missing need: Debian packages as root (or through
-/// passwordless `sudo`), then Python packages. Stops at once, with the one
-/// command to run, when it cannot install.
-pub fn provision(sh: &Shell) -> anyhow::Result<()> {
-    let missing: Vec<Need> = ALL.into_iter().filter(|need| !need.present(sh)).collect();
-    let apt: BTreeSet<&str> = apt_packages(&missing).collect();
-    let pip: BTreeSet<&str> = missing
-        .iter()
-        .filter_map(|need| match need.install {
-            Install::Pip(package) => Some(package),
-            Install::Apt(_) => None,
-        })
-        .collect();
-    if missing.is_empty() {
-        eprintln!("ci: every tool the checks need is installed");
-        return Ok(());
-    }
-    for need in &missing {
-        eprintln!("ci: missing {}", need.what);
-    }
-    if !apt.is_empty() {
-        let packages: Vec<&str> = apt.into_iter().collect();
-        let sudo = needs_sudo(sh, &packages)?;
-        let apt_get = |args: Vec<&str>| {
-            let command = if sudo {
-                cmd!(sh, "sudo -n apt-get {args...}")
-            } else {
-                cmd!(sh, "apt-get {args...}")
-            };
-            command.env("DEBIAN_FRONTEND", "noninteractive")
-        };
-        eprintln!("ci: installing {}", packages.join(" "));
-        apt_get(vec!["update", "-qq"])
-            .run()
-            .context("`apt-get update` failed")?;
-        if enable_backports_for(sh, &packages)? {
-            apt_get(vec!["update", "-qq"])
-                .run()
-                .context("`apt-get update` failed after enabling bookworm-backports")?;
-        }
-        let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
-        install.extend(&packages);
-        apt_get(install)
-            .run()
-            .with_context(|| format!("`apt-get install {}` failed", packages.join(" ")))?;
-    }
-    if !pip.is_empty() {
-        let packages: Vec<&str> = pip.into_iter().collect();
-        let listed = packages.join(" ");
-        cmd!(sh, "python3 -m pip install --quiet {packages...}")
-            .run()
-            .with_context(|| format!("`python3 -m pip install {listed}` failed"))?;
-    }
-    let still: Vec<String> = missing
-        .iter()
-        .filter(|need| !need.probe_now(sh))
-        .map(|need| {
-            format!(
-                "{} (installed with `{}`)",
-                need.what,
-                need.install.command()
-            )
-        })
-        .collect();
-    if !still.is_empty() {
-        bail!(
-            "still missing after installing: {}; run `cargo xtask doctor` to see what is wrong",
-            still.join("; ")
-        );
-    }
-    Ok(())
-}
-
-/// Where Debian 12's own archive lacks one of `packages` (golang-1.21-go
-/// is only in bookworm-backports), enables bookworm-backports; `true` when
-/// it did, so the package lists need an update. Backports are pinned
-/// below the release, so only packages found nowhere else come from there.
-fn enable_backports_for(sh: &Shell, packages: &[&str]) -> anyhow::Result<bool> {
-    const LIST: &str = "/etc/apt/sources.list.d/plugcheck-bookworm-backports.list";
-    let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    if !os_release
-        .lines()
-        .any(|line| line == "VERSION_CODENAME=bookworm")
-        || std::path::Path::new(LIST).exists()
-    {
-        return Ok(false);
-    }
-    let unavailable = packages.iter().any(|package| {
-        cmd!(sh, "apt-cache policy {package}")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .map_or(true, |policy| {
-                !policy.contains("Candidate:") || policy.contains("Candidate: (none)")
-            })
-    });
-    if !unavailable {
-        return Ok(false);
-    }
-    eprintln!("ci: enabling Debian's bookworm-backports ({LIST}) for what Debian 12 lacks");
-    std::fs::write(
-        LIST,
-        "deb http://deb.debian.org/debian bookworm-backports main\n",
-    )
-    .with_context(|| format!("cannot write `{LIST}` (run as root)"))?;
-    Ok(true)
-}
-
-/// `false` as root, `true` where sudo needs no password; otherwise the one
-/// command a person must run first.
-fn needs_sudo(sh: &Shell, packages: &[&str]) -> anyhow::Result<bool> {
-    let uid = cmd!(sh, "id -u").quiet().read().unwrap_or_default();
-    if uid.trim() == "0" {
-        return Ok(false);
-    }
-    if find_on_path("sudo").is_some()
-        && cmd!(sh, "sudo -n true")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .is_ok()
-    {
-        return Ok(true);
-    }
-    bail!(
-        "the checks need Debian packages this user cannot install (not root, no passwordless sudo); run once:\n    sudo apt-get install -y {}\nthen `cargo xtask ci` again",
-        packages.join(" ")
-    )
 }
 
 #[cfg(test)]

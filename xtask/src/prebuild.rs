@@ -13,7 +13,7 @@ use xshell::Shell;
 
 use crate::fixtures;
 use crate::platform::Platform;
-use crate::toolchain::RustBuild;
+use crate::toolchain::{self, RustBuild};
 
 /// In the order the steps need them: what the conformance leg builds (the
 /// harness, the fixture crates, the fixture tests), then the unit tests
@@ -29,9 +29,9 @@ pub fn build_windows_leg() -> anyhow::Result<()> {
     rust.build(&sh, &["plugcheck".to_owned()], "dev")?;
     let manifest = plugcheck_fixtures::Manifest::load(&root)?;
     let [plain, with_line_tables] = fixtures::crate_packages(&root, &manifest, Platform::Windows)?;
-    rust.build(&sh, &plain, fixtures::PLUGIN_PROFILE)?;
+    rust.build(&sh, &plain, toolchain::PLUGIN_PROFILE)?;
     if !with_line_tables.is_empty() {
-        rust.build(&sh, &with_line_tables, fixtures::DEBUGINFO_PROFILE)?;
+        rust.build(&sh, &with_line_tables, toolchain::DEBUGINFO_PROFILE)?;
     }
     rust.test_executables(&sh, &["plugcheck-fixtures".to_owned()], "--tests")?;
     for (package, targets) in crate::test::FOREIGN_TESTED {

@@ -7,8 +7,8 @@ use std::ffi::OsString;
 
 use xshell::Shell;
 
-use crate::conformance::Runner;
 use crate::platform::{Platform, Selection};
+use crate::runner::Runner;
 use crate::toolchain::{RustBuild, TestExecutable};
 
 #[derive(Debug, Clone, clap::Args)]

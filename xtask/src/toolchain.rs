@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use xshell::{Shell, cmd};
 
-use crate::needs::{self, MINGW_GCC, Missing, find_on_path};
+use plugcheck::bridge::wine::MINGW_GCC;
+use plugcheck::bridge::{Missing, find_on_path};
+
+use crate::needs;
 use crate::platform::Platform;
 
 /// Debian's rustc with `rust-web-src`, which can build a Windows std.
@@ -22,6 +25,11 @@ const DEBIAN_CARGO: &str = "/usr/bin/cargo";
 /// that defines it for that leg's cargo alone.
 pub const ONE_STD_PROFILE: &str = "windows-leg";
 const ONE_STD_PROFILE_FILE: &str = ".cargo/windows-leg.toml";
+
+/// The profile plugins and fixture crates are built with (Cargo.toml: no
+/// debug info), and the one of crash fixtures that keep line tables.
+pub const PLUGIN_PROFILE: &str = "fixtures";
+pub const DEBUGINFO_PROFILE: &str = "fixtures-debuginfo";
 
 /// A test binary cargo built, and the test target it came from.
 #[derive(Debug, Clone)]
@@ -169,7 +177,7 @@ impl RustBuild {
     /// anew, and std is most of what this leg compiles. `release` and
     /// line tables (`fixtures-debuginfo`) keep their own.
     pub fn profile<'a>(&self, asked: &'a str) -> &'a str {
-        if self.build_std && matches!(asked, "dev" | "test" | crate::fixtures::PLUGIN_PROFILE) {
+        if self.build_std && matches!(asked, "dev" | "test" | PLUGIN_PROFILE) {
             ONE_STD_PROFILE
         } else {
             asked
@@ -334,11 +342,11 @@ mod tests {
     #[test]
     fn a_leg_that_builds_std_builds_harness_tests_and_fixtures_in_one_profile() {
         let from_source = build(true);
-        for asked in ["dev", "test", crate::fixtures::PLUGIN_PROFILE] {
+        for asked in ["dev", "test", PLUGIN_PROFILE] {
             assert_eq!(from_source.profile(asked), ONE_STD_PROFILE, "{asked}");
         }
         // Line tables and release builds keep theirs.
-        for asked in ["release", crate::fixtures::DEBUGINFO_PROFILE] {
+        for asked in ["release", DEBUGINFO_PROFILE] {
             assert_eq!(from_source.profile(asked), asked);
         }
         assert_eq!(
@@ -346,7 +354,7 @@ mod tests {
             Path::new("/t/x86_64-pc-windows-gnu/windows-leg")
         );
         let prebuilt = build(false);
-        for asked in ["dev", "test", crate::fixtures::PLUGIN_PROFILE, "release"] {
+        for asked in ["dev", "test", PLUGIN_PROFILE, "release"] {
             assert_eq!(prebuilt.profile(asked), asked);
         }
         assert_eq!(

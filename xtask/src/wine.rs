@@ -5,7 +5,7 @@
 
 pub use plugcheck::bridge::wine::{Wine, windows_path};
 
-use crate::needs::Missing;
+use plugcheck::bridge::Missing;
 
 /// Wine with the project's prefix, or what is missing.
 pub fn find() -> Result<Wine, Missing> {

@@ -37,7 +37,8 @@ const WORKFLOWS: &str = ".github/workflows";
 /// failed on a runner: so it must first find the mistake in a script made
 /// to have one.
 pub fn lint(sh: &Shell) -> anyhow::Result<()> {
-    let shellcheck = needs::find_on_path("shellcheck").context(needs::SHELLCHECK.missing())?;
+    let shellcheck =
+        plugcheck::bridge::find_on_path("shellcheck").context(needs::SHELLCHECK.missing())?;
     let canary_dir = tempfile::tempdir().context("cannot create a temporary directory")?;
     let canary = canary_dir.path().join("canary.yml");
     std::fs::write(&canary, SHELLCHECK_CANARY)?;

@@ -106,7 +106,7 @@ pub fn crossing_variables() -> Vec<String> {
 mod tests {
     use super::*;
     #[cfg(unix)]
-    use crate::needs::Missing;
+    use plugcheck::bridge::Missing;
     #[cfg(unix)]
     use plugcheck::bridge::testing::{distro_program, stand_in};
 

@@ -3,7 +3,7 @@
 //!
 //! - physical floor: the same work without plugcheck — a minimal C program
 //!   spawning a minimal C child that opens the plugin, looks up
-//!   `plugcheck_entry` and calls it (`bench_floor.rs`, `xtask/bench/`);
+//!   `plugcheck_entry` and calls it (`bench/floor.rs`, `xtask/bench/`);
 //!   every suite ratio is against it, and, for continuity, against the
 //!   earlier floor, `plugcheck __probe` (plugcheck's own binary doing it);
 //! - suite: `plugcheck check --json` over one good plugin, whole process,
@@ -21,7 +21,7 @@
 //!   the `noisy` fixture prints 1.1 MB of lines in `init` and 8 MiB of
 //!   blocks in `selftest`; bytes captured (kept and counted) per case time;
 //! - Go-native: the suite over go-native-echo against a Go program's
-//!   plugin.Open + Lookup + call (`bench_go_native.rs`);
+//!   plugin.Open + Lookup + call (`bench/go_native.rs`);
 //! - many methods: the whole suite over the `many-methods` fixture (10,001
 //!   registered methods, re-registered on every load and reload) against
 //!   the whole suite over echo (3), alternated run by run, and what one
@@ -38,11 +38,17 @@ use anyhow::{Context, bail};
 use plugcheck::report::{Report, Verdict};
 use xshell::Shell;
 
-use crate::bench_floor::PhysicalFloor;
-use crate::bench_go_native;
-use crate::conformance::{self, Runner};
+use crate::conformance;
 use crate::fixtures::{self, Built, HOST_PLATFORM};
 use crate::platform::Platform;
+use crate::runner::Runner;
+
+mod floor;
+mod go_native;
+mod stats;
+
+use floor::PhysicalFloor;
+use stats::{FAMILIES_BEFORE_CRASH, ms, percentile};
 
 /// The overhead target, in physical floors (p50).
 const SUITE_TARGET: f64 = 3.0;
@@ -51,9 +57,6 @@ const RELOAD_P50_TARGET: f64 = 3.0;
 const RELOAD_P99_TARGET: f64 = 5.0;
 /// The case families the suite target was set for (all but reload).
 const FOUNDATION_FAMILIES: &str = "load,lookup,version,lifecycle,state,hygiene";
-/// Every family before the crash family: the suite the crash family's cost
-/// is measured against.
-pub const FAMILIES_BEFORE_CRASH: &str = "load,lookup,version,lifecycle,state,hygiene,reload";
 /// Target of the crash-family issue: the whole suite on echo at most this
 /// many times the suite without it, wall time.
 const CRASH_FAMILY_TARGET: f64 = 2.0;
@@ -113,7 +116,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let reload = reload_latency(plugcheck, built("counter")?, &scratch)?;
     let capture = measure_capture(&Runner::Native, plugcheck, built("noisy")?, &scratch)?;
     let go_native = match built("go-native-echo") {
-        Ok(echo) => bench_go_native::measure(plugcheck, echo, runs, scratch.path())?,
+        Ok(echo) => go_native::measure(plugcheck, echo, runs, scratch.path())?,
         Err(_) => {
             println!(
                 "go      Go-native line not measured: go-native-echo was not built (is Go installed?)"
@@ -174,11 +177,11 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             crash.ratio()
         );
     }
-    if let Some(go_native) = go_native.filter(|line| line.ratio() > bench_go_native::TARGET) {
+    if let Some(go_native) = go_native.filter(|line| line.ratio() > go_native::TARGET) {
         bail!(
             "Go-native suite {:.2}× floor is over the {}× target",
             go_native.ratio(),
-            bench_go_native::TARGET
+            go_native::TARGET
         );
     }
     if reload.p50() > RELOAD_P50_TARGET || reload.p99() > RELOAD_P99_TARGET {
@@ -719,15 +722,6 @@ fn reload_latency(
         );
     }
     serde_json::from_slice(&output.stdout).context("plugcheck __bench-reload printed no latencies")
-}
-
-pub fn percentile(samples: &mut [Duration], p: usize) -> Duration {
-    samples.sort();
-    samples[(samples.len() * p / 100).min(samples.len() - 1)]
-}
-
-pub fn ms(duration: Duration) -> String {
-    format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
 
 fn cpus() -> usize {

@@ -12,9 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
-use crate::conformance::Runner;
-use crate::needs;
 use crate::platform::Platform;
+use crate::runner::Runner;
 
 /// The built pair.
 pub struct PhysicalFloor {
@@ -28,7 +27,7 @@ impl PhysicalFloor {
         let source = crate::project_root().join("xtask/bench");
         let (compiler, extension) = match platform {
             Platform::Linux => ("cc", ""),
-            Platform::Windows => (needs::MINGW_GCC, ".exe"),
+            Platform::Windows => (plugcheck::bridge::wine::MINGW_GCC, ".exe"),
         };
         let build = |name: &str| -> anyhow::Result<PathBuf> {
             let input = source.join(format!("{name}.c"));

@@ -16,6 +16,8 @@ use plugcheck::report::Report;
 
 use crate::fixtures::Built;
 
+use super::stats;
+
 /// Target of the Go-native issue: a cached suite run per plugin, in floors.
 pub const TARGET: f64 = 3.0;
 
@@ -45,10 +47,10 @@ impl GoNativeTiming {
         );
         println!(
             "        floor (Go program: plugin.Open + Lookup + one call, fresh process) {} · suite, worker cached {} = {:.2}× floor (target ≤ {TARGET}×: {met}) · first run, building the worker {}",
-            crate::bench::ms(self.floor),
-            crate::bench::ms(self.cached),
+            stats::ms(self.floor),
+            stats::ms(self.cached),
             self.ratio(),
-            crate::bench::ms(self.first)
+            stats::ms(self.first)
         );
     }
 }
@@ -60,7 +62,7 @@ pub fn measure(
     runs: usize,
     scratch: &Path,
 ) -> anyhow::Result<Option<GoNativeTiming>> {
-    let Some(go) = crate::needs::find_on_path("go") else {
+    let Some(go) = plugcheck::bridge::find_on_path("go") else {
         println!("go      Go-native line not measured: go is not installed");
         return Ok(None);
     };
@@ -73,7 +75,7 @@ pub fn measure(
             .args(crate::conformance::check_argv())
             // The suite the target was set for: fuzzing is measured on
             // its own line, against the suite without it.
-            .args(["--filter", crate::bench::FAMILIES_BEFORE_CRASH])
+            .args(["--filter", stats::FAMILIES_BEFORE_CRASH])
             .arg("--json")
             .arg(&json)
             .arg(&echo.path)
@@ -110,8 +112,8 @@ pub fn measure(
         runs,
         cases: plugin.cases.len(),
         first,
-        floor: crate::bench::percentile(&mut floors, 50),
-        cached: crate::bench::percentile(&mut walls, 50),
+        floor: stats::percentile(&mut floors, 50),
+        cached: stats::percentile(&mut walls, 50),
         worker: plugin
             .worker
             .clone()
