@@ -7,7 +7,7 @@
 //! whole or inherited (builds, tests, probes); `duct` only where a
 //! command's output is streamed or piped, or its environment is built up
 //! from parts (a leg's `plugcheck` under Wine). Tools on PATH are found by
-//! one helper, `needs::find_on_path` (the harness bridge's).
+//! one helper, the harness bridge's `find_on_path`.
 
 mod background;
 mod bench;
