@@ -1,7 +1,7 @@
 package main
 
 // The bounds the Go worker holds a Go-native plugin to: the Rust worker's
-// (harness/src/limits.rs), so the same behaviour gets the same verdict
+// (harness/src/worker/limits.rs), so the same behaviour gets the same verdict
 // whichever worker judges it. harness/protocol/limits.json is their golden
 // copy; limits_test.go compares these with it, as the Rust tests do theirs.
 const (

@@ -30,7 +30,7 @@ func TestTheBoundsAreTheGoldenOnes(t *testing.T) {
 	}
 	for name, value := range ours {
 		if golden[name] != value {
-			t.Errorf("`%s` is %d in limits.go, %d in harness/protocol/limits.json: change both, and harness/src/limits.rs", name, value, golden[name])
+			t.Errorf("`%s` is %d in limits.go, %d in harness/protocol/limits.json: change both, and harness/src/worker/limits.rs", name, value, golden[name])
 		}
 	}
 	for name := range golden {

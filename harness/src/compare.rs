@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::{Report, Verdict};
+use crate::report::Report;
+use crate::report::verdict::Verdict;
 
 /// Where a case comes in the suite.
 fn suite_position(case: crate::catalog::CaseId) -> usize {
@@ -62,7 +63,7 @@ impl Comparison {
                     .any(|c| c.verdict == Verdict::Unsupported)
                 {
                     Verdict::Unsupported
-                } else if plugin.gate.passed {
+                } else if plugin.tally.passed {
                     Verdict::Pass
                 } else {
                     Verdict::Fail

@@ -6,42 +6,22 @@
 //! — or how the worker died — into a [`report`]. Only [`os`] names a
 //! platform.
 
-pub mod advice;
-pub mod archive;
 pub mod bridge;
-pub mod called;
 pub mod cases;
 pub mod catalog;
 pub mod cli;
 pub mod compare;
 pub mod fuzz;
-pub mod gate_file;
-pub mod go_worker;
-pub mod handshake;
-pub mod host;
-pub mod limits;
-pub mod loader;
+pub mod gate;
+pub mod inspect;
 pub mod normalize;
-pub mod open_error;
 pub mod os;
 pub mod outcome;
-pub mod partition;
 pub mod plan;
-pub mod plugin_file;
-pub mod plugin_kind;
-pub mod plugin_memory;
-pub mod policy;
+pub mod plugin;
+pub mod postmortem;
 pub mod reload;
-pub mod repeat;
-pub mod replay;
 pub mod report;
-pub mod runner;
-pub mod saved_input;
-pub mod session;
-pub mod shard;
-pub mod sniff;
-pub mod symbolize;
+pub mod run;
 pub mod text;
 pub mod worker;
-pub mod worker_choice;
-pub mod worker_death;

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::os::Termination;
-use crate::report::{CapturedOutput, Detail, PluginInfo, Verdict};
+use crate::report::verdict::Verdict;
+use crate::report::{CapturedOutput, Detail, PluginInfo};
 
 /// A version a reload case reloads to, besides the plugin itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

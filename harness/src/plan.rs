@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CaseId, Need, Prerequisite};
 use crate::outcome::Outcome;
-use crate::report::Verdict;
+use crate::report::verdict::Verdict;
 
 /// What a prerequisite gives, by its verdict. Here rather than beside
 /// `Need` in the catalog, which knows cases, not verdicts.

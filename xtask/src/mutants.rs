@@ -48,15 +48,15 @@ pub struct Module {
 pub const MODULES: [Module; 7] = [
     Module {
         name: "policy",
-        files: &["harness/src/policy.rs"],
+        files: &["harness/src/gate/policy.rs"],
         only: &[],
         decides: "which verdicts fail the gate; waivers",
     },
     Module {
         name: "gate",
-        files: &["harness/src/report/gate.rs"],
+        files: &["harness/src/gate/judge.rs"],
         only: &[],
-        decides: "a plugin's gate: counts, passed or failed",
+        decides: "judging a report: waivers applied, verdicts tallied, passed or failed",
     },
     Module {
         name: "plan",
@@ -66,13 +66,13 @@ pub const MODULES: [Module; 7] = [
     },
     Module {
         name: "repeat",
-        files: &["harness/src/repeat.rs"],
+        files: &["harness/src/run/repeat.rs"],
         only: &[],
         decides: "`--repeat`: flaky or steady",
     },
     Module {
         name: "shard",
-        files: &["harness/src/shard.rs", "harness/src/partition.rs"],
+        files: &["harness/src/run/shard.rs", "harness/src/run/partition.rs"],
         only: &[],
         decides: "`--partition` and `merge`: which shards make one run",
     },
@@ -80,8 +80,8 @@ pub const MODULES: [Module; 7] = [
         name: "crash",
         files: &[
             "harness/src/cases/crash.rs",
-            "harness/src/worker_death.rs",
-            "harness/src/called.rs",
+            "harness/src/postmortem/death.rs",
+            "harness/src/plugin/called.rs",
         ],
         only: &[],
         decides: "fuzz-methods and a worker's death: crashed, panicked, refused",
@@ -620,16 +620,16 @@ mod tests {
         let json = serde_json::json!({
             "outcomes": [
                 {"scenario": "Baseline", "summary": "Success", "phase_results": []},
-                outcome("harness/src/repeat.rs:48:38: replace && with || in behind_prerequisite", "harness/src/repeat.rs", "MissedMutant"),
-                outcome("harness/src/repeat.rs:15:5: replace combine -> Option<PluginReport> with None", "harness/src/repeat.rs", "CaughtMutant"),
-                outcome("harness/src/policy.rs:1:1: replace x -> bool with true", "harness/src/policy.rs", "Timeout"),
-                outcome("harness/src/policy.rs:2:1: replace y -> T with Default::default()", "harness/src/policy.rs", "Unviable"),
+                outcome("harness/src/run/repeat.rs:48:38: replace && with || in behind_prerequisite", "harness/src/run/repeat.rs", "MissedMutant"),
+                outcome("harness/src/run/repeat.rs:15:5: replace combine -> Option<PluginReport> with None", "harness/src/run/repeat.rs", "CaughtMutant"),
+                outcome("harness/src/gate/policy.rs:1:1: replace x -> bool with true", "harness/src/gate/policy.rs", "Timeout"),
+                outcome("harness/src/gate/policy.rs:2:1: replace y -> T with Default::default()", "harness/src/gate/policy.rs", "Unviable"),
             ]
         });
         let results = Results::parse(&json.to_string()).unwrap();
         assert_eq!(
             results.missed,
-            ["harness/src/repeat.rs:48:38: replace && with || in behind_prerequisite"]
+            ["harness/src/run/repeat.rs:48:38: replace && with || in behind_prerequisite"]
         );
         let table = results.table(&select(&[]).unwrap());
         assert!(
@@ -642,7 +642,7 @@ mod tests {
         );
         assert!(
             table.contains(
-                "missed (no test failed with this change):\n  harness/src/repeat.rs:48:38"
+                "missed (no test failed with this change):\n  harness/src/run/repeat.rs:48:38"
             ),
             "{table}"
         );

@@ -15,10 +15,10 @@
 use std::time::{Duration, Instant};
 
 use super::{CaseSettings, Concluded, Outcome};
-use crate::called::{self, Called};
 use crate::fuzz::{self, SeriesDigest};
+use crate::plugin::called::{self, Called};
+use crate::plugin::session::Session;
 use crate::report::{Fuzz, FuzzInput};
-use crate::session::Session;
 
 /// Methods that get the whole series: beyond them the calls of
 /// `SHARED_BY` methods × the series are shared among all (at least one
@@ -356,7 +356,7 @@ mod tests {
     fn methods_never_called_fail_the_case_by_name() {
         let settings = CaseSettings::default();
         let outcome = judge(&names(9), 0, Some(2), 256, &settings, &found_nothing());
-        assert_eq!(outcome.verdict, crate::report::Verdict::Fail);
+        assert_eq!(outcome.verdict, crate::report::verdict::Verdict::Fail);
         assert!(
             outcome
                 .reason
@@ -373,7 +373,7 @@ mod tests {
     fn a_round_cut_short_says_who_got_one_more() {
         let settings = CaseSettings::default();
         let outcome = judge(&names(5), 3, Some(2), 256, &settings, &found_nothing());
-        assert_eq!(outcome.verdict, crate::report::Verdict::Warning);
+        assert_eq!(outcome.verdict, crate::report::verdict::Verdict::Warning);
         assert!(
             outcome
                 .reason
@@ -385,7 +385,12 @@ mod tests {
             outcome.reason
         );
         let all = judge(&names(5), 256, None, 256, &settings, &found_nothing());
-        assert_eq!(all.verdict, crate::report::Verdict::Pass, "{}", all.reason);
+        assert_eq!(
+            all.verdict,
+            crate::report::verdict::Verdict::Pass,
+            "{}",
+            all.reason
+        );
         assert!(
             all.reason
                 .starts_with("each of 5 method(s) got 256 input(s)"),

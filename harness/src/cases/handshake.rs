@@ -2,8 +2,8 @@
 //! the ABI allows.
 
 use super::{Concluded, Outcome};
-use crate::handshake::host_abi;
-use crate::session::Session;
+use crate::plugin::handshake::host_abi;
+use crate::plugin::session::Session;
 
 pub fn descriptor(session: &mut Session) -> Concluded {
     let header = session.header()?;

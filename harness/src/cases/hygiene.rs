@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use super::{CaseSettings, Concluded, Outcome};
 use crate::os::ResourceUse;
+use crate::plugin::session::Session;
 use crate::report::Growth;
-use crate::session::Session;
 
 /// Mapped memory `repeat-load` tolerates growing by in total (allocator
 /// arenas settle in steps; a real leak grows with every cycle).

@@ -3,15 +3,15 @@
 use std::time::{Duration, Instant};
 
 use super::{CaseSettings, Concluded, Outcome};
-use crate::called::Called;
 use crate::os;
-use crate::session::{Session, last_log_hint, status_text};
+use crate::plugin::called::Called;
+use crate::plugin::session::{Session, last_log_hint, status_text};
 
 /// A name no plugin registers, to check lookups fail cleanly.
 const UNKNOWN_METHOD: &str = "plugcheck-no-such-method";
 
 /// Method names a report lists at most (a plugin may register thousands).
-use crate::limits::METHODS_LISTED as LISTED_METHODS;
+use crate::worker::limits::METHODS_LISTED as LISTED_METHODS;
 
 pub fn init(session: &mut Session) -> Concluded {
     session.init()?;
@@ -92,7 +92,7 @@ pub fn selftest(session: &mut Session) -> Concluded {
         .map(|host| host.take_logs())
         .unwrap_or_default();
     if Called::of(answer.status) == Called::Panicked {
-        return Ok(crate::called::panicked("`selftest`", "", logs));
+        return Ok(crate::plugin::called::panicked("`selftest`", "", logs));
     }
     Ok(Outcome::fail(format!(
         "selftest returned {}{}",

@@ -1,7 +1,7 @@
 //! `load` and `lookup-entry`.
 
 use super::{Concluded, Outcome};
-use crate::session::Session;
+use crate::plugin::session::Session;
 
 pub fn load(session: &mut Session) -> Concluded {
     session.load()?;

@@ -13,7 +13,7 @@ mod state;
 pub use self::crash::{Announce, SHARED_BY, inputs_per_method};
 use crate::catalog::CaseId;
 pub use crate::outcome::{CaseResult, CaseSettings, Concluded, Outcome, ReloadRole};
-use crate::session::Session;
+use crate::plugin::session::Session;
 
 /// Runs one case against the session. `announce` hears of each fuzz call
 /// before it is made, so a death during one can be pinned on it.

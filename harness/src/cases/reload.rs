@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use super::hygiene::{growth_problems, growth_since};
 use super::reload_build::OtherBuild;
 use super::{CaseSettings, Concluded, Outcome, ReloadRole};
-use crate::called::Called;
 use crate::os::ResourceUse;
+use crate::plugin::called::Called;
+use crate::plugin::session::Session;
 use crate::reload::{OldVersion, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage};
 use crate::report::{Detail, Growth};
-use crate::session::Session;
 
 /// Reloads `reload-while-calling` makes while another thread calls.
 const RELOADS_WHILE_CALLING: u32 = 20;
@@ -110,7 +110,9 @@ pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> Conclude
                 match engine.call("selftest", &[]) {
                     Ok(Some(answer)) if answer.status == 0 => {}
                     Ok(Some(answer)) => failures.push(match Called::of(answer.status) {
-                        Called::Panicked => crate::called::panic_reason("`selftest`", "", &[]),
+                        Called::Panicked => {
+                            crate::plugin::called::panic_reason("`selftest`", "", &[])
+                        }
                         _ => format!("selftest returned {}", answer.status),
                     }),
                     Ok(None) => failures.push("`selftest` vanished".to_owned()),
@@ -407,7 +409,7 @@ fn rolled_back(
         None => String::new(),
     };
     let mut outcome = rollback_outcome(&failure);
-    outcome.verdict = crate::report::Verdict::Pass;
+    outcome.verdict = crate::report::verdict::Verdict::Pass;
     outcome.reason = format!(
         "refused at {}: {}; `{}` {} kept serving{state}",
         failure.stage, failure.outcome.reason, serving.name, serving.version
@@ -421,12 +423,12 @@ fn answers(engine: &ReloadEngine, what: &str) -> Result<(), Outcome> {
         Some(answer) if Called::of(answer.status) == Called::Panicked => {
             Err(Outcome::fail(format!(
                 "{what} fails its selftest: {}",
-                crate::called::panic_reason("`selftest`", "", &[])
+                crate::plugin::called::panic_reason("`selftest`", "", &[])
             )))
         }
         Some(answer) if answer.status != 0 => Err(Outcome::fail(format!(
             "{what} fails its selftest: it returned {}",
-            crate::session::status_text(answer.status)
+            crate::plugin::session::status_text(answer.status)
         ))),
         _ => Ok(()),
     }
@@ -437,7 +439,7 @@ fn answers(engine: &ReloadEngine, what: &str) -> Result<(), Outcome> {
 fn state_of(engine: &ReloadEngine, when: &str) -> Result<Option<Vec<u8>>, Outcome> {
     match engine.save_state()? {
         Some(answer) if Called::of(answer.status) == Called::Panicked => {
-            Err(Outcome::fail(crate::called::panic_reason(
+            Err(Outcome::fail(crate::plugin::called::panic_reason(
                 "`save_state` of the live version",
                 &format!(" {when}"),
                 &[],

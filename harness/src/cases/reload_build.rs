@@ -45,7 +45,7 @@ impl<'a> OtherBuild<'a> {
     /// `Err` (a failure naming the build, where it was named, and why) when
     /// the build is no library this platform could load at all.
     pub fn check_loadable_here(&self) -> Result<(), Outcome> {
-        match crate::sniff::sniff(self.path) {
+        match crate::inspect::sniff::sniff(self.path) {
             Err(error) if error.is_no_library_here() => Err(Outcome::fail(format!(
                 "the `{role}` build (named at `{named_at}`) cannot be loaded here at all, so reloading to it proves nothing: {error}; name a {os} build for `{role}` (a gate file can name one per platform: `{role} = {{ linux = \"…\", windows = \"…\" }}`)",
                 role = self.role.name(),

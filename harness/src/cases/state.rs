@@ -11,10 +11,10 @@
 //! one, and says so as a warning rather than a pass.
 
 use super::{Concluded, Outcome};
-use crate::called::{self, Called};
 use crate::fuzz;
 use crate::outcome::CaseSettings;
-use crate::session::{Answer, Session, status_text};
+use crate::plugin::called::{self, Called};
+use crate::plugin::session::{Answer, Session, status_text};
 
 /// Calls per method with empty input while looking for one that changes
 /// the state.

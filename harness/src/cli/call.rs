@@ -11,13 +11,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::say;
-use crate::plugin_kind::{self, PluginKind};
-use crate::replay::Replay;
+use crate::inspect::kind::{self, PluginKind};
+use crate::plugin::session::Session;
+use crate::postmortem::replay::Replay;
 use crate::report::{CapturedOutput, LogLine};
-use crate::session::Session;
+use crate::worker::choice::{self, Choice};
 use crate::worker::{self, CallAnswer, Exchange, Worker};
-use crate::worker_choice::{self, Choice};
-use crate::{symbolize, text};
+use crate::{postmortem::symbolize, text};
 
 /// Exit codes of `plugcheck call`.
 mod exit {
@@ -78,7 +78,7 @@ struct Step {
 pub fn run(args: CallArgs) -> anyhow::Result<u8> {
     let plugin = std::path::absolute(&args.plugin)
         .with_context(|| format!("cannot make `{}` an absolute path", args.plugin.display()))?;
-    if args.in_process && matches!(plugin_kind::of(&plugin), PluginKind::GoNative(_)) {
+    if args.in_process && matches!(kind::of(&plugin), PluginKind::GoNative(_)) {
         bail!(
             "`{}` is a Go-native plugin (-buildmode=plugin): it loads only into a Go program, not into this process; run `plugcheck call` without --in-process (a Go worker calls it)",
             plugin.display()
@@ -105,7 +105,7 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
     }
     let exe = std::env::current_exe().context("cannot find the plugcheck binary to re-execute")?;
     // The worker that can load it: this binary, or the Go worker.
-    let program = match worker_choice::for_plugin(&plugin, &exe) {
+    let program = match choice::for_plugin(&plugin, &exe) {
         Choice::Worker(program) => program,
         Choice::Refused(outcome) => bail!("{}", outcome.reason),
     };
@@ -316,7 +316,7 @@ fn show_answer(answer: &CallAnswer, last: bool) -> u8 {
             let shown = last && !bytes.is_empty();
             say(&format!(
                 "returned {}{error} with {output_len} byte(s) of output{}\n",
-                crate::session::status_text(*status),
+                crate::plugin::session::status_text(*status),
                 if shown { ":" } else { "" }
             ));
             if shown {
@@ -331,7 +331,7 @@ fn show_answer(answer: &CallAnswer, last: bool) -> u8 {
         CallAnswer::BrokenBuffer { status, problem } => {
             say(&format!(
                 "returned {} with a broken output buffer: {}\n",
-                crate::session::status_text(*status),
+                crate::plugin::session::status_text(*status),
                 text::one_line(problem)
             ));
             exit::METHOD_FAILED
@@ -384,7 +384,7 @@ fn show_death(ended: Exchange, method: &str, plugin: &Path, timeout: Duration) -
             if let Some(forbidden) = &forbidden {
                 say(&format!(
                     "{}, which a plugin must never do; the call did not run\n",
-                    crate::worker_death::forbidden_act(forbidden)
+                    crate::postmortem::death::forbidden_act(forbidden)
                 ));
             }
             let frames = stack

@@ -8,16 +8,16 @@ use anyhow::{Context, bail};
 
 use super::{exit, say};
 use crate::catalog::CaseId;
-use crate::gate_file::{self, GateFile};
+use crate::gate::file::{self, GateFile};
+use crate::gate::policy::Policy;
 use crate::outcome::{CaseSettings, ReloadRole};
-use crate::partition::{Partition, PluginSet};
-use crate::policy::Policy;
 use crate::report::Report;
 use crate::report::event::{AtRunEnd, Reporter, Reporters};
 use crate::report::progress::Progress;
 use crate::report::provenance::Provenance;
 use crate::report::table;
-use crate::runner::{self, RunOptions};
+use crate::run::partition::{Partition, PluginSet};
+use crate::run::{self, RunOptions};
 use crate::{os, report, worker};
 
 #[derive(Debug, clap::Args)]
@@ -273,7 +273,7 @@ fn find_gate_file(args: &CheckArgs) -> anyhow::Result<Option<PathBuf>> {
     }
     let mut found: Option<(PathBuf, &Path)> = None;
     for plugin in &args.plugins {
-        let Some(file) = gate_file::discover(&absolute(plugin)?) else {
+        let Some(file) = file::discover(&absolute(plugin)?) else {
             continue;
         };
         match &found {
@@ -315,7 +315,7 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
     let cases = select_cases(&args.filter)?;
     // Found here, so the other platform's harness is told the same file.
     args.config = find_gate_file(&args)?;
-    let gate_file = args.config.as_deref().map(gate_file::read).transpose()?;
+    let gate_file = args.config.as_deref().map(file::read).transpose()?;
     let (other, _) = os::OTHER_PLATFORM;
     match args.platform {
         TargetPlatform::Windows if other == "windows" => {
@@ -472,7 +472,7 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         })));
     }
     let reporters = Reporters::new(reporters);
-    let report = runner::run_all(&plugins, &options, &reporters)?;
+    let report = run::run_all(&plugins, &options, &reporters)?;
     // Every worker has started: the helpers that start them can go.
     os::stop_worker_starts();
     if worker::interrupted() {
@@ -709,7 +709,7 @@ mod tests {
 
     #[test]
     fn a_flag_beats_the_gate_file_which_beats_the_default() {
-        let file = crate::gate_file::parse(
+        let file = crate::gate::file::parse(
             "schema = 1\ndeny-warnings = true\ntimeout = \"30s\"\nfuzz-inputs = 7\n\
              [reload-to]\nupgrade = \"v2.so\"\nbroken = \"bad.so\"\n",
             Path::new("/repo/plugcheck.toml"),
@@ -752,7 +752,7 @@ mod tests {
 
     #[test]
     fn each_platform_takes_its_own_build_from_one_gate_file_and_says_where_it_was_named() {
-        let file = crate::gate_file::parse(
+        let file = crate::gate::file::parse(
             "schema = 1\n[reload-to]\n\
              upgrade = { linux = \"l/libx.so\", windows = \"w/x.dll\" }\n\
              broken = { linux = \"l/libbad.so\" }\n",

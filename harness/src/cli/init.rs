@@ -14,12 +14,14 @@ use anyhow::{Context, bail};
 use super::check::{self, Checked};
 use super::{exit, say};
 use crate::catalog::Family;
-use crate::gate_file::{FILE_NAME, SCHEMA};
+use crate::gate::file::{FILE_NAME, SCHEMA};
+use crate::gate::judge;
+use crate::gate::policy::Policy;
 use crate::outcome::{
     DEFAULT_LOAD_TIME_BOUND_MS, DEFAULT_RELOAD_CYCLES, DEFAULT_REPEAT_CYCLES, ReloadRole,
 };
-use crate::policy::Policy;
-use crate::report::{PluginReport, Report, Verdict};
+use crate::report::verdict::Verdict;
+use crate::report::{PluginReport, Report};
 use crate::text::one_line;
 
 #[derive(Debug, clap::Args)]
@@ -87,7 +89,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<u8> {
     let plugin_path = std::path::absolute(&args.plugin)?;
     // Discovery answers with resolved paths: compare the file written so.
     let written = crate::os::real_path(&output).ok();
-    if crate::gate_file::discover(&plugin_path) != written {
+    if crate::gate::file::discover(&plugin_path) != written {
         say(&format!(
             "note: `plugcheck check` will not find it beside the plugin: pass --config {}\n",
             output.display()
@@ -132,7 +134,7 @@ fn waivers_needed(plugin: &PluginReport) -> Vec<Needed> {
     let breaking: Vec<_> = plugin
         .cases
         .iter()
-        .filter(|case| strict.breaks(case))
+        .filter(|case| judge::breaks(&strict, case))
         .collect();
     let mut needed = Vec::new();
     let mut families_done: Vec<Family> = Vec::new();
@@ -149,7 +151,7 @@ fn waivers_needed(plugin: &PluginReport) -> Vec<Needed> {
         let whole_family = of_family.len() > 1
             && of_family
                 .iter()
-                .all(|c| c.verdict == case.verdict && strict.breaks(c));
+                .all(|c| c.verdict == case.verdict && judge::breaks(&strict, c));
         if whole_family {
             families_done.push(family);
             needed.push(Needed {
@@ -289,12 +291,12 @@ mod tests {
             &[(ReloadRole::Upgrade, "v2/x.so".into())],
         );
         let path = Path::new("/r/plugcheck.toml");
-        let error = crate::gate_file::parse(&text, path)
+        let error = crate::gate::file::parse(&text, path)
             .unwrap_err()
             .to_string();
         assert!(error.contains("has no `reason`"), "{error}\n{text}");
         let reasoned = text.replace("reason = \"\"", "reason = \"known\"");
-        let file = crate::gate_file::parse(&reasoned, path).unwrap();
+        let file = crate::gate::file::parse(&reasoned, path).unwrap();
         let waived: Vec<(&str, Verdict)> = file
             .waivers
             .iter()

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::{exit, say};
 use crate::report::{self, Report, table};
-use crate::shard;
+use crate::run::shard;
 
 /// Characters of any one text of a shard (a reason, a path, a name) the
 /// merge prints: the JSON it writes keeps them whole.

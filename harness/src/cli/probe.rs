@@ -16,7 +16,7 @@ const WATCHED_WRITES: usize = 10;
 
 /// Opens a plugin, looks up its entry and calls it.
 pub fn probe(plugin: &Path) -> anyhow::Result<u8> {
-    let (library, entry) = crate::loader::open_and_enter(plugin)?;
+    let (library, entry) = crate::plugin::loader::open_and_enter(plugin)?;
     drop(library);
     Ok(if entry {
         exit::PASSED
@@ -64,7 +64,7 @@ pub fn bench_reload(args: BenchReloadArgs) -> anyhow::Result<u8> {
             .path()
             .join(format!("floor-{round}.{}", os::LIBRARY_EXTENSION));
         std::fs::copy(&args.plugin, &copy)?;
-        let (library, _) = crate::loader::open_and_enter(&copy)?;
+        let (library, _) = crate::plugin::loader::open_and_enter(&copy)?;
         if let Some((old, old_copy)) = previous.replace((library, copy)) {
             drop(old);
             let _ = std::fs::remove_file(old_copy);

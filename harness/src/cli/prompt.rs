@@ -11,8 +11,8 @@ use std::io::BufRead;
 use std::sync::Weak;
 
 use super::say;
+use crate::plugin::session::status_text;
 use crate::reload::ReloadEngine;
-use crate::session::status_text;
 use crate::text::one_line;
 
 /// The longest line read (the rest is refused, not buffered).

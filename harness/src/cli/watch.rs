@@ -56,7 +56,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     let preflight: Option<Arc<dyn crate::reload::Preflight>> = if args.no_preflight {
         None
     } else {
-        Some(Arc::new(crate::runner::IsolatedPreflight {
+        Some(Arc::new(crate::run::IsolatedPreflight {
             worker_exe: std::env::current_exe()
                 .context("cannot find the plugcheck binary for pre-flights")?,
             timeout: Duration::from_secs(10),
@@ -115,7 +115,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
                 match engine.call("selftest", &[]) {
                     Ok(Some(answer)) if answer.status != 0 => say(&format!(
                         "  selftest of the new version returned {}\n",
-                        crate::session::status_text(answer.status)
+                        crate::plugin::session::status_text(answer.status)
                     )),
                     Err(outcome) => say(&format!(
                         "  selftest failed: {}\n",

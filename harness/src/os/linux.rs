@@ -808,9 +808,9 @@ mod tests {
         let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        let error = crate::plugin_file::open(&fifo).unwrap_err();
+        let error = crate::inspect::file::open(&fifo).unwrap_err();
         assert!(error.to_string().contains("a FIFO"), "{error}");
-        let error = crate::plugin_file::open(Path::new("/dev/zero")).unwrap_err();
+        let error = crate::inspect::file::open(Path::new("/dev/zero")).unwrap_err();
         assert!(error.to_string().contains("a character device"), "{error}");
     }
 
@@ -828,7 +828,7 @@ mod tests {
         drop(file);
         let copy_path = dir.path().join("copy.so");
         let mut copy = std::fs::File::create(&copy_path).unwrap();
-        let mut plugin = crate::plugin_file::open(&original).unwrap();
+        let mut plugin = crate::inspect::file::open(&original).unwrap();
         plugin.hash_and_copy(Some(&mut copy)).unwrap();
         let copied = std::fs::metadata(&copy_path).unwrap();
         assert_eq!(copied.len(), 1 << 30);

@@ -1,6 +1,6 @@
 //! The reload engine: one live version of a plugin, replaced atomically.
 
-use crate::called::{self, Called};
+use crate::plugin::called::{self, Called};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::shadow::{ShadowDir, content_hash};
+use crate::inspect::sniff::Sniffed;
 use crate::outcome::Outcome;
+use crate::plugin::session::{Answer, Session};
 use crate::report::PluginInfo;
-use crate::session::{Answer, Session};
-use crate::sniff::Sniffed;
 
 /// How an engine loads new versions.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +23,7 @@ pub struct ReloadOptions {
     /// so one that crashes in its constructor or `init` is rolled back
     /// instead of taking the host down. The engine does not know how:
     /// the caller hands that in (plugcheck's is an isolated worker,
-    /// `runner::IsolatedPreflight`).
+    /// `run::IsolatedPreflight`).
     pub preflight: Option<Arc<dyn Preflight>>,
 }
 
@@ -351,7 +351,7 @@ fn handoff(old: &mut Session, new: &mut Session) -> Result<Option<usize>, Outcom
     if saved.status != 0 {
         return Err(Outcome::fail(format!(
             "save_state of the old version returned {}",
-            crate::session::status_text(saved.status)
+            crate::plugin::session::status_text(saved.status)
         )));
     }
     match new.restore_state(&saved.output)? {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::plugin_file;
+use crate::inspect::file;
 
 /// A temporary directory of shadow copies, removed (with whatever is left
 /// in it) when dropped.
@@ -42,7 +42,7 @@ impl ShadowDir {
     /// both, so the hash is of exactly what will be loaded). The original
     /// must be a regular file within the size bound; its holes stay holes.
     pub fn copy(&self, original: &Path) -> std::io::Result<(PathBuf, u64)> {
-        let mut source = plugin_file::open(original).map_err(into_io)?;
+        let mut source = file::open(original).map_err(into_io)?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let stem = original
             .file_stem()
@@ -63,16 +63,14 @@ impl ShadowDir {
 /// A hash of a file's content, to tell a real change from a touch; read
 /// with the bounds of [`plugin_file`].
 pub fn content_hash(path: &Path) -> std::io::Result<u64> {
-    plugin_file::open(path)
-        .map_err(into_io)?
-        .hash_and_copy(None)
+    file::open(path).map_err(into_io)?.hash_and_copy(None)
 }
 
 /// A refused file as an I/O error that keeps the whole diagnosis.
-fn into_io(problem: plugin_file::FileProblem) -> std::io::Error {
+fn into_io(problem: file::FileProblem) -> std::io::Error {
     let kind = match &problem {
-        plugin_file::FileProblem::NotFound { .. } => std::io::ErrorKind::NotFound,
-        plugin_file::FileProblem::Unreadable { source, .. } => source.kind(),
+        file::FileProblem::NotFound { .. } => std::io::ErrorKind::NotFound,
+        file::FileProblem::Unreadable { source, .. } => source.kind(),
         _ => std::io::ErrorKind::InvalidInput,
     };
     std::io::Error::new(kind, problem)

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::{Platform, PluginReport, Report, Verdict};
+use super::verdict::Verdict;
+use super::{Platform, PluginReport, Report};
 use crate::catalog::CaseId;
 
 /// Something that happened in a run. Plugins are named by their index in

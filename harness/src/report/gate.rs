@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CaseReport, Verdict};
+use super::CaseReport;
+use super::verdict::Verdict;
 
 /// The gate file's name, looked for beside the plugin.
 pub const FILE_NAME: &str = "plugcheck.toml";

@@ -5,9 +5,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::gate::{FILE_NAME, Passage, UseState};
 use super::junit::{file_name, message};
-use crate::report::{CaseReport, Report, Verdict};
+use crate::gate::file::FILE_NAME;
+use crate::gate::judge;
+use crate::gate::policy::{Passage, UseState};
+use crate::report::verdict::Verdict;
+use crate::report::{CaseReport, Report};
 use crate::text::{clip_reason, one_line};
 
 /// Whether this process runs in a GitHub Actions job.
@@ -22,7 +25,7 @@ pub fn annotations(report: &Report) -> String {
     let mut out = String::new();
     for plugin in &report.plugins {
         for case in &plugin.cases {
-            let level = match (report.policy.lets_through(case), case.verdict) {
+            let level = match (judge::lets_through(&report.policy, case), case.verdict) {
                 (Passage::Blocked, _) => "error",
                 (Passage::Waived, _) => "notice",
                 (Passage::Clean, Verdict::Warning) => "warning",
@@ -101,7 +104,7 @@ pub fn summary(report: &Report) -> String {
         report.platform.os, report.platform.arch
     );
     for plugin in &report.plugins {
-        let gate = &plugin.gate;
+        let gate = &plugin.tally;
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} | {} | {} | {} |\n",
             markdown_code(&file_name(&plugin.path)),
@@ -289,7 +292,7 @@ mod tests {
     #[test]
     fn a_waived_case_is_a_notice_a_blocking_one_an_error_and_a_stale_waiver_a_warning_on_its_line()
     {
-        use crate::report::gate::{Policy, Waiver};
+        use crate::gate::policy::{Policy, Waiver};
         let mut report = crate::report::test_report(
             "linux",
             &[("/p/x.so", &[("unload", "warning"), ("selftest", "fail")])],
@@ -311,7 +314,7 @@ mod tests {
             file: Some("gate/plugcheck.toml".into()),
             ..Policy::default()
         };
-        policy.judge(&mut report, crate::policy::today());
+        judge::judge(&policy, &mut report, judge::today());
         let text = annotations(&report);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");

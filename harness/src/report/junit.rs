@@ -13,7 +13,8 @@ use quick_junit::{
     NonSuccessKind, Report as JunitReport, TestCase, TestCaseStatus, TestRerun, TestSuite,
 };
 
-use crate::report::{CaseReport, Frame, Report, ReportWriteError, Verdict, write_atomically};
+use crate::report::verdict::Verdict;
+use crate::report::{CaseReport, Frame, Report, ReportWriteError, write_atomically};
 use crate::text::{clip_reason, keeping_lines, one_line};
 
 /// The JUnit document for a report.

@@ -2,13 +2,15 @@
 //! (`table.rs`) and normalized for snapshots (`normalize.rs`).
 
 pub mod event;
-pub mod gate;
 pub mod github;
 pub mod junit;
 pub mod not_run;
 pub mod progress;
 pub mod provenance;
 pub mod table;
+pub mod verdict;
+
+use verdict::Verdict;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,87 +18,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CaseId, Family};
+use crate::gate::policy::{Policy, WaiverUse};
 use crate::os::Termination;
 pub use crate::os::{OsError, ProcessInfo};
 pub use crate::text::human_ms;
-
-/// What a case concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Crashed,
-    TimedOut,
-    Skipped,
-    Warning,
-    /// The platform cannot load this kind of plugin at all (a Go-native
-    /// plugin on Windows): nothing was verified here.
-    Unsupported,
-    /// Runs of the same case (`--repeat`) disagreed: the case cannot be
-    /// trusted either way.
-    Flaky,
-}
-
-impl Verdict {
-    /// Every verdict, in the order reports count them.
-    pub const ALL: [Verdict; 8] = [
-        Verdict::Pass,
-        Verdict::Fail,
-        Verdict::Crashed,
-        Verdict::TimedOut,
-        Verdict::Skipped,
-        Verdict::Warning,
-        Verdict::Unsupported,
-        Verdict::Flaky,
-    ];
-
-    /// The verdict `as_str` names.
-    pub fn from_name(name: &str) -> Option<Verdict> {
-        Verdict::ALL
-            .into_iter()
-            .find(|verdict| verdict.as_str() == name)
-    }
-
-    /// Whether a case depending on this one may run.
-    pub fn satisfies_prerequisite(self) -> bool {
-        // Not `Flaky`: it is only ever the sum of finished runs.
-        matches!(self, Verdict::Pass | Verdict::Warning)
-    }
-
-    /// "failed", "crashed", "timed out": for reasons that cite a verdict.
-    pub fn past_tense(self) -> &'static str {
-        match self {
-            Verdict::Pass => "passed",
-            Verdict::Fail => "failed",
-            Verdict::Crashed => "crashed",
-            Verdict::TimedOut => "timed out",
-            Verdict::Skipped => "was skipped",
-            Verdict::Warning => "warned",
-            Verdict::Unsupported => "is unsupported on this platform",
-            Verdict::Flaky => "was flaky",
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Crashed => "crashed",
-            Verdict::TimedOut => "timed-out",
-            Verdict::Skipped => "skipped",
-            Verdict::Warning => "warning",
-            Verdict::Unsupported => "unsupported",
-            Verdict::Flaky => "flaky",
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Resource growth over repeated load cycles.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -442,9 +367,10 @@ fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
 
-/// Counts of verdicts and whether the gate passed.
+/// A plugin's verdicts counted, and whether its gate passed (the gate's
+/// rules and the judging are `gate/`'s). Written as `gate` in the JSON.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Gate {
+pub struct Tally {
     pub passed: bool,
     pub pass: u32,
     pub fail: u32,
@@ -462,36 +388,6 @@ pub struct Gate {
     pub waived: u32,
 }
 
-impl Gate {
-    /// Counts the verdicts; the gate passes when `policy` lets every case
-    /// through.
-    pub fn tally(cases: &[CaseReport], policy: &gate::Policy) -> Gate {
-        let mut gate = Gate {
-            passed: true,
-            ..Gate::default()
-        };
-        for case in cases {
-            let count = match case.verdict {
-                Verdict::Pass => &mut gate.pass,
-                Verdict::Fail => &mut gate.fail,
-                Verdict::Crashed => &mut gate.crashed,
-                Verdict::TimedOut => &mut gate.timed_out,
-                Verdict::Skipped => &mut gate.skipped,
-                Verdict::Warning => &mut gate.warning,
-                Verdict::Unsupported => &mut gate.unsupported,
-                Verdict::Flaky => &mut gate.flaky,
-            };
-            *count += 1;
-            match policy.lets_through(case) {
-                gate::Passage::Clean => {}
-                gate::Passage::Waived => gate.waived += 1,
-                gate::Passage::Blocked => gate.passed = false,
-            }
-        }
-        gate
-    }
-}
-
 /// Everything plugcheck found about one plugin file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginReport {
@@ -499,7 +395,8 @@ pub struct PluginReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginInfo>,
     pub cases: Vec<CaseReport>,
-    pub gate: Gate,
+    #[serde(rename = "gate")]
+    pub tally: Tally,
     /// Worker processes started for this plugin: one, plus one per crash or
     /// timeout.
     pub workers_started: u32,
@@ -568,11 +465,11 @@ pub struct Report {
     pub toolchain_probes: Vec<ToolchainProbe>,
     /// What the gate was: deny-warnings, deny-skipped and the gate file's
     /// waivers. Kept so shards of one run can be merged and judged again.
-    #[serde(default, skip_serializing_if = "gate::Policy::is_default")]
-    pub policy: gate::Policy,
+    #[serde(default, skip_serializing_if = "Policy::is_default")]
+    pub policy: Policy,
     /// How each waiver fared over the whole run: applied, expired, stale.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub waivers: Vec<gate::WaiverUse>,
+    pub waivers: Vec<WaiverUse>,
     /// How the run was made (partition, plugin set, settings, gate file,
     /// version): what `plugcheck merge` checks its shards by. None in
     /// reports of an older plugcheck.
@@ -621,7 +518,7 @@ impl Report {
     }
 
     pub fn gate_passed(&self) -> bool {
-        self.plugins.iter().all(|plugin| plugin.gate.passed)
+        self.plugins.iter().all(|plugin| plugin.tally.passed)
     }
 
     /// Worker processes started over the whole run.
@@ -795,8 +692,8 @@ pub enum ReportReadError {
     #[error(
         "`{}` is {}, larger than the {} a report may be: it is not one a shard of a real run wrote (if it is, split the run into more shards with --partition K/N)",
         crate::text::one_line(&path.display().to_string()),
-        crate::plugin_file::human_bytes(*len),
-        crate::plugin_file::human_bytes(MAX_REPORT_BYTES)
+        crate::inspect::file::human_bytes(*len),
+        crate::inspect::file::human_bytes(MAX_REPORT_BYTES)
     )]
     TooLarge { path: PathBuf, len: u64 },
     #[error(
@@ -832,6 +729,7 @@ pub(crate) fn test_report(os: &str, plugins: &[(&str, &[(&str, &str)])]) -> Repo
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn parts_merge_into_one_report_in_the_order_asked() {
@@ -856,50 +754,6 @@ mod tests {
         let two = Report::merge([part.clone(), part]).unwrap();
         assert_eq!(two.provenance, None, "parts of several runs are no one run");
     }
-    use super::*;
-
-    fn case(verdict: Verdict) -> CaseReport {
-        CaseReport {
-            id: CaseId::Load,
-            family: Family::Load,
-            verdict,
-            reason: String::new(),
-            detail: Detail::default(),
-            output: CapturedOutput::default(),
-            duration_us: 0,
-            work_us: None,
-            waiver: None,
-            attempts: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn gate_fails_on_fail_crash_and_timeout_only() {
-        let ok = [
-            case(Verdict::Pass),
-            case(Verdict::Skipped),
-            case(Verdict::Warning),
-        ];
-        let lenient = gate::Policy::default();
-        let strict = gate::Policy {
-            deny_warnings: true,
-            ..lenient.clone()
-        };
-        assert!(Gate::tally(&ok, &lenient).passed);
-        assert!(
-            !Gate::tally(&ok, &strict).passed,
-            "--deny-warnings counts warnings"
-        );
-        for bad in [
-            Verdict::Fail,
-            Verdict::Crashed,
-            Verdict::TimedOut,
-            Verdict::Flaky,
-        ] {
-            assert!(!Gate::tally(&[case(Verdict::Pass), case(bad)], &lenient).passed);
-        }
-    }
-
     #[test]
     fn json_write_is_atomic_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
@@ -910,7 +764,7 @@ mod tests {
             timeout_ms: 10,
             plugins: vec![],
             toolchain_probes: vec![],
-            policy: gate::Policy::default(),
+            policy: Policy::default(),
             waivers: vec![],
             provenance: None,
         };

@@ -3,7 +3,8 @@
 //! waiver that kept cases from running cannot hide them.
 
 use crate::catalog::CaseId;
-use crate::report::{CaseReport, PluginReport, Verdict};
+use crate::report::verdict::Verdict;
+use crate::report::{CaseReport, PluginReport};
 
 /// Cases that did not run for one reason.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::partition::{Partition, PluginSet};
+use crate::run::partition::{Partition, PluginSet};
 
 /// How a report was made. Reports written before plugcheck recorded it
 /// read with none, and cannot be merged.

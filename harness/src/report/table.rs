@@ -7,8 +7,9 @@ use std::fmt::Write;
 use anstyle::{AnsiColor, Style};
 
 use super::event::{Event, Reporter};
-use super::gate::UseState;
-use crate::report::{CaseReport, PluginReport, Report, Verdict, human_ms};
+use crate::gate::policy::UseState;
+use crate::report::verdict::Verdict;
+use crate::report::{CaseReport, PluginReport, Report, human_ms};
 use crate::text::{clip_reason, one_line};
 
 /// The table as a run's reporter: the header when the run starts, each
@@ -122,7 +123,7 @@ pub fn plugin(report: &PluginReport) -> String {
     for case in &report.cases {
         out.push_str(&case_line(case));
     }
-    let gate = &report.gate;
+    let gate = &report.tally;
     let _ = writeln!(
         out,
         "  gate: {} — {} pass, {} fail, {} crashed, {} timed out, {} warning, {} skipped{}{}{}{} · {} worker(s) · {}",
@@ -308,7 +309,7 @@ fn gate_summary(report: &Report) -> String {
     let failed: Vec<String> = report
         .plugins
         .iter()
-        .filter(|plugin| !plugin.gate.passed)
+        .filter(|plugin| !plugin.tally.passed)
         .map(|plugin| {
             plugin
                 .path

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use super::protocol::{self, CallAnswer, FromWorker, ToWorker};
 use crate::cases;
-use crate::host::LogForward;
 use crate::os;
-use crate::session::Session;
+use crate::plugin::host::LogForward;
+use crate::plugin::session::Session;
 
 /// The hidden `__worker` command line.
 #[derive(Debug, clap::Args)]

@@ -5,6 +5,9 @@
 
 mod capture;
 mod child;
+pub mod choice;
+pub mod go;
+pub mod limits;
 mod protocol;
 mod supervisor;
 mod trail;

@@ -160,11 +160,11 @@ pub fn send<T: Serialize>(writer: &mut impl Write, message: &T) -> std::io::Resu
 
 /// The longest line the channel takes: far above the largest real answer
 /// (a case result with its log lines is well under 1 MiB).
-pub const MAX_LINE_BYTES: usize = crate::limits::CHANNEL_LINE_BYTES;
+pub const MAX_LINE_BYTES: usize = crate::worker::limits::CHANNEL_LINE_BYTES;
 
 /// The worker's exit code when it lost its channel to the parent (a write
 /// failed): the plugin closed or replaced a descriptor it did not open.
-pub const EXIT_CHANNEL_LOST: i32 = crate::limits::EXIT_CHANNEL_LOST;
+pub const EXIT_CHANNEL_LOST: i32 = crate::worker::limits::EXIT_CHANNEL_LOST;
 
 /// Why no message came.
 #[derive(Debug, thiserror::Error)]

@@ -483,7 +483,7 @@ fn a_go_native_plugin_requiring_the_contract_at_v0_0_0_is_told_the_version() {
     let text = std::fs::read_to_string(&go_mod).unwrap();
     let required = format!(
         "require plugcheck.dev/abi {}",
-        plugcheck::go_worker::CONTRACT_VERSION
+        plugcheck::worker::go::CONTRACT_VERSION
     );
     assert!(text.contains(&required), "{text}");
     std::fs::write(

@@ -35,7 +35,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use plugcheck::report::{Report, Verdict};
+use plugcheck::report::Report;
+use plugcheck::report::verdict::Verdict;
 use xshell::Shell;
 
 use crate::conformance;

@@ -107,7 +107,7 @@ fn a_runs_shards_merge_into_one_report_judged_again_from_the_cases() {
         .find(|p| p.path == Path::new("/p/b.so"))
         .unwrap();
     plugin.cases[0].verdict = Verdict::Crashed;
-    plugin.gate.passed = true;
+    plugin.tally.passed = true;
     shards.reverse();
     let merged = merge(shards, &[]).unwrap();
     let paths: Vec<&Path> = merged.plugins.iter().map(|p| p.path.as_path()).collect();
@@ -119,7 +119,7 @@ fn a_runs_shards_merge_into_one_report_judged_again_from_the_cases() {
         .plugins
         .iter()
         .find(|p| p.path == Path::new("/p/b.so"));
-    assert_eq!(b.unwrap().gate.crashed, 1);
+    assert_eq!(b.unwrap().tally.crashed, 1);
     let provenance = merged.provenance.as_ref().unwrap();
     assert_eq!(
         provenance.partition, None,
@@ -302,7 +302,7 @@ fn a_plugin_without_case_results_is_refused() {
     shards[at].1.plugins.iter_mut().for_each(|p| {
         if p.path == Path::new("/p/c.so") {
             p.cases.clear();
-            p.gate.passed = true;
+            p.tally.passed = true;
         }
     });
     let (error, text) = refusal(shards);

@@ -15,7 +15,7 @@ use object::elf::{self, FileHeader64};
 use object::read::elf::{FileHeader, SectionHeader};
 use object::read::{ReadCache, ReadRef};
 
-use crate::plugin_file;
+use crate::inspect::file;
 
 /// What a file is, as far as choosing its worker goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl PluginKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GoNative {
     /// `go1.21.13`, or `go1.21.13 X:loopvar` for a build with experiments
-    /// (see `go_worker::GoRelease`); `None` when the plugin embeds no build
+    /// (see `go::GoRelease`); `None` when the plugin embeds no build
     /// information.
     pub go_version: Option<String>,
 }
@@ -75,7 +75,7 @@ const BUILDINFO_BYTES: u64 = 4096;
 /// The kind of the file at `path`. A file that cannot be read or parsed is
 /// `CAbi`: the Rust worker's `load` case explains it.
 pub fn of(path: &Path) -> PluginKind {
-    let Ok(plugin) = plugin_file::open(path) else {
+    let Ok(plugin) = file::open(path) else {
         return PluginKind::CAbi;
     };
     let data = &ReadCache::new(plugin.file);
@@ -88,7 +88,7 @@ pub fn of(path: &Path) -> PluginKind {
         return PluginKind::CAbi;
     };
     if header.e_type(endian) != elf::ET_DYN
-        || !crate::sniff::elf_machine_is_ours(header.e_machine(endian))
+        || !crate::inspect::sniff::elf_machine_is_ours(header.e_machine(endian))
     {
         // Not loadable here whatever its kind: the Rust worker's `load`
         // case names the format or the architecture, and no Go toolchain

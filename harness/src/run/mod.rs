@@ -1,6 +1,14 @@
 //! Runs the selected cases over plugins: one worker per plugin, reused
 //! across cases and restarted after a crash or timeout; prerequisites
 //! decide what is skipped. Emits reports; never prints.
+//!
+//! Beside it, what makes one run of several: `repeat` folds `--repeat`
+//! runs into one report, `partition` cuts `--partition K/N` slices, and
+//! `shard` merges the slices' reports back into one run.
+
+pub mod partition;
+pub mod repeat;
+pub mod shard;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -9,17 +17,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::catalog::CaseId;
+use crate::gate::judge;
+use crate::gate::policy::Policy;
 use crate::outcome::{CaseSettings, Outcome};
 use crate::plan::Ledger;
-use crate::policy::Policy;
 use crate::report::event::{Event, Reporters, WorkerStart};
 use crate::report::provenance::Provenance;
-use crate::report::{
-    CapturedOutput, CaseReport, Gate, Platform, PluginInfo, PluginReport, Report, Verdict,
-};
+use crate::report::verdict::Verdict;
+use crate::report::{CapturedOutput, CaseReport, Platform, PluginInfo, PluginReport, Report};
+use crate::worker::choice::{self, Choice};
 use crate::worker::{Exchange, SpawnError, Worker};
-use crate::worker_choice::{self, Choice};
-use crate::{saved_input, worker_death};
+use crate::{postmortem::death, postmortem::saved_input};
 
 /// How a run is configured.
 #[derive(Debug, Clone)]
@@ -103,7 +111,7 @@ pub fn run_all(
         waivers: Vec::new(),
         provenance: options.provenance.clone(),
     };
-    options.policy.judge(&mut report, crate::policy::today());
+    judge::judge(&options.policy, &mut report, judge::today());
     // An interrupted run's results are not verdicts: nothing reports them.
     if !crate::worker::interrupted() {
         reporters.emit(&Event::RunFinished { report: &report });
@@ -149,11 +157,9 @@ fn run_plugin_repeated(
         let runs = (1..=options.repeat)
             .map(|attempt| run(Some(attempt)))
             .collect::<Result<Vec<_>, _>>()?;
-        crate::repeat::combine(runs).expect("at least two runs")
+        crate::run::repeat::combine(runs).expect("at least two runs")
     };
-    options
-        .policy
-        .judge_plugin(&mut report, crate::policy::today());
+    judge::judge_plugin(&options.policy, &mut report, judge::today());
     Ok(report)
 }
 
@@ -167,7 +173,7 @@ fn run_plugin_reporting(
     let index = run.index;
     emit(&Event::PluginStarted { index, path });
     let started = Instant::now();
-    let program = match worker_choice::for_plugin(path, &options.worker_exe) {
+    let program = match choice::for_plugin(path, &options.worker_exe) {
         Choice::Worker(program) => program,
         Choice::Refused(outcome) => {
             return Ok(refused(index, path, outcome, options, started, emit));
@@ -294,14 +300,14 @@ fn run_plugin_reporting(
                     // case's share of it may explain the end.
                     let output =
                         finish(worker.take().expect("ran the case"), &mut cases, &mut slots);
-                    let circumstances = worker_death::Circumstances {
+                    let circumstances = death::Circumstances {
                         case,
                         plugin: path,
                         timeout: options.timeout,
                         settings: &options.settings,
                         inputs_dir: options.inputs_dir.as_deref(),
                     };
-                    let mut outcome = worker_death::outcome(ended, &output, &circumstances);
+                    let mut outcome = death::outcome(ended, &output, &circumstances);
                     outcome.output = output;
                     outcome
                 }
@@ -327,13 +333,13 @@ fn run_plugin_reporting(
     if let Some(worker) = worker {
         finish(worker, &mut cases, &mut slots);
     }
-    worker_death::explain_once(&mut cases, worker_death::ALLOCATOR_ABORT);
-    let gate = Gate::tally(&cases, &Policy::default());
+    death::explain_once(&mut cases, death::ALLOCATOR_ABORT);
+    let tally = judge::tally(&cases, &Policy::default());
     Ok(PluginReport {
         path: path.to_owned(),
         plugin: info,
         cases,
-        gate,
+        tally,
         workers_started,
         duration_us: started.elapsed().as_micros() as u64,
         worker: program.described,
@@ -379,12 +385,12 @@ fn refused(
         });
         cases.push(case_report(case, outcome, Instant::now(), None));
     }
-    let gate = Gate::tally(&cases, &Policy::default());
+    let tally = judge::tally(&cases, &Policy::default());
     PluginReport {
         path: path.to_owned(),
         plugin: None,
         cases,
-        gate,
+        tally,
         workers_started: 0,
         duration_us: started.elapsed().as_micros() as u64,
         worker: None,
@@ -397,7 +403,7 @@ fn refused(
 /// state with them). None when it cannot be written: the worker then says
 /// it got no inputs.
 fn fuzz_series(
-    program: &worker_choice::WorkerProgram,
+    program: &choice::WorkerProgram,
     options: &RunOptions,
 ) -> Option<tempfile::NamedTempFile> {
     let uses_series = [CaseId::FuzzMethods, CaseId::StateRoundtrip];
@@ -442,7 +448,7 @@ fn spawn_worker(
     scratch: Option<&Path>,
 ) -> Result<Worker, SpawnError> {
     let environment: Vec<(&str, String)> = attempt
-        .map(|attempt| (crate::repeat::ATTEMPT_VARIABLE, attempt.to_string()))
+        .map(|attempt| (crate::run::repeat::ATTEMPT_VARIABLE, attempt.to_string()))
         .into_iter()
         .collect();
     let mut delay = Duration::from_millis(20);
@@ -607,7 +613,7 @@ impl crate::reload::Preflight for IsolatedPreflight {
         crate::worker::wait_for_teardown();
         match report.cases.into_iter().find(|case| {
             !case.verdict.satisfies_prerequisite()
-                && case.verdict != crate::report::Verdict::Skipped
+                && case.verdict != crate::report::verdict::Verdict::Skipped
         }) {
             None => Ok(()),
             Some(case) => Err(Outcome::as_reported(

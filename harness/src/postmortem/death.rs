@@ -15,7 +15,7 @@ use crate::os::Termination;
 use crate::outcome::Outcome;
 use crate::report::{CapturedOutput, CaseReport, Fuzz, FuzzInput, human_ms};
 use crate::worker::{CallTrail, Exchange, Forbidden};
-use crate::{saved_input, symbolize};
+use crate::{postmortem::saved_input, postmortem::symbolize};
 
 /// What the runner knows of the run, to explain a death.
 pub struct Circumstances<'a> {
@@ -465,7 +465,7 @@ mod tests {
         let case = |id: CaseId, reason: &str| CaseReport {
             id,
             family: id.family(),
-            verdict: crate::report::Verdict::Crashed,
+            verdict: crate::report::verdict::Verdict::Crashed,
             reason: reason.into(),
             detail: Default::default(),
             output: CapturedOutput::default(),

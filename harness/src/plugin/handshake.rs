@@ -10,12 +10,12 @@ use plugcheck_abi::{
     ABI_MAJOR, ABI_MINOR, DESCRIPTOR_HEADER_SIZE, DESCRIPTOR_V1_0_SIZE, Descriptor, MAGIC,
 };
 
-use crate::plugin_memory::{CText, Overlong, read_c_text};
+use crate::plugin::memory::{CText, Overlong, read_c_text};
 use crate::report::PluginInfo;
 
 /// Longest string read from a descriptor; a missing terminator is reported
 /// rather than read past. The Go worker holds `Info()` to the same bound.
-use crate::limits::PLUGIN_STRING_BYTES as MAX_STRING_BYTES;
+use crate::worker::limits::PLUGIN_STRING_BYTES as MAX_STRING_BYTES;
 
 /// The frozen first 16 bytes of every descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

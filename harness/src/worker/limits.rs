@@ -35,7 +35,7 @@ mod tests {
     use super::*;
 
     /// The golden copy both workers' tests read.
-    const GOLDEN: &str = include_str!("../protocol/limits.json");
+    const GOLDEN: &str = include_str!("../../protocol/limits.json");
 
     #[test]
     fn the_bounds_are_the_golden_ones() {

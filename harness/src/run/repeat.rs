@@ -4,7 +4,8 @@
 //! shown, so the rare failure is as readable as a steady one.
 
 use crate::catalog::CaseId;
-use crate::report::{Attempt, CaseReport, PluginReport, Verdict};
+use crate::report::verdict::Verdict;
+use crate::report::{Attempt, CaseReport, PluginReport};
 
 /// The environment variable a worker (and so the plugin) reads its run
 /// number from, 1 for the first; absent outside `--repeat`.

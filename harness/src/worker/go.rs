@@ -26,7 +26,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 use crate::bridge::find_on_path;
-use crate::plugin_kind::GoNative;
+use crate::inspect::kind::GoNative;
 
 /// The contract module's version the worker is built with; plugins
 /// require the same (`require plugcheck.dev/abi v1.0.0`).
@@ -34,39 +34,47 @@ pub const CONTRACT_VERSION: &str = "v1.0.0";
 
 /// Files of the worker's build: (directory, name, contents).
 const SOURCES: &[(&str, &str, &str)] = &[
-    ("abi", "go.mod", include_str!("../../plugins/abi/go/go.mod")),
+    (
+        "abi",
+        "go.mod",
+        include_str!("../../../plugins/abi/go/go.mod"),
+    ),
     (
         "abi",
         "plugcheck.go",
-        include_str!("../../plugins/abi/go/plugcheck.go"),
+        include_str!("../../../plugins/abi/go/plugcheck.go"),
     ),
-    ("worker", "main.go", include_str!("../go-worker/main.go")),
+    ("worker", "main.go", include_str!("../../go-worker/main.go")),
     (
         "worker",
         "protocol.go",
-        include_str!("../go-worker/protocol.go"),
+        include_str!("../../go-worker/protocol.go"),
     ),
     (
         "worker",
         "binding.go",
-        include_str!("../go-worker/binding.go"),
+        include_str!("../../go-worker/binding.go"),
     ),
     (
         "worker",
         "session.go",
-        include_str!("../go-worker/session.go"),
+        include_str!("../../go-worker/session.go"),
     ),
-    ("worker", "cases.go", include_str!("../go-worker/cases.go")),
-    ("worker", "fuzz.go", include_str!("../go-worker/fuzz.go")),
+    (
+        "worker",
+        "cases.go",
+        include_str!("../../go-worker/cases.go"),
+    ),
+    ("worker", "fuzz.go", include_str!("../../go-worker/fuzz.go")),
     (
         "worker",
         "limits.go",
-        include_str!("../go-worker/limits.go"),
+        include_str!("../../go-worker/limits.go"),
     ),
     (
         "worker",
         "leftovers.go",
-        include_str!("../go-worker/leftovers.go"),
+        include_str!("../../go-worker/leftovers.go"),
     ),
 ];
 
@@ -396,7 +404,7 @@ mod tests {
         built_in.sort();
         assert_eq!(
             built_in, on_disk,
-            "go_worker::SOURCES and harness/go-worker differ"
+            "go::SOURCES and harness/go-worker differ"
         );
     }
 

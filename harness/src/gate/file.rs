@@ -11,11 +11,12 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog;
+use crate::gate::policy::{Until, Waiver};
 use crate::outcome::ReloadRole;
-use crate::policy::{Until, Waiver};
-use crate::report::Verdict;
+use crate::report::verdict::Verdict;
 
-pub use crate::report::gate::FILE_NAME;
+/// The gate file's name, looked for beside the plugin.
+pub const FILE_NAME: &str = "plugcheck.toml";
 
 /// The schema this plugcheck reads.
 pub const SCHEMA: i64 = 1;

@@ -11,10 +11,10 @@ use object::{
     ObjectSymbol,
 };
 
-use crate::archive::{self, ArchiveKind};
-use crate::open_error::OpenError;
+use crate::inspect::archive::{self, ArchiveKind};
+use crate::inspect::file;
+use crate::inspect::open_error::OpenError;
 use crate::os;
-use crate::plugin_file;
 
 /// Bytes read from the start of a file that is no binary, to say what it
 /// looks like.
@@ -64,9 +64,9 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
     if !path.is_absolute() {
         return Err(OpenError::NotAbsolute { path: path_buf });
     }
-    let mut plugin = match plugin_file::open(path) {
+    let mut plugin = match file::open(path) {
         Ok(plugin) => plugin,
-        Err(problem @ plugin_file::FileProblem::NotFound { .. }) => {
+        Err(problem @ file::FileProblem::NotFound { .. }) => {
             // Looked for once: the archive may go while we look (a rebuild).
             return Err(match archive::beside(path) {
                 Some((found, kind)) => OpenError::BuiltAsArchive {
@@ -84,7 +84,7 @@ pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
     }
     let head = plugin
         .head(HEAD_BYTES)
-        .map_err(|source| plugin_file::FileProblem::Unreadable {
+        .map_err(|source| file::FileProblem::Unreadable {
             path: path_buf.clone(),
             source,
         })?;
@@ -433,11 +433,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             sniff(&dir.path().join("nope.so")),
-            Err(OpenError::File(plugin_file::FileProblem::NotFound { .. }))
+            Err(OpenError::File(file::FileProblem::NotFound { .. }))
         ));
         assert!(matches!(
             sniff(dir.path()),
-            Err(OpenError::File(plugin_file::FileProblem::Directory { .. }))
+            Err(OpenError::File(file::FileProblem::Directory { .. }))
         ));
         assert!(matches!(sniff_bytes(b""), Err(OpenError::Empty { .. })));
     }

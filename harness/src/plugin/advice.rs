@@ -2,7 +2,7 @@
 //! exported names closest to it (a typo, a prefix, a space in a cgo
 //! directive) and the fix in the language the binary was built from.
 
-use crate::sniff::Language;
+use crate::inspect::sniff::Language;
 use crate::text::one_line;
 
 /// Near misses listed at most.

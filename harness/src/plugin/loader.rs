@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use plugcheck_abi::{Descriptor, ENTRY_SYMBOL};
 
-pub use crate::open_error::OpenError;
+pub use crate::inspect::open_error::OpenError;
+use crate::inspect::sniff::{self, Sniffed};
 use crate::os;
 use crate::report::OsError;
-use crate::sniff::{self, Sniffed};
 
 /// A library loaded into this (worker) process.
 #[derive(Debug)]

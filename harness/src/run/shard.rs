@@ -29,9 +29,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::catalog::CaseId;
-use crate::partition::{Partition, PluginSet};
+use crate::gate::judge;
 use crate::report::provenance::Provenance;
-use crate::report::{PluginReport, Report, Verdict};
+use crate::report::verdict::Verdict;
+use crate::report::{PluginReport, Report};
+use crate::run::partition::{Partition, PluginSet};
 use crate::text::{clip, one_line};
 
 /// Characters of a value from a report (a path, a setting) an error shows:
@@ -262,7 +264,7 @@ pub fn merge(shards: Vec<(String, Report)>, filter: &[String]) -> Result<Report,
         ..first_provenance
     });
     let policy = merged.policy.clone();
-    policy.judge(&mut merged, crate::policy::today());
+    judge::judge(&policy, &mut merged, judge::today());
     Ok(merged)
 }
 
@@ -329,7 +331,7 @@ fn same_run(
     }
     // The gate file's path may differ between checkouts; its content is
     // compared by hash above, and what the gate was made of here.
-    let gate = |report: &Report| crate::policy::Policy {
+    let gate = |report: &Report| crate::gate::policy::Policy {
         file: None,
         ..report.policy.clone()
     };

@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use plugcheck_abi::{Buf, Descriptor, status};
 
-use crate::handshake::{self, Header, Validated};
-use crate::host::Host;
-use crate::loader::{self, EntryFn, Loaded};
+use crate::inspect::sniff::Sniffed;
 use crate::os;
 use crate::outcome::Outcome;
+use crate::plugin::handshake::{self, Header, Validated};
+use crate::plugin::host::Host;
+use crate::plugin::loader::{self, EntryFn, Loaded};
 use crate::report::{Detail, PluginInfo};
-use crate::sniff::Sniffed;
 
 /// A plugin method's answer.
 #[derive(Debug)]
@@ -195,7 +195,7 @@ impl Session {
                 "`{}` does not export `{}`, so it is not a plugcheck plugin: {}",
                 self.path.display(),
                 plugcheck_abi::ENTRY_SYMBOL,
-                crate::advice::missing_entry(sniffed.language, &sniffed.exports)
+                crate::plugin::advice::missing_entry(sniffed.language, &sniffed.exports)
             ))
             .with_detail(|detail| {
                 detail.symbol = Some(plugcheck_abi::ENTRY_SYMBOL.into());
@@ -437,7 +437,7 @@ impl Session {
     pub fn resident_hint(&self) -> Option<String> {
         self.loaded
             .as_ref()
-            .map(|loaded| crate::sniff::resident_hint(loaded.sniffed()))
+            .map(|loaded| crate::inspect::sniff::resident_hint(loaded.sniffed()))
     }
 
     /// Whether the library at `path` is still mapped here.

@@ -19,7 +19,7 @@ pub enum OpenError {
     /// Missing, a directory, a pipe or device, too large, unreadable: the
     /// file is refused before anything reads it.
     #[error(transparent)]
-    File(#[from] crate::plugin_file::FileProblem),
+    File(#[from] crate::inspect::file::FileProblem),
     /// Missing, but the build left an archive beside it: the crate was
     /// built as a Rust or static library.
     #[error(
@@ -29,7 +29,7 @@ pub enum OpenError {
     BuiltAsArchive {
         path: PathBuf,
         found: PathBuf,
-        kind: crate::archive::ArchiveKind,
+        kind: crate::inspect::archive::ArchiveKind,
     },
     #[error(
         "`{}` is empty (0 bytes): the build or copy did not finish; rebuild the plugin",

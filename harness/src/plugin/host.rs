@@ -10,11 +10,11 @@ use std::sync::Mutex;
 
 use plugcheck_abi::{ABI_MAJOR, ABI_MINOR, HOST_V1_0_SIZE, HostTable, Method, status};
 
-use crate::plugin_memory::{CText, Overlong, read_c_text};
+use crate::plugin::memory::{CText, Overlong, read_c_text};
 use crate::report::LogLine;
 
 // The bounds, shared with the Go worker (see `limits`).
-use crate::limits::{
+use crate::worker::limits::{
     LOG_LINE_BYTES as MAX_LOG_LINE_BYTES, LOG_LINES_KEPT as MAX_LOG_LINES,
     METHOD_NAME_BYTES as MAX_METHOD_NAME_BYTES, METHODS as MAX_METHODS,
     REJECTIONS_KEPT as MAX_REJECTED,

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::go_worker;
+use crate::inspect::kind::{self, PluginKind};
 use crate::os;
 use crate::outcome::Outcome;
-use crate::plugin_kind::{self, PluginKind};
+use crate::worker::go;
 
 /// How a plugin will be judged.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ pub struct WorkerProgram {
 
 /// The worker for the plugin at `path`; `rust_worker` is this binary.
 pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
-    let go = match plugin_kind::of(path) {
+    let go = match kind::of(path) {
         PluginKind::CAbi => {
             return Choice::Worker(WorkerProgram {
                 exe: rust_worker.to_owned(),
@@ -53,7 +53,7 @@ pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
     if !os::GO_NATIVE_PLUGINS {
         return Choice::Refused(Outcome::unsupported(go_native_elsewhere(path)));
     }
-    match go_worker::for_plugin(&go) {
+    match go::for_plugin(&go) {
         Ok(worker) => Choice::Worker(WorkerProgram {
             exe: worker.exe,
             applies_ledger: false,

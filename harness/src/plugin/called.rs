@@ -8,8 +8,8 @@
 use plugcheck_abi::status;
 
 use crate::outcome::Outcome;
+use crate::plugin::session::{last_log_hint, status_text};
 use crate::report::LogLine;
-use crate::session::{last_log_hint, status_text};
 
 /// How a call into the plugin ended, by its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Findings of `fuzz-methods` kept as replays: the calls the plugin
 //! instance got since init, up to the one that broke a method, saved as a
-//! replay file (`crate::replay`) with their inputs in a directory beside
+//! replay file (`crate::postmortem::replay`) with their inputs in a directory beside
 //! the report, named so a rerun with the same seed finds it again, with the
 //! `plugcheck call --replay` command that runs them again in one instance.
 //!
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::fuzz;
 use crate::outcome::Outcome;
-use crate::replay::{self, Replay, ReplayCall};
+use crate::postmortem::replay::{self, Replay, ReplayCall};
 use crate::report::FuzzInput;
 use crate::worker::{CallTrail, FuzzCall, MAX_TRAIL_CALLS};
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use object::FileKind;
 use object::read::ReadCache;
 
-use crate::plugin_file;
+use crate::inspect::file;
 
 /// Which kind of archive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,10 +74,10 @@ pub fn names_beside(library: &Path) -> Vec<PathBuf> {
 }
 
 /// The first archive beside the missing `library` that is one (read
-/// through [`plugin_file::open`], bounded like a plugin), with its kind.
+/// through [`file::open`], bounded like a plugin), with its kind.
 pub fn beside(library: &Path) -> Option<(PathBuf, ArchiveKind)> {
     names_beside(library).into_iter().find_map(|candidate| {
-        let plugin = plugin_file::open(&candidate).ok()?;
+        let plugin = file::open(&candidate).ok()?;
         let data = ReadCache::new(plugin.file);
         (FileKind::parse(&data).ok()? == FileKind::Archive)
             .then(|| (candidate, ArchiveKind::of(&data)))
