@@ -833,6 +833,29 @@ pub(crate) fn test_report(os: &str, plugins: &[(&str, &[(&str, &str)])]) -> Repo
 #[cfg(test)]
 mod tests {
 
+    /// The closed list of verdicts, as `harness/protocol/verdicts.json`
+    /// writes it for both workers (the Go worker's `protocol_test.go`
+    /// reads it too), in the order reports count them.
+    #[test]
+    fn the_verdicts_are_the_golden_ones() {
+        let golden: Vec<String> =
+            serde_json::from_str(include_str!("../../protocol/verdicts.json")).unwrap();
+        let ours: Vec<String> = super::Verdict::ALL
+            .iter()
+            .map(|verdict| {
+                serde_json::to_value(verdict)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            golden, ours,
+            "harness/protocol/verdicts.json and report::Verdict differ: change both, and the Go worker's protocol.go"
+        );
+    }
+
     #[test]
     fn parts_merge_into_one_report_in_the_order_asked() {
         assert!(Report::merge(Vec::new()).is_none());
