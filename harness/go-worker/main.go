@@ -85,7 +85,7 @@ func main() {
 			}
 			var result caseResult
 			if stopped {
-				result = caseResult{Outcome: skipped("not run: an earlier case of the batch failed"), Plugin: s.info()}
+				result = caseResult{Outcome: skipped(notRun), Plugin: s.info()}
 			} else {
 				result = s.run(id)
 			}
@@ -95,13 +95,17 @@ func main() {
 				Type: "done", Seq: seq, Case: id, Result: result,
 				WorkUs: workUs, HasLoaded: s.plug != nil, NotRun: stopped,
 			})
-			stopped = stopped || result.Outcome.Verdict == "fail"
+			stopped = stopped || result.Outcome.Verdict == verdictFail
 			if err != nil {
 				channelLost(err)
 			}
 		}
 	}
 }
+
+// notRun is the reason of a case the worker did not run: an earlier case
+// of its batch failed.
+const notRun = "not run: an earlier case of the batch failed"
 
 // channelLost ends the worker with the code the parent reads as "the plugin
 // closed or replaced a descriptor it did not open".

@@ -56,6 +56,11 @@ const SOURCES: &[(&str, &str, &str)] = &[
         "session.go",
         include_str!("../go-worker/session.go"),
     ),
+    (
+        "worker",
+        "catalog.go",
+        include_str!("../go-worker/catalog.go"),
+    ),
     ("worker", "cases.go", include_str!("../go-worker/cases.go")),
     ("worker", "fuzz.go", include_str!("../go-worker/fuzz.go")),
     (
