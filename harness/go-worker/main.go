@@ -19,7 +19,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"syscall"
 	"time"
 )
 
@@ -38,8 +37,8 @@ func main() {
 	pluginPath := flags.String("plugin", "", "the plugin to judge")
 	_ = flags.Parse(os.Args[2:])
 	// A plugin's child that daemonizes is re-parented to the worker, where
-	// the parent finds and reaps it (PR_SET_CHILD_SUBREAPER).
-	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, 36, 1, 0)
+	// the parent finds and reaps it.
+	becomeSubreaper()
 	// Reading both binaries' build facts has no effect on the plugin: done
 	// while the parent connects and sends the first batch, it is off the
 	// `load` case's path.

@@ -73,6 +73,16 @@ const SOURCES: &[(&str, &str, &str)] = &[
         "leftovers.go",
         include_str!("../go-worker/leftovers.go"),
     ),
+    (
+        "worker",
+        "subreaper_linux.go",
+        include_str!("../go-worker/subreaper_linux.go"),
+    ),
+    (
+        "worker",
+        "subreaper_other.go",
+        include_str!("../go-worker/subreaper_other.go"),
+    ),
 ];
 
 /// The environment variable naming the Go toolchain to build the worker.
