@@ -321,10 +321,18 @@ mod tests {
                 serde_json::json!({"id": case.id(), "prerequisites": prerequisites})
             })
             .collect();
+        let golden = golden.as_array().expect("cases.json is a list");
+        for (golden, ours) in golden.iter().zip(&ours) {
+            assert_eq!(
+                golden.to_string(),
+                ours.to_string(),
+                "a case in harness/protocol/cases.json and in the catalog differ: change both, and the Go worker's catalog.go"
+            );
+        }
         assert_eq!(
-            golden,
-            serde_json::Value::Array(ours),
-            "harness/protocol/cases.json and the catalog differ: change both, and the Go worker's catalog.go"
+            golden.len(),
+            ours.len(),
+            "harness/protocol/cases.json and the catalog hold different numbers of cases"
         );
     }
 
