@@ -27,85 +27,37 @@ const noReloadOfOneBuild = "Go loads each package path once per process, so one 
 
 const neverUnloads = "Go has no plugin.Close: a Go-native plugin stays in the process, with its memory and goroutines, until the process exits"
 
-func (s *session) run(id string) caseResult {
+func (s *session) run(id CaseID) caseResult {
 	o := s.runCase(id)
 	return caseResult{Outcome: o, Plugin: s.info()}
 }
 
-func (s *session) runCase(id string) outcome {
-	// A step that fails on the way to what a case needs decides the case.
-	needs := func(failed *stepError) (outcome, bool) {
-		if failed == nil {
-			return outcome{}, false
-		}
-		return failed.outcome, true
+// runCase runs a case by its row in the catalog: first what the case
+// stands on (loading, Init), whose failure on the way decides the case,
+// then its body.
+func (s *session) runCase(id CaseID) outcome {
+	row, known := lookupCase(id)
+	if !known {
+		return skipped(fmt.Sprintf("the Go worker does not know the case `%s`: update plugcheck", clip(string(id), 80)))
 	}
-	switch id {
-	case "load":
-		return s.load()
-	case "lookup-entry", "descriptor", "abi-version":
-		// Each passes when loading got past its step.
-		if failed := s.ensureLoaded(); failed != nil && stepIndex(failed.stage) <= stepIndex(id) {
+	switch row.stance() {
+	case standsOnLoad:
+		// A load step passes when loading got past it: only a failure at
+		// its own step or an earlier one decides it.
+		if failed := s.ensureLoaded(); failed != nil && stepIndex(CaseID(failed.stage)) <= stepIndex(id) {
 			return failed.outcome
 		}
-		return s.entered(id)
-	case "metadata":
-		if o, failed := needs(s.ensureLoaded()); failed {
-			return o
+	case standsOnInit:
+		if failed := s.ensureInit(); failed != nil {
+			return failed.outcome
 		}
-		return s.metadata()
-	case "init":
-		if o, failed := needs(s.ensureLoaded()); failed {
-			return o
-		}
-		if o := s.current.shutdown(); o != nil {
-			return *o
-		}
-		return s.init()
-	case "unload":
-		return warning(neverUnloads)
-	case "load-time":
-		// Reads the first load's and Init's times: nothing to run again.
-		return s.loadTime()
-	case "reload-unload-verified":
-		return warning("every version of the plugin this worker loaded is still in the process: " + neverUnloads)
-	case "reload-same-version":
-		if o, failed := needs(s.ensureInit()); failed {
-			return o
-		}
-		return s.reloadSameVersion()
-	case "reload-while-calling", "reload-replace-while-loaded", "reload-cycles":
-		return skipped(noReloadOfOneBuild)
 	}
-	if o, failed := needs(s.ensureInit()); failed {
-		return o
-	}
-	switch id {
-	case "lookup-methods":
-		return s.lookupMethods()
-	case "selftest":
-		return s.selftest()
-	case "state-roundtrip":
-		return s.stateRoundtrip()
-	case "shutdown":
-		return s.shutdown()
-	case "repeat-load":
-		return s.repeatLoad()
-	case "reload-upgrade":
-		return s.reloadUpgrade()
-	case "reload-broken-upgrade":
-		return s.reloadRefused("broken", "a build whose load, entry, contract or Init fails")
-	case "reload-abi-mismatch":
-		return s.reloadRefused("abi-mismatch", "a build for another contract major")
-	case "fuzz-methods":
-		return s.fuzzMethods()
-	}
-	return skipped(fmt.Sprintf("the Go worker does not know the case `%s`: update plugcheck", clip(id, 80)))
+	return row.run(s)
 }
 
 func (s *session) load() outcome {
 	if failed := s.ensureLoaded(); failed != nil {
-		if failed.stage == "load" {
+		if failed.stage == string(caseLoad) {
 			return failed.outcome
 		}
 	}
@@ -119,9 +71,10 @@ func (s *session) load() outcome {
 }
 
 // loadSteps are the cases loading a build goes through, in order.
-var loadSteps = []string{"load", "lookup-entry", "descriptor", "abi-version"}
+var loadSteps = []CaseID{caseLoad, caseLookupEntry, caseDescriptor, caseABIVersion}
 
-func stepIndex(id string) int {
+// stepIndex is a case's place among loadSteps; after them for any other.
+func stepIndex(id CaseID) int {
 	for i, step := range loadSteps {
 		if step == id {
 			return i
@@ -131,11 +84,11 @@ func stepIndex(id string) int {
 }
 
 // entered is lookup-entry, descriptor or abi-version, past its step.
-func (s *session) entered(id string) outcome {
+func (s *session) entered(id CaseID) outcome {
 	switch id {
-	case "lookup-entry":
+	case caseLookupEntry:
 		return pass("the plugin exports `Plugin`")
-	case "descriptor":
+	case caseDescriptor:
 		if s.current == nil {
 			return pass("`Plugin` is a plugcheck.Plugin")
 		}

@@ -208,12 +208,12 @@ func (s *session) callOnce(name string, inputPath *string) callAnswer {
 	if inputPath != nil {
 		file, err := os.Open(*inputPath)
 		if err != nil {
-			return callAnswer{Kind: "not-ready", Reason: fmt.Sprintf("cannot read the input: %v", err)}
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("cannot read the input: %v", err)}
 		}
 		read, err := io.ReadAll(io.LimitReader(file, maxCallInput+1))
 		file.Close()
 		if err != nil || len(read) > maxCallInput {
-			return callAnswer{Kind: "not-ready", Reason: fmt.Sprintf("cannot read the input (at most %d MiB): %v", maxCallInput>>20, err)}
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("cannot read the input (at most %d MiB): %v", maxCallInput>>20, err)}
 		}
 		// Exactly as long as the input, as the fuzz series hands it: a
 		// method that slices past its input's length but within a larger
@@ -222,20 +222,20 @@ func (s *session) callOnce(name string, inputPath *string) callAnswer {
 		copy(input, read)
 	}
 	if failed := s.ensureInit(); failed != nil {
-		return callAnswer{Kind: "not-ready", Reason: failed.outcome.Reason}
+		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
 	}
 	method := s.current.host.methods[name]
 	if method == nil {
 		names := s.current.host.names()
 		sort.Strings(names)
-		return callAnswer{Kind: "no-such-method", Registered: first(names, 50)}
+		return callAnswer{Kind: answerNoSuchMethod, Registered: first(names, 50)}
 	}
 	var out []byte
 	var err error
 	if p := guard(func() { out, err = method(input) }); p != nil {
-		return callAnswer{Kind: "panicked", Panic: p.String()}
+		return callAnswer{Kind: answerPanicked, Panic: p.String()}
 	}
-	answer := callAnswer{Kind: "returned", OutputLen: uint64(len(out))}
+	answer := callAnswer{Kind: answerReturned, OutputLen: uint64(len(out))}
 	if len(out) > maxCallOutput {
 		out = out[:maxCallOutput]
 	}

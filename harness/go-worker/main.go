@@ -19,7 +19,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"syscall"
 	"time"
 )
 
@@ -38,8 +37,8 @@ func main() {
 	pluginPath := flags.String("plugin", "", "the plugin to judge")
 	_ = flags.Parse(os.Args[2:])
 	// A plugin's child that daemonizes is re-parented to the worker, where
-	// the parent finds and reaps it (PR_SET_CHILD_SUBREAPER).
-	_, _, _ = syscall.RawSyscall(syscall.SYS_PRCTL, 36, 1, 0)
+	// the parent finds and reaps it.
+	becomeSubreaper()
 	// Reading both binaries' build facts has no effect on the plugin: done
 	// while the parent connects and sends the first batch, it is off the
 	// `load` case's path.
@@ -85,7 +84,7 @@ func main() {
 			}
 			var result caseResult
 			if stopped {
-				result = caseResult{Outcome: skipped("not run: an earlier case of the batch failed"), Plugin: s.info()}
+				result = caseResult{Outcome: skipped(notRun), Plugin: s.info()}
 			} else {
 				result = s.run(id)
 			}
@@ -95,13 +94,17 @@ func main() {
 				Type: "done", Seq: seq, Case: id, Result: result,
 				WorkUs: workUs, HasLoaded: s.plug != nil, NotRun: stopped,
 			})
-			stopped = stopped || result.Outcome.Verdict == "fail"
+			stopped = stopped || result.Outcome.Verdict == verdictFail
 			if err != nil {
 				channelLost(err)
 			}
 		}
 	}
 }
+
+// notRun is the reason of a case the worker did not run: an earlier case
+// of its batch failed.
+const notRun = "not run: an earlier case of the batch failed"
 
 // channelLost ends the worker with the code the parent reads as "the plugin
 // closed or replaced a descriptor it did not open".

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 )
 
@@ -31,7 +32,7 @@ type settings struct {
 type toWorker struct {
 	Type     string   `json:"type"`
 	FirstSeq uint64   `json:"first_seq"`
-	Cases    []string `json:"cases"`
+	Cases    []CaseID `json:"cases"`
 	Settings settings `json:"settings"`
 	// A `call` (plugcheck call): one method, the bytes of one file.
 	Seq    uint64  `json:"seq"`
@@ -48,7 +49,7 @@ type hello struct {
 type done struct {
 	Type      string     `json:"type"`
 	Seq       uint64     `json:"seq"`
-	Case      string     `json:"case"`
+	Case      CaseID     `json:"case"`
 	Result    caseResult `json:"result"`
 	WorkUs    uint64     `json:"work_us"`
 	HasLoaded bool       `json:"has_loaded"`
@@ -67,10 +68,33 @@ type pluginInfo struct {
 	ABI       string  `json:"abi"`
 }
 
+// Verdict is what a case concluded (report::Verdict). The Go worker
+// concludes pass, fail, warning or skipped; the parent concludes the
+// rest (a crash, a timeout, …). harness/protocol/verdicts.json is the
+// golden list, which protocol_test.go compares with verdicts.
+type Verdict string
+
+const (
+	verdictPass        Verdict = "pass"
+	verdictFail        Verdict = "fail"
+	verdictCrashed     Verdict = "crashed"
+	verdictTimedOut    Verdict = "timed-out"
+	verdictSkipped     Verdict = "skipped"
+	verdictWarning     Verdict = "warning"
+	verdictUnsupported Verdict = "unsupported"
+	verdictFlaky       Verdict = "flaky"
+)
+
+// verdicts are every verdict, in the order reports count them.
+var verdicts = []Verdict{
+	verdictPass, verdictFail, verdictCrashed, verdictTimedOut,
+	verdictSkipped, verdictWarning, verdictUnsupported, verdictFlaky,
+}
+
 type outcome struct {
-	Verdict string `json:"verdict"`
-	Reason  string `json:"reason"`
-	Detail  detail `json:"detail"`
+	Verdict Verdict `json:"verdict"`
+	Reason  string  `json:"reason"`
+	Detail  detail  `json:"detail"`
 }
 
 type logLine struct {
@@ -142,22 +166,69 @@ type called struct {
 	Answer callAnswer `json:"answer"`
 }
 
-// callAnswer is the parent's CallAnswer: `kind` says which fields count.
+// callKind is which answer a `call` got (the parent's CallAnswer's
+// `kind`).
+type callKind string
+
+const (
+	answerReturned     callKind = "returned"
+	answerPanicked     callKind = "panicked"
+	answerNoSuchMethod callKind = "no-such-method"
+	answerNotReady     callKind = "not-ready"
+	// broken-buffer is the Rust worker's only: a Go method returns a
+	// slice, never a broken buffer.
+)
+
+// callAnswer is the parent's CallAnswer: `kind` says which fields count,
+// and only those are written.
 type callAnswer struct {
-	Kind       string   `json:"kind"`
-	Status     int32    `json:"status"`
-	Output     string   `json:"output"`
-	OutputLen  uint64   `json:"output_len"`
-	Error      *string  `json:"error,omitempty"`
-	Panic      string   `json:"panic,omitempty"`
-	Registered []string `json:"registered"`
-	Reason     string   `json:"reason,omitempty"`
+	Kind       callKind
+	Status     int32
+	Output     string
+	OutputLen  uint64
+	Error      *string
+	Panic      string
+	Registered []string
+	Reason     string
 }
 
-func pass(reason string) outcome    { return outcome{Verdict: "pass", Reason: reason} }
-func fail(reason string) outcome    { return outcome{Verdict: "fail", Reason: reason} }
-func warning(reason string) outcome { return outcome{Verdict: "warning", Reason: reason} }
-func skipped(reason string) outcome { return outcome{Verdict: "skipped", Reason: reason} }
+func (a callAnswer) MarshalJSON() ([]byte, error) {
+	switch a.Kind {
+	case answerReturned:
+		return json.Marshal(struct {
+			Kind      callKind `json:"kind"`
+			Status    int32    `json:"status"`
+			Output    string   `json:"output"`
+			OutputLen uint64   `json:"output_len"`
+			Error     *string  `json:"error,omitempty"`
+		}{a.Kind, a.Status, a.Output, a.OutputLen, a.Error})
+	case answerPanicked:
+		return json.Marshal(struct {
+			Kind  callKind `json:"kind"`
+			Panic string   `json:"panic"`
+		}{a.Kind, a.Panic})
+	case answerNoSuchMethod:
+		registered := a.Registered
+		if registered == nil {
+			registered = []string{}
+		}
+		return json.Marshal(struct {
+			Kind       callKind `json:"kind"`
+			Registered []string `json:"registered"`
+		}{a.Kind, registered})
+	case answerNotReady:
+		return json.Marshal(struct {
+			Kind   callKind `json:"kind"`
+			Reason string   `json:"reason"`
+		}{a.Kind, a.Reason})
+	}
+	return nil, fmt.Errorf("a call answer of no kind the parent knows: %q", a.Kind)
+}
+
+func pass(reason string) outcome    { return outcome{Verdict: verdictPass, Reason: reason} }
+func fail(reason string) outcome    { return outcome{Verdict: verdictFail, Reason: reason} }
+func warning(reason string) outcome { return outcome{Verdict: verdictWarning, Reason: reason} }
+func skipped(reason string) outcome { return outcome{Verdict: verdictSkipped, Reason: reason} }
 
 func ptr[T any](value T) *T { return &value }
 

@@ -224,8 +224,9 @@ func (s *session) anotherPath(path string) (string, error) {
 	return target, to.Close()
 }
 
-// stepError is a failed step of loading a build: the case it belongs to,
-// and the outcome.
+// stepError is a failed step of loading a build: the case it belongs to
+// (a CaseID, or a step of a reload: save-state, restore-state), and the
+// outcome.
 type stepError struct {
 	stage   string
 	outcome outcome
@@ -237,16 +238,16 @@ type stepError struct {
 func (s *session) open(path string) (*plugin.Plugin, float64, *stepError) {
 	facts, err := pluginFacts(path)
 	if err != nil {
-		return nil, 0, &stepError{"load", fail(fmt.Sprintf("cannot read the plugin's ELF headers: %v", err))}
+		return nil, 0, &stepError{string(caseLoad), fail(fmt.Sprintf("cannot read the plugin's ELF headers: %v", err))}
 	}
 	self, err := workerFacts()
 	if err != nil {
-		return nil, 0, &stepError{"load", fail(fmt.Sprintf("the Go worker cannot read its own build (%v): a plugcheck problem, please report it", err))}
+		return nil, 0, &stepError{string(caseLoad), fail(fmt.Sprintf("the Go worker cannot read its own build (%v): a plugcheck problem, please report it", err))}
 	}
 	if m := compareBuilds(facts, self); m != nil {
 		o := fail(m.reason)
 		o.Detail.Binding = m.detail()
-		return nil, 0, &stepError{"load", o}
+		return nil, 0, &stepError{string(caseLoad), o}
 	}
 	return s.openChecked(path, path)
 }
@@ -258,13 +259,13 @@ func (s *session) openChecked(file, path string) (*plugin.Plugin, float64, *step
 	var openErr error
 	started := time.Now()
 	if p := guard(func() { plug, openErr = plugin.Open(file) }); p != nil {
-		return nil, 0, &stepError{"load", failPanic("the plugin's package initialization (init) panicked during plugin.Open", p)}
+		return nil, 0, &stepError{string(caseLoad), failPanic("the plugin's package initialization (init) panicked during plugin.Open", p)}
 	}
 	ms := float64(time.Since(started).Microseconds()) / 1000
 	if openErr != nil {
 		// Go names the file it opened, maybe a second path: name the build.
 		message := strings.ReplaceAll(openErr.Error(), strings.TrimSuffix(file, ".so"), strings.TrimSuffix(path, ".so"))
-		return nil, 0, &stepError{"load", fail(fmt.Sprintf("plugin.Open refused it: %s", clip(message, 2000)))}
+		return nil, 0, &stepError{string(caseLoad), fail(fmt.Sprintf("plugin.Open refused it: %s", clip(message, 2000)))}
 	}
 	loadedFrom[plug] = file
 	return plug, ms, nil
@@ -283,20 +284,20 @@ func enter(plug *plugin.Plugin) (*loaded, *stepError) {
 		o := fail(fmt.Sprintf("the plugin exports no `Plugin` (Lookup: %s); it exports %s: declare `var Plugin plugcheck.Plugin = …` in its main package",
 			clip(err.Error(), 300), clip(listed, 1000)))
 		o.Detail.Symbol = ptr("Plugin")
-		return nil, &stepError{"lookup-entry", o}
+		return nil, &stepError{string(caseLookupEntry), o}
 	}
 	pointer, ok := symbol.(*plugcheck.Plugin)
 	if !ok {
-		return nil, &stepError{"descriptor", fail(fmt.Sprintf(
+		return nil, &stepError{string(caseDescriptor), fail(fmt.Sprintf(
 			"`Plugin` is a %T, not a plugcheck.Plugin variable (Lookup gives a *plugcheck.Plugin for one): declare it as `var Plugin plugcheck.Plugin = …`",
 			symbol))}
 	}
 	if *pointer == nil {
-		return nil, &stepError{"descriptor", fail("`Plugin` is nil: assign the plugin's value to it (`var Plugin plugcheck.Plugin = &myPlugin{}`)")}
+		return nil, &stepError{string(caseDescriptor), fail("`Plugin` is nil: assign the plugin's value to it (`var Plugin plugcheck.Plugin = &myPlugin{}`)")}
 	}
 	l.p = *pointer
 	if p := guard(func() { l.info = l.p.Info() }); p != nil {
-		return nil, &stepError{"abi-version", failPanic("Info panicked", p)}
+		return nil, &stepError{string(caseABIVersion), failPanic("Info panicked", p)}
 	}
 	if l.info.ABIMajor != plugcheck.ABIMajor || l.info.ABIMinor > plugcheck.ABIMinor {
 		o := fail(fmt.Sprintf(
@@ -304,7 +305,7 @@ func enter(plug *plugin.Plugin) (*loaded, *stepError) {
 			l.info.ABIMajor, l.info.ABIMinor, plugcheck.ABIMajor, plugcheck.ABIMajor, plugcheck.ABIMinor, contractModule, plugcheck.ABIMajor))
 		o.Detail.HostABI = ptr(fmt.Sprintf("%d.%d", plugcheck.ABIMajor, plugcheck.ABIMinor))
 		o.Detail.PluginABI = ptr(fmt.Sprintf("%d.%d", l.info.ABIMajor, l.info.ABIMinor))
-		return nil, &stepError{"abi-version", o}
+		return nil, &stepError{string(caseABIVersion), o}
 	}
 	return l, nil
 }
@@ -323,9 +324,9 @@ func (l *loaded) initialize() *stepError {
 	l.host = h
 	switch {
 	case p != nil:
-		return &stepError{"init", failPanic("Init panicked", p)}
+		return &stepError{string(caseInit), failPanic("Init panicked", p)}
 	case err != nil:
-		return &stepError{"init", fail(fmt.Sprintf("Init returned an error: %s", clip(err.Error(), 1000)))}
+		return &stepError{string(caseInit), fail(fmt.Sprintf("Init returned an error: %s", clip(err.Error(), 1000)))}
 	case len(h.rejected) > 0:
 		more := ""
 		if h.droppedRejections > 0 {
@@ -333,7 +334,7 @@ func (l *loaded) initialize() *stepError {
 		}
 		o := fail(fmt.Sprintf("Init registered methods the host refused: %s%s", strings.Join(h.rejected, "; "), more))
 		o.Detail.RejectedRegistrations = h.rejected
-		return &stepError{"init", o}
+		return &stepError{string(caseInit), o}
 	}
 	l.initialized = true
 	return nil

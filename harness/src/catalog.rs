@@ -296,6 +296,46 @@ mod tests {
         }
     }
 
+    /// The closed list of cases with their prerequisites, as
+    /// `harness/protocol/cases.json` writes it for both workers (the Go
+    /// worker's `catalog_test.go` reads it too): the ids in suite order,
+    /// and what each case needs of each case it stands on.
+    #[test]
+    fn the_cases_are_the_golden_ones() {
+        let golden: serde_json::Value =
+            serde_json::from_str(include_str!("../protocol/cases.json")).unwrap();
+        let ours: Vec<serde_json::Value> = CaseId::ALL
+            .iter()
+            .map(|case| {
+                let prerequisites: Vec<serde_json::Value> = case
+                    .prerequisites()
+                    .iter()
+                    .map(|on| {
+                        let need = match on.need {
+                            Need::Passed => "passed",
+                            Need::Survived => "survived",
+                        };
+                        serde_json::json!({"case": on.case.id(), "need": need})
+                    })
+                    .collect();
+                serde_json::json!({"id": case.id(), "prerequisites": prerequisites})
+            })
+            .collect();
+        let golden = golden.as_array().expect("cases.json is a list");
+        for (golden, ours) in golden.iter().zip(&ours) {
+            assert_eq!(
+                golden.to_string(),
+                ours.to_string(),
+                "a case in harness/protocol/cases.json and in the catalog differ: change both, and the Go worker's catalog.go"
+            );
+        }
+        assert_eq!(
+            golden.len(),
+            ours.len(),
+            "harness/protocol/cases.json and the catalog hold different numbers of cases"
+        );
+    }
+
     #[test]
     fn prerequisites_run_earlier_in_the_suite() {
         for &case in CaseId::ALL {

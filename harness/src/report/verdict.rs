@@ -80,3 +80,31 @@ impl std::fmt::Display for Verdict {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The closed list of verdicts, as `harness/protocol/verdicts.json`
+    /// writes it for both workers (the Go worker's `protocol_test.go`
+    /// reads it too), in the order reports count them.
+    #[test]
+    fn the_verdicts_are_the_golden_ones() {
+        let golden: Vec<String> =
+            serde_json::from_str(include_str!("../../protocol/verdicts.json")).unwrap();
+        let ours: Vec<String> = Verdict::ALL
+            .iter()
+            .map(|verdict| {
+                serde_json::to_value(verdict)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            golden, ours,
+            "harness/protocol/verdicts.json and report::verdict::Verdict differ: change both, and the Go worker's protocol.go"
+        );
+    }
+}

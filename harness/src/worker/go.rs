@@ -62,6 +62,11 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ),
     (
         "worker",
+        "catalog.go",
+        include_str!("../../go-worker/catalog.go"),
+    ),
+    (
+        "worker",
         "cases.go",
         include_str!("../../go-worker/cases.go"),
     ),
@@ -75,6 +80,16 @@ const SOURCES: &[(&str, &str, &str)] = &[
         "worker",
         "leftovers.go",
         include_str!("../../go-worker/leftovers.go"),
+    ),
+    (
+        "worker",
+        "subreaper_linux.go",
+        include_str!("../../go-worker/subreaper_linux.go"),
+    ),
+    (
+        "worker",
+        "subreaper_other.go",
+        include_str!("../../go-worker/subreaper_other.go"),
     ),
 ];
 

@@ -292,24 +292,87 @@ mod tests {
     /// (`harness/protocol/examples/`, see its README): read into the
     /// parent's types and written back, each must come out as it went in,
     /// so a field renamed, added or dropped on one side fails here or in
-    /// the Go worker's protocol_test.go.
+    /// the Go worker's protocol_test.go. Every file there is read (a new
+    /// one too), and every kind of message and of call answer has one.
     #[test]
     fn the_golden_messages_read_and_write_back_unchanged() {
-        fn round_trip<T: Serialize + serde::de::DeserializeOwned>(golden: &str, name: &str) {
-            let value: serde_json::Value = serde_json::from_str(golden).unwrap();
+        fn round_trip<T: Serialize + serde::de::DeserializeOwned>(
+            value: &serde_json::Value,
+            name: &str,
+        ) -> T {
             let read: T = serde_json::from_value(value.clone())
                 .unwrap_or_else(|error| panic!("examples/{name} does not read: {error}"));
             assert_eq!(
-                serde_json::to_value(&read).unwrap(),
+                &serde_json::to_value(&read).unwrap(),
                 value,
                 "examples/{name} does not write back as it was read: the parent and the golden file differ"
             );
+            read
         }
-        round_trip::<ToWorker>(include_str!("../../protocol/examples/run.json"), "run.json");
-        round_trip::<FromWorker>(
-            include_str!("../../protocol/examples/done.json"),
-            "done.json",
-        );
+        // Exhaustive, so a new kind of message cannot be added without
+        // being named here; each named kind needs a golden example.
+        fn to_worker(message: &ToWorker) -> &'static str {
+            match message {
+                ToWorker::Run { .. } => "run",
+                ToWorker::Call { .. } => "call",
+            }
+        }
+        fn from_worker(message: &FromWorker) -> &'static str {
+            match message {
+                FromWorker::Hello { .. } => "hello",
+                FromWorker::Done { .. } => "done",
+                FromWorker::Calling { .. } => "calling",
+                FromWorker::Called { answer, .. } => match answer {
+                    CallAnswer::Returned { .. } => "called returned",
+                    CallAnswer::Panicked { .. } => "called panicked",
+                    CallAnswer::BrokenBuffer { .. } => "called broken-buffer",
+                    CallAnswer::NoSuchMethod { .. } => "called no-such-method",
+                    CallAnswer::NotReady { .. } => "called not-ready",
+                },
+                FromWorker::Logged { .. } => "logged",
+                FromWorker::Stack(_) => "stack",
+                FromWorker::Forbidden { .. } => "forbidden",
+            }
+        }
+        const KINDS: [&str; 13] = [
+            "run",
+            "call",
+            "hello",
+            "done",
+            "calling",
+            "called returned",
+            "called panicked",
+            "called broken-buffer",
+            "called no-such-method",
+            "called not-ready",
+            "logged",
+            "stack",
+            "forbidden",
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/examples");
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|error| panic!("examples/{name} is no JSON: {error}"));
+            let kind = match value["type"].as_str() {
+                Some("run" | "call") => to_worker(&round_trip::<ToWorker>(&value, &name)),
+                _ => from_worker(&round_trip::<FromWorker>(&value, &name)),
+            };
+            assert!(
+                KINDS.contains(&kind),
+                "examples/{name}: `{kind}` is not in KINDS"
+            );
+            seen.insert(kind);
+        }
+        for kind in KINDS {
+            assert!(
+                seen.contains(kind),
+                "no golden example in harness/protocol/examples/ of `{kind}`"
+            );
+        }
     }
 
     #[test]
