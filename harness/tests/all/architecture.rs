@@ -106,6 +106,52 @@ fn no_module_reaches_back_to_itself() {
     );
 }
 
+/// The same inside `cli/`, one level down: its files name each other as
+/// `super::NAME` (`check` hands `foreign` a forwarded check; `foreign`
+/// never reaches back into `check`).
+#[test]
+fn no_command_reaches_back_to_itself() {
+    let cli = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
+    let mut files = Vec::new();
+    collect(&cli, &mut files);
+    let name = |file: &Path| module_of(&cli, file).filter(|name| name != "mod");
+    let commands: BTreeSet<String> = files.iter().filter_map(|file| name(file)).collect();
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in &files {
+        let Some(command) = name(file) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let edges = graph.entry(command.clone()).or_default();
+        for (at, _) in text.match_indices("super::") {
+            let named: String = text[at + "super::".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if named != command && commands.contains(&named) {
+                edges.insert(named);
+            }
+        }
+    }
+    assert!(
+        graph
+            .get("check")
+            .is_some_and(|edges| edges.contains("foreign")),
+        "the reader sees `check` use `foreign`: {graph:?}"
+    );
+    let cycles: BTreeSet<String> = graph
+        .keys()
+        .filter_map(|command| cycle_from(&graph, command))
+        .map(|cycle| cycle.join(" → "))
+        .collect();
+    assert!(
+        cycles.is_empty(),
+        "import loops between the files of cli/:\n  {}",
+        cycles.into_iter().collect::<Vec<_>>().join("\n  ")
+    );
+}
+
 #[test]
 fn the_loop_finder_finds_a_loop() {
     let graph: BTreeMap<String, BTreeSet<String>> = [
