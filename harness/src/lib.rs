@@ -39,6 +39,7 @@ pub mod runner;
 pub mod saved_input;
 pub mod session;
 pub mod shard;
+pub mod skip_log;
 pub mod sniff;
 pub mod symbolize;
 pub mod text;
