@@ -139,7 +139,7 @@ impl CaseId {
                 "many reloads do not grow threads, handles or mapped memory beyond a bound"
             }
             CaseId::FuzzMethods => {
-                "every registered method survives a seeded series of inputs: no crash, hang or broken output buffer"
+                "every registered method survives a seeded series of inputs: no crash, hang, panic or broken output buffer"
             }
         }
     }

@@ -239,17 +239,147 @@ mod tests {
         assert_ne!(input(7, 40), input(7, 41));
     }
 
-    /// Pinned bytes: a change of generator (or of how the key is made)
-    /// would change every saved input's meaning, and the Windows leg
-    /// compares its series with this one.
+    /// ChaCha as Bernstein specified it (a 64-bit block counter in words
+    /// 12–13, a 64-bit nonce in 14–15), written out here from the spec
+    /// rather than taken from `rand_chacha`: block `counter` of stream
+    /// `nonce` under `key`, after `rounds` rounds.
+    fn chacha_block(key: &[u8; 32], nonce: u64, counter: u64, rounds: usize) -> [u8; 64] {
+        fn quarter(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+            x[a] = x[a].wrapping_add(x[b]);
+            x[d] = (x[d] ^ x[a]).rotate_left(16);
+            x[c] = x[c].wrapping_add(x[d]);
+            x[b] = (x[b] ^ x[c]).rotate_left(12);
+            x[a] = x[a].wrapping_add(x[b]);
+            x[d] = (x[d] ^ x[a]).rotate_left(8);
+            x[c] = x[c].wrapping_add(x[d]);
+            x[b] = (x[b] ^ x[c]).rotate_left(7);
+        }
+        let word = |bytes: &[u8]| u32::from_le_bytes(bytes.try_into().unwrap());
+        let mut state = [0u32; 16];
+        for (at, constant) in b"expand 32-byte k".chunks(4).enumerate() {
+            state[at] = word(constant);
+        }
+        for (at, key) in key.chunks(4).enumerate() {
+            state[4 + at] = word(key);
+        }
+        state[12] = counter as u32;
+        state[13] = (counter >> 32) as u32;
+        state[14] = nonce as u32;
+        state[15] = (nonce >> 32) as u32;
+        let mut x = state;
+        for _ in 0..rounds / 2 {
+            quarter(&mut x, 0, 4, 8, 12);
+            quarter(&mut x, 1, 5, 9, 13);
+            quarter(&mut x, 2, 6, 10, 14);
+            quarter(&mut x, 3, 7, 11, 15);
+            quarter(&mut x, 0, 5, 10, 15);
+            quarter(&mut x, 1, 6, 11, 12);
+            quarter(&mut x, 2, 7, 8, 13);
+            quarter(&mut x, 3, 4, 9, 14);
+        }
+        let mut out = [0u8; 64];
+        for (at, (x, state)) in x.iter().zip(state).enumerate() {
+            out[at * 4..at * 4 + 4].copy_from_slice(&x.wrapping_add(state).to_le_bytes());
+        }
+        out
+    }
+
+    /// The first `len` bytes of ChaCha8's keystream for input `index` of
+    /// `seed`: the key is the seed's little-endian bytes then zeros, the
+    /// nonce (stream) is the index, blocks count from 0.
+    fn keystream(seed: u64, index: u32, len: usize) -> Vec<u8> {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        let mut bytes = Vec::with_capacity(len + 64);
+        let mut counter = 0;
+        while bytes.len() < len {
+            bytes.extend_from_slice(&chacha_block(&key, u64::from(index), counter, 8));
+            counter += 1;
+        }
+        bytes.truncate(len);
+        bytes
+    }
+
+    /// Input `index` of `seed` made as the module's doc and the README say
+    /// the series is, with none of the code above: 8 named inputs; random
+    /// bytes of the sizes 2^k − 1, 2^k, 2^k + 1 (k = 1 … 20, at most
+    /// 1 MiB); then random sizes. Random bytes are the keystream as the
+    /// generator hands it out: whole 32-bit words in order, a `u64` as two
+    /// words low first, so a random-sized input's size takes words 0–2 and
+    /// its bytes start at byte 12.
+    fn made_from_the_spec(seed: u64, index: u32) -> Vec<u8> {
+        let named: [Vec<u8>; 8] = [
+            vec![],
+            vec![0x00],
+            vec![0xff],
+            (0..=255).collect(),
+            vec![0x00; 65536],
+            vec![0xff; 65536],
+            b"\x80 \xc0\xaf \xed\xa0\x80 \xe2\x82 \xf0\x9f\x98 \xfe\xff \xf8\x88\x80\x80\x80"
+                .to_vec(),
+            b"plugcheck\0fuzz".to_vec(),
+        ];
+        let sized: Vec<usize> = (1..=20)
+            .flat_map(|k| [(1 << k) - 1, 1 << k, (1 << k) + 1])
+            .filter(|&size| size <= 1 << 20)
+            .collect();
+        let at = index as usize;
+        if at < named.len() {
+            return named[at].clone();
+        }
+        if let Some(&size) = sized.get(at - named.len()) {
+            return keystream(seed, index, size);
+        }
+        let head = keystream(seed, index, 12);
+        let bits = u32::from_le_bytes(head[0..4].try_into().unwrap()) % 17;
+        let len = u64::from_le_bytes(head[4..12].try_into().unwrap()) % ((1 << bits) + 1);
+        keystream(seed, index, 12 + len as usize).split_off(12)
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The series against an implementation of its own here, checked in
+    /// turn against ChaCha's published keystreams (all-zero key and
+    /// nonce: RFC 8439's for 20 rounds, draft-strombergson-chacha-test-
+    /// vectors' for 8). So a change of generator, of how the key is made,
+    /// or of how the generator's words are taken fails here — it would
+    /// change every saved input's meaning — and the pinned digest, which
+    /// every leg's `fuzz-methods` reports and the Go worker checks its
+    /// series file by, is the digest of bytes this code did not make.
     #[test]
-    fn the_series_is_pinned() {
+    fn the_series_is_chacha8_as_specified_and_its_digest_is_pinned() {
+        assert_eq!(
+            hex(&chacha_block(&[0; 32], 0, 0, 20)),
+            "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7\
+             da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586",
+            "ChaCha20, all-zero key and nonce"
+        );
+        assert_eq!(
+            hex(&chacha_block(&[0; 32], 0, 0, 8)),
+            "3e00ef2f895f40d67f5bb8e81f09a5a12c840ec3ce9a7f3b181be188ef711a1e\
+             984ce172b9216f419f445367456d5619314a42a3da86b001387bfdb80e0cfe42",
+            "ChaCha8, all-zero key and nonce"
+        );
         let mut digest = SeriesDigest::default();
         for index in 0..DEFAULT_INPUTS {
-            digest.add(&input(DEFAULT_SEED, index));
+            let expected = made_from_the_spec(DEFAULT_SEED, index);
+            let made = input(DEFAULT_SEED, index);
+            assert!(
+                made == expected,
+                "input {index} of the default seed: {} bytes, the spec's {} (first differing at {:?})",
+                made.len(),
+                expected.len(),
+                made.iter().zip(&expected).position(|(a, b)| a != b)
+            );
+            digest.add(&expected);
         }
-        assert_eq!(&input(DEFAULT_SEED, 8)[..], &[0x97]);
         assert_eq!(digest.hex(), DEFAULT_SERIES_DIGEST);
+        // Another seed, where the key's other bytes matter.
+        for index in [8, 66, 67, 200] {
+            assert!(input(u64::MAX - 41, index) == made_from_the_spec(u64::MAX - 41, index));
+        }
     }
 
     #[test]

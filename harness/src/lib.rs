@@ -23,5 +23,6 @@ pub mod postmortem;
 pub mod reload;
 pub mod report;
 pub mod run;
+pub mod skip_log;
 pub mod text;
 pub mod worker;

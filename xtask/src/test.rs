@@ -4,6 +4,9 @@
 //! compiled.
 
 use std::ffi::OsString;
+use std::path::Path;
+
+use anyhow::Context;
 
 use xshell::Shell;
 
@@ -16,6 +19,10 @@ pub struct Args {
     /// Which legs to test.
     #[arg(long, value_enum, default_value_t)]
     pub platform: Selection,
+    /// Fail when a test skipped itself for want of a tool (Go, a second
+    /// Go release, the Windows harness) instead of listing it.
+    #[arg(long)]
+    pub require_all: bool,
 }
 
 /// Unit tests that run on the foreign leg: the harness (with the OS seam)
@@ -50,6 +57,29 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
 }
 
 pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
+    // The tests that skip themselves log it here (`plugcheck::skip_log`),
+    // as the fixture tests do for `conformance`.
+    let skip_log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
+    let ran = run_tests(sh, args, part, skip_log.path());
+    let skipped = std::fs::read_to_string(skip_log.path()).unwrap_or_default();
+    let skipped: Vec<&str> = skipped.lines().collect();
+    if !skipped.is_empty() {
+        eprintln!("\nSKIPPED {} test(s) for want of a tool:", skipped.len());
+        for test in &skipped {
+            eprintln!("  {test}");
+        }
+    }
+    ran?;
+    if args.require_all && !skipped.is_empty() {
+        anyhow::bail!(
+            "{} test(s) skipped themselves (see above) and --require-all is given: install what they need",
+            skipped.len()
+        );
+    }
+    Ok(())
+}
+
+fn run_tests(sh: &Shell, args: &Args, part: Part, skip_log: &Path) -> anyhow::Result<()> {
     let platforms = args.platform.platforms();
     let readme_needs_windows = Platform::host() == Platform::Linux
         && platforms.contains(&Platform::Linux)
@@ -59,7 +89,7 @@ pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
         if readme_needs_windows {
             argv.extend(["--", "--skip", README_TESTS]);
         }
-        let tests = crate::test_failures::cargo(sh, &argv);
+        let tests = crate::test_failures::cargo(sh, &argv).env(plugcheck::skip_log::VAR, skip_log);
         crate::test_failures::run(tests, &format!("{} workspace tests", Platform::host()))?;
     }
     if part == Part::Host {
@@ -79,8 +109,9 @@ pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
             "--",
             README_TESTS,
         ];
-        let tests =
-            crate::test_failures::cargo(sh, &argv).env("PLUGCHECK_WINDOWS_HARNESS", harness);
+        let tests = crate::test_failures::cargo(sh, &argv)
+            .env("PLUGCHECK_WINDOWS_HARNESS", harness)
+            .env(plugcheck::skip_log::VAR, skip_log);
         crate::test_failures::run(tests, "the README's commands, on Linux and under Wine")?;
     }
     for platform in platforms {

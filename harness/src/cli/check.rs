@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use super::{exit, say};
+use super::foreign::{self, Arg, Forwarded};
+use super::{absolute, exit, say};
 use crate::catalog::CaseId;
 use crate::gate::file::{self, GateFile};
 use crate::gate::policy::Policy;
+use crate::os::{self, Platform};
 use crate::outcome::{CaseSettings, ReloadRole};
 use crate::report::Report;
 use crate::report::event::{AtRunEnd, Reporter, Reporters};
@@ -18,9 +20,9 @@ use crate::report::provenance::Provenance;
 use crate::report::table;
 use crate::run::partition::{Partition, PluginSet};
 use crate::run::{self, RunOptions};
-use crate::{os, report, worker};
+use crate::{report, worker};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, PartialEq, clap::Args)]
 pub struct CheckArgs {
     /// Plugin libraries to check (.so on Linux, .dll on Windows).
     #[arg(required = true, value_name = "PLUGIN")]
@@ -146,6 +148,17 @@ pub enum TargetPlatform {
     Windows,
 }
 
+impl TargetPlatform {
+    /// The platform it names (`host`: this one).
+    fn platform(self) -> Platform {
+        match self {
+            TargetPlatform::Host => os::HOST,
+            TargetPlatform::Linux => Platform::Linux,
+            TargetPlatform::Windows => Platform::Windows,
+        }
+    }
+}
+
 /// Whether a run speaks to GitHub Actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Annotate {
@@ -155,6 +168,15 @@ pub enum Annotate {
 }
 
 impl Annotate {
+    /// As `--annotate` takes it.
+    fn name(self) -> &'static str {
+        match self {
+            Annotate::Auto => "auto",
+            Annotate::Always => "always",
+            Annotate::Never => "never",
+        }
+    }
+
     fn wanted(self) -> bool {
         match self {
             Annotate::Auto => report::github::in_actions(),
@@ -184,7 +206,7 @@ impl Resolved {
     fn of(args: &CheckArgs, file: Option<&GateFile>) -> anyhow::Result<Resolved> {
         let defaults = CaseSettings::default();
         let from_file = |pick: fn(&GateFile) -> Option<Duration>| file.and_then(pick);
-        let (reload_to, reload_named_at) = reload_builds(args, file, std::env::consts::OS)?;
+        let (reload_to, reload_named_at) = reload_builds(args, file, os::HOST)?;
         Ok(Resolved {
             timeout: args
                 .timeout
@@ -241,7 +263,7 @@ impl Resolved {
 fn reload_builds(
     args: &CheckArgs,
     file: Option<&GateFile>,
-    platform: &str,
+    platform: Platform,
 ) -> anyhow::Result<(BTreeMap<ReloadRole, PathBuf>, BTreeMap<ReloadRole, String>)> {
     let mut builds = BTreeMap::new();
     let mut named_at = BTreeMap::new();
@@ -316,15 +338,9 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
     // Found here, so the other platform's harness is told the same file.
     args.config = find_gate_file(&args)?;
     let gate_file = args.config.as_deref().map(file::read).transpose()?;
-    let (other, _) = os::OTHER_PLATFORM;
-    match args.platform {
-        TargetPlatform::Windows if other == "windows" => {
-            return super::foreign::on_windows(&args).map(Checked::There);
-        }
-        TargetPlatform::Linux if other == "linux" => {
-            return super::foreign::on_linux(&args).map(Checked::There);
-        }
-        _ => {}
+    let platform = args.platform.platform();
+    if platform != os::HOST {
+        return foreign::run(platform, &forwarded(&args)).map(Checked::There);
     }
     let resolved = Resolved::of(&args, gate_file.as_ref())?;
     if let Some(file) = &gate_file {
@@ -354,10 +370,9 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         None => given.clone(),
     };
     if let Some((other, plugin)) = other_platforms_plugin(&chosen) {
-        let bridge = if other == "windows" {
-            " (under Wine)"
-        } else {
-            " (in WSL2)"
+        let bridge = match other {
+            Platform::Windows => " (under Wine)",
+            Platform::Linux => " (in WSL2)",
         };
         say(&format!(
             "note: `{}` is built for {other}; `plugcheck check --platform {other}` judges it there{bridge}\n",
@@ -507,98 +522,110 @@ pub(super) fn parse_args(
 
 /// The other platform and the first plugin whose name says it was built
 /// for it.
-fn other_platforms_plugin(plugins: &[PathBuf]) -> Option<(&'static str, &Path)> {
-    let (other, extension) = os::OTHER_PLATFORM;
+fn other_platforms_plugin(plugins: &[PathBuf]) -> Option<(Platform, &Path)> {
+    let other = os::HOST.other();
     plugins
         .iter()
         .find(|path| {
             path.extension()
-                .is_some_and(|ext| ext.eq_ignore_ascii_case(extension))
+                .is_some_and(|ext| ext.eq_ignore_ascii_case(other.library_extension()))
         })
         .map(|path| (other, path.as_path()))
 }
 
-/// The arguments of this check as the other platform's harness takes them:
-/// every option but the bridge's own, each path mapped by `path`.
-pub(super) fn forwarded(
-    args: &CheckArgs,
-    path: &dyn Fn(&Path) -> std::ffi::OsString,
-) -> Vec<std::ffi::OsString> {
-    let mut argv: Vec<std::ffi::OsString> = vec!["check".into()];
-    for case in &args.filter {
-        argv.extend(["--filter".into(), case.into()]);
-    }
-    if let Some(json) = &args.json {
-        argv.extend(["--json".into(), path(json)]);
-    }
-    if let Some(junit) = &args.junit {
-        argv.extend(["--junit".into(), path(junit)]);
-    }
-    let mut given = |flag: &str, value: Option<String>| {
+/// This check as the other platform's harness takes it: every option but
+/// the bridge's own, paths left for the bridge to map. Every field of
+/// [`CheckArgs`] is named here, none with `..`: a new option does not
+/// compile until it is forwarded or said not to be.
+fn forwarded(args: &CheckArgs) -> Forwarded {
+    let CheckArgs {
+        plugins,
+        filter,
+        json,
+        junit,
+        timeout,
+        load_time_bound,
+        repeat_cycles,
+        reload_cycles,
+        reload_to,
+        fuzz_inputs,
+        seed,
+        repeat,
+        partition,
+        config,
+        no_config,
+        inputs_dir,
+        jobs,
+        deny_warnings,
+        deny_skipped,
+        annotate,
+        // The bridge's own: the other side judges on its own platform,
+        // with itself.
+        platform: _,
+        harness,
+        wsl_distro,
+    } = args;
+    let mut argv = vec![Arg::Text("check".into())];
+    let mut text = |flag: &str, value: Option<String>| {
         if let Some(value) = value {
-            argv.extend([flag.into(), value.into()]);
+            argv.extend([Arg::Text(flag.into()), Arg::Text(value.into())]);
         }
     };
-    let duration =
-        |value: Option<Duration>| value.map(|d| humantime::format_duration(d).to_string());
-    given("--timeout", duration(args.timeout));
-    given("--load-time-bound", duration(args.load_time_bound));
-    given("--repeat-cycles", args.repeat_cycles.map(|n| n.to_string()));
-    given("--reload-cycles", args.reload_cycles.map(|n| n.to_string()));
-    given("--fuzz-inputs", args.fuzz_inputs.map(|n| n.to_string()));
-    given("--seed", args.seed.map(crate::fuzz::seed_text));
-    given("--repeat", args.repeat.map(|n| n.to_string()));
-    given("--partition", args.partition.map(|p| p.to_string()));
+    for case in filter {
+        text("--filter", Some(case.clone()));
+    }
+    let duration = |value: &Option<Duration>| {
+        value.map(|duration| humantime::format_duration(duration).to_string())
+    };
+    let number = |value: &Option<u32>| value.map(|n| n.to_string());
+    text("--timeout", duration(timeout));
+    text("--load-time-bound", duration(load_time_bound));
+    text("--repeat-cycles", number(repeat_cycles));
+    text("--reload-cycles", number(reload_cycles));
+    text("--fuzz-inputs", number(fuzz_inputs));
+    text("--seed", seed.map(crate::fuzz::seed_text));
+    text("--repeat", number(repeat));
+    text("--partition", partition.map(|p| p.to_string()));
+    text("--jobs", jobs.map(|n| n.to_string()));
+    text("--annotate", Some(annotate.name().to_owned()));
     for (flag, value) in [
-        ("--deny-warnings", args.deny_warnings),
-        ("--deny-skipped", args.deny_skipped),
+        ("--deny-warnings", deny_warnings),
+        ("--deny-skipped", deny_skipped),
     ] {
         if let Some(value) = value {
-            argv.push(format!("{flag}={value}").into());
+            argv.push(Arg::Text(format!("{flag}={value}").into()));
         }
+    }
+    if *no_config {
+        argv.push(Arg::Text("--no-config".into()));
     }
     // The gate file goes as itself, not as its settings: the other harness
     // takes its own platform's `[reload-to]` builds from it, and names the
     // file's lines in what it says.
-    if let Some(config) = &args.config {
-        argv.extend(["--config".into(), path(config)]);
+    for (flag, path) in [
+        ("--json", json),
+        ("--junit", junit),
+        ("--config", config),
+        ("--inputs-dir", inputs_dir),
+    ] {
+        if let Some(path) = path {
+            argv.extend([Arg::Text(flag.into()), Arg::Path(path.clone())]);
+        }
     }
-    if args.no_config {
-        argv.push("--no-config".into());
+    for (role, target) in reload_to {
+        argv.extend([
+            Arg::Text("--reload-to".into()),
+            Arg::Prefixed(format!("{}=", role.name()), target.clone()),
+        ]);
     }
-    if let Some(dir) = &args.inputs_dir {
-        argv.extend(["--inputs-dir".into(), path(dir)]);
+    argv.push(Arg::Text("--".into()));
+    argv.extend(plugins.iter().cloned().map(Arg::Path));
+    Forwarded {
+        argv,
+        plugins: plugins.clone(),
+        harness: harness.clone(),
+        wsl_distro: wsl_distro.clone(),
     }
-    for (role, target) in &args.reload_to {
-        let mut value = std::ffi::OsString::from(format!("{}=", role.name()));
-        value.push(path(target));
-        argv.extend(["--reload-to".into(), value]);
-    }
-    if let Some(jobs) = args.jobs {
-        argv.extend(["--jobs".into(), jobs.to_string().into()]);
-    }
-    let annotate = match args.annotate {
-        Annotate::Auto => "auto",
-        Annotate::Always => "always",
-        Annotate::Never => "never",
-    };
-    argv.extend(["--annotate".into(), annotate.into()]);
-    argv.push("--".into());
-    argv.extend(args.plugins.iter().map(|plugin| path(plugin)));
-    argv
-}
-
-pub(super) fn plugins(args: &CheckArgs) -> &[PathBuf] {
-    &args.plugins
-}
-
-pub(super) fn bridge_options(args: &CheckArgs) -> (Option<&Path>, Option<&str>) {
-    (args.harness.as_deref(), args.wsl_distro.as_deref())
-}
-
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(path)
-        .with_context(|| format!("cannot make `{}` an absolute path", path.display()))
 }
 
 /// `upgrade=target/v2/libx.so` → (Upgrade, path).
@@ -652,59 +679,224 @@ mod tests {
         }
     }
 
+    /// Every option of `check` set to a value other than its default
+    /// (`--no-config` aside: it conflicts with `--config`).
+    fn every_option(platform: &str) -> CheckArgs {
+        let argv: Vec<&str> = vec![
+            "check",
+            "--filter",
+            "load,reload",
+            "--json",
+            "/r/report.json",
+            "--junit",
+            "/r/junit.xml",
+            "--timeout",
+            "3s",
+            "--load-time-bound",
+            "2s",
+            "--repeat-cycles",
+            "4",
+            "--reload-cycles",
+            "5",
+            "--reload-to",
+            "upgrade=/b/v2.dll",
+            "--reload-to",
+            "broken=/b/bad.dll",
+            "--fuzz-inputs",
+            "17",
+            "--seed",
+            "42",
+            "--inputs-dir",
+            "/i",
+            "--jobs",
+            "2",
+            "--deny-warnings",
+            "--deny-skipped=false",
+            "--repeat",
+            "3",
+            "--partition",
+            "2/4",
+            "--config",
+            "/g/plugcheck.toml",
+            "--annotate",
+            "never",
+            "--platform",
+            platform,
+            "--harness",
+            "/h/plugcheck.exe",
+            "--wsl-distro",
+            "Debian",
+            "/p/a.dll",
+            "/p/-odd.dll",
+        ];
+        parse(&argv.iter().map(|arg| arg.as_ref()).collect::<Vec<_>>())
+    }
+
+    /// What the other platform's harness parses from `forwarded(given)`,
+    /// with paths mapped by `map`.
+    fn there(given: &CheckArgs, map: impl Fn(&Path) -> std::ffi::OsString) -> CheckArgs {
+        let argv = forwarded(given).argv(|path| Ok(map(path))).unwrap();
+        parse(&argv.iter().map(|arg| arg.as_os_str()).collect::<Vec<_>>())
+    }
+
     #[test]
-    fn every_option_reaches_the_other_platforms_harness_with_its_paths_mapped() {
-        let given = parse(&[
+    fn every_option_set_here_is_parsed_alike_by_the_other_platforms_harness() {
+        let defaults = parse(&["check".as_ref(), "x.so".as_ref()]);
+        // First: that `every_option` really sets every option, so a flag
+        // left out of the forwarding cannot go unnoticed below. Named one
+        // by one, no `..`: a new option does not compile until it is set.
+        let given = every_option("windows");
+        let CheckArgs {
+            plugins,
+            filter,
+            json,
+            junit,
+            timeout,
+            load_time_bound,
+            repeat_cycles,
+            reload_cycles,
+            reload_to,
+            fuzz_inputs,
+            seed,
+            repeat,
+            partition,
+            config,
+            no_config: _, // conflicts with --config: its own case below
+            inputs_dir,
+            jobs,
+            deny_warnings,
+            deny_skipped,
+            annotate,
+            platform,
+            harness,
+            wsl_distro,
+        } = &given;
+        let differs = [
+            ("plugins", *plugins != defaults.plugins),
+            ("filter", *filter != defaults.filter),
+            ("json", *json != defaults.json),
+            ("junit", *junit != defaults.junit),
+            ("timeout", *timeout != defaults.timeout),
+            (
+                "load-time-bound",
+                *load_time_bound != defaults.load_time_bound,
+            ),
+            ("repeat-cycles", *repeat_cycles != defaults.repeat_cycles),
+            ("reload-cycles", *reload_cycles != defaults.reload_cycles),
+            ("reload-to", *reload_to != defaults.reload_to),
+            ("fuzz-inputs", *fuzz_inputs != defaults.fuzz_inputs),
+            ("seed", *seed != defaults.seed),
+            ("repeat", *repeat != defaults.repeat),
+            ("partition", *partition != defaults.partition),
+            ("config", *config != defaults.config),
+            ("inputs-dir", *inputs_dir != defaults.inputs_dir),
+            ("jobs", *jobs != defaults.jobs),
+            ("deny-warnings", *deny_warnings != defaults.deny_warnings),
+            ("deny-skipped", *deny_skipped != defaults.deny_skipped),
+            ("annotate", *annotate != defaults.annotate),
+            ("platform", *platform != defaults.platform),
+            ("harness", *harness != defaults.harness),
+            ("wsl-distro", *wsl_distro != defaults.wsl_distro),
+        ];
+        for (option, differs) in differs {
+            assert!(differs, "every_option leaves --{option} at its default");
+        }
+        // The round trip: everything arrives as given, but the bridge's
+        // own options, which the other side does not take.
+        let unmapped = |path: &Path| path.as_os_str().to_owned();
+        let expected = CheckArgs {
+            platform: TargetPlatform::Host,
+            harness: None,
+            wsl_distro: None,
+            ..every_option("windows")
+        };
+        assert_eq!(there(&given, unmapped), expected);
+        let no_config = parse(&[
             "check".as_ref(),
-            "--filter".as_ref(),
-            "load,reload".as_ref(),
-            "--json".as_ref(),
-            "/r/report.json".as_ref(),
-            "--junit".as_ref(),
-            "/r/junit.xml".as_ref(),
-            "--timeout".as_ref(),
-            "3s".as_ref(),
-            "--load-time-bound".as_ref(),
-            "2s".as_ref(),
-            "--repeat-cycles".as_ref(),
-            "4".as_ref(),
-            "--reload-cycles".as_ref(),
-            "5".as_ref(),
-            "--reload-to".as_ref(),
-            "upgrade=/b/v2.dll".as_ref(),
-            "--fuzz-inputs".as_ref(),
-            "17".as_ref(),
-            "--seed".as_ref(),
-            "42".as_ref(),
-            "--inputs-dir".as_ref(),
-            "/i".as_ref(),
-            "--jobs".as_ref(),
-            "2".as_ref(),
-            "--deny-warnings".as_ref(),
-            "--deny-skipped=false".as_ref(),
-            "--repeat".as_ref(),
-            "3".as_ref(),
-            "--partition".as_ref(),
-            "2/4".as_ref(),
-            "--config".as_ref(),
-            "/g/plugcheck.toml".as_ref(),
-            "--annotate".as_ref(),
-            "never".as_ref(),
+            "--no-config".as_ref(),
             "--platform".as_ref(),
-            "windows".as_ref(),
-            "--harness".as_ref(),
-            "/h/plugcheck.exe".as_ref(),
-            "/p/-odd.dll".as_ref(),
+            "linux".as_ref(),
+            "/p/a.so".as_ref(),
         ]);
-        let mapped = |path: &Path| std::ffi::OsString::from(format!("Z:{}", path.display()));
-        let argv = forwarded(&given, &mapped);
-        let refs: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
-        let there = parse(&refs);
-        let expected = format!("{given:?}")
-            .replace("\"/", "\"Z:/")
-            .replace("platform: Windows", "platform: Host")
-            .replace("harness: Some(\"Z:/h/plugcheck.exe\")", "harness: None");
-        assert_eq!(format!("{there:?}"), expected);
+        assert!(no_config.no_config);
+        assert_eq!(
+            there(&no_config, unmapped),
+            CheckArgs {
+                platform: TargetPlatform::Host,
+                ..parse(&["check".as_ref(), "--no-config".as_ref(), "/p/a.so".as_ref()])
+            }
+        );
+    }
+
+    #[test]
+    fn every_path_reaches_the_other_platforms_harness_mapped() {
+        let given = every_option("windows");
+        let mapped = there(&given, |path| format!("Z:{}", path.display()).into());
+        // Made absolute (with a drive on Windows) before it is mapped.
+        let z = |path: &str| {
+            PathBuf::from(format!(
+                "Z:{}",
+                absolute(Path::new(path)).unwrap().display()
+            ))
+        };
+        assert_eq!(mapped.plugins, [z("/p/a.dll"), z("/p/-odd.dll")]);
+        assert_eq!(mapped.json, Some(z("/r/report.json")));
+        assert_eq!(mapped.junit, Some(z("/r/junit.xml")));
+        assert_eq!(mapped.config, Some(z("/g/plugcheck.toml")));
+        assert_eq!(mapped.inputs_dir, Some(z("/i")));
+        assert_eq!(
+            mapped.reload_to,
+            [
+                (ReloadRole::Upgrade, z("/b/v2.dll")),
+                (ReloadRole::Broken, z("/b/bad.dll"))
+            ]
+        );
+        // The rest as given.
+        assert_eq!(
+            CheckArgs {
+                plugins: given.plugins.clone(),
+                json: given.json.clone(),
+                junit: given.junit.clone(),
+                config: given.config.clone(),
+                inputs_dir: given.inputs_dir.clone(),
+                reload_to: given.reload_to.clone(),
+                ..mapped
+            },
+            CheckArgs {
+                platform: TargetPlatform::Host,
+                harness: None,
+                wsl_distro: None,
+                ..every_option("windows")
+            }
+        );
+        let forwarded = forwarded(&given);
+        assert_eq!(forwarded.plugins, given.plugins);
+        assert_eq!(
+            forwarded.harness.as_deref(),
+            Some(Path::new("/h/plugcheck.exe"))
+        );
+        assert_eq!(forwarded.wsl_distro.as_deref(), Some("Debian"));
+    }
+
+    #[test]
+    fn the_platform_named_is_this_host_or_the_other_one() {
+        assert_eq!(TargetPlatform::Host.platform(), os::HOST);
+        assert_eq!(TargetPlatform::Linux.platform(), Platform::Linux);
+        assert_eq!(TargetPlatform::Windows.platform(), Platform::Windows);
+        let other = os::HOST.other();
+        assert_ne!(other, os::HOST);
+        let plugins = [
+            PathBuf::from(format!("/p/here.{}", os::LIBRARY_EXTENSION)),
+            PathBuf::from(format!(
+                "/p/there.{}",
+                other.library_extension().to_uppercase()
+            )),
+        ];
+        assert_eq!(
+            other_platforms_plugin(&plugins),
+            Some((other, plugins[1].as_path()))
+        );
+        assert_eq!(other_platforms_plugin(&plugins[..1]), None);
     }
 
     #[test]
@@ -761,7 +953,10 @@ mod tests {
         .unwrap();
         let made_absolute = |path: &str| std::path::absolute(path).unwrap();
         let args = parse(&["check".as_ref(), "x.so".as_ref()]);
-        for (platform, upgrade) in [("linux", "/repo/l/libx.so"), ("windows", "/repo/w/x.dll")] {
+        for (platform, upgrade) in [
+            (Platform::Linux, "/repo/l/libx.so"),
+            (Platform::Windows, "/repo/w/x.dll"),
+        ] {
             let (builds, named_at) = reload_builds(&args, Some(&file), platform).unwrap();
             assert_eq!(
                 builds.get(&ReloadRole::Upgrade),
@@ -774,7 +969,7 @@ mod tests {
                 "{platform}: where `broken` was named, with or without a build here"
             );
         }
-        let (windows, _) = reload_builds(&args, Some(&file), "windows").unwrap();
+        let (windows, _) = reload_builds(&args, Some(&file), Platform::Windows).unwrap();
         assert_eq!(windows.get(&ReloadRole::Broken), None, "linux only");
         let flagged = parse(&[
             "check".as_ref(),
@@ -782,7 +977,7 @@ mod tests {
             "broken=/b/bad.dll".as_ref(),
             "x.so".as_ref(),
         ]);
-        let (builds, named_at) = reload_builds(&flagged, Some(&file), "windows").unwrap();
+        let (builds, named_at) = reload_builds(&flagged, Some(&file), Platform::Windows).unwrap();
         assert_eq!(
             builds.get(&ReloadRole::Broken),
             Some(&made_absolute("/b/bad.dll"))

@@ -5,30 +5,92 @@
 //! inside WSL2 from Windows. The other harness prints and writes the
 //! report itself; its report names the platform and what ran it (`windows
 //! x86_64 under Wine 8.0`).
+//!
+//! It knows nothing of `check`'s arguments: `check` hands it a
+//! [`Forwarded`] check (the command line, its paths still this host's, and
+//! the bridge's own options), and it maps the paths for the other side and
+//! runs it there. So the dependency goes one way, `check` → `foreign`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::check::{CheckArgs, bridge_options, forwarded, plugins};
+use super::absolute;
 use crate::bridge::windows_harness::{self, Surroundings};
 use crate::bridge::wine::{self, Wine};
 use crate::bridge::wsl::{Wsl, to_wsl_path};
 use crate::bridge::{Missing, find_on_path};
+use crate::os::Platform;
+
+/// A check for the other platform's harness, as `check` hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Forwarded {
+    /// `check` and its arguments; paths as given here, mapped on the way.
+    pub argv: Vec<Arg>,
+    /// The plugins among them, checked here before the bridge starts.
+    pub plugins: Vec<PathBuf>,
+    /// `--harness`: the other platform's plugcheck.
+    pub harness: Option<PathBuf>,
+    /// `--wsl-distro`.
+    pub wsl_distro: Option<String>,
+}
+
+/// One argument of a forwarded command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Arg {
+    /// Passed as it is.
+    Text(OsString),
+    /// A path of this host, which the other side names its own way.
+    Path(PathBuf),
+    /// `PREFIX` then a path: `upgrade=PATH`.
+    Prefixed(String, PathBuf),
+}
+
+impl Forwarded {
+    /// The command line with every path mapped by `map`, which is made
+    /// absolute first; the first path `map` cannot name is the error.
+    pub(super) fn argv(
+        &self,
+        map: impl Fn(&Path) -> anyhow::Result<OsString>,
+    ) -> anyhow::Result<Vec<OsString>> {
+        self.argv
+            .iter()
+            .map(|arg| {
+                Ok(match arg {
+                    Arg::Text(text) => text.clone(),
+                    Arg::Path(path) => map(&absolute(path)?)?,
+                    Arg::Prefixed(prefix, path) => {
+                        let mut text = OsString::from(prefix);
+                        text.push(map(&absolute(path)?)?);
+                        text
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// Runs `check` on `platform`'s harness through its bridge; the other
+/// harness's exit code.
+pub(super) fn run(platform: Platform, check: &Forwarded) -> anyhow::Result<u8> {
+    match platform {
+        Platform::Windows => on_windows(check),
+        Platform::Linux => on_linux(check),
+    }
+}
 
 /// From Linux: the Windows harness under Wine.
-pub fn on_windows(args: &CheckArgs) -> anyhow::Result<u8> {
-    let (harness, _) = bridge_options(args);
-    let harness = match harness {
+fn on_windows(check: &Forwarded) -> anyhow::Result<u8> {
+    let harness = match &check.harness {
         Some(path) => existing(path)?,
         None => windows_harness()?,
     };
-    check_plugins_exist(args)?;
+    check_plugins_exist(check)?;
     let wine = Wine::find(Wine::default_prefix()?)?;
     wine.prepare()
         .context("cannot prepare plugcheck's Wine prefix")?;
-    let argv = forwarded(args, &|path| wine::windows_path(&absolute(path)));
+    let argv = check.argv(|path| Ok(wine::windows_path(path)))?;
     eprintln!(
         "judging on windows: {} under {} (prefix {})",
         harness.display(),
@@ -43,28 +105,20 @@ pub fn on_windows(args: &CheckArgs) -> anyhow::Result<u8> {
 }
 
 /// From Windows: the Linux harness inside WSL2.
-pub fn on_linux(args: &CheckArgs) -> anyhow::Result<u8> {
-    let (harness, distro) = bridge_options(args);
-    check_plugins_exist(args)?;
+fn on_linux(check: &Forwarded) -> anyhow::Result<u8> {
+    check_plugins_exist(check)?;
     let wsl = Wsl::find()?;
-    let distro = wsl.choose(distro)?;
-    let plugcheck = match harness {
+    let distro = wsl.choose(check.wsl_distro.as_deref())?;
+    let plugcheck = match &check.harness {
         Some(path) => path.display().to_string(),
         None => wsl.find_program(&distro.name, "plugcheck")?.ok_or_else(|| Missing {
             what: format!("plugcheck inside the WSL distribution `{}`", distro.name),
             remedy: "install it there from a plugcheck checkout: `cargo install --locked --path harness` (or pass --harness PATH)".into(),
         })?,
     };
-    let to_linux = |path: &Path| -> anyhow::Result<OsString> {
-        Ok(to_wsl_path(&absolute(path).display().to_string())?.into())
-    };
-    // Map once up front, so an unmappable path is an error, not a guess.
-    for path in plugins(args) {
-        to_linux(path)?;
-    }
-    let argv = forwarded(args, &|path| {
-        to_linux(path).unwrap_or_else(|_| path.as_os_str().to_owned())
-    });
+    // Every path mapped before anything runs: an unmappable one is an
+    // error, not a guess.
+    let argv = check.argv(|path| Ok(to_wsl_path(&path.display().to_string())?.into()))?;
     let dir =
         to_wsl_path(&std::env::current_dir()?.display().to_string()).unwrap_or_else(|_| "/".into());
     eprintln!("judging on linux: {plugcheck} in WSL2 `{}`", distro.name);
@@ -92,28 +146,24 @@ fn windows_harness() -> anyhow::Result<PathBuf> {
         missing_packages.push(wine::WINE_PACKAGE);
     }
     let found = windows_harness::find(&Surroundings::of_this_process(), &missing_packages)?;
-    Ok(absolute(&found))
+    absolute(&found)
 }
 
 fn existing(path: &Path) -> anyhow::Result<PathBuf> {
     if !path.is_file() {
         bail!("--harness `{}` is not a file", path.display());
     }
-    Ok(absolute(path))
+    absolute(path)
 }
 
 /// A missing plugin is said here, not as a Windows path under Wine.
-fn check_plugins_exist(args: &CheckArgs) -> anyhow::Result<()> {
-    for plugin in plugins(args) {
+fn check_plugins_exist(check: &Forwarded) -> anyhow::Result<()> {
+    for plugin in &check.plugins {
         if std::fs::symlink_metadata(plugin).is_err() {
             bail!("`{}` does not exist", plugin.display());
         }
     }
     Ok(())
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
 /// The other harness's exit code is this one's: 0 passed, 1 gate failed,

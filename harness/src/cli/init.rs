@@ -317,7 +317,7 @@ mod tests {
         let upgrades: Vec<_> = file
             .reload_to
             .iter()
-            .map(|build| (build.role, build.for_platform("linux")))
+            .map(|build| (build.role, build.for_platform(crate::os::Platform::Linux)))
             .collect();
         assert_eq!(
             upgrades,

@@ -203,6 +203,16 @@ fn say(text: &str) {
     let _ = stdout.flush();
 }
 
+/// `path` made absolute against the current directory, lexically (no
+/// symlink resolved, nothing need exist): the one way every command makes
+/// a path absolute. An error (an empty path, no current directory) says
+/// which path, never falls back to the path as given.
+fn absolute(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use anyhow::Context;
+    std::path::absolute(path)
+        .with_context(|| format!("cannot make `{}` an absolute path", path.display()))
+}
+
 fn list() -> anyhow::Result<u8> {
     say(&list_text());
     Ok(exit::PASSED)

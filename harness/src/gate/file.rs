@@ -12,6 +12,7 @@ use toml::Spanned;
 
 use crate::catalog;
 use crate::gate::policy::{Until, Waiver};
+use crate::os::Platform;
 use crate::outcome::ReloadRole;
 use crate::report::verdict::Verdict;
 
@@ -44,10 +45,6 @@ pub struct GateFile {
     pub hash: String,
 }
 
-/// The platforms a `[reload-to]` entry may name a build for: where
-/// plugcheck runs (`std::env::consts::OS` there).
-pub const PLATFORMS: [&str; 2] = ["linux", "windows"];
-
 /// Another build a reload case switches to, as the gate file names it.
 /// Builds are per platform (a `.so` is no upgrade of a `.dll`), so one file
 /// serving both legs names each: `upgrade = { linux = "…", windows = "…" }`.
@@ -65,15 +62,15 @@ pub struct ReloadBuild {
 pub enum PlatformBuilds {
     /// `upgrade = "path"`: the build on whichever platform judges.
     Every(PathBuf),
-    /// `upgrade = { linux = "…", windows = "…" }`, in [`PLATFORMS`] order;
-    /// a platform left out has no build there.
-    Each(Vec<(&'static str, PathBuf)>),
+    /// `upgrade = { linux = "…", windows = "…" }`, in [`Platform::ALL`]
+    /// order; a platform left out has no build there.
+    Each(Vec<(Platform, PathBuf)>),
 }
 
 impl ReloadBuild {
-    /// The build for `platform` (`linux`, `windows`); `None` when the entry
-    /// names builds for other platforms only.
-    pub fn for_platform(&self, platform: &str) -> Option<&Path> {
+    /// The build for `platform`; `None` when the entry names builds for
+    /// other platforms only.
+    pub fn for_platform(&self, platform: Platform) -> Option<&Path> {
         match &self.builds {
             PlatformBuilds::Every(path) => Some(path),
             PlatformBuilds::Each(builds) => builds
@@ -428,9 +425,7 @@ fn read_reload_to(
             DeValue::Table(table) if !table.is_empty() => {
                 let mut each = Vec::new();
                 for (platform, target) in table {
-                    let known = PLATFORMS
-                        .into_iter()
-                        .find(|known| *known == platform.get_ref())
+                    let known = Platform::named(platform.get_ref())
                         .ok_or_else(|| {
                             at(
                                 platform.span().start,
@@ -438,7 +433,7 @@ fn read_reload_to(
                                     "`[reload-to]` `{}` names a build for `{}`, which is no platform plugcheck judges on: use {}",
                                     role.name(),
                                     crate::text::one_line(platform.get_ref()),
-                                    PLATFORMS.join(", ")
+                                    Platform::ALL.map(Platform::name).join(", ")
                                 ),
                             )
                         })?;
@@ -447,7 +442,7 @@ fn read_reload_to(
                     };
                     each.push((known, base.join(target.as_ref())));
                 }
-                each.sort_by_key(|(platform, _)| PLATFORMS.iter().position(|p| p == platform));
+                each.sort_by_key(|(platform, _)| *platform);
                 PlatformBuilds::Each(each)
             }
             _ => return Err(at(offset, shape(role))),
@@ -641,27 +636,31 @@ reason = "no second build yet"
         let upgrade = build(ReloadRole::Upgrade);
         assert_eq!(upgrade.named_at, "/repo/plugcheck.toml:3");
         assert_eq!(
-            upgrade.for_platform("linux"),
+            upgrade.for_platform(Platform::Linux),
             Some(Path::new("/repo/l/v2/libx.so"))
         );
         assert_eq!(
-            upgrade.for_platform("windows"),
+            upgrade.for_platform(Platform::Windows),
             Some(Path::new("/repo/w/v2/x.dll"))
         );
         let broken = build(ReloadRole::Broken);
         assert_eq!(broken.named_at, "/repo/plugcheck.toml:4");
         assert_eq!(
-            broken.for_platform("windows"),
-            broken.for_platform("linux"),
+            broken.for_platform(Platform::Windows),
+            broken.for_platform(Platform::Linux),
             "a plain path serves every platform"
         );
         let abi = build(ReloadRole::AbiMismatch);
         assert_eq!(abi.named_at, "/repo/plugcheck.toml:6");
         assert_eq!(
-            abi.for_platform("linux"),
+            abi.for_platform(Platform::Linux),
             Some(Path::new("/repo/l/abi2/libx.so"))
         );
-        assert_eq!(abi.for_platform("windows"), None, "named for linux only");
+        assert_eq!(
+            abi.for_platform(Platform::Windows),
+            None,
+            "named for linux only"
+        );
     }
 
     #[test]

@@ -29,11 +29,8 @@ pub const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
 /// What people call that format, for diagnoses.
 pub const NATIVE_FORMAT_NAME: &str = "ELF shared objects";
 
-/// The usual file extension of a plugin here.
-pub const LIBRARY_EXTENSION: &str = "so";
-
-/// The other platform plugcheck judges on, and its library extension.
-pub const OTHER_PLATFORM: (&str, &str) = ("windows", "dll");
+/// The platform this is.
+pub const HOST: super::Platform = super::Platform::Linux;
 
 /// Where cargo writes a `cdylib` crate's library, for advice.
 pub const CDYLIB_EXAMPLE: &str = "target/release/libNAME.so";

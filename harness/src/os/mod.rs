@@ -37,11 +37,60 @@ pub const NATIVE_FORMAT: object::BinaryFormat = imp::NATIVE_FORMAT;
 pub const NATIVE_FORMAT_NAME: &str = imp::NATIVE_FORMAT_NAME;
 
 /// The usual file extension of a plugin here.
-pub const LIBRARY_EXTENSION: &str = imp::LIBRARY_EXTENSION;
+pub const LIBRARY_EXTENSION: &str = HOST.library_extension();
 
-/// The other platform (`check --platform` reaches it through a bridge),
-/// and the extension of its libraries.
-pub const OTHER_PLATFORM: (&str, &str) = imp::OTHER_PLATFORM;
+/// The platform this harness runs on.
+pub const HOST: Platform = imp::HOST;
+
+/// A platform plugcheck judges on: this host ([`HOST`]) or the other one,
+/// which `check --platform` reaches through a bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Platform {
+    Linux,
+    Windows,
+}
+
+impl Platform {
+    /// Every platform, in the order reports and gate files list them.
+    pub const ALL: [Platform; 2] = [Platform::Linux, Platform::Windows];
+
+    /// As reports and gate files name it (`std::env::consts::OS` there).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Platform::Linux => "linux",
+            Platform::Windows => "windows",
+        }
+    }
+
+    /// The one named `name`, if plugcheck judges on it.
+    pub fn named(name: &str) -> Option<Platform> {
+        Platform::ALL
+            .into_iter()
+            .find(|platform| platform.name() == name)
+    }
+
+    /// The usual file extension of a plugin there.
+    pub const fn library_extension(self) -> &'static str {
+        match self {
+            Platform::Linux => "so",
+            Platform::Windows => "dll",
+        }
+    }
+
+    /// The platform that is not this one.
+    pub const fn other(self) -> Platform {
+        match self {
+            Platform::Linux => Platform::Windows,
+            Platform::Windows => Platform::Linux,
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Where cargo writes a `cdylib` crate's library, for advice.
 pub const CDYLIB_EXAMPLE: &str = imp::CDYLIB_EXAMPLE;

@@ -34,11 +34,8 @@ pub const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Pe;
 /// What people call that format, for diagnoses.
 pub const NATIVE_FORMAT_NAME: &str = "PE DLLs";
 
-/// The usual file extension of a plugin here.
-pub const LIBRARY_EXTENSION: &str = "dll";
-
-/// The other platform plugcheck judges on, and its library extension.
-pub const OTHER_PLATFORM: (&str, &str) = ("linux", "so");
+/// The platform this is.
+pub const HOST: super::Platform = super::Platform::Windows;
 
 /// Where cargo writes a `cdylib` crate's library, for advice.
 pub const CDYLIB_EXAMPLE: &str = "target\\release\\NAME.dll";

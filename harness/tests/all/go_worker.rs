@@ -10,8 +10,9 @@ use std::process::Command;
 #[test]
 fn the_go_workers_unit_tests_pass() {
     if plugcheck::bridge::find_on_path("go").is_none() {
-        eprintln!(
-            "SKIPPED the Go worker's unit tests: go is not installed (apt-get install golang-go)"
+        plugcheck::skip_log::skip(
+            "the Go worker's unit tests",
+            "go is not installed (apt-get install golang-go)",
         );
         return;
     }

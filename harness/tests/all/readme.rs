@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use plugcheck::skip_log;
+
 /// Where the README says the checkout is.
 const PLACEHOLDER: &str = "/path/to/plugcheck";
 
@@ -120,8 +122,9 @@ fn run(name: &str, example: &Example) {
         // variable (the xtask says where it built the Windows one).
         let path = if *needs_windows {
             let Some(windows_harness) = std::env::var_os("PLUGCHECK_WINDOWS_HARNESS") else {
-                eprintln!(
-                    "SKIPPED the `{name}` example's Windows commands: PLUGCHECK_WINDOWS_HARNESS is not set (`cargo xtask test --platform all` builds the Windows harness and sets it)"
+                skip_log::skip(
+                    &format!("the README's `{name}` example's Windows commands"),
+                    "PLUGCHECK_WINDOWS_HARNESS is not set (`cargo xtask test --platform all` builds the Windows harness and sets it)",
                 );
                 continue;
             };
@@ -184,11 +187,12 @@ fn the_readme_c_example_builds_outside_the_repository_and_passes() {
     run("c", &examples()["c"]);
 }
 
-/// `go` on PATH; without it, says that `test` is skipped.
+/// `go` on PATH; without it, says that `test` is skipped, in the skip log
+/// too (`plugcheck::skip_log`, as the fixture tests do).
 fn go_or_skip(test: &str) -> Option<PathBuf> {
     let go = plugcheck::bridge::find_on_path("go");
     if go.is_none() {
-        eprintln!("SKIPPED {test}: go is not installed (apt-get install golang-go)");
+        skip_log::skip(test, "go is not installed (apt-get install golang-go)");
     }
     go
 }
@@ -233,8 +237,9 @@ fn a_go_native_plugin_of_another_go_release_fails_naming_both_until_plugcheck_go
         .map(|entry| entry.path().join("bin/go"))
         .find(|candidate| candidate.is_file() && version_of(candidate) != default_release);
     let Some(other_go) = other else {
-        eprintln!(
-            "SKIPPED: no second Go release under /usr/lib/go-1.* (Debian 12: golang-1.21-go from bookworm-backports; `cargo xtask ci` installs it)"
+        skip_log::skip(
+            "the second-Go-release test",
+            "no second Go release under /usr/lib/go-1.* (Debian 12: golang-1.21-go from bookworm-backports; `cargo xtask ci` installs it)",
         );
         return;
     };
@@ -318,8 +323,9 @@ fn a_go_native_plugin_built_with_a_go_experiment_is_judged_by_a_worker_with_it()
                 && version_of(candidate, "loopvar").is_some()
         });
     let Some(other_go) = other else {
-        eprintln!(
-            "SKIPPED: no second Go release with GOEXPERIMENT=loopvar under /usr/lib/go-1.* (Debian 12: golang-1.21-go from bookworm-backports; `cargo xtask ci` installs it)"
+        skip_log::skip(
+            "the Go-experiment test",
+            "no second Go release with GOEXPERIMENT=loopvar under /usr/lib/go-1.* (Debian 12: golang-1.21-go from bookworm-backports; `cargo xtask ci` installs it)",
         );
         return;
     };
