@@ -70,7 +70,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     if legs.reports.len() > 1 {
         print!(
             "\nwhere the platforms differ:\n{}",
-            plugcheck::compare::Comparison::of(&legs.reports).table(false)
+            crate::compare::Comparison::of(&legs.reports).table(false)
         );
     }
     list_skipped(&legs.skipped, &legs.skipped_tests);

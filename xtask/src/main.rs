@@ -13,6 +13,7 @@ mod background;
 mod bench;
 mod ci;
 mod clippy;
+mod compare;
 mod conformance;
 mod doctor;
 mod fixtures;

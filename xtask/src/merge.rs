@@ -1,9 +1,9 @@
 //! `cargo xtask merge-reports`: the legs' JSON reports as one platform ×
-//! case table (`plugcheck::compare`), showing where the platforms disagree.
+//! case table (`compare.rs`), showing where the platforms disagree.
 
 use std::path::PathBuf;
 
-use plugcheck::compare::Comparison;
+use crate::compare::Comparison;
 use plugcheck::report::Report;
 
 #[derive(Debug, Clone, clap::Args)]

@@ -57,7 +57,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
 }
 
 pub fn run_part(sh: &Shell, args: &Args, part: Part) -> anyhow::Result<()> {
-    // The tests that skip themselves log it here (`plugcheck::skip_log`),
+    // The tests that skip themselves log it here (`plugcheck_test_support::skip_log`),
     // as the fixture tests do for `conformance`.
     let skip_log = tempfile::NamedTempFile::new().context("cannot create the skip log")?;
     let ran = run_tests(sh, args, part, skip_log.path());
@@ -89,7 +89,8 @@ fn run_tests(sh: &Shell, args: &Args, part: Part, skip_log: &Path) -> anyhow::Re
         if readme_needs_windows {
             argv.extend(["--", "--skip", README_TESTS]);
         }
-        let tests = crate::test_failures::cargo(sh, &argv).env(plugcheck::skip_log::VAR, skip_log);
+        let tests = crate::test_failures::cargo(sh, &argv)
+            .env(plugcheck_test_support::skip_log::VAR, skip_log);
         crate::test_failures::run(tests, &format!("{} workspace tests", Platform::host()))?;
     }
     if part == Part::Host {
@@ -111,7 +112,7 @@ fn run_tests(sh: &Shell, args: &Args, part: Part, skip_log: &Path) -> anyhow::Re
         ];
         let tests = crate::test_failures::cargo(sh, &argv)
             .env("PLUGCHECK_WINDOWS_HARNESS", harness)
-            .env(plugcheck::skip_log::VAR, skip_log);
+            .env(plugcheck_test_support::skip_log::VAR, skip_log);
         crate::test_failures::run(tests, "the README's commands, on Linux and under Wine")?;
     }
     for platform in platforms {

@@ -108,13 +108,14 @@ mod tests {
     #[cfg(unix)]
     use plugcheck::bridge::Missing;
     #[cfg(unix)]
-    use plugcheck::bridge::testing::{distro_program, stand_in};
+    use plugcheck_test_support::wsl::distro_program;
 
     #[cfg(unix)]
     #[test]
     fn a_linux_leg_that_fails_in_wsl_is_a_failure_not_a_missing_tool() {
         let dir = tempfile::tempdir().unwrap();
-        let wsl = stand_in(dir.path());
+        let wsl =
+            plugcheck::bridge::wsl::Wsl::at(plugcheck_test_support::wsl::stand_in(dir.path()));
         let called = dir.path().join("cargo-args");
         distro_program(
             dir.path(),
@@ -147,7 +148,8 @@ mod tests {
     #[test]
     fn what_wsl_lacks_is_a_missing_prerequisite() {
         let dir = tempfile::tempdir().unwrap();
-        let wsl = stand_in(dir.path());
+        let wsl =
+            plugcheck::bridge::wsl::Wsl::at(plugcheck_test_support::wsl::stand_in(dir.path()));
         for (distro, words) in [
             ("Arch", "the WSL distribution `Arch`"),
             ("Legacy", "WSL 2 for the distribution `Legacy`"),

@@ -314,7 +314,7 @@ mod tests {
     #[cfg(unix)]
     fn stand_in() -> (tempfile::TempDir, Wsl) {
         let dir = tempfile::tempdir().unwrap();
-        let wsl = super::super::testing::stand_in(dir.path());
+        let wsl = Wsl::at(plugcheck_test_support::wsl::stand_in(dir.path()));
         (dir, wsl)
     }
 
@@ -396,7 +396,7 @@ mod tests {
             wsl.find_program("Ubuntu-24.04", "no-such-program").unwrap(),
             None
         );
-        super::super::testing::distro_program(dir.path(), "cargo", "exit 0");
+        plugcheck_test_support::wsl::distro_program(dir.path(), "cargo", "exit 0");
         let cargo = wsl.find_cargo("Ubuntu-24.04").unwrap();
         assert!(cargo.ends_with("distro-home/.cargo/bin/cargo"), "{cargo}");
     }

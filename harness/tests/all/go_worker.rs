@@ -10,7 +10,7 @@ use std::process::Command;
 #[test]
 fn the_go_workers_unit_tests_pass() {
     if plugcheck::bridge::find_on_path("go").is_none() {
-        plugcheck::skip_log::skip(
+        plugcheck_test_support::skip_log::skip(
             "the Go worker's unit tests",
             "go is not installed (apt-get install golang-go)",
         );

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use plugcheck::skip_log;
+use plugcheck_test_support::skip_log;
 
 /// Where the README says the checkout is.
 const PLACEHOLDER: &str = "/path/to/plugcheck";
@@ -188,7 +188,7 @@ fn the_readme_c_example_builds_outside_the_repository_and_passes() {
 }
 
 /// `go` on PATH; without it, says that `test` is skipped, in the skip log
-/// too (`plugcheck::skip_log`, as the fixture tests do).
+/// too (`plugcheck_test_support::skip_log`, as the fixture tests do).
 fn go_or_skip(test: &str) -> Option<PathBuf> {
     let go = plugcheck::bridge::find_on_path("go");
     if go.is_none() {

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::report::Report;
-use crate::report::verdict::Verdict;
+use plugcheck::report::Report;
+use plugcheck::report::verdict::Verdict;
 
 /// Where a case comes in the suite.
-fn suite_position(case: crate::catalog::CaseId) -> usize {
-    crate::catalog::CaseId::ALL
+fn suite_position(case: plugcheck::catalog::CaseId) -> usize {
+    plugcheck::catalog::CaseId::ALL
         .iter()
         .position(|known| *known == case)
         .unwrap_or(usize::MAX)
@@ -160,7 +160,28 @@ impl Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::test_report as report;
+    /// A report as JSON would give it: `os`, and per plugin its path and
+    /// `(case id, verdict)` pairs.
+    fn report(os: &str, plugins: &[(&str, &[(&str, &str)])]) -> Report {
+        let plugins: Vec<serde_json::Value> = plugins
+            .iter()
+            .map(|(path, cases)| {
+                let cases: Vec<serde_json::Value> = cases
+                    .iter()
+                    .map(|(id, verdict)| {
+                        serde_json::json!({"id": id, "family": "load", "verdict": verdict,
+                            "reason": "", "duration_us": 0})
+                    })
+                    .collect();
+                serde_json::json!({"path": path, "cases": cases, "gate": {"passed": true,
+                    "pass": 0, "fail": 0, "crashed": 0, "timed_out": 0, "skipped": 0,
+                    "warning": 0}, "workers_started": 1, "duration_us": 0})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"tool": "t", "timeout_ms": 1,
+            "platform": {"os": os, "arch": "x86_64"}, "plugins": plugins}))
+        .expect("a valid report")
+    }
 
     #[test]
     fn disagreements_and_legs_that_did_not_run_are_shown() {
