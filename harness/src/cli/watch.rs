@@ -56,7 +56,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     let preflight: Option<Arc<dyn crate::reload::Preflight>> = if args.no_preflight {
         None
     } else {
-        Some(Arc::new(crate::run::IsolatedPreflight {
+        Some(Arc::new(crate::reload::preflight::IsolatedPreflight {
             worker_exe: std::env::current_exe()
                 .context("cannot find the plugcheck binary for pre-flights")?,
             timeout: Duration::from_secs(10),

@@ -23,7 +23,7 @@ pub struct ReloadOptions {
     /// so one that crashes in its constructor or `init` is rolled back
     /// instead of taking the host down. The engine does not know how:
     /// the caller hands that in (plugcheck's is an isolated worker,
-    /// `run::IsolatedPreflight`).
+    /// `reload::preflight::IsolatedPreflight`).
     pub preflight: Option<Arc<dyn Preflight>>,
 }
 

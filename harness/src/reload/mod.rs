@@ -21,6 +21,7 @@
 //! delete-and-recreate reloads once, or not at all.
 
 mod engine;
+pub mod preflight;
 mod shadow;
 pub mod watch;
 
