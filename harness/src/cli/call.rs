@@ -16,7 +16,7 @@ use crate::plugin::session::Session;
 use crate::postmortem::replay::Replay;
 use crate::report::{CapturedOutput, LogLine};
 use crate::worker::choice::{self, Choice};
-use crate::worker::{self, CallAnswer, Exchange, Worker};
+use crate::worker::{self, CallAnswer, Exchange, OnInterrupt, Worker, WorkerScope};
 use crate::{postmortem::symbolize, text};
 
 /// Exit codes of `plugcheck call`.
@@ -86,10 +86,21 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
     }
     // Standard input is copied to a file first: the worker reads a file,
     // and a pipe is read once.
+    // Everything the call makes (the copy of standard input, the worker's
+    // directory) lives here, which an interrupt removes too.
+    let scratch = tempfile::Builder::new()
+        .prefix("plugcheck-call-")
+        .tempdir()
+        .context("cannot create the call's temporary directory")?;
     let mut stdin_copy = None;
     let steps = match (&args.replay, &args.method) {
         (Some(replay), _) => replay_steps(replay, &plugin)?,
-        (None, Some(method)) => vec![one_step(method, args.input.as_deref(), &mut stdin_copy)?],
+        (None, Some(method)) => vec![one_step(
+            method,
+            args.input.as_deref(),
+            scratch.path(),
+            &mut stdin_copy,
+        )?],
         (None, None) => bail!("name a method to call, or a replay file with --replay"),
     };
     if steps.len() == 1 {
@@ -109,8 +120,11 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
         Choice::Worker(program) => program,
         Choice::Refused(outcome) => bail!("{}", outcome.reason),
     };
-    os_prepare();
-    let mut worker = Worker::spawn(&program.exe, &plugin, &[], None)?;
+    let scope = WorkerScope::enter(OnInterrupt::exit(
+        Some(scratch.path().to_owned()),
+        "plugcheck: interrupted; the worker and its processes were killed",
+    ))?;
+    let mut worker = Worker::spawn(&program.exe, &plugin, &[], Some(scratch.path()))?;
     let mut code = exit::RETURNED_OK;
     for (at, step) in steps.iter().enumerate() {
         announce(&steps, at);
@@ -138,8 +152,11 @@ pub fn run(args: CallArgs) -> anyhow::Result<u8> {
         };
         show_output(output, &during);
     }
-    worker::wait_for_teardown();
-    worker::reap_leftovers();
+    // The worker's teardown and the orphans' reaping, before the
+    // directory they may use goes.
+    drop(scope);
+    drop(stdin_copy);
+    drop(scratch);
     Ok(code)
 }
 
@@ -193,12 +210,13 @@ fn stops(answer: &CallAnswer) -> bool {
 fn one_step(
     method: &str,
     input: Option<&Path>,
+    scratch: &Path,
     stdin_copy: &mut Option<tempfile::NamedTempFile>,
 ) -> anyhow::Result<Step> {
     let (input, said) = match input {
         None => (None, "no input (0 bytes)".to_owned()),
         Some(path) if path.as_os_str() == "-" => {
-            let copy = stdin_copy.insert(copy_stdin()?);
+            let copy = stdin_copy.insert(copy_stdin(scratch)?);
             let len = copy.as_file().metadata()?.len();
             (
                 Some(copy.path().to_owned()),
@@ -261,11 +279,6 @@ fn replay_steps(path: &Path, plugin: &Path) -> anyhow::Result<Vec<Step>> {
         plugin.display()
     ));
     Ok(steps)
-}
-
-/// Orphans a plugin leaves come to us, to be killed.
-fn os_prepare() {
-    crate::os::become_subreaper();
 }
 
 /// What the plugin logged during a call, as it logged it, escaped.
@@ -518,10 +531,10 @@ fn regular_file(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(std::path::absolute(path)?)
 }
 
-fn copy_stdin() -> anyhow::Result<tempfile::NamedTempFile> {
+fn copy_stdin(scratch: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
     let mut copy = tempfile::Builder::new()
-        .prefix("plugcheck-input-")
-        .tempfile()
+        .prefix("input-")
+        .tempfile_in(scratch)
         .context("cannot create a temporary file for standard input")?;
     let copied = std::io::copy(
         &mut std::io::stdin().lock().take(MAX_INPUT + 1),

@@ -13,6 +13,7 @@ use crate::gate::file::{self, GateFile};
 use crate::gate::policy::Policy;
 use crate::os::{self, Platform};
 use crate::outcome::{CaseSettings, ReloadRole};
+use crate::report;
 use crate::report::Report;
 use crate::report::event::{AtRunEnd, Reporter, Reporters};
 use crate::report::progress::Progress;
@@ -20,7 +21,7 @@ use crate::report::provenance::Provenance;
 use crate::report::table;
 use crate::run::partition::{Partition, PluginSet};
 use crate::run::{self, RunOptions};
-use crate::{report, worker};
+use crate::worker::{OnInterrupt, WorkerScope};
 
 #[derive(Debug, PartialEq, clap::Args)]
 pub struct CheckArgs {
@@ -438,24 +439,10 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         }),
         provenance: Some(provenance),
     };
-    // Orphans a plugin leaves behind come to us, so they can be killed.
-    os::become_subreaper();
-    // Workers live in process groups of their own, which Ctrl-C does not
-    // reach: on an interrupt, kill them, clean up, then leave.
-    ctrlc::set_handler(move || {
-        worker::kill_all();
-        if let Some(scratch) = &scratch_path {
-            let _ = std::fs::remove_dir_all(scratch);
-        }
-        // Not `eprintln!`: it panics when stderr is a pipe whose reader is
-        // gone (the interrupted caller), and a panic here never exits.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            b"plugcheck: interrupted; every worker and its processes were killed\n",
-        );
-        std::process::exit(130);
-    })
-    .context("cannot install the interrupt handler")?;
+    let scope = WorkerScope::enter(OnInterrupt::exit(
+        scratch_path,
+        "plugcheck: interrupted; every worker and its processes were killed",
+    ))?;
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
     // The progress line first: it erases itself before a table prints.
     if let Some(progress) = Progress::for_terminal() {
@@ -487,21 +474,11 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         })));
     }
     let reporters = Reporters::new(reporters);
-    let report = run::run_all(&plugins, &options, &reporters)?;
-    // Every worker has started: the helpers that start them can go.
-    os::stop_worker_starts();
-    if worker::interrupted() {
-        // The interrupt handler is exiting with 130; the results of the
-        // workers it killed are not verdicts and must not be reported.
-        loop {
-            std::thread::park();
-        }
-    }
+    let report = scope.run(|| run::run_all(&plugins, &options, &reporters))?;
     reporters.finish()?;
-    worker::wait_for_teardown();
-    // Every worker is gone: whatever a plugin left running came to us and
-    // is killed here, also after the last worker of a one-plugin run.
-    worker::reap_leftovers();
+    // The workers' teardown and the orphans' reaping, before the scratch
+    // directory they may use goes.
+    drop(scope);
     drop(scratch);
     Ok(Checked::Here(Box::new(report)))
 }

@@ -16,11 +16,12 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{exit, say};
+use crate::os;
 use crate::reload::watch::{DEFAULT_POLL_INTERVAL, Mode, Stopper, Wake, Watcher, polling_needed};
 use crate::reload::{OldVersion, ReloadEngine, ReloadOptions, Reloaded};
 use crate::report::human_ms;
 use crate::text::one_line;
-use crate::{os, worker};
+use crate::worker::{OnInterrupt, WorkerScope};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -45,14 +46,17 @@ pub struct WatchArgs {
 pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     let plugin = std::path::absolute(&args.plugin)
         .with_context(|| format!("cannot make `{}` an absolute path", args.plugin.display()))?;
-    // Pre-flight workers and whatever the plugin starts are this process's
-    // children: orphans come here to be killed.
-    os::become_subreaper();
     let scratch = tempfile::Builder::new()
         .prefix("plugcheck-watch-")
         .tempdir()
         .context("cannot create the watch's temporary directory")?;
-    let interrupt = Interrupt::install(scratch.path().to_owned())?;
+    // Pre-flight workers and whatever the plugin starts are this process's
+    // children: the scope kills and reaps them, whatever ends the watch.
+    let serving_stopper: Arc<Mutex<Option<Stopper>>> = Arc::default();
+    let scope = WorkerScope::enter(on_interrupt(
+        scratch.path().to_owned(),
+        Arc::clone(&serving_stopper),
+    ))?;
     let preflight: Option<Arc<dyn crate::reload::Preflight>> = if args.no_preflight {
         None
     } else {
@@ -71,14 +75,14 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         Ok(engine) => Arc::new(engine),
         Err(failure) => {
             eprintln!("error: {}", one_line(&failure.to_string()));
-            leave(scratch);
+            leave(scope, scratch);
             return Ok(exit::GATE_FAILED);
         }
     };
     let mode = watch_mode(&args, &plugin);
     let watcher = Watcher::new(&plugin, args.debounce, mode)
         .with_context(|| format!("cannot watch `{}` for changes", plugin.display()))?;
-    interrupt.serving(watcher.stopper());
+    *serving_stopper.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher.stopper());
     let serving = engine.info();
     let state = match engine.save_state() {
         Ok(Some(state)) => format!(", {} bytes of state", state.output.len()),
@@ -133,7 +137,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     // The prompt's thread holds the engine only while it calls: this is
     // the last owner, and dropping it shuts the plugin down.
     drop(engine);
-    leave(scratch);
+    leave(scope, scratch);
     say("stopped; the shadow copies are removed\n");
     Ok(exit::PASSED)
 }
@@ -231,48 +235,30 @@ fn watch_mode(args: &WatchArgs, plugin: &std::path::Path) -> Mode {
     }
 }
 
-/// Kills what the plugin left and removes the scratch directory.
-fn leave(scratch: tempfile::TempDir) {
-    worker::wait_for_teardown();
-    worker::reap_leftovers();
+/// Kills what the plugin left (the scope's end), then removes the scratch
+/// directory.
+fn leave(scope: WorkerScope, scratch: tempfile::TempDir) {
+    drop(scope);
     drop(scratch);
 }
 
 /// What Ctrl-C does: before the plugin is serving, kill the pre-flight
 /// workers and everything they or the plugin started, remove the scratch
 /// directory and exit; once serving, stop the watch, which then shuts the
-/// plugin down in order.
-struct Interrupt {
-    stopper: Arc<Mutex<Option<Stopper>>>,
-}
-
-impl Interrupt {
-    fn install(scratch: PathBuf) -> anyhow::Result<Interrupt> {
-        let stopper: Arc<Mutex<Option<Stopper>>> = Arc::new(Mutex::new(None));
-        let shared = Arc::clone(&stopper);
-        ctrlc::set_handler(move || {
-            let serving = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            match serving {
-                Some(stopper) => stopper.stop(),
-                None => {
-                    worker::kill_all();
-                    let _ = std::fs::remove_dir_all(&scratch);
-                    // Not `eprintln!`, which panics on a broken stderr
-                    // and so would never exit.
-                    let _ = std::io::Write::write_all(
-                        &mut std::io::stderr(),
-                        b"plugcheck: interrupted before serving; nothing is left running\n",
-                    );
-                    std::process::exit(130);
+/// plugin down in order and leaves its scope.
+fn on_interrupt(scratch: PathBuf, serving: Arc<Mutex<Option<Stopper>>>) -> OnInterrupt {
+    OnInterrupt {
+        handled_by_command: Some(Box::new(move || {
+            match serving.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                Some(stopper) => {
+                    stopper.stop();
+                    true
                 }
+                None => false,
             }
-        })
-        .context("cannot install the interrupt handler")?;
-        Ok(Interrupt { stopper })
-    }
-
-    fn serving(&self, stopper: Stopper) {
-        *self.stopper.lock().unwrap_or_else(|p| p.into_inner()) = Some(stopper);
+        })),
+        scratch: Some(scratch),
+        message: "plugcheck: interrupted before serving; nothing is left running",
     }
 }
 

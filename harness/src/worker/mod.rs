@@ -9,13 +9,14 @@ pub mod choice;
 pub mod go;
 pub mod limits;
 mod protocol;
+mod scope;
 mod supervisor;
 mod trail;
 
 pub use child::{MAX_CALL_INPUT, WorkerArgs, call_answer, read_call_input, serve};
 pub use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
+pub use scope::{OnInterrupt, WorkerScope};
 pub use supervisor::{
-    CallResult, Exchange, Forbidden, SpawnError, Worker, interrupted, kill_all, reap_leftovers,
-    run_helper, wait_for_teardown,
+    CallResult, Exchange, Forbidden, SpawnError, Worker, interrupted, run_helper, wait_for_teardown,
 };
 pub use trail::{CallTrail, FuzzCall, MAX_TRAIL_CALLS};

@@ -675,7 +675,7 @@ fn teardowns() -> MutexGuard<'static, Vec<std::thread::JoinHandle<()>>> {
 /// The worker lock stays held until that exit: no new worker can start,
 /// and no thread can turn the killed workers into verdicts ("crashed") and
 /// finish the run with a report and exit status of its own first.
-pub fn kill_all() {
+pub(super) fn kill_all() {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
     let live = live_workers();
     for &pid in live.iter().flatten() {
@@ -698,7 +698,7 @@ pub fn interrupted() -> bool {
 /// Kills and reaps every orphan that came to this process (a subreaper)
 /// and is not a live worker: what plugins left when the last worker was
 /// gone. Call it after [`wait_for_teardown`], before exiting.
-pub fn reap_leftovers() {
+pub(super) fn reap_leftovers() {
     let live = live_workers();
     os::reap_orphans(&live.clone().unwrap_or_default());
 }
