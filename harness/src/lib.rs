@@ -6,20 +6,22 @@
 //! — or how the worker died — into a [`report`]. Only [`os`] names a
 //! platform.
 
+#![warn(unreachable_pub)]
+
 pub mod bridge;
 pub mod cases;
 pub mod catalog;
 pub mod cli;
 pub mod fuzz;
-pub mod gate;
-pub mod inspect;
+mod gate;
+mod inspect;
 pub mod os;
-pub mod outcome;
-pub mod plan;
+mod outcome;
+mod plan;
 pub mod plugin;
 pub mod postmortem;
 pub mod reload;
 pub mod report;
-pub mod run;
+mod run;
 pub mod text;
 pub mod worker;

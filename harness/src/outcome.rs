@@ -42,14 +42,14 @@ impl ReloadRole {
 
 /// The time one case (or one `plugcheck call`) may take unless told
 /// otherwise, as the command line spells it.
-pub const DEFAULT_TIMEOUT: &str = "10s";
+pub(crate) const DEFAULT_TIMEOUT: &str = "10s";
 
 /// The defaults of the settings a user can change (flag, gate file), named
 /// once: `check`'s help, `init`'s starter file and the README are tested
 /// against them (`cli::tests`).
-pub const DEFAULT_LOAD_TIME_BOUND_MS: u64 = 1000;
-pub const DEFAULT_REPEAT_CYCLES: u32 = 20;
-pub const DEFAULT_RELOAD_CYCLES: u32 = 100;
+pub(crate) const DEFAULT_LOAD_TIME_BOUND_MS: u64 = 1000;
+pub(crate) const DEFAULT_REPEAT_CYCLES: u32 = 20;
+pub(crate) const DEFAULT_RELOAD_CYCLES: u32 = 100;
 
 /// Settings cases read; sent by the parent with every batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

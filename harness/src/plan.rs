@@ -28,7 +28,7 @@ impl Need {
 /// How a case ended and which case's verdict decided that: itself, or, for
 /// a case skipped behind a prerequisite, the case that failed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Standing {
+pub(crate) struct Standing {
     pub verdict: Verdict,
     pub root_case: CaseId,
     pub root_verdict: Verdict,

@@ -3,7 +3,7 @@
 //! check --platform` judges a plugin on the other platform through them,
 //! and `cargo xtask` runs its platform legs through the same code.
 
-pub mod windows_harness;
+pub(crate) mod windows_harness;
 pub mod wine;
 pub mod wsl;
 

@@ -14,25 +14,25 @@ use std::path::{Path, PathBuf};
 use super::Missing;
 
 /// The variable that names the Windows harness outright.
-pub const ENV: &str = "PLUGCHECK_WINDOWS_HARNESS";
+pub(crate) const ENV: &str = "PLUGCHECK_WINDOWS_HARNESS";
 /// The file name of the Windows harness.
-pub const PROGRAM: &str = "plugcheck.exe";
+pub(crate) const PROGRAM: &str = "plugcheck.exe";
 /// The target the Windows harness is built for.
-pub const TARGET: &str = "x86_64-pc-windows-gnu";
+pub(crate) const TARGET: &str = "x86_64-pc-windows-gnu";
 
 /// The commands that install the Windows harness beside an installed
 /// `plugcheck`, run in a plugcheck checkout (the linker variable: cargo
 /// links a Windows binary with mingw-w64's gcc only when told to).
-pub const INSTALL: &str = "rustup target add x86_64-pc-windows-gnu\n\
+pub(crate) const INSTALL: &str = "rustup target add x86_64-pc-windows-gnu\n\
 CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \\\n    \
 cargo install --locked --path harness --target x86_64-pc-windows-gnu";
 /// The same, built in the checkout's target directory instead.
-pub const BUILD: &str = "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \\\n    \
+pub(crate) const BUILD: &str = "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \\\n    \
 cargo build --release -p plugcheck --target x86_64-pc-windows-gnu";
 
 /// What the lookup depends on, read from the process once.
 #[derive(Debug, Clone, Default)]
-pub struct Surroundings {
+pub(crate) struct Surroundings {
     /// `$PLUGCHECK_WINDOWS_HARNESS`.
     pub named: Option<OsString>,
     /// This `plugcheck`.
@@ -45,7 +45,7 @@ pub struct Surroundings {
 }
 
 impl Surroundings {
-    pub fn of_this_process() -> Surroundings {
+    pub(crate) fn of_this_process() -> Surroundings {
         let var = |name: &str| {
             std::env::var_os(name)
                 .filter(|value| !value.is_empty())
@@ -75,7 +75,7 @@ impl Surroundings {
 /// Windows build in this binary's target directory (release first); cargo's
 /// install directory. No place twice, and no target directory when this
 /// binary is the installed one (`~/.cargo` is no target directory).
-pub fn places(surroundings: &Surroundings) -> Vec<PathBuf> {
+pub(crate) fn places(surroundings: &Surroundings) -> Vec<PathBuf> {
     let cargo_bin = surroundings.cargo_bin();
     let mut places = Vec::new();
     if let Some(dir) = surroundings.exe.as_deref().and_then(Path::parent) {
@@ -104,7 +104,10 @@ pub fn places(surroundings: &Surroundings) -> Vec<PathBuf> {
 /// hand and wrong is a mistake, not a hint), else the first of [`places`]
 /// that is a file. `missing_packages` are the Debian packages the Windows
 /// leg lacks here, said in the error.
-pub fn find(surroundings: &Surroundings, missing_packages: &[&str]) -> anyhow::Result<PathBuf> {
+pub(crate) fn find(
+    surroundings: &Surroundings,
+    missing_packages: &[&str],
+) -> anyhow::Result<PathBuf> {
     if let Some(named) = &surroundings.named {
         let path = PathBuf::from(named);
         if !path.is_file() {
@@ -124,7 +127,7 @@ pub fn find(surroundings: &Surroundings, missing_packages: &[&str]) -> anyhow::R
 
 /// The error when no place holds the harness: every place looked, and
 /// every way to fill one.
-pub fn not_found(places: &[PathBuf], missing_packages: &[&str]) -> Missing {
+pub(crate) fn not_found(places: &[PathBuf], missing_packages: &[&str]) -> Missing {
     let looked: Vec<String> = places
         .iter()
         .map(|place| format!("    {}", place.display()))

@@ -50,7 +50,7 @@ pub fn inputs_per_method(methods: usize, inputs: u32) -> u32 {
     shared.max(1).min(inputs)
 }
 
-pub fn fuzz_methods(
+pub(super) fn fuzz_methods(
     session: &mut Session,
     settings: &CaseSettings,
     announce: &mut Announce<'_>,

@@ -5,7 +5,7 @@ use super::{Concluded, Outcome};
 use crate::plugin::handshake::host_abi;
 use crate::plugin::session::Session;
 
-pub fn descriptor(session: &mut Session) -> Concluded {
+pub(super) fn descriptor(session: &mut Session) -> Concluded {
     let header = session.header()?;
     Ok(Outcome::pass(format!(
         "descriptor header is valid: ABI {}, struct_size {}",
@@ -15,7 +15,7 @@ pub fn descriptor(session: &mut Session) -> Concluded {
     .with_detail(|detail| detail.plugin_abi = Some(header.abi())))
 }
 
-pub fn abi_version(session: &mut Session) -> Concluded {
+pub(super) fn abi_version(session: &mut Session) -> Concluded {
     let header = session.check_version()?;
     Ok(Outcome::pass(format!(
         "plugin ABI {} is accepted by host ABI {}",
@@ -28,7 +28,7 @@ pub fn abi_version(session: &mut Session) -> Concluded {
     }))
 }
 
-pub fn metadata(session: &mut Session) -> Concluded {
+pub(super) fn metadata(session: &mut Session) -> Concluded {
     let info = session.descriptor()?.info.clone();
     let toolchain = info
         .toolchain

@@ -11,7 +11,7 @@ use crate::report::Growth;
 /// arenas settle in steps; a real leak grows with every cycle).
 const MAPPED_GROWTH_BOUND: u64 = 8 << 20;
 
-pub fn unload(session: &mut Session) -> Concluded {
+pub(super) fn unload(session: &mut Session) -> Concluded {
     // Unload after a real lifecycle: a plugin registers thread-local
     // destructors and the like in init, which is what keeps libraries
     // resident.
@@ -34,7 +34,7 @@ pub fn unload(session: &mut Session) -> Concluded {
     ))
 }
 
-pub fn load_time(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn load_time(session: &mut Session, settings: &CaseSettings) -> Concluded {
     // The first load and init of this process were timed when they
     // happened; only a worker that has not initialised yet runs them now.
     if session.first_init.is_none() {
@@ -60,7 +60,7 @@ pub fn load_time(session: &mut Session, settings: &CaseSettings) -> Concluded {
     }))
 }
 
-pub fn repeat_load(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn repeat_load(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let cycles = settings.repeat_cycles;
     session.close()?;
     // One warm-up cycle: the first load settles loader caches, TLS blocks

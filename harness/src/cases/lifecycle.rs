@@ -13,7 +13,7 @@ const UNKNOWN_METHOD: &str = "plugcheck-no-such-method";
 /// Method names a report lists at most (a plugin may register thousands).
 use crate::worker::limits::METHODS_LISTED as LISTED_METHODS;
 
-pub fn init(session: &mut Session) -> Concluded {
+pub(super) fn init(session: &mut Session) -> Concluded {
     session.init()?;
     let host = session.host().expect("initialised above");
     let (count, methods, rejected, refused) = host.with_registry(|registry| {
@@ -46,7 +46,7 @@ pub fn init(session: &mut Session) -> Concluded {
     )
 }
 
-pub fn lookup_methods(session: &mut Session) -> Concluded {
+pub(super) fn lookup_methods(session: &mut Session) -> Concluded {
     session.init()?;
     let host = session.host().expect("initialised above");
     let methods: Vec<String> = host.with_registry(|r| r.method_names());
@@ -78,7 +78,7 @@ pub fn lookup_methods(session: &mut Session) -> Concluded {
     }))
 }
 
-pub fn selftest(session: &mut Session) -> Concluded {
+pub(super) fn selftest(session: &mut Session) -> Concluded {
     let Some(answer) = session.call("selftest", &[])? else {
         return Ok(Outcome::skipped(
             "the plugin registers no `selftest` method",
@@ -106,7 +106,7 @@ pub fn selftest(session: &mut Session) -> Concluded {
     }))
 }
 
-pub fn shutdown(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn shutdown(session: &mut Session, settings: &CaseSettings) -> Concluded {
     session.init()?;
     session.shutdown();
     let baseline_threads = session.baseline_threads;

@@ -3,7 +3,7 @@
 use super::{Concluded, Outcome};
 use crate::plugin::session::Session;
 
-pub fn load(session: &mut Session) -> Concluded {
+pub(super) fn load(session: &mut Session) -> Concluded {
     session.load()?;
     let loaded = session.loaded().expect("loaded above");
     let description = loaded.sniffed().description.clone();
@@ -13,7 +13,7 @@ pub fn load(session: &mut Session) -> Concluded {
     )
 }
 
-pub fn lookup_entry(session: &mut Session) -> Concluded {
+pub(super) fn lookup_entry(session: &mut Session) -> Concluded {
     session.entry()?;
     Ok(Outcome::pass(format!(
         "`{}` is exported",

@@ -16,7 +16,7 @@ use crate::report::{Detail, Growth};
 /// Reloads `reload-while-calling` makes while another thread calls.
 const RELOADS_WHILE_CALLING: u32 = 20;
 
-pub fn same_version(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn same_version(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let engine = open(session.path(), settings)?;
     let reloaded = reload(&engine)?;
     answers(&engine, "the reloaded copy")?;
@@ -29,7 +29,7 @@ pub fn same_version(session: &mut Session, settings: &CaseSettings) -> Concluded
     .with_detail(|detail| describe(detail, &reloaded)))
 }
 
-pub fn upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let upgrade = match OtherBuild::of(settings, ReloadRole::Upgrade) {
         Ok(upgrade) => upgrade,
         Err(skipped) => return Ok(skipped),
@@ -68,7 +68,7 @@ pub fn upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
     .with_detail(|detail| describe(detail, &reloaded)))
 }
 
-pub fn broken_upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn broken_upgrade(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let broken = match OtherBuild::of(settings, ReloadRole::Broken) {
         Ok(broken) => broken,
         Err(skipped) => return Ok(skipped),
@@ -76,7 +76,7 @@ pub fn broken_upgrade(session: &mut Session, settings: &CaseSettings) -> Conclud
     rolled_back(session, settings, &broken, |_| None)
 }
 
-pub fn abi_mismatch(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn abi_mismatch(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let other_abi = match OtherBuild::of(settings, ReloadRole::AbiMismatch) {
         Ok(other_abi) => other_abi,
         Err(skipped) => return Ok(skipped),
@@ -93,7 +93,7 @@ pub fn abi_mismatch(session: &mut Session, settings: &CaseSettings) -> Concluded
     })
 }
 
-pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn while_calling(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let engine = open(session.path(), settings)?;
     if engine.call("selftest", &[]).map_err(failed_call)?.is_none() {
         return Ok(Outcome::skipped(
@@ -169,7 +169,7 @@ pub fn while_calling(session: &mut Session, settings: &CaseSettings) -> Conclude
     }))
 }
 
-pub fn replace_while_loaded(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn replace_while_loaded(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let build = Build::of(session.path(), settings)?;
     let engine = open(build.path(), settings)?;
     let bytes = std::fs::read(session.path()).map_err(|error| {
@@ -204,7 +204,7 @@ pub fn replace_while_loaded(session: &mut Session, settings: &CaseSettings) -> C
     .with_detail(|detail| describe(detail, &reloaded)))
 }
 
-pub fn unload_verified(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn unload_verified(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let engine = open(session.path(), settings)?;
     let reloaded = reload(&engine)?;
     let outcome = match &reloaded.old {
@@ -222,7 +222,7 @@ pub fn unload_verified(session: &mut Session, settings: &CaseSettings) -> Conclu
 /// copies. A Go plugin's hundred reloads start a hundred Go runtimes.
 const RESIDENT_LOOK: u32 = 5;
 
-pub fn cycles(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn cycles(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let engine = open(session.path(), settings)?;
     // A warm-up reload settles what a first reload allocates once.
     let mut last = reload(&engine)?;

@@ -11,7 +11,7 @@ use std::path::Path;
 use super::{CaseSettings, Outcome, ReloadRole};
 
 /// A reload build given for this run.
-pub struct OtherBuild<'a> {
+pub(super) struct OtherBuild<'a> {
     pub role: ReloadRole,
     pub path: &'a Path,
     named_at: &'a str,
@@ -20,7 +20,10 @@ pub struct OtherBuild<'a> {
 impl<'a> OtherBuild<'a> {
     /// The `role` build, usable or not; `Err` with the skip to report when
     /// none was given for this platform.
-    pub fn of(settings: &'a CaseSettings, role: ReloadRole) -> Result<OtherBuild<'a>, Outcome> {
+    pub(super) fn of(
+        settings: &'a CaseSettings,
+        role: ReloadRole,
+    ) -> Result<OtherBuild<'a>, Outcome> {
         let named_at = settings.reload_named_at.get(&role);
         let Some(path) = settings.reload_to.get(&role) else {
             return Err(match named_at {
@@ -44,7 +47,7 @@ impl<'a> OtherBuild<'a> {
 
     /// `Err` (a failure naming the build, where it was named, and why) when
     /// the build is no library this platform could load at all.
-    pub fn check_loadable_here(&self) -> Result<(), Outcome> {
+    pub(super) fn check_loadable_here(&self) -> Result<(), Outcome> {
         match crate::inspect::sniff::sniff(self.path) {
             Err(error) if error.is_no_library_here() => Err(Outcome::fail(format!(
                 "the `{role}` build (named at `{named_at}`) cannot be loaded here at all, so reloading to it proves nothing: {error}; name a {os} build for `{role}` (a gate file can name one per platform: `{role} = {{ linux = \"…\", windows = \"…\" }}`)",
@@ -58,7 +61,7 @@ impl<'a> OtherBuild<'a> {
 
     /// `outcome` with the scratch copy `stand_in` it speaks of named as this
     /// build, the file the author knows.
-    pub fn in_its_terms(&self, stand_in: &Path, mut outcome: Outcome) -> Outcome {
+    pub(super) fn in_its_terms(&self, stand_in: &Path, mut outcome: Outcome) -> Outcome {
         outcome.reason = outcome.reason.replace(
             &stand_in.display().to_string(),
             &self.path.display().to_string(),

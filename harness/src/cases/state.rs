@@ -30,7 +30,7 @@ const VARIED_CALLS: usize = 512;
 /// Saves a changed state from one instance, restores it into a fresh one
 /// (as a hot reload would) and saves again: the bytes must survive
 /// unchanged, and must not be what a fresh instance saves anyway.
-pub fn state_roundtrip(session: &mut Session, settings: &CaseSettings) -> Concluded {
+pub(super) fn state_roundtrip(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let Some(initial) = saved(session)? else {
         return Ok(Outcome::skipped(
             "stateless plugin: save_state and restore_state are NULL",

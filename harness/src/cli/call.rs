@@ -22,10 +22,10 @@ use crate::{postmortem::symbolize, text};
 /// Exit codes of `plugcheck call`.
 mod exit {
     /// The (last) method returned 0.
-    pub const RETURNED_OK: u8 = 0;
+    pub(super) const RETURNED_OK: u8 = 0;
     /// The method returned an error status, handed back a broken buffer,
     /// crashed or hung.
-    pub const METHOD_FAILED: u8 = 1;
+    pub(super) const METHOD_FAILED: u8 = 1;
 }
 
 /// The largest input `call` reads: the worker's bound, said up front.
@@ -43,7 +43,7 @@ const SHOWN_OUTPUT: usize = 4096;
 A method whose name starts with `-` goes after `--`: plugcheck call PLUGIN -- --name\n\n\
 Under a debugger, use --in-process so the plugin runs (and crashes) in the process the debugger holds:\n  gdb --args plugcheck call --in-process PLUGIN METHOD --input FILE\n  lldb -- plugcheck call --in-process PLUGIN METHOD --input FILE\n  windbg plugcheck.exe call --in-process PLUGIN METHOD --input FILE"
 )]
-pub struct CallArgs {
+pub(super) struct CallArgs {
     /// The plugin library.
     plugin: PathBuf,
     /// The method to call, by the name the plugin registered.
@@ -75,7 +75,7 @@ struct Step {
     said: String,
 }
 
-pub fn run(args: CallArgs) -> anyhow::Result<u8> {
+pub(super) fn run(args: CallArgs) -> anyhow::Result<u8> {
     let plugin = std::path::absolute(&args.plugin)
         .with_context(|| format!("cannot make `{}` an absolute path", args.plugin.display()))?;
     if args.in_process && matches!(kind::of(&plugin), PluginKind::GoNative(_)) {

@@ -24,7 +24,7 @@ use crate::run::{self, RunOptions};
 use crate::worker::{OnInterrupt, WorkerScope};
 
 #[derive(Debug, PartialEq, clap::Args)]
-pub struct CheckArgs {
+pub(super) struct CheckArgs {
     /// Plugin libraries to check (.so on Linux, .dll on Windows).
     #[arg(required = true, value_name = "PLUGIN")]
     plugins: Vec<PathBuf>,
@@ -142,7 +142,7 @@ fn inputs_dir(args: &CheckArgs) -> anyhow::Result<PathBuf> {
 
 /// Where a plugin is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TargetPlatform {
+pub(super) enum TargetPlatform {
     /// This host.
     Host,
     Linux,
@@ -162,7 +162,7 @@ impl TargetPlatform {
 
 /// Whether a run speaks to GitHub Actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Annotate {
+pub(super) enum Annotate {
     Auto,
     Always,
     Never,
@@ -314,7 +314,7 @@ fn find_gate_file(args: &CheckArgs) -> anyhow::Result<Option<PathBuf>> {
     Ok(found.map(|(file, _)| file))
 }
 
-pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
+pub(super) fn run(args: CheckArgs) -> anyhow::Result<u8> {
     let passed = match check(args)? {
         Checked::Here(report) => report.gate_passed(),
         Checked::There(code) => return Ok(code),

@@ -25,7 +25,7 @@ use crate::report::{PluginReport, Report};
 use crate::text::one_line;
 
 #[derive(Debug, clap::Args)]
-pub struct InitArgs {
+pub(super) struct InitArgs {
     /// The plugin library to write a gate file for.
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
@@ -44,7 +44,7 @@ pub struct InitArgs {
     timeout: Option<String>,
 }
 
-pub fn run(args: InitArgs) -> anyhow::Result<u8> {
+pub(super) fn run(args: InitArgs) -> anyhow::Result<u8> {
     if args.output.exists() && !args.force {
         bail!(
             "`{}` exists: edit it, or pass --force to replace it",

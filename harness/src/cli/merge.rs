@@ -13,7 +13,7 @@ use crate::run::shard;
 const PRINTED_CHARS: usize = 2000;
 
 #[derive(Debug, clap::Args)]
-pub struct MergeArgs {
+pub(super) struct MergeArgs {
     /// The shards' JSON reports (`plugcheck check --partition K/N --json`),
     /// every one of the run's N, each once.
     #[arg(required = true, value_name = "REPORT")]
@@ -34,7 +34,7 @@ pub struct MergeArgs {
 /// Prints the merged tables and exits as `check` would have over the
 /// union: 0 when every plugin passed the gate, 1 when one failed, 2 when
 /// the shards are not one run's (nothing is written then).
-pub fn run(args: MergeArgs) -> anyhow::Result<u8> {
+pub(super) fn run(args: MergeArgs) -> anyhow::Result<u8> {
     crate::catalog::select(&args.filter)
         .map_err(|error| anyhow::anyhow!("{error} (in --filter)"))?;
     for path in args.json.iter().chain(&args.junit) {

@@ -15,7 +15,7 @@ use crate::reload::{ReloadEngine, ReloadOptions};
 const WATCHED_WRITES: usize = 10;
 
 /// Opens a plugin, looks up its entry and calls it.
-pub fn probe(plugin: &Path) -> anyhow::Result<u8> {
+pub(super) fn probe(plugin: &Path) -> anyhow::Result<u8> {
     let (library, entry) = crate::plugin::loader::open_and_enter(plugin)?;
     drop(library);
     Ok(if entry {
@@ -26,7 +26,7 @@ pub fn probe(plugin: &Path) -> anyhow::Result<u8> {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct BenchReloadArgs {
+pub(super) struct BenchReloadArgs {
     plugin: PathBuf,
     /// Reloads (and floor rounds) to measure.
     #[arg(long, default_value_t = 100)]
@@ -52,7 +52,7 @@ struct ReloadLatencies {
 }
 
 /// Measures reload latency in this process, next to its floor.
-pub fn bench_reload(args: BenchReloadArgs) -> anyhow::Result<u8> {
+pub(super) fn bench_reload(args: BenchReloadArgs) -> anyhow::Result<u8> {
     let scratch = tempfile::Builder::new()
         .prefix("plugcheck-bench-")
         .tempdir_in(args.scratch.unwrap_or_else(std::env::temp_dir))?;

@@ -24,7 +24,7 @@ const SHOWN_BYTES: usize = 256;
 /// Reads commands from stdin on a thread of its own until stdin ends. It
 /// holds the engine only while a command runs, so the watch can end (and
 /// shut the plugin down) while it waits for a line.
-pub fn serve(engine: Weak<ReloadEngine>) {
+pub(super) fn serve(engine: Weak<ReloadEngine>) {
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut lines = stdin.lock();
@@ -54,7 +54,7 @@ pub fn serve(engine: Weak<ReloadEngine>) {
 }
 
 /// One command's answer.
-pub fn run(engine: &ReloadEngine, line: &str) -> String {
+pub(super) fn run(engine: &ReloadEngine, line: &str) -> String {
     let line = line.trim();
     if line.is_empty() {
         return String::new();

@@ -24,7 +24,7 @@ use crate::text::one_line;
 use crate::worker::{OnInterrupt, WorkerScope};
 
 #[derive(Debug, clap::Args)]
-pub struct WatchArgs {
+pub(super) struct WatchArgs {
     /// The plugin's build output (it is never loaded itself: each version
     /// runs from a shadow copy).
     plugin: PathBuf,
@@ -43,7 +43,7 @@ pub struct WatchArgs {
     no_preflight: bool,
 }
 
-pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
+pub(super) fn run(args: WatchArgs) -> anyhow::Result<u8> {
     let plugin = std::path::absolute(&args.plugin)
         .with_context(|| format!("cannot make `{}` an absolute path", args.plugin.display()))?;
     let scratch = tempfile::Builder::new()

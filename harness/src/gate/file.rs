@@ -17,15 +17,15 @@ use crate::outcome::ReloadRole;
 use crate::report::verdict::Verdict;
 
 /// The gate file's name, looked for beside the plugin.
-pub const FILE_NAME: &str = "plugcheck.toml";
+pub(crate) const FILE_NAME: &str = "plugcheck.toml";
 
 /// The schema this plugcheck reads.
-pub const SCHEMA: i64 = 1;
+pub(crate) const SCHEMA: i64 = 1;
 
 /// A read and validated gate file. Every setting is optional: a flag given
 /// on the command line wins over it, a built-in default stands in for it.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct GateFile {
+pub(crate) struct GateFile {
     pub path: PathBuf,
     pub deny_warnings: Option<bool>,
     pub deny_skipped: Option<bool>,
@@ -49,7 +49,7 @@ pub struct GateFile {
 /// Builds are per platform (a `.so` is no upgrade of a `.dll`), so one file
 /// serving both legs names each: `upgrade = { linux = "…", windows = "…" }`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReloadBuild {
+pub(crate) struct ReloadBuild {
     pub role: ReloadRole,
     /// `/repo/plugcheck.toml:8`: where to fix it, said in every later
     /// diagnosis of the build (missing, another platform's).
@@ -59,7 +59,7 @@ pub struct ReloadBuild {
 
 /// The path, or paths, a `[reload-to]` entry gives.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PlatformBuilds {
+pub(crate) enum PlatformBuilds {
     /// `upgrade = "path"`: the build on whichever platform judges.
     Every(PathBuf),
     /// `upgrade = { linux = "…", windows = "…" }`, in [`Platform::ALL`]
@@ -70,7 +70,7 @@ pub enum PlatformBuilds {
 impl ReloadBuild {
     /// The build for `platform`; `None` when the entry names builds for
     /// other platforms only.
-    pub fn for_platform(&self, platform: Platform) -> Option<&Path> {
+    pub(crate) fn for_platform(&self, platform: Platform) -> Option<&Path> {
         match &self.builds {
             PlatformBuilds::Every(path) => Some(path),
             PlatformBuilds::Each(builds) => builds
@@ -83,7 +83,7 @@ impl ReloadBuild {
 
 /// What went wrong reading a gate file: where, and what to do.
 #[derive(Debug, thiserror::Error)]
-pub enum GateFileError {
+pub(crate) enum GateFileError {
     #[error("cannot read the gate file `{}`: {cause}; name a readable plugcheck.toml with --config, or pass --no-config", crate::text::one_line(&path.display().to_string()))]
     Io {
         path: PathBuf,
@@ -119,7 +119,7 @@ pub enum GateFileError {
 /// Anything named `plugcheck.toml` ends the walk, whatever it is: [`read`]
 /// refuses one that is not a regular file, rather than the walk stepping
 /// past it to a more lenient file above.
-pub fn discover(plugin: &Path) -> Option<PathBuf> {
+pub(crate) fn discover(plugin: &Path) -> Option<PathBuf> {
     let start = match crate::os::real_path(plugin) {
         Ok(real) => real.parent()?.to_owned(),
         // No plugin there (the check says so): its directory still decides.
@@ -144,7 +144,7 @@ const MAX_FILE_BYTES: u64 = 1 << 20;
 /// Reads and validates a gate file. Only a regular file (or a link to
 /// one) is read: a directory, a device, a FIFO or a dangling link named
 /// `plugcheck.toml` is an error, never a file silently skipped.
-pub fn read(path: &Path) -> Result<GateFile, GateFileError> {
+pub(crate) fn read(path: &Path) -> Result<GateFile, GateFileError> {
     let io = |cause| GateFileError::Io {
         path: path.to_owned(),
         cause,
@@ -266,7 +266,7 @@ struct RawWaiver {
 
 /// Parses a gate file's text; `path` names it in errors and anchors its
 /// relative paths.
-pub fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
+pub(crate) fn parse(text: &str, path: &Path) -> Result<GateFile, GateFileError> {
     let at = |offset: usize, message: String| GateFileError::Invalid {
         path: path.to_owned(),
         line: line_of(text, offset),

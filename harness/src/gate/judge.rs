@@ -27,7 +27,7 @@ fn covers(waiver: &Waiver, case: CaseId, plugin: &PluginReport) -> bool {
 
 /// Why the waiver no longer applies to `plugin` on `today`, if it
 /// does not.
-pub fn expiry(waiver: &Waiver, plugin: &PluginReport, today: NaiveDate) -> Option<String> {
+pub(crate) fn expiry(waiver: &Waiver, plugin: &PluginReport, today: NaiveDate) -> Option<String> {
     let until = waiver.until.as_deref()?;
     match Until::parse(until) {
         Err(error) => Some(format!("its `until` cannot be read: {error}")),
@@ -46,12 +46,12 @@ pub fn expiry(waiver: &Waiver, plugin: &PluginReport, today: NaiveDate) -> Optio
 /// Marks each case of `plugin` with the first waiver that accepts its
 /// verdict, and counts its gate.
 /// Whether a judged case's verdict alone breaks `policy`'s gate.
-pub fn breaks(policy: &Policy, case: &CaseReport) -> bool {
+pub(crate) fn breaks(policy: &Policy, case: &CaseReport) -> bool {
     policy.breaks(case.verdict, case.detail.prerequisite.is_some())
 }
 
 /// How a judged case stands with the gate.
-pub fn lets_through(policy: &Policy, case: &CaseReport) -> Passage {
+pub(crate) fn lets_through(policy: &Policy, case: &CaseReport) -> Passage {
     let waived = case
         .waiver
         .as_ref()
@@ -65,7 +65,7 @@ pub fn lets_through(policy: &Policy, case: &CaseReport) -> Passage {
 
 /// Counts the verdicts; the gate passes when `policy` lets every case
 /// through.
-pub fn tally(cases: &[CaseReport], policy: &Policy) -> Tally {
+pub(crate) fn tally(cases: &[CaseReport], policy: &Policy) -> Tally {
     let mut tally = Tally {
         passed: true,
         ..Tally::default()
@@ -91,7 +91,7 @@ pub fn tally(cases: &[CaseReport], policy: &Policy) -> Tally {
     tally
 }
 
-pub fn judge_plugin(policy: &Policy, plugin: &mut PluginReport, today: NaiveDate) {
+pub(crate) fn judge_plugin(policy: &Policy, plugin: &mut PluginReport, today: NaiveDate) {
     let notes: Vec<Option<AppliedWaiver>> = plugin
         .cases
         .iter()
@@ -116,7 +116,7 @@ pub fn judge_plugin(policy: &Policy, plugin: &mut PluginReport, today: NaiveDate
 
 /// Judges every plugin of `report` and records the policy and how each
 /// waiver fared.
-pub fn judge(policy: &Policy, report: &mut Report, today: NaiveDate) {
+pub(crate) fn judge(policy: &Policy, report: &mut Report, today: NaiveDate) {
     for plugin in &mut report.plugins {
         judge_plugin(policy, plugin, today);
     }
@@ -125,7 +125,7 @@ pub fn judge(policy: &Policy, report: &mut Report, today: NaiveDate) {
 }
 
 /// How each waiver fared over the judged `report`.
-pub fn uses(policy: &Policy, report: &Report) -> Vec<WaiverUse> {
+pub(crate) fn uses(policy: &Policy, report: &Report) -> Vec<WaiverUse> {
     policy
         .waivers
         .iter()
@@ -168,7 +168,7 @@ pub fn uses(policy: &Policy, report: &Report) -> Vec<WaiverUse> {
 
 /// Today's date in UTC: a gate's `until` dates mean the same on every
 /// runner, whatever its time zone.
-pub fn today() -> NaiveDate {
+pub(crate) fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
 

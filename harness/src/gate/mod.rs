@@ -3,6 +3,6 @@
 //! `plugcheck.toml` (strictly, found beside the plugin or above it), and
 //! `judge` judges a report by them and tallies its verdicts.
 
-pub mod file;
-pub mod judge;
-pub mod policy;
+pub(crate) mod file;
+pub(crate) mod judge;
+pub(crate) mod policy;

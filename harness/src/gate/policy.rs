@@ -50,7 +50,7 @@ pub struct Waiver {
 
 /// How a case stands with the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Passage {
+pub(crate) enum Passage {
     /// Its verdict does not break the gate.
     Clean,
     /// Its verdict would, but a waiver accepts it.
@@ -119,14 +119,14 @@ impl Policy {
 
 /// When a waiver stops applying.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Until {
+pub(crate) enum Until {
     Version(semver::Version),
     /// The last day it applies.
     Date(NaiveDate),
 }
 
 impl Until {
-    pub fn parse(text: &str) -> Result<Until, String> {
+    pub(crate) fn parse(text: &str) -> Result<Until, String> {
         if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
             return Ok(Until::Date(date));
         }

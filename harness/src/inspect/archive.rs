@@ -54,7 +54,7 @@ impl ArchiveKind {
 /// The archives a build makes beside a shared library's place, by the
 /// names rustc and C toolchains give them on either platform:
 /// `libkv.so`/`kv.dll` → `libkv.rlib`, `libkv.a`, `kv.lib`.
-pub fn names_beside(library: &Path) -> Vec<PathBuf> {
+pub(crate) fn names_beside(library: &Path) -> Vec<PathBuf> {
     let Some(stem) = library.file_stem().and_then(|stem| stem.to_str()) else {
         return Vec::new();
     };
@@ -75,7 +75,7 @@ pub fn names_beside(library: &Path) -> Vec<PathBuf> {
 
 /// The first archive beside the missing `library` that is one (read
 /// through [`file::open`], bounded like a plugin), with its kind.
-pub fn beside(library: &Path) -> Option<(PathBuf, ArchiveKind)> {
+pub(crate) fn beside(library: &Path) -> Option<(PathBuf, ArchiveKind)> {
     names_beside(library).into_iter().find_map(|candidate| {
         let plugin = file::open(&candidate).ok()?;
         let data = ReadCache::new(plugin.file);

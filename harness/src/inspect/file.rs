@@ -14,7 +14,7 @@ use crate::os;
 /// The largest file plugcheck opens as a plugin: far above any real plugin
 /// (a Rust cdylib with full debug info is some hundred MiB), far below what
 /// would hurt the machine.
-pub const MAX_PLUGIN_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_PLUGIN_BYTES: u64 = 1 << 30;
 
 /// Why a file cannot be taken as a plugin before anything reads it.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ impl FileProblem {
 
 /// A plugin file, open for reading, known to be regular and bounded.
 #[derive(Debug)]
-pub struct PluginFile {
+pub(crate) struct PluginFile {
     pub file: File,
     pub len: u64,
 }
@@ -62,7 +62,7 @@ pub struct PluginFile {
 /// Checks `path` by name (exists, is a regular file, not too large), then
 /// opens it without waiting and checks the opened file again, so a file
 /// swapped in between is caught too.
-pub fn open(path: &Path) -> Result<PluginFile, FileProblem> {
+pub(crate) fn open(path: &Path) -> Result<PluginFile, FileProblem> {
     let unreadable = |source| FileProblem::Unreadable {
         path: path.to_owned(),
         source,
@@ -116,7 +116,7 @@ impl PluginFile {
     /// with the same bytes where it counts hash alike. XXH3, not SipHash:
     /// every reload hashes its build, and SipHash over a 2 MiB DLL in a
     /// debug build took 40 ms of a 42 ms reload under Wine.
-    pub fn hash_and_copy(&mut self, mut copy_to: Option<&mut File>) -> std::io::Result<u64> {
+    pub(crate) fn hash_and_copy(&mut self, mut copy_to: Option<&mut File>) -> std::io::Result<u64> {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         hasher.update(&self.len.to_le_bytes());
         let mut buffer = vec![0u8; 256 * 1024];
@@ -151,7 +151,7 @@ impl PluginFile {
     }
 
     /// The first `max` bytes (fewer if the file is shorter).
-    pub fn head(&mut self, max: usize) -> std::io::Result<Vec<u8>> {
+    pub(crate) fn head(&mut self, max: usize) -> std::io::Result<Vec<u8>> {
         let mut head = Vec::with_capacity(max.min(64 * 1024));
         self.file.seek(SeekFrom::Start(0))?;
         (&self.file).take(max as u64).read_to_end(&mut head)?;
@@ -160,7 +160,7 @@ impl PluginFile {
 }
 
 /// `2.0 GiB`, `512 KiB`, `17 bytes`.
-pub fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (unit, size) in UNITS {
         if bytes >= size {

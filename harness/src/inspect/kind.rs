@@ -19,7 +19,7 @@ use crate::inspect::file;
 
 /// What a file is, as far as choosing its worker goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginKind {
+pub(crate) enum PluginKind {
     /// Everything the Rust worker judges, including files that are no
     /// plugin at all (its `load` case says what they are).
     CAbi,
@@ -36,7 +36,7 @@ pub enum PluginKind {
 
 impl PluginKind {
     /// Why a [`PluginKind::GoLookalike`] is refused: the `load` case's reason.
-    pub fn lookalike_reason(packages: usize) -> String {
+    pub(crate) fn lookalike_reason(packages: usize) -> String {
         format!(
             "not a Go plugin: it exports the hashes of {packages} package(s), where every `go build -buildmode=plugin` library links the runtime and the dozens of packages under it (plugin.Open would end the process on it); build it with go build -buildmode=plugin"
         )
@@ -74,7 +74,7 @@ const BUILDINFO_BYTES: u64 = 4096;
 
 /// The kind of the file at `path`. A file that cannot be read or parsed is
 /// `CAbi`: the Rust worker's `load` case explains it.
-pub fn of(path: &Path) -> PluginKind {
+pub(crate) fn of(path: &Path) -> PluginKind {
     let Ok(plugin) = file::open(path) else {
         return PluginKind::CAbi;
     };

@@ -5,8 +5,8 @@
 //! where a library was expected) and `open_error` (the diagnosis, named for
 //! the step that failed).
 
-pub mod archive;
-pub mod file;
-pub mod kind;
-pub mod open_error;
-pub mod sniff;
+pub(crate) mod archive;
+pub(crate) mod file;
+pub(crate) mod kind;
+pub(crate) mod open_error;
+pub(crate) mod sniff;

@@ -44,7 +44,7 @@ pub struct Sniffed {
 }
 
 /// Exported names kept for advice.
-pub const MAX_EXPORTS: usize = 4096;
+pub(crate) const MAX_EXPORTS: usize = 4096;
 
 /// The language a plugin was built from, read from the binary: a Go
 /// runtime's build info, rustc's mark in `.comment` or its panic
@@ -59,7 +59,7 @@ pub enum Language {
 /// Checks `path` and reads its headers — only the headers: the file is
 /// read through a cache that fetches the ranges the parser asks for, so a
 /// plugin padded with gigabytes costs what its headers cost.
-pub fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
+pub(crate) fn sniff(path: &Path) -> Result<Sniffed, OpenError> {
     let path_buf = path.to_owned();
     if !path.is_absolute() {
         return Err(OpenError::NotAbsolute { path: path_buf });
@@ -236,7 +236,7 @@ fn carries_go_runtime<'a>(file: &object::File<'a, Data<'a>>) -> bool {
 
 /// The likely reason a library stayed mapped after it was closed, read from
 /// what it imports.
-pub fn resident_hint(sniffed: &Sniffed) -> String {
+pub(crate) fn resident_hint(sniffed: &Sniffed) -> String {
     if sniffed.go_runtime {
         "it carries a Go runtime, which never unloads".into()
     } else if sniffed
@@ -356,7 +356,7 @@ fn archive_kind(data: Data<'_>, path: std::path::PathBuf) -> OpenError {
 
 /// Whether an ELF header's `e_machine` is this process's architecture, as
 /// [`arch_name`] names both (the Go-plugin sniff reads only the header).
-pub fn elf_machine_is_ours(machine: u16) -> bool {
+pub(crate) fn elf_machine_is_ours(machine: u16) -> bool {
     use object::elf;
     let architecture = match machine {
         elf::EM_X86_64 => Architecture::X86_64,

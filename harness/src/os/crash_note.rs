@@ -10,14 +10,14 @@ use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Frames a note carries at most: the innermost ones, where the crash is.
-pub const MAX_FRAMES: usize = 64;
+pub(crate) const MAX_FRAMES: usize = 64;
 
 /// The note's bytes at most: frames, and the memory map (Linux) or the
 /// modules (Windows), cut to fit.
 const CAPACITY: usize = 256 << 10;
 
 /// A fixed buffer that only the first crashing thread may use.
-pub struct NoteBuffer {
+pub(crate) struct NoteBuffer {
     taken: AtomicBool,
     bytes: UnsafeCell<[u8; CAPACITY]>,
 }
@@ -27,7 +27,7 @@ pub struct NoteBuffer {
 unsafe impl Sync for NoteBuffer {}
 
 impl NoteBuffer {
-    pub const fn new() -> NoteBuffer {
+    pub(crate) const fn new() -> NoteBuffer {
         NoteBuffer {
             taken: AtomicBool::new(false),
             bytes: UnsafeCell::new([0; CAPACITY]),
@@ -37,7 +37,7 @@ impl NoteBuffer {
     /// The buffer, for the first caller only: a second thread crashing at
     /// the same time gets `None` (one stack per death is all the parent
     /// reads).
-    pub fn take(&'static self) -> Option<Note> {
+    pub(crate) fn take(&'static self) -> Option<Note> {
         if self.taken.swap(true, Ordering::SeqCst) {
             return None;
         }
@@ -58,10 +58,14 @@ impl Default for NoteBuffer {
 }
 
 /// A message being composed; bytes past the capacity are dropped.
-pub struct Note {
+pub(crate) struct Note {
     bytes: &'static mut [u8; CAPACITY],
     len: usize,
     /// Modules written so far.
+    #[cfg_attr(
+        not(windows),
+        allow(dead_code, reason = "Windows lists modules; Linux sends its maps")
+    )]
     modules: usize,
 }
 
@@ -71,12 +75,12 @@ const CLOSING: usize = 64;
 impl Note {
     /// The whole buffer, for use as scratch space (the memory map's text
     /// is read into one before it is copied into the note).
-    pub fn buffer(&mut self) -> &mut [u8] {
+    pub(crate) fn buffer(&mut self) -> &mut [u8] {
         &mut self.bytes[..]
     }
 
     /// Starts the message with the frames: `{"type":"stack","frames":[…]`.
-    pub fn begin(&mut self, frames: &[u64]) {
+    pub(crate) fn begin(&mut self, frames: &[u64]) {
         self.raw(b"{\"type\":\"stack\",\"frames\":[");
         for (i, &frame) in frames.iter().take(MAX_FRAMES).enumerate() {
             if i > 0 {
@@ -89,7 +93,7 @@ impl Note {
 
     /// Adds the memory map's text (Linux), cut at a line end if it must be
     /// cut.
-    pub fn maps(&mut self, text: &[u8]) {
+    pub(crate) fn maps(&mut self, text: &[u8]) {
         self.raw(b",\"maps\":\"");
         for line in text.split_inclusive(|&b| b == b'\n') {
             // A line needs at most six bytes per byte, escaped.
@@ -101,13 +105,21 @@ impl Note {
         self.raw(b"\"");
     }
 
+    #[cfg_attr(
+        not(windows),
+        allow(dead_code, reason = "Windows lists modules; Linux sends its maps")
+    )]
     /// Starts the list of modules (Windows).
-    pub fn begin_modules(&mut self) {
+    pub(crate) fn begin_modules(&mut self) {
         self.raw(b",\"modules\":[");
     }
 
+    #[cfg_attr(
+        not(windows),
+        allow(dead_code, reason = "Windows lists modules; Linux sends its maps")
+    )]
     /// Adds one module: its path (UTF-8 or not), where it starts and ends.
-    pub fn module(&mut self, path: &[u8], start: u64, end: u64) {
+    pub(crate) fn module(&mut self, path: &[u8], start: u64, end: u64) {
         if self.len + path.len() * 6 + 2 * CLOSING > CAPACITY {
             return;
         }
@@ -124,12 +136,16 @@ impl Note {
         self.raw(b"}");
     }
 
-    pub fn end_modules(&mut self) {
+    #[cfg_attr(
+        not(windows),
+        allow(dead_code, reason = "Windows lists modules; Linux sends its maps")
+    )]
+    pub(crate) fn end_modules(&mut self) {
         self.raw(b"]");
     }
 
     /// Closes the message; returns the line to write.
-    pub fn finish(&mut self) -> &[u8] {
+    pub(crate) fn finish(&mut self) -> &[u8] {
         self.len = self.len.min(CAPACITY - 2);
         self.bytes[self.len] = b'}';
         self.bytes[self.len + 1] = b'\n';
@@ -189,7 +205,7 @@ impl Note {
 /// exception record), which drops the handler's, filter's and dispatcher's
 /// own frames. Where the walk never reaches it, the faulting address alone
 /// is still worth reporting. Allocates nothing.
-pub fn crashing_frames(faulting: u64, frames: &mut [u64; MAX_FRAMES]) -> usize {
+pub(crate) fn crashing_frames(faulting: u64, frames: &mut [u64; MAX_FRAMES]) -> usize {
     let mut all = [0u64; MAX_FRAMES + 32];
     let mut count = 0;
     // SAFETY: the walk only reads this thread's stack and unwind tables;
@@ -214,7 +230,7 @@ pub fn crashing_frames(faulting: u64, frames: &mut [u64; MAX_FRAMES]) -> usize {
 
 /// Maps a string the note escaped byte by byte back to the bytes (each
 /// char below U+0100 is one byte), then reads them as UTF-8 where they are.
-pub fn unescape_bytes(text: &str) -> String {
+pub(crate) fn unescape_bytes(text: &str) -> String {
     if text.is_ascii() {
         return text.to_owned();
     }

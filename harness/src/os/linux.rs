@@ -17,33 +17,33 @@ mod crash;
 #[path = "linux/zygote.rs"]
 mod zygote;
 
-pub use crash::report_crashes_to;
+pub(super) use crash::report_crashes_to;
 
 use super::OpenFailure;
 use super::{OsError, ProcessInfo};
 use crate::os::Termination;
 
 /// The object format this platform's loader takes.
-pub const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
+pub(super) const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
 
 /// What people call that format, for diagnoses.
-pub const NATIVE_FORMAT_NAME: &str = "ELF shared objects";
+pub(super) const NATIVE_FORMAT_NAME: &str = "ELF shared objects";
 
 /// The platform this is.
-pub const HOST: super::Platform = super::Platform::Linux;
+pub(super) const HOST: super::Platform = super::Platform::Linux;
 
 /// Where cargo writes a `cdylib` crate's library, for advice.
-pub const CDYLIB_EXAMPLE: &str = "target/release/libNAME.so";
+pub(super) const CDYLIB_EXAMPLE: &str = "target/release/libNAME.so";
 
 /// A shared library's file name here, for advice.
-pub const SHARED_LIBRARY_EXAMPLE: &str = "libNAME.so";
+pub(super) const SHARED_LIBRARY_EXAMPLE: &str = "libNAME.so";
 
 /// Whether the harness must keep a library with a Go runtime loaded itself.
 /// No: Go links its ELF c-shared libraries with `-z nodelete`, so the loader
 /// already keeps them (and `dlclose` is harmless).
-pub const PIN_GO_RUNTIME: bool = false;
-pub const KILL_FINISHED_WORKER_AT_ONCE: bool = true;
-pub const GO_NATIVE_PLUGINS: bool = true;
+pub(super) const PIN_GO_RUNTIME: bool = false;
+pub(super) const KILL_FINISHED_WORKER_AT_ONCE: bool = true;
+pub(super) const GO_NATIVE_PLUGINS: bool = true;
 
 /// Opens a library with immediate binding (`RTLD_NOW | RTLD_LOCAL`), so an
 /// unresolved symbol fails here rather than in the middle of a call.
@@ -51,7 +51,7 @@ pub const GO_NATIVE_PLUGINS: bool = true;
 /// # Safety
 /// Loading runs the library's constructors, which may do anything: only
 /// the worker process calls this.
-pub unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailure> {
+pub(super) unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailure> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
     // SAFETY: the caller accepts that constructors run (see above).
     match unsafe { Library::open(Some(path.as_os_str()), RTLD_NOW | RTLD_LOCAL) } {
@@ -62,7 +62,7 @@ pub unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailu
 
 /// Whether the library at `path` is still mapped in this process, asked
 /// with `dlopen(RTLD_NOLOAD)`, which never loads anything.
-pub fn library_is_resident(path: &Path) -> bool {
+pub(super) fn library_is_resident(path: &Path) -> bool {
     use libc::RTLD_NOLOAD;
     use libloading::os::unix::{Library, RTLD_NOW};
     // SAFETY: with RTLD_NOLOAD nothing is loaded and no constructor runs;
@@ -96,7 +96,7 @@ fn classify_dlerror(path: &Path, error: &libloading::Error) -> OpenFailure {
 /// A libloading error as an [`OsError`]. libloading's Display is generic
 /// ("dlopen failed"): `dlerror`'s text is in the source error. dlopen sets
 /// no error code.
-pub fn loader_error(error: &libloading::Error) -> OsError {
+pub(super) fn loader_error(error: &libloading::Error) -> OsError {
     OsError {
         code: None,
         name: None,
@@ -109,7 +109,7 @@ pub fn loader_error(error: &libloading::Error) -> OsError {
 /// What a file that is neither a regular file nor a directory is, by name:
 /// such a file is never opened as a plugin (a FIFO blocks the opener, a
 /// device never ends).
-pub fn special_file_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
+pub(super) fn special_file_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
     if file_type.is_fifo() {
         Some("a FIFO (named pipe)")
@@ -127,7 +127,7 @@ pub fn special_file_kind(file_type: &std::fs::FileType) -> Option<&'static str> 
 /// Opens a file for reading without ever waiting: a FIFO swapped in after
 /// the type check opens at once (`O_NONBLOCK`) instead of blocking until a
 /// writer comes, and a terminal does not become ours (`O_NOCTTY`).
-pub fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+pub(super) fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
@@ -139,7 +139,7 @@ pub fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
 /// asked with `SEEK_DATA`/`SEEK_HOLE`: a file padded with gigabytes of
 /// holes is copied and hashed at the cost of its data. A filesystem that
 /// cannot tell gives one range, the whole file.
-pub fn data_ranges(file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
+pub(super) fn data_ranges(file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
     let mut ranges = Vec::new();
@@ -171,7 +171,7 @@ pub fn data_ranges(file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
 /// Copies bytes at `address` of this process into `buffer` through the
 /// kernel (`process_vm_readv` on ourselves), which answers EFAULT where a
 /// plain read would crash. Returns how many bytes were readable (0: none).
-pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
+pub(super) fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
     let local = libc::iovec {
         iov_base: buffer.as_mut_ptr().cast(),
         iov_len: buffer.len(),
@@ -190,7 +190,9 @@ pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
 /// 64 KiB, so a plugin that prints a lot blocks less often and the capture
 /// thread wakes less often per byte (a refused resize leaves it as it is).
 /// The end of the stream is the pipe's end: `_ended` is not needed here.
-pub fn worker_output(_ended: &std::sync::Arc<AtomicBool>) -> std::io::Result<super::WorkerOutput> {
+pub(super) fn worker_output(
+    _ended: &std::sync::Arc<AtomicBool>,
+) -> std::io::Result<super::WorkerOutput> {
     use std::os::fd::AsRawFd;
     let (reader, writer) = std::io::pipe()?;
     // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; it only resizes
@@ -210,7 +212,7 @@ pub fn worker_output(_ended: &std::sync::Arc<AtomicBool>) -> std::io::Result<sup
 /// otherwise `native`.
 /// The XDG base directories: `$XDG_DATA_HOME` or `~/.local/share`,
 /// `$XDG_CACHE_HOME` or `~/.cache`.
-pub fn user_dir(kind: super::UserDir) -> Option<std::path::PathBuf> {
+pub(super) fn user_dir(kind: super::UserDir) -> Option<std::path::PathBuf> {
     let (variable, under_home) = match kind {
         super::UserDir::Data => ("XDG_DATA_HOME", ".local/share"),
         super::UserDir::Cache => ("XDG_CACHE_HOME", ".cache"),
@@ -221,26 +223,26 @@ pub fn user_dir(kind: super::UserDir) -> Option<std::path::PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(under_home)))
 }
 
-pub fn runtime() -> String {
+pub(super) fn runtime() -> String {
     match kernel_release() {
         Some(release) if release.to_ascii_lowercase().contains("microsoft") => "WSL2".into(),
         _ => "native".into(),
     }
 }
 
-pub fn kernel_release() -> Option<String> {
+pub(super) fn kernel_release() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .ok()
         .map(|release| release.trim().to_owned())
 }
 
-pub fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+pub(super) fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
     std::fs::canonicalize(path)
 }
 
 /// The type of the filesystem `path` lives on (`ext4`, `9p`, `drvfs`),
 /// from the mount table.
-pub fn filesystem_type(path: &Path) -> Option<String> {
+pub(super) fn filesystem_type(path: &Path) -> Option<String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     mount_filesystem(&mountinfo, &path)
@@ -275,19 +277,19 @@ fn mount_filesystem(mountinfo: &str, path: &Path) -> Option<String> {
 }
 
 /// The program a process runs now (after any `exec`), if the OS says.
-pub fn process_image(pid: u32) -> Option<std::path::PathBuf> {
+pub(super) fn process_image(pid: u32) -> Option<std::path::PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
 /// Permissions for files others read (reports): `rw-r--r--`.
-pub fn shared_file_permissions() -> Option<std::fs::Permissions> {
+pub(super) fn shared_file_permissions() -> Option<std::fs::Permissions> {
     use std::os::unix::fs::PermissionsExt;
     Some(std::fs::Permissions::from_mode(0o644))
 }
 
 /// Flushes the C library's stdio buffers, so what a plugin printed with
 /// `printf` reaches the pipe before the case ends.
-pub fn flush_c_stdio() {
+pub(super) fn flush_c_stdio() {
     // SAFETY: fflush(NULL) flushes every open output stream; it takes the
     // stdio locks itself.
     unsafe {
@@ -298,7 +300,7 @@ pub fn flush_c_stdio() {
 /// Swaps the file at `temporary` with the regular file at `path`
 /// (`renameat2(RENAME_EXCHANGE)`); false when there is none to swap with
 /// or the filesystem cannot.
-pub fn swap_into_place(temporary: &Path, path: &Path) -> bool {
+pub(super) fn swap_into_place(temporary: &Path, path: &Path) -> bool {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
     std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file())
         && renameat2(
@@ -312,7 +314,7 @@ pub fn swap_into_place(temporary: &Path, path: &Path) -> bool {
 }
 
 /// Decodes an exit status: a signal by name, or the exit code.
-pub fn decode_exit(status: ExitStatus) -> Termination {
+pub(super) fn decode_exit(status: ExitStatus) -> Termination {
     if let Some(number) = status.signal() {
         let signal = Signal::try_from(number)
             .map(|signal| signal.as_str().to_owned())
@@ -331,7 +333,10 @@ pub fn decode_exit(status: ExitStatus) -> Termination {
 /// Waits until `listener` has a connection to accept, or `timeout` passes;
 /// wakes the moment a worker connects, where sleeping in a loop would add
 /// its nap to every plugin's run.
-pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time::Duration) -> bool {
+pub(super) fn wait_for_connection(
+    listener: &std::net::TcpListener,
+    timeout: std::time::Duration,
+) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use std::os::fd::AsFd;
     let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
@@ -341,7 +346,7 @@ pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time:
 
 /// Puts the worker in a process group of its own, so the whole group can
 /// be killed at once.
-pub fn isolate_worker(command: &mut Command) {
+pub(super) fn isolate_worker(command: &mut Command) {
     command.process_group(0);
 }
 
@@ -457,7 +462,7 @@ impl WorkerProcess {
 
 /// Forks the worker from the zygote when it serves the program, and starts
 /// the program otherwise.
-pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProcess> {
+pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProcess> {
     if let Some(forked) = zygote::start_worker(&launch) {
         return forked.map(|started| WorkerProcess {
             pid: started.pid,
@@ -473,7 +478,7 @@ pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProces
     })
 }
 
-pub fn prepare_worker_starts(worker_main: super::WorkerMain) {
+pub(super) fn prepare_worker_starts(worker_main: super::WorkerMain) {
     // The zygote's workers come to us only if we are a subreaper: their
     // parent exits at once.
     become_subreaper();
@@ -489,11 +494,11 @@ pub fn prepare_worker_starts(worker_main: super::WorkerMain) {
     }
 }
 
-pub fn stop_worker_starts() {
+pub(super) fn stop_worker_starts() {
     zygote::stop()
 }
 
-pub fn end_worker_starts() {
+pub(super) fn end_worker_starts() {
     zygote::end()
 }
 
@@ -523,7 +528,7 @@ impl WorkerTree {
 /// interrupted run), and reaps the worker, waiting up to a second: only
 /// once it is gone have the processes that escaped its group been
 /// re-parented here, where [`reap_orphans`] finds them.
-pub fn kill_worker_group(pid: u32) {
+pub(super) fn kill_worker_group(pid: u32) {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let pid = Pid::from_raw(pid as i32);
     let _ = killpg(pid, Signal::SIGKILL);
@@ -537,7 +542,7 @@ pub fn kill_worker_group(pid: u32) {
     }
 }
 
-pub fn shell_word(text: &str) -> String {
+pub(super) fn shell_word(text: &str) -> String {
     // Only a NUL cannot be quoted; no path or method name has one.
     shlex::try_quote(text).map_or_else(
         |_| format!("'{}'", text.replace('\0', "")),
@@ -548,7 +553,7 @@ pub fn shell_word(text: &str) -> String {
 /// Prepares a worker to die plainly: the kernel kills it when the harness
 /// that started it dies, however that dies (even SIGKILL, which no handler
 /// sees).
-pub fn harden_worker() {
+pub(super) fn harden_worker() {
     // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory
     // of ours.
     unsafe {
@@ -563,7 +568,7 @@ pub fn harden_worker() {
     }
 }
 
-pub fn confine_worker() -> bool {
+pub(super) fn confine_worker() -> bool {
     confine::confine_worker(&confine::Protected::around_parent())
 }
 
@@ -600,7 +605,7 @@ static SUBREAPER: AtomicBool = AtomicBool::new(false);
 /// that double-forks and calls `setsid` is re-parented here rather than to
 /// init, so it can still be found and killed. Only a process that runs
 /// nothing but workers may do this (the `plugcheck` binary does).
-pub fn become_subreaper() {
+pub(super) fn become_subreaper() {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches no
     // memory of ours.
     let done = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } == 0;
@@ -611,7 +616,7 @@ pub fn become_subreaper() {
 /// (the live workers), until none is left. A killed orphan's own children
 /// are re-parented here in turn, so this loops. Does nothing unless this
 /// process is a subreaper (see [`become_subreaper`]).
-pub fn reap_orphans(keep: &HashSet<u32>) {
+pub(super) fn reap_orphans(keep: &HashSet<u32>) {
     reap_children_where(|child| !keep.contains(&child.pid) && !zygote::is_helper(child.pid));
 }
 
@@ -639,12 +644,12 @@ fn reap_children_where(orphan: impl Fn(&ProcessInfo) -> bool) {
 
 /// Children of this process that are still running (not zombies waiting to
 /// be reaped).
-pub fn running_child_processes() -> Vec<ProcessInfo> {
+pub(super) fn running_child_processes() -> Vec<ProcessInfo> {
     children(false)
 }
 
 /// Every child of this process, zombies included.
-pub fn child_processes() -> Vec<ProcessInfo> {
+pub(super) fn child_processes() -> Vec<ProcessInfo> {
     children(true)
 }
 
@@ -700,16 +705,16 @@ fn parse_stat(stat: &str) -> Option<(String, char, u32)> {
     Some((name, state, ppid))
 }
 
-pub fn thread_count() -> u64 {
+pub(super) fn thread_count() -> u64 {
     count_entries("/proc/self/task")
 }
 
-pub fn open_handles() -> u64 {
+pub(super) fn open_handles() -> u64 {
     // The directory being read holds one descriptor of its own.
     count_entries("/proc/self/fd").saturating_sub(1)
 }
 
-pub fn mapped_bytes() -> u64 {
+pub(super) fn mapped_bytes() -> u64 {
     let pages = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|statm| statm.split_whitespace().next()?.parse::<u64>().ok())

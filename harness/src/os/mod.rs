@@ -4,7 +4,7 @@
 //! same functions on every OS. The rest of the harness asks for capabilities
 //! and never writes `cfg`.
 
-pub mod crash_note;
+pub(crate) mod crash_note;
 
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::AtomicBool;
 
-pub mod termination;
+pub(crate) mod termination;
 pub use termination::Termination;
 
 // The seam: every function the harness asks of the OS, declared once here

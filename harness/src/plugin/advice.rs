@@ -12,7 +12,7 @@ const MAX_NEAR_MISSES: usize = 3;
 const NEAR_MISS_SIMILARITY: f64 = 0.8;
 
 /// The sentence after "does not export `plugcheck_entry`".
-pub fn missing_entry(language: Language, exports: &[String]) -> String {
+pub(crate) fn missing_entry(language: Language, exports: &[String]) -> String {
     let entry = plugcheck_abi::ENTRY_SYMBOL;
     let near = near_misses(entry, exports);
     let mut advice = String::new();

@@ -13,7 +13,7 @@ use crate::report::LogLine;
 
 /// How a call into the plugin ended, by its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Called {
+pub(crate) enum Called {
     /// Status 0.
     Answered,
     /// Any other error status: the plugin's answer.
@@ -23,7 +23,7 @@ pub enum Called {
 }
 
 impl Called {
-    pub fn of(code: i32) -> Called {
+    pub(crate) fn of(code: i32) -> Called {
         match code {
             status::OK => Called::Answered,
             status::PANIC => Called::Panicked,
@@ -37,7 +37,7 @@ impl Called {
 /// names the call (a method, `save_state`, …), `on` says with what (" on
 /// fuzz input #2 (…)", or nothing); `logged` are the lines the plugin
 /// logged while it ran, the panic's message last.
-pub fn panic_reason(call: &str, on: &str, logged: &[LogLine]) -> String {
+pub(crate) fn panic_reason(call: &str, on: &str, logged: &[LogLine]) -> String {
     format!(
         "{call} panicked{on}: it returned {}, the status of a caught panic{}; a panic is a defect, not an answer: return an error status for input you refuse",
         status_text(status::PANIC),
@@ -47,7 +47,7 @@ pub fn panic_reason(call: &str, on: &str, logged: &[LogLine]) -> String {
 
 /// A failed outcome for a call that panicked, with its status and the
 /// lines it logged in the detail.
-pub fn panicked(call: &str, on: &str, logged: Vec<LogLine>) -> Outcome {
+pub(crate) fn panicked(call: &str, on: &str, logged: Vec<LogLine>) -> Outcome {
     Outcome::fail(panic_reason(call, on, &logged)).with_detail(|detail| {
         detail.status = Some(status::PANIC);
         detail.status_name = status::name(status::PANIC).map(str::to_owned);

@@ -32,13 +32,13 @@ impl Header {
     }
 }
 
-pub fn host_abi() -> String {
+pub(crate) fn host_abi() -> String {
     format!("{ABI_MAJOR}.{ABI_MINOR}")
 }
 
 /// Why the header is not a plugcheck descriptor header.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
+pub(crate) enum HeaderError {
     #[error(
         "`plugcheck_entry` returned NULL instead of a descriptor: return a pointer to a static plugcheck_plugin"
     )]
@@ -59,7 +59,7 @@ pub enum HeaderError {
 /// `descriptor` is what `plugcheck_entry` returned: NULL, or readable for
 /// the header's 16 bytes (a plugin that lies about that crashes the worker,
 /// which is the point of running it there).
-pub unsafe fn read_header(descriptor: *const Descriptor) -> Result<Header, HeaderError> {
+pub(crate) unsafe fn read_header(descriptor: *const Descriptor) -> Result<Header, HeaderError> {
     if descriptor.is_null() {
         return Err(HeaderError::Null);
     }
@@ -87,7 +87,7 @@ pub unsafe fn read_header(descriptor: *const Descriptor) -> Result<Header, Heade
 
 /// Why a plugin's ABI version is refused; both versions and the remedy are
 /// in the message.
-pub fn version_problem(header: &Header) -> Option<String> {
+pub(crate) fn version_problem(header: &Header) -> Option<String> {
     let plugin = header.abi();
     let host = host_abi();
     match plugcheck_abi::check_compatibility(
@@ -126,7 +126,7 @@ pub struct Validated {
 /// # Safety
 /// `descriptor` passed [`read_header`] with an accepted version, and its
 /// memory is as long as `header.struct_size` says.
-pub unsafe fn read_descriptor(
+pub(crate) unsafe fn read_descriptor(
     descriptor: *const Descriptor,
     header: &Header,
 ) -> Result<Validated, String> {

@@ -21,7 +21,7 @@ const MEASURE_LIMIT: usize = 64 << 20;
 
 /// What to do with a string longer than the bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overlong {
+pub(crate) enum Overlong {
     /// Read on to find its length (up to 64 MiB): for strings read once
     /// per load, where the length is the diagnosis (a descriptor's name).
     Measure,
@@ -33,7 +33,7 @@ pub enum Overlong {
 
 /// A NUL-terminated string read from plugin memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CText {
+pub(crate) enum CText {
     /// The bytes before the terminator (at most the bound).
     Text(Vec<u8>),
     /// No terminator within the bound; `len` is the string's length when
@@ -52,7 +52,7 @@ pub enum CText {
 impl CText {
     /// Why a string that is not [`CText::Text`] was refused: completes
     /// "the descriptor's name …".
-    pub fn problem(&self, bound: usize) -> Option<String> {
+    pub(crate) fn problem(&self, bound: usize) -> Option<String> {
         match self {
             CText::Text(_) => None,
             CText::TooLong { len: Some(len), .. } => Some(format!(
@@ -77,7 +77,7 @@ impl CText {
 
 /// Copies the string at `text` (not NULL) up to its NUL terminator, keeping
 /// at most `bound` bytes; `overlong` says whether a longer one is measured.
-pub fn read_c_text(text: *const u8, bound: usize, overlong: Overlong) -> CText {
+pub(crate) fn read_c_text(text: *const u8, bound: usize, overlong: Overlong) -> CText {
     let start = text as usize;
     let limit = match overlong {
         Overlong::Measure => MEASURE_LIMIT.max(bound + 1),

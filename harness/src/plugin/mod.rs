@@ -5,10 +5,10 @@
 //! through the OS, bounded), `called` (what a status says about a call),
 //! and `advice` (what to tell the author when a step fails).
 
-pub mod advice;
-pub mod called;
-pub mod handshake;
-pub mod host;
+pub(crate) mod advice;
+pub(crate) mod called;
+pub(crate) mod handshake;
+pub(crate) mod host;
 pub mod loader;
-pub mod memory;
-pub mod session;
+pub(crate) mod memory;
+pub(crate) mod session;

@@ -25,7 +25,7 @@ pub struct Answer {
 
 /// The largest output buffer a method may hand back: far above any real
 /// answer, far below a length that is really garbage.
-pub const MAX_METHOD_OUTPUT: usize = 256 << 20;
+pub(crate) const MAX_METHOD_OUTPUT: usize = 256 << 20;
 
 /// A method's status, its output buffer as handed back, and its `free_buf`.
 type Invoked = (i32, Buf, unsafe extern "C" fn(*mut Buf));
@@ -468,7 +468,7 @@ fn versions(detail: &mut Detail, header: &Header) {
 }
 
 /// `-5 (FAILED)`, or the bare number for a plugin-specific code.
-pub fn status_text(code: i32) -> String {
+pub(crate) fn status_text(code: i32) -> String {
     match status::name(code) {
         Some(name) => format!("{code} ({name})"),
         None => code.to_string(),
@@ -497,7 +497,7 @@ impl Restored {
 }
 
 /// `; it logged "…"` with the plugin's last log line, when it left one.
-pub fn last_log_hint(logs: &[crate::report::LogLine]) -> String {
+pub(crate) fn last_log_hint(logs: &[crate::report::LogLine]) -> String {
     logs.last()
         .map(|line| format!("; it logged \"{}\"", line.message))
         .unwrap_or_default()

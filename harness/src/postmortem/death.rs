@@ -18,7 +18,7 @@ use crate::worker::{CallTrail, Exchange, Forbidden};
 use crate::{postmortem::saved_input, postmortem::symbolize};
 
 /// What the runner knows of the run, to explain a death.
-pub struct Circumstances<'a> {
+pub(crate) struct Circumstances<'a> {
     pub case: CaseId,
     pub plugin: &'a Path,
     pub timeout: Duration,
@@ -29,7 +29,11 @@ pub struct Circumstances<'a> {
 }
 
 /// The outcome of the case a worker ended in (`ended` is not `Done`).
-pub fn outcome(ended: Exchange, output: &CapturedOutput, context: &Circumstances<'_>) -> Outcome {
+pub(crate) fn outcome(
+    ended: Exchange,
+    output: &CapturedOutput,
+    context: &Circumstances<'_>,
+) -> Outcome {
     let case = context.case;
     match ended {
         Exchange::Crashed {
@@ -156,7 +160,7 @@ impl Finding {
 /// What a forbidden call aimed at, in words: `kill(1, SIGSTOP)` from a
 /// worker whose parent is 1 stops "its parent (the harness's supervisor of
 /// this worker)"; -1 is every process it may signal.
-pub fn forbidden_act(forbidden: &Forbidden) -> String {
+pub(crate) fn forbidden_act(forbidden: &Forbidden) -> String {
     let call = crate::text::one_line(&forbidden.call);
     let name = call.split('(').next().unwrap_or_default();
     let arguments: Vec<&str> = call
@@ -291,7 +295,7 @@ fn crashed(
 const HEAP_CORRUPTION: u32 = 0xC000_0374;
 
 /// Why an allocator aborts inside a plugin, said once per plugin.
-pub const ALLOCATOR_ABORT: &str = ": the C library's allocator rejected a pointer being freed. The host gives every buffer a plugin hands out (from save_state or a method) back to the plugin's own free_buf, so that buffer must be one the plugin allocated: not static storage, not a pointer into another allocation, not freed twice";
+pub(crate) const ALLOCATOR_ABORT: &str = ": the C library's allocator rejected a pointer being freed. The host gives every buffer a plugin hands out (from save_state or a method) back to the plugin's own free_buf, so that buffer must be one the plugin allocated: not static storage, not a pointer into another allocation, not freed twice";
 
 /// glibc's line when `free` or `realloc` meets a pointer it did not hand
 /// out (`free(): invalid pointer`, `double free or corruption (out)`, …).
@@ -310,7 +314,7 @@ fn allocator_abort(stderr: &str) -> Option<&str> {
 
 /// Keeps `explanation` in the first case reason that carries it; later
 /// reasons point back to that case instead of repeating it.
-pub fn explain_once(cases: &mut [CaseReport], explanation: &str) {
+pub(crate) fn explain_once(cases: &mut [CaseReport], explanation: &str) {
     let mut first: Option<CaseId> = None;
     for case in cases.iter_mut() {
         if !case.reason.contains(explanation) {

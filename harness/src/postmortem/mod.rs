@@ -4,7 +4,7 @@
 //! lines; `saved_input` writes the fuzz calls it announced beside the
 //! report, as a `replay` that `plugcheck call --replay` makes again.
 
-pub mod death;
+pub(crate) mod death;
 pub mod replay;
-pub mod saved_input;
-pub mod symbolize;
+pub(crate) mod saved_input;
+pub(crate) mod symbolize;

@@ -21,12 +21,12 @@ use crate::worker::{CallTrail, FuzzCall, MAX_TRAIL_CALLS};
 
 /// Bytes of inputs a saved replay holds at most (each distinct input once;
 /// the default series is about 13 MiB in all).
-pub const MAX_REPLAY_BYTES: u64 = 32 << 20;
+pub(crate) const MAX_REPLAY_BYTES: u64 = 32 << 20;
 
 /// Saves the calls of `calls` (the last is the one that broke the method
 /// `found` names) as a replay in `dir`, and fills in where, how many calls
 /// and the command that replays them; says why not when it cannot.
-pub fn save(
+pub(crate) fn save(
     found: &mut FuzzInput,
     calls: &CallTrail,
     plugin: &Path,
@@ -59,7 +59,7 @@ pub fn save(
 /// For an outcome the worker decided (a broken output buffer): saves the
 /// calls that led to it, their inputs made again from the seed, and says
 /// where in the reason.
-pub fn keep_reported(
+pub(crate) fn keep_reported(
     outcome: &mut Outcome,
     calls: &CallTrail,
     plugin: &Path,
@@ -85,7 +85,7 @@ pub fn keep_reported(
 
 /// "; the 3 calls since init that led to it are saved in …; replay them
 /// with `…`", or why they are not.
-pub fn sentence(found: &FuzzInput, unsaved: Option<&str>) -> String {
+pub(crate) fn sentence(found: &FuzzInput, unsaved: Option<&str>) -> String {
     match (&found.saved, &found.replay, unsaved) {
         (Some(saved), Some(replay), _) => {
             let calls = found.replay_calls.unwrap_or(1);
@@ -202,7 +202,7 @@ fn file_safe(text: &str) -> String {
 /// this platform's shell; with the run's timeout when it is not the
 /// default, so a hang is cut off as in the run. The plugin comes after
 /// `--`, so no path is ever taken for an option.
-pub fn replay_command(plugin: &Path, replay: &Path, timeout: Duration) -> String {
+pub(crate) fn replay_command(plugin: &Path, replay: &Path, timeout: Duration) -> String {
     let word = crate::os::shell_word;
     let default = humantime::parse_duration(crate::outcome::DEFAULT_TIMEOUT).ok();
     let timeout = match Some(timeout) == default {

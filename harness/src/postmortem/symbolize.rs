@@ -23,7 +23,7 @@ use crate::worker::{Module, RawStack};
 const MAX_MODULE_FILES: usize = 16;
 
 /// The frames of `raw`, innermost first; `plugin` marks the plugin's own.
-pub fn symbolize(raw: &RawStack, plugin: &Path) -> Vec<Frame> {
+pub(crate) fn symbolize(raw: &RawStack, plugin: &Path) -> Vec<Frame> {
     let modules = if raw.maps.is_empty() {
         raw.modules
             .iter()

@@ -23,7 +23,7 @@
 mod engine;
 pub mod preflight;
 mod shadow;
-pub mod watch;
+pub(crate) mod watch;
 
 pub use engine::{
     OldVersion, Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage,

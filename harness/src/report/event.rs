@@ -14,7 +14,11 @@ use crate::catalog::CaseId;
 /// the run's input order; events of different plugins interleave when
 /// several run at once.
 #[derive(Debug)]
-pub enum Event<'a> {
+#[allow(
+    dead_code,
+    reason = "the whole vocabulary a reporter may read; today's views each read part of it"
+)]
+pub(crate) enum Event<'a> {
     RunStarted {
         plugins: usize,
         /// Cases selected per plugin.
@@ -51,7 +55,7 @@ pub enum Event<'a> {
 
 /// Why a plugin got a (new) worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkerStart {
+pub(crate) enum WorkerStart {
     /// Its first.
     First,
     /// The last one crashed, hung or was killed during `after`.
@@ -61,14 +65,14 @@ pub enum WorkerStart {
 }
 
 /// A consumer of a run's events.
-pub trait Reporter: Send {
+pub(crate) trait Reporter: Send {
     fn on(&mut self, event: &Event<'_>) -> anyhow::Result<()>;
 }
 
 /// The run's reporters, in order: each event goes to each of them. The
 /// first error is kept (and the rest still hear the events), so a report
 /// file that cannot be written does not silence the table.
-pub struct Reporters {
+pub(crate) struct Reporters {
     state: Mutex<Listening>,
 }
 
@@ -76,13 +80,13 @@ pub struct Reporters {
 type Listening = (Vec<Box<dyn Reporter>>, Option<anyhow::Error>);
 
 impl Reporters {
-    pub fn new(reporters: Vec<Box<dyn Reporter>>) -> Reporters {
+    pub(crate) fn new(reporters: Vec<Box<dyn Reporter>>) -> Reporters {
         Reporters {
             state: Mutex::new((reporters, None)),
         }
     }
 
-    pub fn emit(&self, event: &Event<'_>) {
+    pub(crate) fn emit(&self, event: &Event<'_>) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (reporters, first_error) = &mut *state;
         for reporter in reporters.iter_mut() {
@@ -95,7 +99,7 @@ impl Reporters {
     }
 
     /// The first error a reporter met, if any.
-    pub fn finish(self) -> anyhow::Result<()> {
+    pub(crate) fn finish(self) -> anyhow::Result<()> {
         let (_, error) = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
         error.map_or(Ok(()), Err)
     }
@@ -103,7 +107,7 @@ impl Reporters {
 
 /// A consumer of the finished run only (the JSON and JUnit files, GitHub's
 /// annotations): it hears every event, and acts on `RunFinished`.
-pub struct AtRunEnd<F>(pub F);
+pub(crate) struct AtRunEnd<F>(pub F);
 
 impl<F> Reporter for AtRunEnd<F>
 where

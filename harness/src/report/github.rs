@@ -14,14 +14,14 @@ use crate::report::{CaseReport, Report};
 use crate::text::{clip_reason, one_line};
 
 /// Whether this process runs in a GitHub Actions job.
-pub fn in_actions() -> bool {
+pub(crate) fn in_actions() -> bool {
     std::env::var_os("GITHUB_ACTIONS").is_some_and(|value| value == "true")
 }
 
 /// One annotation per case that breaks the gate (an error), warned (a
 /// warning) or was waived (a notice, with the waiver's reason); one per
 /// waiver that is stale or expired, on its line of the gate file.
-pub fn annotations(report: &Report) -> String {
+pub(crate) fn annotations(report: &Report) -> String {
     let mut out = String::new();
     for plugin in &report.plugins {
         for case in &plugin.cases {
@@ -98,7 +98,7 @@ fn location(plugin: &Path, case: &CaseReport) -> String {
 }
 
 /// The job summary: a table per plugin of the cases that did not pass.
-pub fn summary(report: &Report) -> String {
+pub(crate) fn summary(report: &Report) -> String {
     let mut out = format!(
         "## plugcheck on {} ({})\n\n| plugin | gate | pass | fail | crashed | timed out | warning | skipped |\n|---|---|---|---|---|---|---|---|\n",
         report.platform.os, report.platform.arch
@@ -190,7 +190,7 @@ fn did_not_run(report: &Report) -> String {
 }
 
 /// Appends the summary to `$GITHUB_STEP_SUMMARY`, if the job has one.
-pub fn append_summary(report: &Report) -> std::io::Result<()> {
+pub(crate) fn append_summary(report: &Report) -> std::io::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
         return Ok(());
     };

@@ -1,13 +1,13 @@
 //! The report model: one serde type tree, written as JSON, shown as a table
 //! (`table.rs`) and normalized for snapshots (`normalize.rs`).
 
-pub mod event;
-pub mod github;
+pub(crate) mod event;
+pub(crate) mod github;
 pub mod junit;
-pub mod not_run;
-pub mod progress;
-pub mod provenance;
-pub mod table;
+pub(crate) mod not_run;
+pub(crate) mod progress;
+pub(crate) mod provenance;
+pub(crate) mod table;
 pub mod verdict;
 
 use verdict::Verdict;

@@ -8,7 +8,7 @@ use crate::report::{CaseReport, PluginReport};
 
 /// Cases that did not run for one reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotRun {
+pub(crate) struct NotRun {
     pub cases: Vec<CaseId>,
     pub why: String,
     /// Skipped behind a prerequisite: nothing was verified, and the gate
@@ -19,7 +19,7 @@ pub struct NotRun {
 /// The plugin's skipped cases grouped by why, in suite order: cases
 /// behind a prerequisite by the case whose verdict kept them back (so a
 /// chain of skips reads as one cause), the others by their reason.
-pub fn not_run(plugin: &PluginReport) -> Vec<NotRun> {
+pub(crate) fn not_run(plugin: &PluginReport) -> Vec<NotRun> {
     let mut groups: Vec<NotRun> = Vec::new();
     for case in plugin
         .cases

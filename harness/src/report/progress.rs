@@ -14,7 +14,7 @@ use crate::catalog::CaseId;
 use crate::text::{human_ms, one_line};
 
 /// A run shorter than this shows no progress at all.
-pub const SHOW_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const SHOW_AFTER: Duration = Duration::from_secs(1);
 
 /// The line is redrawn at most this often.
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
@@ -22,7 +22,7 @@ const REDRAW_EVERY: Duration = Duration::from_millis(100);
 /// Where a line is too long for a terminal, it is cut here.
 const MAX_WIDTH: usize = 100;
 
-pub struct Progress {
+pub(crate) struct Progress {
     started: Instant,
     last_draw: Option<Instant>,
     shown: bool,
@@ -35,7 +35,7 @@ pub struct Progress {
 
 impl Progress {
     /// A progress line, if this process writes to a terminal outside CI.
-    pub fn for_terminal() -> Option<Progress> {
+    pub(crate) fn for_terminal() -> Option<Progress> {
         let ci = std::env::var_os("CI").is_some_and(|value| !value.is_empty());
         (std::io::stderr().is_terminal() && std::io::stdout().is_terminal() && !ci).then(|| {
             Progress {
@@ -51,7 +51,7 @@ impl Progress {
     }
 
     /// The line as it would be drawn now.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let current = self
             .running
             .values()

@@ -89,6 +89,6 @@ impl Provenance {
 }
 
 /// The hash a report records for a gate file's bytes.
-pub fn gate_file_hash(bytes: &[u8]) -> String {
+pub(crate) fn gate_file_hash(bytes: &[u8]) -> String {
     format!("xxh3:{:016x}", xxhash_rust::xxh3::xxh3_64(bytes))
 }

@@ -16,7 +16,7 @@ use crate::text::{clip_reason, one_line};
 /// plugin's table as soon as it and every plugin before it have finished
 /// (so tables come in input order whatever runs at once), the summary at
 /// the end. `say` writes (and strips colour where it does not belong).
-pub struct Table {
+pub(crate) struct Table {
     pub tool: String,
     pub say: fn(&str),
     next: usize,
@@ -24,7 +24,7 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn new(tool: String, say: fn(&str)) -> Table {
+    pub(crate) fn new(tool: String, say: fn(&str)) -> Table {
         Table {
             tool,
             say,
@@ -82,7 +82,11 @@ fn styled(style: Style, text: &str) -> String {
 /// How much of a failing case's output the table quotes.
 const OUTPUT_LINES: usize = 3;
 
-pub fn header(report_tool: &str, platform: &crate::report::Platform, timeout_ms: u64) -> String {
+pub(crate) fn header(
+    report_tool: &str,
+    platform: &crate::report::Platform,
+    timeout_ms: u64,
+) -> String {
     format!(
         "{report_tool} · {} · timeout {} per case\n",
         platform.describe(),
@@ -91,7 +95,7 @@ pub fn header(report_tool: &str, platform: &crate::report::Platform, timeout_ms:
 }
 
 /// One plugin's table.
-pub fn plugin(report: &PluginReport) -> String {
+pub(crate) fn plugin(report: &PluginReport) -> String {
     let mut out = String::new();
     let file = report
         .path
@@ -225,7 +229,7 @@ fn case_line(case: &CaseReport) -> String {
 
 /// The closing summary over all plugins: the gate file's waivers and what
 /// became of each, then the gate.
-pub fn summary(report: &Report) -> String {
+pub(crate) fn summary(report: &Report) -> String {
     let mut out = waivers(report);
     out.push_str(&did_not_run(report));
     out.push_str(&gate_summary(report));

@@ -6,10 +6,10 @@
 //! runs into one report, `partition` cuts `--partition K/N` slices, and
 //! `shard` merges the slices' reports back into one run.
 
-pub mod partition;
+pub(crate) mod partition;
 mod plugin;
-pub mod repeat;
-pub mod shard;
+pub(crate) mod repeat;
+pub(crate) mod shard;
 
 use plugin::{Attempt, Emit};
 
@@ -29,7 +29,7 @@ use crate::worker::SpawnError;
 
 /// How a run is configured.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// The `plugcheck` binary to re-execute as the worker.
     pub worker_exe: PathBuf,
     /// Cases to run, in suite order.
@@ -54,7 +54,7 @@ pub struct RunOptions {
 /// Runs every plugin, `jobs` at a time, calling `on_done` as each finishes
 /// (from the runner threads, in completion order). Reports keep input
 /// order.
-pub fn run_all(
+pub(crate) fn run_all(
     plugins: &[PathBuf],
     options: &RunOptions,
     reporters: &Reporters,
@@ -120,7 +120,7 @@ pub fn run_all(
 /// Runs the selected cases over one plugin: one batch per worker, a new
 /// worker (and batch) only after a crash or timeout, or for a case that
 /// must see the plugin's first load.
-pub fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, SpawnError> {
+pub(crate) fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, SpawnError> {
     plugin::judge_plugin(
         Attempt {
             index: 0,

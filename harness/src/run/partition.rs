@@ -85,7 +85,7 @@ impl<'de> Deserialize<'de> for Partition {
 /// `\` whichever platform reads it, so a Windows report's `Z:\b\x.dll`
 /// is cut as `x.dll` by a merge on Linux too, as the Windows harness cut
 /// it.
-pub fn cut_key(path: &Path) -> &[u8] {
+pub(crate) fn cut_key(path: &Path) -> &[u8] {
     let bytes = path.as_os_str().as_encoded_bytes();
     match bytes.iter().rposition(|byte| matches!(byte, b'/' | b'\\')) {
         Some(separator) => &bytes[separator + 1..],

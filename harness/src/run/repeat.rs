@@ -9,10 +9,10 @@ use crate::report::{Attempt, CaseReport, PluginReport};
 
 /// The environment variable a worker (and so the plugin) reads its run
 /// number from, 1 for the first; absent outside `--repeat`.
-pub const ATTEMPT_VARIABLE: &str = "PLUGCHECK_ATTEMPT";
+pub(crate) const ATTEMPT_VARIABLE: &str = "PLUGCHECK_ATTEMPT";
 
 /// One report of a plugin's runs, first run first; `None` for no runs.
-pub fn combine(runs: Vec<PluginReport>) -> Option<PluginReport> {
+pub(crate) fn combine(runs: Vec<PluginReport>) -> Option<PluginReport> {
     let mut runs = runs.into_iter();
     let first = runs.next()?;
     let rest: Vec<PluginReport> = runs.collect();

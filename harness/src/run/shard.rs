@@ -48,7 +48,7 @@ fn shown(text: &str) -> String {
 /// Why shards cannot be merged. Every variant names the shard (the file it
 /// was read from) and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
-pub enum MergeError {
+pub(crate) enum MergeError {
     #[error("no reports to merge: give the shards' JSON reports")]
     Nothing,
     #[error(
@@ -198,7 +198,10 @@ fn have_list(have: &[(Partition, String)]) -> String {
 /// cases it never ran; named, a filtered run's gate is that of `check
 /// --filter` over the union, as one run would give, and the merged
 /// report's provenance keeps the filter.
-pub fn merge(shards: Vec<(String, Report)>, filter: &[String]) -> Result<Report, MergeError> {
+pub(crate) fn merge(
+    shards: Vec<(String, Report)>,
+    filter: &[String],
+) -> Result<Report, MergeError> {
     let shards: Vec<(String, Report)> = shards
         .into_iter()
         .map(|(name, report)| (one_line(&name).into_owned(), report))
@@ -519,7 +522,7 @@ fn check_cases(plugin: &PluginReport, shard: &str, cases: &[CaseId]) -> Result<(
 /// The merged report as the terminal shows it: every text clipped to
 /// `max_chars` (a forged shard may hold a report-sized reason or path; the
 /// merged JSON keeps them whole, a terminal gets a line).
-pub fn clipped_for_display(report: &Report, max_chars: usize) -> Report {
+pub(crate) fn clipped_for_display(report: &Report, max_chars: usize) -> Report {
     let mut value = serde_json::to_value(report).expect("reports serialize");
     clip_strings(&mut value, max_chars.max(64));
     // Strings the model parses (verdicts, case ids, `K/N`) were read

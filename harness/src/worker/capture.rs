@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use super::protocol::parse_marker;
 
 /// Bytes kept per stream per case.
-pub const MAX_SEGMENT_BYTES: usize = 64 * 1024;
+pub(super) const MAX_SEGMENT_BYTES: usize = 64 * 1024;
 
 /// Longest line that is still checked for being a marker.
 const MAX_MARKER_LINE: usize = 160;
 
 /// What a stream carried during one case.
 #[derive(Debug, Default)]
-pub struct Segment {
+pub(super) struct Segment {
     /// The case it ends (`None`: the stream ended first).
     pub seq: Option<u64>,
     pub bytes: Vec<u8>,
@@ -26,7 +26,7 @@ pub struct Segment {
 }
 
 /// The receiving end of a stream's segments.
-pub struct Capture {
+pub(super) struct Capture {
     segments: Receiver<Segment>,
     /// The stream's last segment has arrived.
     ended: bool,
@@ -38,7 +38,7 @@ pub struct Capture {
 
 impl Capture {
     /// Starts reading `stream` on a thread.
-    pub fn start(stream: impl Read + Send + 'static, token: String) -> Capture {
+    pub(super) fn start(stream: impl Read + Send + 'static, token: String) -> Capture {
         let (sender, segments) = channel();
         let draining = Arc::new(AtomicBool::new(false));
         let batched = Batched {
@@ -61,7 +61,7 @@ impl Capture {
     }
 
     /// The output of case `seq`, waiting up to `wait` for its marker.
-    pub fn case_output(&mut self, seq: u64, wait: Duration) -> Segment {
+    pub(super) fn case_output(&mut self, seq: u64, wait: Duration) -> Segment {
         self.draining.store(true, Ordering::Relaxed);
         self.reader.unpark();
         let deadline = Instant::now() + wait;
@@ -86,7 +86,7 @@ impl Capture {
 
     /// Everything left until the stream ends (the worker is gone), waiting
     /// at most `wait`: a daemon the plugin started may hold the pipe open.
-    pub fn rest(&mut self, wait: Duration) -> Segment {
+    pub(super) fn rest(&mut self, wait: Duration) -> Segment {
         self.case_output(u64::MAX, wait)
     }
 }

@@ -12,7 +12,7 @@ use crate::worker::go;
 
 /// How a plugin will be judged.
 #[derive(Debug)]
-pub enum Choice {
+pub(crate) enum Choice {
     Worker(WorkerProgram),
     /// No worker can judge it here: the outcome of its first case.
     Refused(Outcome),
@@ -20,7 +20,7 @@ pub enum Choice {
 
 /// A worker program and how to drive it.
 #[derive(Debug, Clone)]
-pub struct WorkerProgram {
+pub(crate) struct WorkerProgram {
     pub exe: PathBuf,
     /// Whether the worker skips a batch's cases behind a failed
     /// prerequisite itself (the Rust worker, with the shared ledger). The
@@ -35,7 +35,7 @@ pub struct WorkerProgram {
 }
 
 /// The worker for the plugin at `path`; `rust_worker` is this binary.
-pub fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
+pub(crate) fn for_plugin(path: &Path, rust_worker: &Path) -> Choice {
     let go = match kind::of(path) {
         PluginKind::CAbi => {
             return Choice::Worker(WorkerProgram {

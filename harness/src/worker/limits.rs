@@ -6,29 +6,29 @@
 
 /// Log lines kept per plugin instance; a plugin that logs in a loop must
 /// not grow the worker without bound.
-pub const LOG_LINES_KEPT: usize = 200;
+pub(crate) const LOG_LINES_KEPT: usize = 200;
 /// Bytes of one log line kept; a longer one is cut and marked with `…`.
-pub const LOG_LINE_BYTES: usize = 2000;
+pub(crate) const LOG_LINE_BYTES: usize = 2000;
 /// Longest method name taken; a longer one is refused (names are keys,
 /// not messages).
-pub const METHOD_NAME_BYTES: usize = 4096;
+pub(crate) const METHOD_NAME_BYTES: usize = 4096;
 /// Most methods one instance may register: far above any real plugin
 /// (10,000 is fine), low enough that a registration loop cannot exhaust
 /// the worker's memory.
-pub const METHODS: usize = 16_384;
+pub(crate) const METHODS: usize = 16_384;
 /// Refused registrations kept for the report; more are counted.
-pub const REJECTIONS_KEPT: usize = 100;
+pub(crate) const REJECTIONS_KEPT: usize = 100;
 /// Method names a report lists at most (a plugin may register thousands).
-pub const METHODS_LISTED: usize = 200;
+pub(crate) const METHODS_LISTED: usize = 200;
 /// Longest name, version or toolchain a plugin may give; a longer one
 /// fails `metadata` (a missing terminator is reported rather than read
 /// past).
-pub const PLUGIN_STRING_BYTES: usize = 4096;
+pub(crate) const PLUGIN_STRING_BYTES: usize = 4096;
 /// Longest protocol line either side reads.
-pub const CHANNEL_LINE_BYTES: usize = 4 << 20;
+pub(crate) const CHANNEL_LINE_BYTES: usize = 4 << 20;
 /// The exit code of a worker that lost its channel to the parent: the
 /// plugin closed or replaced a descriptor it did not open.
-pub const EXIT_CHANNEL_LOST: i32 = 97;
+pub(crate) const EXIT_CHANNEL_LOST: i32 = 97;
 
 #[cfg(test)]
 mod tests {

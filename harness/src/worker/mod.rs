@@ -5,9 +5,9 @@
 
 mod capture;
 mod child;
-pub mod choice;
+pub(crate) mod choice;
 pub mod go;
-pub mod limits;
+pub(crate) mod limits;
 mod protocol;
 mod scope;
 mod supervisor;

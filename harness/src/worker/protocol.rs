@@ -19,7 +19,7 @@ use crate::report::LogLine;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
-pub enum ToWorker {
+pub(super) enum ToWorker {
     /// Run these cases in order, numbered from `first_seq`, skipping those
     /// whose prerequisites the ledger (and the batch so far) rule out; one
     /// `Done` comes back per case.
@@ -40,7 +40,7 @@ pub enum ToWorker {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
-pub enum FromWorker {
+pub(super) enum FromWorker {
     /// First message: proves the connection comes from the worker the
     /// parent started (the token was on its command line).
     Hello {
@@ -151,7 +151,7 @@ pub struct Module {
     pub offset: u64,
 }
 
-pub fn send<T: Serialize>(writer: &mut impl Write, message: &T) -> std::io::Result<()> {
+pub(super) fn send<T: Serialize>(writer: &mut impl Write, message: &T) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
     line.push(b'\n');
     writer.write_all(&line)?;
@@ -160,7 +160,7 @@ pub fn send<T: Serialize>(writer: &mut impl Write, message: &T) -> std::io::Resu
 
 /// The longest line the channel takes: far above the largest real answer
 /// (a case result with its log lines is well under 1 MiB).
-pub const MAX_LINE_BYTES: usize = crate::worker::limits::CHANNEL_LINE_BYTES;
+pub(super) const MAX_LINE_BYTES: usize = crate::worker::limits::CHANNEL_LINE_BYTES;
 
 /// The worker's exit code when it lost its channel to the parent (a write
 /// failed): the plugin closed or replaced a descriptor it did not open.
@@ -168,7 +168,7 @@ pub const EXIT_CHANNEL_LOST: i32 = crate::worker::limits::EXIT_CHANNEL_LOST;
 
 /// Why no message came.
 #[derive(Debug, thiserror::Error)]
-pub enum ReceiveError {
+pub(super) enum ReceiveError {
     #[error("no complete message before the deadline")]
     Deadline,
     #[error("more than {} MiB arrived without a line end, more than any message", MAX_LINE_BYTES >> 20)]
@@ -180,7 +180,7 @@ pub enum ReceiveError {
 }
 
 /// A stream that can wait for input until a deadline.
-pub trait TimedRead: Read {
+pub(super) trait TimedRead: Read {
     /// Makes the next reads give up after `timeout` (`None`: wait forever).
     fn set_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()>;
 }
@@ -198,14 +198,14 @@ impl TimedRead for &[u8] {
 }
 
 /// Reads JSON lines, bounded in length and in time.
-pub struct LineReader<R> {
+pub(super) struct LineReader<R> {
     inner: R,
     /// Bytes read past the last line handed out.
     pending: Vec<u8>,
 }
 
 impl<R: TimedRead> LineReader<R> {
-    pub fn new(inner: R) -> LineReader<R> {
+    pub(super) fn new(inner: R) -> LineReader<R> {
         LineReader {
             inner,
             pending: Vec::new(),
@@ -214,7 +214,7 @@ impl<R: TimedRead> LineReader<R> {
 
     /// Reads one message, waiting until `deadline` at most (`None`: no
     /// deadline); `Ok(None)` at end of stream.
-    pub fn receive<T: for<'de> Deserialize<'de>>(
+    pub(super) fn receive<T: for<'de> Deserialize<'de>>(
         &mut self,
         deadline: Option<Instant>,
     ) -> Result<Option<T>, ReceiveError> {
@@ -264,12 +264,12 @@ impl<R: TimedRead> LineReader<R> {
 /// The line the worker writes to stdout and stderr after each case, so the
 /// parent can cut the plugin's output into per-case pieces. The leading
 /// newline ends whatever line the plugin left open; the parent removes it.
-pub fn case_end_marker(token: &str, seq: u64) -> String {
+pub(super) fn case_end_marker(token: &str, seq: u64) -> String {
     format!("\n@@plugcheck:{token}:{seq}@@\n")
 }
 
 /// The sequence number of a marker line (without the leading newline).
-pub fn parse_marker(token: &str, line: &[u8]) -> Option<u64> {
+pub(super) fn parse_marker(token: &str, line: &[u8]) -> Option<u64> {
     let line = std::str::from_utf8(line).ok()?;
     let rest = line.strip_prefix("@@plugcheck:")?.strip_prefix(token)?;
     rest.strip_prefix(':')?.strip_suffix("@@\n")?.parse().ok()

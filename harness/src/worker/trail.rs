@@ -14,7 +14,7 @@ pub const MAX_TRAIL_CALLS: usize = 4096;
 
 /// Characters of a method name a trail keeps (registered names are
 /// bounded by the host; an announced one comes over the channel).
-pub const MAX_METHOD_NAME: usize = 256;
+pub(super) const MAX_METHOD_NAME: usize = 256;
 
 /// A fuzz call the worker announced: the last one is the one it was in.
 #[derive(Debug, Clone, PartialEq, Eq)]

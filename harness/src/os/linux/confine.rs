@@ -62,7 +62,7 @@ const SECCOMP_RET_TRAP: u32 = 0x0003_0000;
 static PARENT: AtomicI32 = AtomicI32::new(0);
 
 /// Pids the filter protects, as the worker names them.
-pub struct Protected(Vec<i32>);
+pub(super) struct Protected(Vec<i32>);
 
 impl Protected {
     /// The worker's parent (the harness, or the namespace's init), the
@@ -71,7 +71,7 @@ impl Protected {
     /// the worker's parent and grandparent as `/proc` numbers them (inside
     /// a namespace those numbers name nothing of ours, but a plugin that
     /// reads them there and uses them is named all the same).
-    pub fn around_parent() -> Protected {
+    pub(super) fn around_parent() -> Protected {
         let parent = nix::unistd::getppid().as_raw();
         let mut pids = vec![parent];
         if let Ok(group) = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(parent))) {
@@ -130,7 +130,7 @@ fn siblings(parent: i32) -> Vec<i32> {
 /// Installs the filter on this process (every thread it starts later, and
 /// every process it starts, inherits it) and the handler that names a
 /// trapped call. False when the kernel refused it.
-pub fn confine_worker(protected: &Protected) -> bool {
+pub(super) fn confine_worker(protected: &Protected) -> bool {
     PARENT.store(nix::unistd::getppid().as_raw(), Ordering::SeqCst);
     drop_ptrace_capability();
     let program = filter(protected);

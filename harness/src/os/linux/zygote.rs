@@ -82,7 +82,7 @@ const REPARENT_WAIT: Duration = Duration::from_secs(2);
 /// A worker a helper started: the harness's child to wait for (the
 /// supervisor of its namespace, or the worker itself), and where the
 /// worker's own status comes from.
-pub struct Started {
+pub(super) struct Started {
     pub pid: u32,
     /// The read end of the supervisor's status pipe: the worker's wait
     /// status, 4 bytes, once the supervisor has ended. `None`: the worker
@@ -148,7 +148,7 @@ struct Request {
 /// Forks the zygote and the spare worker, if this process has a single
 /// thread (checked, not assumed: a fork copies only the calling thread, so
 /// any other thread's locks would stay locked in the copy forever).
-pub fn start(worker_main: WorkerMain) {
+pub(super) fn start(worker_main: WorkerMain) {
     if super::thread_count() != 1 || helpers().is_some() {
         return;
     }
@@ -238,7 +238,7 @@ fn fork_helper(
 
 /// Whether `pid` is the zygote or the spare worker: a child of the
 /// harness that is neither a worker nor an orphan.
-pub fn is_helper(pid: u32) -> bool {
+pub(super) fn is_helper(pid: u32) -> bool {
     let pid = pid as i32;
     pid != 0
         && (ZYGOTE_PID.load(Ordering::SeqCst) == pid || SPARE_PID.load(Ordering::SeqCst) == pid)
@@ -247,7 +247,7 @@ pub fn is_helper(pid: u32) -> bool {
 /// Starts a worker for `launch` from the spare or the zygote, if they
 /// serve its program. `None`: nothing serves it (none runs, another
 /// program, or they just failed and were ended); start the program instead.
-pub fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<Started>> {
+pub(super) fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::Result<Started>> {
     let mut guard = helpers();
     let helpers = guard.as_mut()?;
     let exec = launch.exe != helpers.exe;
@@ -317,7 +317,7 @@ impl Helpers {
 /// Kills the zygote and an unused spare without waiting for them to die,
 /// which then overlaps the rest of the run; [`end`] reaps them. Workers
 /// start as programs after this.
-pub fn stop() {
+pub(super) fn stop() {
     if let Some(helpers) = helpers().as_mut() {
         if let Some(spare) = helpers.spare.as_mut() {
             // An unused spare may be a namespace's supervisor by now: that
@@ -334,7 +334,7 @@ pub fn stop() {
 }
 
 /// Ends the zygote and an unused spare, and reaps every helper.
-pub fn end() {
+pub(super) fn end() {
     stop();
     if let Some(helpers) = helpers().take() {
         for pid in helpers.retired {
