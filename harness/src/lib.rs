@@ -16,7 +16,7 @@ pub mod fuzz;
 mod gate;
 mod inspect;
 pub mod os;
-mod outcome;
+pub mod outcome;
 mod plan;
 pub mod plugin;
 pub mod postmortem;

@@ -105,4 +105,11 @@ mod tests {
         assert!(matches!(one_line("plain"), Cow::Borrowed(_)));
         assert_eq!(keeping_lines("a\nb\u{7}"), "a\nb\\u{7}");
     }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_ms(850), "850 ms");
+        assert_eq!(human_ms(2000), "2 s");
+        assert_eq!(human_ms(1500), "1.5 s");
+    }
 }

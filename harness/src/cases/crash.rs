@@ -14,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CaseSettings, Concluded, Outcome};
 use crate::fuzz::{self, SeriesDigest};
+use crate::outcome::{CaseSettings, Concluded, Outcome};
 use crate::plugin::called::{self, Called};
 use crate::plugin::session::Session;
 use crate::report::{Fuzz, FuzzInput};

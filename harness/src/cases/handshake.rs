@@ -1,7 +1,7 @@
 //! `descriptor`, `abi-version`, `metadata`: the handshake, read in the order
 //! the ABI allows.
 
-use super::{Concluded, Outcome};
+use crate::outcome::{Concluded, Outcome};
 use crate::plugin::handshake::host_abi;
 use crate::plugin::session::Session;
 

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CaseSettings, Concluded, Outcome};
 use crate::os::ResourceUse;
+use crate::outcome::{CaseSettings, Concluded, Outcome};
 use crate::plugin::session::Session;
 use crate::report::Growth;
 
@@ -43,7 +43,7 @@ pub(super) fn load_time(session: &mut Session, settings: &CaseSettings) -> Concl
     let load = session.first_load.unwrap_or_default();
     let init = session.first_init.unwrap_or_default();
     let bound = Duration::from_millis(settings.load_time_bound_ms);
-    let bound_text = crate::report::human_ms(settings.load_time_bound_ms);
+    let bound_text = crate::text::human_ms(settings.load_time_bound_ms);
     let outcome = if load + init > bound {
         Outcome::warning(format!(
             "first load and init took longer than the {bound_text} bound: move slow work out of init, or raise --load-time-bound"

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{CaseSettings, Concluded, Outcome};
 use crate::os;
+use crate::outcome::{CaseSettings, Concluded, Outcome};
 use crate::plugin::called::Called;
 use crate::plugin::session::{Session, last_log_hint, status_text};
 

@@ -1,6 +1,6 @@
 //! `load` and `lookup-entry`.
 
-use super::{Concluded, Outcome};
+use crate::outcome::{Concluded, Outcome};
 use crate::plugin::session::Session;
 
 pub(super) fn load(session: &mut Session) -> Concluded {

@@ -12,7 +12,7 @@ mod state;
 
 pub use self::crash::{Announce, SHARED_BY, inputs_per_method};
 use crate::catalog::CaseId;
-pub use crate::outcome::{CaseResult, CaseSettings, Concluded, Outcome, ReloadRole};
+use crate::outcome::{CaseResult, CaseSettings};
 use crate::plugin::session::Session;
 
 /// Runs one case against the session. `announce` hears of each fuzz call

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::hygiene::{growth_problems, growth_since};
 use super::reload_build::OtherBuild;
-use super::{CaseSettings, Concluded, Outcome, ReloadRole};
 use crate::os::ResourceUse;
+use crate::outcome::{CaseSettings, Concluded, Outcome, ReloadRole};
 use crate::plugin::called::Called;
 use crate::plugin::session::Session;
 use crate::reload::{OldVersion, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage};

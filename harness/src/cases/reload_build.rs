@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{CaseSettings, Outcome, ReloadRole};
+use crate::outcome::{CaseSettings, Outcome, ReloadRole};
 
 /// A reload build given for this run.
 pub(super) struct OtherBuild<'a> {

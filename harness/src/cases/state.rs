@@ -10,9 +10,9 @@
 //! not. Where no method changes the state, it can only carry the initial
 //! one, and says so as a warning rather than a pass.
 
-use super::{Concluded, Outcome};
 use crate::fuzz;
 use crate::outcome::CaseSettings;
+use crate::outcome::{Concluded, Outcome};
 use crate::plugin::called::{self, Called};
 use crate::plugin::session::{Answer, Session, status_text};
 

@@ -19,7 +19,7 @@ use super::{exit, say};
 use crate::os;
 use crate::reload::watch::{DEFAULT_POLL_INTERVAL, Mode, Stopper, Wake, Watcher, polling_needed};
 use crate::reload::{OldVersion, ReloadEngine, ReloadOptions, Reloaded};
-use crate::report::human_ms;
+use crate::text::human_ms;
 use crate::text::one_line;
 use crate::worker::{OnInterrupt, WorkerScope};
 

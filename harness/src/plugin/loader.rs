@@ -9,7 +9,7 @@ use plugcheck_abi::{Descriptor, ENTRY_SYMBOL};
 pub use crate::inspect::open_error::OpenError;
 use crate::inspect::sniff::{self, Sniffed};
 use crate::os;
-use crate::report::OsError;
+use crate::os::OsError;
 
 /// A library loaded into this (worker) process.
 #[derive(Debug)]

@@ -13,7 +13,8 @@ use crate::catalog::CaseId;
 use crate::fuzz;
 use crate::os::Termination;
 use crate::outcome::Outcome;
-use crate::report::{CapturedOutput, CaseReport, Fuzz, FuzzInput, human_ms};
+use crate::report::{CapturedOutput, CaseReport, Fuzz, FuzzInput};
+use crate::text::human_ms;
 use crate::worker::{CallTrail, Exchange, Forbidden};
 use crate::{postmortem::saved_input, postmortem::symbolize};
 

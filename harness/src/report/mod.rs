@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::{CaseId, Family};
 use crate::gate::policy::{Policy, WaiverUse};
-use crate::os::Termination;
-pub use crate::os::{OsError, ProcessInfo};
-pub use crate::text::human_ms;
+use crate::os::{OsError, ProcessInfo, Termination};
 
 /// Resource growth over repeated load cycles.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -775,12 +773,5 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("report.json")]);
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_ms(850), "850 ms");
-        assert_eq!(human_ms(2000), "2 s");
-        assert_eq!(human_ms(1500), "1.5 s");
     }
 }

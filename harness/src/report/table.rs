@@ -9,7 +9,8 @@ use anstyle::{AnsiColor, Style};
 use super::event::{Event, Reporter};
 use crate::gate::policy::UseState;
 use crate::report::verdict::Verdict;
-use crate::report::{CaseReport, PluginReport, Report, human_ms};
+use crate::report::{CaseReport, PluginReport, Report};
+use crate::text::human_ms;
 use crate::text::{clip_reason, one_line};
 
 /// The table as a run's reporter: the header when the run starts, each
