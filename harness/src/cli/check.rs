@@ -656,55 +656,61 @@ mod tests {
         }
     }
 
+    /// `path` made absolute as `check` makes it here (on Windows, with the
+    /// current drive): what the round trip must give back unchanged.
+    fn here(path: &str) -> String {
+        absolute(Path::new(path)).unwrap().display().to_string()
+    }
+
     /// Every option of `check` set to a value other than its default
     /// (`--no-config` aside: it conflicts with `--config`).
     fn every_option(platform: &str) -> CheckArgs {
-        let argv: Vec<&str> = vec![
-            "check",
-            "--filter",
-            "load,reload",
-            "--json",
-            "/r/report.json",
-            "--junit",
-            "/r/junit.xml",
-            "--timeout",
-            "3s",
-            "--load-time-bound",
-            "2s",
-            "--repeat-cycles",
-            "4",
-            "--reload-cycles",
-            "5",
-            "--reload-to",
-            "upgrade=/b/v2.dll",
-            "--reload-to",
-            "broken=/b/bad.dll",
-            "--fuzz-inputs",
-            "17",
-            "--seed",
-            "42",
-            "--inputs-dir",
-            "/i",
-            "--jobs",
-            "2",
-            "--deny-warnings",
-            "--deny-skipped=false",
-            "--repeat",
-            "3",
-            "--partition",
-            "2/4",
-            "--config",
-            "/g/plugcheck.toml",
-            "--annotate",
-            "never",
-            "--platform",
-            platform,
-            "--harness",
-            "/h/plugcheck.exe",
-            "--wsl-distro",
-            "Debian",
-            "/p/a.dll",
-            "/p/-odd.dll",
+        let argv: Vec<String> = vec![
+            "check".into(),
+            "--filter".into(),
+            "load,reload".into(),
+            "--json".into(),
+            here("/r/report.json"),
+            "--junit".into(),
+            here("/r/junit.xml"),
+            "--timeout".into(),
+            "3s".into(),
+            "--load-time-bound".into(),
+            "2s".into(),
+            "--repeat-cycles".into(),
+            "4".into(),
+            "--reload-cycles".into(),
+            "5".into(),
+            "--reload-to".into(),
+            format!("upgrade={}", here("/b/v2.dll")),
+            "--reload-to".into(),
+            format!("broken={}", here("/b/bad.dll")),
+            "--fuzz-inputs".into(),
+            "17".into(),
+            "--seed".into(),
+            "42".into(),
+            "--inputs-dir".into(),
+            here("/i"),
+            "--jobs".into(),
+            "2".into(),
+            "--deny-warnings".into(),
+            "--deny-skipped=false".into(),
+            "--repeat".into(),
+            "3".into(),
+            "--partition".into(),
+            "2/4".into(),
+            "--config".into(),
+            here("/g/plugcheck.toml"),
+            "--annotate".into(),
+            "never".into(),
+            "--platform".into(),
+            platform.into(),
+            "--harness".into(),
+            "/h/plugcheck.exe".into(),
+            "--wsl-distro".into(),
+            "Debian".into(),
+            here("/p/a.dll"),
+            here("/p/-odd.dll"),
         ];
         parse(&argv.iter().map(|arg| arg.as_ref()).collect::<Vec<_>>())
     }
@@ -788,19 +794,20 @@ mod tests {
             ..every_option("windows")
         };
         assert_eq!(there(&given, unmapped), expected);
+        let plugin = here("/p/a.so");
         let no_config = parse(&[
             "check".as_ref(),
             "--no-config".as_ref(),
             "--platform".as_ref(),
             "linux".as_ref(),
-            "/p/a.so".as_ref(),
+            plugin.as_ref(),
         ]);
         assert!(no_config.no_config);
         assert_eq!(
             there(&no_config, unmapped),
             CheckArgs {
                 platform: TargetPlatform::Host,
-                ..parse(&["check".as_ref(), "--no-config".as_ref(), "/p/a.so".as_ref()])
+                ..parse(&["check".as_ref(), "--no-config".as_ref(), plugin.as_ref()])
             }
         );
     }
