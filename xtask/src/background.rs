@@ -65,7 +65,7 @@ impl Job {
         command
             .arg("background")
             .arg(&job.kind_name)
-            .current_dir(crate::project_root())
+            .current_dir(crate::paths::project_root())
             .stdin(Stdio::piped())
             .stdout(stdout)
             .stderr(stderr);

@@ -16,13 +16,13 @@ use anyhow::Context;
 
 /// Runs clippy; fails naming the first lint.
 pub fn check() -> anyhow::Result<()> {
-    let target = crate::target_dir().join("clippy");
+    let target = crate::paths::target_dir().join("clippy");
     let status = std::process::Command::new("cargo")
         .args(["clippy", "--quiet", "--workspace", "--all-targets"])
         .arg("--target-dir")
         .arg(&target)
         .args(["--", "-D", "warnings"])
-        .current_dir(crate::project_root())
+        .current_dir(crate::paths::project_root())
         .status()
         .context("cannot start `cargo clippy`")?;
     anyhow::ensure!(

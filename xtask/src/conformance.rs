@@ -248,9 +248,12 @@ fn linux_leg_in_wsl(args: &Args) -> anyhow::Result<Report> {
         inner.push("--require-all".into());
     }
     inner.push("--for-windows-host".into());
-    let remote =
-        crate::wsl::run_linux_leg(&crate::project_root(), args.wsl_distro.as_deref(), &inner)?;
-    let local = crate::target_dir().join("plugcheck/linux/report.json");
+    let remote = crate::wsl::run_linux_leg(
+        &crate::paths::project_root(),
+        args.wsl_distro.as_deref(),
+        &inner,
+    )?;
+    let local = crate::paths::target_dir().join("plugcheck/linux/report.json");
     std::fs::create_dir_all(local.parent().expect("has a parent"))?;
     std::fs::copy(&remote, &local).with_context(|| {
         format!(
@@ -348,7 +351,7 @@ fn build_leg(
 
 /// A leg's suite over its builds: its report (JSON and JUnit) and where.
 fn run_leg_suite(runner: &Runner, artifacts: &Artifacts) -> anyhow::Result<(PathBuf, Report)> {
-    let report_path = crate::target_dir()
+    let report_path = crate::paths::target_dir()
         .join("plugcheck")
         .join(artifacts.platform.name())
         .join("report.json");
@@ -522,7 +525,7 @@ pub fn check_argv() -> Vec<OsString> {
 /// The would-be snapshots (`.snap.new`) of `platform` in the snapshot
 /// directory: what a failing run left for review.
 fn would_be_snapshots(platform: Platform) -> anyhow::Result<Vec<PathBuf>> {
-    let dir = crate::project_root().join(plugcheck_fixtures::SNAPSHOT_DIR);
+    let dir = crate::paths::project_root().join(plugcheck_fixtures::SNAPSHOT_DIR);
     let suffixes = [
         format!("@{}.snap.new", platform.name()),
         format!("@{}-wine.snap.new", platform.name()),

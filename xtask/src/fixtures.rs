@@ -128,11 +128,13 @@ pub fn build_with(
     require_all: bool,
     go_plugins_built: Option<&Path>,
 ) -> anyhow::Result<Artifacts> {
-    let root = crate::project_root();
+    let root = crate::paths::project_root();
     let manifest = Manifest::load(&root)?;
     let rust = RustBuild::for_platform(sh, platform)?;
     eprintln!("{platform} leg: Rust built by {}", rust.description);
-    let leg = crate::target_dir().join("plugcheck").join(platform.name());
+    let leg = crate::paths::target_dir()
+        .join("plugcheck")
+        .join(platform.name());
     let out = leg.join("artifacts");
 
     if out.exists() {
@@ -302,9 +304,9 @@ pub const LINUX_BUILT_FOR_WINDOWS: &str = "plugcheck/windows-from-linux";
 /// cannot build (`leg_plan`), into `LINUX_BUILT_FOR_WINDOWS` under the
 /// target directory: the Linux leg in WSL2 does this for the Windows leg.
 pub fn build_for_windows_host(sh: &Shell) -> anyhow::Result<()> {
-    let root = crate::project_root();
+    let root = crate::paths::project_root();
     let manifest = Manifest::load(&root)?;
-    let out = crate::target_dir().join(LINUX_BUILT_FOR_WINDOWS);
+    let out = crate::paths::target_dir().join(LINUX_BUILT_FOR_WINDOWS);
     if out.exists() {
         std::fs::remove_dir_all(&out)?;
     }

@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_package_below_its_module_root_gets_the_full_import_path() {
-        let root = crate::project_root();
+        let root = crate::paths::project_root();
         assert_eq!(
             module_path(&root.join("fixtures/go-native/no-entry")).unwrap(),
             "plugcheck.dev/fixtures/go-native/no-entry"
@@ -225,7 +225,11 @@ mod tests {
     #[test]
     fn a_bumped_contract_says_its_minor_and_adds_to_the_contract() {
         let dir = tempfile::tempdir().unwrap();
-        copy_files(&crate::project_root().join("plugins/abi/go"), dir.path()).unwrap();
+        copy_files(
+            &crate::paths::project_root().join("plugins/abi/go"),
+            dir.path(),
+        )
+        .unwrap();
         bump_contract(dir.path(), "v1.1.0").unwrap();
         let text = std::fs::read_to_string(dir.path().join("plugcheck.go")).unwrap();
         assert!(text.contains("const ABIMajor, ABIMinor = 1, 1"));

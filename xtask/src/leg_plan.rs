@@ -121,7 +121,7 @@ mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
-        Manifest::load(&crate::project_root()).unwrap()
+        Manifest::load(&crate::paths::project_root()).unwrap()
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod made_with;
 mod merge;
 mod mutants;
 mod needs;
+mod paths;
 mod platform;
 mod prebuild;
 mod probe;
@@ -35,8 +36,6 @@ mod toolchain;
 mod wine;
 mod workflows;
 mod wsl;
-
-use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use xshell::Shell;
@@ -92,7 +91,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let sh = Shell::new()?;
-    sh.change_dir(project_root());
+    sh.change_dir(paths::project_root());
     match cli.command {
         Command::Fixtures(args) => fixtures::run(&sh, &args).map(|_| ()),
         Command::Conformance(args) => conformance::run(&sh, &args),
@@ -130,24 +129,6 @@ fn describe_error(error: &anyhow::Error) -> String {
         described.push_str(line);
     }
     described
-}
-
-/// Where builds and reports go: `$CARGO_TARGET_DIR` when set (the Linux
-/// leg in WSL2 builds on the Linux filesystem), else `target/`.
-pub fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if Path::new(&dir).is_absolute() => PathBuf::from(dir),
-        Some(dir) => project_root().join(dir),
-        None => project_root().join("target"),
-    }
-}
-
-/// The workspace root (xtask's parent directory).
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_owned()
 }
 
 #[cfg(test)]

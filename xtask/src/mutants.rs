@@ -185,7 +185,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             bail!("cargo mutants --list failed ({status})")
         };
     }
-    let out_dir = crate::project_root().join("mutants.out");
+    let out_dir = crate::paths::project_root().join("mutants.out");
     let results = Results::read(&out_dir)?;
     print!("{}", results.table(&modules));
     eprintln!(
@@ -565,7 +565,7 @@ mod tests {
         for module in &MODULES {
             for file in module.files {
                 assert!(
-                    crate::project_root().join(file).is_file(),
+                    crate::paths::project_root().join(file).is_file(),
                     "{}: `{file}` does not exist",
                     module.name
                 );

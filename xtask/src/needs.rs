@@ -260,7 +260,8 @@ mod tests {
     /// list says the Windows leg needs.
     #[test]
     fn the_readme_installs_the_windows_bridge_with_the_listed_packages() {
-        let readme = std::fs::read_to_string(crate::project_root().join("README.md")).unwrap();
+        let readme =
+            std::fs::read_to_string(crate::paths::project_root().join("README.md")).unwrap();
         let line = format!(
             "apt-get install {}",
             apt_packages(&[MINGW, WINE]).collect::<Vec<_>>().join(" ")

@@ -23,7 +23,7 @@ use crate::toolchain::{self, RustBuild};
 /// this builds another waits on cargo's lock for all of this command.)
 pub fn build_windows_leg() -> anyhow::Result<()> {
     let sh = Shell::new()?;
-    let root = crate::project_root();
+    let root = crate::paths::project_root();
     sh.change_dir(&root);
     let rust = RustBuild::for_platform(&sh, Platform::Windows)?.silent();
     rust.build(&sh, &["plugcheck".to_owned()], "dev")?;

@@ -116,7 +116,7 @@ impl RustBuild {
                 rustc: None,
                 cross: false,
                 build_std: false,
-                target_dir: crate::target_dir(),
+                target_dir: crate::paths::target_dir(),
                 description: "the host toolchain".into(),
                 silent: false,
             });
@@ -129,7 +129,7 @@ impl RustBuild {
             .into());
         }
         let std = windows_std_here(sh)?;
-        let target_dir = crate::target_dir().join("windows");
+        let target_dir = crate::paths::target_dir().join("windows");
         Ok(match std {
             WindowsStd::Prebuilt => RustBuild {
                 platform,
@@ -231,7 +231,7 @@ impl RustBuild {
         } else {
             Vec::new()
         };
-        let one_std_profile = crate::project_root().join(ONE_STD_PROFILE_FILE);
+        let one_std_profile = crate::paths::project_root().join(ONE_STD_PROFILE_FILE);
         let build_std: Vec<&std::ffi::OsStr> = if self.build_std {
             vec![
                 "-Zbuild-std=std,panic_unwind".as_ref(),

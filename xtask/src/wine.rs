@@ -9,5 +9,5 @@ use plugcheck::bridge::Missing;
 
 /// Wine with the project's prefix, or what is missing.
 pub fn find() -> Result<Wine, Missing> {
-    Wine::find(crate::target_dir().join("wine-prefix"))
+    Wine::find(crate::paths::target_dir().join("wine-prefix"))
 }

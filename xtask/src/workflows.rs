@@ -18,18 +18,19 @@
 //!   shard), or whose exit status is ignored: the sharded gate is merge's.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::YamlLoader;
 
 use crate::needs;
 
+mod read;
 mod rules;
-pub use rules::SECOND_GO_MARK;
 
-const WORKFLOWS: &str = ".github/workflows";
+use read::{WORKFLOWS, steps_using, workflow_files};
+pub use rules::SECOND_GO_MARK;
 
 /// actionlint, with shellcheck on every `run:` block, then zizmor, then the
 /// contract. actionlint skips shellcheck without a word when it cannot run
@@ -54,10 +55,10 @@ pub fn lint(sh: &Shell) -> anyhow::Result<()> {
             shellcheck.display()
         );
     }
-    let files = workflow_files(&crate::project_root())?;
+    let files = workflow_files(&crate::paths::project_root())?;
     cmd!(sh, "actionlint -shellcheck {shellcheck} {files...}").run()?;
     cmd!(sh, "zizmor --offline {WORKFLOWS}").run()?;
-    check_contract(&crate::project_root())
+    check_contract(&crate::paths::project_root())
 }
 
 /// A workflow whose only fault is one shellcheck reports (SC2086).
@@ -72,18 +73,6 @@ jobs:
         env:
           UNQUOTED: a b
 "#;
-
-fn workflow_files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let dir = root.join(WORKFLOWS);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot list `{}`", dir.display()))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yml"))
-        .collect();
-    files.sort();
-    Ok(files)
-}
 
 /// What the rules compare the workflows with.
 struct Project {
@@ -305,15 +294,6 @@ fn contract_problems(text: &str, project: &Project) -> anyhow::Result<Vec<String
     Ok(problems)
 }
 
-/// The steps that use `action` (`owner/name@`).
-fn steps_using<'a>(steps: &'a [Yaml], action: &'a str) -> impl Iterator<Item = &'a Yaml> {
-    steps.iter().filter(move |step| {
-        step["uses"]
-            .as_str()
-            .is_some_and(|uses| uses.starts_with(action))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,7 +333,7 @@ jobs:
     #[cfg(unix)]
     #[test]
     fn the_projects_own_workflows_keep_the_contract() {
-        check_contract(&crate::project_root()).unwrap();
+        check_contract(&crate::paths::project_root()).unwrap();
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn run_linux_leg(
 /// itself on Linux.
 pub fn linux_target_dir_here() -> anyhow::Result<PathBuf> {
     if crate::platform::Platform::host() == crate::platform::Platform::Linux {
-        return Ok(crate::target_dir());
+        return Ok(crate::paths::target_dir());
     }
     let wsl = Wsl::find()?;
     let distro = wsl.choose(None)?;

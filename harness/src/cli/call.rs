@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use super::say;
+use super::shared::say;
 use crate::inspect::kind::{self, PluginKind};
 use crate::plugin::session::Session;
 use crate::postmortem::replay::Replay;
@@ -369,14 +369,14 @@ fn show_answer(answer: &CallAnswer, last: bool) -> u8 {
                     names.join(", ")
                 }
             ));
-            super::exit::ERROR
+            super::shared::exit::ERROR
         }
         CallAnswer::NotReady { reason } => {
             say(&format!(
                 "the method could not be called: {}\n",
                 text::one_line(reason)
             ));
-            super::exit::ERROR
+            super::shared::exit::ERROR
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::foreign::{self, Arg, Forwarded};
-use super::{absolute, exit, say};
+use super::shared::{absolute, exit, say};
 use crate::catalog::CaseId;
 use crate::gate::file::{self, GateFile};
 use crate::gate::policy::Policy;
@@ -19,8 +19,9 @@ use crate::report::event::{AtRunEnd, Reporter, Reporters};
 use crate::report::progress::Progress;
 use crate::report::provenance::Provenance;
 use crate::report::table;
+use crate::run;
+use crate::run::options::RunOptions;
 use crate::run::partition::{Partition, PluginSet};
-use crate::run::{self, RunOptions};
 use crate::worker::{OnInterrupt, WorkerScope};
 
 #[derive(Debug, PartialEq, clap::Args)]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::absolute;
+use super::shared::absolute;
 use crate::bridge::windows_harness::{self, Surroundings};
 use crate::bridge::wine::{self, Wine};
 use crate::bridge::wsl::{Wsl, to_wsl_path};

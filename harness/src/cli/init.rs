@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::check::{self, Checked};
-use super::{exit, say};
+use super::shared::{exit, say};
 use crate::catalog::Family;
 use crate::gate::file::{FILE_NAME, SCHEMA};
 use crate::gate::judge;

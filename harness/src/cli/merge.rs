@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::{exit, say};
+use super::shared::{exit, say};
 use crate::report::{self, Report, table};
 use crate::run::shard;
 

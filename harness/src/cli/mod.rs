@@ -8,9 +8,11 @@ mod init;
 mod merge;
 mod probe;
 mod prompt;
+mod shared;
 mod watch;
 
-use std::io::Write;
+use shared::{exit, say};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,16 +20,6 @@ use clap::{Parser, Subcommand};
 
 use crate::catalog::CaseId;
 use crate::worker::{self, WorkerArgs};
-
-/// Exit codes of `plugcheck check`.
-pub mod exit {
-    /// Every plugin passed the gate.
-    pub const PASSED: u8 = 0;
-    /// At least one plugin failed the gate.
-    pub const GATE_FAILED: u8 = 1;
-    /// Bad usage, or the harness itself failed.
-    pub const ERROR: u8 = 2;
-}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -191,26 +183,6 @@ fn run(command: Command) -> u8 {
             exit::ERROR
         }
     }
-}
-
-/// Writes to stdout. A closed pipe (`plugcheck check … | head`) must not
-/// turn a verdict into a panic, so write errors are ignored.
-/// Writes to stdout through anstream, which keeps colour for a terminal
-/// (per `--color`, NO_COLOR, CLICOLOR_FORCE) and strips it elsewhere.
-fn say(text: &str) {
-    let mut stdout = anstream::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes());
-    let _ = stdout.flush();
-}
-
-/// `path` made absolute against the current directory, lexically (no
-/// symlink resolved, nothing need exist): the one way every command makes
-/// a path absolute. An error (an empty path, no current directory) says
-/// which path, never falls back to the path as given.
-fn absolute(path: &std::path::Path) -> anyhow::Result<PathBuf> {
-    use anyhow::Context;
-    std::path::absolute(path)
-        .with_context(|| format!("cannot make `{}` an absolute path", path.display()))
 }
 
 fn list() -> anyhow::Result<u8> {

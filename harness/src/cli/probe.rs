@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::exit;
+use super::shared::exit;
 use crate::os;
 use crate::reload::watch::{DEFAULT_DEBOUNCE, Mode, Wake, Watcher};
 use crate::reload::{ReloadEngine, ReloadOptions};

@@ -10,7 +10,7 @@
 use std::io::BufRead;
 use std::sync::Weak;
 
-use super::say;
+use super::shared::say;
 use crate::plugin::session::status_text;
 use crate::reload::ReloadEngine;
 use crate::text::one_line;

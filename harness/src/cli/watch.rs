@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{exit, say};
+use super::shared::{exit, say};
 use crate::os;
 use crate::reload::watch::{DEFAULT_POLL_INTERVAL, Mode, Stopper, Wake, Watcher, polling_needed};
 use crate::reload::{OldVersion, ReloadEngine, ReloadOptions, Reloaded};

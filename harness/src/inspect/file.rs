@@ -220,4 +220,46 @@ mod tests {
             FileProblem::NotFound { .. }
         ));
     }
+
+    /// Linux: a FIFO and a device made here, and a sparse file (the
+    /// filesystems there keep holes).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_fifo_and_a_device_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("plugin.so");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let error = open(&fifo).unwrap_err();
+        assert!(error.to_string().contains("a FIFO"), "{error}");
+        let error = open(Path::new("/dev/zero")).unwrap_err();
+        assert!(error.to_string().contains("a character device"), "{error}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sparse_copy_allocates_only_the_data() {
+        use std::io::{Seek, SeekFrom, Write};
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("padded.so");
+        let mut file = std::fs::File::create(&original).unwrap();
+        file.write_all(b"data").unwrap();
+        file.seek(SeekFrom::Start(256 << 20)).unwrap();
+        file.write_all(b"more").unwrap();
+        file.set_len(1 << 30).unwrap();
+        drop(file);
+        let copy_path = dir.path().join("copy.so");
+        let mut copy = std::fs::File::create(&copy_path).unwrap();
+        let mut plugin = open(&original).unwrap();
+        plugin.hash_and_copy(Some(&mut copy)).unwrap();
+        let copied = std::fs::metadata(&copy_path).unwrap();
+        assert_eq!(copied.len(), 1 << 30);
+        assert!(
+            copied.blocks() * 512 < 16 << 20,
+            "{} blocks",
+            copied.blocks()
+        );
+    }
 }

@@ -470,7 +470,9 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
             relay: started.relay,
         });
     }
-    let child = launch.command().spawn()?;
+    let mut command = launch.into_command();
+    isolate_worker(&mut command);
+    let child = command.spawn()?;
     Ok(WorkerProcess {
         pid: child.id(),
         start: Start::Spawned(child),
@@ -482,7 +484,9 @@ pub(super) fn prepare_worker_starts(worker_main: super::WorkerMain) {
     // The zygote's workers come to us only if we are a subreaper: their
     // parent exits at once.
     become_subreaper();
-    zygote::start(worker_main);
+    if thread_count() == 1 {
+        zygote::start(worker_main);
+    }
     // Not dumpable from here on (the helpers forked above keep their own
     // setting, and a program started later gets its own at exec): no
     // process of the same user without CAP_SYS_PTRACE — a worker's
@@ -801,51 +805,5 @@ mod tests {
             Some("ext4".into())
         );
         assert!(filesystem_type(Path::new("/")).is_some());
-    }
-
-    #[test]
-    fn a_fifo_and_a_device_are_refused_without_blocking() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("plugin.so");
-        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        let error = crate::inspect::file::open(&fifo).unwrap_err();
-        assert!(error.to_string().contains("a FIFO"), "{error}");
-        let error = crate::inspect::file::open(Path::new("/dev/zero")).unwrap_err();
-        assert!(error.to_string().contains("a character device"), "{error}");
-    }
-
-    #[test]
-    fn a_sparse_copy_allocates_only_the_data() {
-        use std::io::{Seek, SeekFrom, Write};
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let original = dir.path().join("padded.so");
-        let mut file = std::fs::File::create(&original).unwrap();
-        file.write_all(b"data").unwrap();
-        file.seek(SeekFrom::Start(256 << 20)).unwrap();
-        file.write_all(b"more").unwrap();
-        file.set_len(1 << 30).unwrap();
-        drop(file);
-        let copy_path = dir.path().join("copy.so");
-        let mut copy = std::fs::File::create(&copy_path).unwrap();
-        let mut plugin = crate::inspect::file::open(&original).unwrap();
-        plugin.hash_and_copy(Some(&mut copy)).unwrap();
-        let copied = std::fs::metadata(&copy_path).unwrap();
-        assert_eq!(copied.len(), 1 << 30);
-        assert!(
-            copied.blocks() * 512 < 16 << 20,
-            "{} blocks",
-            copied.blocks()
-        );
-    }
-
-    #[test]
-    fn resource_counts_are_plausible() {
-        let use_now = super::super::ResourceUse::now();
-        assert!(use_now.threads >= 1);
-        assert!(use_now.handles >= 3, "stdin, stdout, stderr");
-        assert!(use_now.mapped_bytes > 1 << 20);
     }
 }

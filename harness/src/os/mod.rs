@@ -21,11 +21,16 @@ compile_error!(
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::atomic::AtomicBool;
 
-pub(crate) mod termination;
+mod termination;
+mod types;
+
 pub use termination::Termination;
+pub use types::{
+    OpenFailure, OsError, Platform, ProcessInfo, UserDir, WorkerLaunch, WorkerMain, WorkerOutput,
+};
 
 // The seam: every function the harness asks of the OS, declared once here
 // with what it promises, and answered by `linux.rs` or `windows.rs`.
@@ -41,56 +46,6 @@ pub const LIBRARY_EXTENSION: &str = HOST.library_extension();
 
 /// The platform this harness runs on.
 pub const HOST: Platform = imp::HOST;
-
-/// A platform plugcheck judges on: this host ([`HOST`]) or the other one,
-/// which `check --platform` reaches through a bridge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Platform {
-    Linux,
-    Windows,
-}
-
-impl Platform {
-    /// Every platform, in the order reports and gate files list them.
-    pub const ALL: [Platform; 2] = [Platform::Linux, Platform::Windows];
-
-    /// As reports and gate files name it (`std::env::consts::OS` there).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Platform::Linux => "linux",
-            Platform::Windows => "windows",
-        }
-    }
-
-    /// The one named `name`, if plugcheck judges on it.
-    pub fn named(name: &str) -> Option<Platform> {
-        Platform::ALL
-            .into_iter()
-            .find(|platform| platform.name() == name)
-    }
-
-    /// The usual file extension of a plugin there.
-    pub const fn library_extension(self) -> &'static str {
-        match self {
-            Platform::Linux => "so",
-            Platform::Windows => "dll",
-        }
-    }
-
-    /// The platform that is not this one.
-    pub const fn other(self) -> Platform {
-        match self {
-            Platform::Linux => Platform::Windows,
-            Platform::Windows => Platform::Linux,
-        }
-    }
-}
-
-impl std::fmt::Display for Platform {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Where cargo writes a `cdylib` crate's library, for advice.
 pub const CDYLIB_EXAMPLE: &str = imp::CDYLIB_EXAMPLE;
@@ -188,15 +143,6 @@ pub fn user_dir(kind: UserDir) -> Option<std::path::PathBuf> {
     imp::user_dir(kind)
 }
 
-/// A kind of per-user directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserDir {
-    /// Kept until removed (a Wine prefix).
-    Data,
-    /// Rebuilt when removed (built Go workers).
-    Cache,
-}
-
 /// What runs this process: `WSL2` under Microsoft's Linux kernel,
 /// otherwise `native`.
 pub fn runtime() -> String {
@@ -264,37 +210,6 @@ pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time:
     imp::wait_for_connection(listener, timeout)
 }
 
-/// What starts one worker: the program and its arguments (after the
-/// program name), variables on top of plugcheck's own environment, and the
-/// ends its stdout and stderr write to. Stdin is always empty.
-pub struct WorkerLaunch<'a> {
-    pub exe: &'a Path,
-    pub args: Vec<std::ffi::OsString>,
-    pub environment: &'a [(&'a str, String)],
-    /// The worker's working directory: a scratch directory of its own, so
-    /// files a plugin writes "here" never land in the user's directory.
-    pub cwd: &'a Path,
-    pub stdout: std::fs::File,
-    pub stderr: std::fs::File,
-}
-
-impl WorkerLaunch<'_> {
-    /// The launch as a new program, in a process tree of its own: how a
-    /// worker starts wherever no zygote serves it.
-    fn command(self) -> Command {
-        let mut command = Command::new(self.exe);
-        command
-            .args(self.args)
-            .envs(self.environment.iter().map(|(name, value)| (name, value)))
-            .current_dir(self.cwd)
-            .stdin(std::process::Stdio::null())
-            .stdout(self.stdout)
-            .stderr(self.stderr);
-        imp::isolate_worker(&mut command);
-        command
-    }
-}
-
 /// Starts a worker. On Linux a worker of plugcheck's own binary is the
 /// spare or a fork of the zygote (see [`prepare_worker_starts`]) while they
 /// run, at a fraction of the cost of starting the program anew; every
@@ -318,10 +233,6 @@ pub use imp::WorkerProcess;
 pub fn prepare_worker_starts(worker_main: WorkerMain) {
     imp::prepare_worker_starts(worker_main)
 }
-
-/// What a forked worker runs: its command line (program name first, as
-/// the program would get it) to its exit code.
-pub type WorkerMain = fn(Vec<std::ffi::OsString>) -> i32;
 
 /// Says no more workers will start (they would start as programs): what
 /// [`prepare_worker_starts`] started is killed now, its dying overlapping
@@ -420,58 +331,6 @@ pub fn mapped_bytes() -> u64 {
     imp::mapped_bytes()
 }
 
-/// One output stream of a worker (stdout or stderr): what the worker is
-/// given to write to, and what the parent reads the plugin's output from.
-/// A pipe on Linux; a temporary file on Windows, whose pipes cost a
-/// wineserver round trip per write under Wine (a plugin printing 1 MB of
-/// lines took 1.5 s there, through a file 40 ms).
-pub struct WorkerOutput {
-    /// The worker's end (a pipe's write end, or the file).
-    pub child: std::fs::File,
-    pub reader: Box<dyn std::io::Read + Send>,
-}
-
-/// An OS error as the loader reported it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OsError {
-    /// Numeric code where the OS gives one (Win32 error, errno).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<i64>,
-    /// Symbolic name of the code (`ERROR_MOD_NOT_FOUND`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub message: String,
-}
-
-/// `ERROR_DLL_INIT_FAILED: DLL initialization failed. (os error 1114)`:
-/// the symbolic name first where there is one, since Windows' own message
-/// is localized and vague.
-impl std::fmt::Display for OsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{name}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-/// A process the plugin left behind.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ProcessInfo {
-    pub pid: u32,
-    pub name: String,
-}
-
-/// Why the OS loader refused a library, as far as its message tells.
-#[derive(Debug, Clone)]
-pub struct OpenFailure {
-    pub error: OsError,
-    /// The symbol immediate binding could not resolve.
-    pub unresolved_symbol: Option<String>,
-    /// The dependency the loader could not find.
-    pub missing_dependency: Option<String>,
-}
-
 /// Resources a process holds, for leak checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResourceUse {
@@ -488,5 +347,20 @@ impl ResourceUse {
             handles: open_handles(),
             mapped_bytes: mapped_bytes(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Linux: the counts read from `/proc` (Wine's answers differ).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn resource_counts_are_plausible() {
+        let use_now = ResourceUse::now();
+        assert!(use_now.threads >= 1);
+        assert!(use_now.handles >= 3, "stdin, stdout, stderr");
+        assert!(use_now.mapped_bytes > 1 << 20);
     }
 }

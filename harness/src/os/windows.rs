@@ -463,7 +463,9 @@ impl WorkerProcess {
 /// Starts the worker's program; its Job Object comes with
 /// [`WorkerTree::attach`].
 pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProcess> {
-    let child = launch.command().spawn()?;
+    let mut command = launch.into_command();
+    isolate_worker(&mut command);
+    let child = command.spawn()?;
     Ok(WorkerProcess { child })
 }
 

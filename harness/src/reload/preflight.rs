@@ -9,7 +9,8 @@ use std::time::Duration;
 use crate::catalog::CaseId;
 use crate::gate::policy::Policy;
 use crate::outcome::{CaseSettings, Outcome};
-use crate::run::{RunOptions, run_plugin};
+use crate::run::options::RunOptions;
+use crate::run::run_plugin;
 
 #[derive(Debug, Clone)]
 pub struct IsolatedPreflight {

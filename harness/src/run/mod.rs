@@ -6,50 +6,24 @@
 //! runs into one report, `partition` cuts `--partition K/N` slices, and
 //! `shard` merges the slices' reports back into one run.
 
+pub(crate) mod options;
 pub(crate) mod partition;
 mod plugin;
 pub(crate) mod repeat;
 pub(crate) mod shard;
 
+use options::RunOptions;
 use plugin::{Attempt, Emit};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use crate::catalog::CaseId;
 use crate::gate::judge;
 use crate::gate::policy::Policy;
-use crate::outcome::CaseSettings;
 use crate::report::event::{Event, Reporters};
-use crate::report::provenance::Provenance;
 use crate::report::{Platform, PluginReport, Report};
 use crate::worker::SpawnError;
-
-/// How a run is configured.
-#[derive(Debug, Clone)]
-pub(crate) struct RunOptions {
-    /// The `plugcheck` binary to re-execute as the worker.
-    pub worker_exe: PathBuf,
-    /// Cases to run, in suite order.
-    pub cases: Vec<CaseId>,
-    pub timeout: Duration,
-    pub settings: CaseSettings,
-    /// What passes the gate.
-    pub policy: Policy,
-    /// Runs of each plugin's cases, each in fresh workers (`--repeat`):
-    /// runs that disagree make a case flaky.
-    pub repeat: u32,
-    /// Plugins checked at the same time.
-    pub jobs: usize,
-    /// Where inputs that crash or hang a method are saved (none: they are
-    /// not, and the report says so).
-    pub inputs_dir: Option<PathBuf>,
-    /// How the run was made, recorded in its report (none for a run no
-    /// report of is kept, like a reload's pre-flight).
-    pub provenance: Option<Provenance>,
-}
 
 /// Runs every plugin, `jobs` at a time, calling `on_done` as each finishes
 /// (from the runner threads, in completion order). Reports keep input

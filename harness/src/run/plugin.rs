@@ -21,7 +21,7 @@ use crate::report::{CapturedOutput, CaseReport, PluginInfo, PluginReport};
 use crate::worker::choice::{self, Choice, WorkerProgram};
 use crate::worker::{CallTrail, Exchange, SpawnError, Worker};
 
-use super::RunOptions;
+use super::options::RunOptions;
 
 /// Where events go: the run's reporters, or nowhere.
 pub(super) type Emit<'a> = &'a (dyn Fn(&Event<'_>) + Sync);

@@ -7,10 +7,11 @@
 //! (`#[path]` included, every `cfg` branch), and every path in a file —
 //! `crate::`, `super::`, `self::`, a child module's name, `use` groups
 //! nested to any depth, test modules included — is resolved to the file
-//! that defines the longest module prefix it names. A file that names
-//! another file is an edge — except a module's own file naming the modules
-//! inside it (`mod.rs` dispatching to its children is what a folder is);
-//! comments and strings are not read.
+//! that defines the longest module prefix it names, through `pub use`
+//! re-exports to where the item lives and through the names a `use`
+//! brought in. A file that names another file is an edge — a folder's
+//! `mod.rs` naming its children too; a `pub use` itself is not (it names
+//! an item for others, who are sent on). Comments and strings are not read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -234,10 +235,47 @@ fn read_crate(repo: &Path, root: &Path) -> Crate {
     Crate { files }
 }
 
+/// How a file names a path.
+#[derive(Clone, Copy, PartialEq)]
+enum Naming {
+    /// In code, or in a private `use`: the file depends on it.
+    Uses,
+    /// In a `pub use`: a re-export, which names the item for others; those
+    /// who name it through the re-export are sent on to where it lives.
+    Reexports,
+}
+
+/// One path a file names, made absolute, and the name a `use` gives it.
+struct Named {
+    path: Vec<String>,
+    naming: Naming,
+    alias: Option<String>,
+}
+
 /// Every path a file names, resolved to absolute module paths of its
-/// crate (`crate::a::b::C`, `super::x`, `self::x`, a child's name; `use`
-/// groups expanded).
-fn named_paths(file: &SourceFile, modules: &BTreeSet<Vec<String>>) -> Vec<Vec<String>> {
+/// crate (`crate::a::b::C`, `super::x`, `self::x`, a child's name, a name
+/// a `use` brought in; `use` groups expanded).
+fn named_paths(file: &SourceFile, modules: &BTreeSet<Vec<String>>) -> Vec<Named> {
+    let mut aliases = BTreeMap::new();
+    // Twice: the first pass learns the names `use` brings in (a `use` may
+    // come after the code that relies on it), the second resolves with them.
+    let mut out = Vec::new();
+    for _ in 0..2 {
+        out = scan(file, modules, &aliases);
+        for named in &out {
+            if let Some(alias) = &named.alias {
+                aliases.insert(alias.clone(), named.path.clone());
+            }
+        }
+    }
+    out
+}
+
+fn scan(
+    file: &SourceFile,
+    modules: &BTreeSet<Vec<String>>,
+    aliases: &BTreeMap<String, Vec<String>>,
+) -> Vec<Named> {
     let tokens = &file.tokens;
     let mut out = Vec::new();
     // The inline modules (`mod tests { … }`) the scan is in, by brace depth.
@@ -262,16 +300,36 @@ fn named_paths(file: &SourceFile, modules: &BTreeSet<Vec<String>>) -> Vec<Vec<St
             }
             _ => {}
         }
+        let in_use = i > 0 && tokens[i - 1] == Token::Ident("use".into());
         let starts_path = matches!(&tokens[i], Token::Ident(_))
-            && tokens.get(i + 1) == Some(&Token::PathSep)
+            && (in_use || tokens.get(i + 1) == Some(&Token::PathSep))
             && !matches!(i.checked_sub(1).map(|p| &tokens[p]), Some(Token::PathSep));
         if starts_path {
+            let naming = if in_use && is_pub(tokens, i - 1) {
+                Naming::Reexports
+            } else {
+                Naming::Uses
+            };
             let mut current = file.module.clone();
             current.extend(inline.iter().map(|(name, _)| name.clone()));
             let (relative, next) = use_tree(tokens, i);
-            for path in relative {
+            for (mut path, alias) in relative {
+                if let Some(target) = path.first().and_then(|first| aliases.get(first))
+                    && !in_use
+                {
+                    let mut expanded = target.clone();
+                    expanded.extend(path.drain(1..));
+                    path = std::iter::once("crate".to_owned())
+                        .chain(expanded)
+                        .collect();
+                }
                 if let Some(absolute) = resolve(&current, &path, modules) {
-                    out.push(absolute);
+                    let alias = alias.or_else(|| in_use.then(|| path.last().cloned()).flatten());
+                    out.push(Named {
+                        path: absolute,
+                        naming,
+                        alias: alias.filter(|_| in_use),
+                    });
                 }
             }
             i = next;
@@ -282,13 +340,27 @@ fn named_paths(file: &SourceFile, modules: &BTreeSet<Vec<String>>) -> Vec<Vec<St
     out
 }
 
-/// The paths a path or `use` tree starting at `at` spells, and where it
-/// ends: `a::{b, c::{d, e}}` → `a::b`, `a::c::d`, `a::c::e`.
-fn use_tree(tokens: &[Token], at: usize) -> (Vec<Vec<String>>, usize) {
+/// Whether the `use` at `at` is `pub`, `pub(crate)`, `pub(super)`….
+fn is_pub(tokens: &[Token], at: usize) -> bool {
+    match at.checked_sub(1).map(|p| &tokens[p]) {
+        Some(Token::Ident(word)) => word == "pub",
+        Some(Token::Punct(')')) => (1..=4).any(|back| {
+            at.checked_sub(back + 1)
+                .is_some_and(|p| tokens[p] == Token::Ident("pub".into()))
+        }),
+        _ => false,
+    }
+}
+
+/// The paths a path or `use` tree starting at `at` spells, each with the
+/// name `as` gives it, and where it ends: `a::{b, c::{d as e, self}}` →
+/// `a::b`, `a::c::d` (as `e`), `a::c`.
+fn use_tree(tokens: &[Token], at: usize) -> (Vec<(Vec<String>, Option<String>)>, usize) {
     let mut prefix = Vec::new();
     let mut i = at;
     loop {
         match tokens.get(i) {
+            Some(Token::Ident(word)) if word == "self" && !prefix.is_empty() => i += 1,
             Some(Token::Ident(word)) => {
                 prefix.push(word.clone());
                 i += 1;
@@ -305,10 +377,10 @@ fn use_tree(tokens: &[Token], at: usize) -> (Vec<Vec<String>>, usize) {
                         Some(Token::Punct(',')) => i += 1,
                         Some(Token::Ident(_)) => {
                             let (inner, next) = use_tree(tokens, i);
-                            for tail in inner {
+                            for (tail, alias) in inner {
                                 let mut path = prefix.clone();
                                 path.extend(tail);
-                                out.push(path);
+                                out.push((path, alias));
                             }
                             i = next;
                         }
@@ -317,12 +389,14 @@ fn use_tree(tokens: &[Token], at: usize) -> (Vec<Vec<String>>, usize) {
                 }
                 return (out, i);
             }
-            _ => return (vec![prefix], i),
+            _ => return (vec![(prefix, None)], i),
         }
-        if tokens.get(i) == Some(&Token::PathSep) {
-            i += 1;
-        } else {
-            return (vec![prefix], i);
+        match (tokens.get(i), tokens.get(i + 1)) {
+            (Some(Token::PathSep), _) => i += 1,
+            (Some(Token::Ident(word)), Some(Token::Ident(alias))) if word == "as" => {
+                return (vec![(prefix, Some(alias.clone()))], i + 2);
+            }
+            _ => return (vec![(prefix, None)], i),
         }
     }
 }
@@ -378,18 +452,29 @@ fn graph_of(crates: &[Crate]) -> Graph {
                 .push(&file.path);
         }
         let modules: BTreeSet<Vec<String>> = by_module.keys().cloned().collect();
-        for file in &krate.files {
-            let edges = graph.entry(file.path.clone()).or_default();
-            for mut path in named_paths(file, &modules) {
-                // The longest prefix that is a file of this crate.
-                while !path.is_empty() && !by_module.contains_key(&path) {
-                    path.pop();
+        let named: Vec<Vec<Named>> = krate
+            .files
+            .iter()
+            .map(|file| named_paths(file, &modules))
+            .collect();
+        // `module::Name` → the path it re-exports.
+        let mut reexports: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+        for (file, names) in krate.files.iter().zip(&named) {
+            for name in names.iter().filter(|n| n.naming == Naming::Reexports) {
+                if let Some(alias) = &name.alias {
+                    let mut at = file.module.clone();
+                    at.push(alias.clone());
+                    reexports.insert(at, name.path.clone());
                 }
+            }
+        }
+        for (file, names) in krate.files.iter().zip(&named) {
+            let edges = graph.entry(file.path.clone()).or_default();
+            for name in names.iter().filter(|n| n.naming == Naming::Uses) {
+                let path = through_reexports(name.path.clone(), &by_module, &reexports);
                 // A module written twice (`#[cfg]` alternatives) names
-                // itself, not its twin; and a module's own file declares
-                // and dispatches into the modules inside it: containment,
-                // not an import. Children naming their parent do count.
-                if path.starts_with(&file.module) {
+                // itself, not its twin.
+                if path == file.module {
                     continue;
                 }
                 for target in by_module.get(&path).into_iter().flatten() {
@@ -401,6 +486,36 @@ fn graph_of(crates: &[Crate]) -> Graph {
         }
     }
     graph
+}
+
+/// The file module `path` names: its longest prefix that is a file, after
+/// following the re-exports it goes through to where the item lives.
+fn through_reexports(
+    mut path: Vec<String>,
+    by_module: &BTreeMap<Vec<String>, Vec<&str>>,
+    reexports: &BTreeMap<Vec<String>, Vec<String>>,
+) -> Vec<String> {
+    // Bounded: re-exports may chain, never loop in a crate that compiles.
+    for _ in 0..8 {
+        let mut prefix = path.clone();
+        while !prefix.is_empty() && !by_module.contains_key(&prefix) {
+            prefix.pop();
+        }
+        let Some(next) = path.get(prefix.len()) else {
+            return prefix;
+        };
+        let mut item = prefix.clone();
+        item.push(next.clone());
+        match reexports.get(&item) {
+            Some(target) if *target != item => {
+                let mut followed = target.clone();
+                followed.extend(path[prefix.len() + 1..].iter().cloned());
+                path = followed;
+            }
+            _ => return prefix,
+        }
+    }
+    path
 }
 
 /// Every crate root of the repository: `src/lib.rs`, `src/main.rs` and
@@ -578,7 +693,7 @@ fn child_names_self_and_path_attributes_resolve_to_files() {
         ("lib.rs", "mod os;\nmod plugin_file;"),
         (
             "os/mod.rs",
-            "#[cfg(unix)]\n#[path = \"linux.rs\"]\nmod imp;\n#[cfg(windows)]\n#[path = \"windows.rs\"]\nmod imp;\npub struct Pid;\nfn f() { imp::go(); self::imp::go(); crate::plugin_file::open() }",
+            "#[cfg(unix)]\n#[path = \"linux.rs\"]\nmod imp;\n#[cfg(windows)]\n#[path = \"windows.rs\"]\nmod imp;\npub struct Pid;\nfn f() { imp::go(); self::imp::go() }",
         ),
         (
             "os/linux.rs",
@@ -586,18 +701,13 @@ fn child_names_self_and_path_attributes_resolve_to_files() {
         ),
         ("os/linux/zygote.rs", "use super::super::Pid;"),
         ("os/windows.rs", "fn h() { self::h() }"),
-        (
-            "plugin_file.rs",
-            "fn open() { crate::os::imp::zygote::start() }",
-        ),
+        ("plugin_file.rs", ""),
     ]);
-    // `mod.rs` reaching into its own folder is containment, not an edge;
-    // the `#[cfg]` twins do not name each other.
+    // `mod.rs` forwards to both `#[cfg]` twins; they do not name each other.
     assert_eq!(
         graph["src/os/mod.rs"],
-        BTreeSet::from(["src/plugin_file.rs".to_owned()])
+        BTreeSet::from(["src/os/linux.rs".to_owned(), "src/os/windows.rs".into()])
     );
-    assert!(graph["src/os/linux.rs"].is_empty());
     assert!(graph["src/os/windows.rs"].is_empty());
     assert_eq!(
         graph["src/os/linux/zygote.rs"],
@@ -606,11 +716,108 @@ fn child_names_self_and_path_attributes_resolve_to_files() {
     assert_eq!(
         loops(&graph),
         vec![vec![
-            "src/os/linux/zygote.rs".to_owned(),
-            "src/os/mod.rs".into(),
-            "src/plugin_file.rs".into(),
+            "src/os/linux.rs".to_owned(),
             "src/os/linux/zygote.rs".into(),
+            "src/os/mod.rs".into(),
+            "src/os/linux.rs".into(),
         ]],
-        "a child naming its parent counts: zygote → os → plugin_file → zygote"
+        "a folder's own file counts like any other"
+    );
+}
+
+/// A loop that passes through a folder's `mod.rs` is a loop: the file that
+/// dispatches into its folder depends on what it dispatches to.
+#[test]
+fn a_loop_through_a_folders_own_file_is_seen() {
+    let graph = synthetic(&[
+        ("lib.rs", "mod a;\nmod b;"),
+        ("a/mod.rs", "mod inner;\npub fn f() { inner::g() }"),
+        ("a/inner.rs", "use crate::b;\npub fn g() { b::h() }"),
+        ("b.rs", "use crate::a;\npub fn h() { a::f() }"),
+    ]);
+    assert_eq!(loops(&graph).len(), 1, "{graph:?}");
+}
+
+/// Who names an item through a re-export depends on the file the item
+/// lives in; the `pub use` itself is no edge. A name a `use` brought in
+/// takes its module along (`report::junit::write` after `use
+/// crate::report;`).
+#[test]
+fn re_exports_and_use_names_lead_to_the_file_that_defines_the_item() {
+    let graph = synthetic(&[
+        ("lib.rs", "mod report;\nmod run;\nmod cli;"),
+        (
+            "report/mod.rs",
+            "mod verdict;\npub(crate) mod junit;\npub use verdict::Verdict;",
+        ),
+        ("report/verdict.rs", "pub enum Verdict { Pass }"),
+        ("report/junit.rs", "use super::Verdict;\npub fn write() {}"),
+        ("run.rs", "use crate::report::Verdict;"),
+        (
+            "cli.rs",
+            "use crate::report;\nfn f() { report::junit::write() }",
+        ),
+    ]);
+    assert!(
+        graph["src/report/mod.rs"].is_empty(),
+        "a re-export is no edge"
+    );
+    assert_eq!(
+        graph["src/run.rs"],
+        BTreeSet::from(["src/report/verdict.rs".to_owned()])
+    );
+    assert_eq!(
+        graph["src/report/junit.rs"],
+        BTreeSet::from(["src/report/verdict.rs".to_owned()])
+    );
+    assert!(
+        graph["src/cli.rs"].contains("src/report/junit.rs"),
+        "{:?}",
+        graph["src/cli.rs"]
+    );
+}
+
+/// The three loops the xtask had (issue 27), in their shapes: two files
+/// naming each other's items, a loop through a type both used, and a loop
+/// of three through `use` groups with `self`.
+#[test]
+fn the_xtasks_old_loops_are_seen() {
+    let graph = synthetic(&[
+        (
+            "lib.rs",
+            "mod bench;\nmod bench_go_native;\nmod conformance;\nmod made_with;\nmod needs;\nmod toolchain;\nmod wine;",
+        ),
+        (
+            "bench.rs",
+            "fn run() { crate::bench_go_native::measure() }\npub fn ms() {}",
+        ),
+        (
+            "bench_go_native.rs",
+            "pub fn measure() { crate::bench::ms() }",
+        ),
+        (
+            "conformance.rs",
+            "pub enum Runner {}\nfn f() { crate::made_with::describe() }",
+        ),
+        (
+            "made_with.rs",
+            "use crate::conformance::Runner;\npub fn describe() {}",
+        ),
+        ("needs.rs", "use crate::{toolchain, wine::find};"),
+        ("toolchain.rs", "use crate::needs::{self, MINGW};"),
+        ("wine.rs", "use crate::needs::Missing;\npub fn find() {}"),
+    ]);
+    let found: Vec<String> = loops(&graph)
+        .iter()
+        .map(|cycle| cycle.join(" → "))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "src/bench.rs → src/bench_go_native.rs → src/bench.rs",
+            "src/conformance.rs → src/made_with.rs → src/conformance.rs",
+            "src/needs.rs → src/toolchain.rs → src/needs.rs",
+            "src/wine.rs → src/needs.rs → src/wine.rs",
+        ]
     );
 }

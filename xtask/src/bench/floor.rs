@@ -24,7 +24,7 @@ pub struct PhysicalFloor {
 impl PhysicalFloor {
     /// Compiles the pair for `platform` into `dir`.
     pub fn build(sh: &Shell, platform: Platform, dir: &Path) -> anyhow::Result<PhysicalFloor> {
-        let source = crate::project_root().join("xtask/bench");
+        let source = crate::paths::project_root().join("xtask/bench");
         let (compiler, extension) = match platform {
             Platform::Linux => ("cc", ""),
             Platform::Windows => (plugcheck::bridge::wine::MINGW_GCC, ".exe"),

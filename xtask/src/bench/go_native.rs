@@ -128,7 +128,7 @@ fn build_floor(go: &Path, scratch: &Path) -> anyhow::Result<PathBuf> {
         .args(["build", "-trimpath", "-o"])
         .arg(&exe)
         .arg(".")
-        .current_dir(crate::project_root().join("xtask/bench/go-native-floor"))
+        .current_dir(crate::paths::project_root().join("xtask/bench/go-native-floor"))
         .env("CGO_ENABLED", "1")
         .env("GOFLAGS", "-mod=mod")
         .env("GOPROXY", "off")

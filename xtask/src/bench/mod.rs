@@ -731,7 +731,7 @@ fn cpus() -> usize {
 
 /// A scratch directory under target/, removed at the end.
 fn scratch_dir() -> anyhow::Result<tempfile::TempDir> {
-    let base = crate::target_dir().join("plugcheck");
+    let base = crate::paths::target_dir().join("plugcheck");
     std::fs::create_dir_all(&base)?;
     Ok(tempfile::Builder::new().prefix("bench-").tempdir_in(base)?)
 }

@@ -29,14 +29,14 @@ impl Workflows {
         let path = format!(".github/workflows/{file}");
         let text = match &self.rev {
             None => {
-                let full = crate::project_root().join(&path);
+                let full = crate::paths::project_root().join(&path);
                 std::fs::read_to_string(&full)
                     .with_context(|| format!("cannot read `{}`", full.display()))?
             }
             Some(rev) => {
                 let output = Command::new("git")
                     .arg("-C")
-                    .arg(crate::project_root())
+                    .arg(crate::paths::project_root())
                     .args(["show", &format!("{rev}:{path}")])
                     .output()?;
                 if !output.status.success() {
@@ -55,7 +55,7 @@ impl Workflows {
 }
 
 pub fn run_all(sh: &Shell, workflows: &Workflows, mut failures: Vec<String>) -> anyhow::Result<()> {
-    let root = crate::project_root();
+    let root = crate::paths::project_root();
     let built = Built::find()?;
     let store_dir = tempfile::tempdir()?;
     let store = Store {
@@ -66,7 +66,7 @@ pub fn run_all(sh: &Shell, workflows: &Workflows, mut failures: Vec<String>) -> 
 
     // conformance.yml: linux-host; the reusable call's inputs.
     let conformance = workflows.read("conformance.yml")?;
-    let own = |_: Option<&str>| -> anyhow::Result<PathBuf> { Ok(crate::project_root()) };
+    let own = |_: Option<&str>| -> anyhow::Result<PathBuf> { Ok(crate::paths::project_root()) };
     let finished = Job {
         workflow_file: "conformance.yml",
         workflow: &conformance,
@@ -117,7 +117,7 @@ pub fn run_all(sh: &Shell, workflows: &Workflows, mut failures: Vec<String>) -> 
     let repositories = |repository: Option<&str>| -> anyhow::Result<PathBuf> {
         match repository {
             None => Ok(plugin_repo.path().to_owned()),
-            Some(OWN_REPOSITORY) => Ok(crate::project_root()),
+            Some(OWN_REPOSITORY) => Ok(crate::paths::project_root()),
             Some(other) => bail!("the rehearsal has no repository `{other}`"),
         }
     };
@@ -366,7 +366,7 @@ struct Built {
 
 impl Built {
     fn find() -> anyhow::Result<Built> {
-        let target = crate::target_dir();
+        let target = crate::paths::target_dir();
         let built = Built {
             plugcheck: target.join("debug/plugcheck"),
             artifacts: target.join("plugcheck/linux/artifacts"),

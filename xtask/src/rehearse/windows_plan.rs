@@ -14,7 +14,7 @@ use crate::platform::Platform;
 
 /// The plan's problems (printed, and returned for the rehearsal's verdict).
 pub fn check(conformance: &Yaml) -> anyhow::Result<Vec<String>> {
-    let root = crate::project_root();
+    let root = crate::paths::project_root();
     let job = &conformance["jobs"]["windows-host"];
     if job.is_badvalue() {
         bail!("conformance.yml has no `windows-host` job to plan");
@@ -214,7 +214,7 @@ jobs:
 
     #[test]
     fn the_windows_plan_fits_a_job_that_gives_each_host_its_tools() {
-        let manifest = Manifest::load(&crate::project_root()).unwrap();
+        let manifest = Manifest::load(&crate::paths::project_root()).unwrap();
         assert_eq!(problems(&manifest, &job(GOOD)), Vec::<String>::new());
         let no_second_go = problems(
             &manifest,
@@ -235,7 +235,7 @@ jobs:
 
     #[test]
     fn the_projects_windows_job_fits_its_plan() {
-        let root = crate::project_root();
+        let root = crate::paths::project_root();
         let text = std::fs::read_to_string(root.join(".github/workflows/conformance.yml")).unwrap();
         let docs = YamlLoader::load_from_str(&text).unwrap();
         let manifest = Manifest::load(&root).unwrap();

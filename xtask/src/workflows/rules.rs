@@ -9,7 +9,7 @@ use std::process::Command;
 
 use yaml_rust2::Yaml;
 
-use super::steps_using;
+use super::read::{steps_using, workflow_files};
 
 /// Releases of the actions the workflows use whose `action.yml` says
 /// `using: node24`, by commit: (action, commit, release). Each was read
@@ -512,7 +512,7 @@ fn gitattributes(root: &Path) -> Vec<String> {
 /// (12) docs/ci.md says how many workflows there are, and names each.
 fn docs_count_workflows(root: &Path) -> Vec<String> {
     let docs = std::fs::read_to_string(root.join("docs/ci.md")).unwrap_or_default();
-    let Ok(files) = super::workflow_files(root) else {
+    let Ok(files) = workflow_files(root) else {
         return vec!["[docs-count-workflows] cannot list the workflows".into()];
     };
     let words = [

@@ -145,11 +145,12 @@ struct Request {
     exec: bool,
 }
 
-/// Forks the zygote and the spare worker, if this process has a single
-/// thread (checked, not assumed: a fork copies only the calling thread, so
-/// any other thread's locks would stay locked in the copy forever).
+/// Forks the zygote and the spare worker, unless they run already. Only
+/// while this process has a single thread (the caller checks, not assumes:
+/// a fork copies only the calling thread, so any other thread's locks would
+/// stay locked in the copy forever).
 pub(super) fn start(worker_main: WorkerMain) {
-    if super::thread_count() != 1 || helpers().is_some() {
+    if helpers().is_some() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else {
