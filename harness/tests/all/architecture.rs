@@ -352,10 +352,13 @@ fn is_pub(tokens: &[Token], at: usize) -> bool {
     }
 }
 
+/// A path a `use` tree spells, with the name `as` gives it.
+type Leaf = (Vec<String>, Option<String>);
+
 /// The paths a path or `use` tree starting at `at` spells, each with the
 /// name `as` gives it, and where it ends: `a::{b, c::{d as e, self}}` →
 /// `a::b`, `a::c::d` (as `e`), `a::c`.
-fn use_tree(tokens: &[Token], at: usize) -> (Vec<(Vec<String>, Option<String>)>, usize) {
+fn use_tree(tokens: &[Token], at: usize) -> (Vec<Leaf>, usize) {
     let mut prefix = Vec::new();
     let mut i = at;
     loop {
