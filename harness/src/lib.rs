@@ -1,6 +1,6 @@
 //! plugcheck: a conformance harness for native plugins.
 //!
-//! The parent process never loads a plugin. [`runner`] starts a worker
+//! The parent process never loads a plugin. [`run`] starts a worker
 //! (this binary, re-executed) per plugin, sends it the cases of the
 //! [`catalog`] one by one over a loopback socket, and turns what comes back
 //! — or how the worker died — into a [`report`]. Only [`os`] names a
@@ -9,7 +9,7 @@
 #![warn(unreachable_pub)]
 
 pub mod bridge;
-pub mod cases;
+mod cases;
 pub mod catalog;
 pub mod cli;
 pub mod fuzz;

@@ -36,7 +36,7 @@ pub(crate) struct Standing {
 
 /// The verdicts of a plugin's cases so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     standings: BTreeMap<CaseId, Standing>,
 }
 
@@ -44,7 +44,7 @@ impl Ledger {
     /// A skip outcome when one of `case`'s prerequisites did not give
     /// what the case needs of it (`catalog::Need`), naming the case that
     /// failed first, so a chain of skips reads as one cause.
-    pub fn blocked(&self, case: CaseId) -> Option<Outcome> {
+    pub(crate) fn blocked(&self, case: CaseId) -> Option<Outcome> {
         case.prerequisites().iter().find_map(
             |&Prerequisite {
                  case: prerequisite,
@@ -80,7 +80,7 @@ impl Ledger {
     }
 
     /// Records how `case` ended.
-    pub fn record(&mut self, case: CaseId, outcome: &Outcome) {
+    pub(crate) fn record(&mut self, case: CaseId, outcome: &Outcome) {
         let inherited = outcome
             .detail
             .prerequisite

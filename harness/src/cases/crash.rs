@@ -27,7 +27,7 @@ use crate::report::{Fuzz, FuzzInput};
 /// cost, so sharing it makes no plugin slower to judge (each call is a
 /// message to the parent, which dominates a cheap method's cost). The Go
 /// worker keeps the same bound (`sharedBy` in its fuzz.go).
-pub const SHARED_BY: u64 = 64;
+pub(super) const SHARED_BY: u64 = 64;
 
 /// Log lines of the plugin a fuzz case keeps: a plugin that logs each
 /// refused input would fill the report with hundreds; the rest are
@@ -38,13 +38,13 @@ const KEPT_LOGS: usize = 8;
 const LISTED_METHODS: usize = 5;
 
 /// Told of each call before it is made: `(method, input index)`.
-pub type Announce<'a> = dyn FnMut(&str, u32) + 'a;
+pub(super) type Announce<'a> = dyn FnMut(&str, u32) + 'a;
 
 /// Inputs each of `methods` methods gets out of a series of `inputs`: all
 /// of them for up to [`SHARED_BY`] methods, else the calls of that many
 /// shared evenly, but at least the first input (nor more than the series
 /// has).
-pub fn inputs_per_method(methods: usize, inputs: u32) -> u32 {
+pub(super) fn inputs_per_method(methods: usize, inputs: u32) -> u32 {
     let shared = SHARED_BY * u64::from(inputs) / (methods.max(1) as u64);
     let shared = u32::try_from(shared).unwrap_or(u32::MAX);
     shared.max(1).min(inputs)

@@ -10,14 +10,14 @@ mod reload;
 mod reload_build;
 mod state;
 
-pub use self::crash::{Announce, SHARED_BY, inputs_per_method};
+use self::crash::Announce;
 use crate::catalog::CaseId;
 use crate::outcome::{CaseResult, CaseSettings};
 use crate::plugin::session::Session;
 
 /// Runs one case against the session. `announce` hears of each fuzz call
 /// before it is made, so a death during one can be pinned on it.
-pub fn run(
+pub(crate) fn run(
     case: CaseId,
     session: &mut Session,
     settings: &CaseSettings,

@@ -129,6 +129,8 @@ pub(super) fn run(args: CallArgs) -> anyhow::Result<u8> {
     for (at, step) in steps.iter().enumerate() {
         announce(&steps, at);
         let called = worker.call(&step.method, step.input.as_deref(), args.timeout);
+        // A worker Ctrl-C killed is not the plugin's doing: nothing shown.
+        scope.halt_if_interrupted();
         show_logs(&called.logs, called.unkept_logs);
         let last = at + 1 == steps.len();
         match called.ended {

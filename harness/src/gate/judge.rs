@@ -43,8 +43,6 @@ pub(crate) fn expiry(waiver: &Waiver, plugin: &PluginReport, today: NaiveDate) -
     }
 }
 
-/// Marks each case of `plugin` with the first waiver that accepts its
-/// verdict, and counts its gate.
 /// Whether a judged case's verdict alone breaks `policy`'s gate.
 pub(crate) fn breaks(policy: &Policy, case: &CaseReport) -> bool {
     policy.breaks(case.verdict, case.detail.prerequisite.is_some())
@@ -91,6 +89,8 @@ pub(crate) fn tally(cases: &[CaseReport], policy: &Policy) -> Tally {
     tally
 }
 
+/// Marks each case of `plugin` with the first waiver that accepts its
+/// verdict, and tallies its verdicts.
 pub(crate) fn judge_plugin(policy: &Policy, plugin: &mut PluginReport, today: NaiveDate) {
     let notes: Vec<Option<AppliedWaiver>> = plugin
         .cases

@@ -73,6 +73,10 @@ pub(crate) struct Note {
 const CLOSING: usize = 64;
 
 impl Note {
+    #[cfg_attr(
+        windows,
+        allow(dead_code, reason = "Linux sends its maps; Windows lists modules")
+    )]
     /// The whole buffer, for use as scratch space (the memory map's text
     /// is read into one before it is copied into the note).
     pub(crate) fn buffer(&mut self) -> &mut [u8] {
@@ -91,6 +95,10 @@ impl Note {
         self.raw(b"]");
     }
 
+    #[cfg_attr(
+        windows,
+        allow(dead_code, reason = "Linux sends its maps; Windows lists modules")
+    )]
     /// Adds the memory map's text (Linux), cut at a line end if it must be
     /// cut.
     pub(crate) fn maps(&mut self, text: &[u8]) {

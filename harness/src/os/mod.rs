@@ -350,12 +350,11 @@ impl ResourceUse {
     }
 }
 
-#[cfg(test)]
+/// Linux: the counts read from `/proc` (Wine's answers differ).
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
-    /// Linux: the counts read from `/proc` (Wine's answers differ).
-    #[cfg(target_os = "linux")]
     #[test]
     fn resource_counts_are_plausible() {
         let use_now = ResourceUse::now();

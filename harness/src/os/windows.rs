@@ -22,33 +22,33 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleC
 #[path = "windows/crash.rs"]
 mod crash;
 
-pub use crash::report_crashes_to;
+pub(super) use crash::report_crashes_to;
 
 use super::OpenFailure;
 use super::{OsError, ProcessInfo};
 use crate::os::Termination;
 
 /// The object format this platform's loader takes.
-pub const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Pe;
+pub(super) const NATIVE_FORMAT: object::BinaryFormat = object::BinaryFormat::Pe;
 
 /// What people call that format, for diagnoses.
-pub const NATIVE_FORMAT_NAME: &str = "PE DLLs";
+pub(super) const NATIVE_FORMAT_NAME: &str = "PE DLLs";
 
 /// The platform this is.
-pub const HOST: super::Platform = super::Platform::Windows;
+pub(super) const HOST: super::Platform = super::Platform::Windows;
 
 /// Where cargo writes a `cdylib` crate's library, for advice.
-pub const CDYLIB_EXAMPLE: &str = "target\\release\\NAME.dll";
+pub(super) const CDYLIB_EXAMPLE: &str = "target\\release\\NAME.dll";
 
 /// A shared library's file name here, for advice.
-pub const SHARED_LIBRARY_EXAMPLE: &str = "NAME.dll";
+pub(super) const SHARED_LIBRARY_EXAMPLE: &str = "NAME.dll";
 
 /// Whether the harness must keep a library with a Go runtime loaded itself.
 /// Yes: PE has no "nodelete", and FreeLibrary unmaps a Go DLL while its
 /// runtime's threads still run in it, which crashes the process.
-pub const PIN_GO_RUNTIME: bool = true;
-pub const KILL_FINISHED_WORKER_AT_ONCE: bool = false;
-pub const GO_NATIVE_PLUGINS: bool = false;
+pub(super) const PIN_GO_RUNTIME: bool = true;
+pub(super) const KILL_FINISHED_WORKER_AT_ONCE: bool = false;
+pub(super) const GO_NATIVE_PLUGINS: bool = false;
 
 /// Opens a library by its full path; its own dependencies are looked for
 /// beside it first (`LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR`), then in the
@@ -57,7 +57,7 @@ pub const GO_NATIVE_PLUGINS: bool = false;
 /// # Safety
 /// Loading runs `DllMain`, which may do anything: only the worker process
 /// calls this.
-pub unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailure> {
+pub(super) unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailure> {
     use libloading::os::windows::{
         LOAD_LIBRARY_SEARCH_DEFAULT_DIRS, LOAD_LIBRARY_SEARCH_DLL_LOAD_DIR, Library,
     };
@@ -135,14 +135,14 @@ fn missing_import(path: &Path) -> Option<String> {
 
 /// Whether the library at `path` is still loaded in this process, asked
 /// with `GetModuleHandleExW`, which never loads anything.
-pub fn library_is_resident(path: &Path) -> bool {
+pub(super) fn library_is_resident(path: &Path) -> bool {
     // The handle bumps the reference count; dropping it gives it back.
     libloading::os::windows::Library::open_already_loaded(path.as_os_str()).is_ok()
 }
 
 /// `canonicalize` answers `\\?\C:\…`; a drive path is shown without
 /// the prefix (a UNC share keeps it: `\\?\UNC\…` has no shorter form here).
-pub fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+pub(super) fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
     let real = std::fs::canonicalize(path)?;
     let plain = real
         .to_str()
@@ -153,7 +153,7 @@ pub fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
 }
 
 /// Both under `%LOCALAPPDATA%`: Windows keeps no separate cache root.
-pub fn user_dir(_kind: super::UserDir) -> Option<std::path::PathBuf> {
+pub(super) fn user_dir(_kind: super::UserDir) -> Option<std::path::PathBuf> {
     std::env::var_os("LOCALAPPDATA")
         .filter(|dir| !dir.is_empty())
         .map(std::path::PathBuf::from)
@@ -161,7 +161,7 @@ pub fn user_dir(_kind: super::UserDir) -> Option<std::path::PathBuf> {
 
 /// What runs this Windows process: `Wine 8.0` when ntdll is Wine's (it
 /// exports `wine_get_version`), otherwise `native`.
-pub fn runtime() -> String {
+pub(super) fn runtime() -> String {
     let Ok(ntdll) = libloading::os::windows::Library::open_already_loaded("ntdll.dll") else {
         return "native".into();
     };
@@ -190,7 +190,7 @@ pub fn runtime() -> String {
 /// A failed lookup or close as an [`OsError`], its Win32 code asked of the
 /// OS (`GetLastError`): libloading's Display is generic ("GetProcAddress
 /// failed"), and nothing runs between its failed call and this one.
-pub fn loader_error(error: &libloading::Error) -> OsError {
+pub(super) fn loader_error(error: &libloading::Error) -> OsError {
     // SAFETY: reads this thread's last error; no arguments.
     let code = unsafe { windows_sys::Win32::Foundation::GetLastError() };
     if code == 0 {
@@ -232,20 +232,20 @@ fn win32_error_name(code: i64) -> Option<&'static str> {
 /// What a file that is neither a regular file nor a directory is: on
 /// Windows, a device or pipe name (`NUL`, `\\.\pipe\…`) or a reparse
 /// point the metadata could not follow.
-pub fn special_file_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
+pub(super) fn special_file_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
     (!file_type.is_file() && !file_type.is_dir() && !file_type.is_symlink())
         .then_some("not a regular file (a device, a pipe or a reparse point)")
 }
 
 /// Opens a file for reading. A pipe or device is refused by its type
 /// before this is called.
-pub fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
+pub(super) fn open_without_waiting(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::File::open(path)
 }
 
 /// The ranges of `file` that hold data: the whole file (NTFS sparse files
 /// are rare for build outputs).
-pub fn data_ranges(_file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
+pub(super) fn data_ranges(_file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
     vec![(0, len)]
 }
 
@@ -259,7 +259,7 @@ pub fn data_ranges(_file: &std::fs::File, len: u64) -> Vec<(u64, u64)> {
 /// A plugin thread that unmaps the page between the query and the copy
 /// crashes the worker: that is reported as a crash, the harness carries
 /// on.
-pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
+pub(super) fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
     use windows_sys::Win32::System::Memory::{
         MEM_COMMIT, MEMORY_BASIC_INFORMATION, PAGE_EXECUTE_READ, PAGE_EXECUTE_READWRITE,
         PAGE_EXECUTE_WRITECOPY, PAGE_GUARD, PAGE_NOACCESS, PAGE_READONLY, PAGE_READWRITE,
@@ -305,7 +305,7 @@ pub fn read_own_memory(address: usize, buffer: &mut [u8]) -> usize {
 /// the worker is reaped) says no more is coming. Under Wine a write to a
 /// file is a plain write; to a pipe it is a wineserver round trip. The
 /// file is deleted when the reader is dropped.
-pub fn worker_output(
+pub(super) fn worker_output(
     ended: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<super::WorkerOutput> {
     let file = tempfile::Builder::new()
@@ -349,24 +349,24 @@ impl std::io::Read for TailFile {
 }
 
 /// The kernel's release string: only Linux (and WSL) has one worth asking.
-pub fn kernel_release() -> Option<String> {
+pub(super) fn kernel_release() -> Option<String> {
     None
 }
 
 /// The filesystem type of `path`: Windows' own filesystems deliver change
 /// events, so nothing asks.
-pub fn filesystem_type(_path: &Path) -> Option<String> {
+pub(super) fn filesystem_type(_path: &Path) -> Option<String> {
     None
 }
 
 /// The program a process runs now. Windows has no `exec`: a process
 /// keeps the image it was started with, so there is nothing to tell.
-pub fn process_image(_pid: u32) -> Option<std::path::PathBuf> {
+pub(super) fn process_image(_pid: u32) -> Option<std::path::PathBuf> {
     None
 }
 
 /// Permissions for files others read (reports): Windows has no mode bits.
-pub fn shared_file_permissions() -> Option<std::fs::Permissions> {
+pub(super) fn shared_file_permissions() -> Option<std::fs::Permissions> {
     None
 }
 
@@ -376,7 +376,7 @@ unsafe extern "C" {
 
 /// Flushes the C runtime's stdio buffers, so what a plugin printed with
 /// `printf` reaches the pipe before the case ends.
-pub fn flush_c_stdio() {
+pub(super) fn flush_c_stdio() {
     // SAFETY: fflush(NULL) flushes every open output stream of the CRT.
     unsafe {
         fflush(std::ptr::null_mut());
@@ -385,7 +385,7 @@ pub fn flush_c_stdio() {
 
 /// Decodes an exit status: an NTSTATUS by name when the process died of an
 /// exception or fail-fast, the exit code otherwise.
-pub fn decode_exit(status: ExitStatus) -> Termination {
+pub(super) fn decode_exit(status: ExitStatus) -> Termination {
     let code = status.code().unwrap_or(-1) as u32;
     // Error-severity NTSTATUS values (0xC…) and the breakpoint warning.
     if code >= 0xC000_0000 || code == 0x8000_0003 {
@@ -423,11 +423,11 @@ fn ntstatus_name(code: u32) -> Option<&'static str> {
 
 /// Nothing to set on the command: the worker joins its Job Object right
 /// after it starts, before it is sent any case.
-pub fn isolate_worker(_command: &mut Command) {}
+pub(super) fn isolate_worker(_command: &mut Command) {}
 
 /// Never: the file is renamed over `path` (`MoveFileExW` with
 /// `REPLACE_EXISTING`, what `persist` does).
-pub fn swap_into_place(_temporary: &Path, _path: &Path) -> bool {
+pub(super) fn swap_into_place(_temporary: &Path, _path: &Path) -> bool {
     false
 }
 
@@ -462,7 +462,7 @@ impl WorkerProcess {
 
 /// Starts the worker's program; its Job Object comes with
 /// [`WorkerTree::attach`].
-pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProcess> {
+pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProcess> {
     let mut command = launch.into_command();
     isolate_worker(&mut command);
     let child = command.spawn()?;
@@ -470,11 +470,11 @@ pub fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<WorkerProces
 }
 
 /// Nothing to prepare: there is no fork to start workers from.
-pub fn prepare_worker_starts(_worker_main: super::WorkerMain) {}
+pub(super) fn prepare_worker_starts(_worker_main: super::WorkerMain) {}
 
-pub fn stop_worker_starts() {}
+pub(super) fn stop_worker_starts() {}
 
-pub fn end_worker_starts() {}
+pub(super) fn end_worker_starts() {}
 
 /// A worker's Job Object: every process the worker starts joins it, and
 /// closing it (or the harness dying) kills them all.
@@ -535,9 +535,9 @@ impl Drop for WorkerTree {
 
 /// An interrupted run: the Job Objects die with this process and take the
 /// workers with them.
-pub fn kill_worker_group(_pid: u32) {}
+pub(super) fn kill_worker_group(_pid: u32) {}
 
-pub fn shell_word(text: &str) -> String {
+pub(super) fn shell_word(text: &str) -> String {
     let plain = !text.is_empty()
         && text
             .chars()
@@ -554,7 +554,7 @@ pub fn shell_word(text: &str) -> String {
 /// its exit code, instead of starting a debugger (Windows Error Reporting;
 /// winedbg under Wine, which would also print its dump into the plugin's
 /// output). The Job Object takes care of the descendants.
-pub fn harden_worker() {
+pub(super) fn harden_worker() {
     use windows_sys::Win32::System::Diagnostics::Debug::{
         SEM_FAILCRITICALERRORS, SEM_NOGPFAULTERRORBOX, SEM_NOOPENFILEERRORBOX, SetErrorMode,
         SetUnhandledExceptionFilter,
@@ -588,19 +588,22 @@ unsafe extern "system" fn end_on_crash(
 }
 
 /// Job Objects hold every descendant: there are no orphans to adopt.
-pub fn become_subreaper() {}
+pub(super) fn become_subreaper() {}
 
 /// No filter on Windows: a plugin can open and terminate its parent there
 /// (README, "What a plugin cannot do to the harness").
-pub fn confine_worker() -> bool {
+pub(super) fn confine_worker() -> bool {
     false
 }
 
 /// Job Objects hold every descendant: there are no orphans to reap.
-pub fn reap_orphans(_keep: &HashSet<u32>) {}
+pub(super) fn reap_orphans(_keep: &HashSet<u32>) {}
 
 /// Waits until `listener` has a connection to accept, or `timeout` passes.
-pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time::Duration) -> bool {
+pub(super) fn wait_for_connection(
+    listener: &std::net::TcpListener,
+    timeout: std::time::Duration,
+) -> bool {
     use std::os::windows::io::AsRawSocket;
     use windows_sys::Win32::Networking::WinSock::{POLLRDNORM, WSAPOLLFD, WSAPoll};
     let mut fds = [WSAPOLLFD {
@@ -614,12 +617,12 @@ pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time:
 }
 
 /// Children of this process that are still running.
-pub fn running_child_processes() -> Vec<ProcessInfo> {
+pub(super) fn running_child_processes() -> Vec<ProcessInfo> {
     child_processes()
 }
 
 /// Every child of this process, from a toolhelp snapshot.
-pub fn child_processes() -> Vec<ProcessInfo> {
+pub(super) fn child_processes() -> Vec<ProcessInfo> {
     let me = std::process::id();
     let mut children = Vec::new();
     let Some(snapshot) = Snapshot::take(TH32CS_SNAPPROCESS) else {
@@ -648,7 +651,7 @@ pub fn child_processes() -> Vec<ProcessInfo> {
     children
 }
 
-pub fn thread_count() -> u64 {
+pub(super) fn thread_count() -> u64 {
     let me = std::process::id();
     let Some(snapshot) = Snapshot::take(TH32CS_SNAPTHREAD) else {
         return 0;
@@ -671,14 +674,14 @@ pub fn thread_count() -> u64 {
 
 /// Handles this process holds. Wine 8.0 answers 0 (a stub), so under Wine
 /// handle leaks go unseen; real Windows counts them.
-pub fn open_handles() -> u64 {
+pub(super) fn open_handles() -> u64 {
     let mut count = 0u32;
     // SAFETY: the pseudo-handle of this process and a place for the count.
     unsafe { GetProcessHandleCount(GetCurrentProcess(), &mut count) };
     u64::from(count)
 }
 
-pub fn mapped_bytes() -> u64 {
+pub(super) fn mapped_bytes() -> u64 {
     use windows_sys::Win32::System::ProcessStatus::{
         GetProcessMemoryInfo, PROCESS_MEMORY_COUNTERS,
     };

@@ -19,7 +19,7 @@ use crate::worker::limits::PLUGIN_STRING_BYTES as MAX_STRING_BYTES;
 
 /// The frozen first 16 bytes of every descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     pub magic: [u8; 8],
     pub abi_major: u16,
     pub abi_minor: u16,
@@ -27,7 +27,7 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn abi(&self) -> String {
+    pub(crate) fn abi(&self) -> String {
         format!("{}.{}", self.abi_major, self.abi_minor)
     }
 }
@@ -106,7 +106,7 @@ pub(crate) fn version_problem(header: &Header) -> Option<String> {
 
 /// The functions of a v1.0 descriptor, copied out of plugin memory.
 #[derive(Debug, Clone, Copy)]
-pub struct Functions {
+pub(crate) struct Functions {
     pub init: unsafe extern "C" fn(*const plugcheck_abi::HostTable) -> i32,
     pub shutdown: unsafe extern "C" fn(),
     pub save_state: Option<unsafe extern "C" fn(*mut plugcheck_abi::Buf) -> i32>,
@@ -116,7 +116,7 @@ pub struct Functions {
 
 /// A descriptor that passed every check.
 #[derive(Debug, Clone)]
-pub struct Validated {
+pub(crate) struct Validated {
     pub info: PluginInfo,
     pub functions: Functions,
 }

@@ -22,7 +22,7 @@ use crate::worker::limits::{
 
 /// What the callbacks collect while a plugin instance lives.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub(crate) struct Registry {
     /// By name: registration and lookup are O(1), so a plugin with 10,000
     /// methods costs each reload 10,000 hash inserts, not a tree's string
     /// comparisons. [`Registry::method_names`] gives them in name order.
@@ -48,14 +48,14 @@ const RECENT_LOG_LINES: usize = 4;
 
 /// Where the log stood at a moment: [`Registry::mark`].
 #[derive(Debug, Clone, Copy)]
-pub struct LogMark {
+pub(crate) struct LogMark {
     kept: usize,
     logged: u64,
 }
 
 /// A sink for log lines as they are logged; called with the registry lock
 /// held, so lines reach it in order, one at a time.
-pub struct LogForward(pub Box<dyn FnMut(&LogLine) + Send>);
+pub(crate) struct LogForward(pub Box<dyn FnMut(&LogLine) + Send>);
 
 impl std::fmt::Debug for LogForward {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,14 +66,14 @@ impl std::fmt::Debug for LogForward {
 impl Registry {
     /// Every registered name, in byte order (what reports and the fuzz
     /// series walk, so they list the same methods on every run).
-    pub fn method_names(&self) -> Vec<String> {
+    pub(crate) fn method_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.methods.keys().cloned().collect();
         names.sort_unstable();
         names
     }
 
     /// Where the log stands now, to ask later what came after.
-    pub fn mark(&self) -> LogMark {
+    pub(crate) fn mark(&self) -> LogMark {
         LogMark {
             kept: self.logs.len(),
             logged: self.logged,
@@ -82,7 +82,7 @@ impl Registry {
 
     /// The lines logged since `mark`: those kept, then, when the bound
     /// dropped some, the last of those (a refusal's reason comes last).
-    pub fn lines_since(&self, mark: LogMark) -> Vec<LogLine> {
+    pub(crate) fn lines_since(&self, mark: LogMark) -> Vec<LogLine> {
         let mut lines = self.logs.get(mark.kept..).unwrap_or_default().to_vec();
         let dropped = usize::try_from(self.logged - mark.logged)
             .unwrap_or(usize::MAX)
@@ -108,13 +108,13 @@ impl Registry {
 
 /// A host table and the registry behind its `ctx`. Boxed, so the addresses
 /// handed to the plugin stay put while the `Host` moves.
-pub struct Host {
+pub(crate) struct Host {
     registry: Box<Mutex<Registry>>,
     table: Box<HostTable>,
 }
 
 impl Host {
-    pub fn new() -> Host {
+    pub(crate) fn new() -> Host {
         let registry = Box::new(Mutex::new(Registry::default()));
         let ctx = (&*registry as *const Mutex<Registry>)
             .cast_mut()
@@ -132,13 +132,13 @@ impl Host {
     }
 
     /// The pointer to pass to `init`; valid while this `Host` lives.
-    pub fn table(&self) -> *const HostTable {
+    pub(crate) fn table(&self) -> *const HostTable {
         &*self.table
     }
 
     /// Runs `f` on the registry. A plugin thread may be logging at the same
     /// time, so it is behind a lock.
-    pub fn with_registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
+    pub(crate) fn with_registry<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
         let mut registry = self
             .registry
             .lock()
@@ -152,22 +152,22 @@ impl Host {
     /// runs many cycles of a plugin with 10,000 methods must not hold
     /// 10,000 names per cycle, and growth checks must measure the plugin,
     /// not this bookkeeping.
-    pub fn retire(&self) {
+    pub(crate) fn retire(&self) {
         self.with_registry(|registry| *registry = Registry::default());
     }
 
     /// Sends every log line kept from now on to `forward` too, as it is
     /// logged (replacing an earlier sink); retiring the host drops it.
-    pub fn forward_logs(&self, forward: LogForward) {
+    pub(crate) fn forward_logs(&self, forward: LogForward) {
         self.with_registry(|registry| registry.forward = Some(forward));
     }
 
     /// Takes the log lines collected so far.
-    pub fn take_logs(&self) -> Vec<LogLine> {
+    pub(crate) fn take_logs(&self) -> Vec<LogLine> {
         self.with_registry(|registry| std::mem::take(&mut registry.logs))
     }
 
-    pub fn lookup(&self, name: &str) -> Option<Method> {
+    pub(crate) fn lookup(&self, name: &str) -> Option<Method> {
         self.with_registry(|registry| registry.methods.get(name).copied())
     }
 }

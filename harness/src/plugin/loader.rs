@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use plugcheck_abi::{Descriptor, ENTRY_SYMBOL};
 
-pub use crate::inspect::open_error::OpenError;
+use crate::inspect::open_error::OpenError;
 use crate::inspect::sniff::{self, Sniffed};
 use crate::os;
 use crate::os::OsError;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use plugcheck_abi::{Buf, Descriptor, status};
 
+use crate::inspect::open_error::OpenError;
 use crate::inspect::sniff::Sniffed;
 use crate::os;
 use crate::outcome::Outcome;
@@ -32,13 +33,13 @@ type Invoked = (i32, Buf, unsafe extern "C" fn(*mut Buf));
 
 /// An output buffer a method handed back that cannot be read as one.
 #[derive(Debug)]
-pub struct BrokenBuffer {
+pub(crate) struct BrokenBuffer {
     pub status: i32,
     /// What is wrong with it, in words.
     pub problem: String,
 }
 
-pub struct Session {
+pub(crate) struct Session {
     path: PathBuf,
     loaded: Option<Loaded>,
     entry: Option<EntryFn>,
@@ -88,7 +89,7 @@ impl FileStamp {
 unsafe impl Send for Session {}
 
 impl Session {
-    pub fn new(path: PathBuf) -> Session {
+    pub(crate) fn new(path: PathBuf) -> Session {
         Session {
             baseline_threads: os::thread_count(),
             ..Session::of_shadow(path)
@@ -99,7 +100,7 @@ impl Session {
     /// are never judged by it (the `shutdown` case judges the worker's own
     /// session): it skips counting the process's threads, which under Wine
     /// walks every thread of the system and took 10 ms of each reload.
-    pub fn of_shadow(path: PathBuf) -> Session {
+    pub(crate) fn of_shadow(path: PathBuf) -> Session {
         Session {
             path,
             loaded: None,
@@ -116,41 +117,37 @@ impl Session {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Whether this process has loaded the plugin yet.
-    pub fn has_loaded(&self) -> bool {
+    pub(crate) fn has_loaded(&self) -> bool {
         self.has_loaded
     }
 
-    pub fn info(&self) -> Option<PluginInfo> {
+    pub(crate) fn info(&self) -> Option<PluginInfo> {
         self.validated
             .as_ref()
             .map(|validated| validated.info.clone())
     }
 
-    pub fn loaded(&self) -> Option<&Loaded> {
+    pub(crate) fn loaded(&self) -> Option<&Loaded> {
         self.loaded.as_ref()
     }
 
-    pub fn validated(&self) -> Option<&Validated> {
-        self.validated.as_ref()
-    }
-
-    pub fn host(&self) -> Option<&Host> {
+    pub(crate) fn host(&self) -> Option<&Host> {
         self.host.as_ref()
     }
 
     /// Opens the library (sniffing it first).
-    pub fn load(&mut self) -> Result<(), Outcome> {
+    pub(crate) fn load(&mut self) -> Result<(), Outcome> {
         self.load_known(None)
     }
 
     /// [`Session::load`], with what a sniff of the same bytes already
     /// found, if anything.
-    pub fn load_known(&mut self, known: Option<Sniffed>) -> Result<(), Outcome> {
+    pub(crate) fn load_known(&mut self, known: Option<Sniffed>) -> Result<(), Outcome> {
         if self.loaded.is_some() {
             return Ok(());
         }
@@ -168,10 +165,10 @@ impl Session {
             Outcome::fail(error.to_string()).with_detail(|detail| {
                 detail.file_format = error.file_format();
                 detail.os_error = error.os_error().cloned();
-                if let loader::OpenError::UnresolvedSymbol { symbol, .. } = &error {
+                if let OpenError::UnresolvedSymbol { symbol, .. } = &error {
                     detail.symbol = Some(symbol.clone());
                 }
-                if let loader::OpenError::MissingDependency { dependency, .. } = &error {
+                if let OpenError::MissingDependency { dependency, .. } = &error {
                     detail.dependency = Some(dependency.clone());
                 }
             })
@@ -183,7 +180,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn entry(&mut self) -> Result<EntryFn, Outcome> {
+    pub(crate) fn entry(&mut self) -> Result<EntryFn, Outcome> {
         self.load()?;
         if let Some(entry) = self.entry {
             return Ok(entry);
@@ -206,7 +203,7 @@ impl Session {
         Ok(entry)
     }
 
-    pub fn header(&mut self) -> Result<Header, Outcome> {
+    pub(crate) fn header(&mut self) -> Result<Header, Outcome> {
         if let Some((_, header)) = self.header {
             return Ok(header);
         }
@@ -222,7 +219,7 @@ impl Session {
         Ok(header)
     }
 
-    pub fn check_version(&mut self) -> Result<Header, Outcome> {
+    pub(crate) fn check_version(&mut self) -> Result<Header, Outcome> {
         let header = self.header()?;
         match handshake::version_problem(&header) {
             None => Ok(header),
@@ -232,7 +229,7 @@ impl Session {
         }
     }
 
-    pub fn descriptor(&mut self) -> Result<&Validated, Outcome> {
+    pub(crate) fn descriptor(&mut self) -> Result<&Validated, Outcome> {
         if self.validated.is_none() {
             let header = self.check_version()?;
             let (descriptor, _) = self.header.expect("read by check_version");
@@ -250,12 +247,12 @@ impl Session {
 
     /// How many times `init` ran in this session (each shut-down or failed
     /// instance is retired, the live one is not).
-    pub fn inits(&self) -> usize {
+    pub(crate) fn inits(&self) -> usize {
         self.retired_hosts.len() + usize::from(self.host.is_some())
     }
 
     /// Calls `init` unless the plugin is already initialised.
-    pub fn init(&mut self) -> Result<(), Outcome> {
+    pub(crate) fn init(&mut self) -> Result<(), Outcome> {
         if self.host.is_some() {
             return Ok(());
         }
@@ -292,7 +289,7 @@ impl Session {
     }
 
     /// Calls `shutdown` if the plugin is initialised.
-    pub fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         if let Some(host) = self.host.take() {
             let shutdown = self
                 .validated
@@ -309,7 +306,7 @@ impl Session {
 
     /// Shuts the plugin down and closes the library. Returns the path it
     /// was loaded from, for a residency check.
-    pub fn close(&mut self) -> Result<Option<PathBuf>, Outcome> {
+    pub(crate) fn close(&mut self) -> Result<Option<PathBuf>, Outcome> {
         self.shutdown();
         self.entry = None;
         self.header = None;
@@ -326,7 +323,7 @@ impl Session {
     }
 
     /// Calls a registered method with `input`.
-    pub fn call(&mut self, name: &str, input: &[u8]) -> Result<Option<Answer>, Outcome> {
+    pub(crate) fn call(&mut self, name: &str, input: &[u8]) -> Result<Option<Answer>, Outcome> {
         let Some((status, mut out, free_buf)) = self.invoke(name, input)? else {
             return Ok(None);
         };
@@ -358,7 +355,7 @@ impl Session {
     /// beyond [`MAX_METHOD_OUTPUT`], or bytes that cannot be read are a
     /// [`BrokenBuffer`] instead of a crash in the harness. A broken buffer
     /// is not given back to `free_buf`, which would fault on it.
-    pub fn call_untrusted(
+    pub(crate) fn call_untrusted(
         &mut self,
         name: &str,
         input: &[u8],
@@ -397,7 +394,7 @@ impl Session {
     }
 
     /// Calls `save_state`; `None` for a stateless plugin.
-    pub fn save_state(&mut self) -> Result<Option<Answer>, Outcome> {
+    pub(crate) fn save_state(&mut self) -> Result<Option<Answer>, Outcome> {
         self.init()?;
         let functions = self.descriptor()?.functions;
         let Some(save_state) = functions.save_state else {
@@ -412,7 +409,7 @@ impl Session {
     }
 
     /// Calls `restore_state` with `state`; `None` for a stateless plugin.
-    pub fn restore_state(&mut self, state: &[u8]) -> Result<Option<Restored>, Outcome> {
+    pub(crate) fn restore_state(&mut self, state: &[u8]) -> Result<Option<Restored>, Outcome> {
         self.init()?;
         let Some(restore_state) = self.descriptor()?.functions.restore_state else {
             return Ok(None);
@@ -434,14 +431,14 @@ impl Session {
     }
 
     /// Detail of the loaded file, for explaining why it stayed resident.
-    pub fn resident_hint(&self) -> Option<String> {
+    pub(crate) fn resident_hint(&self) -> Option<String> {
         self.loaded
             .as_ref()
             .map(|loaded| crate::inspect::sniff::resident_hint(loaded.sniffed()))
     }
 
     /// Whether the library at `path` is still mapped here.
-    pub fn is_resident(path: &Path) -> bool {
+    pub(crate) fn is_resident(path: &Path) -> bool {
         os::library_is_resident(path)
     }
 }
@@ -479,7 +476,7 @@ pub(crate) fn status_text(code: i32) -> String {
 /// ran: a refusal's own words (the Rust crate logs its `Error` there), which
 /// an author needs beside the bare status.
 #[derive(Debug, Clone)]
-pub struct Restored {
+pub(crate) struct Restored {
     pub status: i32,
     pub logged: Vec<crate::report::LogLine>,
 }
@@ -487,7 +484,7 @@ pub struct Restored {
 impl Restored {
     /// `-5 (FAILED); it logged "…"`: the status, with the refusal's words
     /// when the plugin gave any.
-    pub fn refusal(&self) -> String {
+    pub(crate) fn refusal(&self) -> String {
         format!(
             "{}{}",
             status_text(self.status),

@@ -61,7 +61,7 @@ impl ShadowDir {
 }
 
 /// A hash of a file's content, to tell a real change from a touch; read
-/// with the bounds of [`plugin_file`].
+/// with the bounds of [`crate::inspect::file`].
 pub(super) fn content_hash(path: &Path) -> std::io::Result<u64> {
     file::open(path).map_err(into_io)?.hash_and_copy(None)
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::verdict::Verdict;
-use super::{Platform, PluginReport, Report};
+use super::{Machine, PluginReport, Report};
 use crate::catalog::CaseId;
 
 /// Something that happened in a run. Plugins are named by their index in
@@ -23,7 +23,7 @@ pub(crate) enum Event<'a> {
         plugins: usize,
         /// Cases selected per plugin.
         cases: usize,
-        platform: &'a Platform,
+        platform: &'a Machine,
         timeout_ms: u64,
     },
     PluginStarted {

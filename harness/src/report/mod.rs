@@ -1,5 +1,5 @@
 //! The report model: one serde type tree, written as JSON, shown as a table
-//! (`table.rs`) and normalized for snapshots (`normalize.rs`).
+//! (`table.rs`) and, by the fixtures' tests, normalized for snapshots.
 
 pub(crate) mod event;
 pub(crate) mod github;
@@ -418,9 +418,10 @@ impl PluginReport {
     }
 }
 
-/// The platform a report was produced on.
+/// The machine a report was produced on: its OS (as `os::Platform` names
+/// it), architecture and runtime; `platform` in the JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
+pub struct Machine {
     /// `linux`, `windows`.
     pub os: String,
     pub arch: String,
@@ -430,9 +431,9 @@ pub struct Platform {
     pub runtime: String,
 }
 
-impl Platform {
-    pub fn current() -> Platform {
-        Platform {
+impl Machine {
+    pub fn current() -> Machine {
+        Machine {
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
             runtime: crate::os::runtime(),
@@ -453,7 +454,7 @@ impl Platform {
 pub struct Report {
     /// `plugcheck 0.1.0`.
     pub tool: String,
-    pub platform: Platform,
+    pub platform: Machine,
     pub timeout_ms: u64,
     pub plugins: Vec<PluginReport>,
     /// What the leg's toolchains can build, asked while building the
@@ -758,7 +759,7 @@ mod tests {
         let path = dir.path().join("nested/report.json");
         let report = Report {
             tool: "plugcheck test".into(),
-            platform: Platform::current(),
+            platform: Machine::current(),
             timeout_ms: 10,
             plugins: vec![],
             toolchain_probes: vec![],

@@ -2,7 +2,7 @@
 //! plugin set it judged, and every setting that can change a verdict.
 //! `plugcheck merge` joins only shards whose provenance says they are the
 //! slices of one run (`shard.rs`). Snapshots never see it: they are made
-//! of plugin reports (`normalize.rs`), and this is the run's.
+//! of plugin reports (the fixtures' `normalize.rs`), and this is the run's.
 
 use serde::{Deserialize, Serialize};
 

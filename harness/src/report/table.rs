@@ -85,7 +85,7 @@ const OUTPUT_LINES: usize = 3;
 
 pub(crate) fn header(
     report_tool: &str,
-    platform: &crate::report::Platform,
+    platform: &crate::report::Machine,
     timeout_ms: u64,
 ) -> String {
     format!(

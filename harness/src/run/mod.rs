@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::gate::judge;
 use crate::gate::policy::Policy;
 use crate::report::event::{Event, Reporters};
-use crate::report::{Platform, PluginReport, Report};
+use crate::report::{Machine, PluginReport, Report};
 use crate::worker::SpawnError;
 
-/// Runs every plugin, `jobs` at a time, calling `on_done` as each finishes
+/// Runs every plugin, `jobs` at a time, telling `reporters` as each finishes
 /// (from the runner threads, in completion order). Reports keep input
 /// order.
 pub(crate) fn run_all(
@@ -33,7 +33,7 @@ pub(crate) fn run_all(
     options: &RunOptions,
     reporters: &Reporters,
 ) -> Result<Report, SpawnError> {
-    let platform = Platform::current();
+    let platform = Machine::current();
     reporters.emit(&Event::RunStarted {
         plugins: plugins.len(),
         cases: options.cases.len(),
@@ -95,7 +95,7 @@ pub(crate) fn run_all(
 /// worker (and batch) only after a crash or timeout, or for a case that
 /// must see the plugin's first load.
 pub(crate) fn run_plugin(path: &Path, options: &RunOptions) -> Result<PluginReport, SpawnError> {
-    plugin::judge_plugin(
+    plugin::run_cases(
         Attempt {
             index: 0,
             attempt: None,
@@ -114,7 +114,7 @@ fn run_plugin_repeated(
     options: &RunOptions,
     emit: Emit<'_>,
 ) -> Result<PluginReport, SpawnError> {
-    let run = |attempt| plugin::judge_plugin(Attempt { index, attempt }, path, options, emit);
+    let run = |attempt| plugin::run_cases(Attempt { index, attempt }, path, options, emit);
     let mut report = if options.repeat <= 1 {
         run(None)?
     } else {

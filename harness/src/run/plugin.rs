@@ -34,9 +34,9 @@ pub(super) struct Attempt {
     pub attempt: Option<u32>,
 }
 
-/// Judges the plugin at `path`: its report, unjudged by the gate (the
-/// caller judges the combined runs once).
-pub(super) fn judge_plugin(
+/// Runs the cases over the plugin at `path`: its report, not yet judged by
+/// the gate (the caller judges the combined runs once).
+pub(super) fn run_cases(
     which: Attempt,
     path: &Path,
     options: &RunOptions,

@@ -14,7 +14,7 @@ use crate::plugin::session::Session;
 
 /// The hidden `__worker` command line.
 #[derive(Debug, clap::Args)]
-pub struct WorkerArgs {
+pub(crate) struct WorkerArgs {
     #[arg(long)]
     pub connect: SocketAddr,
     #[arg(long)]
@@ -25,7 +25,7 @@ pub struct WorkerArgs {
 
 /// Serves batches of cases until the parent hangs up (or kills the worker,
 /// which is how a worker normally ends).
-pub fn serve(args: WorkerArgs) -> anyhow::Result<()> {
+pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     os::harden_worker();
     // A plugin's child that daemonizes is re-parented to us, where the
     // `shutdown` case can see it.
@@ -181,7 +181,7 @@ fn run_batch(
 }
 
 /// Inputs `plugcheck call` passes at most: a file, not a disk.
-pub const MAX_CALL_INPUT: u64 = 256 << 20;
+pub(crate) const MAX_CALL_INPUT: u64 = 256 << 20;
 
 /// Output bytes a call answer carries at most (hex doubles them, and the
 /// channel takes lines of a few MiB).
@@ -189,7 +189,7 @@ const MAX_CALL_OUTPUT: usize = 1 << 20;
 
 /// `plugcheck call`'s work, in a worker or (`--in-process`) in the
 /// command's own process: init the plugin, call one method with `input`.
-pub fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> CallAnswer {
+pub(crate) fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> CallAnswer {
     match session.call_untrusted(method, input) {
         Err(outcome) => CallAnswer::NotReady {
             reason: outcome.reason,
@@ -216,7 +216,7 @@ pub fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> CallAns
 /// The bytes of `plugcheck call`'s input file, bounded, exactly as long as
 /// the input (in a worker, or in `call --in-process`); `call` made it a
 /// regular file (stdin is copied into one), so this does not block.
-pub fn read_call_input(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_call_input(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     let cannot = |error: std::io::Error| format!("cannot read `{}`: {error}", path.display());
     let file = std::fs::File::open(path).map_err(cannot)?;

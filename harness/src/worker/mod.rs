@@ -13,10 +13,10 @@ mod scope;
 mod supervisor;
 mod trail;
 
-pub use child::{MAX_CALL_INPUT, WorkerArgs, call_answer, read_call_input, serve};
-pub use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
-pub use scope::{OnInterrupt, WorkerScope};
-pub use supervisor::{
-    CallResult, Exchange, Forbidden, SpawnError, Worker, interrupted, run_helper, wait_for_teardown,
+pub(crate) use child::{MAX_CALL_INPUT, WorkerArgs, call_answer, read_call_input, serve};
+pub(crate) use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
+pub(crate) use scope::{OnInterrupt, WorkerScope};
+pub(crate) use supervisor::{
+    Exchange, Forbidden, SpawnError, Worker, interrupted, run_helper, wait_for_teardown,
 };
-pub use trail::{CallTrail, FuzzCall, MAX_TRAIL_CALLS};
+pub(crate) use trail::{CallTrail, FuzzCall, MAX_TRAIL_CALLS};

@@ -80,7 +80,7 @@ pub(super) enum FromWorker {
     },
     /// Written by the worker's crash handler as it dies: the crashing
     /// thread's return addresses and what was mapped where, for the parent
-    /// to symbolize (see `crate::stack`).
+    /// to symbolize (see `postmortem/symbolize.rs`).
     Stack(RawStack),
     /// Written by the worker's seccomp handler as it dies: the plugin made
     /// a call the worker may not make (a signal, a trace, a memory access
@@ -96,7 +96,7 @@ pub(super) enum FromWorker {
 /// What one method call gave back (`plugcheck call`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum CallAnswer {
+pub(crate) enum CallAnswer {
     Returned {
         status: i32,
         /// The output's first bytes, in hex.
@@ -129,7 +129,7 @@ pub enum CallAnswer {
 
 /// A dying worker's stack, unsymbolized.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RawStack {
+pub(crate) struct RawStack {
     /// Innermost first: the faulting instruction, then return addresses.
     pub frames: Vec<u64>,
     /// Linux: the text of `/proc/self/maps`, read in the signal handler.
@@ -142,7 +142,7 @@ pub struct RawStack {
 
 /// A module mapped into the dying worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Module {
+pub(crate) struct Module {
     pub path: String,
     pub start: u64,
     pub end: u64,
@@ -164,7 +164,7 @@ pub(super) const MAX_LINE_BYTES: usize = crate::worker::limits::CHANNEL_LINE_BYT
 
 /// The worker's exit code when it lost its channel to the parent (a write
 /// failed): the plugin closed or replaced a descriptor it did not open.
-pub const EXIT_CHANNEL_LOST: i32 = crate::worker::limits::EXIT_CHANNEL_LOST;
+pub(crate) const EXIT_CHANNEL_LOST: i32 = crate::worker::limits::EXIT_CHANNEL_LOST;
 
 /// Why no message came.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ use crate::os;
 use super::supervisor;
 
 /// What Ctrl-C does while a scope is open.
-pub struct OnInterrupt {
+pub(crate) struct OnInterrupt {
     /// Asked first, on the handler's thread: `true` when the command takes
     /// the interrupt itself (a watch that is serving stops in order, and
     /// its scope then ends as any other).
@@ -36,7 +36,7 @@ pub struct OnInterrupt {
 
 impl OnInterrupt {
     /// Kill every worker, remove `scratch`, print `message`, exit 130.
-    pub fn exit(scratch: Option<PathBuf>, message: &'static str) -> OnInterrupt {
+    pub(crate) fn exit(scratch: Option<PathBuf>, message: &'static str) -> OnInterrupt {
         OnInterrupt {
             handled_by_command: None,
             scratch,
@@ -53,14 +53,14 @@ static HANDLER: AtomicBool = AtomicBool::new(false);
 /// An open worker scope. Not `Send`: it is left on the thread that opened
 /// it, after the workers it covers are done.
 #[must_use = "the scope tears the workers down when dropped"]
-pub struct WorkerScope {
+pub(crate) struct WorkerScope {
     _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl WorkerScope {
     /// Opens the scope: orphans come to this process to be killed, and
     /// Ctrl-C does what `on_interrupt` says.
-    pub fn enter(on_interrupt: OnInterrupt) -> anyhow::Result<WorkerScope> {
+    pub(crate) fn enter(on_interrupt: OnInterrupt) -> anyhow::Result<WorkerScope> {
         {
             let mut open = OPEN.lock().unwrap_or_else(|p| p.into_inner());
             if open.is_some() {
@@ -72,10 +72,11 @@ impl WorkerScope {
             _not_send: std::marker::PhantomData,
         };
         os::become_subreaper();
-        if !HANDLER.swap(true, Ordering::SeqCst) {
+        if !HANDLER.load(Ordering::SeqCst) {
             // Workers live in process groups of their own, which Ctrl-C
             // does not reach: the handler kills them.
             ctrlc::set_handler(interrupt).context("cannot install the interrupt handler")?;
+            HANDLER.store(true, Ordering::SeqCst);
         }
         Ok(scope)
     }
@@ -84,15 +85,23 @@ impl WorkerScope {
     /// When Ctrl-C interrupted it, never returns: the handler is exiting
     /// with 130, and the results of the workers it killed are not verdicts
     /// to report.
-    pub fn run<T>(&self, body: impl FnOnce() -> T) -> T {
+    pub(crate) fn run<T>(&self, body: impl FnOnce() -> T) -> T {
         let result = body();
         os::stop_worker_starts();
+        self.halt_if_interrupted();
+        result
+    }
+
+    /// Never returns once Ctrl-C interrupted the run: the handler is
+    /// killing the workers and exiting with 130. A command that shows
+    /// results as they come asks it before each, so a worker the handler
+    /// killed is not shown as a crash.
+    pub(crate) fn halt_if_interrupted(&self) {
         if supervisor::interrupted() {
             loop {
                 std::thread::park();
             }
         }
-        result
     }
 }
 

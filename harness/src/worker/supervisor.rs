@@ -47,7 +47,7 @@ fn live_workers() -> MutexGuard<'static, Option<HashSet<u32>>> {
 
 /// Why a worker could not be started: a harness problem, not a verdict.
 #[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
+pub(crate) enum SpawnError {
     #[error("cannot open a loopback socket for the worker: {0}")]
     Socket(std::io::Error),
     #[error(
@@ -71,7 +71,7 @@ pub enum SpawnError {
 /// separately, from [`Worker::finish`] or [`Worker::remains`], so waiting
 /// for output never slows the next case down.
 #[derive(Debug)]
-pub enum Exchange {
+pub(crate) enum Exchange {
     Done {
         result: CaseResult,
         work_us: u64,
@@ -112,7 +112,7 @@ pub enum Exchange {
 /// `FromWorker::Forbidden`): it came over a channel the plugin can write
 /// to, so it only ever describes the plugin's own worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forbidden {
+pub(crate) struct Forbidden {
     /// `kill(1, SIGSTOP)`, as the worker names it.
     pub call: String,
     /// The worker's parent as the worker named it.
@@ -135,7 +135,7 @@ const MAX_CALL_LOGS: usize = 200;
 /// the method ran (as it logged it, so lines logged before a crash are
 /// kept), and how the call ended.
 #[derive(Debug)]
-pub struct CallResult {
+pub(crate) struct CallResult {
     pub logs: Vec<LogLine>,
     /// Lines past [`MAX_CALL_LOGS`], counted.
     pub unkept_logs: u64,
@@ -264,7 +264,7 @@ impl Drop for Process {
 }
 
 /// A running worker serving one plugin.
-pub struct Worker {
+pub(crate) struct Worker {
     process: Process,
     reader: LineReader<TcpStream>,
     writer: TcpStream,
@@ -285,7 +285,7 @@ impl Worker {
     /// of plugcheck's own. The worker runs in a directory of its own,
     /// made in `scratch` (the run's, removed with it even after Ctrl-C)
     /// or the system's temporary directory, and removed with the worker.
-    pub fn spawn(
+    pub(crate) fn spawn(
         exe: &Path,
         plugin: &Path,
         environment: &[(&str, String)],
@@ -372,13 +372,18 @@ impl Worker {
     }
 
     /// Whether the worker has loaded the plugin.
-    pub fn has_loaded(&self) -> bool {
+    pub(crate) fn has_loaded(&self) -> bool {
         self.has_loaded
     }
 
     /// Sends a batch of cases; collect their results with [`Worker::next`].
     /// Returns the sequence number of the first.
-    pub fn start(&mut self, cases: &[CaseId], ledger: &Ledger, settings: &CaseSettings) -> u64 {
+    pub(crate) fn start(
+        &mut self,
+        cases: &[CaseId],
+        ledger: &Ledger,
+        settings: &CaseSettings,
+    ) -> u64 {
         let first_seq = self.seq + 1;
         self.seq += cases.len() as u64;
         // A worker that cannot take the batch has died: the next read says
@@ -397,7 +402,7 @@ impl Worker {
 
     /// The next result of the batch, waiting at most `timeout` for it: a
     /// deadline fixed now, which nothing the plugin writes extends.
-    pub fn next(&mut self, case: CaseId, timeout: Duration) -> Exchange {
+    pub(crate) fn next(&mut self, case: CaseId, timeout: Duration) -> Exchange {
         self.answered += 1;
         let seq = self.answered;
         let answer = self.wait_for(timeout, |message, calls| match message {
@@ -440,7 +445,12 @@ impl Worker {
     /// made one after another go to the same plugin instance. A worker
     /// that died, hung or misbehaved comes back as the `Exchange` saying
     /// so; its output is then taken with [`Worker::finish`] as after a case.
-    pub fn call(&mut self, method: &str, input: Option<&Path>, timeout: Duration) -> CallResult {
+    pub(crate) fn call(
+        &mut self,
+        method: &str,
+        input: Option<&Path>,
+        timeout: Duration,
+    ) -> CallResult {
         self.seq += 1;
         self.answered += 1;
         let seq = self.answered;
@@ -532,7 +542,7 @@ impl Worker {
     /// A dead worker's tree is cleaned up here, since its last output only
     /// ends with it; a live one's is killed on a background thread (see
     /// [`wait_for_teardown`]), off the path to the report.
-    pub fn finish(mut self) -> (usize, Vec<CapturedOutput>) {
+    pub(crate) fn finish(mut self) -> (usize, Vec<CapturedOutput>) {
         let answered = self.answered as usize - usize::from(self.died);
         if !self.died && os::KILL_FINISHED_WORKER_AT_ONCE {
             // Dying takes the worker a while (its memory is unmapped):
@@ -691,7 +701,7 @@ static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 
 /// Whether the run was interrupted (`kill_all`): its results must not be
 /// reported.
-pub fn interrupted() -> bool {
+pub(crate) fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
@@ -705,7 +715,7 @@ pub(super) fn reap_leftovers() {
 
 /// Waits until every finished worker's process tree is killed and reaped.
 /// Call it before exiting, or before relying on those processes being gone.
-pub fn wait_for_teardown() {
+pub(crate) fn wait_for_teardown() {
     let pending: Vec<_> = teardowns().drain(..).collect();
     for teardown in pending {
         let _ = teardown.join();
@@ -717,7 +727,7 @@ pub fn wait_for_teardown() {
 /// runs it counts as a live worker: this process is a subreaper that kills
 /// every child it does not know as one, whenever a worker's tree is torn
 /// down on another thread.
-pub fn run_helper(command: &mut Command) -> std::io::Result<std::process::Output> {
+pub(crate) fn run_helper(command: &mut Command) -> std::io::Result<std::process::Output> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 
 /// Calls a trail keeps at most.
-pub const MAX_TRAIL_CALLS: usize = 4096;
+pub(crate) const MAX_TRAIL_CALLS: usize = 4096;
 
 /// Characters of a method name a trail keeps (registered names are
 /// bounded by the host; an announced one comes over the channel).
@@ -18,14 +18,14 @@ pub(super) const MAX_METHOD_NAME: usize = 256;
 
 /// A fuzz call the worker announced: the last one is the one it was in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FuzzCall {
+pub(crate) struct FuzzCall {
     pub method: String,
     pub input: u32,
 }
 
 /// The calls announced in one case, the last [`MAX_TRAIL_CALLS`] of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CallTrail {
+pub(crate) struct CallTrail {
     calls: VecDeque<FuzzCall>,
     /// Calls announced before the ones kept.
     left_out: u64,
@@ -33,7 +33,7 @@ pub struct CallTrail {
 
 impl CallTrail {
     /// Adds the call announced now.
-    pub fn push(&mut self, method: &str, input: u32) {
+    pub(crate) fn push(&mut self, method: &str, input: u32) {
         if self.calls.len() == MAX_TRAIL_CALLS {
             self.calls.pop_front();
             self.left_out += 1;
@@ -45,17 +45,17 @@ impl CallTrail {
     }
 
     /// The call announced last: the one a death or a hang is pinned on.
-    pub fn last(&self) -> Option<&FuzzCall> {
+    pub(crate) fn last(&self) -> Option<&FuzzCall> {
         self.calls.back()
     }
 
     /// The calls kept, oldest first.
-    pub fn calls(&self) -> impl DoubleEndedIterator<Item = &FuzzCall> + ExactSizeIterator {
+    pub(crate) fn calls(&self) -> impl DoubleEndedIterator<Item = &FuzzCall> + ExactSizeIterator {
         self.calls.iter()
     }
 
     /// How many calls were announced before the first one kept.
-    pub fn left_out(&self) -> u64 {
+    pub(crate) fn left_out(&self) -> u64 {
         self.left_out
     }
 }

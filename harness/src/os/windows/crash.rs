@@ -31,7 +31,7 @@ static CHANNEL: AtomicUsize = AtomicUsize::new(0);
 
 static NOTE: NoteBuffer = NoteBuffer::new();
 
-pub fn report_crashes_to(channel: &std::net::TcpStream) {
+pub(crate) fn report_crashes_to(channel: &std::net::TcpStream) {
     CHANNEL.store(channel.as_raw_socket() as usize, Ordering::SeqCst);
 }
 
@@ -39,7 +39,7 @@ pub fn report_crashes_to(channel: &std::net::TcpStream) {
 ///
 /// # Safety
 /// `info` is what the system passed the unhandled-exception filter.
-pub unsafe fn report(info: *const EXCEPTION_POINTERS) {
+pub(super) unsafe fn report(info: *const EXCEPTION_POINTERS) {
     let socket = CHANNEL.load(Ordering::SeqCst);
     if socket == 0 {
         return;
