@@ -22,6 +22,6 @@ pub mod plugin;
 pub mod postmortem;
 pub mod reload;
 pub mod report;
-mod run;
+pub mod run;
 pub mod text;
 pub mod worker;

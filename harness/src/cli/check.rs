@@ -22,6 +22,7 @@ use crate::report::table;
 use crate::run;
 use crate::run::options::RunOptions;
 use crate::run::partition::{Partition, PluginSet};
+use crate::run::timeline;
 use crate::worker::{OnInterrupt, WorkerScope};
 
 #[derive(Debug, PartialEq, clap::Args)]
@@ -475,12 +476,16 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         })));
     }
     let reporters = Reporters::new(reporters);
+    timeline::mark("parent:run-starts");
     let report = scope.run(|| run::run_all(&plugins, &options, &reporters))?;
+    timeline::mark("parent:run-done");
     reporters.finish()?;
+    timeline::mark("parent:reported");
     // The workers' teardown and the orphans' reaping, before the scratch
     // directory they may use goes.
     drop(scope);
     drop(scratch);
+    timeline::mark("parent:torn-down");
     Ok(Checked::Here(Box::new(report)))
 }
 

@@ -88,11 +88,13 @@ enum Command {
 
 /// Runs the command line; prints an error once, here.
 pub fn main() -> ExitCode {
+    crate::run::timeline::mark("parent:main");
     if starts_workers(std::env::args_os()) {
         // First, while this process has one thread and has touched the
         // least memory: the zygote is a fork of it, and every page the
         // two share is copied on this process's next write to it.
         crate::os::prepare_worker_starts(forked_worker);
+        crate::run::timeline::mark("parent:helpers-forked");
     }
     let cli = Cli::try_parse().unwrap_or_else(|error| {
         // `--help`, `--version` or a usage error: clap exits at once, and
@@ -100,9 +102,11 @@ pub fn main() -> ExitCode {
         crate::os::end_worker_starts();
         error.exit()
     });
+    crate::run::timeline::mark("parent:parsed");
     cli.color.apply();
     let code = run(cli.command);
     crate::os::end_worker_starts();
+    crate::run::timeline::mark("parent:exit");
     ExitCode::from(code)
 }
 

@@ -709,6 +709,20 @@ fn parse_stat(stat: &str) -> Option<(String, char, u32)> {
     Some((name, state, ppid))
 }
 
+pub(super) fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for clock_gettime to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) } != 0 {
+        return 0;
+    }
+    (now.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec as u64)
+}
+
 pub(super) fn thread_count() -> u64 {
     count_entries("/proc/self/task")
 }

@@ -319,6 +319,13 @@ pub fn child_processes() -> Vec<ProcessInfo> {
     imp::child_processes()
 }
 
+/// Nanoseconds on a clock every process of this machine shares and that
+/// never goes back (Linux: `CLOCK_MONOTONIC`), for a timeline of one run
+/// across its processes. On Windows, per process (since its first call).
+pub fn monotonic_ns() -> u64 {
+    imp::monotonic_ns()
+}
+
 pub fn thread_count() -> u64 {
     imp::thread_count()
 }

@@ -11,6 +11,7 @@ pub(crate) mod partition;
 mod plugin;
 pub(crate) mod repeat;
 pub(crate) mod shard;
+pub mod timeline;
 
 use options::RunOptions;
 use plugin::{Attempt, Emit};

@@ -22,6 +22,7 @@ use crate::worker::choice::{self, Choice, WorkerProgram};
 use crate::worker::{CallTrail, Exchange, SpawnError, Worker};
 
 use super::options::RunOptions;
+use super::timeline;
 
 /// Where events go: the run's reporters, or nowhere.
 pub(super) type Emit<'a> = &'a (dyn Fn(&Event<'_>) + Sync);
@@ -270,6 +271,7 @@ impl<'a> PluginRun<'a> {
         started: Instant,
         work_us: Option<u64>,
     ) -> usize {
+        timeline::mark("parent:case-recorded");
         self.ledger.record(case, &outcome);
         (self.emit)(&Event::CaseFinished {
             index: self.which.index,

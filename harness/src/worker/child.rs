@@ -11,6 +11,7 @@ use crate::cases;
 use crate::os;
 use crate::plugin::host::LogForward;
 use crate::plugin::session::Session;
+use crate::run::timeline;
 
 /// The hidden `__worker` command line.
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,7 @@ pub(crate) struct WorkerArgs {
 /// Serves batches of cases until the parent hangs up (or kills the worker,
 /// which is how a worker normally ends).
 pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
+    timeline::mark("worker:serving");
     os::harden_worker();
     // A plugin's child that daemonizes is re-parented to us, where the
     // `shutdown` case can see it.
@@ -47,6 +49,7 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
             pid: std::process::id(),
         },
     );
+    timeline::mark("worker:hello-sent");
     let mut session = Session::new(args.plugin);
     loop {
         let message = match reader.receive::<ToWorker>(None) {
@@ -61,15 +64,19 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 cases: batch,
                 ledger,
                 settings,
-            } => run_batch(
-                &args.token,
-                &writer,
-                &mut session,
-                first_seq,
-                batch,
-                ledger,
-                &settings,
-            ),
+            } => {
+                timeline::mark("worker:batch-received");
+                run_batch(
+                    &args.token,
+                    &writer,
+                    &mut session,
+                    first_seq,
+                    batch,
+                    ledger,
+                    &settings,
+                );
+                timeline::mark("worker:batch-answered");
+            }
             ToWorker::Call { seq, method, input } => {
                 let answer = call_forwarding_logs(&mut session, &writer, seq, &method, input);
                 mark_case_end(&args.token, seq);

@@ -108,7 +108,9 @@ impl WorkerScope {
 impl Drop for WorkerScope {
     fn drop(&mut self) {
         os::stop_worker_starts();
+        crate::run::timeline::mark("parent:starts-stopped");
         supervisor::wait_for_teardown();
+        crate::run::timeline::mark("parent:teardown-waited");
         // Every worker is gone: whatever a plugin left running came to us
         // and is killed here, also after the last worker of a one-plugin
         // run.

@@ -21,6 +21,7 @@ use crate::os::Termination;
 use crate::outcome::{CaseResult, CaseSettings};
 use crate::plan::Ledger;
 use crate::report::{CapturedOutput, LogLine};
+use crate::run::timeline;
 
 /// How long a new worker gets to connect back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -333,7 +334,9 @@ impl Worker {
         // holds them once it has started.
         let mut child = {
             let mut live = live_workers();
+            timeline::mark("parent:worker-requested");
             let child = os::start_worker(launch).map_err(start_error)?;
+            timeline::mark("parent:worker-started");
             live.get_or_insert_with(HashSet::new).insert(child.id());
             child
         };
@@ -358,6 +361,7 @@ impl Worker {
             _directory: directory,
         };
         let (writer, reader) = accept(&listener, &token, &mut process, &mut stderr)?;
+        timeline::mark("parent:worker-connected");
         Ok(Worker {
             process,
             writer,
@@ -384,6 +388,7 @@ impl Worker {
         ledger: &Ledger,
         settings: &CaseSettings,
     ) -> u64 {
+        timeline::mark("parent:batch-sent");
         let first_seq = self.seq + 1;
         self.seq += cases.len() as u64;
         // A worker that cannot take the batch has died: the next read says

@@ -47,6 +47,8 @@ use crate::runner::Runner;
 mod floor;
 mod go_native;
 mod stats;
+#[cfg(target_os = "linux")]
+mod timeline;
 
 use floor::PhysicalFloor;
 use stats::{FAMILIES_BEFORE_CRASH, ms, percentile};
@@ -91,6 +93,14 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         Some(FOUNDATION_FAMILIES),
         runs,
         &scratch,
+    )?;
+    #[cfg(target_os = "linux")]
+    let timeline = timeline::measure(
+        plugcheck,
+        built("echo")?,
+        FOUNDATION_FAMILIES,
+        runs.max(10),
+        scratch.path(),
     )?;
     let whole = measure_suite(
         &Runner::Native,
@@ -145,6 +155,8 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         cpus()
     );
     foundation.print("suite   foundation families", true);
+    #[cfg(target_os = "linux")]
+    timeline.print();
     whole.print("suite   all families (crash too)", false);
     crash.print();
     match &many {

@@ -1,0 +1,113 @@
+//! One run laid out phase by phase: `plugcheck check` over echo with
+//! `PLUGCHECK_TIMELINE` set, so the parent, the spare and the worker each
+//! record the phases they pass on the clock all processes share
+//! (`CLOCK_MONOTONIC`); this side adds the spawn and the reaping. The p50
+//! of each phase over the runs, from the spawn, so a regression shows the
+//! phase it landed in. Linux only: elsewhere the clock is per process.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use plugcheck::run::timeline::VAR;
+
+use crate::fixtures::Built;
+
+/// The p50 of each phase's time since the spawn, in the order a run
+/// passes them.
+pub struct Timeline {
+    runs: usize,
+    /// Phase → p50 nanoseconds since the spawn.
+    phases: Vec<(String, u64)>,
+}
+
+/// `CLOCK_MONOTONIC` now, as the harness's `os::monotonic_ns` reads it.
+fn now_ns() -> anyhow::Result<u64> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .context("cannot read CLOCK_MONOTONIC")?;
+    Ok(now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64)
+}
+
+/// `runs` timed runs of `plugcheck check --filter FILTER` over `echo`.
+pub fn measure(
+    plugcheck: &Path,
+    echo: &Built,
+    filter: &str,
+    runs: usize,
+    scratch: &Path,
+) -> anyhow::Result<Timeline> {
+    let json = scratch.join("timeline.json");
+    let file = scratch.join("timeline.txt");
+    let mut per_phase: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for _ in 0..runs {
+        let _ = std::fs::remove_file(&file);
+        let spawned = now_ns()?;
+        let status = std::process::Command::new(plugcheck)
+            .args(["check", "--filter", filter, "--json"])
+            .arg(&json)
+            .arg(&echo.path)
+            .env(VAR, &file)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        let reaped = now_ns()?;
+        if !status.success() {
+            bail!("`plugcheck check` over echo failed for the timeline: {status}");
+        }
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("plugcheck wrote no timeline to {}", file.display()))?;
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        for line in text.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(_pid), Some(phase), Some(ns)) = (fields.next(), fields.next(), fields.next())
+            else {
+                bail!("a timeline line is not `PID PHASE NS`: {line:?}");
+            };
+            let ns: u64 = ns.parse().with_context(|| format!("in {line:?}"))?;
+            // A phase passed several times (a case recorded): its first and
+            // its last time.
+            match seen.get(phase) {
+                None => {
+                    seen.insert(phase.to_owned(), ns);
+                }
+                Some(_) => {
+                    seen.insert(format!("{phase} (last)"), ns);
+                }
+            }
+        }
+        seen.insert("reaped".into(), reaped);
+        for (phase, ns) in seen {
+            per_phase
+                .entry(phase)
+                .or_default()
+                .push(ns.saturating_sub(spawned));
+        }
+    }
+    let mut phases: Vec<(String, u64)> = per_phase
+        .into_iter()
+        .filter(|(_, times)| times.len() == runs)
+        .map(|(phase, mut times)| {
+            times.sort_unstable();
+            (phase, times[times.len() / 2])
+        })
+        .collect();
+    phases.sort_by_key(|(_, ns)| *ns);
+    Ok(Timeline { runs, phases })
+}
+
+impl Timeline {
+    pub fn print(&self) {
+        println!(
+            "phases  one foundation run, laid out from the spawn (p50 of {} runs; + since the phase before):",
+            self.runs
+        );
+        let mut before = 0;
+        for (phase, ns) in &self.phases {
+            println!(
+                "        {phase:32} {:7.3} ms  +{:6.3} ms",
+                *ns as f64 / 1e6,
+                ns.saturating_sub(before) as f64 / 1e6
+            );
+            before = *ns;
+        }
+    }
+}
