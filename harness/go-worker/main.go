@@ -23,6 +23,7 @@ import (
 )
 
 func main() {
+	mark("main")
 	if len(os.Args) == 2 && os.Args[1] == "__facts" {
 		writeOwnFacts()
 		return
@@ -52,6 +53,7 @@ func main() {
 	if err := ch.send(hello{Type: "hello", Token: *token, Pid: os.Getpid()}); err != nil {
 		channelLost(err)
 	}
+	mark("hello-sent")
 	s := newSession(*pluginPath)
 	for {
 		batch, err := ch.receive()
@@ -69,6 +71,7 @@ func main() {
 			}
 			continue
 		}
+		mark("batch-received")
 		s.settings = batch.Settings
 		// After a case fails, what depends on it is the parent's ledger to
 		// skip: the rest of the batch is answered as not run, and the
@@ -98,7 +101,9 @@ func main() {
 			if err != nil {
 				channelLost(err)
 			}
+			mark("case-answered")
 		}
+		mark("batch-answered")
 	}
 }
 

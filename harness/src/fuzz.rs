@@ -115,6 +115,12 @@ pub fn input(seed: u64, index: u32) -> Vec<u8> {
 /// What input `index` is, in words: "empty", "65 536 bytes of 0x00",
 /// "4 097 random bytes".
 pub fn describe(seed: u64, index: u32) -> String {
+    describe_input(index, || input(seed, index).len())
+}
+
+/// [`describe`], given the length of a random input (which only making the
+/// input tells) by `random_len`: the series writer has the input already.
+fn describe_input(index: u32, random_len: impl FnOnce() -> usize) -> String {
     let size = |len: usize| match len {
         1 => "1 byte".to_owned(),
         len => format!("{len} bytes"),
@@ -127,7 +133,7 @@ pub fn describe(seed: u64, index: u32) -> String {
         Class::InvalidUtf8 => format!("{}, invalid UTF-8", size(INVALID_UTF8.len())),
         Class::TextWithNul => "14 bytes, text with a NUL inside".into(),
         Class::Sized(len) => format!("{} of random bytes", size(len)),
-        Class::Random => format!("{} of random bytes", size(input(seed, index).len())),
+        Class::Random => format!("{} of random bytes", size(random_len())),
     }
 }
 
@@ -179,7 +185,7 @@ pub fn write_series(
     let mut out = std::io::BufWriter::new(file);
     writeln!(out, "plugcheck-fuzz-series 1 {digest} {count}")?;
     for (index, input) in (0..).zip(&inputs) {
-        writeln!(out, "{}", describe(seed, index))?;
+        writeln!(out, "{}", describe_input(index, || input.len()))?;
         out.write_all(&(input.len() as u32).to_le_bytes())?;
         out.write_all(input)?;
     }

@@ -6,7 +6,7 @@
 //! report.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::catalog::CaseId;
@@ -78,7 +78,7 @@ struct PluginRun<'a> {
     /// reads it.
     settings: CaseSettings,
     /// Kept until the plugin is done: the file the Go worker reads.
-    _series: Option<tempfile::NamedTempFile>,
+    _series: Option<SeriesFile>,
     /// Cases still to run, in suite order.
     queue: VecDeque<CaseId>,
     ledger: Ledger,
@@ -395,23 +395,65 @@ fn refused(
     }
 }
 
-/// The fuzz inputs as a file in the run's scratch directory, for a worker
-/// that reads them rather than making them (the Go worker), when a case
-/// that uses them is to run (`fuzz-methods`; `state-roundtrip` drives the
-/// state with them). None when it cannot be written: the worker then says
-/// it got no inputs.
-fn fuzz_series(program: &WorkerProgram, options: &RunOptions) -> Option<tempfile::NamedTempFile> {
+/// Where the fuzz inputs a worker reads are: in the cache, shared by every
+/// run, or written for this run alone.
+enum SeriesFile {
+    Cached(PathBuf),
+    Written(tempfile::NamedTempFile),
+}
+
+impl SeriesFile {
+    fn path(&self) -> &Path {
+        match self {
+            SeriesFile::Cached(path) => path,
+            SeriesFile::Written(file) => file.path(),
+        }
+    }
+}
+
+/// The fuzz inputs as a file, for a worker that reads them rather than
+/// making them (the Go worker), when a case that uses them is to run
+/// (`fuzz-methods`; `state-roundtrip` drives the state with them). The
+/// cached series when there is one, else written into the run's scratch
+/// directory. None when neither can be had: the worker then says it got
+/// no inputs.
+fn fuzz_series(program: &WorkerProgram, options: &RunOptions) -> Option<SeriesFile> {
     let uses_series = [CaseId::FuzzMethods, CaseId::StateRoundtrip];
     let wanted =
         program.reads_fuzz_series && options.cases.iter().any(|case| uses_series.contains(case));
     let scratch = options.settings.scratch.as_deref().filter(|_| wanted)?;
+    let settings = &options.settings;
+    let cache = crate::worker::go::cache_root().join("fuzz-series");
+    if let Some(path) = cached_series(&cache, settings.seed, settings.fuzz_inputs) {
+        return Some(SeriesFile::Cached(path));
+    }
     let mut file = tempfile::Builder::new()
         .prefix("fuzz-series-")
         .tempfile_in(scratch)
         .ok()?;
-    let settings = &options.settings;
     crate::fuzz::write_series(file.as_file_mut(), settings.seed, settings.fuzz_inputs).ok()?;
-    Some(file)
+    Some(SeriesFile::Written(file))
+}
+
+/// The series of `seed` and `count` in `dir`, the cache beside the built
+/// Go workers. It is the same bytes for the same pair, every time: written
+/// once (into a temporary file renamed into place, so no reader finds half
+/// of it) and read by every later run. Writing its ~8 MiB cost each
+/// Go-native run 6 ms (`cargo xtask bench`'s phases). None when the cache
+/// cannot be written.
+fn cached_series(dir: &Path, seed: u64, count: u32) -> Option<PathBuf> {
+    let path = dir.join(format!("v1-{seed:016x}-{count}"));
+    if path.is_file() {
+        return Some(path);
+    }
+    std::fs::create_dir_all(dir).ok()?;
+    let mut file = tempfile::Builder::new()
+        .prefix(".writing-")
+        .tempfile_in(dir)
+        .ok()?;
+    crate::fuzz::write_series(file.as_file_mut(), seed, count).ok()?;
+    file.persist(&path).ok()?;
+    Some(path)
 }
 
 fn case_report(
@@ -517,6 +559,30 @@ mod tests {
             batch_len(&rest, true, &ledger),
             3,
             "the Rust worker skips it itself"
+        );
+    }
+
+    #[test]
+    fn a_cached_series_is_the_series_written_once_and_found_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("fuzz-series");
+        let path = super::cached_series(&cache, 42, 16).unwrap();
+        let mut fresh = Vec::new();
+        crate::fuzz::write_series(&mut fresh, 42, 16).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), fresh);
+        // Found, not written again: a mark left in it stays.
+        std::fs::write(&path, b"kept").unwrap();
+        assert_eq!(super::cached_series(&cache, 42, 16).unwrap(), path);
+        assert_eq!(std::fs::read(&path).unwrap(), b"kept");
+        // Another seed or count is another file; nothing half-written left.
+        assert_ne!(super::cached_series(&cache, 43, 16).unwrap(), path);
+        let names: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|name| name.starts_with("v1-")),
+            "{names:?}"
         );
     }
 }

@@ -91,6 +91,16 @@ const SOURCES: &[(&str, &str, &str)] = &[
         "subreaper_other.go",
         include_str!("../../go-worker/subreaper_other.go"),
     ),
+    (
+        "worker",
+        "timeline_linux.go",
+        include_str!("../../go-worker/timeline_linux.go"),
+    ),
+    (
+        "worker",
+        "timeline_other.go",
+        include_str!("../../go-worker/timeline_other.go"),
+    ),
 ];
 
 /// The environment variable naming the Go toolchain to build the worker.
@@ -211,9 +221,9 @@ fn choose_go(wanted: Option<&str>) -> Result<PathBuf, GoWorkerError> {
         })
 }
 
-/// Where built workers are kept: `$PLUGCHECK_CACHE_DIR`, else the user's
-/// cache directory.
-fn cache_root() -> PathBuf {
+/// Where built workers (and the fuzz series they read) are kept:
+/// `$PLUGCHECK_CACHE_DIR`, else the user's cache directory.
+pub(crate) fn cache_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("PLUGCHECK_CACHE_DIR").filter(|dir| !dir.is_empty()) {
         return PathBuf::from(dir);
     }

@@ -96,6 +96,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     )?;
     #[cfg(target_os = "linux")]
     let timeline = timeline::measure(
+        "foundation run over echo",
         plugcheck,
         built("echo")?,
         FOUNDATION_FAMILIES,
@@ -135,6 +136,19 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             None
         }
     };
+    // After the Go-native line, whose first run builds the Go worker.
+    #[cfg(target_os = "linux")]
+    let go_timeline = match built("go-native-echo") {
+        Ok(echo) => Some(timeline::measure(
+            "Go-native run over go-native-echo",
+            plugcheck,
+            echo,
+            FAMILIES_BEFORE_CRASH,
+            runs.max(10),
+            scratch.path(),
+        )?),
+        Err(_) => None,
+    };
 
     let report_path = scratch.path().join("all.json");
     let started = Instant::now();
@@ -169,6 +183,10 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     capture.print(HOST_PLATFORM);
     if let Some(go_native) = &go_native {
         go_native.print();
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(go_timeline) = &go_timeline {
+        go_timeline.print();
     }
     println!(
         "all     {} plugins and fixtures: wall {}; deliberate hang timeouts {} of plugin time, waited beside other plugins' cases; {processes} worker processes",

@@ -1,5 +1,6 @@
-//! One run laid out phase by phase: `plugcheck check` over echo with
-//! `PLUGCHECK_TIMELINE` set, so the parent, the spare and the worker each
+//! One run laid out phase by phase: `plugcheck check` over a plugin with
+//! `PLUGCHECK_TIMELINE` set, so the parent, the spare and the worker (the
+//! Go worker too) each
 //! record the phases they pass on the clock all processes share
 //! (`CLOCK_MONOTONIC`); this side adds the spawn and the reaping. The p50
 //! of each phase over the runs, from the spawn, so a regression shows the
@@ -16,6 +17,8 @@ use crate::fixtures::Built;
 /// The p50 of each phase's time since the spawn, in the order a run
 /// passes them.
 pub struct Timeline {
+    /// What was run: `foundation run over echo`.
+    what: String,
     runs: usize,
     /// Phase → p50 nanoseconds since the spawn.
     phases: Vec<(String, u64)>,
@@ -28,10 +31,11 @@ fn now_ns() -> anyhow::Result<u64> {
     Ok(now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64)
 }
 
-/// `runs` timed runs of `plugcheck check --filter FILTER` over `echo`.
+/// `runs` timed runs of `plugcheck check --filter FILTER` over `plugin`.
 pub fn measure(
+    what: &str,
     plugcheck: &Path,
-    echo: &Built,
+    plugin: &Built,
     filter: &str,
     runs: usize,
     scratch: &Path,
@@ -45,13 +49,13 @@ pub fn measure(
         let status = std::process::Command::new(plugcheck)
             .args(["check", "--filter", filter, "--json"])
             .arg(&json)
-            .arg(&echo.path)
+            .arg(&plugin.path)
             .env(VAR, &file)
             .stdout(std::process::Stdio::null())
             .status()?;
         let reaped = now_ns()?;
         if !status.success() {
-            bail!("`plugcheck check` over echo failed for the timeline: {status}");
+            bail!("`plugcheck check` failed for the timeline of a {what}: {status}");
         }
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("plugcheck wrote no timeline to {}", file.display()))?;
@@ -91,14 +95,18 @@ pub fn measure(
         })
         .collect();
     phases.sort_by_key(|(_, ns)| *ns);
-    Ok(Timeline { runs, phases })
+    Ok(Timeline {
+        what: what.to_owned(),
+        runs,
+        phases,
+    })
 }
 
 impl Timeline {
     pub fn print(&self) {
         println!(
-            "phases  one foundation run, laid out from the spawn (p50 of {} runs; + since the phase before):",
-            self.runs
+            "phases  one {}, laid out from the spawn (p50 of {} runs; + since the phase before):",
+            self.what, self.runs
         );
         let mut before = 0;
         for (phase, ns) in &self.phases {
