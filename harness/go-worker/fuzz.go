@@ -38,7 +38,7 @@ func inputsPerMethod(methods, inputs int) int {
 }
 
 // maxSeriesBytes bounds the series file read: the parent writes about
-// 8 MiB for the default 256 inputs.
+// 6 MB for the default 256 inputs.
 const maxSeriesBytes = 512 << 20
 
 // fuzzMethods calls every registered method with each input of the seeded

@@ -23,11 +23,11 @@ import (
 )
 
 func main() {
-	mark("main")
 	if len(os.Args) == 2 && os.Args[1] == "__facts" {
 		writeOwnFacts()
 		return
 	}
+	mark("main")
 	if len(os.Args) < 2 || os.Args[1] != "__worker" {
 		fmt.Fprintln(os.Stderr, "plugcheck-go-worker is started by plugcheck: plugcheck check PLUGIN.so")
 		os.Exit(2)
@@ -50,10 +50,12 @@ func main() {
 		os.Exit(exitChannelLost)
 	}
 	ch := &channel{conn: conn, reader: bufio.NewReaderSize(conn, 64*1024)}
+	// Marked before the message that lets the parent go on (and end this
+	// process at any moment once the last answer is in).
+	mark("hello")
 	if err := ch.send(hello{Type: "hello", Token: *token, Pid: os.Getpid()}); err != nil {
 		channelLost(err)
 	}
-	mark("hello-sent")
 	s := newSession(*pluginPath)
 	for {
 		batch, err := ch.receive()
@@ -93,6 +95,7 @@ func main() {
 			}
 			workUs := uint64(time.Since(started).Microseconds())
 			markCaseEnd(*token, seq)
+			mark("case-done")
 			err := ch.send(done{
 				Type: "done", Seq: seq, Case: id, Result: result,
 				WorkUs: workUs, HasLoaded: s.plug != nil, NotRun: stopped,
@@ -101,9 +104,7 @@ func main() {
 			if err != nil {
 				channelLost(err)
 			}
-			mark("case-answered")
 		}
-		mark("batch-answered")
 	}
 }
 

@@ -163,6 +163,16 @@ impl SeriesDigest {
         self.0.update(input);
     }
 
+    /// [`SeriesDigest::add`] of an input read piece by piece: its length
+    /// first, then its pieces through [`SeriesDigest::piece`].
+    fn begin(&mut self, len: usize) {
+        self.0.update(&(len as u64).to_le_bytes());
+    }
+
+    fn piece(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
     pub fn hex(&self) -> String {
         format!("{:016x}", self.0.digest())
     }
@@ -191,6 +201,58 @@ pub fn write_series(
     }
     out.flush()?;
     Ok(digest)
+}
+
+/// Whether `file` holds exactly what [`write_series`] writes for `count`
+/// inputs whose digest is `digest`: the header, each input's description
+/// and length, the inputs themselves (by their digest), and nothing after.
+/// Read piece by piece through one small buffer (a series is ~6 MB): a
+/// series read back from a cache is checked so before a worker reads it.
+pub fn is_series(file: impl std::io::Read, count: u32, digest: &str) -> bool {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::with_capacity(64 << 10, file);
+    // Lines are short: a description, or the header.
+    let line = |reader: &mut std::io::BufReader<_>| -> Option<Vec<u8>> {
+        let mut line = Vec::new();
+        reader
+            .by_ref()
+            .take(256)
+            .read_until(b'\n', &mut line)
+            .ok()?;
+        (line.pop() == Some(b'\n')).then_some(line)
+    };
+    if line(&mut reader) != Some(format!("plugcheck-fuzz-series 1 {digest} {count}").into_bytes()) {
+        return false;
+    }
+    let mut found = SeriesDigest::default();
+    for index in 0..count {
+        let Some(description) = line(&mut reader) else {
+            return false;
+        };
+        let mut len = [0u8; 4];
+        if reader.read_exact(&mut len).is_err() {
+            return false;
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if description != describe_input(index, || len).as_bytes() {
+            return false;
+        }
+        found.begin(len);
+        let mut left = len;
+        while left > 0 {
+            let Ok(buffer) = reader.fill_buf() else {
+                return false;
+            };
+            if buffer.is_empty() {
+                return false;
+            }
+            let piece = buffer.len().min(left);
+            found.piece(&buffer[..piece]);
+            reader.consume(piece);
+            left -= piece;
+        }
+    }
+    matches!(reader.fill_buf(), Ok(rest) if rest.is_empty()) && found.hex() == digest
 }
 
 /// A seed as a person types it back: `0x…` hexadecimal or decimal.

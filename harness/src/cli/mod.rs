@@ -88,7 +88,14 @@ enum Command {
 
 /// Runs the command line; prints an error once, here.
 pub fn main() -> ExitCode {
-    crate::run::timeline::mark("parent:main");
+    // A worker started as a program comes through here too: it is not the
+    // parent.
+    if std::env::args_os()
+        .nth(1)
+        .is_none_or(|command| command != "__worker")
+    {
+        crate::run::timeline::mark("parent:main");
+    }
     if starts_workers(std::env::args_os()) {
         // First, while this process has one thread and has touched the
         // least memory: the zygote is a fork of it, and every page the

@@ -133,8 +133,6 @@ fn missing_import(path: &Path) -> Option<String> {
     })
 }
 
-/// Whether the library at `path` is still loaded in this process, asked
-/// with `GetModuleHandleExW`, which never loads anything.
 pub(super) fn monotonic_ns() -> u64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     START
@@ -143,6 +141,8 @@ pub(super) fn monotonic_ns() -> u64 {
         .as_nanos() as u64
 }
 
+/// Whether the library at `path` is still loaded in this process, asked
+/// with `GetModuleHandleExW`, which never loads anything.
 pub(super) fn library_is_resident(path: &Path) -> bool {
     // The handle bumps the reference count; dropping it gives it back.
     libloading::os::windows::Library::open_already_loaded(path.as_os_str()).is_ok()

@@ -1,6 +1,7 @@
 //! A run's phases with timestamps, when asked: with `PLUGCHECK_TIMELINE`
-//! naming a file, every process of the run (the parent, the spare and the
-//! workers it forks) appends one line per phase it passes, `PID PHASE NS`,
+//! naming a file by its absolute path (workers run in directories of their
+//! own), every process of the run (the parent, the spare and the workers
+//! it forks, the Go worker) appends one line per phase it passes, `PID PHASE NS`,
 //! on the clock they all share (`os::monotonic_ns`). `cargo xtask bench`
 //! lays one run out from it, so a regression shows the phase it landed
 //! in. Unasked, a mark costs a load of a cached `None`.
@@ -14,7 +15,9 @@ use crate::os;
 pub const VAR: &str = "PLUGCHECK_TIMELINE";
 
 /// The file, opened once per process image (a forked worker keeps its
-/// parent's descriptor: appends from both land whole, in order).
+/// parent's descriptor). Each line lands whole; lines of several processes
+/// may land out of time order, so readers sort by NS. A worker in a PID
+/// namespace of its own writes its pid there (2).
 static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
 
 /// Records that this process reached `phase` now.

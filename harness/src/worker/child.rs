@@ -42,6 +42,9 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     // call: one message at a time, never two interleaved.
     let writer = Arc::new(Mutex::new(stream.try_clone()?));
     let mut reader = protocol::LineReader::new(stream);
+    // Before the hello: after it, the parent may end this process at any
+    // moment.
+    timeline::mark("worker:hello");
     send(
         &writer,
         &FromWorker::Hello {
@@ -49,7 +52,6 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
             pid: std::process::id(),
         },
     );
-    timeline::mark("worker:hello-sent");
     let mut session = Session::new(args.plugin);
     loop {
         let message = match reader.receive::<ToWorker>(None) {
@@ -75,7 +77,6 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                     ledger,
                     &settings,
                 );
-                timeline::mark("worker:batch-answered");
             }
             ToWorker::Call { seq, method, input } => {
                 let answer = call_forwarding_logs(&mut session, &writer, seq, &method, input);

@@ -102,6 +102,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         FOUNDATION_FAMILIES,
         runs.max(10),
         scratch.path(),
+        None,
     )?;
     let whole = measure_suite(
         &Runner::Native,
@@ -146,6 +147,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             FAMILIES_BEFORE_CRASH,
             runs.max(10),
             scratch.path(),
+            Some(&scratch.path().join("go-worker-cache")),
         )?),
         Err(_) => None,
     };

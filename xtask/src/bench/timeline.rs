@@ -31,7 +31,9 @@ fn now_ns() -> anyhow::Result<u64> {
     Ok(now.tv_sec() as u64 * 1_000_000_000 + now.tv_nsec() as u64)
 }
 
-/// `runs` timed runs of `plugcheck check --filter FILTER` over `plugin`.
+/// `runs` timed runs of `plugcheck check --filter FILTER` over `plugin`;
+/// with `go_cache`, the Go worker is the one built there by the Go-native
+/// line (its cache, the Go on PATH).
 pub fn measure(
     what: &str,
     plugcheck: &Path,
@@ -39,43 +41,52 @@ pub fn measure(
     filter: &str,
     runs: usize,
     scratch: &Path,
+    go_cache: Option<&Path>,
 ) -> anyhow::Result<Timeline> {
     let json = scratch.join("timeline.json");
     let file = scratch.join("timeline.txt");
     let mut per_phase: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for _ in 0..runs {
         let _ = std::fs::remove_file(&file);
-        let spawned = now_ns()?;
-        let status = std::process::Command::new(plugcheck)
+        let mut command = std::process::Command::new(plugcheck);
+        command
             .args(["check", "--filter", filter, "--json"])
             .arg(&json)
             .arg(&plugin.path)
             .env(VAR, &file)
-            .stdout(std::process::Stdio::null())
-            .status()?;
+            .stdout(std::process::Stdio::null());
+        if let Some(cache) = go_cache {
+            command
+                .env("PLUGCHECK_CACHE_DIR", cache)
+                .env_remove("PLUGCHECK_GO");
+        }
+        let spawned = now_ns()?;
+        let status = command.status()?;
         let reaped = now_ns()?;
         if !status.success() {
             bail!("`plugcheck check` failed for the timeline of a {what}: {status}");
         }
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("plugcheck wrote no timeline to {}", file.display()))?;
-        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        // Each phase's times in this run: a phase passed several times (a
+        // case recorded) shows its first and its last.
+        let mut times: BTreeMap<String, Vec<u64>> = BTreeMap::new();
         for line in text.lines() {
-            let mut fields = line.split_whitespace();
-            let (Some(_pid), Some(phase), Some(ns)) = (fields.next(), fields.next(), fields.next())
-            else {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [_pid, phase, ns] = fields[..] else {
                 bail!("a timeline line is not `PID PHASE NS`: {line:?}");
             };
             let ns: u64 = ns.parse().with_context(|| format!("in {line:?}"))?;
-            // A phase passed several times (a case recorded): its first and
-            // its last time.
-            match seen.get(phase) {
-                None => {
-                    seen.insert(phase.to_owned(), ns);
+            times.entry(phase.to_owned()).or_default().push(ns);
+        }
+        let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+        for (phase, times) in times {
+            let (first, last) = (times.iter().min(), times.iter().max());
+            if let (Some(&first), Some(&last)) = (first, last) {
+                if times.len() > 1 {
+                    seen.insert(format!("{phase} (last)"), last);
                 }
-                Some(_) => {
-                    seen.insert(format!("{phase} (last)"), ns);
-                }
+                seen.insert(phase, first);
             }
         }
         seen.insert("reaped".into(), reaped);
