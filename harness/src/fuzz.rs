@@ -467,4 +467,19 @@ mod tests {
         let len = input(DEFAULT_SEED, 200).len();
         assert!(random.starts_with(&len.to_string()), "{random}");
     }
+
+    #[test]
+    fn a_series_is_checked_whole() {
+        let mut series = Vec::new();
+        let digest = write_series(&mut series, 7, 40).unwrap();
+        assert!(is_series(&series[..], 40, &digest));
+        assert!(!is_series(&series[..], 39, &digest), "another count");
+        assert!(!is_series(&series[..series.len() - 1], 40, &digest));
+        let mut longer = series.clone();
+        longer.push(0);
+        assert!(!is_series(&longer[..], 40, &digest), "bytes after");
+        let text = String::from_utf8_lossy(&series).into_owned();
+        let renamed = text.replacen("random bytes", "random byte", 1);
+        assert!(!is_series(renamed.as_bytes(), 40, &digest), "a description");
+    }
 }

@@ -78,7 +78,7 @@ struct PluginRun<'a> {
     /// reads it.
     settings: CaseSettings,
     /// Kept until the plugin is done: the file the Go worker reads.
-    _series: Option<tempfile::NamedTempFile<()>>,
+    _series: Option<tempfile::TempPath>,
     /// Cases still to run, in suite order.
     queue: VecDeque<CaseId>,
     ledger: Ledger,
@@ -103,7 +103,7 @@ impl<'a> PluginRun<'a> {
     ) -> PluginRun<'a> {
         let series = fuzz_series(&program, options);
         let mut settings = options.settings.clone();
-        settings.fuzz_series = series.as_ref().map(|file| file.path().to_owned());
+        settings.fuzz_series = series.as_ref().map(|path| path.to_path_buf());
         PluginRun {
             which,
             path,
@@ -398,66 +398,15 @@ fn refused(
 /// The fuzz inputs as a file in the run's scratch directory, for a worker
 /// that reads them rather than making them (the Go worker), when a case
 /// that uses them is to run (`fuzz-methods`; `state-roundtrip` drives the
-/// state with them). The default series comes from the cache (a link to
-/// it, checked whole); any other is written for this run. None when it
-/// cannot be had: the worker then says it got no inputs.
-fn fuzz_series(
-    program: &WorkerProgram,
-    options: &RunOptions,
-) -> Option<tempfile::NamedTempFile<()>> {
+/// state with them). None when it cannot be had: the worker then says it
+/// got no inputs.
+fn fuzz_series(program: &WorkerProgram, options: &RunOptions) -> Option<tempfile::TempPath> {
     let uses_series = [CaseId::FuzzMethods, CaseId::StateRoundtrip];
     let wanted =
         program.reads_fuzz_series && options.cases.iter().any(|case| uses_series.contains(case));
     let scratch = options.settings.scratch.as_deref().filter(|_| wanted)?;
     let settings = &options.settings;
-    let default = (settings.seed, settings.fuzz_inputs)
-        == (crate::fuzz::DEFAULT_SEED, crate::fuzz::DEFAULT_INPUTS);
-    let cache = crate::worker::go::cache_root().join("fuzz-series");
-    if default && let Some(linked) = cached_series(&cache, scratch) {
-        return Some(linked);
-    }
-    let builder = series_file();
-    let mut file = builder.tempfile_in(scratch).ok()?;
-    crate::fuzz::write_series(file.as_file_mut(), settings.seed, settings.fuzz_inputs).ok()?;
-    let (_, path) = file.into_parts();
-    Some(tempfile::NamedTempFile::from_parts((), path))
-}
-
-fn series_file() -> tempfile::Builder<'static, 'static> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix("fuzz-series-");
-    builder
-}
-
-/// The default series, from `cache` (beside the built Go workers), as a
-/// link in `scratch`: the same ~6 MB for every run, written once instead of
-/// per run (writing it cost each Go-native run 6 ms; `cargo xtask bench`'s
-/// phases). The link pins the file the worker reads; its content is
-/// checked whole against the pinned digest before it is handed over, and a
-/// file that fails (cut short, changed) is written anew. None when the
-/// cache cannot be used: the run writes its own.
-fn cached_series(cache: &Path, scratch: &Path) -> Option<tempfile::NamedTempFile<()>> {
-    use crate::fuzz::{DEFAULT_INPUTS, DEFAULT_SEED, DEFAULT_SERIES_DIGEST};
-    let path = cache.join(format!("v1-{DEFAULT_SERIES_DIGEST}"));
-    for _ in 0..2 {
-        if let Ok(linked) = series_file().make_in(scratch, |link| std::fs::hard_link(&path, link)) {
-            let file = std::fs::File::open(linked.path());
-            if file.is_ok_and(|file| {
-                crate::fuzz::is_series(file, DEFAULT_INPUTS, DEFAULT_SERIES_DIGEST)
-            }) {
-                return Some(linked);
-            }
-        }
-        std::fs::create_dir_all(cache).ok()?;
-        let mut file = tempfile::Builder::new()
-            .prefix(".writing-")
-            .tempfile_in(cache)
-            .ok()?;
-        crate::fuzz::write_series(file.as_file_mut(), DEFAULT_SEED, DEFAULT_INPUTS).ok()?;
-        file.as_file().sync_all().ok()?;
-        file.persist(&path).ok()?;
-    }
-    None
+    crate::worker::go::fuzz_series(scratch, settings.seed, settings.fuzz_inputs)
 }
 
 fn case_report(
@@ -563,70 +512,6 @@ mod tests {
             batch_len(&rest, true, &ledger),
             3,
             "the Rust worker skips it itself"
-        );
-    }
-
-    #[test]
-    fn the_cached_series_is_linked_checked_and_written_anew_when_wrong() {
-        use crate::fuzz::{DEFAULT_INPUTS, DEFAULT_SEED, DEFAULT_SERIES_DIGEST};
-        let dir = tempfile::tempdir().unwrap();
-        let (cache, scratch) = (dir.path().join("cache"), dir.path().join("scratch"));
-        std::fs::create_dir_all(&scratch).unwrap();
-        let mut fresh = Vec::new();
-        crate::fuzz::write_series(&mut fresh, DEFAULT_SEED, DEFAULT_INPUTS).unwrap();
-        let linked = super::cached_series(&cache, &scratch).unwrap();
-        assert_eq!(std::fs::read(linked.path()).unwrap(), fresh);
-        let cached = cache.join(format!("v1-{DEFAULT_SERIES_DIGEST}"));
-        assert_eq!(std::fs::read(&cached).unwrap(), fresh);
-        drop(linked);
-        // Cut short, or one byte changed: written anew, never handed over.
-        for broken in [fresh[..fresh.len() / 2].to_vec(), {
-            let mut changed = fresh.clone();
-            let last = changed.len() - 1;
-            changed[last] ^= 1;
-            changed
-        }] {
-            std::fs::remove_file(&cached).unwrap();
-            std::fs::write(&cached, &broken).unwrap();
-            let linked = super::cached_series(&cache, &scratch).unwrap();
-            assert_eq!(std::fs::read(linked.path()).unwrap(), fresh);
-        }
-        let names: Vec<String> = std::fs::read_dir(&cache)
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            names,
-            [format!("v1-{DEFAULT_SERIES_DIGEST}")],
-            "nothing half-written left"
-        );
-    }
-
-    #[test]
-    fn a_series_is_checked_whole() {
-        let mut series = Vec::new();
-        let digest = crate::fuzz::write_series(&mut series, 7, 40).unwrap();
-        assert!(crate::fuzz::is_series(&series[..], 40, &digest));
-        assert!(
-            !crate::fuzz::is_series(&series[..], 39, &digest),
-            "another count"
-        );
-        assert!(!crate::fuzz::is_series(
-            &series[..series.len() - 1],
-            40,
-            &digest
-        ));
-        let mut longer = series.clone();
-        longer.push(0);
-        assert!(
-            !crate::fuzz::is_series(&longer[..], 40, &digest),
-            "bytes after"
-        );
-        let text = String::from_utf8_lossy(&series).into_owned();
-        let renamed = text.replacen("random bytes", "random byte", 1);
-        assert!(
-            !crate::fuzz::is_series(renamed.as_bytes(), 40, &digest),
-            "a description"
         );
     }
 }

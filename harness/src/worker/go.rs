@@ -266,9 +266,9 @@ fn build(go: &Path, wanted: Option<&GoRelease>, dir: &Path) -> Result<(), GoWork
         source,
     };
     std::fs::create_dir_all(parent).map_err(cache_error)?;
-    remove_abandoned_builds(parent);
+    remove_abandoned(parent, BUILD_PREFIX);
     let staging = tempfile::Builder::new()
-        .prefix(".build-")
+        .prefix(BUILD_PREFIX)
         .tempdir_in(parent)
         .map_err(cache_error)?;
     for (subdir, name, contents) in SOURCES {
@@ -344,16 +344,76 @@ fn build(go: &Path, wanted: Option<&GoRelease>, dir: &Path) -> Result<(), GoWork
     Ok(())
 }
 
-/// Removes staging directories of builds that were interrupted (the
-/// process killed mid-build) an hour or more ago; a build running now in
-/// another process is younger than that.
-fn remove_abandoned_builds(dir: &Path) {
+/// The fuzz inputs the Go worker reads, as a file in `scratch` (removed
+/// with the returned path). The default series (default seed, 256 inputs:
+/// ~6 MB) is kept in the cache beside the built workers, written once
+/// instead of per run (writing it cost each Go-native run 6 ms; `cargo
+/// xtask bench`'s phases), and handed over as a link: the link pins the
+/// file the worker reads, and its content is checked whole against the
+/// pinned digest first; a file that fails (cut short, changed) is written
+/// anew. Any other series, or the default when the cache cannot be used,
+/// is written for this run.
+pub(crate) fn fuzz_series(scratch: &Path, seed: u64, count: u32) -> Option<tempfile::TempPath> {
+    use crate::fuzz::{DEFAULT_INPUTS, DEFAULT_SEED};
+    if (seed, count) == (DEFAULT_SEED, DEFAULT_INPUTS)
+        && let Some(linked) = cached_series(&cache_root().join("fuzz-series"), scratch)
+    {
+        return Some(linked);
+    }
+    let mut file = series_file().tempfile_in(scratch).ok()?;
+    crate::fuzz::write_series(file.as_file_mut(), seed, count).ok()?;
+    Some(file.into_temp_path())
+}
+
+fn series_file() -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("fuzz-series-");
+    builder
+}
+
+/// The default series from `cache`, linked into `scratch` once checked.
+fn cached_series(cache: &Path, scratch: &Path) -> Option<tempfile::TempPath> {
+    use crate::fuzz::{DEFAULT_INPUTS, DEFAULT_SEED, DEFAULT_SERIES_DIGEST};
+    let path = cache.join(format!("v1-{DEFAULT_SERIES_DIGEST}"));
+    for _ in 0..2 {
+        if let Ok(linked) = series_file().make_in(scratch, |link| std::fs::hard_link(&path, link)) {
+            let linked = linked.into_temp_path();
+            if std::fs::File::open(&linked).is_ok_and(|file| {
+                crate::fuzz::is_series(file, DEFAULT_INPUTS, DEFAULT_SERIES_DIGEST)
+            }) {
+                return Some(linked);
+            }
+        }
+        std::fs::create_dir_all(cache).ok()?;
+        remove_abandoned(cache, WRITING_PREFIX);
+        let mut file = tempfile::Builder::new()
+            .prefix(WRITING_PREFIX)
+            .tempfile_in(cache)
+            .ok()?;
+        crate::fuzz::write_series(file.as_file_mut(), DEFAULT_SEED, DEFAULT_INPUTS).ok()?;
+        file.as_file().sync_all().ok()?;
+        file.persist(&path).ok()?;
+    }
+    None
+}
+
+/// The cached series while it is written, before its rename.
+const WRITING_PREFIX: &str = ".writing-";
+
+/// The prefix of a worker build's staging directory.
+const BUILD_PREFIX: &str = ".build-";
+
+/// Removes what writes into `dir` that were interrupted (the process
+/// killed mid-build or mid-write) left an hour or more ago: the entries
+/// named with `prefix`. A write running now in another process is younger
+/// than that.
+fn remove_abandoned(dir: &Path, prefix: &str) {
     const ABANDONED: std::time::Duration = std::time::Duration::from_secs(3600);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
-        let abandoned = entry.file_name().to_string_lossy().starts_with(".build-")
+        let abandoned = entry.file_name().to_string_lossy().starts_with(prefix)
             && entry
                 .metadata()
                 .and_then(|metadata| metadata.modified())
@@ -361,7 +421,8 @@ fn remove_abandoned_builds(dir: &Path) {
                 .and_then(|modified| modified.elapsed().ok())
                 .is_some_and(|age| age >= ABANDONED);
         if abandoned {
-            let _ = std::fs::remove_dir_all(entry.path());
+            let path = entry.path();
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
     }
 }
@@ -444,5 +505,41 @@ mod tests {
         );
         assert_ne!(key("go1.21.13 X:loopvar"), key("go1.22.0 X:loopvar"));
         assert_eq!(key("go1.21.13 X:loopvar"), key("go1.21.13 X:loopvar"));
+    }
+
+    #[test]
+    fn the_cached_series_is_linked_checked_and_written_anew_when_wrong() {
+        use crate::fuzz::{DEFAULT_INPUTS, DEFAULT_SEED, DEFAULT_SERIES_DIGEST};
+        let dir = tempfile::tempdir().unwrap();
+        let (cache, scratch) = (dir.path().join("cache"), dir.path().join("scratch"));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let mut fresh = Vec::new();
+        crate::fuzz::write_series(&mut fresh, DEFAULT_SEED, DEFAULT_INPUTS).unwrap();
+        let linked = cached_series(&cache, &scratch).unwrap();
+        assert_eq!(std::fs::read(&linked).unwrap(), fresh);
+        let cached = cache.join(format!("v1-{DEFAULT_SERIES_DIGEST}"));
+        assert_eq!(std::fs::read(&cached).unwrap(), fresh);
+        drop(linked);
+        // Cut short, or one byte changed: written anew, never handed over.
+        for broken in [fresh[..fresh.len() / 2].to_vec(), {
+            let mut changed = fresh.clone();
+            let last = changed.len() - 1;
+            changed[last] ^= 1;
+            changed
+        }] {
+            std::fs::remove_file(&cached).unwrap();
+            std::fs::write(&cached, &broken).unwrap();
+            let linked = cached_series(&cache, &scratch).unwrap();
+            assert_eq!(std::fs::read(&linked).unwrap(), fresh);
+        }
+        let names: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [format!("v1-{DEFAULT_SERIES_DIGEST}")],
+            "nothing half-written left"
+        );
     }
 }
