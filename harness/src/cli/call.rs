@@ -16,6 +16,7 @@ use crate::plugin::session::Session;
 use crate::postmortem::replay::Replay;
 use crate::report::{CapturedOutput, LogLine};
 use crate::worker::choice::{self, Choice};
+use crate::worker::workspace::Workspace;
 use crate::worker::{self, CallAnswer, Exchange, OnInterrupt, Worker, WorkerScope};
 use crate::{postmortem::symbolize, text};
 
@@ -86,11 +87,9 @@ pub(super) fn run(args: CallArgs) -> anyhow::Result<u8> {
     }
     // Standard input is copied to a file first: the worker reads a file,
     // and a pipe is read once.
-    // Everything the call makes (the copy of standard input, the worker's
-    // directory) lives here, which an interrupt removes too.
-    let scratch = tempfile::Builder::new()
-        .prefix("plugcheck-call-")
-        .tempdir()
+    // The copy of standard input lives here, which an interrupt empties
+    // too (as it does the worker's directory).
+    let scratch = Workspace::take("plugcheck-call-")
         .context("cannot create the call's temporary directory")?;
     let mut stdin_copy = None;
     let steps = match (&args.replay, &args.method) {
@@ -121,10 +120,9 @@ pub(super) fn run(args: CallArgs) -> anyhow::Result<u8> {
         Choice::Refused(outcome) => bail!("{}", outcome.reason),
     };
     let scope = WorkerScope::enter(OnInterrupt::exit(
-        Some(scratch.path().to_owned()),
         "plugcheck: interrupted; the worker and its processes were killed",
     ))?;
-    let mut worker = Worker::spawn(&program.exe, &plugin, &[], Some(scratch.path()))?;
+    let mut worker = Worker::spawn(&program.exe, &plugin, &[])?;
     let mut code = exit::RETURNED_OK;
     for (at, step) in steps.iter().enumerate() {
         announce(&steps, at);

@@ -23,6 +23,7 @@ use crate::run;
 use crate::run::options::RunOptions;
 use crate::run::partition::{Partition, PluginSet};
 use crate::run::timeline;
+use crate::worker::workspace::Workspace;
 use crate::worker::{OnInterrupt, WorkerScope};
 
 #[derive(Debug, PartialEq, clap::Args)]
@@ -387,14 +388,11 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         crate::report::check_writable(path)?;
     }
     let plugins = chosen;
-    // Each worker's working directory goes here, and shadow copies and
-    // scratch builds of the reload cases, and the fuzz inputs written for
-    // the Go worker; it goes away at the end, also after a worker was
-    // killed mid-case or the run was interrupted.
-    let scratch = tempfile::Builder::new()
-        .prefix("plugcheck-run-")
-        .tempdir()
-        .context("cannot create the run's temporary directory")?;
+    // Shadow copies and scratch builds of the reload cases go here, and
+    // the fuzz inputs written for the Go worker; it is emptied at the end,
+    // also after a worker was killed mid-case or the run was interrupted.
+    let scratch =
+        Workspace::take("plugcheck-run-").context("cannot create the run's temporary directory")?;
     let scratch_path = Some(scratch.path().to_owned());
     let provenance = Provenance {
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -442,7 +440,6 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         provenance: Some(provenance),
     };
     let scope = WorkerScope::enter(OnInterrupt::exit(
-        scratch_path,
         "plugcheck: interrupted; every worker and its processes were killed",
     ))?;
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();

@@ -21,6 +21,7 @@ use crate::reload::watch::{DEFAULT_POLL_INTERVAL, Mode, Stopper, Wake, Watcher, 
 use crate::reload::{OldVersion, ReloadEngine, ReloadOptions, Reloaded};
 use crate::text::human_ms;
 use crate::text::one_line;
+use crate::worker::workspace::Workspace;
 use crate::worker::{OnInterrupt, WorkerScope};
 
 #[derive(Debug, clap::Args)]
@@ -46,17 +47,12 @@ pub(super) struct WatchArgs {
 pub(super) fn run(args: WatchArgs) -> anyhow::Result<u8> {
     let plugin = std::path::absolute(&args.plugin)
         .with_context(|| format!("cannot make `{}` an absolute path", args.plugin.display()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("plugcheck-watch-")
-        .tempdir()
+    let scratch = Workspace::take("plugcheck-watch-")
         .context("cannot create the watch's temporary directory")?;
     // Pre-flight workers and whatever the plugin starts are this process's
     // children: the scope kills and reaps them, whatever ends the watch.
     let serving_stopper: Arc<Mutex<Option<Stopper>>> = Arc::default();
-    let scope = WorkerScope::enter(on_interrupt(
-        scratch.path().to_owned(),
-        Arc::clone(&serving_stopper),
-    ))?;
+    let scope = WorkerScope::enter(on_interrupt(Arc::clone(&serving_stopper)))?;
     let preflight: Option<Arc<dyn crate::reload::Preflight>> = if args.no_preflight {
         None
     } else {
@@ -235,18 +231,18 @@ fn watch_mode(args: &WatchArgs, plugin: &std::path::Path) -> Mode {
     }
 }
 
-/// Kills what the plugin left (the scope's end), then removes the scratch
+/// Kills what the plugin left (the scope's end), then empties the scratch
 /// directory.
-fn leave(scope: WorkerScope, scratch: tempfile::TempDir) {
+fn leave(scope: WorkerScope, scratch: Workspace) {
     drop(scope);
     drop(scratch);
 }
 
 /// What Ctrl-C does: before the plugin is serving, kill the pre-flight
-/// workers and everything they or the plugin started, remove the scratch
+/// workers and everything they or the plugin started, empty the scratch
 /// directory and exit; once serving, stop the watch, which then shuts the
 /// plugin down in order and leaves its scope.
-fn on_interrupt(scratch: PathBuf, serving: Arc<Mutex<Option<Stopper>>>) -> OnInterrupt {
+fn on_interrupt(serving: Arc<Mutex<Option<Stopper>>>) -> OnInterrupt {
     OnInterrupt {
         handled_by_command: Some(Box::new(move || {
             match serving.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -257,7 +253,6 @@ fn on_interrupt(scratch: PathBuf, serving: Arc<Mutex<Option<Stopper>>>) -> OnInt
                 None => false,
             }
         })),
-        scratch: Some(scratch),
         message: "plugcheck: interrupted before serving; nothing is left running",
     }
 }

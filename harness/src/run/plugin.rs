@@ -251,12 +251,7 @@ impl<'a> PluginRun<'a> {
                 index: self.which.index,
                 why: self.why_next_worker,
             });
-            let worker = spawn_worker(
-                &self.program.exe,
-                self.path,
-                self.which.attempt,
-                self.options.settings.scratch.as_deref(),
-            )?;
+            let worker = spawn_worker(&self.program.exe, self.path, self.which.attempt)?;
             self.worker = Some(worker);
         }
         Ok(())
@@ -451,25 +446,20 @@ fn batch_len(cases: &[CaseId], worker_applies_ledger: bool, ledger: &Ledger) -> 
 /// itself fails: Wine now and then refuses a CreateProcess right after a
 /// Job Object was terminated (ERROR_INTERNAL_ERROR, 1359). A start that
 /// keeps failing is the harness's error, reported as such.
-fn spawn_worker(
-    exe: &Path,
-    plugin: &Path,
-    attempt: Option<u32>,
-    scratch: Option<&Path>,
-) -> Result<Worker, SpawnError> {
+fn spawn_worker(exe: &Path, plugin: &Path, attempt: Option<u32>) -> Result<Worker, SpawnError> {
     let environment: Vec<(&str, String)> = attempt
         .map(|attempt| (crate::run::repeat::ATTEMPT_VARIABLE, attempt.to_string()))
         .into_iter()
         .collect();
     let mut delay = Duration::from_millis(20);
     for _ in 0..3 {
-        match Worker::spawn(exe, plugin, &environment, scratch) {
+        match Worker::spawn(exe, plugin, &environment) {
             Err(SpawnError::Start { .. }) => std::thread::sleep(delay),
             other => return other,
         }
         delay *= 5;
     }
-    Worker::spawn(exe, plugin, &environment, scratch)
+    Worker::spawn(exe, plugin, &environment)
 }
 
 #[cfg(test)]

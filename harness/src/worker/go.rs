@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+use super::workspace::cache_root;
 use crate::bridge::find_on_path;
 use crate::inspect::kind::GoNative;
 
@@ -219,16 +220,6 @@ fn choose_go(wanted: Option<&str>) -> Result<PathBuf, GoWorkerError> {
         .ok_or_else(|| GoWorkerError::NoGo {
             wanted: wanted.map(str::to_owned),
         })
-}
-
-/// Where built workers (and the fuzz series they read) are kept:
-/// `$PLUGCHECK_CACHE_DIR`, else the user's cache directory.
-pub(crate) fn cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("PLUGCHECK_CACHE_DIR").filter(|dir| !dir.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let base = crate::os::user_dir(crate::os::UserDir::Cache).unwrap_or_else(std::env::temp_dir);
-    base.join("plugcheck")
 }
 
 /// What a cached worker depends on: these sources, the release and

@@ -12,6 +12,7 @@ mod protocol;
 mod scope;
 mod supervisor;
 mod trail;
+pub(crate) mod workspace;
 
 pub(crate) use child::{MAX_CALL_INPUT, WorkerArgs, call_answer, read_call_input, serve};
 pub(crate) use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};

@@ -12,7 +12,6 @@
 //! process, so the handler is installed once and asks the scope that is
 //! open now what an interrupt means.
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,18 +27,16 @@ pub(crate) struct OnInterrupt {
     /// the interrupt itself (a watch that is serving stops in order, and
     /// its scope then ends as any other).
     pub handled_by_command: Option<Box<dyn Fn() -> bool + Send>>,
-    /// Removed once every worker is killed: the run's scratch directory.
-    pub scratch: Option<PathBuf>,
     /// The last line the interrupted command prints.
     pub message: &'static str,
 }
 
 impl OnInterrupt {
-    /// Kill every worker, remove `scratch`, print `message`, exit 130.
-    pub(crate) fn exit(scratch: Option<PathBuf>, message: &'static str) -> OnInterrupt {
+    /// Kill every worker, empty the workspaces (the run's scratch, the
+    /// workers' directories), print `message`, exit 130.
+    pub(crate) fn exit(message: &'static str) -> OnInterrupt {
         OnInterrupt {
             handled_by_command: None,
-            scratch,
             message,
         }
     }
@@ -128,13 +125,11 @@ fn interrupt() {
         return;
     }
     supervisor::kill_all();
-    let (scratch, message) = match open.take() {
-        Some(on) => (on.scratch, on.message),
-        None => (None, "plugcheck: interrupted"),
+    let message = match open.take() {
+        Some(on) => on.message,
+        None => "plugcheck: interrupted",
     };
-    if let Some(scratch) = scratch {
-        let _ = std::fs::remove_dir_all(scratch);
-    }
+    super::workspace::clear_all_in_use();
     // Not `eprintln!`: it panics when stderr is a pipe whose reader is gone
     // (the interrupted caller), and a panic here never exits.
     let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{message}\n").as_bytes());

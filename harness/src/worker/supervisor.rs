@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use super::capture::{Capture, Segment};
 use super::protocol::{self, CallAnswer, FromWorker, LineReader, RawStack, ReceiveError, ToWorker};
 use super::trail::CallTrail;
+use super::workspace::Workspace;
 use crate::catalog::CaseId;
 use crate::os;
 use crate::os::Termination;
@@ -159,9 +160,9 @@ struct Process {
     /// Set once the tree was killed after the worker was reaped: nothing of
     /// it can be left.
     tree_gone: bool,
-    /// The worker's working directory, removed once the tree is killed
+    /// The worker's working directory, emptied once the tree is killed
     /// (fields drop after `Drop::drop`).
-    _directory: tempfile::TempDir,
+    _directory: Workspace,
 }
 
 /// How a worker that hung up ended.
@@ -283,22 +284,15 @@ pub(crate) struct Worker {
 impl Worker {
     /// Starts `exe __worker` for `plugin` and waits for it to connect.
     /// `environment`: variables the worker (and so the plugin) gets on top
-    /// of plugcheck's own. The worker runs in a directory of its own,
-    /// made in `scratch` (the run's, removed with it even after Ctrl-C)
-    /// or the system's temporary directory, and removed with the worker.
+    /// of plugcheck's own. The worker runs in an empty directory of its
+    /// own (a [`Workspace`]), emptied once the worker and everything it
+    /// started are gone — or by the interrupt that killed them.
     pub(crate) fn spawn(
         exe: &Path,
         plugin: &Path,
         environment: &[(&str, String)],
-        scratch: Option<&Path>,
     ) -> Result<Worker, SpawnError> {
-        let mut directory = tempfile::Builder::new();
-        directory.prefix("worker-");
-        let directory = match scratch {
-            Some(scratch) => directory.tempdir_in(scratch),
-            None => directory.tempdir(),
-        }
-        .map_err(SpawnError::Directory)?;
+        let directory = Workspace::take("plugcheck-worker-").map_err(SpawnError::Directory)?;
         let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(SpawnError::Socket)?;
         let address = listener.local_addr().map_err(SpawnError::Socket)?;
         listener.set_nonblocking(true).map_err(SpawnError::Socket)?;
