@@ -388,6 +388,12 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         crate::report::check_writable(path)?;
     }
     let plugins = chosen;
+    // The spare serves a run of one plugin; more workers (several
+    // plugins at once, repeated runs) are forked by the zygote, forked
+    // now while this process still has one thread.
+    if plugins.len() > 1 || args.repeat.is_some_and(|times| times > 1) {
+        os::prepare_more_workers();
+    }
     // Shadow copies and scratch builds of the reload cases go here, and
     // the fuzz inputs written for the Go worker; it is emptied at the end,
     // also after a worker was killed mid-case or the run was interrupted.

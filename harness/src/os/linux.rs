@@ -498,6 +498,12 @@ pub(super) fn prepare_worker_starts(worker_main: super::WorkerMain) {
     }
 }
 
+pub(super) fn prepare_more_workers() {
+    if thread_count() == 1 {
+        zygote::start_zygote();
+    }
+}
+
 pub(super) fn stop_worker_starts() {
     zygote::stop()
 }
@@ -573,7 +579,7 @@ pub(super) fn harden_worker() {
 }
 
 pub(super) fn confine_worker() -> bool {
-    confine::confine_worker(&confine::Protected::around_parent())
+    confine::is_confined() || confine::confine_worker(&confine::Protected::around_parent())
 }
 
 /// Whether this process lives in a PID namespace below the one `/proc`

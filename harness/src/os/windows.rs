@@ -480,6 +480,8 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
 /// Nothing to prepare: there is no fork to start workers from.
 pub(super) fn prepare_worker_starts(_worker_main: super::WorkerMain) {}
 
+pub(super) fn prepare_more_workers() {}
+
 pub(super) fn stop_worker_starts() {}
 
 pub(super) fn end_worker_starts() {}

@@ -8,8 +8,9 @@
 //!   earlier floor, `plugcheck __probe` (plugcheck's own binary doing it);
 //! - suite: `plugcheck check --json` over one good plugin, whole process,
 //!   minus the time the cases themselves worked (measured inside the
-//!   worker, reported in the JSON), run by run. The target is overhead ≤ 3
-//!   floor spawns: one worker reused by every case, not a process per case.
+//!   worker, reported in the JSON), run by run. The target is overhead
+//!   ≤ 2.5 floor spawns at p50 and ≤ 3 at p99: one worker reused by every
+//!   case, not a process per case.
 //!   Measured for the foundation families (the suite the target was set
 //!   for, gated) and for the whole suite (printed);
 //! - crash: what the crash family (`fuzz-methods`) adds to the suite on
@@ -53,8 +54,10 @@ mod timeline;
 use floor::PhysicalFloor;
 use stats::{FAMILIES_BEFORE_CRASH, ms, percentile};
 
-/// The overhead target, in physical floors (p50).
-const SUITE_TARGET: f64 = 3.0;
+/// The overhead targets, in physical floors, at p50 and p99 (the
+/// twice-the-floor issue: met on every one of three benches in a row).
+const SUITE_TARGET: f64 = 2.5;
+const SUITE_P99_TARGET: f64 = 3.0;
 /// Reload latency targets of the hot-reload issue, in floors.
 const RELOAD_P50_TARGET: f64 = 3.0;
 const RELOAD_P99_TARGET: f64 = 5.0;
@@ -198,10 +201,11 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     );
     print_per_plugin(&all);
     windows_leg(sh, runs, &scratch)?;
-    if foundation.ratio() > SUITE_TARGET {
+    if foundation.ratio() > SUITE_TARGET || foundation.ratio_p99() > SUITE_P99_TARGET {
         bail!(
-            "suite overhead {:.2}× the physical floor (p50) is over the {SUITE_TARGET}× target",
-            foundation.ratio()
+            "suite overhead {:.2}× the physical floor at p50, {:.2}× at p99: over the {SUITE_TARGET}× / {SUITE_P99_TARGET}× target",
+            foundation.ratio(),
+            foundation.ratio_p99()
         );
     }
     if crash.ratio() > CRASH_FAMILY_TARGET {
@@ -421,12 +425,12 @@ impl SuiteTiming {
 
     fn print(&self, title: &str, gated: bool) {
         let target = if gated {
-            let met = if self.ratio() <= SUITE_TARGET {
+            let met = if self.ratio() <= SUITE_TARGET && self.ratio_p99() <= SUITE_P99_TARGET {
                 "met"
             } else {
                 "NOT MET"
             };
-            format!("target ≤ {SUITE_TARGET}×: {met}")
+            format!("target ≤ {SUITE_TARGET}× at p50, ≤ {SUITE_P99_TARGET}× at p99: {met}")
         } else {
             "reported, not gated".to_owned()
         };

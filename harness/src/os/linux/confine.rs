@@ -131,6 +131,9 @@ fn siblings(parent: i32) -> Vec<i32> {
 /// every process it starts, inherits it) and the handler that names a
 /// trapped call. False when the kernel refused it.
 pub(super) fn confine_worker(protected: &Protected) -> bool {
+    if is_confined() {
+        return true;
+    }
     PARENT.store(nix::unistd::getppid().as_raw(), Ordering::SeqCst);
     drop_ptrace_capability();
     let program = filter(protected);
@@ -166,6 +169,18 @@ pub(super) fn confine_worker(protected: &Protected) -> bool {
                 &fprog as *const libc::sock_fprog,
             ) == 0
     }
+    .then(|| CONFINED.store(true, Ordering::SeqCst))
+    .is_some()
+}
+
+/// Set once this process installed the filter: a spare worker parked in
+/// its namespace installs it while it waits (off the path to the first
+/// case), and the worker it becomes does not install it twice.
+static CONFINED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is under the filter already.
+pub(super) fn is_confined() -> bool {
+    CONFINED.load(Ordering::SeqCst)
 }
 
 /// `CAP_SYS_PTRACE`'s number.

@@ -1,6 +1,7 @@
-//! Worker starts without `exec`: a spare worker and a zygote, both forked
-//! from plugcheck first thing in `main`, while it has one thread and has
-//! touched little memory.
+//! Worker starts without `exec`: a spare worker forked from plugcheck
+//! first thing in `main`, while it has one thread and has touched little
+//! memory, and — for a command that will start several workers — a zygote
+//! forked once the command line is read, still on one thread.
 //!
 //! Starting a worker as a new program costs an `exec` of a 6 MB binary,
 //! the dynamic loader and the Rust runtime before the worker can connect:
@@ -12,8 +13,12 @@
 //!
 //! - The **spare** is a worker forked ahead: the harness's child in a
 //!   process group of its own (or, with a namespace, the only child of
-//!   the namespace's supervisor, prepared at start too), parked until it
+//!   the namespace's supervisor, prepared at start too: the supervisor is
+//!   forked `CLONE_PARENT`, the harness's child at once, and the parked
+//!   worker installs its seccomp filter while it waits), parked until it
 //!   is sent a command line. The first worker of a run costs one message.
+//!   On two cores every process the run starts competes with the harness
+//!   for the CPU, so a run of one plugin forks nothing else.
 //! - The **zygote** forks every later worker twice (zygote → intermediate →
 //!   worker); the intermediate exits at once, so the worker is re-parented
 //!   to the harness, a subreaper, before the zygote answers with its pid.
@@ -110,6 +115,8 @@ struct Helpers {
     /// The program they are copies of: they serve workers of this program
     /// only.
     exe: PathBuf,
+    /// What a helper forked later (the zygote) is told of the harness.
+    harness: Harness,
     zygote: Option<Helper>,
     /// A worker forked at start, waiting for its command line: the first
     /// worker of a run then costs one message, not a fork.
@@ -124,6 +131,9 @@ static HELPERS: Mutex<Option<Helpers>> = Mutex::new(None);
 /// not orphans, for the orphan reaper, which must not take the lock above.
 static ZYGOTE_PID: AtomicI32 = AtomicI32::new(0);
 static SPARE_PID: AtomicI32 = AtomicI32::new(0);
+/// The spare once it has handed over its namespace's supervisor: exiting,
+/// reaped by [`end`].
+static FORMER_SPARE_PID: AtomicI32 = AtomicI32::new(0);
 
 fn helpers() -> std::sync::MutexGuard<'static, Option<Helpers>> {
     HELPERS
@@ -145,10 +155,10 @@ struct Request {
     exec: bool,
 }
 
-/// Forks the zygote and the spare worker, unless they run already. Only
-/// while this process has a single thread (the caller checks, not assumes:
-/// a fork copies only the calling thread, so any other thread's locks would
-/// stay locked in the copy forever).
+/// Forks the spare worker, unless it runs already. Only while this process
+/// has a single thread (the caller checks, not assumes: a fork copies only
+/// the calling thread, so any other thread's locks would stay locked in
+/// the copy forever).
 pub(super) fn start(worker_main: WorkerMain) {
     if helpers().is_some() {
         return;
@@ -171,32 +181,62 @@ pub(super) fn start(worker_main: WorkerMain) {
     // reader for later helpers' copies).
     std::mem::forget(life_reader);
     LIFE_WRITER.store(life_writer.into_raw_fd(), Ordering::SeqCst);
-    let zygote = fork_helper(None, serve, harness);
-    let spare = fork_helper(zygote.as_ref(), park, harness);
+    let spare = fork_helper(None, park, harness);
     if let Some(spare) = &spare {
         // Its own group from the start, as a spawned worker has.
         let _ = setpgid(spare.pid, spare.pid);
     }
-    ZYGOTE_PID.store(
-        zygote.as_ref().map_or(0, |z| z.pid.as_raw()),
-        Ordering::SeqCst,
-    );
     SPARE_PID.store(
         spare.as_ref().map_or(0, |s| s.pid.as_raw()),
         Ordering::SeqCst,
     );
     *helpers() = Some(Helpers {
         exe,
-        zygote,
+        harness,
+        zygote: None,
         spare,
         retired: Vec::new(),
     });
 }
 
+/// Forks the zygote, for a command that will start more than one worker:
+/// a run of one plugin is served by the spare alone (a second worker, for
+/// a plugin that crashed, starts as a program), and does not pay for a
+/// process it never uses — its fork, and its exit at the end. Only while
+/// this process has a single thread, as for [`start`]; does nothing
+/// without a spare (none was forked, or it was already ended).
+pub(super) fn start_zygote() {
+    let (harness, spare_channel) = {
+        let guard = helpers();
+        let Some(helpers) = guard.as_ref() else {
+            return;
+        };
+        if helpers.zygote.is_some() {
+            return;
+        }
+        (
+            helpers.harness,
+            helpers
+                .spare
+                .as_ref()
+                .map(|spare| spare.channel.as_raw_fd()),
+        )
+    };
+    let zygote = fork_helper(spare_channel, serve, harness);
+    ZYGOTE_PID.store(
+        zygote.as_ref().map_or(0, |z| z.pid.as_raw()),
+        Ordering::SeqCst,
+    );
+    if let Some(helpers) = helpers().as_mut() {
+        helpers.zygote = zygote;
+    }
+}
+
 /// Forks a helper that runs `life` on its end of a new channel. The copy
-/// closes `sibling`'s channel: a worker must not reach the zygote.
+/// closes `sibling`, the spare's channel (the zygote has no use for it,
+/// and must not hold the end that tells the spare the harness is gone).
 fn fork_helper(
-    sibling: Option<&Helper>,
+    sibling: Option<RawFd>,
     life: fn(OwnedFd, Harness) -> !,
     harness: Harness,
 ) -> Option<Helper> {
@@ -224,7 +264,7 @@ fn fork_helper(
                 // SAFETY: the copy of the sibling's channel end is never
                 // used here; closing it leaves the harness's own intact.
                 unsafe {
-                    libc::close(sibling.channel.as_raw_fd());
+                    libc::close(sibling);
                 }
             }
             life(theirs, harness)
@@ -242,7 +282,9 @@ fn fork_helper(
 pub(super) fn is_helper(pid: u32) -> bool {
     let pid = pid as i32;
     pid != 0
-        && (ZYGOTE_PID.load(Ordering::SeqCst) == pid || SPARE_PID.load(Ordering::SeqCst) == pid)
+        && [&ZYGOTE_PID, &SPARE_PID, &FORMER_SPARE_PID]
+            .iter()
+            .any(|helper| helper.load(Ordering::SeqCst) == pid)
 }
 
 /// Starts a worker for `launch` from the spare or the zygote, if they
@@ -338,12 +380,18 @@ pub(super) fn stop() {
 pub(super) fn end() {
     stop();
     if let Some(helpers) = helpers().take() {
-        for pid in helpers.retired {
+        let former_spare = FORMER_SPARE_PID.load(Ordering::SeqCst);
+        for pid in helpers
+            .retired
+            .into_iter()
+            .chain((former_spare != 0).then(|| Pid::from_raw(former_spare)))
+        {
             while let Err(Errno::EINTR) = waitpid(pid, None) {}
         }
         // Only now: until reaped, they are not orphans to the reaper.
         ZYGOTE_PID.store(0, Ordering::SeqCst);
         SPARE_PID.store(0, Ordering::SeqCst);
+        FORMER_SPARE_PID.store(0, Ordering::SeqCst);
     }
 }
 
@@ -448,8 +496,7 @@ fn park(channel: OwnedFd, harness: Harness) -> ! {
         else {
             exit_now(1)
         };
-        // SAFETY: this process has a single thread.
-        match unsafe { fork() } {
+        match fork_beside_me() {
             Ok(ForkResult::Child) => {
                 drop(relay_reader);
                 supervise(
@@ -461,7 +508,7 @@ fn park(channel: OwnedFd, harness: Harness) -> ! {
                 )
             }
             Ok(ForkResult::Parent { child }) => {
-                let _ = setpgid(child, child);
+                // Not ours to put in a group: the supervisor leads its own.
                 drop(relay_writer);
                 let _ = send_ready(
                     &channel,
@@ -482,12 +529,39 @@ fn park(channel: OwnedFd, harness: Harness) -> ! {
     wait_for_assignment(&channel, harness, Parent::Harness)
 }
 
+/// Forks a child of this process's parent, not of this process
+/// (`CLONE_PARENT`): the spare's supervisor is the harness's child from
+/// the start, so the harness need not wait for the spare to exit (and the
+/// supervisor to be re-parented) before its first worker can start. A
+/// single-threaded process only, as for `fork`.
+fn fork_beside_me() -> Result<ForkResult, Errno> {
+    // SAFETY: clone without CLONE_VM and without a new stack continues in
+    // a copy of this process, as fork does; this process has one thread,
+    // and nothing of ours relies on fork handlers.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match pid {
+        -1 => Err(Errno::last()),
+        0 => Ok(ForkResult::Child),
+        pid => Ok(ForkResult::Parent {
+            child: Pid::from_raw(pid as i32),
+        }),
+    }
+}
+
 /// A parked worker's wait: the first request makes it that worker; the
 /// harness closing the channel (or dying) ends it.
 fn wait_for_assignment(channel: &OwnedFd, harness: Harness, parent: Parent) -> ! {
-    let mut buffer = vec![0u8; MAX_REQUEST];
     loop {
-        match receive(channel, &mut buffer) {
+        match receive(channel) {
             Ok(Received::Assignment(assignment)) => {
                 become_worker(assignment, channel, harness, parent)
             }
@@ -563,9 +637,10 @@ fn spare_ready(spare: &mut Helper) -> Result<Ready, Errno> {
         return Err(Errno::from_raw(-pid));
     }
     if pid != spare.pid.as_raw() {
-        // The spare started the namespace and exits: once it is reaped,
-        // the supervisor is our child.
-        while let Err(Errno::EINTR) = waitpid(spare.pid, None) {}
+        // The spare started the namespace beside itself (the supervisor is
+        // already our child) and is exiting: it is reaped at the end, a
+        // helper to the orphan reaper until then.
+        FORMER_SPARE_PID.store(spare.pid.as_raw(), Ordering::SeqCst);
         spare.pid = Pid::from_raw(pid);
         SPARE_PID.store(pid, Ordering::SeqCst);
     }
@@ -597,12 +672,17 @@ fn die_with(harness: Pid) {
 /// channel (or dies: then the kernel kills the zygote).
 fn serve(channel: OwnedFd, harness: Harness) -> ! {
     die_with(harness.pid);
+    // Forked after the harness made itself not dumpable: its workers are
+    // dumpable, as a worker started as a program is.
+    // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+    }
     // The zygote keeps none of the harness's terminal or pipes: a reader
     // of the harness's stdout must see its end when the harness exits.
     quiet_stdio();
-    let mut buffer = vec![0u8; MAX_REQUEST];
     loop {
-        let answer = match receive(&channel, &mut buffer) {
+        let answer = match receive(&channel) {
             Ok(Received::Assignment(assignment)) => fork_worker(assignment, &channel, harness),
             Ok(Received::Invalid) => encode_answer(-libc::EINVAL, false),
             Err(Errno::EINTR) => continue,
@@ -616,8 +696,25 @@ fn answer_on(channel: &OwnedFd, answer: [u8; ANSWER_LEN]) {
     let _ = nix::sys::socket::send(channel.as_raw_fd(), &answer, MsgFlags::MSG_NOSIGNAL);
 }
 
-/// Reads one request and its descriptors.
-fn receive(channel: &OwnedFd, buffer: &mut [u8]) -> Result<Received, Errno> {
+/// Reads one request and its descriptors, into a buffer the size of the
+/// request (peeked first): a zeroed buffer of `MAX_REQUEST` costs a page
+/// fault for each of its pages, on the path to the first case.
+fn receive(channel: &OwnedFd) -> Result<Received, Errno> {
+    // SAFETY: recv into no buffer; MSG_TRUNC makes it return the length
+    // of the datagram waiting, which MSG_PEEK leaves there.
+    let waiting = unsafe {
+        libc::recv(
+            channel.as_raw_fd(),
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_PEEK | libc::MSG_TRUNC,
+        )
+    };
+    if waiting < 0 {
+        return Err(Errno::last());
+    }
+    let mut buffer = vec![0u8; (waiting as usize).clamp(1, MAX_REQUEST)];
+    let buffer = &mut buffer[..];
     let mut space = nix::cmsg_space!([RawFd; 3]);
     let mut slices = [IoSliceMut::new(buffer)];
     let message = recvmsg::<UnixAddr>(
@@ -799,7 +896,13 @@ fn supervise(job: Job, channel: &OwnedFd, harness: Harness) -> ! {
             }
             match assignment {
                 Some(assignment) => become_worker(assignment, channel, harness, Parent::Supervisor),
-                None => wait_for_assignment(channel, harness, Parent::Supervisor),
+                None => {
+                    // Parked in its namespace, whose supervisor is all
+                    // it can name: the filter goes in while it waits
+                    // rather than after its assignment came.
+                    super::confine::confine_worker(&super::confine::Protected::around_parent());
+                    wait_for_assignment(channel, harness, Parent::Supervisor)
+                }
             }
         }
         Ok(ForkResult::Parent { child }) => child,
