@@ -34,6 +34,7 @@ func main() {
 	}
 	flags := flag.NewFlagSet("__worker", flag.ExitOnError)
 	connect := flags.String("connect", "", "the parent's loopback address")
+	channelFD := flags.Int("channel-fd", -1, "the descriptor this worker's end of its channel is on")
 	token := flags.String("token", "", "the token that proves the connection is ours")
 	pluginPath := flags.String("plugin", "", "the plugin to judge")
 	_ = flags.Parse(os.Args[2:])
@@ -44,7 +45,7 @@ func main() {
 	// while the parent connects and sends the first batch, it is off the
 	// `load` case's path.
 	go prefetchFacts(*pluginPath)
-	conn, err := net.DialTimeout("tcp", *connect, 20*time.Second)
+	conn, err := joinChannel(*channelFD, *connect)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "plugcheck go worker: cannot connect to the harness:", err)
 		os.Exit(exitChannelLost)
@@ -130,3 +131,17 @@ func markCaseEnd(token string, seq uint64) {
 // goVersion is the Go release this worker (and so every plugin it can load)
 // was built by.
 var goVersion = runtime.Version()
+
+// joinChannel returns the channel to the parent: the end it was handed
+// at its start (`--channel-fd`, a socket pair's end on Linux), or a
+// connection to its loopback address (`--connect`).
+func joinChannel(fd int, address string) (net.Conn, error) {
+	if fd > 2 {
+		file := os.NewFile(uintptr(fd), "plugcheck-channel")
+		// FileConn works on a duplicate: the original is closed, so what
+		// the plugin starts cannot inherit it.
+		defer file.Close()
+		return net.FileConn(file)
+	}
+	return net.DialTimeout("tcp", address, 20*time.Second)
+}

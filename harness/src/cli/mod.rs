@@ -117,31 +117,20 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// A worker forked by the zygote: its command line, as `__worker` would
-/// get it, to its exit code.
-fn forked_worker(argv: Vec<std::ffi::OsString>) -> i32 {
-    // Only the worker's own arguments are parsed: building the whole
-    // command line's parser would cost a forked worker more than its fork.
-    let mut argv = argv.into_iter();
-    let program = argv.next();
-    let worker = argv.next();
-    if worker.as_deref() != Some("__worker".as_ref()) {
-        return i32::from(exit::ERROR);
-    }
-    match WorkerCommandLine::try_parse_from(program.into_iter().chain(argv)) {
-        Ok(line) => i32::from(run(Command::Worker(line.args))),
+/// A worker forked from plugcheck (the spare, or by the zygote): its
+/// assignment, as data rather than a command line to parse, and the
+/// descriptor its channel end arrived on, to its exit code.
+fn forked_worker(assignment: &[u8], channel: Option<i32>) -> i32 {
+    match serde_json::from_slice::<WorkerArgs>(assignment) {
+        Ok(mut args) => {
+            args.channel_fd = channel.or(args.channel_fd);
+            i32::from(run(Command::Worker(args)))
+        }
         Err(error) => {
-            eprintln!("error: {error}");
+            eprintln!("error: the worker's assignment is not one: {error}");
             i32::from(exit::ERROR)
         }
     }
-}
-
-/// The command line of `__worker` alone.
-#[derive(Debug, Parser)]
-struct WorkerCommandLine {
-    #[command(flatten)]
-    args: WorkerArgs,
 }
 
 /// Whether the command line names a command that judges plugins in

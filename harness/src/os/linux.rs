@@ -330,18 +330,78 @@ pub(super) fn decode_exit(status: ExitStatus) -> Termination {
     }
 }
 
-/// Waits until `listener` has a connection to accept, or `timeout` passes;
-/// wakes the moment a worker connects, where sleeping in a loop would add
-/// its nap to every plugin's run.
-pub(super) fn wait_for_connection(
-    listener: &std::net::TcpListener,
-    timeout: std::time::Duration,
-) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::os::fd::AsFd;
-    let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(ready) if ready > 0)
+/// See `os::PendingChannel`: the parent's end of a socket pair, and the
+/// worker's until it is handed over.
+pub type ChannelStream = std::os::unix::net::UnixStream;
+pub type ChannelEnd = std::os::fd::OwnedFd;
+
+/// Where a worker started as a program finds its end of the channel.
+pub(super) const PROGRAM_CHANNEL_FD: i32 = 3;
+
+pub struct PendingChannel {
+    ours: Option<ChannelStream>,
+    theirs: Option<ChannelEnd>,
+}
+
+impl PendingChannel {
+    pub(crate) fn open() -> std::io::Result<PendingChannel> {
+        let (ours, theirs) = ChannelStream::pair()?;
+        Ok(PendingChannel {
+            ours: Some(ours),
+            theirs: Some(theirs.into()),
+        })
+    }
+
+    /// What a worker started as a program is told of its channel: the
+    /// descriptor its end is moved to before the program runs.
+    pub(crate) fn worker_args(&self) -> Vec<std::ffi::OsString> {
+        vec!["--channel-fd".into(), PROGRAM_CHANNEL_FD.to_string().into()]
+    }
+
+    /// The worker's end, for its launch: once it is started the parent
+    /// holds no copy, so the worker's death ends the channel.
+    pub(crate) fn take_worker_end(&mut self) -> Option<ChannelEnd> {
+        self.theirs.take()
+    }
+
+    /// The parent's end, at once; after it nothing more comes (a pause of
+    /// `wait`, so a caller looking for the worker's death does not spin).
+    pub(crate) fn next(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> std::io::Result<Option<ChannelStream>> {
+        match self.ours.take() {
+            Some(ours) => Ok(Some(ours)),
+            None => {
+                std::thread::sleep(wait);
+                Ok(None)
+            }
+        }
+    }
+}
+
+pub(super) fn join_channel(
+    _connect: Option<std::net::SocketAddr>,
+    fd: Option<i32>,
+) -> std::io::Result<ChannelStream> {
+    use std::os::fd::FromRawFd;
+    let Some(fd) = fd.filter(|&fd| fd > 2) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a worker here is handed its channel: start it with `--channel-fd FD`",
+        ));
+    };
+    // Not inherited by what the plugin starts: a child holding it would
+    // keep the channel open after the worker died.
+    nix::fcntl::fcntl(
+        // SAFETY: only reads the descriptor's flags.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map_err(std::io::Error::from)?;
+    // SAFETY: the descriptor was handed to this process as its channel's
+    // end, for this use alone (checked open just above).
+    Ok(unsafe { ChannelStream::from_raw_fd(fd) })
 }
 
 /// Puts the worker in a process group of its own, so the whole group can
@@ -470,9 +530,29 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
             relay: started.relay,
         });
     }
+    let mut launch = launch;
+    // Kept open until the program has its copy, then closed here.
+    let channel_end = launch.channel.take();
+    let channel = channel_end.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
     let mut command = launch.into_command();
     isolate_worker(&mut command);
+    if let Some(channel) = channel {
+        // SAFETY: runs in the forked child before `exec`, where only
+        // async-signal-safe calls are allowed: dup2 and fcntl are. The
+        // end lands where `--channel-fd` says, without close-on-exec.
+        unsafe {
+            command.pre_exec(move || {
+                if channel == PROGRAM_CHANNEL_FD {
+                    libc::fcntl(channel, libc::F_SETFD, 0);
+                } else if libc::dup2(channel, PROGRAM_CHANNEL_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     let child = command.spawn()?;
+    drop(channel_end);
     Ok(WorkerProcess {
         pid: child.id(),
         start: Start::Spawned(child),

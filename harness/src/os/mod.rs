@@ -203,11 +203,13 @@ pub fn decode_exit(status: ExitStatus) -> Termination {
     imp::decode_exit(status)
 }
 
-/// Waits until `listener` has a connection to accept, or `timeout` passes;
-/// wakes the moment a worker connects, where sleeping in a loop would add
-/// its nap to every plugin's run.
-pub fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time::Duration) -> bool {
-    imp::wait_for_connection(listener, timeout)
+/// Where a worker started with `--channel-fd FD` or `--connect ADDRESS`
+/// (see `PendingChannel`) finds its channel to the parent.
+pub fn join_channel(
+    connect: Option<std::net::SocketAddr>,
+    fd: Option<i32>,
+) -> std::io::Result<ChannelStream> {
+    imp::join_channel(connect, fd)
 }
 
 /// Starts a worker. On Linux a worker of plugcheck's own binary is the
@@ -257,6 +259,13 @@ pub fn end_worker_starts() {
 
 pub use imp::WorkerTree;
 
+/// A worker's channel to its parent, and how it is set up: on Linux a
+/// socket pair whose other end the worker is handed as it starts (nothing
+/// is listened on, connected to or proved); on Windows a loopback
+/// listener the worker connects to (`--connect`), proving itself with its
+/// token. `ChannelEnd` is what the launch hands over (nothing on Windows).
+pub use imp::{ChannelEnd, ChannelStream, PendingChannel};
+
 /// Kills the process group a worker leads, from outside its `Worker` (an
 /// interrupted run), and reaps the worker, waiting up to a second: only
 /// once it is gone have the processes that escaped its group been
@@ -284,7 +293,7 @@ pub fn shell_word(text: &str) -> String {
 /// thread's stack goes over `channel` as a `stack` message before the
 /// worker dies as it would have. What runs in the dying process is
 /// minimal; ARCHITECTURE.md says what is async-signal-safe.
-pub fn report_crashes_to(channel: &std::net::TcpStream) {
+pub fn report_crashes_to(channel: &ChannelStream) {
     imp::report_crashes_to(channel)
 }
 

@@ -70,6 +70,13 @@ pub enum UserDir {
 pub struct WorkerLaunch<'a> {
     pub exe: &'a Path,
     pub args: Vec<std::ffi::OsString>,
+    /// The same assignment as data, for a worker forked from plugcheck
+    /// (no command line to build and parse): opaque here, read by the
+    /// [`WorkerMain`] it is handed to.
+    pub assignment: Vec<u8>,
+    /// The worker's end of its channel, where the OS hands one over at
+    /// the start (see `PendingChannel`).
+    pub channel: Option<super::ChannelEnd>,
     pub environment: &'a [(&'a str, String)],
     /// The worker's working directory: a scratch directory of its own, so
     /// files a plugin writes "here" never land in the user's directory.
@@ -95,9 +102,9 @@ impl WorkerLaunch<'_> {
     }
 }
 
-/// What a forked worker runs: its command line (program name first, as
-/// the program would get it) to its exit code.
-pub type WorkerMain = fn(Vec<std::ffi::OsString>) -> i32;
+/// What a forked worker runs: its assignment (`WorkerLaunch::assignment`)
+/// and the descriptor its channel end arrived on, to its exit code.
+pub type WorkerMain = fn(&[u8], Option<i32>) -> i32;
 
 /// One output stream of a worker (stdout or stderr): what the worker is
 /// given to write to, and what the parent reads the plugin's output from.

@@ -609,11 +609,71 @@ pub(super) fn confine_worker() -> bool {
 /// Job Objects hold every descendant: there are no orphans to reap.
 pub(super) fn reap_orphans(_keep: &HashSet<u32>) {}
 
+/// See `os::PendingChannel`: a loopback listener the worker connects to.
+pub type ChannelStream = std::net::TcpStream;
+/// Nothing is handed over at a worker's start here.
+pub type ChannelEnd = std::convert::Infallible;
+
+pub struct PendingChannel {
+    listener: std::net::TcpListener,
+    address: std::net::SocketAddr,
+}
+
+impl PendingChannel {
+    pub(crate) fn open() -> std::io::Result<PendingChannel> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let address = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        Ok(PendingChannel { listener, address })
+    }
+
+    /// What a worker is told of its channel: the address to connect to.
+    pub(crate) fn worker_args(&self) -> Vec<std::ffi::OsString> {
+        vec!["--connect".into(), self.address.to_string().into()]
+    }
+
+    pub(crate) fn take_worker_end(&mut self) -> Option<ChannelEnd> {
+        None
+    }
+
+    /// The next connection, waiting at most `wait` for one (and waking
+    /// the moment it comes); the caller checks it is its worker's.
+    pub(crate) fn next(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> std::io::Result<Option<ChannelStream>> {
+        match self.listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                stream.set_nodelay(true)?;
+                Ok(Some(stream))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                wait_for_connection(&self.listener, wait);
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+pub(super) fn join_channel(
+    connect: Option<std::net::SocketAddr>,
+    _fd: Option<i32>,
+) -> std::io::Result<ChannelStream> {
+    let Some(address) = connect else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a worker here connects to its parent: start it with `--connect ADDRESS`",
+        ));
+    };
+    let stream = ChannelStream::connect(address)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// Waits until `listener` has a connection to accept, or `timeout` passes.
-pub(super) fn wait_for_connection(
-    listener: &std::net::TcpListener,
-    timeout: std::time::Duration,
-) -> bool {
+fn wait_for_connection(listener: &std::net::TcpListener, timeout: std::time::Duration) -> bool {
     use std::os::windows::io::AsRawSocket;
     use windows_sys::Win32::Networking::WinSock::{POLLRDNORM, WSAPOLLFD, WSAPoll};
     let mut fds = [WSAPOLLFD {

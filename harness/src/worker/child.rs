@@ -2,7 +2,9 @@
 //! for against one plugin session.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+
+use crate::os::ChannelStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,11 +15,16 @@ use crate::plugin::host::LogForward;
 use crate::plugin::session::Session;
 use crate::run::timeline;
 
-/// The hidden `__worker` command line.
-#[derive(Debug, clap::Args)]
+/// The hidden `__worker` command line, and a forked worker's assignment
+/// (the same, as JSON: `os::WorkerLaunch::assignment`).
+#[derive(Debug, clap::Args, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WorkerArgs {
+    /// The parent's loopback address to connect to (Windows).
     #[arg(long)]
-    pub connect: SocketAddr,
+    pub connect: Option<SocketAddr>,
+    /// The descriptor the worker's end of its channel is on (Linux).
+    #[arg(long)]
+    pub channel_fd: Option<i32>,
     #[arg(long)]
     pub token: String,
     #[arg(long)]
@@ -32,8 +39,7 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     // A plugin's child that daemonizes is re-parented to us, where the
     // `shutdown` case can see it.
     os::become_subreaper();
-    let stream = TcpStream::connect(args.connect)?;
-    stream.set_nodelay(true)?;
+    let stream = os::join_channel(args.connect, args.channel_fd)?;
     os::report_crashes_to(&stream);
     // Before the plugin is loaded (its constructors run then): from here
     // on, a signal or a trace aimed at the harness is refused and named.
@@ -89,7 +95,7 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
 
 /// Sends `message` to the parent, or exits as a worker that lost its
 /// channel.
-fn send(writer: &Mutex<TcpStream>, message: &FromWorker) {
+fn send(writer: &Mutex<ChannelStream>, message: &FromWorker) {
     let mut writer = writer
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -104,7 +110,7 @@ fn send(writer: &Mutex<TcpStream>, message: &FromWorker) {
 /// not lost with the worker.
 fn call_forwarding_logs(
     session: &mut Session,
-    writer: &Arc<Mutex<TcpStream>>,
+    writer: &Arc<Mutex<ChannelStream>>,
     seq: u64,
     method: &str,
     input: Option<PathBuf>,
@@ -145,7 +151,7 @@ fn call_forwarding_logs(
 /// Runs a batch of cases, answering each as it ends.
 fn run_batch(
     token: &str,
-    writer: &Mutex<TcpStream>,
+    writer: &Mutex<ChannelStream>,
     session: &mut Session,
     first_seq: u64,
     batch: Vec<crate::catalog::CaseId>,

@@ -1,5 +1,6 @@
 //! The isolated worker: the parent never loads a plugin. It re-executes its
-//! own binary in a hidden worker mode, talks to it over a loopback socket
+//! own binary in a hidden worker mode (or forks it), talks to it over a
+//! channel of its own (a socket pair on Linux, loopback TCP on Windows)
 //! (the side channel: the plugin owns the worker's stdout and stderr), and
 //! kills the worker's whole process tree on timeout and at the end.
 

@@ -185,7 +185,7 @@ pub(super) trait TimedRead: Read {
     fn set_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()>;
 }
 
-impl TimedRead for std::net::TcpStream {
+impl TimedRead for crate::os::ChannelStream {
     fn set_timeout(&self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
         self.set_read_timeout(timeout)
     }
@@ -427,12 +427,11 @@ mod tests {
         // trickle got, not by a wall-clock bound a busy machine breaks.
         const BYTES: usize = 200;
         let written = std::sync::Arc::new(AtomicUsize::new(0));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
+        let (stream, mut theirs) = channel_pair();
         let writer = std::thread::spawn({
             let written = written.clone();
             move || {
-                let mut stream = std::net::TcpStream::connect(address).unwrap();
+                let stream = &mut theirs;
                 for _ in 0..BYTES {
                     if stream.write_all(b"x").is_err() {
                         return;
@@ -442,7 +441,6 @@ mod tests {
                 }
             }
         });
-        let (stream, _) = listener.accept().unwrap();
         let deadline = Instant::now() + std::time::Duration::from_millis(200);
         let result = LineReader::new(stream).receive::<ToWorker>(Some(deadline));
         let trickled = written.load(Ordering::SeqCst);
@@ -452,5 +450,19 @@ mod tests {
             "the reader waited for the whole trickle ({trickled} bytes) past its deadline"
         );
         writer.join().unwrap();
+    }
+
+    /// Both ends of a channel of the kind workers use here.
+    fn channel_pair() -> (crate::os::ChannelStream, crate::os::ChannelStream) {
+        #[cfg(unix)]
+        {
+            crate::os::ChannelStream::pair().unwrap()
+        }
+        #[cfg(windows)]
+        {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let theirs = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            (listener.accept().unwrap().0, theirs)
+        }
     }
 }

@@ -4,8 +4,6 @@
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
-use std::io::ErrorKind;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +16,7 @@ use super::trail::CallTrail;
 use super::workspace::Workspace;
 use crate::catalog::CaseId;
 use crate::os;
-use crate::os::Termination;
+use crate::os::{ChannelStream, Termination};
 use crate::outcome::{CaseResult, CaseSettings};
 use crate::plan::Ledger;
 use crate::report::{CapturedOutput, LogLine};
@@ -268,8 +266,8 @@ impl Drop for Process {
 /// A running worker serving one plugin.
 pub(crate) struct Worker {
     process: Process,
-    reader: LineReader<TcpStream>,
-    writer: TcpStream,
+    reader: LineReader<ChannelStream>,
+    writer: ChannelStream,
     stdout: Capture,
     stderr: Capture,
     /// Cases sent so far.
@@ -293,28 +291,30 @@ impl Worker {
         environment: &[(&str, String)],
     ) -> Result<Worker, SpawnError> {
         let directory = Workspace::take("plugcheck-worker-").map_err(SpawnError::Directory)?;
-        let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(SpawnError::Socket)?;
-        let address = listener.local_addr().map_err(SpawnError::Socket)?;
-        listener.set_nonblocking(true).map_err(SpawnError::Socket)?;
+        let mut channel = os::PendingChannel::open().map_err(SpawnError::Socket)?;
         let token = new_token();
         // Set once the worker is reaped: the end of its output.
         let output_ended = Arc::new(AtomicBool::new(false));
         let stdout = os::worker_output(&output_ended).map_err(SpawnError::Output)?;
         let stderr = os::worker_output(&output_ended).map_err(SpawnError::Output)?;
+        let mut args: Vec<std::ffi::OsString> = vec!["__worker".into()];
+        args.extend(channel.worker_args());
+        args.extend(["--token".into(), token.clone().into(), "--plugin".into()]);
+        args.push(plugin.as_os_str().to_owned());
+        // A forked worker's assignment: its channel is the end it is
+        // handed, not on its command line.
+        let assignment = serde_json::to_vec(&super::child::WorkerArgs {
+            connect: None,
+            channel_fd: None,
+            token: token.clone(),
+            plugin: plugin.to_owned(),
+        })
+        .map_err(|error| SpawnError::Socket(error.into()))?;
         let launch = os::WorkerLaunch {
             exe,
-            args: [
-                "__worker".as_ref(),
-                "--connect".as_ref(),
-                address.to_string().as_ref(),
-                "--token".as_ref(),
-                token.as_ref(),
-                "--plugin".as_ref(),
-                plugin.as_os_str(),
-            ]
-            .into_iter()
-            .map(std::ffi::OsStr::to_owned)
-            .collect(),
+            args,
+            assignment,
+            channel: channel.take_worker_end(),
             environment,
             cwd: directory.path(),
             stdout: stdout.child,
@@ -354,7 +354,7 @@ impl Worker {
             tree_gone: false,
             _directory: directory,
         };
-        let (writer, reader) = accept(&listener, &token, &mut process, &mut stderr)?;
+        let (writer, reader) = connect(&mut channel, &token, &mut process, &mut stderr)?;
         timeline::mark("parent:worker-connected");
         Ok(Worker {
             process,
@@ -622,30 +622,27 @@ fn short_debug(message: &FromWorker) -> String {
     }
 }
 
-/// Waits for the worker's connection and checks its token.
-fn accept(
-    listener: &TcpListener,
+/// Waits for the worker's hello on its channel, with its token.
+fn connect(
+    channel: &mut os::PendingChannel,
     token: &str,
     process: &mut Process,
     stderr: &mut Capture,
-) -> Result<(TcpStream, LineReader<TcpStream>), SpawnError> {
+) -> Result<(ChannelStream, LineReader<ChannelStream>), SpawnError> {
     let deadline = Instant::now() + CONNECT_TIMEOUT;
     loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false).map_err(SpawnError::Socket)?;
-                stream.set_nodelay(true).map_err(SpawnError::Socket)?;
-                let mut reader = LineReader::new(stream.try_clone().map_err(SpawnError::Socket)?);
-                match reader.receive::<FromWorker>(Some(deadline)) {
-                    Ok(Some(FromWorker::Hello { token: got, .. })) if got == token => {
-                        return Ok((stream, reader));
-                    }
-                    // Not our worker's connection: ignore it, keep waiting.
-                    _ => continue,
+        // Wake on the channel itself; look at the worker now and then, in
+        // case it died before its hello.
+        if let Some(stream) = channel.next(WORKER_LOOK).map_err(SpawnError::Socket)? {
+            let mut reader = LineReader::new(stream.try_clone().map_err(SpawnError::Socket)?);
+            match reader.receive::<FromWorker>(Some(deadline)) {
+                Ok(Some(FromWorker::Hello { token: got, .. })) if got == token => {
+                    return Ok((stream, reader));
                 }
+                // Not our worker's hello (a stranger's connection, where
+                // the channel is a listener): keep waiting.
+                _ => {}
             }
-            Err(error) if error.kind() == ErrorKind::WouldBlock => {}
-            Err(error) => return Err(SpawnError::Socket(error)),
         }
         if let Some(termination) = process.exited() {
             let stderr = stderr.rest(DRAIN_WAIT);
@@ -659,12 +656,9 @@ fn accept(
         }
         if Instant::now() >= deadline {
             return Err(SpawnError::NoConnection {
-                detail: "it is still running; is the loopback interface up?".into(),
+                detail: "it is still running".into(),
             });
         }
-        // Wake on the connection itself; look at the worker now and then,
-        // in case it died before connecting.
-        os::wait_for_connection(listener, WORKER_LOOK);
     }
 }
 

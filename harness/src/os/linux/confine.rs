@@ -492,16 +492,14 @@ extern "C" fn on_forbidden(
 #[cfg(test)]
 mod tests {
     use std::io::{BufRead, BufReader};
-    use std::net::{TcpListener, TcpStream};
+    use std::os::unix::net::UnixStream;
 
     use super::*;
 
     /// Forks a child that confines itself and then makes `attack`; returns
     /// what it said over its channel and how it ended (its raw status).
     fn confined_child(attack: fn()) -> (String, i32) {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        let child_end = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (ours, _) = listener.accept().unwrap();
+        let (ours, child_end) = UnixStream::pair().unwrap();
         // SAFETY: the child only confines itself, makes one call and
         // exits; glibc keeps malloc usable after a fork.
         let pid = unsafe { libc::fork() };

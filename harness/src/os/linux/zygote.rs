@@ -153,6 +153,9 @@ struct Request {
     /// process `exec`s it, inside its namespace, under its filter.
     #[serde(default)]
     exec: bool,
+    /// What a worker of plugcheck's own runs (`WorkerMain`), as data.
+    #[serde(default)]
+    assignment: Vec<u8>,
 }
 
 /// Forks the spare worker, unless it runs already. Only while this process
@@ -306,6 +309,7 @@ pub(super) fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::
             .collect(),
         cwd: launch.cwd.as_os_str().as_bytes().to_vec(),
         exec,
+        assignment: launch.assignment.clone(),
     };
     let Ok((relay_reader, relay_writer)) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
@@ -407,11 +411,14 @@ fn send_request(
     if bytes.len() > MAX_REQUEST {
         return Err(Errno::E2BIG);
     }
-    let fds = [
+    let fds: Vec<RawFd> = [
         launch.stdout.as_raw_fd(),
         launch.stderr.as_raw_fd(),
         relay.as_raw_fd(),
-    ];
+    ]
+    .into_iter()
+    .chain(launch.channel.as_ref().map(|end| end.as_raw_fd()))
+    .collect();
     let sent = sendmsg::<UnixAddr>(
         channel.as_raw_fd(),
         &[IoSlice::new(&bytes)],
@@ -471,6 +478,9 @@ struct Assignment {
     stderr: OwnedFd,
     /// Where a namespace's supervisor writes the worker's wait status.
     relay: OwnedFd,
+    /// The worker's end of its channel to the harness (`/dev/null` when
+    /// none came: the worker then finds no channel and exits).
+    channel: OwnedFd,
 }
 
 /// What a helper's channel gave it.
@@ -715,7 +725,7 @@ fn receive(channel: &OwnedFd) -> Result<Received, Errno> {
     }
     let mut buffer = vec![0u8; (waiting as usize).clamp(1, MAX_REQUEST)];
     let buffer = &mut buffer[..];
-    let mut space = nix::cmsg_space!([RawFd; 3]);
+    let mut space = nix::cmsg_space!([RawFd; 4]);
     let mut slices = [IoSliceMut::new(buffer)];
     let message = recvmsg::<UnixAddr>(
         channel.as_raw_fd(),
@@ -742,13 +752,19 @@ fn receive(channel: &OwnedFd) -> Result<Received, Errno> {
         return Ok(Received::Closed);
     }
     let request = serde_json::from_slice::<Request>(&buffer[..length]);
-    Ok(match (<[OwnedFd; 3]>::try_from(received), request) {
-        (Ok([stdout, stderr, relay]), Ok(request)) if whole => Received::Assignment(Assignment {
-            request,
-            stdout,
-            stderr,
-            relay,
-        }),
+    if received.len() == 3 {
+        received.push(dummy_fd());
+    }
+    Ok(match (<[OwnedFd; 4]>::try_from(received), request) {
+        (Ok([stdout, stderr, relay, channel]), Ok(request)) if whole => {
+            Received::Assignment(Assignment {
+                request,
+                stdout,
+                stderr,
+                relay,
+                channel,
+            })
+        }
         _ => Received::Invalid,
     })
 }
@@ -1011,6 +1027,7 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
         stdout,
         stderr,
         relay,
+        channel: channel_end,
     } = assignment;
     drop(relay);
     if nix::unistd::dup2_stdout(&stdout).is_err() || nix::unistd::dup2_stderr(&stderr).is_err() {
@@ -1029,12 +1046,15 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
         exit_now(1);
     }
     if request.exec {
-        run_program(request.argv)
+        run_program(request.argv, channel_end)
     }
-    let argv = request.argv.into_iter().map(OsString::from_vec).collect();
+    // The worker owns its channel's end from here (`os::join_channel`).
+    let channel = channel_end.into_raw_fd();
     // A panic must end this process here, as it would end a worker started
     // as a program: unwinding further would return into the helper's loop.
-    let code = std::panic::catch_unwind(|| (harness.worker_main)(argv)).unwrap_or(101);
+    let code =
+        std::panic::catch_unwind(|| (harness.worker_main)(&request.assignment, Some(channel)))
+            .unwrap_or(101);
     std::process::exit(code)
 }
 
@@ -1042,7 +1062,18 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
 /// a worker of ours puts itself under: the filter outlives the `exec`
 /// (its handler does not: a trapped call then ends the program with its
 /// own report of SIGSYS).
-fn run_program(argv: Vec<Vec<u8>>) -> ! {
+fn run_program(argv: Vec<Vec<u8>>, channel: OwnedFd) -> ! {
+    // Where `--channel-fd` says, open across the `exec`.
+    let fd = channel.into_raw_fd();
+    // SAFETY: moves a descriptor of ours; nothing else of this image runs
+    // after the exec.
+    unsafe {
+        if fd == super::PROGRAM_CHANNEL_FD {
+            libc::fcntl(fd, libc::F_SETFD, 0);
+        } else if libc::dup2(fd, super::PROGRAM_CHANNEL_FD) < 0 {
+            exit_now(127)
+        }
+    }
     let Ok(argv) = argv
         .into_iter()
         .map(std::ffi::CString::new)
