@@ -20,9 +20,11 @@ use crate::report::progress::Progress;
 use crate::report::provenance::Provenance;
 use crate::report::table;
 use crate::run;
+use crate::run::head_start::HeadStart;
 use crate::run::options::RunOptions;
 use crate::run::partition::{Partition, PluginSet};
 use crate::run::timeline;
+use crate::worker::choice::{self, Choice};
 use crate::worker::workspace::Workspace;
 use crate::worker::{OnInterrupt, WorkerScope};
 
@@ -383,16 +385,30 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
             crate::text::one_line(&plugin.display().to_string()),
         ));
     }
-    // Refuse an unwritable report path now, not after the whole run.
-    for path in args.json.iter().chain(&args.junit) {
-        crate::report::check_writable(path)?;
-    }
     let plugins = chosen;
     // The spare serves a run of one plugin; more workers (several
     // plugins at once, repeated runs) are forked by the zygote, forked
     // now while this process still has one thread.
-    if plugins.len() > 1 || args.repeat.is_some_and(|times| times > 1) {
+    let one_worker = plugins.len() == 1 && resolved.repeat <= 1;
+    if !one_worker {
         os::prepare_more_workers();
+    }
+    let worker_exe =
+        std::env::current_exe().context("cannot find the plugcheck binary to re-execute")?;
+    let scope = WorkerScope::enter(OnInterrupt::exit(
+        "plugcheck: interrupted; every worker and its processes were killed",
+    ))?;
+    // The one plugin's worker boots while the rest is set up.
+    let head_start = match (one_worker, plugins.first()) {
+        (true, Some(plugin)) => match choice::for_plugin(plugin, &worker_exe) {
+            Choice::Worker(program) => HeadStart::start(plugin, &program.exe),
+            Choice::Refused(_) => HeadStart::default(),
+        },
+        _ => HeadStart::default(),
+    };
+    // Refuse an unwritable report path now, not after the whole run.
+    for path in args.json.iter().chain(&args.junit) {
+        crate::report::check_writable(path)?;
     }
     // Shadow copies and scratch builds of the reload cases go here, and
     // the fuzz inputs written for the Go worker; it is emptied at the end,
@@ -419,8 +435,7 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         gate_file: gate_file.as_ref().map(|file| file.hash.clone()),
     };
     let options = RunOptions {
-        worker_exe: std::env::current_exe()
-            .context("cannot find the plugcheck binary to re-execute")?,
+        worker_exe,
         cases,
         timeout: resolved.timeout,
         settings: CaseSettings {
@@ -444,10 +459,8 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
             _ => std::thread::available_parallelism().map_or(1, usize::from),
         }),
         provenance: Some(provenance),
+        head_start,
     };
-    let scope = WorkerScope::enter(OnInterrupt::exit(
-        "plugcheck: interrupted; every worker and its processes were killed",
-    ))?;
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
     // The progress line first: it erases itself before a table prints.
     if let Some(progress) = Progress::for_terminal() {

@@ -10,12 +10,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+#[path = "linux/channel.rs"]
+mod channel;
 #[path = "linux/confine.rs"]
 mod confine;
 #[path = "linux/crash.rs"]
 mod crash;
 #[path = "linux/zygote.rs"]
 mod zygote;
+
+use channel::PROGRAM_CHANNEL_FD;
+pub(super) use channel::join_channel;
+pub use channel::{ChannelStream, PendingChannel};
 
 pub(super) use crash::report_crashes_to;
 
@@ -328,80 +334,6 @@ pub(super) fn decode_exit(status: ExitStatus) -> Termination {
     Termination::Exited {
         code: status.code().map(i64::from).unwrap_or(-1),
     }
-}
-
-/// See `os::PendingChannel`: the parent's end of a socket pair, and the
-/// worker's until it is handed over.
-pub type ChannelStream = std::os::unix::net::UnixStream;
-pub type ChannelEnd = std::os::fd::OwnedFd;
-
-/// Where a worker started as a program finds its end of the channel.
-pub(super) const PROGRAM_CHANNEL_FD: i32 = 3;
-
-pub struct PendingChannel {
-    ours: Option<ChannelStream>,
-    theirs: Option<ChannelEnd>,
-}
-
-impl PendingChannel {
-    pub(crate) fn open() -> std::io::Result<PendingChannel> {
-        let (ours, theirs) = ChannelStream::pair()?;
-        Ok(PendingChannel {
-            ours: Some(ours),
-            theirs: Some(theirs.into()),
-        })
-    }
-
-    /// What a worker started as a program is told of its channel: the
-    /// descriptor its end is moved to before the program runs.
-    pub(crate) fn worker_args(&self) -> Vec<std::ffi::OsString> {
-        vec!["--channel-fd".into(), PROGRAM_CHANNEL_FD.to_string().into()]
-    }
-
-    /// The worker's end, for its launch: once it is started the parent
-    /// holds no copy, so the worker's death ends the channel.
-    pub(crate) fn take_worker_end(&mut self) -> Option<ChannelEnd> {
-        self.theirs.take()
-    }
-
-    /// The parent's end, at once; after it nothing more comes (a pause of
-    /// `wait`, so a caller looking for the worker's death does not spin).
-    pub(crate) fn next(
-        &mut self,
-        wait: std::time::Duration,
-    ) -> std::io::Result<Option<ChannelStream>> {
-        match self.ours.take() {
-            Some(ours) => Ok(Some(ours)),
-            None => {
-                std::thread::sleep(wait);
-                Ok(None)
-            }
-        }
-    }
-}
-
-pub(super) fn join_channel(
-    _connect: Option<std::net::SocketAddr>,
-    fd: Option<i32>,
-) -> std::io::Result<ChannelStream> {
-    use std::os::fd::FromRawFd;
-    let Some(fd) = fd.filter(|&fd| fd > 2) else {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "a worker here is handed its channel: start it with `--channel-fd FD`",
-        ));
-    };
-    // Not inherited by what the plugin starts: a child holding it would
-    // keep the channel open after the worker died.
-    nix::fcntl::fcntl(
-        // SAFETY: only reads the descriptor's flags.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .map_err(std::io::Error::from)?;
-    // SAFETY: the descriptor was handed to this process as its channel's
-    // end, for this use alone (checked open just above).
-    Ok(unsafe { ChannelStream::from_raw_fd(fd) })
 }
 
 /// Puts the worker in a process group of its own, so the whole group can

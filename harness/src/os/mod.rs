@@ -29,7 +29,8 @@ mod types;
 
 pub use termination::Termination;
 pub use types::{
-    OpenFailure, OsError, Platform, ProcessInfo, UserDir, WorkerLaunch, WorkerMain, WorkerOutput,
+    ChannelEnd, OpenFailure, OsError, Platform, ProcessInfo, UserDir, WorkerLaunch, WorkerMain,
+    WorkerOutput,
 };
 
 // The seam: every function the harness asks of the OS, declared once here
@@ -264,7 +265,7 @@ pub use imp::WorkerTree;
 /// is listened on, connected to or proved); on Windows a loopback
 /// listener the worker connects to (`--connect`), proving itself with its
 /// token. `ChannelEnd` is what the launch hands over (nothing on Windows).
-pub use imp::{ChannelEnd, ChannelStream, PendingChannel};
+pub use imp::{ChannelStream, PendingChannel};
 
 /// Kills the process group a worker leads, from outside its `Worker` (an
 /// interrupted run), and reaps the worker, waiting up to a second: only

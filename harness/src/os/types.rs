@@ -76,7 +76,7 @@ pub struct WorkerLaunch<'a> {
     pub assignment: Vec<u8>,
     /// The worker's end of its channel, where the OS hands one over at
     /// the start (see `PendingChannel`).
-    pub channel: Option<super::ChannelEnd>,
+    pub channel: Option<ChannelEnd>,
     pub environment: &'a [(&'a str, String)],
     /// The worker's working directory: a scratch directory of its own, so
     /// files a plugin writes "here" never land in the user's directory.
@@ -101,6 +101,14 @@ impl WorkerLaunch<'_> {
         command
     }
 }
+
+/// What a launch hands a worker of its channel (see `PendingChannel`):
+/// the socket pair's end on Linux; nothing on Windows, where the worker
+/// connects.
+#[cfg(unix)]
+pub type ChannelEnd = std::os::fd::OwnedFd;
+#[cfg(windows)]
+pub type ChannelEnd = std::convert::Infallible;
 
 /// What a forked worker runs: its assignment (`WorkerLaunch::assignment`)
 /// and the descriptor its channel end arrived on, to its exit code.

@@ -611,8 +611,6 @@ pub(super) fn reap_orphans(_keep: &HashSet<u32>) {}
 
 /// See `os::PendingChannel`: a loopback listener the worker connects to.
 pub type ChannelStream = std::net::TcpStream;
-/// Nothing is handed over at a worker's start here.
-pub type ChannelEnd = std::convert::Infallible;
 
 pub struct PendingChannel {
     listener: std::net::TcpListener,
@@ -632,7 +630,7 @@ impl PendingChannel {
         vec!["--connect".into(), self.address.to_string().into()]
     }
 
-    pub(crate) fn take_worker_end(&mut self) -> Option<ChannelEnd> {
+    pub(crate) fn take_worker_end(&mut self) -> Option<super::ChannelEnd> {
         None
     }
 

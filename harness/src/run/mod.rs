@@ -6,6 +6,7 @@
 //! runs into one report, `partition` cuts `--partition K/N` slices, and
 //! `shard` merges the slices' reports back into one run.
 
+pub(crate) mod head_start;
 pub(crate) mod options;
 pub(crate) mod partition;
 mod plugin;

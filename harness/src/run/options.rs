@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::head_start::HeadStart;
 use crate::catalog::CaseId;
 use crate::gate::policy::Policy;
 use crate::outcome::CaseSettings;
@@ -31,4 +32,7 @@ pub(crate) struct RunOptions {
     /// How the run was made, recorded in its report (none for a run no
     /// report of is kept, like a reload's pre-flight).
     pub provenance: Option<Provenance>,
+    /// A worker started for the run's one plugin before the run was set
+    /// up, for its run to take.
+    pub head_start: HeadStart,
 }

@@ -251,7 +251,14 @@ impl<'a> PluginRun<'a> {
                 index: self.which.index,
                 why: self.why_next_worker,
             });
-            let worker = spawn_worker(&self.program.exe, self.path, self.which.attempt)?;
+            let started_ahead =
+                self.options
+                    .head_start
+                    .take(self.path, &self.program.exe, self.which.attempt);
+            let worker = match started_ahead {
+                Some(worker) => worker?,
+                None => spawn_worker(&self.program.exe, self.path, self.which.attempt)?,
+            };
             self.worker = Some(worker);
         }
         Ok(())

@@ -263,6 +263,41 @@ impl Drop for Process {
     }
 }
 
+/// A worker started and booting, not yet heard from.
+pub(crate) struct Launched {
+    process: Process,
+    channel: os::PendingChannel,
+    token: String,
+    stdout: Capture,
+    stderr: Capture,
+}
+
+impl Launched {
+    /// Waits for the worker's hello: then it is ready for cases.
+    pub(crate) fn connect(self) -> Result<Worker, SpawnError> {
+        let Launched {
+            mut process,
+            mut channel,
+            token,
+            stdout,
+            mut stderr,
+        } = self;
+        let (writer, reader) = connect(&mut channel, &token, &mut process, &mut stderr)?;
+        timeline::mark("parent:worker-connected");
+        Ok(Worker {
+            process,
+            writer,
+            reader,
+            stdout,
+            stderr,
+            seq: 0,
+            answered: 0,
+            died: false,
+            has_loaded: false,
+        })
+    }
+}
+
 /// A running worker serving one plugin.
 pub(crate) struct Worker {
     process: Process,
@@ -280,16 +315,17 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Starts `exe __worker` for `plugin` and waits for it to connect.
+    /// Starts `exe __worker` for `plugin`, without waiting for it: it
+    /// boots while the caller goes on, until [`Launched::connect`].
     /// `environment`: variables the worker (and so the plugin) gets on top
     /// of plugcheck's own. The worker runs in an empty directory of its
     /// own (a [`Workspace`]), emptied once the worker and everything it
     /// started are gone — or by the interrupt that killed them.
-    pub(crate) fn spawn(
+    pub(crate) fn launch(
         exe: &Path,
         plugin: &Path,
         environment: &[(&str, String)],
-    ) -> Result<Worker, SpawnError> {
+    ) -> Result<Launched, SpawnError> {
         let directory = Workspace::take("plugcheck-worker-").map_err(SpawnError::Directory)?;
         let mut channel = os::PendingChannel::open().map_err(SpawnError::Socket)?;
         let token = new_token();
@@ -344,8 +380,8 @@ impl Worker {
             }
         };
         let stdout = Capture::start(stdout.reader, token.clone());
-        let mut stderr = Capture::start(stderr.reader, token.clone());
-        let mut process = Process {
+        let stderr = Capture::start(stderr.reader, token.clone());
+        let process = Process {
             child,
             output_ended,
             exe: exe.to_owned(),
@@ -354,19 +390,23 @@ impl Worker {
             tree_gone: false,
             _directory: directory,
         };
-        let (writer, reader) = connect(&mut channel, &token, &mut process, &mut stderr)?;
-        timeline::mark("parent:worker-connected");
-        Ok(Worker {
+        Ok(Launched {
             process,
-            writer,
-            reader,
+            channel,
+            token,
             stdout,
             stderr,
-            seq: 0,
-            answered: 0,
-            died: false,
-            has_loaded: false,
         })
+    }
+
+    /// Starts `exe __worker` for `plugin` (see [`Worker::launch`]) and
+    /// waits for it to say hello.
+    pub(crate) fn spawn(
+        exe: &Path,
+        plugin: &Path,
+        environment: &[(&str, String)],
+    ) -> Result<Worker, SpawnError> {
+        Worker::launch(exe, plugin, environment)?.connect()
     }
 
     /// Whether the worker has loaded the plugin.

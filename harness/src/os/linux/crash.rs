@@ -50,7 +50,7 @@ static PREVIOUS: Previous = Previous(std::cell::UnsafeCell::new([None; CRASH_SIG
 /// crashing thread, and unwinding needs a few KiB.
 const ALTERNATE_STACK: usize = 256 << 10;
 
-pub(crate) fn report_crashes_to(channel: &super::ChannelStream) {
+pub(crate) fn report_crashes_to(channel: &std::os::unix::net::UnixStream) {
     CHANNEL.store(channel.as_raw_fd(), Ordering::SeqCst);
     // The worker's main thread runs the cases; plugin threads keep their
     // own stacks (the handler runs there unless one overflows).

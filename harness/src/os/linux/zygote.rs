@@ -1068,9 +1068,9 @@ fn run_program(argv: Vec<Vec<u8>>, channel: OwnedFd) -> ! {
     // SAFETY: moves a descriptor of ours; nothing else of this image runs
     // after the exec.
     unsafe {
-        if fd == super::PROGRAM_CHANNEL_FD {
+        if fd == super::channel::PROGRAM_CHANNEL_FD {
             libc::fcntl(fd, libc::F_SETFD, 0);
-        } else if libc::dup2(fd, super::PROGRAM_CHANNEL_FD) < 0 {
+        } else if libc::dup2(fd, super::channel::PROGRAM_CHANNEL_FD) < 0 {
             exit_now(127)
         }
     }

@@ -31,7 +31,7 @@ static CHANNEL: AtomicUsize = AtomicUsize::new(0);
 
 static NOTE: NoteBuffer = NoteBuffer::new();
 
-pub(crate) fn report_crashes_to(channel: &super::ChannelStream) {
+pub(crate) fn report_crashes_to(channel: &std::net::TcpStream) {
     CHANNEL.store(channel.as_raw_socket() as usize, Ordering::SeqCst);
 }
 

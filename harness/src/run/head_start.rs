@@ -1,0 +1,70 @@
+//! A worker started for a run's one plugin as soon as its path is known,
+//! before the rest of the run is set up (the report's writable check, the
+//! workspace, the reporters): it boots on the other core meanwhile, and
+//! the plugin's run takes it instead of starting one when it needs its
+//! first worker.
+//!
+//! Only a worker the run would have started itself is taken — the same
+//! plugin and the same worker program, with no attempt number — so a run
+//! with a head start makes the same workers, in the same order, with the
+//! same events, as one without. One never taken is killed with the
+//! options that hold it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::worker::{Launched, SpawnError, Worker};
+
+/// The head start of a run, if it has one; clones share it.
+#[derive(Clone, Default)]
+pub(crate) struct HeadStart(Arc<Mutex<Option<Started>>>);
+
+struct Started {
+    plugin: PathBuf,
+    exe: PathBuf,
+    worker: Launched,
+}
+
+impl HeadStart {
+    /// Starts the worker `exe` for `plugin` now. A start that fails leaves
+    /// no head start: the plugin's run starts its worker as usual, and
+    /// reports what went wrong then.
+    pub(crate) fn start(plugin: &Path, exe: &Path) -> HeadStart {
+        let started = Worker::launch(exe, plugin, &[]).ok().map(|worker| Started {
+            plugin: plugin.to_owned(),
+            exe: exe.to_owned(),
+            worker,
+        });
+        HeadStart(Arc::new(Mutex::new(started)))
+    }
+
+    /// The worker started ahead, once it said hello, if it is the one this
+    /// run of `plugin` would start with `exe` (and no attempt number);
+    /// taken once.
+    pub(crate) fn take(
+        &self,
+        plugin: &Path,
+        exe: &Path,
+        attempt: Option<u32>,
+    ) -> Option<Result<Worker, SpawnError>> {
+        if attempt.is_some() {
+            return None;
+        }
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = slot
+            .as_ref()
+            .is_some_and(|started| started.plugin == plugin && started.exe == exe);
+        fits.then(|| slot.take().map(|started| started.worker.connect()))
+            .flatten()
+    }
+}
+
+impl std::fmt::Debug for HeadStart {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let started = self.0.lock().map(|slot| slot.is_some()).unwrap_or_default();
+        formatter
+            .debug_struct("HeadStart")
+            .field("waiting", &started)
+            .finish()
+    }
+}
