@@ -106,12 +106,11 @@ impl Drop for WorkerScope {
     fn drop(&mut self) {
         os::stop_worker_starts();
         crate::run::timeline::mark("parent:starts-stopped");
-        supervisor::wait_for_teardown();
+        // Every worker is gone, and whatever a plugin left running came
+        // to us and is killed here, also after the last worker of a
+        // one-plugin run.
+        supervisor::end_teardown();
         crate::run::timeline::mark("parent:teardown-waited");
-        // Every worker is gone: whatever a plugin left running came to us
-        // and is killed here, also after the last worker of a one-plugin
-        // run.
-        supervisor::reap_leftovers();
         *OPEN.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 }

@@ -199,6 +199,21 @@ impl Process {
         self.tree_gone = true;
     }
 
+    /// Kills the worker's tree and reaps the worker, and leaves the
+    /// processes that escaped it to the caller's own look for orphans,
+    /// which must follow ([`end_teardown`]).
+    fn reap_leaving_escapees(&mut self) {
+        if !self.tree_gone && !self.reaped {
+            self.tree.kill();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.reaped = true;
+            self.output_ended.store(true, Ordering::SeqCst);
+        }
+        self.tree_gone = true;
+        forget_worker(self.child.id());
+    }
+
     /// Sends the kill to the worker's tree without waiting for it: the
     /// dying starts, [`Process::kill`] waits for it and reaps.
     fn signal_kill(&mut self) {
@@ -326,6 +341,8 @@ impl Worker {
         plugin: &Path,
         environment: &[(&str, String)],
     ) -> Result<Launched, SpawnError> {
+        // What the last plugin's worker left goes before the next starts.
+        wait_for_teardown();
         let directory = Workspace::take("plugcheck-worker-").map_err(SpawnError::Directory)?;
         let mut channel = os::PendingChannel::open().map_err(SpawnError::Socket)?;
         let token = new_token();
@@ -579,14 +596,15 @@ impl Worker {
     /// left to do, and the plugin's exit-time code has no case to judge it.
     ///
     /// A dead worker's tree is cleaned up here, since its last output only
-    /// ends with it; a live one's is killed on a background thread (see
-    /// [`wait_for_teardown`]), off the path to the report.
+    /// ends with it; a live one is sent its kill now and waited for later
+    /// — by the next worker's start, or the scope's end (see
+    /// [`wait_for_teardown`]) — while the report is made.
     pub(crate) fn finish(mut self) -> (usize, Vec<CapturedOutput>) {
         let answered = self.answered as usize - usize::from(self.died);
         if !self.died && os::KILL_FINISHED_WORKER_AT_ONCE {
             // Dying takes the worker a while (its memory is unmapped):
             // it starts now, while its output is split and the report is
-            // written, rather than once a teardown thread runs.
+            // written, rather than when it is waited for.
             self.process.signal_kill();
         }
         let mut outputs = self.outputs(answered as u64);
@@ -597,14 +615,7 @@ impl Worker {
                 self.stderr.rest(DRAIN_WAIT),
             ));
         } else {
-            let process = self.process;
-            let teardown = std::thread::Builder::new()
-                .name("plugcheck-teardown".into())
-                .spawn(move || drop(process));
-            // Without a thread, the process is dropped (and killed) here.
-            if let Ok(teardown) = teardown {
-                teardowns().push(teardown);
-            }
+            finished().push(self.process);
         }
         (answered, outputs)
     }
@@ -702,11 +713,14 @@ fn connect(
     }
 }
 
-/// Teardowns of finished workers still running in the background.
-static TEARDOWNS: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+/// Finished workers, sent their kill (where the OS kills them at once)
+/// and waited for later: by the next worker's start, so what a plugin left
+/// does not outlive its run into the next plugin's, or by the scope's end.
+/// No thread per worker: a run of one plugin waits once, at its end.
+static FINISHED: Mutex<Vec<Process>> = Mutex::new(Vec::new());
 
-fn teardowns() -> MutexGuard<'static, Vec<std::thread::JoinHandle<()>>> {
-    TEARDOWNS
+fn finished() -> MutexGuard<'static, Vec<Process>> {
+    FINISHED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -746,13 +760,24 @@ pub(super) fn reap_leftovers() {
     os::reap_orphans(&live.clone().unwrap_or_default());
 }
 
-/// Waits until every finished worker's process tree is killed and reaped.
-/// Call it before exiting, or before relying on those processes being gone.
+/// Waits until every finished worker's process tree is killed and reaped,
+/// and whatever escaped it too. Call it before relying on those processes
+/// being gone.
 pub(crate) fn wait_for_teardown() {
-    let pending: Vec<_> = teardowns().drain(..).collect();
-    for teardown in pending {
-        let _ = teardown.join();
+    let finished = std::mem::take(&mut *finished());
+    // Each drop kills what is left of the tree, reaps the worker, then
+    // the processes that escaped it.
+    drop(finished);
+}
+
+/// At the end of a scope: reaps every finished worker, then looks for
+/// what escaped them once, with [`reap_leftovers`] (not once per worker).
+pub(super) fn end_teardown() {
+    let finished = std::mem::take(&mut *finished());
+    for mut process in finished {
+        process.reap_leaving_escapees();
     }
+    reap_leftovers();
 }
 
 /// Runs a helper program of the harness's own (`go build` of the Go
