@@ -389,6 +389,9 @@ pub struct Tally {
 /// Everything plugcheck found about one plugin file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginReport {
+    /// Written as text: a path that is not UTF-8 is written with its
+    /// undecodable bytes replaced (U+FFFD), as it is printed.
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginInfo>,
@@ -724,6 +727,14 @@ pub(crate) fn test_report(os: &str, plugins: &[(&str, &[(&str, &str)])]) -> Repo
     serde_json::from_value(serde_json::json!({"tool": "t", "timeout_ms": 1,
         "platform": {"os": os, "arch": "x86_64"}, "plugins": plugins}))
     .expect("a valid report")
+}
+
+/// A path as report text (see [`PluginReport::path`]).
+fn lossy_path<S: serde::Serializer>(
+    path: &std::path::Path,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
 }
 
 #[cfg(test)]

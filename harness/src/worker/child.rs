@@ -27,8 +27,35 @@ pub(crate) struct WorkerArgs {
     pub channel_fd: Option<i32>,
     #[arg(long)]
     pub token: String,
+    /// As bytes in the assignment: a path need not be UTF-8.
     #[arg(long)]
+    #[serde(with = "path_bytes")]
     pub plugin: PathBuf,
+}
+
+/// A path in a forked worker's assignment, as the bytes the OS gave it.
+mod path_bytes {
+    use std::ffi::OsString;
+    use std::path::{Path, PathBuf};
+
+    pub(super) fn serialize<S: serde::Serializer>(
+        path: &Path,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(path.as_os_str().as_encoded_bytes())
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<PathBuf, D::Error> {
+        let bytes: Vec<u8> = serde::Deserialize::deserialize(deserializer)?;
+        // SAFETY: the bytes are `as_encoded_bytes` of an `OsStr` of this
+        // very binary on this platform: the parent that forked this
+        // worker wrote them (`serialize` above), before any plugin ran.
+        Ok(PathBuf::from(unsafe {
+            OsString::from_encoded_bytes_unchecked(bytes)
+        }))
+    }
 }
 
 /// Serves batches of cases until the parent hangs up (or kills the worker,
