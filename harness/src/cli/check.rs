@@ -24,7 +24,6 @@ use crate::run::head_start::HeadStart;
 use crate::run::options::RunOptions;
 use crate::run::partition::{Partition, PluginSet};
 use crate::run::timeline;
-use crate::worker::choice::{self, Choice};
 use crate::worker::workspace::Workspace;
 use crate::worker::{OnInterrupt, WorkerScope};
 
@@ -400,10 +399,7 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
     ))?;
     // The one plugin's worker boots while the rest is set up.
     let head_start = match (one_worker, plugins.first()) {
-        (true, Some(plugin)) => match choice::for_plugin(plugin, &worker_exe) {
-            Choice::Worker(program) => HeadStart::start(plugin, &program.exe),
-            Choice::Refused(_) => HeadStart::default(),
-        },
+        (true, Some(plugin)) => HeadStart::start(plugin, &worker_exe),
         _ => HeadStart::default(),
     };
     // Refuse an unwritable report path now, not after the whole run.

@@ -48,7 +48,11 @@ pub(super) fn run_cases(
         path,
     });
     let started = Instant::now();
-    let program = match choice::for_plugin(path, &options.worker_exe) {
+    let chosen = match options.head_start.program_for(path) {
+        Some(program) => Choice::Worker(program),
+        None => choice::for_plugin(path, &options.worker_exe),
+    };
+    let program = match chosen {
         Choice::Worker(program) => program,
         Choice::Refused(outcome) => {
             return Ok(refused(which.index, path, outcome, options, started, emit));

@@ -49,7 +49,8 @@ fn pool_root() -> Option<PathBuf> {
         Some(root) => root,
         None => crate::os::user_dir(crate::os::UserDir::Cache)?.join("plugcheck"),
     };
-    Some(cache.join("workspaces"))
+    // Paths in the run's settings travel to the workers as text.
+    Some(cache.join("workspaces")).filter(|root| root.to_str().is_some())
 }
 
 /// Paths of the workspaces this process holds, for an interrupt to empty
