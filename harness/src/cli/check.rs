@@ -385,13 +385,11 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         ));
     }
     let plugins = chosen;
-    // The spare serves a run of one plugin; more workers (several
-    // plugins at once, repeated runs) are forked by the zygote, forked
-    // now while this process still has one thread.
+    // The spare serves the first worker; every later one (another plugin,
+    // a repeat, the next worker after a crash or a hang) is forked by the
+    // zygote (`cli::main`) into a PID namespace of its own and under the
+    // filter, which a worker started as a program would not be.
     let one_worker = plugins.len() == 1 && resolved.repeat <= 1;
-    if !one_worker {
-        os::prepare_more_workers();
-    }
     let worker_exe =
         std::env::current_exe().context("cannot find the plugcheck binary to re-execute")?;
     let scope = WorkerScope::enter(OnInterrupt::exit(
@@ -493,8 +491,10 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
     timeline::mark("parent:run-done");
     reporters.finish()?;
     timeline::mark("parent:reported");
-    // The workers' teardown and the orphans' reaping, before the scratch
-    // directory they may use goes.
+    // A head start no case took goes with the options, before the scope
+    // waits for every worker; then the workers' teardown and the orphans'
+    // reaping, before the scratch directory they may use is emptied.
+    drop(options);
     drop(scope);
     drop(scratch);
     timeline::mark("parent:torn-down");

@@ -96,11 +96,11 @@ pub fn main() -> ExitCode {
     {
         crate::run::timeline::mark("parent:main");
     }
-    if starts_workers(std::env::args_os()) {
+    if let Some(workers) = starts_workers(std::env::args_os()) {
         // First, while this process has one thread and has touched the
-        // least memory: the zygote is a fork of it, and every page the
-        // two share is copied on this process's next write to it.
-        crate::os::prepare_worker_starts(forked_worker);
+        // least memory: the spare (and the zygote it forks) are copies of
+        // it, and every page they share is copied on its next write.
+        crate::os::prepare_worker_starts(forked_worker, workers == Workers::Several);
         crate::run::timeline::mark("parent:helpers-forked");
     }
     let cli = Cli::try_parse().unwrap_or_else(|error| {
@@ -133,33 +133,51 @@ fn forked_worker(assignment: &[u8], channel: Option<i32>) -> i32 {
     }
 }
 
+/// How many workers a command may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workers {
+    /// `call`: one, and after a crash none.
+    One,
+    /// `check`, `init`, `watch`: another after a crash or a hang, one per
+    /// plugin, per repeat, per watched version.
+    Several,
+}
+
 /// Whether the command line names a command that judges plugins in
-/// workers, read before clap parses it (see `main`): the first word that
-/// is neither an option nor `--color`'s value.
-fn starts_workers(argv: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+/// workers, and how many, read before clap parses it (see `main`): the
+/// first word that is neither an option nor `--color`'s value.
+fn starts_workers(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Workers> {
     let mut words = argv.into_iter().skip(1);
     while let Some(word) = words.next() {
         if word == "--color" {
             words.next();
         } else if !word.as_encoded_bytes().starts_with(b"-") {
-            return ["check", "call", "init", "watch"]
+            return if word == "call" {
+                Some(Workers::One)
+            } else if ["check", "init", "watch"]
                 .iter()
-                .any(|command| word == *command);
+                .any(|command| word == *command)
+            {
+                Some(Workers::Several)
+            } else {
+                None
+            };
         } else if !word.as_encoded_bytes().starts_with(b"--color=") {
-            return false;
+            return None;
         }
     }
-    false
+    None
 }
 
 impl Command {
-    /// Whether the command judges plugins in workers.
+    /// Whether the command judges plugins in workers, and how many.
     #[cfg(test)]
-    fn starts_workers(&self) -> bool {
-        matches!(
-            self,
-            Command::Check(_) | Command::Call(_) | Command::Init(_) | Command::Watch(_)
-        )
+    fn starts_workers(&self) -> Option<Workers> {
+        match self {
+            Command::Call(_) => Some(Workers::One),
+            Command::Check(_) | Command::Init(_) | Command::Watch(_) => Some(Workers::Several),
+            _ => None,
+        }
     }
 }
 
@@ -232,9 +250,10 @@ mod tests {
                 "{line}"
             );
         }
-        assert!(!super::starts_workers(
-            ["plugcheck", "--version"].map(Into::into)
-        ));
+        assert_eq!(
+            super::starts_workers(["plugcheck", "--version"].map(Into::into)),
+            None
+        );
     }
 
     /// Each default a user can change is said alike by `check --help`,

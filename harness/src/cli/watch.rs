@@ -47,8 +47,6 @@ pub(super) struct WatchArgs {
 pub(super) fn run(args: WatchArgs) -> anyhow::Result<u8> {
     let plugin = std::path::absolute(&args.plugin)
         .with_context(|| format!("cannot make `{}` an absolute path", args.plugin.display()))?;
-    // A pre-flight worker for each version the watch sees.
-    crate::os::prepare_more_workers();
     let scratch = Workspace::take("plugcheck-watch-")
         .context("cannot create the watch's temporary directory")?;
     // Pre-flight workers and whatever the plugin starts are this process's

@@ -492,12 +492,12 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
     })
 }
 
-pub(super) fn prepare_worker_starts(worker_main: super::WorkerMain) {
+pub(super) fn prepare_worker_starts(worker_main: super::WorkerMain, more_workers: bool) {
     // The zygote's workers come to us only if we are a subreaper: their
     // parent exits at once.
     become_subreaper();
     if thread_count() == 1 {
-        zygote::start(worker_main);
+        zygote::start(worker_main, more_workers);
     }
     // Not dumpable from here on (the helpers forked above keep their own
     // setting, and a program started later gets its own at exec): no
@@ -507,12 +507,6 @@ pub(super) fn prepare_worker_starts(worker_main: super::WorkerMain) {
     // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
-}
-
-pub(super) fn prepare_more_workers() {
-    if thread_count() == 1 {
-        zygote::start_zygote();
     }
 }
 

@@ -225,24 +225,17 @@ pub fn start_worker(launch: WorkerLaunch) -> std::io::Result<WorkerProcess> {
 /// A started worker: its pid, and waiting for it and killing it.
 pub use imp::WorkerProcess;
 
-/// Makes the first worker start cheap where the OS allows it: on Linux,
-/// forks a spare worker now, while this process has a single thread; the
-/// spare becomes the first worker of plugcheck's own binary and runs
-/// `worker_main` with the worker's command line instead of starting the
+/// Makes worker starts cheap where the OS allows it: on Linux, forks a
+/// spare worker now, while this process has a single thread; the spare
+/// becomes the first worker of plugcheck's own binary and runs
+/// `worker_main` with the worker's assignment instead of starting the
 /// binary anew (an `exec` costs about as much as the whole physical
-/// floor). Makes this process a subreaper. Does nothing on Windows, which
-/// has no fork, or when this process already runs threads.
-pub fn prepare_worker_starts(worker_main: WorkerMain) {
-    imp::prepare_worker_starts(worker_main)
-}
-
-/// For a command that will start more than one worker (several plugins,
-/// repeats, a watch): on Linux, forks the zygote that forks the later
-/// workers, as cheaply as the spare. Call it while this process still has
-/// a single thread; later (or on Windows) it does nothing, and those
-/// workers start as programs.
-pub fn prepare_more_workers() {
-    imp::prepare_more_workers()
+/// floor). With `more_workers` (a command that may start several), the
+/// spare also forks the zygote that forks every later worker into a
+/// namespace of its own. Makes this process a subreaper. Does nothing on
+/// Windows, which has no fork, or when this process already runs threads.
+pub fn prepare_worker_starts(worker_main: WorkerMain, more_workers: bool) {
+    imp::prepare_worker_starts(worker_main, more_workers)
 }
 
 /// Says no more workers will start (they would start as programs): what

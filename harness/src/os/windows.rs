@@ -478,9 +478,7 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
 }
 
 /// Nothing to prepare: there is no fork to start workers from.
-pub(super) fn prepare_worker_starts(_worker_main: super::WorkerMain) {}
-
-pub(super) fn prepare_more_workers() {}
+pub(super) fn prepare_worker_starts(_worker_main: super::WorkerMain, _more_workers: bool) {}
 
 pub(super) fn stop_worker_starts() {}
 

@@ -17,9 +17,8 @@ pub struct IsolatedPreflight {
     pub worker_exe: PathBuf,
     /// Time the pre-flight may take.
     pub timeout: Duration,
-    /// Where the pre-flight worker's directory is made (the watch's
-    /// scratch, which an interrupt removes); the system's temporary
-    /// directory when none.
+    /// The watch's scratch, for the pre-flight's reload cases (an
+    /// interrupt empties it); the worker's own directory is a workspace.
     pub scratch: Option<PathBuf>,
 }
 

@@ -596,7 +596,8 @@ impl Worker {
     /// left to do, and the plugin's exit-time code has no case to judge it.
     ///
     /// A dead worker's tree is cleaned up here, since its last output only
-    /// ends with it; a live one is sent its kill now and waited for later
+    /// ends with it; a live one is sent its kill now (on Windows it is hung
+    /// up on, and ends its read and exits) and waited for later
     /// — by the next worker's start, or the scope's end (see
     /// [`wait_for_teardown`]) — while the report is made.
     pub(crate) fn finish(mut self) -> (usize, Vec<CapturedOutput>) {
@@ -773,11 +774,14 @@ pub(crate) fn wait_for_teardown() {
 /// At the end of a scope: reaps every finished worker, then looks for
 /// what escaped them once, with [`reap_leftovers`] (not once per worker).
 pub(super) fn end_teardown() {
-    let finished = std::mem::take(&mut *finished());
-    for mut process in finished {
+    let mut finished = std::mem::take(&mut *finished());
+    for process in &mut finished {
         process.reap_leaving_escapees();
     }
     reap_leftovers();
+    // Only now, with what escaped them gone too: their directories are
+    // emptied and given back as they drop.
+    drop(finished);
 }
 
 /// Runs a helper program of the harness's own (`go build` of the Go

@@ -26,19 +26,28 @@ use std::sync::Mutex;
 const MAX_SLOTS: usize = 256;
 
 /// Where plugcheck keeps what outlives a run: built Go workers, the fuzz
-/// series, the workspace pool. `$PLUGCHECK_CACHE_DIR` when set.
+/// series, the workspace pool. `$PLUGCHECK_CACHE_DIR` when set. Always
+/// absolute: workers run in directories of their own, where a relative
+/// path (`PLUGCHECK_CACHE_DIR=.cache` in CI) would name something else.
 pub(crate) fn cache_root() -> PathBuf {
-    explicit_cache_root().unwrap_or_else(|| {
+    let root = explicit_cache_root().unwrap_or_else(|| {
         crate::os::user_dir(crate::os::UserDir::Cache)
             .unwrap_or_else(std::env::temp_dir)
             .join("plugcheck")
-    })
+    });
+    absolute(root)
 }
 
 fn explicit_cache_root() -> Option<PathBuf> {
     std::env::var_os("PLUGCHECK_CACHE_DIR")
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
+}
+
+/// `path` made absolute against the current directory (as it is when the
+/// run starts); as it is when that cannot be read.
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// The pool's directory: only in a real cache directory. In the
@@ -50,14 +59,15 @@ fn pool_root() -> Option<PathBuf> {
         None => crate::os::user_dir(crate::os::UserDir::Cache)?.join("plugcheck"),
     };
     // Paths in the run's settings travel to the workers as text.
-    Some(cache.join("workspaces")).filter(|root| root.to_str().is_some())
+    Some(absolute(cache.join("workspaces"))).filter(|root| root.to_str().is_some())
 }
 
-/// Paths of the workspaces this process holds, for an interrupt to empty
-/// after it killed the workers (no `Drop` runs then).
-static IN_USE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The workspaces this process holds, for an interrupt to empty after it
+/// killed the workers (no `Drop` runs then): each path, and the identity
+/// of the pool directory taken there (none: a temporary directory).
+static IN_USE: Mutex<Vec<(PathBuf, Option<Identity>)>> = Mutex::new(Vec::new());
 
-fn in_use() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+fn in_use() -> std::sync::MutexGuard<'static, Vec<(PathBuf, Option<Identity>)>> {
     IN_USE
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -75,7 +85,7 @@ pub(crate) struct Workspace {
 enum Kind {
     /// A pool directory; the lock on its lock file is ours while this is
     /// held (released when the file closes, also when the process dies).
-    Pooled { _lock: File },
+    Pooled { _lock: File, taken: Identity },
     /// Removed when dropped.
     Temporary { _dir: tempfile::TempDir },
 }
@@ -94,7 +104,11 @@ impl Workspace {
                 }
             }
         };
-        in_use().push(workspace.path.clone());
+        let taken = match workspace.kind {
+            Kind::Pooled { taken, .. } => Some(taken),
+            Kind::Temporary { .. } => None,
+        };
+        in_use().push((workspace.path.clone(), taken));
         Ok(workspace)
     }
 
@@ -109,24 +123,69 @@ impl Drop for Workspace {
         // it empty. One that cannot be emptied (a file still held open on
         // Windows, a plugin's unreadable directory) is emptied, or skipped,
         // by its next taker.
-        if let Kind::Pooled { .. } = self.kind {
-            let _ = empty(&self.path);
+        if let Kind::Pooled { taken, .. } = self.kind {
+            give_back(&self.path, taken);
         }
-        in_use().retain(|path| *path != self.path);
+        in_use().retain(|(path, _)| *path != self.path);
     }
 }
 
 /// Empties, or removes, every workspace this process holds: for an
 /// interrupted run, once its workers are killed, right before it exits.
 pub(crate) fn clear_all_in_use() {
-    for path in in_use().iter() {
-        // A temporary one is the whole directory; a pooled one keeps its
-        // directory, emptied.
-        if pool_root().is_some_and(|root| path.starts_with(root)) {
-            let _ = empty(path);
-        } else {
-            let _ = std::fs::remove_dir_all(path);
+    for (path, taken) in in_use().iter() {
+        // A temporary one is the whole directory (a link in its place is
+        // removed, not followed); a pooled one keeps its directory.
+        match taken {
+            Some(taken) => give_back(path, *taken),
+            None => {
+                let _ = std::fs::remove_dir_all(path);
+            }
         }
+    }
+}
+
+/// Which directory a path named when it was taken: a plugin may rename its
+/// working directory away and put a link to another directory (the
+/// user's home) in its place, which must never be emptied in its stead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    device: u64,
+    inode: u64,
+}
+
+/// The identity of the real directory at `path`; none for a link, a file,
+/// or nothing. (Windows has no inode here; a link in place is still seen,
+/// and a working directory cannot be renamed away there.)
+fn identity(path: &Path) -> Option<Identity> {
+    let metadata = std::fs::symlink_metadata(path).ok()?;
+    if !metadata.is_dir() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some(Identity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Some(Identity {
+            device: 0,
+            inode: 0,
+        })
+    }
+}
+
+/// Empties the pool directory taken at `path`, if it is still the one
+/// taken; whatever else is there now (a link, a file, another directory)
+/// is left to the next taker's `prepare`, which removes it without
+/// following it.
+fn give_back(path: &Path, taken: Identity) {
+    if identity(path) == Some(taken) {
+        let _ = empty(path);
     }
 }
 
@@ -151,10 +210,12 @@ fn take_pooled(root: &Path) -> Option<Workspace> {
             Err(TryLockError::Error(_)) => return None,
         }
         let path = root.join(slot.to_string());
-        if prepare(&path).is_ok() {
+        if prepare(&path).is_ok()
+            && let Some(taken) = identity(&path)
+        {
             return Some(Workspace {
                 path,
-                kind: Kind::Pooled { _lock: lock },
+                kind: Kind::Pooled { _lock: lock, taken },
             });
         }
     }
@@ -284,6 +345,26 @@ mod tests {
         assert_eq!(taken.path(), slot);
         assert!(std::fs::symlink_metadata(&slot).unwrap().is_dir());
         assert!(outside.path().join("precious").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_renamed_away_and_replaced_by_a_link_is_not_emptied_through_it() {
+        let root = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("precious"), b"keep").unwrap();
+        let taken = take_pooled(root.path()).unwrap();
+        let path = taken.path().to_owned();
+        // What a plugin can do to its working directory while it runs.
+        std::fs::rename(&path, root.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(home.path(), &path).unwrap();
+        drop(taken);
+        assert!(home.path().join("precious").exists());
+        // The next taker removes the link, not what it points to.
+        let again = take_pooled(root.path()).unwrap();
+        assert_eq!(again.path(), path);
+        assert!(std::fs::symlink_metadata(&path).unwrap().is_dir());
+        assert!(home.path().join("precious").exists());
     }
 
     #[cfg(unix)]

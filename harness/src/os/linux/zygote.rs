@@ -1,7 +1,8 @@
 //! Worker starts without `exec`: a spare worker forked from plugcheck
 //! first thing in `main`, while it has one thread and has touched little
-//! memory, and — for a command that will start several workers — a zygote
-//! forked once the command line is read, still on one thread.
+//! memory, and — for a command that may start several workers (`check`,
+//! `watch`) — a zygote forked once the command line is read, still on one
+//! thread.
 //!
 //! Starting a worker as a new program costs an `exec` of a 6 MB binary,
 //! the dynamic loader and the Rust runtime before the worker can connect:
@@ -16,9 +17,7 @@
 //!   the namespace's supervisor, prepared at start too: the supervisor is
 //!   forked `CLONE_PARENT`, the harness's child at once, and the parked
 //!   worker installs its seccomp filter while it waits), parked until it
-//!   is sent a command line. The first worker of a run costs one message.
-//!   On two cores every process the run starts competes with the harness
-//!   for the CPU, so a run of one plugin forks nothing else.
+//!   is sent its assignment. The first worker of a run costs one message.
 //! - The **zygote** forks every later worker twice (zygote → intermediate →
 //!   worker); the intermediate exits at once, so the worker is re-parented
 //!   to the harness, a subreaper, before the zygote answers with its pid.
@@ -115,8 +114,7 @@ struct Helpers {
     /// The program they are copies of: they serve workers of this program
     /// only.
     exe: PathBuf,
-    /// What a helper forked later (the zygote) is told of the harness.
-    harness: Harness,
+    /// Its pid is 0 until the spare's first message names it.
     zygote: Option<Helper>,
     /// A worker forked at start, waiting for its command line: the first
     /// worker of a run then costs one message, not a fork.
@@ -158,11 +156,13 @@ struct Request {
     assignment: Vec<u8>,
 }
 
-/// Forks the spare worker, unless it runs already. Only while this process
-/// has a single thread (the caller checks, not assumes: a fork copies only
-/// the calling thread, so any other thread's locks would stay locked in
-/// the copy forever).
-pub(super) fn start(worker_main: WorkerMain) {
+/// Forks the spare worker, unless it runs already, and — for a command
+/// that may start more than one worker (`with_zygote`) — has the spare
+/// fork the zygote beside it, off this process's path. Only while this
+/// process has a single thread (the caller checks, not assumes: a fork
+/// copies only the calling thread, so any other thread's locks would stay
+/// locked in the copy forever).
+pub(super) fn start(worker_main: WorkerMain, with_zygote: bool) {
     if helpers().is_some() {
         return;
     }
@@ -174,75 +174,57 @@ pub(super) fn start(worker_main: WorkerMain) {
     let Ok((life_reader, life_writer)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
         return;
     };
+    // The zygote's channel: our end here, the zygote's end handed to the
+    // spare, which forks the zygote and gives it that end alone.
+    let zygote_channel = with_zygote.then(helper_channel).flatten();
     let harness = Harness {
         pid: nix::unistd::getpid(),
         worker_main,
         life: life_reader.as_raw_fd(),
         life_writer: life_writer.as_raw_fd(),
+        zygote_end: zygote_channel
+            .as_ref()
+            .map_or(-1, |(_, theirs)| theirs.as_raw_fd()),
     };
     // Never closed here: both ends stay for the life of the process (the
     // reader for later helpers' copies).
     std::mem::forget(life_reader);
     LIFE_WRITER.store(life_writer.into_raw_fd(), Ordering::SeqCst);
-    let spare = fork_helper(None, park, harness);
+    // The spare (and the zygote it forks) must not hold our end of the
+    // zygote's channel: the zygote reads its end to learn we are gone.
+    let spare = fork_helper(
+        zygote_channel.as_ref().map(|(ours, _)| ours.as_raw_fd()),
+        park,
+        harness,
+    );
     if let Some(spare) = &spare {
         // Its own group from the start, as a spawned worker has.
         let _ = setpgid(spare.pid, spare.pid);
     }
+    // Its pid comes with the spare's first message; without a spare there
+    // is no zygote either.
+    let zygote = match (zygote_channel, &spare) {
+        (Some((ours, _theirs)), Some(_)) => Some(Helper {
+            channel: ours,
+            pid: Pid::from_raw(0),
+        }),
+        _ => None,
+    };
     SPARE_PID.store(
         spare.as_ref().map_or(0, |s| s.pid.as_raw()),
         Ordering::SeqCst,
     );
     *helpers() = Some(Helpers {
         exe,
-        harness,
-        zygote: None,
+        zygote,
         spare,
         retired: Vec::new(),
     });
 }
 
-/// Forks the zygote, for a command that will start more than one worker:
-/// a run of one plugin is served by the spare alone (a second worker, for
-/// a plugin that crashed, starts as a program), and does not pay for a
-/// process it never uses — its fork, and its exit at the end. Only while
-/// this process has a single thread, as for [`start`]; does nothing
-/// without a spare (none was forked, or it was already ended).
-pub(super) fn start_zygote() {
-    let (harness, spare_channel) = {
-        let guard = helpers();
-        let Some(helpers) = guard.as_ref() else {
-            return;
-        };
-        if helpers.zygote.is_some() {
-            return;
-        }
-        (
-            helpers.harness,
-            helpers
-                .spare
-                .as_ref()
-                .map(|spare| spare.channel.as_raw_fd()),
-        )
-    };
-    let zygote = fork_helper(spare_channel, serve, harness);
-    ZYGOTE_PID.store(
-        zygote.as_ref().map_or(0, |z| z.pid.as_raw()),
-        Ordering::SeqCst,
-    );
-    if let Some(helpers) = helpers().as_mut() {
-        helpers.zygote = zygote;
-    }
-}
-
-/// Forks a helper that runs `life` on its end of a new channel. The copy
-/// closes `sibling`, the spare's channel (the zygote has no use for it,
-/// and must not hold the end that tells the spare the harness is gone).
-fn fork_helper(
-    sibling: Option<RawFd>,
-    life: fn(OwnedFd, Harness) -> !,
-    harness: Harness,
-) -> Option<Helper> {
+/// A helper's channel: a datagram socket pair, ours first, whose answers
+/// we wait for at most `ANSWER_WAIT`.
+fn helper_channel() -> Option<(OwnedFd, OwnedFd)> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -252,6 +234,19 @@ fn fork_helper(
     .ok()?;
     let timeout = TimeVal::new(ANSWER_WAIT.as_secs() as i64, 0);
     setsockopt(&ours, sockopt::ReceiveTimeout, &timeout).ok()?;
+    Some((ours, theirs))
+}
+
+/// Forks a helper that runs `life` on its end of a new channel. The copy
+/// closes `sibling`, our end of another helper's channel (it has no use
+/// for it, and must not hold the end that tells that helper the harness
+/// is gone).
+fn fork_helper(
+    sibling: Option<RawFd>,
+    life: fn(OwnedFd, Harness) -> !,
+    harness: Harness,
+) -> Option<Helper> {
+    let (ours, theirs) = helper_channel()?;
     // SAFETY: this process has one thread (checked by `start`), so the
     // child is a complete copy with no lock held by a thread that is not
     // there.
@@ -319,7 +314,9 @@ pub(super) fn start_worker(launch: &crate::os::WorkerLaunch) -> Option<std::io::
     if let Some(mut spare) = helpers.spare.take() {
         // The spare is our child (or its namespace's supervisor is), with
         // a worker parked: once it has the request, it is the worker.
-        match spare_ready(&mut spare) {
+        let ready = spare_ready(&mut spare);
+        helpers.zygote_is(ready.as_ref().map_or(0, |ready| ready.zygote));
+        match ready {
             Ok(ready) if send_request(&spare.channel, &request, launch, &relay_writer).is_ok() => {
                 SPARE_PID.store(0, Ordering::SeqCst);
                 return Some(Ok(Started {
@@ -356,8 +353,26 @@ impl Helpers {
     /// it stays a helper to the orphan reaper.
     fn retire(&mut self, helper: Helper) {
         drop(helper.channel);
-        let _ = kill(helper.pid, Signal::SIGKILL);
-        self.retired.push(helper.pid);
+        // A zygote whose pid never came is not known: pid 0 would name
+        // our own process group.
+        if helper.pid.as_raw() > 0 {
+            let _ = kill(helper.pid, Signal::SIGKILL);
+            self.retired.push(helper.pid);
+        }
+    }
+
+    /// Records the zygote the spare's first message named: its pid for
+    /// the orphan reaper and the end; none forked, or none named, and its
+    /// channel goes (a zygote that was forked then reads its end and
+    /// exits, and is reaped as an orphan).
+    fn zygote_is(&mut self, pid: i32) {
+        match self.zygote.as_mut() {
+            Some(zygote) if pid > 0 => {
+                zygote.pid = Pid::from_raw(pid);
+                ZYGOTE_PID.store(pid, Ordering::SeqCst);
+            }
+            _ => self.zygote = None,
+        }
     }
 }
 
@@ -368,8 +383,9 @@ pub(super) fn stop() {
     if let Some(helpers) = helpers().as_mut() {
         if let Some(spare) = helpers.spare.as_mut() {
             // An unused spare may be a namespace's supervisor by now: that
-            // is the process to kill.
-            let _ = spare_ready(spare);
+            // is the process to kill; and it names the zygote.
+            let ready = spare_ready(spare);
+            helpers.zygote_is(ready.map_or(0, |ready| ready.zygote));
         }
         for helper in [helpers.zygote.take(), helpers.spare.take()]
             .into_iter()
@@ -469,6 +485,9 @@ struct Harness {
     life: RawFd,
     /// Its write end's number, which every helper closes at once.
     life_writer: RawFd,
+    /// The zygote's end of its channel, for the spare to fork the zygote
+    /// with (-1: no zygote).
+    zygote_end: RawFd,
 }
 
 /// A request as a helper received it: what the worker is to be.
@@ -497,6 +516,7 @@ enum Received {
 fn park(channel: OwnedFd, harness: Harness) -> ! {
     die_with(harness.pid);
     quiet_stdio();
+    let zygote = fork_zygote(&channel, harness);
     // Prepared ahead, while the harness goes on starting: the namespace,
     // its supervisor, and the worker parked in it. The harness learns the
     // supervisor's pid and its status pipe from the first message, and
@@ -523,20 +543,65 @@ fn park(channel: OwnedFd, harness: Harness) -> ! {
                 let _ = send_ready(
                     &channel,
                     encode_answer(child.as_raw(), true),
+                    zygote,
                     Some(&relay_reader),
                 );
                 exit_now(0)
             }
             Err(error) => {
-                let _ = send_ready(&channel, encode_answer(-(error as i32), false), None);
+                let _ = send_ready(
+                    &channel,
+                    encode_answer(-(error as i32), false),
+                    zygote,
+                    None,
+                );
                 exit_now(1)
             }
         }
     }
     // No namespace: the spare is the worker, as it is.
     let me = nix::unistd::getpid().as_raw();
-    let _ = send_ready(&channel, encode_answer(me, false), None);
+    let _ = send_ready(&channel, encode_answer(me, false), zygote, None);
     wait_for_assignment(&channel, harness, Parent::Harness)
+}
+
+/// In the spare, first thing: forks the zygote beside it (the harness's
+/// child, `CLONE_PARENT`) on the end of its channel the harness made, so
+/// the harness pays no fork for it. Its pid, for the spare's first
+/// message; 0 when there is none.
+fn fork_zygote(spare_channel: &OwnedFd, harness: Harness) -> i32 {
+    if harness.zygote_end < 0 {
+        return 0;
+    }
+    match fork_beside_me() {
+        Ok(ForkResult::Child) => {
+            // SAFETY: the copy of the spare's channel is the spare's, not
+            // the zygote's; closing it leaves the spare's own intact.
+            unsafe {
+                libc::close(spare_channel.as_raw_fd());
+            }
+            // SAFETY: handed to the spare for the zygote alone; owned by
+            // the zygote from here.
+            let channel = unsafe { OwnedFd::from_raw_fd(harness.zygote_end) };
+            serve(channel, harness)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            // SAFETY: the zygote's end is the zygote's now; the spare's
+            // copy goes.
+            unsafe {
+                libc::close(harness.zygote_end);
+            }
+            child.as_raw()
+        }
+        Err(_) => {
+            // SAFETY: as above: the spare's copy goes, and with it the
+            // zygote's channel: the harness sees no zygote.
+            unsafe {
+                libc::close(harness.zygote_end);
+            }
+            0
+        }
+    }
 }
 
 /// Forks a child of this process's parent, not of this process
@@ -583,19 +648,24 @@ fn wait_for_assignment(channel: &OwnedFd, harness: Harness, parent: Parent) -> !
 }
 
 /// The spare's first message: the pid the harness waits for (the
-/// supervisor of the spare's namespace, or the spare itself), and the
-/// read end of the supervisor's status pipe.
+/// supervisor of the spare's namespace, or the spare itself), the
+/// zygote's pid (0: none), and the read end of the supervisor's status
+/// pipe.
 fn send_ready(
     channel: &OwnedFd,
     answer: [u8; ANSWER_LEN],
+    zygote: i32,
     relay: Option<&OwnedFd>,
 ) -> Result<(), Errno> {
+    let mut ready = [0u8; READY_LEN];
+    ready[..ANSWER_LEN].copy_from_slice(&answer);
+    ready[ANSWER_LEN..].copy_from_slice(&zygote.to_le_bytes());
     let fds: Vec<RawFd> = relay.iter().map(|fd| fd.as_raw_fd()).collect();
     let rights = [ControlMessage::ScmRights(&fds)];
     let control: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
     sendmsg::<UnixAddr>(
         channel.as_raw_fd(),
-        &[IoSlice::new(&answer)],
+        &[IoSlice::new(&ready)],
         control,
         MsgFlags::MSG_NOSIGNAL,
         None,
@@ -603,19 +673,24 @@ fn send_ready(
     .map(drop)
 }
 
+/// The spare's first message's length: an answer and the zygote's pid.
+const READY_LEN: usize = ANSWER_LEN + 4;
+
 /// What the spare said it is (see [`send_ready`]).
 struct Ready {
     namespaced: bool,
     relay: Option<OwnedFd>,
+    /// The zygote the spare forked (0: none).
+    zygote: i32,
 }
 
 /// Reads the spare's first message, once: the harness waits for the pid
 /// it names from then on (the spare, which exits, is reaped here).
 fn spare_ready(spare: &mut Helper) -> Result<Ready, Errno> {
-    let mut answer = [0u8; ANSWER_LEN];
+    let mut ready = [0u8; READY_LEN];
     let mut space = nix::cmsg_space!([RawFd; 1]);
     let (length, relay) = loop {
-        let mut slices = [IoSliceMut::new(&mut answer)];
+        let mut slices = [IoSliceMut::new(&mut ready)];
         match recvmsg::<UnixAddr>(
             spare.channel.as_raw_fd(),
             &mut slices,
@@ -639,10 +714,18 @@ fn spare_ready(spare: &mut Helper) -> Result<Ready, Errno> {
             Err(error) => return Err(error),
         }
     };
-    if length != ANSWER_LEN {
+    if length != READY_LEN {
         return Err(Errno::EIO);
     }
+    let mut answer = [0u8; ANSWER_LEN];
+    answer.copy_from_slice(&ready[..ANSWER_LEN]);
     let (pid, namespaced) = decode_answer(answer);
+    let zygote = i32::from_le_bytes([
+        ready[ANSWER_LEN],
+        ready[ANSWER_LEN + 1],
+        ready[ANSWER_LEN + 2],
+        ready[ANSWER_LEN + 3],
+    ]);
     if pid <= 0 {
         return Err(Errno::from_raw(-pid));
     }
@@ -663,6 +746,7 @@ fn spare_ready(spare: &mut Helper) -> Result<Ready, Errno> {
     Ok(Ready {
         namespaced: namespaced && relay.is_some(),
         relay,
+        zygote,
     })
 }
 
@@ -682,11 +766,12 @@ fn die_with(harness: Pid) {
 /// channel (or dies: then the kernel kills the zygote).
 fn serve(channel: OwnedFd, harness: Harness) -> ! {
     die_with(harness.pid);
-    // Forked after the harness made itself not dumpable: its workers are
-    // dumpable, as a worker started as a program is.
+    // Not dumpable: its answers are pids the harness trusts, so no plugin
+    // may open its memory. Each worker it forks is made dumpable again
+    // (`become_worker`).
     // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory.
     unsafe {
-        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
     // The zygote keeps none of the harness's terminal or pipes: a reader
     // of the harness's stdout must see its end when the harness exits.
@@ -1022,6 +1107,12 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
         std::thread::yield_now();
     }
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    // Dumpable, as a worker started as a program is (a worker forked by
+    // the zygote inherits its setting).
+    // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+    }
     let Assignment {
         request,
         stdout,
