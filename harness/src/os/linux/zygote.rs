@@ -1,8 +1,7 @@
 //! Worker starts without `exec`: a spare worker forked from plugcheck
 //! first thing in `main`, while it has one thread and has touched little
 //! memory, and — for a command that may start several workers (`check`,
-//! `watch`) — a zygote forked once the command line is read, still on one
-//! thread.
+//! `init`, `watch`) — a zygote the spare forks beside itself.
 //!
 //! Starting a worker as a new program costs an `exec` of a 6 MB binary,
 //! the dynamic loader and the Rust runtime before the worker can connect:
@@ -21,6 +20,9 @@
 //! - The **zygote** forks every later worker twice (zygote → intermediate →
 //!   worker); the intermediate exits at once, so the worker is re-parented
 //!   to the harness, a subreaper, before the zygote answers with its pid.
+//!   The spare forks it first thing (`CLONE_PARENT`, so it is the
+//!   harness's child) on a channel the harness made, and names it in its
+//!   first message: a fork the harness does not pay for.
 //!
 //! Either way a worker is the harness's own child, like a spawned one:
 //! waited for, its death decoded and its process group killed the same
