@@ -492,6 +492,23 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
     })
 }
 
+pub(super) fn private_dir_builder() -> std::fs::DirBuilder {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder
+}
+
+pub(super) fn give_owner_access(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+
+pub(super) fn directory_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
+
 pub(super) fn prepare_worker_starts(worker_main: super::WorkerMain, more_workers: bool) {
     // The zygote's workers come to us only if we are a subreaper: their
     // parent exits at once.

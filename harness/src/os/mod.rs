@@ -204,6 +204,27 @@ pub fn decode_exit(status: ExitStatus) -> Termination {
     imp::decode_exit(status)
 }
 
+/// A builder of directories only their owner may enter (0700 on Linux;
+/// Windows' default ACLs already keep a user's profile to that user),
+/// making parents as needed.
+pub fn private_dir_builder() -> std::fs::DirBuilder {
+    imp::private_dir_builder()
+}
+
+/// Gives a directory's owner back the right to list and change it, which
+/// a plugin may have taken from itself (one directory, not its contents).
+pub fn give_owner_access(dir: &std::path::Path) {
+    imp::give_owner_access(dir)
+}
+
+/// What tells one directory from another at the same path over time: its
+/// device and inode on Linux; on Windows nothing stable is at hand (a
+/// working directory cannot be renamed away while in use there, and a link
+/// in its place is still seen by its type), so every directory is alike.
+pub fn directory_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    imp::directory_identity(metadata)
+}
+
 /// Where a worker started with `--channel-fd FD` or `--connect ADDRESS`
 /// (see `PendingChannel`) finds its channel to the parent.
 pub fn join_channel(

@@ -478,6 +478,25 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
 }
 
 /// Nothing to prepare: there is no fork to start workers from.
+pub(super) fn private_dir_builder() -> std::fs::DirBuilder {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    builder
+}
+
+pub(super) fn give_owner_access(dir: &Path) {
+    if let Ok(metadata) = std::fs::metadata(dir) {
+        let mut permissions = metadata.permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        permissions.set_readonly(false);
+        let _ = std::fs::set_permissions(dir, permissions);
+    }
+}
+
+pub(super) fn directory_identity(_metadata: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
 pub(super) fn prepare_worker_starts(_worker_main: super::WorkerMain, _more_workers: bool) {}
 
 pub(super) fn stop_worker_starts() {}

@@ -48,7 +48,9 @@ fn live_workers() -> MutexGuard<'static, Option<HashSet<u32>>> {
 /// Why a worker could not be started: a harness problem, not a verdict.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SpawnError {
-    #[error("cannot open the worker's channel: {0}")]
+    #[error(
+        "cannot open the worker's channel: {0}; check the limit on open files (`ulimit -n`), and on Windows that the loopback interface is up"
+    )]
     Socket(std::io::Error),
     #[error(
         "cannot set up the capture of the worker's output: {0}; check that the temporary directory is writable"

@@ -145,38 +145,19 @@ pub(crate) fn clear_all_in_use() {
     }
 }
 
-/// Which directory a path named when it was taken: a plugin may rename its
-/// working directory away and put a link to another directory (the
-/// user's home) in its place, which must never be emptied in its stead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Identity {
-    device: u64,
-    inode: u64,
-}
+/// Which directory a path named when it was taken (`os::directory_identity`):
+/// a plugin may rename its working directory away and put a link to
+/// another directory (the user's home) in its place, which must never be
+/// emptied in its stead.
+type Identity = (u64, u64);
 
 /// The identity of the real directory at `path`; none for a link, a file,
-/// or nothing. (Windows has no inode here; a link in place is still seen,
-/// and a working directory cannot be renamed away there.)
+/// or nothing.
 fn identity(path: &Path) -> Option<Identity> {
     let metadata = std::fs::symlink_metadata(path).ok()?;
-    if !metadata.is_dir() {
-        return None;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Some(Identity {
-            device: metadata.dev(),
-            inode: metadata.ino(),
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Some(Identity {
-            device: 0,
-            inode: 0,
-        })
-    }
+    metadata
+        .is_dir()
+        .then(|| crate::os::directory_identity(&metadata))
 }
 
 /// Empties the pool directory taken at `path`, if it is still the one
@@ -238,11 +219,7 @@ fn prepare(path: &Path) -> io::Result<()> {
 }
 
 fn make_private_dir(path: &Path) -> io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(path)
+    crate::os::private_dir_builder().create(path)
 }
 
 /// Removes everything in `dir`, never following a symbolic link out of it
@@ -272,25 +249,12 @@ fn remove_entries(dir: &Path) -> io::Result<()> {
 
 /// Makes `dir` and the directories under it ours to list and change again.
 fn restore_permissions(dir: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-                    restore_permissions(&entry.path());
-                }
+    crate::os::give_owner_access(dir);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                restore_permissions(&entry.path());
             }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        if let Ok(metadata) = std::fs::metadata(dir) {
-            let mut permissions = metadata.permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            permissions.set_readonly(false);
-            let _ = std::fs::set_permissions(dir, permissions);
         }
     }
 }

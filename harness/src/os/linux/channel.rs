@@ -68,7 +68,9 @@ pub(crate) fn join_channel(
     // Not inherited by what the plugin starts: a child holding it would
     // keep the channel open after the worker died.
     nix::fcntl::fcntl(
-        // SAFETY: only reads the descriptor's flags.
+        // SAFETY: borrowed only for this call, which sets the flag on a
+        // number given to this worker for its channel; a number that is
+        // not open fails here, before it is ever owned below.
         unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )
