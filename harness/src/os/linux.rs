@@ -59,6 +59,8 @@ pub(super) const GO_NATIVE_PLUGINS: bool = true;
 /// the worker process calls this.
 pub(super) unsafe fn open_library(path: &Path) -> Result<libloading::Library, OpenFailure> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    // Its initialisers run in this process, and may start processes.
+    expect_orphans();
     // SAFETY: the caller accepts that constructors run (see above).
     match unsafe { Library::open(Some(path.as_os_str()), RTLD_NOW | RTLD_LOCAL) } {
         Ok(library) => Ok(library.into()),
@@ -369,6 +371,15 @@ impl WorkerProcess {
         self.pid
     }
 
+    /// Whether every process the worker starts ends with it: so for a
+    /// worker in a PID namespace of its own, as the kernel kills what is
+    /// left in a namespace when its first process (the supervisor) dies,
+    /// and nothing in it can be re-parented out of it. A worker outside
+    /// one can leave orphans, which come to this process (a subreaper).
+    pub fn holds_its_descendants(&self) -> bool {
+        self.relay.is_some()
+    }
+
     /// The worker process itself, as this process names it: what runs the
     /// plugin (and what an `exec` replaces). None when a supervised worker
     /// is gone already (its supervisor, which runs plugcheck, is about to
@@ -650,7 +661,22 @@ pub(super) fn become_subreaper() {
 /// are re-parented here in turn, so this loops. Does nothing unless this
 /// process is a subreaper (see [`become_subreaper`]).
 pub(super) fn reap_orphans(keep: &HashSet<u32>) {
+    // Nothing could have left one yet: a worker in a PID namespace of its
+    // own takes everything it started with it (the kernel kills what is
+    // left in a namespace when its first process, the supervisor, dies,
+    // and nothing in one is re-parented out of it). Skipping the look
+    // saves a dozen reads of `/proc`, 75 µs of a one-plugin check.
+    if !ORPHANS_POSSIBLE.load(Ordering::SeqCst) {
+        return;
+    }
     reap_children_where(|child| !keep.contains(&child.pid) && !zygote::is_helper(child.pid));
+}
+
+/// Set by [`expect_orphans`], and by a plugin loaded in this process.
+static ORPHANS_POSSIBLE: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn expect_orphans() {
+    ORPHANS_POSSIBLE.store(true, Ordering::SeqCst);
 }
 
 /// Kills and reaps the children `orphan` picks, until none is left (see

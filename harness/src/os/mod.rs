@@ -335,9 +335,20 @@ pub fn become_subreaper() {
 /// Kills and reaps every child of this process whose pid is not in `keep`
 /// (the live workers), until none is left. A killed orphan's own children
 /// are re-parented here in turn, so this loops. Does nothing unless this
-/// process is a subreaper (see [`become_subreaper`]).
+/// process is a subreaper (see [`become_subreaper`]), nor before anything
+/// that can leave an orphan here ran (see [`expect_orphans`]).
 pub fn reap_orphans(keep: &HashSet<u32>) {
     imp::reap_orphans(keep)
+}
+
+/// Says that processes may be re-parented here from now on: a worker
+/// that does not hold its descendants (see
+/// [`WorkerProcess::holds_its_descendants`]), or a program of the harness's
+/// own, started. A plugin loaded in this process ([`open_library`]) says
+/// so itself. Until one of them, nothing this process started can have
+/// left an orphan, and [`reap_orphans`] skips its look through `/proc`.
+pub fn expect_orphans() {
+    imp::expect_orphans()
 }
 
 /// Children of this process that are still running (not zombies waiting to

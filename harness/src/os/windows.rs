@@ -450,6 +450,12 @@ impl WorkerProcess {
         self.child.id()
     }
 
+    /// Always: its Job Object holds every descendant, and closing it kills
+    /// them all.
+    pub fn holds_its_descendants(&self) -> bool {
+        true
+    }
+
     /// The worker process itself: the process started (no namespace here).
     pub fn program_id(&self) -> Option<u32> {
         Some(self.child.id())
@@ -625,6 +631,9 @@ pub(super) fn confine_worker() -> bool {
 
 /// Job Objects hold every descendant: there are no orphans to reap.
 pub(super) fn reap_orphans(_keep: &HashSet<u32>) {}
+
+/// Nothing to expect: see [`reap_orphans`].
+pub(super) fn expect_orphans() {}
 
 /// See `os::PendingChannel`: a loopback listener the worker connects to.
 pub type ChannelStream = std::net::TcpStream;

@@ -13,6 +13,12 @@ use super::protocol::parse_marker;
 /// Bytes kept per stream per case.
 pub(super) const MAX_SEGMENT_BYTES: usize = 64 * 1024;
 
+/// Bytes read at a time. The reader's buffer is zeroed before its first
+/// read, page by page: 64 KiB cost each capture thread 16 page faults
+/// before the worker had printed anything; a flood is still read in a few
+/// large reads per millisecond.
+const READ_BYTES: usize = 16 * 1024;
+
 /// Longest line that is still checked for being a marker.
 const MAX_MARKER_LINE: usize = 160;
 
@@ -27,24 +33,44 @@ pub(super) struct Segment {
 
 /// The receiving end of a stream's segments.
 pub(super) struct Capture {
-    segments: Receiver<Segment>,
+    /// The stream and the marker token, until a thread reads them: it
+    /// starts once the worker has its first batch (see [`Capture::start`]),
+    /// so its start is not on the way there. The pipe holds what the
+    /// worker writes meanwhile.
+    unread: Option<(Box<dyn Read + Send>, String)>,
+    /// The stream's segments, once its thread runs.
+    segments: Option<Receiver<Segment>>,
     /// The stream's last segment has arrived.
     ended: bool,
     /// The reading thread, to wake from a batching pause.
-    reader: std::thread::Thread,
+    reader: Option<std::thread::Thread>,
     /// Set once someone waits for output: from then on, read without pauses.
     draining: Arc<AtomicBool>,
 }
 
 impl Capture {
-    /// Starts reading `stream` on a thread.
-    pub(super) fn start(stream: impl Read + Send + 'static, token: String) -> Capture {
+    /// A capture of `stream`, read from [`Capture::start`] on, or from the
+    /// first time its output is asked for.
+    pub(super) fn new(stream: impl Read + Send + 'static, token: String) -> Capture {
+        Capture {
+            unread: Some((Box::new(stream), token)),
+            segments: None,
+            ended: false,
+            reader: None,
+            draining: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Starts reading the stream on a thread, if it is not read yet.
+    pub(super) fn start(&mut self) {
+        let Some((stream, token)) = self.unread.take() else {
+            return;
+        };
         let (sender, segments) = channel();
-        let draining = Arc::new(AtomicBool::new(false));
         let batched = Batched {
             inner: stream,
             pause: false,
-            draining: Arc::clone(&draining),
+            draining: Arc::clone(&self.draining),
         };
         let reader = std::thread::Builder::new()
             .name("plugcheck-capture".into())
@@ -52,23 +78,31 @@ impl Capture {
             .expect("spawning a capture thread")
             .thread()
             .clone();
-        Capture {
-            segments,
-            ended: false,
-            reader,
-            draining,
+        self.segments = Some(segments);
+        self.reader = Some(reader);
+    }
+
+    /// From now on, reads without batching pauses: for output that will be
+    /// waited for soon.
+    pub(super) fn read_eagerly(&mut self) {
+        self.start();
+        self.draining.store(true, Ordering::Relaxed);
+        if let Some(reader) = &self.reader {
+            reader.unpark();
         }
     }
 
     /// The output of case `seq`, waiting up to `wait` for its marker.
     pub(super) fn case_output(&mut self, seq: u64, wait: Duration) -> Segment {
-        self.draining.store(true, Ordering::Relaxed);
-        self.reader.unpark();
+        self.read_eagerly();
         let deadline = Instant::now() + wait;
         let mut collected = Segment::default();
+        let Some(segments) = &self.segments else {
+            return collected;
+        };
         while !self.ended {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.segments.recv_timeout(left) {
+            match segments.recv_timeout(left) {
                 Ok(segment) => {
                     let done = segment.seq.is_none_or(|s| s >= seq);
                     self.ended = segment.seq.is_none();
@@ -101,7 +135,7 @@ fn append(into: &mut Segment, segment: Segment) {
 
 /// The capture thread: line-aware splitting at markers, bounded storage.
 fn split(stream: impl Read, token: &str, sender: &Sender<Segment>) {
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut reader = BufReader::with_capacity(READ_BYTES, stream);
     let mut segment = Segment::default();
     let mut line: Vec<u8> = Vec::new();
     // The current line is too long to be a marker and goes straight through.
@@ -194,7 +228,7 @@ mod tests {
     use crate::worker::protocol::case_end_marker;
 
     fn capture(text: &[u8]) -> Capture {
-        Capture::start(std::io::Cursor::new(text.to_vec()), "tok".into())
+        Capture::new(std::io::Cursor::new(text.to_vec()), "tok".into())
     }
 
     #[test]

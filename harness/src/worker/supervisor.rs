@@ -387,6 +387,9 @@ impl Worker {
             let child = os::start_worker(launch).map_err(start_error)?;
             timeline::mark("parent:worker-started");
             live.get_or_insert_with(HashSet::new).insert(child.id());
+            if !child.holds_its_descendants() {
+                os::expect_orphans();
+            }
             child
         };
         let tree = match os::WorkerTree::attach(&child) {
@@ -398,8 +401,8 @@ impl Worker {
                 return Err(start_error(error));
             }
         };
-        let stdout = Capture::start(stdout.reader, token.clone());
-        let stderr = Capture::start(stderr.reader, token.clone());
+        let stdout = Capture::new(stdout.reader, token.clone());
+        let stderr = Capture::new(stderr.reader, token.clone());
         let process = Process {
             child,
             output_ended,
@@ -455,7 +458,15 @@ impl Worker {
                 settings: settings.clone(),
             },
         );
+        self.start_capture();
         first_seq
+    }
+
+    /// Starts reading the worker's output, once it has work: the readers'
+    /// threads start while it runs its first case, not before it can.
+    fn start_capture(&mut self) {
+        self.stdout.start();
+        self.stderr.start();
     }
 
     /// The next result of the batch, waiting at most `timeout` for it: a
@@ -463,6 +474,13 @@ impl Worker {
     pub(crate) fn next(&mut self, case: CaseId, timeout: Duration) -> Exchange {
         self.answered += 1;
         let seq = self.answered;
+        if seq == self.seq {
+            // The batch's last case: its output is split soon after, so
+            // it is read as it comes rather than in batches, and is there
+            // when the answer is.
+            self.stdout.read_eagerly();
+            self.stderr.read_eagerly();
+        }
         let answer = self.wait_for(timeout, |message, calls| match message {
             FromWorker::Calling {
                 seq: calling,
@@ -521,6 +539,7 @@ impl Worker {
                 input: input.map(Path::to_owned),
             },
         );
+        self.start_capture();
         let mut logs = Vec::new();
         let mut unkept_logs = 0;
         let ended = self
@@ -800,6 +819,7 @@ pub(crate) fn run_helper(command: &mut Command) -> std::io::Result<std::process:
         let mut live = live_workers();
         let child = command.spawn()?;
         live.get_or_insert_with(HashSet::new).insert(child.id());
+        os::expect_orphans();
         child
     };
     let pid = child.id();
