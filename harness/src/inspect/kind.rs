@@ -69,6 +69,9 @@ const PACKAGE_HASH: [&[u8]; 2] = [b"\0go.link.pkghashbytes.", b"\0go:link.pkghas
 /// packages shared with itself (`minSharedPackages`).
 const MIN_GO_PACKAGES: usize = 5;
 
+/// The most of the section names read: a few hundred bytes in any real
+/// library.
+const MAX_SECTION_NAMES_BYTES: u64 = 1 << 20;
 /// The most of `.go.buildinfo` read: the header and the version string.
 const BUILDINFO_BYTES: u64 = 4096;
 
@@ -98,8 +101,29 @@ pub(crate) fn of(path: &Path) -> PluginKind {
     let Ok(sections) = header.sections(endian, data) else {
         return PluginKind::CAbi;
     };
+    // The section names, read in one piece: looked up one by one, each
+    // name costs a seek and a read, a dozen system calls on the way to
+    // every worker's start.
+    let Some(section_names) = header
+        .shstrndx(endian, data)
+        .ok()
+        .and_then(|index| sections.section(object::SectionIndex(index as usize)).ok())
+        .and_then(|table| table.file_range(endian))
+        .and_then(|(offset, size)| {
+            data.read_bytes_at(offset, size.min(MAX_SECTION_NAMES_BYTES))
+                .ok()
+        })
+    else {
+        return PluginKind::CAbi;
+    };
+    let named = |name: &[u8], section: &&elf::SectionHeader64<Endianness>| {
+        section_names
+            .get(section.sh_name(endian) as usize..)
+            .and_then(|rest| rest.strip_prefix(name))
+            .is_some_and(|after| after.first() == Some(&0))
+    };
     let section_bytes = |name: &[u8], max: u64| {
-        let (_, section) = sections.section_by_name(endian, name)?;
+        let section = sections.iter().find(|section| named(name, section))?;
         let (offset, size) = section.file_range(endian)?;
         data.read_bytes_at(offset, size.min(max)).ok()
     };
