@@ -37,6 +37,39 @@ struct Cli {
     color: ColorWhen,
 }
 
+/// `plugcheck check …`, the command line a gate runs, parsed without
+/// building the parsers of the other eight subcommands: a fifth of the
+/// time to the worker's request. What it does not take as a check (help, a
+/// usage error) goes to [`Cli`], which says it as it always did.
+#[derive(Debug, Parser)]
+#[command(name = "plugcheck")]
+struct CheckCli {
+    #[command(subcommand)]
+    command: CheckOnly,
+    #[arg(long, value_enum, global = true, default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
+}
+
+#[derive(Debug, Subcommand)]
+enum CheckOnly {
+    Check(Box<check::CheckArgs>),
+}
+
+impl CheckCli {
+    /// The command line as [`Cli`] parses it, when it is a valid `check`.
+    fn parse_check(argv: &[std::ffi::OsString]) -> Option<Cli> {
+        if command_word(argv.iter().cloned()).is_none_or(|word| word != "check") {
+            return None;
+        }
+        let CheckCli { command, color } = CheckCli::try_parse_from(argv).ok()?;
+        let CheckOnly::Check(args) = command;
+        Some(Cli {
+            command: Command::Check(args),
+            color,
+        })
+    }
+}
+
 /// When to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ColorWhen {
@@ -96,14 +129,16 @@ pub fn main() -> ExitCode {
     {
         crate::run::timeline::mark("parent:main");
     }
-    if let Some(workers) = starts_workers(std::env::args_os()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(workers) = starts_workers(argv.iter().cloned()) {
         // First, while this process has one thread and has touched the
         // least memory: the spare (and the zygote it forks) are copies of
         // it, and every page they share is copied on its next write.
         crate::os::prepare_worker_starts(forked_worker, workers == Workers::Several);
         crate::run::timeline::mark("parent:helpers-forked");
     }
-    let cli = Cli::try_parse().unwrap_or_else(|error| {
+    let cli = CheckCli::parse_check(&argv).map_or_else(|| Cli::try_parse_from(&argv), Ok);
+    let cli = cli.unwrap_or_else(|error| {
         // `--help`, `--version` or a usage error: clap exits at once, and
         // the helpers go first.
         crate::os::end_worker_starts();
@@ -144,24 +179,31 @@ enum Workers {
 }
 
 /// Whether the command line names a command that judges plugins in
-/// workers, and how many, read before clap parses it (see `main`): the
-/// first word that is neither an option nor `--color`'s value.
+/// workers, and how many, read before clap parses it (see `main`).
 fn starts_workers(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Workers> {
+    let word = command_word(argv)?;
+    if word == "call" {
+        Some(Workers::One)
+    } else if ["check", "init", "watch"]
+        .iter()
+        .any(|command| word == *command)
+    {
+        Some(Workers::Several)
+    } else {
+        None
+    }
+}
+
+/// The subcommand's name, read without clap: the first word that is
+/// neither an option nor `--color`'s value; none when an option other
+/// than `--color` comes first.
+fn command_word(argv: impl IntoIterator<Item = std::ffi::OsString>) -> Option<std::ffi::OsString> {
     let mut words = argv.into_iter().skip(1);
     while let Some(word) = words.next() {
         if word == "--color" {
             words.next();
         } else if !word.as_encoded_bytes().starts_with(b"-") {
-            return if word == "call" {
-                Some(Workers::One)
-            } else if ["check", "init", "watch"]
-                .iter()
-                .any(|command| word == *command)
-            {
-                Some(Workers::Several)
-            } else {
-                None
-            };
+            return Some(word);
         } else if !word.as_encoded_bytes().starts_with(b"--color=") {
             return None;
         }
@@ -254,6 +296,41 @@ mod tests {
             super::starts_workers(["plugcheck", "--version"].map(Into::into)),
             None
         );
+    }
+
+    /// The check-only parser takes a valid `check` exactly as the whole
+    /// command line's parser does, and leaves everything else to it: other
+    /// commands, help, and usage errors (whose messages it would word
+    /// differently).
+    #[test]
+    fn a_check_parses_alike_with_either_parser_and_the_rest_goes_to_the_whole_one() {
+        let argv =
+            |line: &str| -> Vec<std::ffi::OsString> { line.split(' ').map(Into::into).collect() };
+        for line in [
+            "plugcheck check a.so",
+            "plugcheck --color never check a.so b.so",
+            "plugcheck check --color=always --filter load,reload --json r.json a.so",
+            "plugcheck check --timeout 2s --repeat 3 --seed 7 --reload-to upgrade=b.so a.so",
+            "plugcheck check --partition 2/3 --no-config --jobs 2 --platform windows a.dll",
+        ] {
+            let fast = super::CheckCli::parse_check(&argv(line)).expect(line);
+            let whole = super::Cli::try_parse_from(argv(line)).expect(line);
+            assert_eq!(format!("{fast:?}"), format!("{whole:?}"), "{line}");
+        }
+        for line in [
+            "plugcheck check",
+            "plugcheck check --help",
+            "plugcheck check --no-such-option a.so",
+            "plugcheck check --timeout soon a.so",
+            "plugcheck --help",
+            "plugcheck init a.so",
+            "plugcheck list",
+        ] {
+            assert!(
+                super::CheckCli::parse_check(&argv(line)).is_none(),
+                "{line}"
+            );
+        }
     }
 
     /// Each default a user can change is said alike by `check --help`,
