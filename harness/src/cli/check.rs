@@ -339,6 +339,23 @@ pub(super) enum Checked {
 
 /// Runs the check, printing as it goes.
 pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
+    let worker_exe =
+        std::env::current_exe().context("cannot find the plugcheck binary to re-execute")?;
+    // The one plugin's worker boots while the rest is set up: the cases,
+    // the gate file, the interrupt handler, the report's writable check,
+    // the workspace, the reporters. Started before the gate file is read,
+    // it may not be the worker the run wants (the file asks for repeats,
+    // or the partition leaves the plugin out): then no case takes it, and
+    // it is killed with the options that hold it.
+    let head_start = match args.plugins.as_slice() {
+        [plugin] if args.platform.platform() == os::HOST && args.repeat.is_none_or(|n| n <= 1) => {
+            // Whatever the worker starts and leaves comes here, from its
+            // start on (the scope, entered below, says so again).
+            os::become_subreaper();
+            HeadStart::start(&absolute(plugin)?, &worker_exe)
+        }
+        _ => HeadStart::default(),
+    };
     let cases = select_cases(&args.filter)?;
     // Found here, so the other platform's harness is told the same file.
     args.config = find_gate_file(&args)?;
@@ -385,21 +402,9 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         ));
     }
     let plugins = chosen;
-    // The spare serves the first worker; every later one (another plugin,
-    // a repeat, the next worker after a crash or a hang) is forked by the
-    // zygote (`cli::main`) into a PID namespace of its own and under the
-    // filter, which a worker started as a program would not be.
-    let one_worker = plugins.len() == 1 && resolved.repeat <= 1;
-    let worker_exe =
-        std::env::current_exe().context("cannot find the plugcheck binary to re-execute")?;
     let scope = WorkerScope::enter(OnInterrupt::exit(
         "plugcheck: interrupted; every worker and its processes were killed",
     ))?;
-    // The one plugin's worker boots while the rest is set up.
-    let head_start = match (one_worker, plugins.first()) {
-        (true, Some(plugin)) => HeadStart::start(plugin, &worker_exe),
-        _ => HeadStart::default(),
-    };
     // Refuse an unwritable report path now, not after the whole run.
     for path in args.json.iter().chain(&args.junit) {
         crate::report::check_writable(path)?;
