@@ -339,24 +339,24 @@ pub(super) enum Checked {
 
 /// Runs the check, printing as it goes.
 pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
-    let worker_exe =
-        std::env::current_exe().context("cannot find the plugcheck binary to re-execute")?;
-    // The one plugin's worker boots while the rest is set up: the cases,
-    // the gate file, the interrupt handler, the report's writable check,
-    // the workspace, the reporters. Started before the gate file is read,
-    // it may not be the worker the run wants (the file asks for repeats,
-    // or the partition leaves the plugin out): then no case takes it, and
-    // it is killed with the options that hold it.
+    let cases = select_cases(&args.filter)?;
+    // The one plugin's worker boots while the rest is set up: the gate
+    // file, the report's writable check, the workspace, the reporters.
+    // Started before the gate file is read, it may not be the worker the
+    // run wants (the file asks for repeats, or the partition leaves the
+    // plugin out): then no case takes it, and it is killed with the
+    // options that hold it. The scope comes first, as for any worker: the
+    // worker's orphans come here, and Ctrl-C kills it (and a `go build`
+    // of the Go worker the choice may run) from its start on.
+    let mut early_scope = None;
     let head_start = match args.plugins.as_slice() {
         [plugin] if args.platform.platform() == os::HOST && args.repeat.is_none_or(|n| n <= 1) => {
-            // Whatever the worker starts and leaves comes here, from its
-            // start on (the scope, entered below, says so again).
-            os::become_subreaper();
-            HeadStart::start(&absolute(plugin)?, &worker_exe)
+            let plugin = absolute(plugin)?;
+            early_scope = Some(enter_scope()?);
+            HeadStart::start(&plugin, &worker_exe()?)
         }
         _ => HeadStart::default(),
     };
-    let cases = select_cases(&args.filter)?;
     // Found here, so the other platform's harness is told the same file.
     args.config = find_gate_file(&args)?;
     let gate_file = args.config.as_deref().map(file::read).transpose()?;
@@ -402,9 +402,11 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         ));
     }
     let plugins = chosen;
-    let scope = WorkerScope::enter(OnInterrupt::exit(
-        "plugcheck: interrupted; every worker and its processes were killed",
-    ))?;
+    let scope = match early_scope {
+        Some(scope) => scope,
+        None => enter_scope()?,
+    };
+    let worker_exe = worker_exe()?;
     // Refuse an unwritable report path now, not after the whole run.
     for path in args.json.iter().chain(&args.junit) {
         crate::report::check_writable(path)?;
@@ -504,6 +506,19 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
     drop(scratch);
     timeline::mark("parent:torn-down");
     Ok(Checked::Here(Box::new(report)))
+}
+
+/// The worker scope of a check: Ctrl-C kills every worker and ends the
+/// run with 130.
+fn enter_scope() -> anyhow::Result<WorkerScope> {
+    WorkerScope::enter(OnInterrupt::exit(
+        "plugcheck: interrupted; every worker and its processes were killed",
+    ))
+}
+
+/// This binary, which workers run.
+fn worker_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("cannot find the plugcheck binary to re-execute")
 }
 
 /// The arguments of `plugcheck check ARGV…` (without the `check`), for
