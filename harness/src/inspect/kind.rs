@@ -70,8 +70,9 @@ const PACKAGE_HASH: [&[u8]; 2] = [b"\0go.link.pkghashbytes.", b"\0go:link.pkghas
 const MIN_GO_PACKAGES: usize = 5;
 
 /// The most of the section names read: a few hundred bytes in any real
-/// library.
-const MAX_SECTION_NAMES_BYTES: u64 = 1 << 20;
+/// library; the bound of `.dynstr`, so a name a padded file puts far out
+/// is still found.
+const MAX_SECTION_NAMES_BYTES: u64 = MAX_DYNSTR_BYTES;
 /// The most of `.go.buildinfo` read: the header and the version string.
 const BUILDINFO_BYTES: u64 = 4096;
 
