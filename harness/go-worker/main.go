@@ -57,6 +57,7 @@ func main() {
 	if err := ch.send(hello{Type: "hello", Token: *token, Pid: os.Getpid()}); err != nil {
 		channelLost(err)
 	}
+	warmCodecs()
 	s := newSession(*pluginPath)
 	for {
 		batch, err := ch.receive()

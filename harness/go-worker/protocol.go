@@ -246,6 +246,17 @@ func (c *channel) send(message any) error {
 	return err
 }
 
+// warmCodecs decodes a batch and encodes an answer once, to nothing:
+// encoding/json builds its codec for a type at the type's first use, a
+// fifth of a millisecond for these, which would otherwise fall between
+// the first batch's arrival and its first case. Run after the hello, it
+// fills the time the parent takes to send that batch.
+func warmCodecs() {
+	var batch toWorker
+	_ = json.Unmarshal([]byte(`{"type":"run","first_seq":1,"cases":["load"],"settings":{"load_time_bound_ms":1,"repeat_cycles":1,"grace_ms":1,"reload_cycles":1,"reload_to":{},"reload_named_at":{},"scratch":null,"fuzz_inputs":1,"seed":1,"fuzz_budget_ms":1,"fuzz_series":null},"seq":0,"method":"","input":null}`), &batch)
+	_, _ = json.Marshal(done{Type: "done", Result: caseResult{Plugin: &pluginInfo{}}})
+}
+
 // receive reads one message; io.EOF when the parent hung up.
 func (c *channel) receive() (toWorker, error) {
 	var line []byte
