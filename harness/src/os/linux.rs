@@ -19,7 +19,8 @@ mod crash;
 #[path = "linux/zygote.rs"]
 mod zygote;
 
-use channel::PROGRAM_CHANNEL_FD;
+#[cfg(test)]
+pub(super) use channel::channel_pair;
 pub(super) use channel::join_channel;
 pub use channel::{ChannelStream, PendingChannel};
 
@@ -482,17 +483,10 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
     isolate_worker(&mut command);
     if let Some(channel) = channel {
         // SAFETY: runs in the forked child before `exec`, where only
-        // async-signal-safe calls are allowed: dup2 and fcntl are. The
-        // end lands where `--channel-fd` says, without close-on-exec.
+        // async-signal-safe calls are allowed: `hand_to_program` makes
+        // only such calls.
         unsafe {
-            command.pre_exec(move || {
-                if channel == PROGRAM_CHANNEL_FD {
-                    libc::fcntl(channel, libc::F_SETFD, 0);
-                } else if libc::dup2(channel, PROGRAM_CHANNEL_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+            command.pre_exec(move || channel::hand_to_program(channel));
         }
     }
     let child = command.spawn()?;

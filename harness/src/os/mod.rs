@@ -234,6 +234,13 @@ pub fn join_channel(
     imp::join_channel(connect, fd)
 }
 
+/// Both ends of a channel of the kind workers use, connected (for tests
+/// of what reads one).
+#[cfg(test)]
+pub(crate) fn channel_pair() -> std::io::Result<(ChannelStream, ChannelStream)> {
+    imp::channel_pair()
+}
+
 /// Starts a worker. On Linux a worker of plugcheck's own binary is the
 /// spare or a fork of the zygote (see [`prepare_worker_starts`]) while they
 /// run, at a fraction of the cost of starting the program anew; every

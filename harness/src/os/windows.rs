@@ -483,7 +483,6 @@ pub(super) fn start_worker(launch: super::WorkerLaunch) -> std::io::Result<Worke
     Ok(WorkerProcess { child })
 }
 
-/// Nothing to prepare: there is no fork to start workers from.
 pub(super) fn private_dir_builder() -> std::fs::DirBuilder {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -503,6 +502,7 @@ pub(super) fn directory_identity(_metadata: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
+/// Nothing to prepare: there is no fork to start workers from.
 pub(super) fn prepare_worker_starts(_worker_main: super::WorkerMain, _more_workers: bool) {}
 
 pub(super) fn stop_worker_starts() {}
@@ -694,6 +694,14 @@ pub(super) fn join_channel(
     let stream = ChannelStream::connect(address)?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Both ends of a channel, connected (for tests of what reads one).
+#[cfg(test)]
+pub(super) fn channel_pair() -> std::io::Result<(ChannelStream, ChannelStream)> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    let theirs = ChannelStream::connect(listener.local_addr()?)?;
+    Ok((listener.accept()?.0, theirs))
 }
 
 /// Waits until `listener` has a connection to accept, or `timeout` passes.

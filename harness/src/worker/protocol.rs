@@ -427,7 +427,7 @@ mod tests {
         // trickle got, not by a wall-clock bound a busy machine breaks.
         const BYTES: usize = 200;
         let written = std::sync::Arc::new(AtomicUsize::new(0));
-        let (stream, mut theirs) = channel_pair();
+        let (stream, mut theirs) = crate::os::channel_pair().unwrap();
         let writer = std::thread::spawn({
             let written = written.clone();
             move || {
@@ -450,19 +450,5 @@ mod tests {
             "the reader waited for the whole trickle ({trickled} bytes) past its deadline"
         );
         writer.join().unwrap();
-    }
-
-    /// Both ends of a channel of the kind workers use here.
-    fn channel_pair() -> (crate::os::ChannelStream, crate::os::ChannelStream) {
-        #[cfg(unix)]
-        {
-            crate::os::ChannelStream::pair().unwrap()
-        }
-        #[cfg(windows)]
-        {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let theirs = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-            (listener.accept().unwrap().0, theirs)
-        }
     }
 }

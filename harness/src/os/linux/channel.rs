@@ -3,14 +3,14 @@
 //! with its assignment, a program finds it on descriptor 3 — so nothing is
 //! listened on, connected to, or proved with a token.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 
 /// See `os::PendingChannel`: the parent's end of a socket pair, and the
 /// worker's until it is handed over.
 pub type ChannelStream = std::os::unix::net::UnixStream;
 
 /// Where a worker started as a program finds its end of the channel.
-pub(super) const PROGRAM_CHANNEL_FD: i32 = 3;
+const PROGRAM_CHANNEL_FD: i32 = 3;
 
 pub struct PendingChannel {
     ours: Option<ChannelStream>,
@@ -54,6 +54,25 @@ impl PendingChannel {
     }
 }
 
+/// Puts the channel's end `fd` where `--channel-fd` says a worker started
+/// as a program finds it, open across the `exec`. Only `dup2` and `fcntl`,
+/// which are async-signal-safe: it runs between the fork and the `exec`.
+pub(super) fn hand_to_program(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: both calls take descriptor numbers and touch no memory of
+    // ours; `fd` is the channel's end, open in this process.
+    let done = unsafe {
+        if fd == PROGRAM_CHANNEL_FD {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(fd, PROGRAM_CHANNEL_FD)
+        }
+    };
+    if done < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 pub(crate) fn join_channel(
     _connect: Option<std::net::SocketAddr>,
     fd: Option<i32>,
@@ -78,4 +97,10 @@ pub(crate) fn join_channel(
     // SAFETY: the descriptor was handed to this process as its channel's
     // end, for this use alone (checked open just above).
     Ok(unsafe { ChannelStream::from_raw_fd(fd) })
+}
+
+/// Both ends of a channel, connected (for tests of what reads one).
+#[cfg(test)]
+pub(crate) fn channel_pair() -> std::io::Result<(ChannelStream, ChannelStream)> {
+    ChannelStream::pair()
 }

@@ -499,8 +499,8 @@ struct Assignment {
     stderr: OwnedFd,
     /// Where a namespace's supervisor writes the worker's wait status.
     relay: OwnedFd,
-    /// The worker's end of its channel to the harness (`/dev/null` when
-    /// none came: the worker then finds no channel and exits).
+    /// The worker's end of its channel to the harness: a request without
+    /// one is no assignment (every launch here hands one over).
     channel: OwnedFd,
 }
 
@@ -722,12 +722,9 @@ fn spare_ready(spare: &mut Helper) -> Result<Ready, Errno> {
     let mut answer = [0u8; ANSWER_LEN];
     answer.copy_from_slice(&ready[..ANSWER_LEN]);
     let (pid, namespaced) = decode_answer(answer);
-    let zygote = i32::from_le_bytes([
-        ready[ANSWER_LEN],
-        ready[ANSWER_LEN + 1],
-        ready[ANSWER_LEN + 2],
-        ready[ANSWER_LEN + 3],
-    ]);
+    let mut zygote = [0u8; 4];
+    zygote.copy_from_slice(&ready[ANSWER_LEN..]);
+    let zygote = i32::from_le_bytes(zygote);
     if pid <= 0 {
         return Err(Errno::from_raw(-pid));
     }
@@ -839,9 +836,6 @@ fn receive(channel: &OwnedFd) -> Result<Received, Errno> {
         return Ok(Received::Closed);
     }
     let request = serde_json::from_slice::<Request>(&buffer[..length]);
-    if received.len() == 3 {
-        received.push(dummy_fd());
-    }
     Ok(match (<[OwnedFd; 4]>::try_from(received), request) {
         (Ok([stdout, stderr, relay, channel]), Ok(request)) if whole => {
             Received::Assignment(Assignment {
@@ -1157,15 +1151,8 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
 /// own report of SIGSYS).
 fn run_program(argv: Vec<Vec<u8>>, channel: OwnedFd) -> ! {
     // Where `--channel-fd` says, open across the `exec`.
-    let fd = channel.into_raw_fd();
-    // SAFETY: moves a descriptor of ours; nothing else of this image runs
-    // after the exec.
-    unsafe {
-        if fd == super::channel::PROGRAM_CHANNEL_FD {
-            libc::fcntl(fd, libc::F_SETFD, 0);
-        } else if libc::dup2(fd, super::channel::PROGRAM_CHANNEL_FD) < 0 {
-            exit_now(127)
-        }
+    if super::channel::hand_to_program(channel.into_raw_fd()).is_err() {
+        exit_now(127)
     }
     let Ok(argv) = argv
         .into_iter()
