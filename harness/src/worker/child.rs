@@ -3,14 +3,12 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-
-use crate::os::ChannelStream;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::protocol::{self, CallAnswer, FromWorker, ToWorker};
 use crate::cases;
-use crate::os;
+use crate::os::{self, ChannelStream};
 use crate::plugin::host::LogForward;
 use crate::plugin::session::Session;
 use crate::run::timeline;

@@ -185,12 +185,7 @@ impl Process {
             return;
         }
         self.tree.kill();
-        if !self.reaped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            self.reaped = true;
-            self.output_ended.store(true, Ordering::SeqCst);
-        }
+        self.reap();
         // Held while reaping: a worker spawned meanwhile (under this lock)
         // must not be taken for an orphan.
         let live = live_workers();
@@ -207,13 +202,21 @@ impl Process {
     fn reap_leaving_escapees(&mut self) {
         if !self.tree_gone && !self.reaped {
             self.tree.kill();
+            self.reap();
+        }
+        self.tree_gone = true;
+        forget_worker(self.child.id());
+    }
+
+    /// Kills and reaps the worker process itself, once: the end of its
+    /// output.
+    fn reap(&mut self) {
+        if !self.reaped {
             let _ = self.child.kill();
             let _ = self.child.wait();
             self.reaped = true;
             self.output_ended.store(true, Ordering::SeqCst);
         }
-        self.tree_gone = true;
-        forget_worker(self.child.id());
     }
 
     /// Sends the kill to the worker's tree without waiting for it: the
