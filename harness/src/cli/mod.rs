@@ -31,6 +31,13 @@ use crate::worker::{self, WorkerArgs};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+/// The options every subcommand takes, wherever they stand.
+#[derive(Debug, clap::Args)]
+struct GlobalArgs {
     /// Colour verdicts: `auto` on a terminal (NO_COLOR and CLICOLOR_FORCE
     /// are honoured), `always`, or `never`.
     #[arg(long, value_enum, global = true, default_value_t = ColorWhen::Auto)]
@@ -46,8 +53,8 @@ struct Cli {
 struct CheckCli {
     #[command(subcommand)]
     command: CheckOnly,
-    #[arg(long, value_enum, global = true, default_value_t = ColorWhen::Auto)]
-    color: ColorWhen,
+    #[command(flatten)]
+    global: GlobalArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,11 +68,11 @@ impl CheckCli {
         if command_word(argv.iter().cloned()).is_none_or(|word| word != "check") {
             return None;
         }
-        let CheckCli { command, color } = CheckCli::try_parse_from(argv).ok()?;
+        let CheckCli { command, global } = CheckCli::try_parse_from(argv).ok()?;
         let CheckOnly::Check(args) = command;
         Some(Cli {
             command: Command::Check(args),
-            color,
+            global,
         })
     }
 }
@@ -145,7 +152,7 @@ pub fn main() -> ExitCode {
         error.exit()
     });
     crate::run::timeline::mark("parent:parsed");
-    cli.color.apply();
+    cli.global.color.apply();
     let code = run(cli.command);
     crate::os::end_worker_starts();
     crate::run::timeline::mark("parent:exit");
