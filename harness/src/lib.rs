@@ -14,7 +14,7 @@ pub mod catalog;
 pub mod cli;
 pub mod fuzz;
 mod gate;
-mod inspect;
+pub mod inspect;
 pub mod os;
 pub mod outcome;
 mod plan;

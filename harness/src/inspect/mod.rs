@@ -6,7 +6,7 @@
 //! the step that failed).
 
 pub(crate) mod archive;
-pub(crate) mod file;
+pub mod file;
 pub(crate) mod kind;
 pub(crate) mod open_error;
 pub(crate) mod sniff;

@@ -406,6 +406,12 @@ pub struct PluginReport {
     /// worker and the Go release that built it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// The SHA-256 of the plugin file as the run read it, as `sha256sum`
+    /// prints it: what an application admitting plugins by their reports
+    /// (`plugcheck-host`) matches a build against. None where the file
+    /// could not be read as a plugin (missing, not a regular file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl PluginReport {

@@ -95,6 +95,9 @@ struct PluginRun<'a> {
     slots: Vec<Option<usize>>,
     workers_started: u32,
     why_next_worker: WorkerStart,
+    /// The file's SHA-256, read once the first batch is on its way (the
+    /// worker loads the plugin meanwhile, on the other core).
+    sha256: std::cell::OnceCell<Option<String>>,
 }
 
 impl<'a> PluginRun<'a> {
@@ -124,6 +127,7 @@ impl<'a> PluginRun<'a> {
             slots: Vec::new(),
             workers_started: 0,
             why_next_worker: WorkerStart::First,
+            sha256: std::cell::OnceCell::new(),
         }
     }
 
@@ -146,6 +150,7 @@ impl<'a> PluginRun<'a> {
         self.start_worker()?;
         let worker = self.worker.as_mut().expect("just started");
         worker.start(&batch, &self.ledger, &self.settings);
+        self.sha256.get_or_init(|| sha256_of(self.path));
         for (at, &case) in batch.iter().enumerate() {
             let rest = &batch[at + 1..];
             (self.emit)(&Event::CaseStarted {
@@ -338,6 +343,7 @@ impl<'a> PluginRun<'a> {
         self.retire_worker();
         death::explain_once(&mut self.cases, death::ALLOCATOR_ABORT);
         let tally = judge::tally(&self.cases, &Policy::default());
+        self.sha256.get_or_init(|| sha256_of(self.path));
         PluginReport {
             path: self.path.to_owned(),
             plugin: self.info,
@@ -346,6 +352,7 @@ impl<'a> PluginRun<'a> {
             workers_started: self.workers_started,
             duration_us: started.elapsed().as_micros() as u64,
             worker: self.program.described,
+            sha256: self.sha256.into_inner().flatten(),
         }
     }
 }
@@ -398,7 +405,14 @@ fn refused(
         workers_started: 0,
         duration_us: started.elapsed().as_micros() as u64,
         worker: None,
+        sha256: sha256_of(path),
     }
+}
+
+/// The plugin file's SHA-256 for its report (see [`PluginReport::sha256`]),
+/// read through the same bounds as everything the parent reads of it.
+fn sha256_of(path: &Path) -> Option<String> {
+    crate::inspect::file::sha256(path).ok()
 }
 
 /// The fuzz inputs as a file in the run's scratch directory, for a worker
