@@ -1,0 +1,4 @@
+#![doc = include_str!("../README.md")]
+#![warn(unreachable_pub)]
+
+pub mod admission;
