@@ -27,10 +27,22 @@ pub struct ReloadOptions {
     pub preflight: Option<Arc<dyn Preflight>>,
 }
 
-/// Tries a new build before the engine loads it into this process.
+/// Tries a new build before the engine loads it into this process, and
+/// says whether a version may be closed once it is done.
 pub trait Preflight: std::fmt::Debug + Send + Sync {
-    /// `Err` with the reason the build must not be loaded here.
+    /// `Err` with the reason the build must not be loaded here. `build` is
+    /// the shadow copy the engine will load: the bytes checked are the
+    /// bytes loaded.
     fn check(&self, build: &Path) -> Result<(), Outcome>;
+
+    /// Whether the version loaded from `build` (the shadow `check` was
+    /// given) may be closed when it is retired, fails to start, or the
+    /// engine ends. `false` shuts it down and leaves it loaded: closing a
+    /// library whose unload was never verified (a thread-local destructor,
+    /// a language runtime that cannot unload) may crash the process.
+    fn may_close(&self, _build: &Path) -> bool {
+        true
+    }
 }
 
 /// The step of a reload that failed.
@@ -95,7 +107,8 @@ impl std::error::Error for ReloadFailure {}
 pub enum OldVersion {
     /// Shut down, closed, and gone from the process.
     Unloaded,
-    /// Shut down and closed, but the loader kept it mapped.
+    /// Shut down and closed, but the loader kept it mapped; or shut down
+    /// and left loaded, as the preflight asked ([`Preflight::may_close`]).
     Resident { hint: String },
 }
 
@@ -187,6 +200,11 @@ impl ReloadEngine {
         self.live.lock().session.call(method, input)
     }
 
+    /// The file the serving version was loaded from: its shadow copy.
+    pub fn live_path(&self) -> PathBuf {
+        self.live.lock().session.path().to_owned()
+    }
+
     /// The methods the live version registered.
     pub fn methods(&self) -> Vec<String> {
         self.live
@@ -236,7 +254,7 @@ impl ReloadEngine {
             Ok(bytes) => bytes,
             Err(outcome) => {
                 drop(live);
-                retire(next.session);
+                retire(next.session, &self.options);
                 return Err(failure(Stage::Restore, outcome, Some(serving)));
             }
         };
@@ -249,7 +267,7 @@ impl ReloadEngine {
             to,
             took,
             state_bytes,
-            old: retire(old.session),
+            old: retire(old.session, &self.options),
         })
     }
 
@@ -320,7 +338,7 @@ impl ReloadEngine {
             Err((stage, outcome)) => {
                 // Closing a library that failed to start is what a host
                 // does; a failure to close changes nothing for the caller.
-                let _ = session.close();
+                let _ = close_or_keep(session, options);
                 let _ = std::fs::remove_file(&shadow);
                 Err(fail(stage, in_terms_of_build(&shadow, outcome)))
             }
@@ -330,8 +348,33 @@ impl ReloadEngine {
 
 impl Drop for ReloadEngine {
     fn drop(&mut self) {
-        let _ = self.live.get_mut().session.close();
+        let live = std::mem::replace(
+            &mut self.live.get_mut().session,
+            Session::of_shadow(PathBuf::new()),
+        );
+        let _ = close_or_keep(live, &self.options);
     }
+}
+
+/// Shuts `session` down and closes its library, or — where the preflight
+/// says the version may not be closed — leaves it loaded for the rest of
+/// the process (`Ok(None)`: nothing was closed).
+fn close_or_keep(
+    mut session: Session,
+    options: &ReloadOptions,
+) -> Result<Option<PathBuf>, Outcome> {
+    let closable = options
+        .preflight
+        .as_ref()
+        .is_none_or(|preflight| preflight.may_close(session.path()));
+    if closable {
+        return session.close();
+    }
+    session.shutdown();
+    // Its code stays mapped, and so does what it points into: the session
+    // (its host tables, which a plugin thread may still call) goes with it.
+    std::mem::forget(session);
+    Ok(None)
 }
 
 /// Hands the old version's state to the new one. `Ok(None)` when either is
@@ -377,14 +420,18 @@ fn handoff(old: &mut Session, new: &mut Session) -> Result<Option<usize>, Outcom
 
 /// Shuts a replaced (or rejected) version down, closes it, and says
 /// whether it left the process. Its shadow copy is removed when it did.
-fn retire(mut session: Session) -> OldVersion {
+fn retire(session: Session, options: &ReloadOptions) -> OldVersion {
     let hint = session.resident_hint().unwrap_or_default();
-    match session.close() {
+    let loaded = session.loaded().is_some();
+    match close_or_keep(session, options) {
         Ok(Some(shadow)) if Session::is_resident(&shadow) => OldVersion::Resident { hint },
         Ok(Some(shadow)) => {
             let _ = std::fs::remove_file(shadow);
             OldVersion::Unloaded
         }
+        Ok(None) if loaded => OldVersion::Resident {
+            hint: "shut down and kept loaded: closing it was not verified to be safe".to_owned(),
+        },
         Ok(None) => OldVersion::Unloaded,
         Err(outcome) => OldVersion::Resident {
             hint: outcome.reason,
