@@ -169,6 +169,9 @@ fn breaks_gate(report: &Report, case: &CaseReport) -> bool {
     !waived && report.policy.breaks(case.verdict, behind_prerequisite)
 }
 
+/// How an admission's reason for isolating a build begins.
+pub const ISOLATED: &str = "runs in a worker process: ";
+
 /// A build admitted, with how it is to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admitted {
@@ -279,7 +282,7 @@ pub fn admit(plugin: &Path, rules: &Rules, evidence: &Evidence) -> Result<Admitt
     let isolating = judgements.iter().find_map(|judged| {
         let (case, verdict) = judged.isolating.first()?;
         Some(format!(
-            "runs in a worker process: `{case}` {} in `{}`",
+            "{ISOLATED}`{case}` {} in `{}`",
             verdict.past_tense(),
             one_line(&judged.report.display().to_string())
         ))

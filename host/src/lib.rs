@@ -2,3 +2,4 @@
 #![warn(unreachable_pub)]
 
 pub mod admission;
+pub mod in_process;

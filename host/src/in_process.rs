@@ -1,0 +1,252 @@
+//! A plugin served in the application's own process, with hot reload: the
+//! harness's reload engine (`plugcheck::reload`, the code `plugcheck watch`
+//! and the reload cases run), with admission standing at its door.
+//!
+//! Every version, the first and each reload, is admitted by the bytes the
+//! engine is about to load — its shadow copy, not the build path, so a
+//! rebuild between the decision and the load cannot slip in unadmitted —
+//! and a version whose `unload` was never verified is shut down but never
+//! closed. A new build that is refused, fails to start or refuses the old
+//! version's state is rolled back: the old version keeps serving, with its
+//! state.
+//!
+//! **Threading.** `InProcess` is `Send + Sync`. Calls are serialized: one
+//! call into the plugin at a time (the C ABI does not promise that methods
+//! may run concurrently); a reload waits for the call in flight, and calls
+//! wait for the switch.
+//!
+//! **What in-process cannot do.** A crash in the plugin (a bad pointer, an
+//! abort) takes the application with it, and a method that hangs cannot be
+//! stopped: a deadline is only *reported* ([`CallError::Overran`]), after
+//! the call returned. A build whose reports show a crash, a hang or a flaky
+//! case is therefore refused here; it runs isolated in a worker.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use plugcheck::outcome::Outcome;
+use plugcheck::reload::{Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded};
+use plugcheck::report::PluginInfo;
+use plugcheck::text::one_line;
+use plugcheck_abi::status;
+
+use crate::admission::{Admitted, Evidence, ISOLATED, Isolation, Rules, admit};
+
+/// A plugin served in this process.
+pub struct InProcess {
+    engine: ReloadEngine,
+    door: Arc<Door>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("InProcess")
+            .field("serving", &self.engine.live_path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a call answered in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answered {
+    pub output: Vec<u8>,
+    pub took: Duration,
+}
+
+/// Why a call did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error(
+        "`{}` has no method `{}`; it registered: {}",
+        one_line(plugin),
+        one_line(method),
+        known.iter().map(|name| one_line(name)).collect::<Vec<_>>().join(", ")
+    )]
+    NoSuchMethod {
+        plugin: String,
+        method: String,
+        known: Vec<String>,
+    },
+    /// The method returned an error status: the plugin's answer to this
+    /// input.
+    #[error("`{}` refused the call: it returned {status} ({})", one_line(method), status_name(*status))]
+    Refused { method: String, status: i32 },
+    /// The method panicked and the plugin's boundary caught it: a defect in
+    /// the plugin, which may have left its state half-changed.
+    #[error(
+        "`{}` panicked (caught at the plugin's boundary): a defect in the plugin, not an answer",
+        one_line(method)
+    )]
+    Panicked { method: String },
+    /// The method answered after its deadline. In process it cannot be
+    /// stopped, only reported; its answer is here.
+    #[error(
+        "`{}` answered after {took:?}, over its {deadline:?} deadline (in process a call cannot be stopped, only reported)",
+        one_line(method)
+    )]
+    Overran {
+        method: String,
+        took: Duration,
+        deadline: Duration,
+        output: Vec<u8>,
+    },
+    /// The plugin could not take the call (its `init` failed).
+    #[error("the plugin cannot take calls: {0}")]
+    NotServing(String),
+}
+
+/// The name of a status the ABI defines, or `plugin-specific`.
+fn status_name(code: i32) -> &'static str {
+    status::name(code).unwrap_or("plugin-specific")
+}
+
+impl InProcess {
+    /// Admits the build at `build` by `rules` and `evidence`, and loads it:
+    /// copied to a shadow, admitted by the copy's bytes, loaded,
+    /// handshaken, initialised. A build admitted only for a worker process
+    /// is refused here, with why.
+    pub fn open(
+        build: &Path,
+        rules: Rules,
+        evidence: Evidence,
+    ) -> Result<InProcess, ReloadFailure> {
+        let door = Arc::new(Door {
+            rules,
+            evidence,
+            admitted: Mutex::default(),
+        });
+        let options = ReloadOptions {
+            scratch: None,
+            preflight: Some(door.clone()),
+        };
+        let engine = ReloadEngine::open(build, options)?;
+        Ok(InProcess { engine, door })
+    }
+
+    /// What serves now.
+    pub fn info(&self) -> PluginInfo {
+        self.engine.info()
+    }
+
+    /// The admission of the version that serves now.
+    pub fn admitted(&self) -> Admitted {
+        let live = self.engine.live_path();
+        self.door
+            .admitted()
+            .get(&live)
+            .cloned()
+            .expect("every version served was admitted at the door")
+    }
+
+    /// The methods the serving version registered.
+    pub fn methods(&self) -> Vec<String> {
+        self.engine.methods()
+    }
+
+    /// Calls `method` with `input`. With a `deadline`, an answer later than
+    /// it comes back as [`CallError::Overran`], answer included.
+    pub fn call(
+        &self,
+        method: &str,
+        input: &[u8],
+        deadline: Option<Duration>,
+    ) -> Result<Answered, CallError> {
+        let started = Instant::now();
+        let answer = self
+            .engine
+            .call(method, input)
+            .map_err(|outcome: Outcome| CallError::NotServing(outcome.reason))?;
+        let took = started.elapsed();
+        let Some(answer) = answer else {
+            return Err(CallError::NoSuchMethod {
+                plugin: self.info().name,
+                method: method.to_owned(),
+                known: self.methods(),
+            });
+        };
+        match answer.status {
+            status::OK => {}
+            status::PANIC => {
+                return Err(CallError::Panicked {
+                    method: method.to_owned(),
+                });
+            }
+            code => {
+                return Err(CallError::Refused {
+                    method: method.to_owned(),
+                    status: code,
+                });
+            }
+        }
+        match deadline {
+            Some(deadline) if took > deadline => Err(CallError::Overran {
+                method: method.to_owned(),
+                took,
+                deadline,
+                output: answer.output,
+            }),
+            _ => Ok(Answered {
+                output: answer.output,
+                took,
+            }),
+        }
+    }
+
+    /// Replaces the serving version with the build as it is on disk now:
+    /// admitted by its bytes, loaded beside the old one, handed the old
+    /// one's state, switched to once the call in flight is done. Any
+    /// failure leaves the old version serving, with its state, and says
+    /// at which step the new build failed.
+    pub fn reload(&self) -> Result<Reloaded, ReloadFailure> {
+        self.engine.reload()
+    }
+}
+
+/// Admission at the reload engine's door: each version's shadow copy is
+/// admitted before it is loaded, and remembered for whether it may be
+/// closed.
+#[derive(Debug)]
+struct Door {
+    rules: Rules,
+    evidence: Evidence,
+    /// By shadow copy, every version admitted so far.
+    admitted: Mutex<HashMap<PathBuf, Admitted>>,
+}
+
+impl Door {
+    fn admitted(&self) -> MutexGuard<'_, HashMap<PathBuf, Admitted>> {
+        self.admitted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Preflight for Door {
+    fn check(&self, build: &Path) -> Result<(), Outcome> {
+        let admitted = admit(build, &self.rules, &self.evidence)
+            .map_err(|refused| Outcome::fail(format!("not admitted: {refused}")))?;
+        if admitted.isolation == Isolation::Worker {
+            let reason = admitted
+                .why
+                .iter()
+                .find_map(|why| why.strip_prefix(ISOLATED))
+                .unwrap_or("its rules ask for a worker process");
+            // The engine names the build where this names its shadow.
+            return Err(Outcome::fail(format!(
+                "`{}` is not admitted in process: {reason}; serve it in a worker process",
+                build.display()
+            )));
+        }
+        self.admitted().insert(build.to_owned(), admitted);
+        Ok(())
+    }
+
+    fn may_close(&self, build: &Path) -> bool {
+        self.admitted()
+            .get(build)
+            .is_some_and(|admitted| admitted.may_unload)
+    }
+}
