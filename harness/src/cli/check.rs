@@ -461,6 +461,7 @@ pub(super) fn check(mut args: CheckArgs) -> anyhow::Result<Checked> {
         }),
         provenance: Some(provenance),
         head_start,
+        hash_builds: args.json.is_some(),
     };
     let mut reporters: Vec<Box<dyn Reporter>> = Vec::new();
     // The progress line first: it erases itself before a table prints.

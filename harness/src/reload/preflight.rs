@@ -42,6 +42,7 @@ impl crate::reload::Preflight for IsolatedPreflight {
             inputs_dir: None,
             provenance: None,
             head_start: Default::default(),
+            hash_builds: false,
         };
         let report = run_plugin(build, &options).map_err(|error| {
             Outcome::fail(format!("the pre-flight worker did not start: {error}"))

@@ -150,7 +150,7 @@ impl<'a> PluginRun<'a> {
         self.start_worker()?;
         let worker = self.worker.as_mut().expect("just started");
         worker.start(&batch, &self.ledger, &self.settings);
-        self.sha256.get_or_init(|| sha256_of(self.path));
+        self.sha256.get_or_init(|| sha256_of(self.path, self.options));
         for (at, &case) in batch.iter().enumerate() {
             let rest = &batch[at + 1..];
             (self.emit)(&Event::CaseStarted {
@@ -343,7 +343,7 @@ impl<'a> PluginRun<'a> {
         self.retire_worker();
         death::explain_once(&mut self.cases, death::ALLOCATOR_ABORT);
         let tally = judge::tally(&self.cases, &Policy::default());
-        self.sha256.get_or_init(|| sha256_of(self.path));
+        self.sha256.get_or_init(|| sha256_of(self.path, self.options));
         PluginReport {
             path: self.path.to_owned(),
             plugin: self.info,
@@ -405,14 +405,18 @@ fn refused(
         workers_started: 0,
         duration_us: started.elapsed().as_micros() as u64,
         worker: None,
-        sha256: sha256_of(path),
+        sha256: sha256_of(path, options),
     }
 }
 
 /// The plugin file's SHA-256 for its report (see [`PluginReport::sha256`]),
-/// read through the same bounds as everything the parent reads of it.
-fn sha256_of(path: &Path) -> Option<String> {
-    crate::inspect::file::sha256(path).ok()
+/// read through the same bounds as everything the parent reads of it,
+/// where the run writes a report.
+fn sha256_of(path: &Path, options: &RunOptions) -> Option<String> {
+    options
+        .hash_builds
+        .then(|| crate::inspect::file::sha256(path).ok())
+        .flatten()
 }
 
 /// The fuzz inputs as a file in the run's scratch directory, for a worker
