@@ -13,7 +13,7 @@ mod cases;
 pub mod catalog;
 pub mod cli;
 pub mod fuzz;
-mod gate;
+pub mod gate;
 pub mod inspect;
 pub mod os;
 pub mod outcome;

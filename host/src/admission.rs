@@ -16,9 +16,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use plugcheck::catalog::CaseId;
+use plugcheck::fuzz::DEFAULT_INPUTS;
+use plugcheck::gate::judge::tally_today;
 use plugcheck::inspect::file::{self, FileProblem};
 use plugcheck::report::verdict::Verdict;
-use plugcheck::report::{CaseReport, PluginReport, Report, ReportReadError};
+use plugcheck::report::{PluginReport, Report, ReportReadError};
 use plugcheck::text::one_line;
 
 /// How an admitted plugin runs.
@@ -79,16 +81,27 @@ pub const WITH_ANOTHER_BUILD: [CaseId; 3] = [
 #[derive(Debug, Clone)]
 struct Judgement {
     report: PathBuf,
-    /// The operating system the report was made on (`linux`, `windows`).
+    /// The operating system the report was made on (`linux`, `windows`),
+    /// and what ran the harness there (`native`, `Wine 8.0`).
     os: String,
+    runtime: String,
+    /// The run had the whole suite: no `--filter`, every case there, the
+    /// default fuzz inputs or more.
+    whole_suite: bool,
+    /// The gate passed, judged again today, on a run of the whole suite
+    /// (no `--filter`, every case there, the default fuzz inputs or
+    /// more): only such a run can vouch for a build.
     passed: bool,
-    /// The gate failed on a case that judged these bytes alone.
+    /// The gate, judged again today without the cases that reload to
+    /// another build, failed: these bytes alone broke it.
     failed: bool,
-    /// Cases of these bytes alone that crashed, timed out or disagreed
-    /// between runs, with the verdict: why the build must be isolated.
-    isolating: Vec<(CaseId, Verdict)>,
-    /// The `unload` case's verdict, where the run had it.
-    unload: Option<Verdict>,
+    /// A case that crashed, timed out or disagreed between runs (with
+    /// another build too: the old version's `save_state` runs there), or
+    /// the Go worker judged it: why the build must not run in process.
+    isolating: Option<String>,
+    /// The verdicts of `unload` and `reload-unload-verified`, every entry:
+    /// what says the library may be closed.
+    unloads: Vec<(CaseId, Verdict)>,
 }
 
 impl Evidence {
@@ -127,50 +140,58 @@ impl Evidence {
 
 impl Judgement {
     fn of(report: &Report, plugin: &PluginReport, from: &Path) -> Judgement {
-        let alone = || {
-            plugin
-                .cases
+        // What the run asked for (a report `cargo xtask conformance`
+        // composes of several runs keeps no one run's provenance: its cases
+        // alone say). A time budget that cut the fuzzing short for a plugin
+        // of thousands of methods is the plugin's size, said in
+        // `fuzz-methods`' reason, not a partial run.
+        let whole_suite = report
+            .provenance
+            .as_ref()
+            .is_none_or(|run| run.filter.is_empty() && run.fuzz_inputs >= DEFAULT_INPUTS)
+            && CaseId::ALL
                 .iter()
-                .filter(|case| !WITH_ANOTHER_BUILD.contains(&case.id))
+                .all(|id| plugin.cases.iter().any(|case| case.id == *id));
+        let mut alone = plugin.clone();
+        alone
+            .cases
+            .retain(|case| !WITH_ANOTHER_BUILD.contains(&case.id));
+        let crashed = plugin.cases.iter().find(|case| {
+            matches!(
+                case.verdict,
+                Verdict::Crashed | Verdict::TimedOut | Verdict::Flaky
+            )
+        });
+        let shown = one_line(&from.display().to_string()).into_owned();
+        let isolating = match (crashed, &plugin.worker) {
+            (Some(case), _) => Some(format!(
+                "`{}` {} in `{shown}`",
+                case.id,
+                case.verdict.past_tense()
+            )),
+            (None, Some(worker)) => Some(format!(
+                "it is a Go-native plugin, judged by {} in `{shown}`: Go loads it only in a Go process",
+                one_line(worker)
+            )),
+            (None, None) => None,
         };
         Judgement {
             report: from.to_owned(),
             os: report.platform.os.clone(),
-            passed: plugin.tally.passed,
-            failed: !plugin.tally.passed && alone().any(|case| breaks_gate(report, case)),
-            isolating: alone()
-                .filter(|case| {
-                    matches!(
-                        case.verdict,
-                        Verdict::Crashed | Verdict::TimedOut | Verdict::Flaky
-                    )
-                })
-                .map(|case| (case.id, case.verdict))
-                .collect(),
-            unload: plugin
+            runtime: report.platform.runtime.clone(),
+            whole_suite,
+            passed: whole_suite && tally_today(&report.policy, plugin).passed,
+            failed: !tally_today(&report.policy, &alone).passed,
+            isolating,
+            unloads: plugin
                 .cases
                 .iter()
-                .find(|case| case.id == CaseId::Unload)
-                .map(|case| case.verdict),
+                .filter(|case| matches!(case.id, CaseId::Unload | CaseId::ReloadUnloadVerified))
+                .map(|case| (case.id, case.verdict))
+                .collect(),
         }
     }
 }
-
-/// Whether `case` broke its report's gate: a verdict the report's policy
-/// does not accept, and no waiver of the gate file (still in force)
-/// accepted it.
-fn breaks_gate(report: &Report, case: &CaseReport) -> bool {
-    let waived = case
-        .waiver
-        .as_ref()
-        .is_some_and(|waiver| waiver.expired.is_none() && waiver.accept == case.verdict);
-    let behind_prerequisite =
-        case.verdict == Verdict::Skipped && case.detail.prerequisite.is_some();
-    !waived && report.policy.breaks(case.verdict, behind_prerequisite)
-}
-
-/// How an admission's reason for isolating a build begins.
-pub const ISOLATED: &str = "runs in a worker process: ";
 
 /// A build admitted, with how it is to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,8 +200,12 @@ pub struct Admitted {
     /// Its SHA-256, as `sha256sum` prints it: what to pin it by.
     pub sha256: String,
     pub isolation: Isolation,
-    /// Whether the host may close the library once it is idle: only where
-    /// every report that ran `unload` on this build saw it pass.
+    /// What a report saw that keeps the build out of the application's
+    /// process, if anything (then `isolation` is `Worker`).
+    pub isolated_by: Option<String>,
+    /// Whether the host may close the library: only where at least one
+    /// report ran `unload`, and every entry of `unload` and
+    /// `reload-unload-verified` in every report of these bytes passed.
     pub may_unload: bool,
     /// Why, a line each: what admitted it, what forced its isolation, why
     /// it is never unloaded.
@@ -279,38 +304,45 @@ pub fn admit(plugin: &Path, rules: &Rules, evidence: &Evidence) -> Result<Admitt
             one_line(&judged.report.display().to_string())
         ));
     }
-    let isolating = judgements.iter().find_map(|judged| {
-        let (case, verdict) = judged.isolating.first()?;
-        Some(format!(
-            "{ISOLATED}`{case}` {} in `{}`",
-            verdict.past_tense(),
+    for judged in judgements
+        .iter()
+        .filter(|judged| judged.runtime != "native")
+    {
+        why.push(format!(
+            "judged under {} in `{}`, not natively: what that runtime does not show (see plugcheck's known limits) was not seen",
+            one_line(&judged.runtime),
             one_line(&judged.report.display().to_string())
-        ))
-    });
-    let isolation = match isolating {
+        ));
+    }
+    let isolated_by = judgements
+        .iter()
+        .find_map(|judged| judged.isolating.clone());
+    let isolation = match &isolated_by {
         Some(reason) => {
-            why.push(reason);
+            why.push(format!("runs in a worker process: {reason}"));
             Isolation::Worker
         }
         None => rules.isolation,
     };
-    let unloads: Vec<Verdict> = judgements
+    let unloads: Vec<(CaseId, Verdict)> = judgements
         .iter()
-        .filter_map(|judged| judged.unload)
+        .flat_map(|judged| judged.unloads.iter().copied())
         .collect();
-    let may_unload = !unloads.is_empty() && unloads.iter().all(|&verdict| verdict == Verdict::Pass);
-    if !may_unload {
-        why.push(
-            match unloads.iter().find(|&&verdict| verdict != Verdict::Pass) {
-                Some(verdict) => format!("never unloaded: `unload` {}", verdict.past_tense()),
-                None => "never unloaded: no report of this build ran `unload`".to_owned(),
-            },
-        );
+    let ran_unload = unloads.iter().any(|(case, _)| *case == CaseId::Unload);
+    let not_closed = unloads
+        .iter()
+        .find(|(_, verdict)| *verdict != Verdict::Pass);
+    let may_unload = ran_unload && not_closed.is_none();
+    if let Some((case, verdict)) = not_closed {
+        why.push(format!("never unloaded: `{case}` {}", verdict.past_tense()));
+    } else if !ran_unload {
+        why.push("never unloaded: no report of this build ran `unload`".to_owned());
     }
     Ok(Admitted {
         path: plugin.to_owned(),
         sha256,
         isolation,
+        isolated_by,
         may_unload,
         why,
     })
@@ -318,6 +350,15 @@ pub fn admit(plugin: &Path, rules: &Rules, evidence: &Evidence) -> Result<Admitt
 
 /// What the reports said of a build none of them passed here.
 fn no_report_here(reports: usize, all: &[Judgement], here: &str) -> String {
+    if let Some(partial) = all
+        .iter()
+        .find(|judged| judged.os == here && !judged.whole_suite)
+    {
+        return format!(
+            "its report here ran part of the suite (`--filter`, or fewer fuzz inputs than the default), `{}`: only a run of the whole suite vouches for a build",
+            one_line(&partial.report.display().to_string())
+        );
+    }
     if let Some(paired) = all.iter().find(|judged| judged.os == here) {
         return format!(
             "its gate failed only where it was reloaded to another build (`--reload-to`), in `{}`",

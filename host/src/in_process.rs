@@ -23,16 +23,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use plugcheck::outcome::Outcome;
 use plugcheck::reload::{Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded};
-use plugcheck::report::PluginInfo;
+use plugcheck::report::{PluginInfo, ReportReadError};
 use plugcheck::text::one_line;
 use plugcheck_abi::status;
 
-use crate::admission::{Admitted, Evidence, ISOLATED, Isolation, Rules, admit};
+use crate::admission::{Admitted, Evidence, Isolation, Rules, admit};
 
 /// A plugin served in this process.
 pub struct InProcess {
@@ -94,9 +94,19 @@ pub enum CallError {
         output: Vec<u8>,
     },
     /// The plugin could not take the call (its `init` failed).
-    #[error("the plugin cannot take calls: {0}")]
+    #[error("the plugin cannot take calls: {}", one_line(.0))]
     NotServing(String),
 }
+
+/// The methods a [`CallError::NoSuchMethod`] names at most (a plugin may
+/// register thousands).
+const MAX_NAMED_METHODS: usize = 20;
+
+// An application shares one between threads.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<InProcess>();
+};
 
 /// The name of a status the ABI defines, or `plugin-specific`.
 fn status_name(code: i32) -> &'static str {
@@ -105,21 +115,30 @@ fn status_name(code: i32) -> &'static str {
 
 impl InProcess {
     /// Admits the build at `build` by `rules` and `evidence`, and loads it:
-    /// copied to a shadow, admitted by the copy's bytes, loaded,
-    /// handshaken, initialised. A build admitted only for a worker process
-    /// is refused here, with why.
-    pub fn open(
+    /// copied to a shadow (in `scratch`, or the system's temporary
+    /// directory), admitted by the copy's bytes, loaded, handshaken,
+    /// initialised. A build admitted only for a worker process is refused
+    /// here, with why.
+    ///
+    /// # Safety
+    ///
+    /// The build's code runs in this process from its load on (its
+    /// constructors first): whatever it does, this process does. Admission
+    /// checks what its reports saw, not what it can do; only a plugin the
+    /// application trusts belongs here.
+    pub unsafe fn open(
         build: &Path,
         rules: Rules,
         evidence: Evidence,
+        scratch: Option<PathBuf>,
     ) -> Result<InProcess, ReloadFailure> {
         let door = Arc::new(Door {
             rules,
-            evidence,
+            evidence: RwLock::new(evidence),
             admitted: Mutex::default(),
         });
         let options = ReloadOptions {
-            scratch: None,
+            scratch,
             preflight: Some(door.clone()),
         };
         let engine = ReloadEngine::open(build, options)?;
@@ -147,7 +166,10 @@ impl InProcess {
     }
 
     /// Calls `method` with `input`. With a `deadline`, an answer later than
-    /// it comes back as [`CallError::Overran`], answer included.
+    /// it comes back as [`CallError::Overran`], answer included. The time
+    /// counted starts when the call is made, so it includes waiting for a
+    /// call of another thread or a reload's switch: what the caller
+    /// waited.
     pub fn call(
         &self,
         method: &str,
@@ -161,10 +183,12 @@ impl InProcess {
             .map_err(|outcome: Outcome| CallError::NotServing(outcome.reason))?;
         let took = started.elapsed();
         let Some(answer) = answer else {
+            let mut known = self.methods();
+            known.truncate(MAX_NAMED_METHODS);
             return Err(CallError::NoSuchMethod {
                 plugin: self.info().name,
                 method: method.to_owned(),
-                known: self.methods(),
+                known,
             });
         };
         match answer.status {
@@ -200,8 +224,23 @@ impl InProcess {
     /// one's state, switched to once the call in flight is done. Any
     /// failure leaves the old version serving, with its state, and says
     /// at which step the new build failed.
-    pub fn reload(&self) -> Result<Reloaded, ReloadFailure> {
+    ///
+    /// # Safety
+    ///
+    /// As for [`InProcess::open`]: the new build's code runs in this
+    /// process.
+    pub unsafe fn reload(&self) -> Result<Reloaded, ReloadFailure> {
         self.engine.reload()
+    }
+
+    /// Takes another report's judgements, for builds to come: a rebuilt
+    /// plugin is admitted only by a report of its own bytes.
+    pub fn add_evidence(&self, report: &Path) -> Result<usize, ReportReadError> {
+        self.door
+            .evidence
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .read(report)
     }
 }
 
@@ -211,7 +250,8 @@ impl InProcess {
 #[derive(Debug)]
 struct Door {
     rules: Rules,
-    evidence: Evidence,
+    /// Grows as reports of new builds come ([`InProcess::add_evidence`]).
+    evidence: RwLock<Evidence>,
     /// By shadow copy, every version admitted so far.
     admitted: Mutex<HashMap<PathBuf, Admitted>>,
 }
@@ -226,15 +266,19 @@ impl Door {
 
 impl Preflight for Door {
     fn check(&self, build: &Path) -> Result<(), Outcome> {
-        let admitted = admit(build, &self.rules, &self.evidence)
+        let evidence = self
+            .evidence
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let admitted = admit(build, &self.rules, &evidence)
             .map_err(|refused| Outcome::fail(format!("not admitted: {refused}")))?;
         if admitted.isolation == Isolation::Worker {
             let reason = admitted
-                .why
-                .iter()
-                .find_map(|why| why.strip_prefix(ISOLATED))
+                .isolated_by
+                .as_deref()
                 .unwrap_or("its rules ask for a worker process");
-            // The engine names the build where this names its shadow.
+            // Unescaped, so the engine can name the build where this names
+            // its shadow; the engine's messages escape what they print.
             return Err(Outcome::fail(format!(
                 "`{}` is not admitted in process: {reason}; serve it in a worker process",
                 build.display()

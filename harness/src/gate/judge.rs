@@ -168,6 +168,17 @@ pub(crate) fn uses(policy: &Policy, report: &Report) -> Vec<WaiverUse> {
 
 /// Today's date in UTC: a gate's `until` dates mean the same on every
 /// runner, whatever its time zone.
+/// The gate a plugin's report meets today, judged afresh by `policy` (a
+/// report's own): its waivers applied again (one whose `until` has passed
+/// since the run no longer lets its verdict through), its stored tally
+/// not trusted. What an application admitting a build by its report
+/// (`plugcheck-host`) asks.
+pub fn tally_today(policy: &Policy, plugin: &PluginReport) -> Tally {
+    let mut judged = plugin.clone();
+    judge_plugin(policy, &mut judged, today());
+    judged.tally
+}
+
 pub(crate) fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }

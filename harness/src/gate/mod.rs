@@ -4,5 +4,5 @@
 //! `judge` judges a report by them and tallies its verdicts.
 
 pub(crate) mod file;
-pub(crate) mod judge;
-pub(crate) mod policy;
+pub mod judge;
+pub mod policy;

@@ -64,11 +64,40 @@ pub fn sha256(path: &Path) -> Result<String, FileProblem> {
         })
 }
 
+/// A build as a run found it: its SHA-256, and what its file looked like
+/// then, to tell at the run's end whether every worker loaded those bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Fingerprint {
+    pub sha256: String,
+    version: [i128; 5],
+}
+
+impl Fingerprint {
+    /// The file at `path`, hashed (see [`sha256`]).
+    pub(crate) fn of(path: &Path) -> Option<Fingerprint> {
+        let mut file = open(path).ok()?;
+        let sha256 = file.sha256().ok()?;
+        Some(Fingerprint {
+            sha256,
+            version: file.version,
+        })
+    }
+
+    /// Whether the file at `path` is still the one hashed: not written,
+    /// not replaced.
+    pub(crate) fn still_at(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|metadata| os::file_version(&metadata) == self.version)
+    }
+}
+
 /// A plugin file, open for reading, known to be regular and bounded.
 #[derive(Debug)]
 pub(crate) struct PluginFile {
     pub file: File,
     pub len: u64,
+    /// What changes when the file is written or replaced
+    /// ([`os::file_version`]), as opened.
+    pub version: [i128; 5],
 }
 
 /// Checks `path` by name (exists, is a regular file, not too large), then
@@ -95,6 +124,7 @@ pub(crate) fn open(path: &Path) -> Result<PluginFile, FileProblem> {
     Ok(PluginFile {
         file,
         len: metadata.len(),
+        version: os::file_version(&metadata),
     })
 }
 
@@ -164,40 +194,32 @@ impl PluginFile {
 
     /// The SHA-256 of the file's bytes, as `sha256sum` prints it: what a
     /// report names the judged build by, and what an application pins a
-    /// plugin to. Holes count as the zeros they read as, fed without
-    /// reading them; memory use is one buffer whatever the size.
+    /// plugin to. Every byte is read, holes too: the digest must not hang
+    /// on the filesystem telling its holes right (some report holes in a
+    /// file just written), and a file is at most [`MAX_PLUGIN_BYTES`].
     pub(crate) fn sha256(&mut self) -> std::io::Result<String> {
         use sha2::Digest;
         let mut hasher = sha2::Sha256::new();
         let mut buffer = vec![0u8; 256 * 1024];
-        let mut at = 0;
-        for (start, end) in os::data_ranges(&self.file, self.len)
-            .into_iter()
-            .chain(std::iter::once((self.len, self.len)))
-        {
-            buffer.fill(0);
-            while at < start {
-                let zeros = buffer
-                    .len()
-                    .min(usize::try_from(start - at).unwrap_or(usize::MAX));
-                hasher.update(&buffer[..zeros]);
-                at += zeros as u64;
-            }
-            self.file.seek(SeekFrom::Start(start))?;
-            while at < end {
-                let want = buffer
-                    .len()
-                    .min(usize::try_from(end - at).unwrap_or(usize::MAX));
-                let read = self.file.read(&mut buffer[..want])?;
-                if read == 0 {
+        self.file.seek(SeekFrom::Start(0))?;
+        let mut left = self.len;
+        while left > 0 {
+            let want = buffer
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            let read = match self.file.read(&mut buffer[..want]) {
+                Ok(0) => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "the file shrank while it was hashed",
                     ));
                 }
-                hasher.update(&buffer[..read]);
-                at += read as u64;
-            }
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            hasher.update(&buffer[..read]);
+            left -= read as u64;
         }
         Ok(hasher
             .finalize()

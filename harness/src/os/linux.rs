@@ -515,6 +515,18 @@ pub(super) fn directory_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     (metadata.dev(), metadata.ino())
 }
 
+pub(super) fn file_version(metadata: &std::fs::Metadata) -> [i128; 5] {
+    use std::os::unix::fs::MetadataExt;
+    let nanos = |seconds: i64, nanos: i64| i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
+    [
+        i128::from(metadata.dev()),
+        i128::from(metadata.ino()),
+        i128::from(metadata.size()),
+        nanos(metadata.mtime(), metadata.mtime_nsec()),
+        nanos(metadata.ctime(), metadata.ctime_nsec()),
+    ]
+}
+
 pub(super) fn prepare_worker_starts(worker_main: super::WorkerMain, more_workers: bool) {
     // The zygote's workers come to us only if we are a subreaper: their
     // parent exits at once.

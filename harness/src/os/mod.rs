@@ -225,6 +225,17 @@ pub fn directory_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     imp::directory_identity(metadata)
 }
 
+/// What changes whenever the file at a path is written or replaced: on
+/// Linux its device, inode, size, and modification and change times (the
+/// change time is the kernel's, which no process can set back); on
+/// Windows its size and its creation and last-write times (a loaded DLL
+/// cannot be written, only renamed away and replaced by a new file).
+/// Compared before and after a run, it tells whether the bytes hashed are
+/// the bytes every worker loaded.
+pub fn file_version(metadata: &std::fs::Metadata) -> [i128; 5] {
+    imp::file_version(metadata)
+}
+
 /// Where a worker started with `--channel-fd FD` or `--connect ADDRESS`
 /// (see `PendingChannel`) finds its channel to the parent.
 pub fn join_channel(

@@ -502,6 +502,17 @@ pub(super) fn directory_identity(_metadata: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
+pub(super) fn file_version(metadata: &std::fs::Metadata) -> [i128; 5] {
+    use std::os::windows::fs::MetadataExt;
+    [
+        i128::from(metadata.file_size()),
+        i128::from(metadata.creation_time()),
+        i128::from(metadata.last_write_time()),
+        0,
+        0,
+    ]
+}
+
 /// Nothing to prepare: there is no fork to start workers from.
 pub(super) fn prepare_worker_starts(_worker_main: super::WorkerMain, _more_workers: bool) {}
 

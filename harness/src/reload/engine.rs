@@ -12,6 +12,7 @@ use crate::inspect::sniff::Sniffed;
 use crate::outcome::Outcome;
 use crate::plugin::session::{Answer, Session};
 use crate::report::PluginInfo;
+use crate::text::one_line;
 
 /// How an engine loads new versions.
 #[derive(Debug, Clone, Default)]
@@ -83,19 +84,20 @@ pub struct ReloadFailure {
     pub serving: Option<Box<PluginInfo>>,
 }
 
+/// Escaped as it is printed: the reason may quote the plugin's own words
+/// (its last log line, a refusal), and the name and version are its own.
 impl std::fmt::Display for ReloadFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let reason = one_line(&self.outcome.reason);
         match &self.serving {
             Some(serving) => write!(
                 f,
-                "the new version failed at {}: {}; still serving `{}` {}",
-                self.stage, self.outcome.reason, serving.name, serving.version
+                "the new version failed at {}: {reason}; still serving `{}` {}",
+                self.stage,
+                one_line(&serving.name),
+                one_line(&serving.version)
             ),
-            None => write!(
-                f,
-                "the plugin failed at {}: {}",
-                self.stage, self.outcome.reason
-            ),
+            None => write!(f, "the plugin failed at {}: {reason}", self.stage),
         }
     }
 }

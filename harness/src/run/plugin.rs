@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::CaseId;
 use crate::gate::judge;
 use crate::gate::policy::Policy;
+use crate::inspect::file::Fingerprint;
 use crate::outcome::{CaseResult, CaseSettings, Outcome};
 use crate::plan::Ledger;
 use crate::postmortem::{death, saved_input};
@@ -95,9 +96,10 @@ struct PluginRun<'a> {
     slots: Vec<Option<usize>>,
     workers_started: u32,
     why_next_worker: WorkerStart,
-    /// The file's SHA-256, read once the first batch is on its way (the
-    /// worker loads the plugin meanwhile, on the other core).
-    sha256: std::cell::OnceCell<Option<String>>,
+    /// The build, hashed before any worker of the run loaded it (a head
+    /// start's worker boots meanwhile, and loads nothing before its first
+    /// batch): a plugin cannot rewrite the bytes its report names.
+    build: std::cell::OnceCell<Option<Fingerprint>>,
 }
 
 impl<'a> PluginRun<'a> {
@@ -127,7 +129,7 @@ impl<'a> PluginRun<'a> {
             slots: Vec::new(),
             workers_started: 0,
             why_next_worker: WorkerStart::First,
-            sha256: std::cell::OnceCell::new(),
+            build: std::cell::OnceCell::new(),
         }
     }
 
@@ -147,10 +149,11 @@ impl<'a> PluginRun<'a> {
             &self.ledger,
         );
         let batch: Vec<CaseId> = self.queue.drain(..len).collect();
+        self.build
+            .get_or_init(|| fingerprint(self.path, self.options));
         self.start_worker()?;
         let worker = self.worker.as_mut().expect("just started");
         worker.start(&batch, &self.ledger, &self.settings);
-        self.sha256.get_or_init(|| sha256_of(self.path, self.options));
         for (at, &case) in batch.iter().enumerate() {
             let rest = &batch[at + 1..];
             (self.emit)(&Event::CaseStarted {
@@ -343,7 +346,15 @@ impl<'a> PluginRun<'a> {
         self.retire_worker();
         death::explain_once(&mut self.cases, death::ALLOCATOR_ABORT);
         let tally = judge::tally(&self.cases, &Policy::default());
-        self.sha256.get_or_init(|| sha256_of(self.path, self.options));
+        // A file written or replaced during the run was perhaps loaded as
+        // other bytes by a later worker (or reload): the report then names
+        // no build.
+        let sha256 = self
+            .build
+            .into_inner()
+            .flatten()
+            .filter(|build| build.still_at(self.path))
+            .map(|build| build.sha256);
         PluginReport {
             path: self.path.to_owned(),
             plugin: self.info,
@@ -352,7 +363,7 @@ impl<'a> PluginRun<'a> {
             workers_started: self.workers_started,
             duration_us: started.elapsed().as_micros() as u64,
             worker: self.program.described,
-            sha256: self.sha256.into_inner().flatten(),
+            sha256,
         }
     }
 }
@@ -405,18 +416,15 @@ fn refused(
         workers_started: 0,
         duration_us: started.elapsed().as_micros() as u64,
         worker: None,
-        sha256: sha256_of(path, options),
+        sha256: fingerprint(path, options).map(|build| build.sha256),
     }
 }
 
 /// The plugin file's SHA-256 for its report (see [`PluginReport::sha256`]),
 /// read through the same bounds as everything the parent reads of it,
 /// where the run writes a report.
-fn sha256_of(path: &Path, options: &RunOptions) -> Option<String> {
-    options
-        .hash_builds
-        .then(|| crate::inspect::file::sha256(path).ok())
-        .flatten()
+fn fingerprint(path: &Path, options: &RunOptions) -> Option<Fingerprint> {
+    options.hash_builds.then(|| Fingerprint::of(path)).flatten()
 }
 
 /// The fuzz inputs as a file in the run's scratch directory, for a worker

@@ -35,6 +35,11 @@ pub(crate) fn combine(runs: Vec<PluginReport>) -> Option<PluginReport> {
         if combined.plugin.is_none() {
             combined.plugin.clone_from(&run.plugin);
         }
+        // Runs that judged other bytes (the file changed between them):
+        // the combined report names no build.
+        if run.sha256 != combined.sha256 {
+            combined.sha256 = None;
+        }
     }
     Some(combined)
 }
@@ -121,6 +126,21 @@ mod tests {
             case.reason = format!("{} said {}", case.id, case.verdict);
         }
         plugin
+    }
+
+    /// A file that changed between runs was judged as two builds: the
+    /// combined report vouches for neither.
+    #[test]
+    fn runs_of_different_bytes_name_no_build() {
+        let with = |hash: &str| {
+            let mut run = plugin(&[("init", "pass")]);
+            run.sha256 = Some(hash.to_owned());
+            run
+        };
+        let same = combine(vec![with("aa"), with("aa")]).unwrap();
+        assert_eq!(same.sha256.as_deref(), Some("aa"));
+        let changed = combine(vec![with("aa"), with("aa"), with("bb")]).unwrap();
+        assert_eq!(changed.sha256, None);
     }
 
     #[test]
