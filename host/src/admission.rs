@@ -30,8 +30,9 @@ pub enum Isolation {
     /// plugin's boundary catches is an error like any other; a crash (a
     /// bad pointer, an abort) takes the application with it.
     InProcess,
-    /// In a worker process of its own: a crash or a hang costs the call it
-    /// happened in, and the worker is replaced.
+    /// Only in a worker process of its own, where a crash or a hang costs
+    /// the call it happened in (the host's worker mode comes next; until
+    /// then such a build is refused in process, and says why).
     Worker,
 }
 

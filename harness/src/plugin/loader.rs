@@ -25,7 +25,8 @@ pub type EntryFn = unsafe extern "C" fn() -> *const Descriptor;
 /// Sniffs `path`, then opens it with the platform's immediate-binding flags.
 ///
 /// # Safety
-/// Opening runs the library's initialisers: call this only in a worker.
+/// Opening runs the library's initialisers: call this in a worker, or in a
+/// process that chose to run the plugin's code as its own.
 pub unsafe fn open(path: &Path) -> Result<Loaded, OpenError> {
     // SAFETY: as this function's.
     unsafe { open_known(path, None) }
@@ -41,8 +42,9 @@ pub unsafe fn open_known(path: &Path, known: Option<Sniffed>) -> Result<Loaded, 
         Some(sniffed) => sniffed,
         None => sniff::sniff(path)?,
     };
-    // SAFETY: the caller runs in a worker process, where a misbehaving
-    // initialiser takes down only the worker.
+    // SAFETY: the caller's contract (`open`): a worker process, where a
+    // misbehaving initialiser takes down only the worker, or a process that
+    // chose to run the plugin itself.
     let library = unsafe { os::open_library(path) }.map_err(|failure| {
         let path = path.to_owned();
         if let Some(symbol) = failure.unresolved_symbol {

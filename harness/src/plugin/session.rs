@@ -157,8 +157,10 @@ impl Session {
             _ => None,
         });
         let started = Instant::now();
-        // SAFETY: sessions live only in worker processes, where a library's
-        // initialisers may crash without harm to the harness.
+        // SAFETY: a session lives in a worker process, where a library's
+        // initialisers may crash without harm to the harness; or in a
+        // process that chose to run the plugin itself (`watch`, the host's
+        // `InProcess`, whose `unsafe` entry says so to its caller).
         let result = unsafe { loader::open_known(&self.path, known) };
         let took = started.elapsed();
         let loaded = result.map_err(|error| {

@@ -20,11 +20,12 @@ pub struct ReloadOptions {
     /// Where the engine's shadow directory goes (the system temporary
     /// directory when `None`).
     pub scratch: Option<PathBuf>,
-    /// When set, each new version is first tried where it cannot hurt,
-    /// so one that crashes in its constructor or `init` is rolled back
-    /// instead of taking the host down. The engine does not know how:
-    /// the caller hands that in (plugcheck's is an isolated worker,
-    /// `reload::preflight::IsolatedPreflight`).
+    /// When set, each new version's shadow copy is put to it before it is
+    /// loaded, and it says whether a version may be closed: a build that
+    /// crashes in its constructor or `init` is rolled back instead of
+    /// taking the host down (`watch`'s is an isolated worker,
+    /// `reload::preflight::IsolatedPreflight`), or one not admitted by its
+    /// bytes is refused (the host's admission).
     pub preflight: Option<Arc<dyn Preflight>>,
 }
 
