@@ -83,10 +83,14 @@ impl Fingerprint {
         })
     }
 
-    /// Whether the file at `path` is still the one hashed: not written,
-    /// not replaced.
+    /// Whether the file at `path` still holds the bytes hashed. Where its
+    /// version is unchanged, it was not written or replaced; where it
+    /// changed — a hard link to it changes its change time too (the Go
+    /// reload cases make one) — it is hashed again.
     pub(crate) fn still_at(&self, path: &Path) -> bool {
-        std::fs::metadata(path).is_ok_and(|metadata| os::file_version(&metadata) == self.version)
+        let unchanged = std::fs::metadata(path)
+            .is_ok_and(|metadata| os::file_version(&metadata) == self.version);
+        unchanged || sha256(path).is_ok_and(|now| now == self.sha256)
     }
 }
 
@@ -251,6 +255,32 @@ pub(crate) fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A build rewritten in place, its modification time set back, is not
+    /// the build hashed; one that only gained a link (its change time
+    /// moved) or was replaced by the same bytes still is.
+    #[test]
+    fn a_fingerprint_tells_other_bytes_from_a_touched_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plugin.so");
+        std::fs::write(&path, b"the bytes judged").unwrap();
+        let build = Fingerprint::of(&path).unwrap();
+        assert!(build.still_at(&path));
+        std::fs::hard_link(&path, dir.path().join("link.so")).unwrap();
+        assert!(build.still_at(&path));
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, b"the bytes loaded").unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        assert!(!build.still_at(&path));
+        std::fs::write(dir.path().join("same.so"), b"the bytes judged").unwrap();
+        std::fs::rename(dir.path().join("same.so"), &path).unwrap();
+        assert!(build.still_at(&path));
+    }
 
     /// The digest `sha256sum` prints: holes read as zeros, so a sparse
     /// file and its dense twin agree, and a known vector holds.
