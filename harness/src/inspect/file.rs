@@ -84,12 +84,14 @@ impl Fingerprint {
     }
 
     /// Whether the file at `path` still holds the bytes hashed. Where its
-    /// version is unchanged, it was not written or replaced; where it
-    /// changed — a hard link to it changes its change time too (the Go
-    /// reload cases make one) — it is hashed again.
+    /// version is unchanged and that proves the bytes unchanged (Linux),
+    /// yes; otherwise — a hard link to it moves its change time too (a
+    /// Go-native run makes one), and Windows keeps no change time — it is
+    /// hashed again.
     pub(crate) fn still_at(&self, path: &Path) -> bool {
-        let unchanged = std::fs::metadata(path)
-            .is_ok_and(|metadata| os::file_version(&metadata) == self.version);
+        let unchanged = os::FILE_VERSION_SEES_EVERY_WRITE
+            && std::fs::metadata(path)
+                .is_ok_and(|metadata| os::file_version(&metadata) == self.version);
         unchanged || sha256(path).is_ok_and(|now| now == self.sha256)
     }
 }

@@ -502,6 +502,8 @@ pub(super) fn directory_identity(_metadata: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
+pub(super) const FILE_VERSION_SEES_EVERY_WRITE: bool = false;
+
 pub(super) fn file_version(metadata: &std::fs::Metadata) -> [i128; 5] {
     use std::os::windows::fs::MetadataExt;
     [
