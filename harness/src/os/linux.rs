@@ -515,17 +515,13 @@ pub(super) fn directory_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     (metadata.dev(), metadata.ino())
 }
 
-pub(super) const FILE_VERSION_SEES_EVERY_WRITE: bool = true;
-
-pub(super) fn file_version(metadata: &std::fs::Metadata) -> [i128; 5] {
+pub(super) fn file_version(metadata: &std::fs::Metadata) -> [i128; 4] {
     use std::os::unix::fs::MetadataExt;
-    let nanos = |seconds: i64, nanos: i64| i128::from(seconds) * 1_000_000_000 + i128::from(nanos);
     [
         i128::from(metadata.dev()),
         i128::from(metadata.ino()),
         i128::from(metadata.size()),
-        nanos(metadata.mtime(), metadata.mtime_nsec()),
-        nanos(metadata.ctime(), metadata.ctime_nsec()),
+        i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec()),
     ]
 }
 

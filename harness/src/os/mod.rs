@@ -225,20 +225,14 @@ pub fn directory_identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     imp::directory_identity(metadata)
 }
 
-/// What changes when the file at a path is written or replaced: on Linux
-/// its device, inode, size, and modification and change times (the change
-/// time is the kernel's, which no process can set back, so every write
-/// moves it: [`FILE_VERSION_SEES_EVERY_WRITE`]); on Windows its size and
-/// its creation and last-write times, which a rewrite of the same size can
-/// set back. Compared before and after a run, it tells whether the bytes
-/// hashed may have changed.
-pub fn file_version(metadata: &std::fs::Metadata) -> [i128; 5] {
+/// What changes when the file at a path is rebuilt, written or replaced:
+/// on Linux its device, inode, size and modification time; on Windows its
+/// size and its creation and last-write times. Not the change time, which
+/// a hard link moves too (a Go-native run makes one of the plugin). A
+/// writer that sets the modification time back goes unseen.
+pub fn file_version(metadata: &std::fs::Metadata) -> [i128; 4] {
     imp::file_version(metadata)
 }
-
-/// Whether an unchanged [`file_version`] proves the bytes unchanged: on
-/// Linux; not on Windows, where a file is hashed again instead.
-pub const FILE_VERSION_SEES_EVERY_WRITE: bool = imp::FILE_VERSION_SEES_EVERY_WRITE;
 
 /// Where a worker started with `--channel-fd FD` or `--connect ADDRESS`
 /// (see `PendingChannel`) finds its channel to the parent.

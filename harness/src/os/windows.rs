@@ -502,15 +502,12 @@ pub(super) fn directory_identity(_metadata: &std::fs::Metadata) -> (u64, u64) {
     (0, 0)
 }
 
-pub(super) const FILE_VERSION_SEES_EVERY_WRITE: bool = false;
-
-pub(super) fn file_version(metadata: &std::fs::Metadata) -> [i128; 5] {
+pub(super) fn file_version(metadata: &std::fs::Metadata) -> [i128; 4] {
     use std::os::windows::fs::MetadataExt;
     [
         i128::from(metadata.file_size()),
         i128::from(metadata.creation_time()),
         i128::from(metadata.last_write_time()),
-        0,
         0,
     ]
 }
