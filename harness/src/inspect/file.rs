@@ -72,38 +72,16 @@ pub(crate) struct Fingerprint {
     version: [i128; 4],
 }
 
-/// A build being hashed on a thread of its own, from a descriptor opened
-/// before any worker loaded it: the run goes on meanwhile (a Go-native
-/// plugin of 3.6 MB takes 3 ms).
-pub(crate) struct Hashing(std::thread::JoinHandle<Option<Fingerprint>>);
-
 impl Fingerprint {
     /// The file at `path`, hashed (see [`sha256`]).
     pub(crate) fn of(path: &Path) -> Option<Fingerprint> {
         open(path).ok()?.fingerprint()
     }
 
-    /// Opens the file at `path` now and hashes it on a thread.
-    pub(crate) fn start(path: &Path) -> Option<Hashing> {
-        let file = open(path).ok()?;
-        std::thread::Builder::new()
-            .name("plugcheck-hash".into())
-            .spawn(move || file.fingerprint())
-            .ok()
-            .map(Hashing)
-    }
-
     /// Whether the file at `path` is still the one hashed: not rebuilt,
     /// written or replaced (see [`os::file_version`] for what is seen).
     pub(crate) fn still_at(&self, path: &Path) -> bool {
         std::fs::metadata(path).is_ok_and(|metadata| os::file_version(&metadata) == self.version)
-    }
-}
-
-impl Hashing {
-    /// The fingerprint, once the thread is done.
-    pub(crate) fn finish(self) -> Option<Fingerprint> {
-        self.0.join().ok().flatten()
     }
 }
 
@@ -283,7 +261,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plugin.so");
         std::fs::write(&path, b"the bytes judged").unwrap();
-        let build = Fingerprint::start(&path).unwrap().finish().unwrap();
+        let build = Fingerprint::of(&path).unwrap();
         assert_eq!(build.sha256, sha256(&path).unwrap());
         assert!(build.still_at(&path));
         std::fs::hard_link(&path, dir.path().join("link.so")).unwrap();

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::CaseId;
 use crate::gate::judge;
 use crate::gate::policy::Policy;
-use crate::inspect::file::{Fingerprint, Hashing};
+use crate::inspect::file::Fingerprint;
 use crate::outcome::{CaseResult, CaseSettings, Outcome};
 use crate::plan::Ledger;
 use crate::postmortem::{death, saved_input};
@@ -96,13 +96,10 @@ struct PluginRun<'a> {
     slots: Vec<Option<usize>>,
     workers_started: u32,
     why_next_worker: WorkerStart,
-    /// The build, opened before any worker of the run loaded it (a head
+    /// The build, hashed before any worker of the run loaded it (a head
     /// start's worker boots meanwhile, and loads nothing before its first
-    /// batch) and hashed on a thread while the cases run: a plugin cannot
-    /// rewrite the bytes its report names. `None` until the first batch;
-    /// then `Some(None)` where no report is written or the file cannot be
-    /// read.
-    build: Option<Option<Hashing>>,
+    /// batch): a plugin cannot rewrite the bytes its report names.
+    build: std::cell::OnceCell<Option<Fingerprint>>,
 }
 
 impl<'a> PluginRun<'a> {
@@ -132,7 +129,7 @@ impl<'a> PluginRun<'a> {
             slots: Vec::new(),
             workers_started: 0,
             why_next_worker: WorkerStart::First,
-            build: None,
+            build: std::cell::OnceCell::new(),
         }
     }
 
@@ -152,14 +149,8 @@ impl<'a> PluginRun<'a> {
             &self.ledger,
         );
         let batch: Vec<CaseId> = self.queue.drain(..len).collect();
-        if self.build.is_none() {
-            self.build = Some(
-                self.options
-                    .hash_builds
-                    .then(|| Fingerprint::start(self.path))
-                    .flatten(),
-            );
-        }
+        self.build
+            .get_or_init(|| fingerprint(self.path, self.options));
         self.start_worker()?;
         let worker = self.worker.as_mut().expect("just started");
         worker.start(&batch, &self.ledger, &self.settings);
@@ -358,13 +349,12 @@ impl<'a> PluginRun<'a> {
         // A file written or replaced during the run was perhaps loaded as
         // other bytes by a later worker (or reload): the report then names
         // no build.
-        let sha256 = match self.build {
-            Some(hashing) => hashing.and_then(Hashing::finish),
-            // No batch ran (every case skipped): nothing loaded it.
-            None => fingerprint(self.path, self.options),
-        }
-        .filter(|build| build.still_at(self.path))
-        .map(|build| build.sha256);
+        let sha256 = self
+            .build
+            .into_inner()
+            .flatten()
+            .filter(|build| build.still_at(self.path))
+            .map(|build| build.sha256);
         PluginReport {
             path: self.path.to_owned(),
             plugin: self.info,
