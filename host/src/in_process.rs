@@ -288,9 +288,10 @@ impl Preflight for Door {
         Ok(())
     }
 
+    /// Asked once per version, as it goes: its admission goes with it.
     fn may_close(&self, build: &Path) -> bool {
         self.admitted()
-            .get(build)
+            .remove(build)
             .is_some_and(|admitted| admitted.may_unload)
     }
 }

@@ -99,6 +99,15 @@ fn report_with(
     path
 }
 
+/// Edits the cases of the report at `path` as `edit` says, as a hand
+/// would.
+fn edit_cases(path: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(value["plugins"][0]["cases"].as_array_mut().unwrap());
+    std::fs::write(path, serde_json::to_vec(&value).unwrap()).unwrap();
+}
+
 /// A report of the whole suite, made natively here.
 fn report(dir: &Path, name: &str, sha256: Option<&str>, verdicts: &[(&str, &str)]) -> PathBuf {
     report_with(dir, name, &WHOLE_RUN, sha256, verdicts, true)
@@ -231,10 +240,7 @@ fn a_partial_run_does_not_vouch_for_a_build() {
         assert!(said.contains("ran part of the suite"), "{name}: {said}");
     }
     let emptied = report(dir.path(), "empty.json", Some(&sha256), &[]);
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&emptied).unwrap()).unwrap();
-    value["plugins"][0]["cases"] = serde_json::json!([]);
-    std::fs::write(&emptied, serde_json::to_vec(&value).unwrap()).unwrap();
+    edit_cases(&emptied, |cases| cases.clear());
     assert!(matches!(
         admit(&path, &rules(true), &evidence(&[emptied])),
         Err(Refused::NoPassingReport { .. })
@@ -326,17 +332,15 @@ fn a_build_whose_unload_did_not_pass_everywhere_is_never_unloaded() {
         Some(&sha256),
         &[("unload", "fail")],
     );
-    let mut value: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&twice).unwrap()).unwrap();
-    let cases = value["plugins"][0]["cases"].as_array_mut().unwrap();
-    let mut passing = cases
-        .iter()
-        .find(|case| case["id"] == "unload")
-        .unwrap()
-        .clone();
-    passing["verdict"] = "pass".into();
-    cases.insert(0, passing);
-    std::fs::write(&twice, serde_json::to_vec(&value).unwrap()).unwrap();
+    edit_cases(&twice, |cases| {
+        let mut passing = cases
+            .iter()
+            .find(|case| case["id"] == "unload")
+            .unwrap()
+            .clone();
+        passing["verdict"] = "pass".into();
+        cases.insert(0, passing);
+    });
     let admitted = admit(&path, &rules(false), &evidence(&[twice])).unwrap();
     assert!(!admitted.may_unload);
 }
