@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -202,10 +203,17 @@ const (
 )
 
 // callOnce is `plugcheck call` on a Go-native plugin: load, Init, one
-// method with the bytes of one file (none: empty input).
-func (s *session) callOnce(name string, inputPath *string) callAnswer {
+// method with the bytes of one file, or the bytes inputHex spells (an
+// embedding host's call); neither: empty input.
+func (s *session) callOnce(name string, inputPath *string, inputHex *string) callAnswer {
 	var input []byte
-	if inputPath != nil {
+	if inputHex != nil {
+		decoded, err := hex.DecodeString(*inputHex)
+		if err != nil || len(decoded) > inlineCallInputBytes {
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the call's input_hex is not hex of at most %d MiB: %v", inlineCallInputBytes>>20, err)}
+		}
+		input = decoded
+	} else if inputPath != nil {
 		file, err := os.Open(*inputPath)
 		if err != nil {
 			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("cannot read the input: %v", err)}

@@ -28,4 +28,7 @@ const (
 	// exitChannelLost: the exit code the parent reads as "the plugin
 	// closed or replaced a descriptor it did not open".
 	exitChannelLost = 97
+	// inlineCallInputBytes: the largest input a call carries in its
+	// message (input_hex): an embedding host's call.
+	inlineCallInputBytes = 1 << 20
 )

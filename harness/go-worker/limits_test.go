@@ -27,6 +27,7 @@ func TestTheBoundsAreTheGoldenOnes(t *testing.T) {
 		"plugin_string_bytes": pluginStringBytes,
 		"channel_line_bytes":  channelLineBytes,
 		"exit_channel_lost":   exitChannelLost,
+		"inline_call_input_bytes": inlineCallInputBytes,
 	}
 	for name, value := range ours {
 		if golden[name] != value {

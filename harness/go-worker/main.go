@@ -68,7 +68,7 @@ func main() {
 			channelLost(err)
 		}
 		if batch.Type == "call" {
-			answer := s.callOnce(batch.Method, batch.Input)
+			answer := s.callOnce(batch.Method, batch.Input, batch.InputHex)
 			markCaseEnd(*token, batch.Seq)
 			if err := ch.send(called{Type: "called", Seq: batch.Seq, Answer: answer}); err != nil {
 				channelLost(err)

@@ -38,6 +38,9 @@ type toWorker struct {
 	Seq    uint64  `json:"seq"`
 	Method string  `json:"method"`
 	Input  *string `json:"input"`
+	// InputHex: the input's bytes themselves, in hex (an embedding host's
+	// call, its input in memory), at most inlineCallInputBytes.
+	InputHex *string `json:"input_hex,omitempty"`
 }
 
 type hello struct {

@@ -18,7 +18,8 @@ var (
 	// know but those it ignores on purpose, and checked field by field.
 	parentSends = map[string]func(t *testing.T, got toWorker){
 		"run.json":  checkRun,
-		"call.json": checkCall,
+		"call.json":        checkCall,
+		"call-inline.json": checkCallInline,
 	}
 	// goWorkerSends: what the Go worker writes for the golden message.
 	goWorkerSends = map[string]any{
@@ -126,6 +127,12 @@ func checkRun(t *testing.T, got toWorker) {
 func checkCall(t *testing.T, got toWorker) {
 	if got.Type != "call" || got.Seq != 1 || got.Method != "parse" || got.Input == nil || *got.Input != "/tmp/plugcheck-run/input.bin" {
 		t.Errorf("the call read wrong: %+v", got)
+	}
+}
+
+func checkCallInline(t *testing.T, got toWorker) {
+	if got.Type != "call" || got.Seq != 2 || got.Method != "echo" || got.Input != nil || got.InputHex == nil || *got.InputHex != "68690a" {
+		t.Errorf("the inline call read wrong: %+v", got)
 	}
 }
 

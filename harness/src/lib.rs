@@ -12,6 +12,7 @@ pub mod bridge;
 mod cases;
 pub mod catalog;
 pub mod cli;
+pub mod embed;
 pub mod fuzz;
 pub mod gate;
 pub mod inspect;

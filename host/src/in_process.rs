@@ -29,10 +29,11 @@ use std::time::{Duration, Instant};
 use plugcheck::outcome::Outcome;
 use plugcheck::reload::{Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded};
 use plugcheck::report::{PluginInfo, ReportReadError};
-use plugcheck::text::one_line;
 use plugcheck_abi::status;
 
 use crate::admission::{Admitted, Evidence, Isolation, Rules, admit};
+use crate::call::MAX_NAMED_METHODS;
+pub use crate::call::{Answered, CallError};
 
 /// A plugin served in this process.
 pub struct InProcess {
@@ -49,69 +50,11 @@ impl std::fmt::Debug for InProcess {
     }
 }
 
-/// What a call answered in time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answered {
-    pub output: Vec<u8>,
-    pub took: Duration,
-}
-
-/// Why a call did not answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    #[error(
-        "`{}` has no method `{}`; it registered: {}",
-        one_line(plugin),
-        one_line(method),
-        known.iter().map(|name| one_line(name)).collect::<Vec<_>>().join(", ")
-    )]
-    NoSuchMethod {
-        plugin: String,
-        method: String,
-        known: Vec<String>,
-    },
-    /// The method returned an error status: the plugin's answer to this
-    /// input.
-    #[error("`{}` refused the call: it returned {status} ({})", one_line(method), status_name(*status))]
-    Refused { method: String, status: i32 },
-    /// The method panicked and the plugin's boundary caught it: a defect in
-    /// the plugin, which may have left its state half-changed.
-    #[error(
-        "`{}` panicked (caught at the plugin's boundary): a defect in the plugin, not an answer",
-        one_line(method)
-    )]
-    Panicked { method: String },
-    /// The method answered after its deadline. In process it cannot be
-    /// stopped, only reported; its answer is here.
-    #[error(
-        "`{}` answered after {took:?}, over its {deadline:?} deadline (in process a call cannot be stopped, only reported)",
-        one_line(method)
-    )]
-    Overran {
-        method: String,
-        took: Duration,
-        deadline: Duration,
-        output: Vec<u8>,
-    },
-    /// The plugin could not take the call (its `init` failed).
-    #[error("the plugin cannot take calls: {}", one_line(.0))]
-    NotServing(String),
-}
-
-/// The methods a [`CallError::NoSuchMethod`] names at most (a plugin may
-/// register thousands).
-const MAX_NAMED_METHODS: usize = 20;
-
 // An application shares one between threads.
 const _: () = {
     const fn send_and_sync<T: Send + Sync>() {}
     send_and_sync::<InProcess>();
 };
-
-/// The name of a status the ABI defines, or `plugin-specific`.
-fn status_name(code: i32) -> &'static str {
-    status::name(code).unwrap_or("plugin-specific")
-}
 
 impl InProcess {
     /// Admits the build at `build` by `rules` and `evidence`, and loads it:
@@ -196,12 +139,14 @@ impl InProcess {
             status::PANIC => {
                 return Err(CallError::Panicked {
                     method: method.to_owned(),
+                    panic: None,
                 });
             }
             code => {
                 return Err(CallError::Refused {
                     method: method.to_owned(),
                     status: code,
+                    message: None,
                 });
             }
         }

@@ -2,4 +2,7 @@
 #![warn(unreachable_pub)]
 
 pub mod admission;
+pub mod call;
 pub mod in_process;
+pub mod supervision;
+pub mod worker;

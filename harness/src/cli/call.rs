@@ -504,10 +504,7 @@ fn render_bytes(bytes: &[u8], total: u64) -> String {
 }
 
 fn unhex(text: &str) -> Vec<u8> {
-    text.as_bytes()
-        .chunks(2)
-        .filter_map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
-        .collect()
+    worker::unhex(text).unwrap_or_default()
 }
 
 /// `path`, absolute, if it is a regular file (a FIFO or a device would

@@ -159,6 +159,14 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A worker started as a program by an application that embeds the
+/// harness's workers (`embed::serve_if_worker`): its command line is
+/// `__worker …`, parsed and served as plugcheck's own would be.
+pub(crate) fn main_worker() -> u8 {
+    let cli = Cli::try_parse().unwrap_or_else(|error| error.exit());
+    run(cli.command)
+}
+
 /// A worker forked from plugcheck (the spare, or by the zygote): its
 /// assignment, as data rather than a command line to parse, and the
 /// descriptor its channel end arrived on, to its exit code.

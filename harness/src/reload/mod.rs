@@ -23,6 +23,7 @@
 mod engine;
 pub mod preflight;
 mod shadow;
+pub use shadow::ShadowDir;
 pub(crate) mod watch;
 
 pub use engine::{

@@ -8,7 +8,7 @@ use crate::inspect::file;
 /// A temporary directory of shadow copies, removed (with whatever is left
 /// in it) when dropped.
 #[derive(Debug)]
-pub(super) struct ShadowDir {
+pub struct ShadowDir {
     dir: tempfile::TempDir,
     next: AtomicU64,
 }
@@ -16,7 +16,7 @@ pub(super) struct ShadowDir {
 impl ShadowDir {
     /// A new directory inside `parent` (the system temporary directory when
     /// `None`).
-    pub(super) fn new(parent: Option<&Path>) -> std::io::Result<ShadowDir> {
+    pub fn new(parent: Option<&Path>) -> std::io::Result<ShadowDir> {
         let builder = {
             let mut builder = tempfile::Builder::new();
             builder.prefix("plugcheck-reload-");
@@ -32,7 +32,7 @@ impl ShadowDir {
         })
     }
 
-    pub(super) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
@@ -41,7 +41,7 @@ impl ShadowDir {
     /// Returns the copy and the hash of the bytes copied (one read for
     /// both, so the hash is of exactly what will be loaded). The original
     /// must be a regular file within the size bound; its holes stay holes.
-    pub(super) fn copy(&self, original: &Path) -> std::io::Result<(PathBuf, u64)> {
+    pub fn copy(&self, original: &Path) -> std::io::Result<(PathBuf, u64)> {
         let mut source = file::open(original).map_err(into_io)?;
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let stem = original

@@ -109,7 +109,16 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                     &settings,
                 );
             }
-            ToWorker::Call { seq, method, input } => {
+            ToWorker::Call {
+                seq,
+                method,
+                input,
+                input_hex,
+            } => {
+                let input = match input_hex {
+                    Some(hex) => CallInput::Inline(hex),
+                    None => CallInput::File(input),
+                };
                 let answer = call_forwarding_logs(&mut session, &writer, seq, &method, input);
                 mark_case_end(&args.token, seq);
                 send(&writer, &FromWorker::Called { seq, answer });
@@ -138,13 +147,9 @@ fn call_forwarding_logs(
     writer: &Arc<Mutex<ChannelStream>>,
     seq: u64,
     method: &str,
-    input: Option<PathBuf>,
+    input: CallInput,
 ) -> CallAnswer {
-    let bytes = match input
-        .as_deref()
-        .map(read_call_input)
-        .unwrap_or(Ok(Vec::new()))
-    {
+    let bytes = match input.bytes() {
         Ok(bytes) => bytes,
         Err(reason) => return CallAnswer::NotReady { reason },
     };
@@ -171,6 +176,41 @@ fn call_forwarding_logs(
         host.take_logs();
     }
     answer
+}
+
+/// Where a call's input is: a file (`plugcheck call`; none: empty), or
+/// its bytes in the message, in hex (an embedding host's call).
+enum CallInput {
+    File(Option<PathBuf>),
+    Inline(String),
+}
+
+impl CallInput {
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        match self {
+            CallInput::File(None) => Ok(Vec::new()),
+            CallInput::File(Some(path)) => read_call_input(path),
+            CallInput::Inline(hex) => unhex(hex).ok_or_else(|| {
+                format!(
+                    "the call's input_hex is not hex of at most {} MiB",
+                    super::limits::INLINE_CALL_INPUT_BYTES >> 20
+                )
+            }),
+        }
+    }
+}
+
+/// The bytes `text` spells in hex, exactly as many (the fuzz series hands
+/// inputs exactly as long too); none for what is not hex or too long.
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
+    let text = text.as_bytes();
+    if !text.len().is_multiple_of(2) || text.len() / 2 > super::limits::INLINE_CALL_INPUT_BYTES {
+        return None;
+    }
+    let digit = |byte: u8| (byte as char).to_digit(16).map(|d| d as u8);
+    text.chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
 }
 
 /// Runs a batch of cases, answering each as it ends.
@@ -275,7 +315,7 @@ pub(crate) fn read_call_input(path: &Path) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut text = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
@@ -305,4 +345,22 @@ fn mark_case_end(token: &str, seq: u64) {
     let _ = std::io::stdout().lock().write_all(marker.as_bytes());
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().lock().write_all(marker.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_input_is_hex_of_exactly_its_bytes_within_the_bound() {
+        assert_eq!(unhex("00ff7A"), Some(vec![0, 255, 0x7a]));
+        assert_eq!(unhex(""), Some(Vec::new()));
+        assert_eq!(unhex(&hex(b"round\0trip")), Some(b"round\0trip".to_vec()));
+        for broken in ["0", "0g", "+1", "é0", " 0"] {
+            assert_eq!(unhex(broken), None, "{broken:?}");
+        }
+        let bound = super::super::limits::INLINE_CALL_INPUT_BYTES;
+        assert_eq!(unhex(&"ab".repeat(bound)).map(|b| b.len()), Some(bound));
+        assert_eq!(unhex(&"ab".repeat(bound + 1)), None);
+    }
 }

@@ -29,6 +29,10 @@ pub(crate) const CHANNEL_LINE_BYTES: usize = 4 << 20;
 /// The exit code of a worker that lost its channel to the parent: the
 /// plugin closed or replaced a descriptor it did not open.
 pub(crate) const EXIT_CHANNEL_LOST: i32 = 97;
+/// The largest input a call may carry in its message (`input_hex`, twice
+/// as many characters): an embedding host's call, whose input is in
+/// memory. A quarter of the line bound, as the answer's output is.
+pub const INLINE_CALL_INPUT_BYTES: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -41,7 +45,7 @@ mod tests {
     fn the_bounds_are_the_golden_ones() {
         let golden: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(GOLDEN).expect("limits.json is a JSON object");
-        let ours: [(&str, i64); 9] = [
+        let ours: [(&str, i64); 10] = [
             ("log_lines_kept", LOG_LINES_KEPT as i64),
             ("log_line_bytes", LOG_LINE_BYTES as i64),
             ("method_name_bytes", METHOD_NAME_BYTES as i64),
@@ -51,6 +55,7 @@ mod tests {
             ("plugin_string_bytes", PLUGIN_STRING_BYTES as i64),
             ("channel_line_bytes", CHANNEL_LINE_BYTES as i64),
             ("exit_channel_lost", i64::from(EXIT_CHANNEL_LOST)),
+            ("inline_call_input_bytes", INLINE_CALL_INPUT_BYTES as i64),
         ];
         for (name, value) in ours {
             assert_eq!(

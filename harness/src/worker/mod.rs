@@ -8,14 +8,14 @@ mod capture;
 mod child;
 pub(crate) mod choice;
 pub mod go;
-pub(crate) mod limits;
+pub mod limits;
 mod protocol;
 mod scope;
 mod supervisor;
 mod trail;
 pub(crate) mod workspace;
 
-pub(crate) use child::{MAX_CALL_INPUT, WorkerArgs, call_answer, read_call_input, serve};
+pub(crate) use child::{MAX_CALL_INPUT, WorkerArgs, call_answer, read_call_input, serve, unhex};
 pub(crate) use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
 pub(crate) use scope::{OnInterrupt, WorkerScope};
 pub(crate) use supervisor::{

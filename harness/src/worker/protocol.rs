@@ -30,11 +30,15 @@ pub(super) enum ToWorker {
         settings: CaseSettings,
     },
     /// `plugcheck call`: init the plugin and call `method` with the bytes
-    /// of the file `input` (none: empty input); one `Called` comes back.
+    /// of the file `input`, or (an embedding host's call, which has its
+    /// input in memory) the bytes `input_hex` spells — at most
+    /// [`MAX_INLINE_INPUT`]; neither: empty input. One `Called` comes back.
     Call {
         seq: u64,
         method: String,
         input: Option<std::path::PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input_hex: Option<String>,
     },
 }
 

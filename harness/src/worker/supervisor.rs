@@ -434,6 +434,11 @@ impl Worker {
         Worker::launch(exe, plugin, environment)?.connect()
     }
 
+    /// The worker's process (or its namespace's supervisor).
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.child.id()
+    }
+
     /// Whether the worker has loaded the plugin.
     pub(crate) fn has_loaded(&self) -> bool {
         self.has_loaded
@@ -530,6 +535,28 @@ impl Worker {
         input: Option<&Path>,
         timeout: Duration,
     ) -> CallResult {
+        self.call_with(method, input.map(Path::to_owned), None, timeout)
+    }
+
+    /// As [`Worker::call`], with the input's bytes in the message (an
+    /// embedding host's call, its input in memory): at most
+    /// [`super::limits::INLINE_CALL_INPUT_BYTES`], which the caller checks.
+    pub(crate) fn call_bytes(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> CallResult {
+        self.call_with(method, None, Some(super::child::hex(input)), timeout)
+    }
+
+    fn call_with(
+        &mut self,
+        method: &str,
+        input: Option<PathBuf>,
+        input_hex: Option<String>,
+        timeout: Duration,
+    ) -> CallResult {
         self.seq += 1;
         self.answered += 1;
         let seq = self.answered;
@@ -539,7 +566,8 @@ impl Worker {
             &ToWorker::Call {
                 seq,
                 method: method.to_owned(),
-                input: input.map(Path::to_owned),
+                input,
+                input_hex,
             },
         );
         self.start_capture();

@@ -1,0 +1,317 @@
+//! The harness's isolated worker for an application that embeds it
+//! (`plugcheck-host`'s worker mode): the same worker process, channel,
+//! crash decoding and process-tree kill the suite judges plugins with,
+//! serving one plugin's calls for as long as the application wants.
+//!
+//! What differs from a `check`: no worker scope. The application owns its
+//! Ctrl-C and its other children, so this neither installs an interrupt
+//! handler nor makes the application a subreaper (whose orphan sweep
+//! would kill children that are not workers). A worker still dies with
+//! the application however it dies (`PR_SET_PDEATHSIG`; on Windows its
+//! Job Object closes with the last handle), and its process group (Job
+//! Object) is killed with it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::inspect::kind::{self, PluginKind};
+use crate::postmortem::symbolize;
+use crate::report::LogLine;
+use crate::worker::choice::{self, Choice};
+use crate::worker::{CallAnswer, Exchange, Worker};
+
+pub use crate::worker::limits::INLINE_CALL_INPUT_BYTES;
+
+/// Serves as a worker when this process was started as one (`PROGRAM
+/// __worker …`), and exits; returns at once otherwise. An application
+/// whose own binary is its worker program ([`WorkerProgram::ThisBinary`])
+/// calls it first thing in `main`.
+pub fn serve_if_worker() {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_none_or(|word| word != "__worker") {
+        return;
+    }
+    std::process::exit(i32::from(crate::cli::main_worker()));
+}
+
+/// Which program a worker runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerProgram {
+    /// The application's own binary, which calls [`serve_if_worker`]
+    /// first thing in `main`.
+    ThisBinary,
+    /// A `plugcheck` binary (`plugcheck __worker` is the worker).
+    Plugcheck(PathBuf),
+}
+
+impl WorkerProgram {
+    /// The program that serves `plugin`: the Rust worker for a C-ABI
+    /// plugin, the Go worker (built once with the Go toolchain, cached)
+    /// for a Go-native one.
+    pub fn for_plugin(&self, plugin: &Path) -> Result<PathBuf, String> {
+        let rust_worker = match self {
+            WorkerProgram::ThisBinary => std::env::current_exe().map_err(|error| {
+                format!("cannot find this program's binary to start a worker with: {error}")
+            })?,
+            WorkerProgram::Plugcheck(path) => path.clone(),
+        };
+        match choice::for_plugin(plugin, &rust_worker) {
+            Choice::Worker(program) => Ok(program.exe),
+            Choice::Refused(outcome) => Err(outcome.reason),
+        }
+    }
+}
+
+/// Whether `plugin` is a Go-native plugin (`-buildmode=plugin`), which
+/// loads only into a Go program: served by the Go worker, never in the
+/// application's own process.
+pub fn is_go_native(plugin: &Path) -> bool {
+    matches!(kind::of(plugin), PluginKind::GoNative(_))
+}
+
+/// How one call to a worker ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerCall {
+    /// The method returned `status` (0: success) with `output`.
+    Returned {
+        status: i32,
+        output: Vec<u8>,
+        /// A Go-native method's error message.
+        error: Option<String>,
+    },
+    /// Its output was longer than a worker hands back.
+    OutputTooLarge { len: u64 },
+    /// The plugin registers no such method; (some of) the ones it does.
+    NoSuchMethod { registered: Vec<String> },
+    /// A Go-native method panicked; the Go worker recovered it.
+    Panicked { panic: String },
+    /// The method handed back an output buffer the ABI does not allow.
+    BrokenBuffer { status: i32, problem: String },
+    /// The plugin did not load or init (or the input was refused).
+    NotReady { reason: String },
+    /// The worker died in the call: how, and where in the plugin.
+    Crashed { how: String },
+    /// The call overran its deadline; the worker and its tree were killed.
+    TimedOut,
+    /// The worker misbehaved on its channel (the plugin wrote into it, or
+    /// replaced the process); it was killed.
+    Misbehaved { problem: String },
+}
+
+impl WorkerCall {
+    /// Whether the worker is gone after this call: the next call needs a
+    /// new one.
+    pub fn worker_lost(&self) -> bool {
+        matches!(
+            self,
+            WorkerCall::Crashed { .. } | WorkerCall::TimedOut | WorkerCall::Misbehaved { .. }
+        )
+    }
+}
+
+/// A call's answer and what the plugin logged while it ran.
+#[derive(Debug, Clone)]
+pub struct Called {
+    pub ended: WorkerCall,
+    /// The plugin's log lines of this call (bounded by the worker).
+    pub logs: Vec<LogLine>,
+    /// Lines past the bound, counted.
+    pub unkept_logs: u64,
+}
+
+/// Why a worker could not start.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(String);
+
+/// One worker process serving one plugin: calls one at a time, to the
+/// same instance, until it dies or is stopped.
+pub struct IsolatedPlugin {
+    worker: Option<Worker>,
+    plugin: PathBuf,
+    pid: u32,
+}
+
+impl std::fmt::Debug for IsolatedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsolatedPlugin")
+            .field("plugin", &self.plugin)
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+impl IsolatedPlugin {
+    /// Starts `program` (from [`WorkerProgram::for_plugin`]) as a worker
+    /// for `plugin` and waits for its hello; the plugin loads and inits at
+    /// the first call.
+    pub fn start(program: &Path, plugin: &Path) -> Result<IsolatedPlugin, StartError> {
+        let worker =
+            Worker::spawn(program, plugin, &[]).map_err(|error| StartError(format!("{error}")))?;
+        let pid = worker.pid();
+        Ok(IsolatedPlugin {
+            worker: Some(worker),
+            plugin: plugin.to_owned(),
+            pid,
+        })
+    }
+
+    /// The process the worker is (or, in a PID namespace, its supervisor).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the worker still serves: it has not died, hung or
+    /// misbehaved in a call.
+    pub fn is_alive(&self) -> bool {
+        self.worker.is_some()
+    }
+
+    /// Calls `method` with `input` (at most [`INLINE_CALL_INPUT_BYTES`]),
+    /// waiting at most `deadline`: past it the worker's whole tree is
+    /// killed and the call is [`WorkerCall::TimedOut`].
+    pub fn call(&mut self, method: &str, input: &[u8], deadline: Duration) -> Called {
+        let Some(worker) = self.worker.as_mut() else {
+            return Called {
+                ended: WorkerCall::NotReady {
+                    reason: "the worker is gone: start another".into(),
+                },
+                logs: Vec::new(),
+                unkept_logs: 0,
+            };
+        };
+        if input.len() > INLINE_CALL_INPUT_BYTES {
+            return Called {
+                ended: WorkerCall::NotReady {
+                    reason: format!(
+                        "an input of {} bytes is more than a worker takes ({} MiB)",
+                        input.len(),
+                        INLINE_CALL_INPUT_BYTES >> 20
+                    ),
+                },
+                logs: Vec::new(),
+                unkept_logs: 0,
+            };
+        }
+        let called = worker.call_bytes(method, input, deadline);
+        let ended = match called.ended {
+            Ok(answer) => answered(answer),
+            Err(exchange) => self.lost(*exchange),
+        };
+        Called {
+            ended,
+            logs: called.logs,
+            unkept_logs: called.unkept_logs,
+        }
+    }
+
+    /// The worker died, hung or misbehaved: it is killed and reaped now,
+    /// with its tree, and the call says how it ended.
+    fn lost(&mut self, exchange: Exchange) -> WorkerCall {
+        if let Some(worker) = self.worker.take() {
+            worker.finish();
+            crate::worker::wait_for_teardown();
+        }
+        match exchange {
+            Exchange::Crashed {
+                termination,
+                stack,
+                forbidden,
+                ..
+            } => {
+                let mut how = termination.describe();
+                let frames = stack
+                    .map(|raw| symbolize::symbolize(&raw, &self.plugin))
+                    .unwrap_or_default();
+                if let Some(frame) = crate::report::plugin_frame(&frames) {
+                    how.push_str(&format!(" at {}", frame.describe()));
+                }
+                if let Some(forbidden) = &forbidden {
+                    how.push_str(&format!(
+                        " ({})",
+                        crate::postmortem::death::forbidden_act(forbidden)
+                    ));
+                }
+                WorkerCall::Crashed { how: escaped(&how) }
+            }
+            Exchange::TimedOut { .. } => WorkerCall::TimedOut,
+            Exchange::ChannelAbused { problem } => WorkerCall::Misbehaved {
+                problem: escaped(&problem),
+            },
+            Exchange::Replaced { image } => WorkerCall::Misbehaved {
+                problem: format!(
+                    "the plugin replaced the worker with `{}` (exec)",
+                    escaped(&image)
+                ),
+            },
+            Exchange::Done { .. } => WorkerCall::Misbehaved {
+                problem: "a case's answer came to a call".into(),
+            },
+        }
+    }
+
+    /// Stops the worker: its whole tree is killed and reaped before this
+    /// returns, so the plugin's file is free (Windows) and nothing of it
+    /// runs on.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.finish();
+            crate::worker::wait_for_teardown();
+        }
+    }
+}
+
+impl Drop for IsolatedPlugin {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// A worker's answer as the application sees it.
+fn answered(answer: CallAnswer) -> WorkerCall {
+    match answer {
+        CallAnswer::Returned {
+            status,
+            output,
+            output_len,
+            error,
+        } => {
+            let bytes = crate::worker::unhex(&output).unwrap_or_default();
+            if bytes.len() as u64 != output_len {
+                return WorkerCall::OutputTooLarge { len: output_len };
+            }
+            WorkerCall::Returned {
+                status,
+                output: bytes,
+                error: error.map(|error| escaped(&error)),
+            }
+        }
+        CallAnswer::Panicked { panic } => WorkerCall::Panicked {
+            panic: escaped(&panic),
+        },
+        CallAnswer::BrokenBuffer { status, problem } => WorkerCall::BrokenBuffer {
+            status,
+            problem: escaped(&problem),
+        },
+        CallAnswer::NoSuchMethod { registered } => WorkerCall::NoSuchMethod {
+            registered: registered
+                .iter()
+                .take(20)
+                .map(|name| escaped(name))
+                .collect(),
+        },
+        CallAnswer::NotReady { reason } => WorkerCall::NotReady {
+            reason: escaped(&reason),
+        },
+    }
+}
+
+/// A plugin's text (it came over a channel the plugin can write to), on
+/// one line with its control characters escaped.
+fn escaped(text: &str) -> String {
+    crate::text::one_line(text).into_owned()
+}
