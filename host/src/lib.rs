@@ -4,5 +4,6 @@
 pub mod admission;
 pub mod call;
 pub mod in_process;
+pub mod observe;
 pub mod supervision;
 pub mod worker;

@@ -37,10 +37,12 @@ use std::time::{Duration, Instant};
 
 use plugcheck::embed::{IsolatedPlugin, WorkerCall, WorkerProgram};
 use plugcheck::reload::ShadowDir;
+use plugcheck::report::LogLine;
 use plugcheck::text::one_line;
 
 use crate::admission::{Admitted, Evidence, Refused, Rules, admit};
 use crate::call::{Answered, CallError, MAX_NAMED_METHODS};
+use crate::observe::{self, short_version};
 use crate::supervision::{Breaker, BreakerState, Breakers, Restart, Restarts};
 
 /// How a worker-mode plugin is run and kept running.
@@ -148,6 +150,11 @@ struct Serving {
     restarts: Restarts,
     breakers: Breakers,
     stats: Stats,
+    /// The pause the next start waited out, after a death.
+    pause: Option<Duration>,
+    /// What the plugin logged as its worker started (its `init`), for the
+    /// span of the call that started it.
+    start_logs: (Vec<LogLine>, u64),
 }
 
 /// One admitted build: its shadow copy, admission and worker program.
@@ -195,6 +202,8 @@ impl Isolated {
                 restarts: Restarts::new(settings.restart.clone()),
                 breakers: Breakers::new(settings.breaker.clone()),
                 stats: Stats::default(),
+                pause: None,
+                start_logs: Default::default(),
             }),
             settings,
             rules,
@@ -247,18 +256,47 @@ impl Isolated {
         input: &[u8],
         deadline: Duration,
     ) -> Result<Answered, CallError> {
+        self.call_traced(method, input, deadline, &observe::new_trace_id())
+    }
+
+    /// As [`Isolated::call`], in a span carrying the caller's `trace_id`
+    /// (see [`crate::observe`]), as are the plugin's log lines.
+    pub fn call_traced(
+        &self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+        trace_id: &str,
+    ) -> Result<Answered, CallError> {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "plugin_call",
+            plugin = %self.inner.name,
+            version = tracing::field::Empty,
+            instance = tracing::field::Empty,
+            method = %one_line(method),
+            trace_id = %one_line(trace_id),
+        );
+        let _entered = span.enter();
         let limit = self.inner.settings.max_in_flight.max(1);
-        let _slot = InFlight::take(&self.inner.in_flight, limit)?;
-        let mut serving = self.inner.serving();
-        serving.stats.calls += 1;
-        let result = self
-            .inner
-            .call_serving(&mut serving, method, input, deadline);
-        match &result {
-            Ok(_) => serving.stats.answers += 1,
-            Err(error) => *serving.stats.errors.entry(error.kind()).or_default() += 1,
-        }
-        serving.last_call = Instant::now();
+        let result = InFlight::take(&self.inner.in_flight, limit).and_then(|_slot| {
+            let mut serving = self.inner.serving();
+            span.record(
+                "version",
+                tracing::field::display(short_version(&serving.version.admitted.sha256)),
+            );
+            serving.stats.calls += 1;
+            let result = self
+                .inner
+                .call_serving(&mut serving, method, input, deadline, &span);
+            match &result {
+                Ok(_) => serving.stats.answers += 1,
+                Err(error) => *serving.stats.errors.entry(error.kind()).or_default() += 1,
+            }
+            serving.last_call = Instant::now();
+            result
+        });
+        observe::call_ended(&self.inner.name, &result, started.elapsed());
         result
     }
 
@@ -279,13 +317,16 @@ impl Isolated {
                 &self.inner.settings,
             )?
         };
-        let worker = self
-            .inner
-            .start(&version)
-            .map_err(|reason| OpenError::NotStarted {
+        let worker = self.inner.start(&version).map_err(|reason| {
+            observe::reloaded(&self.inner.name, false);
+            OpenError::NotStarted {
                 build: self.inner.build.clone(),
                 reason,
-            })?;
+            }
+        })?;
+        observe::reloaded(&self.inner.name, true);
+        let (worker, (lines, unkept)) = worker;
+        observe::plugin_logs(&lines, unkept);
         let old = {
             let mut serving = self.inner.serving();
             let old_shadow = std::mem::replace(&mut serving.version, version).shadow;
@@ -344,10 +385,19 @@ impl Inner {
         method: &str,
         input: &[u8],
         deadline: Duration,
+        span: &tracing::Span,
     ) -> Result<Answered, CallError> {
         if serving.worker.is_none() {
             self.restart(serving)?;
         }
+        span.record(
+            "instance",
+            serving.worker.as_ref().map_or(0, IsolatedPlugin::pid),
+        );
+        // Init's lines, logged at the start, now that the span names the
+        // instance.
+        let (lines, unkept) = std::mem::take(&mut serving.start_logs);
+        observe::plugin_logs(&lines, unkept);
         let now = Instant::now();
         let before = serving.breakers.state(method);
         if let Err(turned) = serving.breakers.admit(method, now) {
@@ -363,23 +413,25 @@ impl Inner {
         let probing = serving.breakers.state(method);
         if probing != before {
             serving.stats.breaker_changes.push(probing);
+            observe::breaker(&self.name, probing);
         }
         let worker = serving.worker.as_mut().expect("started above");
         let started = Instant::now();
         let called = worker.call(method, input, deadline);
         let took = started.elapsed();
+        observe::plugin_logs(&called.logs, called.unkept_logs);
         if called.ended.worker_lost() {
             serving.worker = None;
             let served = serving.started.elapsed();
-            if let Some(pause) = serving.restarts.died(served, Instant::now()) {
-                serving.stats.restart_pauses.push(pause);
-            }
+            serving.pause = serving.restarts.died(served, Instant::now());
+            serving.stats.restart_pauses.extend(serving.pause);
         }
         let result = self.judge(method, called.ended, deadline, took);
         let fault = result.as_ref().is_err_and(CallError::is_plugin_fault);
         let after = serving.breakers.record(method, fault, Instant::now());
         if after != probing {
             serving.stats.breaker_changes.push(after);
+            observe::breaker(&self.name, after);
         }
         result
     }
@@ -396,7 +448,11 @@ impl Inner {
             }
         }
         match self.start(&serving.version) {
-            Ok(worker) => {
+            Ok((worker, logs)) => {
+                serving.start_logs = logs;
+                if let Some(pause) = serving.pause.take() {
+                    observe::restarted(&self.name, pause);
+                }
                 serving.worker = Some(worker);
                 serving.started = Instant::now();
                 serving.restarts.started();
@@ -404,9 +460,8 @@ impl Inner {
                 Ok(())
             }
             Err(reason) => {
-                if let Some(pause) = serving.restarts.died(Duration::ZERO, Instant::now()) {
-                    serving.stats.restart_pauses.push(pause);
-                }
+                serving.pause = serving.restarts.died(Duration::ZERO, Instant::now());
+                serving.stats.restart_pauses.extend(serving.pause);
                 Err(CallError::NotServing(reason))
             }
         }
@@ -414,12 +469,15 @@ impl Inner {
 
     /// A worker for `version`, loaded, initialised and ready: its
     /// `selftest` (where it registers one) returned 0.
-    fn start(&self, version: &Version) -> Result<IsolatedPlugin, String> {
+    /// Also what the plugin logged meanwhile.
+    fn start(&self, version: &Version) -> Result<(IsolatedPlugin, (Vec<LogLine>, u64)), String> {
         let mut worker = IsolatedPlugin::start(&version.program, &version.shadow)
             .map_err(|error| error.to_string())?;
         let ready = worker.call("selftest", &[], self.settings.start_deadline);
         match ready.ended {
-            WorkerCall::Returned { status: 0, .. } | WorkerCall::NoSuchMethod { .. } => Ok(worker),
+            WorkerCall::Returned { status: 0, .. } | WorkerCall::NoSuchMethod { .. } => {
+                Ok((worker, (ready.logs, ready.unkept_logs)))
+            }
             WorkerCall::NotReady { reason } => Err(reason),
             WorkerCall::TimedOut => Err(format!(
                 "it did not load, init and answer `selftest` within {:?}",
