@@ -126,6 +126,13 @@ pub enum CallError {
     /// (bulkhead).
     #[error("the plugin already has {limit} call(s) in flight, its bound: try again later")]
     Busy { limit: usize },
+    /// The host has no plugin by that name.
+    #[error(
+        "no plugin is named `{}`; the host has: {}",
+        one_line(name),
+        known.iter().map(|name| one_line(name)).collect::<Vec<_>>().join(", ")
+    )]
+    NoSuchPlugin { name: String, known: Vec<String> },
 }
 
 impl CallError {
@@ -159,6 +166,7 @@ impl CallError {
             CallError::Quarantined { .. } => "quarantined",
             CallError::BreakerOpen { .. } => "breaker-open",
             CallError::Busy { .. } => "busy",
+            CallError::NoSuchPlugin { .. } => "no-such-plugin",
         }
     }
 }

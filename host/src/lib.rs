@@ -3,6 +3,8 @@
 
 pub mod admission;
 pub mod call;
+pub mod config;
+pub mod host;
 pub mod in_process;
 pub mod observe;
 pub mod supervision;

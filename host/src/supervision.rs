@@ -16,12 +16,16 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder as _;
 
-/// When a worker that died is started again, and when not at all.
-#[derive(Debug, Clone, PartialEq)]
+/// When a worker that died is started again, and when not at all. In a
+/// configuration file: `[plugin.restart]`, durations as `100ms`, `30s`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Restart {
     /// The pause before the first restart; each next one doubles it.
+    #[serde(with = "humantime_serde")]
     pub first: Duration,
     /// The longest pause (before jitter).
+    #[serde(with = "humantime_serde")]
     pub max: Duration,
     /// Add up to as much again at random to each pause, so many hosts
     /// whose plugin died together do not restart it together.
@@ -32,6 +36,7 @@ pub struct Restart {
     pub attempts: usize,
     /// A worker that served this long before it died was stable: its
     /// death starts the backoff over.
+    #[serde(with = "humantime_serde")]
     pub stable_after: Duration,
 }
 
@@ -132,13 +137,16 @@ impl Restarts {
     }
 }
 
-/// When a breaker opens, and for how long.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// When a breaker opens, and for how long. In a configuration file:
+/// `[plugin.breaker]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Breaker {
     /// Failures in a row (crashes, timeouts, panics, broken buffers) that
     /// open it.
     pub failures: u32,
     /// How long it stays open before one call may probe the plugin.
+    #[serde(with = "humantime_serde")]
     pub open_for: Duration,
     /// One breaker per method, not one per plugin.
     pub per_method: bool,

@@ -112,6 +112,8 @@ pub struct Stats {
     pub breaker_changes: Vec<BreakerState>,
     pub reloads: u64,
     pub idle_stops: u64,
+    /// Workers stopped by [`Isolated::unload`].
+    pub unloads: u64,
 }
 
 /// A plugin served in a worker process.
@@ -357,6 +359,15 @@ impl Isolated {
     /// Takes another report's judgements, for builds to come.
     pub fn add_evidence(&self, report: &Path) -> Result<usize, plugcheck::report::ReportReadError> {
         self.inner.evidence().read(report)
+    }
+
+    /// Stops the worker now, once the call in flight is done (a host's
+    /// bound on loaded plugins): not a death, the next call starts another.
+    pub fn unload(&self) {
+        let mut serving = self.inner.serving();
+        if serving.worker.take().is_some() {
+            serving.stats.unloads += 1;
+        }
     }
 
     /// Stops the worker now if it served no call for `idle`; whether it

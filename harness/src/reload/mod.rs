@@ -24,7 +24,7 @@ mod engine;
 pub mod preflight;
 mod shadow;
 pub use shadow::ShadowDir;
-pub(crate) mod watch;
+pub mod watch;
 
 pub use engine::{
     OldVersion, Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage,

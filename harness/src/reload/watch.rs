@@ -12,11 +12,11 @@ use notify::{RecursiveMode, Watcher as _};
 
 /// The default quiet period: long enough to cover a linker's write burst,
 /// short enough to feel immediate.
-pub(crate) const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
+pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// What woke the watcher up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wake {
+pub enum Wake {
     /// The file changed, and then nothing happened for the debounce period;
     /// `settled_after` is how long the burst plus the quiet period took.
     Changed { settled_after: Duration },
@@ -31,7 +31,7 @@ enum Signal {
 
 /// How changes are noticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     /// The OS's change notifications (inotify, ReadDirectoryChangesW).
     Events,
     /// Looking at the file's metadata (length, modification time to the
@@ -43,7 +43,7 @@ pub(crate) enum Mode {
 }
 
 /// How often polling looks: fast enough to feel live, cheap on a directory.
-pub(crate) const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why events cannot be trusted for `dir`, if they cannot: WSL2 delivers
 /// no inotify events for changes made from Windows to its drvfs/9p mounts
@@ -67,7 +67,7 @@ pub(crate) fn polling_needed(
 }
 
 /// Watches one file.
-pub(crate) struct Watcher {
+pub struct Watcher {
     // Kept alive: dropping it stops the watch.
     _source: Box<dyn Send>,
     signals: Receiver<Signal>,
@@ -78,17 +78,17 @@ pub(crate) struct Watcher {
 /// A handle that ends [`Watcher::next`] from another thread (a Ctrl-C
 /// handler).
 #[derive(Clone)]
-pub(crate) struct Stopper(Sender<Signal>);
+pub struct Stopper(Sender<Signal>);
 
 impl Stopper {
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         let _ = self.0.send(Signal::Stop);
     }
 }
 
 impl Watcher {
     /// Starts watching `file` (its directory, filtered to its name).
-    pub(crate) fn new(file: &Path, debounce: Duration, mode: Mode) -> notify::Result<Watcher> {
+    pub fn new(file: &Path, debounce: Duration, mode: Mode) -> notify::Result<Watcher> {
         let dir: PathBuf = file
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
@@ -128,13 +128,13 @@ impl Watcher {
         })
     }
 
-    pub(crate) fn stopper(&self) -> Stopper {
+    pub fn stopper(&self) -> Stopper {
         Stopper(self.sender.clone())
     }
 
     /// Blocks until the file changed and then stayed quiet for the debounce
     /// period, or until stopped.
-    pub(crate) fn next(&self) -> Wake {
+    pub fn next(&self) -> Wake {
         if !matches!(self.signals.recv(), Ok(Signal::FileEvent)) {
             return Wake::Stop;
         }
