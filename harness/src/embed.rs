@@ -18,17 +18,29 @@ use crate::inspect::kind::{self, PluginKind};
 use crate::postmortem::symbolize;
 use crate::report::LogLine;
 use crate::worker::choice::{self, Choice};
-use crate::worker::{CallAnswer, Exchange, Worker};
+use crate::worker::{CallAnswer, Exchange, Launched, SpawnError, Worker};
 
 pub use crate::worker::limits::INLINE_CALL_INPUT_BYTES;
 
-/// Serves as a worker when this process was started as one (`PROGRAM
-/// __worker …`), and exits; returns at once otherwise. An application
-/// whose own binary is its worker program ([`WorkerProgram::ThisBinary`])
-/// calls it first thing in `main`.
+/// Call first thing in `main`, before any thread starts. Serves as a
+/// worker when this process was started as one (`PROGRAM __worker …`),
+/// and exits. Otherwise prepares the worker starts as `plugcheck` does its
+/// own, and returns: on Linux it forks a spare worker and a zygote while
+/// this process has one thread, and every worker then starts from them in
+/// a PID namespace of its own, whose init ends — and with it everything
+/// the plugin started — when this application ends, however it ends
+/// (SIGKILL too). So this application becomes a child subreaper (its
+/// workers are re-parented to it) and is no longer dumpable (no core
+/// files, no ptrace by the same user: what a plugin in a worker could
+/// otherwise do to it). Without this call, or with threads already
+/// running, workers start as programs outside any namespace: a worker
+/// still dies with the application, but a child a plugin started in a
+/// process group of its own can outlive a SIGKILLed application.
 pub fn serve_if_worker() {
     let mut args = std::env::args_os();
     if args.nth(1).is_none_or(|word| word != "__worker") {
+        crate::os::embedded_in_application();
+        crate::os::prepare_worker_starts(crate::cli::forked_worker, true);
         return;
     }
     std::process::exit(i32::from(crate::cli::main_worker()));
@@ -146,8 +158,10 @@ impl IsolatedPlugin {
     /// for `plugin` and waits for its hello; the plugin loads and inits at
     /// the first call.
     pub fn start(program: &Path, plugin: &Path) -> Result<IsolatedPlugin, StartError> {
-        let worker =
-            Worker::spawn(program, plugin, &[]).map_err(|error| StartError(format!("{error}")))?;
+        crate::os::embedded_in_application();
+        let worker = launch(program, plugin)
+            .and_then(Launched::connect)
+            .map_err(|error| StartError(format!("{error}")))?;
         let pid = worker.pid();
         Ok(IsolatedPlugin {
             worker: Some(worker),
@@ -269,6 +283,48 @@ impl Drop for IsolatedPlugin {
     fn drop(&mut self) {
         self.stop_now();
     }
+}
+
+/// A launch for the spawner thread: the program, the plugin, and where
+/// the launched worker goes.
+type LaunchRequest = (
+    PathBuf,
+    PathBuf,
+    std::sync::mpsc::Sender<Result<Launched, SpawnError>>,
+);
+
+/// Launches a worker from one thread that lives as long as the process.
+/// A worker dies with the thread that started it (`PR_SET_PDEATHSIG`
+/// follows the parent *thread*), and an application's calls come from
+/// threads that end: the first call of a thread pool's worker would leave
+/// a worker that dies when that thread does, in the middle of another
+/// thread's call.
+fn launch(program: &Path, plugin: &Path) -> Result<Launched, SpawnError> {
+    use std::sync::mpsc::{Sender, channel};
+    use std::sync::{Mutex, OnceLock};
+    static SPAWNER: OnceLock<Mutex<Sender<LaunchRequest>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (requests, incoming) = channel::<LaunchRequest>();
+        let _ = std::thread::Builder::new()
+            .name("plugcheck-spawner".into())
+            .spawn(move || {
+                for (program, plugin, reply) in incoming {
+                    let _ = reply.send(Worker::launch(&program, &plugin, &[]));
+                }
+            });
+        Mutex::new(requests)
+    });
+    let (reply, answer) = channel();
+    let sent = spawner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .send((program.to_owned(), plugin.to_owned(), reply));
+    let gone = || SpawnError::Start {
+        exe: program.to_owned(),
+        source: std::io::Error::other("the thread that starts workers is gone"),
+    };
+    sent.map_err(|_| gone())?;
+    answer.recv().map_err(|_| gone())?
 }
 
 /// A worker's answer as the application sees it.

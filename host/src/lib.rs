@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(unreachable_pub)]
 
+pub use plugcheck::embed::serve_if_worker;
+
 pub mod admission;
 pub mod call;
 pub mod config;

@@ -170,7 +170,7 @@ pub(crate) fn main_worker() -> u8 {
 /// A worker forked from plugcheck (the spare, or by the zygote): its
 /// assignment, as data rather than a command line to parse, and the
 /// descriptor its channel end arrived on, to its exit code.
-fn forked_worker(assignment: &[u8], channel: Option<i32>) -> i32 {
+pub(crate) fn forked_worker(assignment: &[u8], channel: Option<i32>) -> i32 {
     match serde_json::from_slice::<WorkerArgs>(assignment) {
         Ok(mut args) => {
             args.channel_fd = channel.or(args.channel_fd);

@@ -650,6 +650,14 @@ fn proc_pid() -> u32 {
 /// that embeds the harness as a library, which are none of our business).
 static SUBREAPER: AtomicBool = AtomicBool::new(false);
 
+/// Set in an application that embeds the workers (`embed`): its children
+/// are its own, not orphans a plugin left, and are never killed here.
+static EMBEDDED: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn embedded_in_application() {
+    EMBEDDED.store(true, Ordering::SeqCst);
+}
+
 /// Makes this process the reaper of orphaned descendants: a plugin's child
 /// that double-forks and calls `setsid` is re-parented here rather than to
 /// init, so it can still be found and killed. Only a process that runs
@@ -687,7 +695,7 @@ pub(super) fn expect_orphans() {
 /// Kills and reaps the children `orphan` picks, until none is left (see
 /// [`reap_orphans`]).
 fn reap_children_where(orphan: impl Fn(&ProcessInfo) -> bool) {
-    if !SUBREAPER.load(Ordering::Relaxed) {
+    if !SUBREAPER.load(Ordering::Relaxed) || EMBEDDED.load(Ordering::SeqCst) {
         return;
     }
     for _ in 0..64 {

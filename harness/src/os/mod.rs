@@ -262,6 +262,13 @@ pub fn start_worker(launch: WorkerLaunch) -> std::io::Result<WorkerProcess> {
 /// A started worker: its pid, and waiting for it and killing it.
 pub use imp::WorkerProcess;
 
+/// Says this process is an application that embeds workers
+/// (`embed`), not plugcheck: every child it has that is not a worker is
+/// its own, and the orphan sweep ([`reap_orphans`]) never kills one.
+pub fn embedded_in_application() {
+    imp::embedded_in_application()
+}
+
 /// Makes worker starts cheap where the OS allows it: on Linux, forks a
 /// spare worker now, while this process has a single thread; the spare
 /// becomes the first worker of plugcheck's own binary and runs

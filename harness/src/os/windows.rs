@@ -639,6 +639,9 @@ pub(super) fn confine_worker() -> bool {
     false
 }
 
+/// Nothing to change: see [`reap_orphans`].
+pub(super) fn embedded_in_application() {}
+
 /// Job Objects hold every descendant: there are no orphans to reap.
 pub(super) fn reap_orphans(_keep: &HashSet<u32>) {}
 

@@ -110,8 +110,10 @@ fn installed_bin(dir: &Path, windows_harness: &Path) -> PathBuf {
 // experiment: most of these tests' time. Go keys its cache by release,
 // experiment and flags, so no build's result depends on what it holds.
 
-/// Runs one example in a fresh directory; says what it skipped.
-fn run(name: &str, example: &Example) {
+/// Runs one example in a fresh directory; says what it skipped. Returns
+/// what its commands printed.
+fn run(name: &str, example: &Example) -> String {
+    let mut printed = String::new();
     let dir = materialize(example);
     let path = path_with_plugcheck();
     // A prefix of the test's own: `--platform windows` must need no set-up.
@@ -163,13 +165,15 @@ fn run(name: &str, example: &Example) {
                 "judged on Windows under Wine, and the header says so:\n{stdout}"
             );
         }
+        printed.push_str(&stdout);
     }
+    printed
 }
 
 #[test]
 fn the_readme_has_a_complete_example_per_language() {
     let examples = examples();
-    for name in ["rust", "c", "go", "go-native"] {
+    for name in ["rust", "c", "go", "go-native", "embed"] {
         let example = examples
             .get(name)
             .unwrap_or_else(|| panic!("the README lost its `{name}` example"));
@@ -185,6 +189,52 @@ fn the_readme_rust_example_builds_outside_the_repository_and_passes() {
 #[test]
 fn the_readme_c_example_builds_outside_the_repository_and_passes() {
     run("c", &examples()["c"]);
+}
+
+/// "Embed plugins in your application": the application of
+/// `host/examples/embed`, word for word, built outside the repository
+/// against this checkout's `plugcheck-host`, serving its three plugins
+/// (in process, in a worker, Go-native in the Go worker) as the README's
+/// output block says.
+#[test]
+fn the_readme_embedding_example_serves_its_three_plugins_as_shown() {
+    if go_or_skip("the README's embedding example").is_none() {
+        return;
+    }
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Embed plugins in your application").unwrap()..];
+    let shown = section
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the section shows the application's output");
+    let printed = run("embed", &examples()["embed"]);
+    for line in shown.lines() {
+        assert!(
+            printed.lines().any(|printed| printed == line),
+            "the application did not print `{line}`:\n{printed}"
+        );
+    }
+}
+
+#[test]
+fn the_readme_embedding_example_is_the_one_in_the_repository() {
+    let example = &examples()["embed"];
+    let dir = root().join("host/examples/embed");
+    let checkout = root().display().to_string();
+    let mut files: Vec<&str> = example.files.iter().map(|(f, _)| f.as_str()).collect();
+    files.sort();
+    assert_eq!(files, ["Cargo.toml", "plugins.toml", "src/main.rs"]);
+    for (file, body) in &example.files {
+        // The README names the checkout; the repository's copy is in it.
+        let repository = std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .replace("path = \"../..\"", &format!("path = \"{checkout}/host\""));
+        assert_eq!(
+            body, &repository,
+            "host/examples/embed/{file} and the README's differ: change both"
+        );
+    }
 }
 
 /// `go` on PATH; without it, says that `test` is skipped, in the skip log
