@@ -11,7 +11,7 @@ use xshell::{Shell, cmd};
 use crate::background::{self, Job};
 use crate::platform::{Platform, Selection};
 use crate::provision;
-use crate::{conformance, rehearse, test, workflows};
+use crate::{conformance, rehearse, soak, test, workflows};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let _ci = sh.push_env("CI", "true");
@@ -62,6 +62,8 @@ fn steps(sh: &Shell) -> anyhow::Result<()> {
             },
         )
     })?;
+    // The host's soak, short: after conformance, whose fixtures it calls.
+    step("soak (10 s)", || soak::run(sh, &soak::Args { seconds: 10 }))?;
     // The workflows rehearsed as the runner runs them (after `workflows`,
     // which lints them, and after conformance, whose builds the gates are
     // rehearsed with).

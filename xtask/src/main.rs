@@ -30,6 +30,7 @@ mod probe;
 mod provision;
 mod rehearse;
 mod runner;
+mod soak;
 mod test;
 mod test_failures;
 mod toolchain;
@@ -60,6 +61,8 @@ enum Command {
     Ci,
     /// Measure the harness against a floor measured in the same run.
     Bench(bench::Args),
+    /// Concurrent callers over three plugins of one embedded host for a set time; calls lost must be 0.
+    Soak(soak::Args),
     /// For each platform leg: what is present, what is missing, how to install it.
     Doctor(doctor::Args),
     /// Combine the legs' JSON reports into one platform × case table.
@@ -97,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Conformance(args) => conformance::run(&sh, &args),
         Command::Ci => ci::run(&sh),
         Command::Bench(args) => bench::run(&sh, &args),
+        Command::Soak(args) => soak::run(&sh, &args),
         Command::Doctor(args) => doctor::run(&sh, &args),
         Command::MergeReports(args) => merge::run(&args),
         Command::Test(args) => test::run(&sh, &args),

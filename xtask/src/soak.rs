@@ -1,0 +1,91 @@
+//! `cargo xtask soak`: the host's soak (`plugcheck-soak`, in the fixtures
+//! crate) over the host platform's fixtures for a set time, then a look
+//! for any process it left behind once it exited. CI runs a short one.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::fixtures;
+use crate::platform::Platform;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How long the callers call.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+}
+
+/// How long the soak's helpers (the spare and the zygote) get to see it
+/// gone and end.
+const HELPERS_END: Duration = Duration::from_secs(5);
+
+pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
+    if Platform::host() != Platform::Linux {
+        bail!("the soak runs on Linux (it reads /proc for what is left behind)");
+    }
+    let artifacts = fixtures::build(sh, Platform::host(), false, false)?;
+    let built = |name: &str| -> anyhow::Result<PathBuf> {
+        artifacts
+            .built
+            .iter()
+            .find(|built| built.name == name)
+            .map(|built| built.path.clone())
+            .with_context(|| format!("the {name} fixture was not built"))
+    };
+    let [echo, crasher, counter, counter_v2] =
+        ["echo", "c-fuzz-nul-crash", "counter", "counter-v2"].map(built);
+    let (echo, crasher, counter, counter_v2) = (echo?, crasher?, counter?, counter_v2?);
+    cmd!(sh, "cargo build --quiet -p plugcheck-fixtures --bin plugcheck-soak").run()?;
+    let soak = crate::paths::target_dir().join("debug/plugcheck-soak");
+    let seconds = args.seconds.to_string();
+    let status = std::process::Command::new(&soak)
+        .args([&seconds])
+        .args([&echo, &crasher, &counter, &counter_v2])
+        .status()
+        .with_context(|| format!("cannot run `{}`", soak.display()))?;
+    let left = left_behind(&soak);
+    println!("processes left after the soak exited: {}", left.len());
+    if !status.success() {
+        bail!("the soak failed ({status}): see above");
+    }
+    if !left.is_empty() {
+        bail!("the soak left processes behind: {left:?}");
+    }
+    Ok(())
+}
+
+/// Processes still running `program` (the soak, its workers and helpers
+/// are all its copies) once its helpers had time to end.
+fn left_behind(program: &Path) -> Vec<u32> {
+    let give_up = Instant::now() + HELPERS_END;
+    loop {
+        let left = running(program);
+        if left.is_empty() || Instant::now() >= give_up {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn running(program: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let exe = std::fs::read_link(entry.path().join("exe")).ok()?;
+            let zombie = std::fs::read_to_string(entry.path().join("stat"))
+                .ok()
+                .and_then(|stat| {
+                    let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+                    Some(state == 'Z')
+                })
+                .unwrap_or(true);
+            (exe == program && !zombie).then_some(pid)
+        })
+        .collect()
+}
