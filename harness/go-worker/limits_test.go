@@ -18,15 +18,15 @@ func TestTheBoundsAreTheGoldenOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ours := map[string]int64{
-		"log_lines_kept":      logLinesKept,
-		"log_line_bytes":      logLineBytes,
-		"method_name_bytes":   methodNameBytes,
-		"methods":             methods,
-		"rejections_kept":     rejectionsKept,
-		"methods_listed":      methodsListed,
-		"plugin_string_bytes": pluginStringBytes,
-		"channel_line_bytes":  channelLineBytes,
-		"exit_channel_lost":   exitChannelLost,
+		"log_lines_kept":          logLinesKept,
+		"log_line_bytes":          logLineBytes,
+		"method_name_bytes":       methodNameBytes,
+		"methods":                 methods,
+		"rejections_kept":         rejectionsKept,
+		"methods_listed":          methodsListed,
+		"plugin_string_bytes":     pluginStringBytes,
+		"channel_line_bytes":      channelLineBytes,
+		"exit_channel_lost":       exitChannelLost,
 		"inline_call_input_bytes": inlineCallInputBytes,
 	}
 	for name, value := range ours {

@@ -69,7 +69,11 @@ func main() {
 		}
 		if batch.Type == "call" {
 			answer := s.callOnce(batch.Method, batch.Input, batch.InputHex)
-			markCaseEnd(*token, batch.Seq)
+			// An embedding host's call (its input inline) is not cut
+			// from the next by a marker, as in the Rust worker.
+			if batch.InputHex == nil {
+				markCaseEnd(*token, batch.Seq)
+			}
 			if err := ch.send(called{Type: "called", Seq: batch.Seq, Answer: answer}); err != nil {
 				channelLost(err)
 			}

@@ -17,7 +17,7 @@ var (
 	// parentSends: read by the Go worker, refusing any field it does not
 	// know but those it ignores on purpose, and checked field by field.
 	parentSends = map[string]func(t *testing.T, got toWorker){
-		"run.json":  checkRun,
+		"run.json":         checkRun,
 		"call.json":        checkCall,
 		"call-inline.json": checkCallInline,
 	}

@@ -38,7 +38,11 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let [echo, crasher, counter, counter_v2] =
         ["echo", "c-fuzz-nul-crash", "counter", "counter-v2"].map(built);
     let (echo, crasher, counter, counter_v2) = (echo?, crasher?, counter?, counter_v2?);
-    cmd!(sh, "cargo build --quiet -p plugcheck-fixtures --bin plugcheck-soak").run()?;
+    cmd!(
+        sh,
+        "cargo build --quiet -p plugcheck-fixtures --bin plugcheck-soak"
+    )
+    .run()?;
     let soak = crate::paths::target_dir().join("debug/plugcheck-soak");
     let seconds = args.seconds.to_string();
     let status = std::process::Command::new(&soak)

@@ -115,12 +115,17 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 input,
                 input_hex,
             } => {
+                // An embedding host's call: its output is not cut per call
+                // (see `ToWorker::Call`), so no marker ends it.
+                let inline = input_hex.is_some();
                 let input = match input_hex {
                     Some(hex) => CallInput::Inline(hex),
                     None => CallInput::File(input),
                 };
                 let answer = call_forwarding_logs(&mut session, &writer, seq, &method, input);
-                mark_case_end(&args.token, seq);
+                if !inline {
+                    mark_case_end(&args.token, seq);
+                }
                 send(&writer, &FromWorker::Called { seq, answer });
             }
         }

@@ -32,7 +32,10 @@ pub(super) enum ToWorker {
     /// `plugcheck call`: init the plugin and call `method` with the bytes
     /// of the file `input`, or (an embedding host's call, which has its
     /// input in memory) the bytes `input_hex` spells — at most
-    /// [`MAX_INLINE_INPUT`]; neither: empty input. One `Called` comes back.
+    /// [`super::limits::INLINE_CALL_INPUT_BYTES`]; neither: empty input.
+    /// One `Called` comes back. An inline call's output is not cut from
+    /// the next's: the worker writes no case-end marker after it (two
+    /// writes, and two wake-ups of the parent's readers, per call).
     Call {
         seq: u64,
         method: String,

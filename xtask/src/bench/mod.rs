@@ -47,6 +47,7 @@ use crate::runner::Runner;
 
 mod floor;
 mod go_native;
+mod host;
 mod stats;
 #[cfg(target_os = "linux")]
 mod timeline;
@@ -72,6 +73,10 @@ pub struct Args {
     /// Runs of each measurement (floor and suite alternate).
     #[arg(long, default_value_t = 40)]
     pub runs: usize,
+    /// Only the lines of plugcheck-host (an embedded host's calls and
+    /// reloads).
+    #[arg(long)]
+    pub host: bool,
 }
 
 pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
@@ -83,6 +88,14 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             .find(|built| built.name == name)
             .with_context(|| format!("the {name} plugin was not built"))
     };
+    if args.host {
+        return host::measure(
+            sh,
+            &built("echo")?.path,
+            &built("counter")?.path,
+            &built("counter-v2")?.path,
+        );
+    }
     let plugcheck = &artifacts.plugcheck;
     let scratch = scratch_dir()?;
     let runs = args.runs.max(1);
@@ -200,7 +213,14 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         ms(hang_wait),
     );
     print_per_plugin(&all);
+    let host = host::measure(
+        sh,
+        &built("echo")?.path,
+        &built("counter")?.path,
+        &built("counter-v2")?.path,
+    );
     windows_leg(sh, runs, &scratch)?;
+    host?;
     if foundation.ratio() > SUITE_TARGET || foundation.ratio_p99() > SUITE_P99_TARGET {
         bail!(
             "suite overhead {:.2}× the physical floor at p50, {:.2}× at p99: over the {SUITE_TARGET}× / {SUITE_P99_TARGET}× target",
