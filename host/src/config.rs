@@ -235,6 +235,12 @@ impl HostConfig {
             if plugin.deadline.is_zero() {
                 return Err(wrong(Some(name), "`deadline` is 0".into()));
             }
+            if plugin.idle_unload.is_some_and(|idle| idle.is_zero()) {
+                return Err(wrong(
+                    Some(name),
+                    "`idle_unload` is 0: every call would unload it; leave it out to keep it loaded".into(),
+                ));
+            }
             if let Some(pin) = &plugin.pin
                 && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
             {

@@ -212,6 +212,9 @@ impl RustBuild {
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|message| message["reason"] == "compiler-artifact")
+            // Test harnesses only: a package's programs are built for its
+            // integration tests too (`CARGO_BIN_EXE_*`), and are not tests.
+            .filter(|message| message["profile"]["test"] == true)
             .filter_map(|message| {
                 Some(TestExecutable {
                     target: message["target"]["name"].as_str()?.to_owned(),

@@ -87,6 +87,10 @@ fn what_no_parser_catches_is_refused_by_name() {
             "empty `name`",
         ),
         (
+            "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\nidle_unload = \"0s\"\n",
+            "`idle_unload` is 0",
+        ),
+        (
             "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\nmax_in_flight = 0\n",
             "`max_in_flight` is 0",
         ),
