@@ -208,9 +208,12 @@ const (
 func (s *session) callOnce(name string, inputPath *string, inputHex *string) callAnswer {
 	var input []byte
 	if inputHex != nil {
+		if len(*inputHex) > 2*inlineCallInputBytes {
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the call's input_hex is over %d MiB", inlineCallInputBytes>>20)}
+		}
 		decoded, err := hex.DecodeString(*inputHex)
-		if err != nil || len(decoded) > inlineCallInputBytes {
-			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the call's input_hex is not hex of at most %d MiB: %v", inlineCallInputBytes>>20, err)}
+		if err != nil {
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the call's input_hex is not hex: %v", err)}
 		}
 		input = decoded
 	} else if inputPath != nil {

@@ -4,12 +4,13 @@
 //! serving one plugin's calls for as long as the application wants.
 //!
 //! What differs from a `check`: no worker scope. The application owns its
-//! Ctrl-C and its other children, so this neither installs an interrupt
-//! handler nor makes the application a subreaper (whose orphan sweep
-//! would kill children that are not workers). A worker still dies with
-//! the application however it dies (`PR_SET_PDEATHSIG`; on Windows its
-//! Job Object closes with the last handle), and its process group (Job
-//! Object) is killed with it.
+//! Ctrl-C and its other children: no interrupt handler is installed, and
+//! the orphan sweep never kills a child of the application
+//! (`os::embedded_in_application`). [`serve_if_worker`] makes the
+//! application a subreaper for its workers' sake (see there). A worker
+//! dies with the application however it dies (`PR_SET_PDEATHSIG`; on
+//! Windows its Job Object closes with the last handle), and its process
+//! group (Job Object) is killed with it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,7 +36,12 @@ pub use crate::worker::limits::INLINE_CALL_INPUT_BYTES;
 /// otherwise do to it). Without this call, or with threads already
 /// running, workers start as programs outside any namespace: a worker
 /// still dies with the application, but a child a plugin started in a
-/// process group of its own can outlive a SIGKILLed application.
+/// process group of its own can outlive a SIGKILLed application. Where
+/// the kernel refuses the namespaces (a seccomp profile, a sysctl), the
+/// zygote forks workers without one, with the same consequence. As a
+/// subreaper, the application also inherits the orphans of the processes
+/// it starts itself: they are its to reap (`waitpid`), as its children
+/// are; plugcheck never kills or reaps a process of the application's.
 pub fn serve_if_worker() {
     let mut args = std::env::args_os();
     if args.nth(1).is_none_or(|word| word != "__worker") {
@@ -223,8 +229,7 @@ impl IsolatedPlugin {
     /// with its tree, and the call says how it ended.
     fn lost(&mut self, exchange: Exchange) -> WorkerCall {
         if let Some(worker) = self.worker.take() {
-            worker.finish();
-            crate::worker::wait_for_teardown();
+            worker.stop();
         }
         match exchange {
             Exchange::Crashed {
@@ -273,8 +278,7 @@ impl IsolatedPlugin {
 
     fn stop_now(&mut self) {
         if let Some(worker) = self.worker.take() {
-            worker.finish();
-            crate::worker::wait_for_teardown();
+            worker.stop();
         }
     }
 }
@@ -309,7 +313,17 @@ fn launch(program: &Path, plugin: &Path) -> Result<Launched, SpawnError> {
             .name("plugcheck-spawner".into())
             .spawn(move || {
                 for (program, plugin, reply) in incoming {
-                    let _ = reply.send(Worker::launch(&program, &plugin, &[]));
+                    // A panic must not end the one thread every start
+                    // goes through.
+                    let launched =
+                        std::panic::catch_unwind(|| Worker::launch(&program, &plugin, &[]))
+                            .unwrap_or_else(|_| {
+                                Err(SpawnError::Start {
+                                    exe: program.clone(),
+                                    source: std::io::Error::other("starting the worker panicked"),
+                                })
+                            });
+                    let _ = reply.send(launched);
                 }
             });
         Mutex::new(requests)
@@ -336,7 +350,11 @@ fn answered(answer: CallAnswer) -> WorkerCall {
             output_len,
             error,
         } => {
-            let bytes = crate::worker::unhex(&output).unwrap_or_default();
+            let Some(bytes) = crate::worker::unhex(&output) else {
+                return WorkerCall::Misbehaved {
+                    problem: "its answer's output was not hex of at most 1 MiB".into(),
+                };
+            };
             if bytes.len() as u64 != output_len {
                 return WorkerCall::OutputTooLarge { len: output_len };
             }

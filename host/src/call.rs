@@ -90,6 +90,13 @@ pub enum CallError {
         one_line(problem)
     )]
     Broken { method: String, problem: String },
+    /// Worker mode: the method answered more than a worker hands back
+    /// (1 MiB): a limit of the host's, not a fault of the plugin's.
+    #[error(
+        "`{}` answered {len} bytes, more than a worker hands back (1 MiB): serve it in process, or have it answer less",
+        one_line(method)
+    )]
+    TooLarge { method: String, len: u64 },
     /// The plugin could not take the call (it did not load or its `init`
     /// failed), or the call could not be sent (an input over the bound).
     #[error("the plugin cannot take calls: {}", one_line(.0))]
@@ -97,16 +104,23 @@ pub enum CallError {
     /// Worker mode: the worker died and its restart waits out the
     /// backoff's pause.
     #[error(
-        "the plugin's worker is restarting after {restarts} restart(s); try again in {retry_in:?}"
+        "the plugin's worker is restarting after {restarts} death(s) in a row; try again in {retry_in:?}"
     )]
-    Restarting { retry_in: Duration, restarts: u64 },
+    Restarting {
+        retry_in: Duration,
+        /// Deaths in a row.
+        restarts: u64,
+    },
     /// Worker mode: the worker died after every restart the policy
     /// allows; no calls until the application lifts the quarantine or
     /// reloads a build.
     #[error(
         "the plugin is quarantined: its worker died {restarts} time(s) in a row; fix the plugin and reload it, or release the quarantine"
     )]
-    Quarantined { restarts: u64 },
+    Quarantined {
+        /// Deaths in a row.
+        restarts: u64,
+    },
     /// The circuit breaker is open after failures in a row (`retry_in`:
     /// until one call may probe it; none: the probe is in flight).
     #[error(
@@ -161,6 +175,7 @@ impl CallError {
             CallError::TimedOut { .. } => "timed-out",
             CallError::Crashed { .. } => "crashed",
             CallError::Broken { .. } => "broken",
+            CallError::TooLarge { .. } => "too-large",
             CallError::NotServing(_) => "not-serving",
             CallError::Restarting { .. } => "restarting",
             CallError::Quarantined { .. } => "quarantined",

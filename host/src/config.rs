@@ -32,7 +32,7 @@ use std::time::Duration;
 use plugcheck::text::one_line;
 use serde::Deserialize;
 
-use crate::supervision::{Breaker, Restart};
+use crate::supervision::{Breaker, Restart, within_bound};
 
 /// The largest configuration file read: a list of plugins, not a dataset.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -234,6 +234,17 @@ impl HostConfig {
             }
             if plugin.deadline.is_zero() {
                 return Err(wrong(Some(name), "`deadline` is 0".into()));
+            }
+            let policies = within_bound("deadline", plugin.deadline)
+                .and_then(|()| {
+                    plugin
+                        .idle_unload
+                        .map_or(Ok(()), |idle| within_bound("idle_unload", idle))
+                })
+                .and_then(|()| plugin.restart.check())
+                .and_then(|()| plugin.breaker.check());
+            if let Err(problem) = policies {
+                return Err(wrong(Some(name), problem));
             }
             if plugin.idle_unload.is_some_and(|idle| idle.is_zero()) {
                 return Err(wrong(

@@ -104,7 +104,10 @@ struct Trusted {
     max_in_flight: usize,
     rules: Rules,
     evidence: Evidence,
-    slot: RwLock<Option<Arc<InProcess>>>,
+    /// The loaded plugin, and whether its admission lets it be unloaded
+    /// (read once, at its load: asking it would wait for its calls).
+    slot: RwLock<Option<(Arc<InProcess>, bool)>>,
+    per_method: bool,
     /// Loads one at a time.
     loading: Mutex<()>,
     in_flight: AtomicUsize,
@@ -239,29 +242,29 @@ impl Host {
     }
 
     /// Past `max_loaded`, unloads the least recently called plugins that
-    /// may be unloaded, never `keep` (just loaded).
+    /// may be unloaded and have no call in flight, never `keep` (just
+    /// loaded). Waits for no other plugin's call: the caller's answer is
+    /// ready.
     fn evict_past_bound(&self, keep: &str) {
         let Some(max) = self.max_loaded else { return };
-        loop {
-            let loaded: Vec<(&String, &Arc<Entry>)> = self
-                .entries
-                .iter()
-                .filter(|(_, entry)| entry.is_loaded())
-                .collect();
-            if loaded.len() <= max {
+        let mut candidates: Vec<(&String, &Arc<Entry>)> = self
+            .entries
+            .iter()
+            .filter(|(name, entry)| name.as_str() != keep && entry.may_unload())
+            .collect();
+        candidates.sort_by_key(|(_, entry)| *lock(&entry.last_call));
+        let mut loaded = self
+            .entries
+            .values()
+            .filter(|entry| entry.is_loaded())
+            .count();
+        for (name, entry) in candidates {
+            if loaded <= max {
                 return;
             }
-            let victim = loaded
-                .iter()
-                .filter(|(name, entry)| name.as_str() != keep && entry.may_unload())
-                .min_by_key(|(_, entry)| *lock(&entry.last_call));
-            match victim {
-                Some((name, entry)) => {
-                    tracing::info!(plugin = %one_line(name), "unloaded: the least recently called past max_loaded");
-                    entry.unload();
-                }
-                // Only plugins that may not be unloaded are left.
-                None => return,
+            if entry.try_unload() {
+                tracing::info!(plugin = %one_line(name), "unloaded: the least recently called past max_loaded");
+                loaded -= 1;
             }
         }
     }
@@ -286,11 +289,10 @@ impl Host {
                     std::thread::sleep(look);
                     for (entry, idle) in &watched {
                         if let Some(entry) = entry.upgrade()
-                            && entry.is_loaded()
                             && entry.may_unload()
                             && lock(&entry.last_call).elapsed() >= *idle
                         {
-                            entry.unload();
+                            entry.try_unload();
                         }
                     }
                 }
@@ -338,6 +340,7 @@ fn serve(
                 rules,
                 evidence: evidence.clone(),
                 slot: RwLock::new(None),
+                per_method: plugin.breaker.per_method,
                 loading: Mutex::new(()),
                 in_flight: AtomicUsize::new(0),
                 breakers: Mutex::new(Breakers::new(plugin.breaker.clone())),
@@ -351,6 +354,7 @@ fn serve(
         rules.isolation = Isolation::Worker;
     }
     let settings = Settings {
+        name: Some(plugin.name.clone()),
         program: program.clone(),
         restart: plugin.restart.clone(),
         breaker: plugin.breaker.clone(),
@@ -390,6 +394,7 @@ fn watch_build(entry: &Arc<Entry>) -> Result<Stopper, HostError> {
 }
 
 impl Entry {
+    /// Whether it is loaded now; waits for no call.
     fn is_loaded(&self) -> bool {
         match &self.served {
             Served::Worker(isolated) => isolated.is_loaded(),
@@ -397,22 +402,28 @@ impl Entry {
         }
     }
 
-    /// Whether unloading it is allowed: a worker always (its process
-    /// ends); in process only a build whose unloading its reports verified.
+    /// Whether it is loaded and may be unloaded: a worker always (its
+    /// process ends); in process only a build whose unloading its reports
+    /// verified.
     fn may_unload(&self) -> bool {
         match &self.served {
-            Served::Worker(_) => true,
+            Served::Worker(isolated) => isolated.is_loaded(),
             Served::InProcess(trusted) => read(&trusted.slot)
                 .as_ref()
-                .is_some_and(|plugin| plugin.admitted().may_unload),
+                .is_some_and(|(_, may_unload)| *may_unload),
         }
     }
 
-    fn unload(&self) {
+    /// Unloads it unless a call is in flight (a worker) or the slot is
+    /// being loaded (in process); whether it did. An in-process library
+    /// closes when the last call holding it is done.
+    fn try_unload(&self) -> bool {
         match &self.served {
-            Served::Worker(isolated) => isolated.unload(),
-            // The library closes when the last call holding it is done.
-            Served::InProcess(trusted) => drop(write(&trusted.slot).take()),
+            Served::Worker(isolated) => isolated.try_unload(),
+            Served::InProcess(trusted) => match trusted.slot.try_write() {
+                Ok(mut slot) => slot.take().is_some(),
+                Err(_) => false,
+            },
         }
     }
 
@@ -426,7 +437,7 @@ impl Entry {
                 .reload()
                 .map_err(|error| reload_error(error.to_string())),
             Served::InProcess(trusted) => {
-                let Some(plugin) = read(&trusted.slot).clone() else {
+                let Some((plugin, _)) = read(&trusted.slot).clone() else {
                     // Not loaded: its next load reads the new build.
                     return Ok(());
                 };
@@ -479,28 +490,40 @@ impl Trusted {
             return Err(CallError::Busy { limit });
         }
         let plugin = self.loaded()?;
-        lock(&self.breakers)
-            .admit(method, Instant::now())
-            .map_err(|turned| CallError::BreakerOpen {
-                scope: name.to_owned(),
-                retry_in: turned.retry_in,
-            })?;
+        let probing = {
+            let mut breakers = lock(&self.breakers);
+            let before = breakers.state(method);
+            breakers
+                .admit(method, Instant::now())
+                .map_err(|turned| CallError::BreakerOpen {
+                    scope: match self.per_method {
+                        true => format!("{name}/{method}"),
+                        false => name.to_owned(),
+                    },
+                    retry_in: turned.retry_in,
+                })?;
+            let probing = breakers.state(method);
+            if probing != before {
+                observe::breaker(name, probing);
+            }
+            probing
+        };
         let result = plugin.call(method, input, Some(deadline));
         let fault = result.as_ref().is_err_and(CallError::is_plugin_fault);
-        let state = lock(&self.breakers).record(method, fault, Instant::now());
-        if state != crate::supervision::BreakerState::Closed {
-            observe::breaker(name, state);
+        let after = lock(&self.breakers).record(method, fault, Instant::now());
+        if after != probing {
+            observe::breaker(name, after);
         }
         result
     }
 
     /// The loaded plugin, loading it now if it is not.
     fn loaded(&self) -> Result<Arc<InProcess>, CallError> {
-        if let Some(plugin) = read(&self.slot).clone() {
+        if let Some((plugin, _)) = read(&self.slot).clone() {
             return Ok(plugin);
         }
         let _loading = lock(&self.loading);
-        if let Some(plugin) = read(&self.slot).clone() {
+        if let Some((plugin, _)) = read(&self.slot).clone() {
             return Ok(plugin);
         }
         // SAFETY: `Host::open_trusting`'s caller vouched for this plugin
@@ -509,7 +532,8 @@ impl Trusted {
             InProcess::open(&self.build, self.rules.clone(), self.evidence.clone(), None)
         };
         let plugin = Arc::new(opened.map_err(|error| CallError::NotServing(error.to_string()))?);
-        *write(&self.slot) = Some(Arc::clone(&plugin));
+        let may_unload = plugin.admitted().may_unload;
+        *write(&self.slot) = Some((Arc::clone(&plugin), may_unload));
         Ok(plugin)
     }
 }

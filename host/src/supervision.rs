@@ -32,12 +32,55 @@ pub struct Restart {
     pub jitter: bool,
     /// Restarts in a row, without a stable stretch between them, before
     /// the plugin is quarantined: no calls until the application lifts it
-    /// ([`crate::worker::Isolated::release`]) or reloads a build.
+    /// ([`crate::worker::Isolated::release`]) or reloads a build. 0: the
+    /// first death quarantines it.
     pub attempts: usize,
     /// A worker that served this long before it died was stable: its
     /// death starts the backoff over.
     #[serde(with = "humantime_serde")]
     pub stable_after: Duration,
+}
+
+/// The longest duration a setting takes: far above any sensible one, far
+/// below where adding it to the clock overflows.
+pub(crate) const MAX_SETTING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `what` is at most [`MAX_SETTING`].
+pub(crate) fn within_bound(what: &str, duration: Duration) -> Result<(), String> {
+    match duration > MAX_SETTING {
+        true => Err(format!("`{what}` is over 30 days: give a shorter one")),
+        false => Ok(()),
+    }
+}
+
+impl Restart {
+    /// What no restart policy can mean: a zero `first` or `stable_after`
+    /// (a backoff that never grows, a death that is always "stable"), a
+    /// `max` below `first`, a duration over 30 days.
+    pub fn check(&self) -> Result<(), String> {
+        for (what, duration) in [
+            ("restart.first", self.first),
+            ("restart.max", self.max),
+            ("restart.stable_after", self.stable_after),
+        ] {
+            within_bound(what, duration)?;
+        }
+        if self.first.is_zero() {
+            return Err("`restart.first` is 0: restarts would never back off".into());
+        }
+        if self.max < self.first {
+            return Err(format!(
+                "`restart.max` ({:?}) is below `restart.first` ({:?})",
+                self.max, self.first
+            ));
+        }
+        if self.stable_after.is_zero() {
+            return Err(
+                "`restart.stable_after` is 0: every death would start the backoff over, and the plugin would never be quarantined".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for Restart {
@@ -62,8 +105,8 @@ pub(crate) struct Restarts {
     /// No start before this.
     not_before: Option<Instant>,
     quarantined: bool,
-    /// Restarts so far, all told.
-    pub(crate) count: u64,
+    /// Deaths since the backoff last started over.
+    in_a_row: u64,
 }
 
 impl Restarts {
@@ -73,7 +116,7 @@ impl Restarts {
             pauses: None,
             not_before: None,
             quarantined: false,
-            count: 0,
+            in_a_row: 0,
         }
     }
 
@@ -95,7 +138,9 @@ impl Restarts {
     pub(crate) fn died(&mut self, served: Duration, now: Instant) -> Option<Duration> {
         if served >= self.policy.stable_after || self.pauses.is_none() {
             self.pauses = Some(self.builder().build());
+            self.in_a_row = 0;
         }
+        self.in_a_row += 1;
         match self.pauses.as_mut().and_then(Iterator::next) {
             Some(pause) => {
                 self.not_before = Some(now + pause);
@@ -120,9 +165,21 @@ impl Restarts {
         }
     }
 
+    /// A worker died in a call a per-method breaker let through as its
+    /// probe: the breaker spaces those already, and one method that
+    /// crashes on every input must not quarantine the plugin (and so its
+    /// other methods). The next start may come at once.
+    pub(crate) fn died_probing(&mut self) {
+        self.not_before = None;
+    }
+
     pub(crate) fn started(&mut self) {
         self.not_before = None;
-        self.count += 1;
+    }
+
+    /// Deaths since the backoff last started over.
+    pub(crate) fn in_a_row(&self) -> u64 {
+        self.in_a_row
     }
 
     pub(crate) fn quarantined(&self) -> bool {
@@ -134,6 +191,7 @@ impl Restarts {
         self.quarantined = false;
         self.pauses = None;
         self.not_before = None;
+        self.in_a_row = 0;
     }
 }
 
@@ -150,6 +208,21 @@ pub struct Breaker {
     pub open_for: Duration,
     /// One breaker per method, not one per plugin.
     pub per_method: bool,
+}
+
+impl Breaker {
+    /// What no breaker can mean: no failures to open it, no time open, a
+    /// duration over 30 days.
+    pub fn check(&self) -> Result<(), String> {
+        within_bound("breaker.open_for", self.open_for)?;
+        if self.failures == 0 {
+            return Err("`breaker.failures` is 0: give the failures in a row that open it".into());
+        }
+        if self.open_for.is_zero() {
+            return Err("`breaker.open_for` is 0: it would never turn a call away".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for Breaker {
@@ -212,11 +285,11 @@ impl Breakers {
     /// Whether a call of `method` may go now. An open breaker whose pause
     /// is over lets this one call through as its probe (half-open).
     pub(crate) fn admit(&mut self, method: &str, now: Instant) -> Result<(), TurnedAway> {
-        let key = self.key(method).to_owned();
-        let state = self
-            .states
-            .entry(key)
-            .or_insert(State::Closed { failures: 0 });
+        // A closed breaker with no failure is no entry: callers' method
+        // names must not grow the map.
+        let Some(state) = self.states.get_mut(self.key(method)) else {
+            return Ok(());
+        };
         match *state {
             State::Closed { .. } => Ok(()),
             State::Open { until } if until <= now => {
@@ -234,6 +307,10 @@ impl Breakers {
     /// plugin's, not an answer); the state it leaves the breaker in.
     pub(crate) fn record(&mut self, method: &str, failed: bool, now: Instant) -> BreakerState {
         let key = self.key(method).to_owned();
+        if !failed {
+            self.states.remove(&key);
+            return BreakerState::Closed;
+        }
         let open = State::Open {
             until: now + self.settings.open_for,
         };
@@ -242,16 +319,28 @@ impl Breakers {
             .states
             .entry(key)
             .or_insert(State::Closed { failures: 0 });
-        *state = match (*state, failed) {
-            (_, false) => State::Closed { failures: 0 },
-            (State::Closed { failures }, true) if failures + 1 >= threshold => open,
-            (State::Closed { failures }, true) => State::Closed {
+        *state = match *state {
+            State::Closed { failures } if failures + 1 >= threshold => open,
+            State::Closed { failures } => State::Closed {
                 failures: failures + 1,
             },
             // The probe failed, or a call admitted before it opened did.
-            (State::HalfOpen | State::Open { .. }, true) => open,
+            State::HalfOpen | State::Open { .. } => open,
         };
         Self::public(*state)
+    }
+
+    /// The call `admit` let through as the probe was not made (its worker
+    /// could not start): the next call may probe instead.
+    pub(crate) fn cancel_probe(&mut self, method: &str, now: Instant) {
+        if let Some(state @ State::HalfOpen) = self.states.get_mut(self.key(method)) {
+            *state = State::Open { until: now };
+        }
+    }
+
+    /// Whether `method`'s breaker is half-open: a call now is its probe.
+    pub(crate) fn probing(&self, method: &str) -> bool {
+        matches!(self.states.get(self.key(method)), Some(State::HalfOpen))
     }
 
     /// The state of `method`'s breaker.

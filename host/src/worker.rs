@@ -1,11 +1,12 @@
 //! A plugin served in a worker process of its own — the harness's worker
 //! (`plugcheck::embed`), with its channel, crash decoding and process-tree
-//! kill — under supervision: a crash or an overrun costs the call it
+//! kill — under supervision: a crash or an overrun fails the call it
 //! happened in, the worker is killed with everything it started, and a new
-//! one starts for a later call once the backoff's pause is over; after too
-//! many deaths in a row the plugin is quarantined. A circuit breaker turns
-//! calls away from a plugin (or a method) that keeps failing, and a bound
-//! on calls in flight (a bulkhead) turns away the ones over it.
+//! one starts for a later call once the backoff's pause is over (calls
+//! during the pause fail at once with [`CallError::Restarting`]); after
+//! too many deaths in a row the plugin is quarantined. A circuit breaker
+//! turns calls away from a plugin (or a method) that keeps failing, and a
+//! bound on calls in flight (a bulkhead) turns away the ones over it.
 //!
 //! **Lazy and idle.** Nothing starts at [`Isolated::open`]: the worker
 //! starts at the first call (and is asked its `selftest`, when it
@@ -17,8 +18,11 @@
 //!
 //! **Threading.** `Isolated` is `Send + Sync`. A worker takes one call at
 //! a time: calls from several threads queue for it, in no promised order,
-//! at most [`Settings::max_in_flight`] of them (waiting or running);
-//! the deadline counts from when the worker takes the call.
+//! at most [`Settings::max_in_flight`] of them (waiting or running). The
+//! deadline counts from when the worker takes the call; a call that finds
+//! no worker waits for one to start (at most [`Settings::start_deadline`]
+//! and the 20 s a worker gets to connect), and so do the calls queued
+//! behind it.
 //!
 //! **Builds.** Each version is copied to a shadow file first and admitted
 //! by the copy's bytes, which are what the worker loads: a rebuild between
@@ -31,8 +35,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use plugcheck::embed::{IsolatedPlugin, WorkerCall, WorkerProgram};
@@ -43,11 +47,14 @@ use plugcheck::text::one_line;
 use crate::admission::{Admitted, Evidence, Refused, Rules, admit};
 use crate::call::{Answered, CallError, MAX_NAMED_METHODS};
 use crate::observe::{self, short_version};
-use crate::supervision::{Breaker, BreakerState, Breakers, Restart, Restarts};
+use crate::supervision::{Breaker, BreakerState, Breakers, Restart, Restarts, within_bound};
 
 /// How a worker-mode plugin is run and kept running.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// What spans, metrics and errors call the plugin (a host's name for
+    /// it); none: its build's file name.
+    pub name: Option<String>,
     /// Which program the worker runs (the Go worker serves Go-native
     /// plugins whichever this is).
     pub program: WorkerProgram,
@@ -67,6 +74,7 @@ impl Settings {
     /// calls in flight, no idle unload, 20 s to start.
     pub fn new(program: WorkerProgram) -> Settings {
         Settings {
+            name: None,
             program,
             restart: Restart::default(),
             breaker: Breaker::default(),
@@ -74,6 +82,30 @@ impl Settings {
             idle_unload: None,
             start_deadline: Duration::from_secs(20),
         }
+    }
+
+    /// What no settings can mean: no call in flight, no time to start, an
+    /// idle time of 0, a restart or breaker policy that cannot work.
+    pub fn check(&self) -> Result<(), String> {
+        self.restart.check()?;
+        self.breaker.check()?;
+        within_bound("start_deadline", self.start_deadline)?;
+        if self.max_in_flight == 0 {
+            return Err("`max_in_flight` is 0: no call could ever run".into());
+        }
+        if self.start_deadline.is_zero() {
+            return Err("`start_deadline` is 0: no worker could ever start".into());
+        }
+        if let Some(idle) = self.idle_unload {
+            within_bound("idle_unload", idle)?;
+            if idle.is_zero() {
+                return Err(
+                    "`idle_unload` is 0: every call would unload it; leave it out to keep it loaded"
+                        .into(),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -94,6 +126,8 @@ pub enum OpenError {
     /// version serves on.
     #[error("the new build `{}` did not start: {}; the old version serves on", one_line(&build.display().to_string()), one_line(reason))]
     NotStarted { build: PathBuf, reason: String },
+    #[error("the worker settings cannot work: {0}")]
+    Settings(String),
 }
 
 /// What happened to a worker-mode plugin so far: what a soak prints and
@@ -106,7 +140,8 @@ pub struct Stats {
     pub errors: BTreeMap<&'static str, u64>,
     /// Workers started, the first included.
     pub starts: u64,
-    /// Each restart's pause before it, in order.
+    /// The pause after each death that had one, in order (a death in a
+    /// breaker's probe has none: the breaker spaces those).
     pub restart_pauses: Vec<Duration>,
     /// Each change of a breaker's state, in order.
     pub breaker_changes: Vec<BreakerState>,
@@ -130,16 +165,22 @@ impl std::fmt::Debug for Isolated {
     }
 }
 
+/// Fields drop in this order: the worker (in `serving`) before the
+/// directory of the shadow it loaded, which Windows would not let go.
 struct Inner {
+    serving: Mutex<Serving>,
+    shadows: ShadowDir,
     /// The build path the application gave: what a reload reads again.
     build: PathBuf,
     name: String,
     settings: Settings,
     rules: Rules,
     evidence: Mutex<Evidence>,
-    shadows: ShadowDir,
     in_flight: AtomicUsize,
-    serving: Mutex<Serving>,
+    /// Whether a worker runs: read without waiting for a call in flight.
+    loaded: AtomicBool,
+    /// One reload at a time: the last one asked wins, not the slowest.
+    reloading: Mutex<()>,
 }
 
 /// The version that serves, its worker, and its supervision.
@@ -183,6 +224,7 @@ impl Isolated {
         evidence: Evidence,
         settings: Settings,
     ) -> Result<Isolated, OpenError> {
+        settings.check().map_err(OpenError::Settings)?;
         let shadows = ShadowDir::new(None).map_err(|source| OpenError::Shadow {
             build: build.to_owned(),
             shadow: std::env::temp_dir(),
@@ -190,12 +232,13 @@ impl Isolated {
         })?;
         let version = prepare(build, &shadows, &rules, &evidence, &settings)?;
         let now = Instant::now();
-        let inner = Arc::new(Inner {
-            build: build.to_owned(),
-            name: build.file_name().map_or_else(
+        let name = settings.name.clone().unwrap_or_else(|| {
+            build.file_name().map_or_else(
                 || build.display().to_string(),
                 |n| n.to_string_lossy().into_owned(),
-            ),
+            )
+        });
+        let inner = Arc::new(Inner {
             serving: Mutex::new(Serving {
                 version,
                 worker: None,
@@ -207,11 +250,15 @@ impl Isolated {
                 pause: None,
                 start_logs: Default::default(),
             }),
+            shadows,
+            build: build.to_owned(),
+            name,
             settings,
             rules,
             evidence: Mutex::new(evidence),
-            shadows,
             in_flight: AtomicUsize::new(0),
+            loaded: AtomicBool::new(false),
+            reloading: Mutex::new(()),
         });
         if let Some(idle) = inner.settings.idle_unload {
             spawn_idle_watch(Arc::downgrade(&inner), idle);
@@ -224,9 +271,10 @@ impl Isolated {
         self.inner.serving().version.admitted.clone()
     }
 
-    /// Whether a worker is running now (lazy load, idle unload).
+    /// Whether a worker is running now (lazy load, idle unload); never
+    /// waits for a call in flight.
     pub fn is_loaded(&self) -> bool {
-        self.inner.serving().worker.is_some()
+        self.inner.loaded.load(Ordering::SeqCst)
     }
 
     /// The worker's process id, while one runs.
@@ -273,7 +321,7 @@ impl Isolated {
         let started = Instant::now();
         let span = tracing::info_span!(
             "plugin_call",
-            plugin = %self.inner.name,
+            plugin = %one_line(&self.inner.name),
             version = tracing::field::Empty,
             instance = tracing::field::Empty,
             method = %one_line(method),
@@ -303,47 +351,17 @@ impl Isolated {
     }
 
     /// Replaces the serving version with the build as it is on disk now:
-    /// admitted by its shadow's bytes, its worker started and ready beside
-    /// the old one (which keeps taking calls meanwhile), then switched to
-    /// once the call in flight is done. Any failure leaves the old version
-    /// serving. A reload lifts a quarantine and closes the breakers: it is
-    /// another build.
+    /// admitted by its shadow's bytes, and — when a worker runs — its own
+    /// worker started and ready beside the old one (which keeps taking
+    /// calls meanwhile), then switched to once the call in flight is done.
+    /// Not loaded, the plugin stays so: the new version loads at the next
+    /// call. Any failure leaves the old version serving. A reload lifts a
+    /// quarantine and closes the breakers: it is another build.
     pub fn reload(&self) -> Result<(), OpenError> {
-        let version = {
-            let evidence = self.inner.evidence();
-            prepare(
-                &self.inner.build,
-                &self.inner.shadows,
-                &self.inner.rules,
-                &evidence,
-                &self.inner.settings,
-            )?
-        };
-        let worker = self.inner.start(&version).map_err(|reason| {
-            observe::reloaded(&self.inner.name, false);
-            OpenError::NotStarted {
-                build: self.inner.build.clone(),
-                reason,
-            }
-        })?;
-        observe::reloaded(&self.inner.name, true);
-        let (worker, (lines, unkept)) = worker;
-        observe::plugin_logs(&lines, unkept);
-        let old = {
-            let mut serving = self.inner.serving();
-            let old_shadow = std::mem::replace(&mut serving.version, version).shadow;
-            let old = serving.worker.replace(worker);
-            serving.started = Instant::now();
-            serving.restarts.release();
-            serving.breakers = Breakers::new(self.inner.settings.breaker.clone());
-            serving.stats.reloads += 1;
-            serving.stats.starts += 1;
-            (old, old_shadow)
-        };
-        // Stopped outside the lock: calls go to the new worker meanwhile.
-        drop(old.0);
-        let _ = std::fs::remove_file(&old.1);
-        Ok(())
+        let _one_at_a_time = lock(&self.inner.reloading);
+        let result = self.inner.reload();
+        observe::reloaded(&self.inner.name, result.is_ok());
+        result
     }
 
     /// Whether the worker died after every restart allowed in a row.
@@ -358,15 +376,22 @@ impl Isolated {
 
     /// Takes another report's judgements, for builds to come.
     pub fn add_evidence(&self, report: &Path) -> Result<usize, plugcheck::report::ReportReadError> {
-        self.inner.evidence().read(report)
+        lock(&self.inner.evidence).read(report)
     }
 
-    /// Stops the worker now, once the call in flight is done (a host's
-    /// bound on loaded plugins): not a death, the next call starts another.
+    /// Stops the worker now, once the call in flight is done: not a
+    /// death, the next call starts another.
     pub fn unload(&self) {
         let mut serving = self.inner.serving();
-        if serving.worker.take().is_some() {
-            serving.stats.unloads += 1;
+        self.inner.stop_worker(&mut serving);
+    }
+
+    /// Stops the worker now unless a call is in flight (a host's bound on
+    /// loaded plugins evicts without waiting); whether it did.
+    pub fn try_unload(&self) -> bool {
+        match self.inner.try_serving() {
+            Some(mut serving) => self.inner.stop_worker(&mut serving),
+            None => false,
         }
     }
 
@@ -379,15 +404,26 @@ impl Isolated {
 
 impl Inner {
     fn serving(&self) -> MutexGuard<'_, Serving> {
-        self.serving
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.serving)
     }
 
-    fn evidence(&self) -> MutexGuard<'_, Evidence> {
-        self.evidence
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The serving state unless a call holds it.
+    fn try_serving(&self) -> Option<MutexGuard<'_, Serving>> {
+        match self.serving.try_lock() {
+            Ok(serving) => Some(serving),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Stops the live worker, not as a death; whether one ran.
+    fn stop_worker(&self, serving: &mut Serving) -> bool {
+        let stopped = serving.worker.take().is_some();
+        self.loaded.store(false, Ordering::SeqCst);
+        if stopped {
+            serving.stats.unloads += 1;
+        }
+        stopped
     }
 
     fn call_serving(
@@ -398,8 +434,29 @@ impl Inner {
         deadline: Duration,
         span: &tracing::Span,
     ) -> Result<Answered, CallError> {
-        if serving.worker.is_none() {
-            self.restart(serving)?;
+        // The breaker first: an open one turns the call away before any
+        // worker is started for it.
+        let before = serving.breakers.state(method);
+        if let Err(turned) = serving.breakers.admit(method, Instant::now()) {
+            return Err(CallError::BreakerOpen {
+                scope: match self.settings.breaker.per_method {
+                    true => format!("{}/{method}", self.name),
+                    false => self.name.clone(),
+                },
+                retry_in: turned.retry_in,
+            });
+        }
+        let probing = serving.breakers.state(method);
+        if probing != before {
+            serving.stats.breaker_changes.push(probing);
+            observe::breaker(&self.name, probing);
+        }
+        if serving.worker.is_none()
+            && let Err(error) = self.restart(serving)
+        {
+            // No call was made: a probe is still owed.
+            serving.breakers.cancel_probe(method, Instant::now());
+            return Err(error);
         }
         span.record(
             "instance",
@@ -409,23 +466,7 @@ impl Inner {
         // instance.
         let (lines, unkept) = std::mem::take(&mut serving.start_logs);
         observe::plugin_logs(&lines, unkept);
-        let now = Instant::now();
-        let before = serving.breakers.state(method);
-        if let Err(turned) = serving.breakers.admit(method, now) {
-            return Err(CallError::BreakerOpen {
-                scope: match self.settings.breaker.per_method {
-                    true => format!("{}/{method}", self.name),
-                    false => self.name.clone(),
-                },
-                retry_in: turned.retry_in,
-            });
-        }
-        // Half-open: this call is the probe.
-        let probing = serving.breakers.state(method);
-        if probing != before {
-            serving.stats.breaker_changes.push(probing);
-            observe::breaker(&self.name, probing);
-        }
+        let is_probe = serving.breakers.probing(method) && self.settings.breaker.per_method;
         let worker = serving.worker.as_mut().expect("started above");
         let started = Instant::now();
         let called = worker.call(method, input, deadline);
@@ -433,9 +474,14 @@ impl Inner {
         observe::plugin_logs(&called.logs, called.unkept_logs);
         if called.ended.worker_lost() {
             serving.worker = None;
-            let served = serving.started.elapsed();
-            serving.pause = serving.restarts.died(served, Instant::now());
-            serving.stats.restart_pauses.extend(serving.pause);
+            self.loaded.store(false, Ordering::SeqCst);
+            if is_probe {
+                serving.restarts.died_probing();
+            } else {
+                let served = serving.started.elapsed();
+                serving.pause = serving.restarts.died(served, Instant::now());
+                serving.stats.restart_pauses.extend(serving.pause);
+            }
         }
         let result = self.judge(method, called.ended, deadline, took);
         let fault = result.as_ref().is_err_and(CallError::is_plugin_fault);
@@ -450,7 +496,7 @@ impl Inner {
     /// Starts a worker for the serving version, if the backoff allows it
     /// now; a failed start counts as a death.
     fn restart(&self, serving: &mut Serving) -> Result<(), CallError> {
-        let restarts = serving.stats.starts.saturating_sub(1);
+        let restarts = serving.restarts.in_a_row();
         match serving.restarts.may_start(Instant::now()) {
             Ok(()) => {}
             Err(None) => return Err(CallError::Quarantined { restarts }),
@@ -460,11 +506,12 @@ impl Inner {
         }
         match self.start(&serving.version) {
             Ok((worker, logs)) => {
-                serving.start_logs = logs;
                 if let Some(pause) = serving.pause.take() {
                     observe::restarted(&self.name, pause);
                 }
+                serving.start_logs = logs;
                 serving.worker = Some(worker);
+                self.loaded.store(true, Ordering::SeqCst);
                 serving.started = Instant::now();
                 serving.restarts.started();
                 serving.stats.starts += 1;
@@ -479,34 +526,85 @@ impl Inner {
     }
 
     /// A worker for `version`, loaded, initialised and ready: its
-    /// `selftest` (where it registers one) returned 0.
-    /// Also what the plugin logged meanwhile.
+    /// `selftest` (where it registers one) returned 0. Also what the
+    /// plugin logged meanwhile; a start that failed says its last lines.
     fn start(&self, version: &Version) -> Result<(IsolatedPlugin, (Vec<LogLine>, u64)), String> {
         let mut worker = IsolatedPlugin::start(&version.program, &version.shadow)
             .map_err(|error| error.to_string())?;
         let ready = worker.call("selftest", &[], self.settings.start_deadline);
-        match ready.ended {
+        let failed = match ready.ended {
             WorkerCall::Returned { status: 0, .. } | WorkerCall::NoSuchMethod { .. } => {
-                Ok((worker, (ready.logs, ready.unkept_logs)))
+                return Ok((worker, (ready.logs, ready.unkept_logs)));
             }
-            WorkerCall::NotReady { reason } => Err(reason),
-            WorkerCall::TimedOut => Err(format!(
+            WorkerCall::NotReady { reason } => reason,
+            WorkerCall::TimedOut => format!(
                 "it did not load, init and answer `selftest` within {:?}",
                 self.settings.start_deadline
-            )),
-            WorkerCall::Returned { status, error, .. } => Err(format!(
+            ),
+            WorkerCall::Returned { status, error, .. } => format!(
                 "its `selftest` returned {status}{}",
                 error.map(|e| format!(": {e}")).unwrap_or_default()
-            )),
-            WorkerCall::Crashed { how } => Err(format!("its worker died in `selftest`: {how}")),
-            WorkerCall::Panicked { panic } => Err(format!("its `selftest` panicked: {panic}")),
+            ),
+            WorkerCall::Crashed { how } => format!("its worker died in `selftest`: {how}"),
+            WorkerCall::Panicked { panic } => format!("its `selftest` panicked: {panic}"),
             WorkerCall::BrokenBuffer { problem, .. } | WorkerCall::Misbehaved { problem } => {
-                Err(format!("its `selftest` broke the contract: {problem}"))
+                format!("its `selftest` broke the contract: {problem}")
             }
-            WorkerCall::OutputTooLarge { len } => Err(format!(
-                "its `selftest` answered {len} bytes, more than a worker hands back"
-            )),
-        }
+            WorkerCall::OutputTooLarge { len } => {
+                format!("its `selftest` answered {len} bytes, more than a worker hands back")
+            }
+        };
+        Err(match ready.logs.last() {
+            Some(line) => format!("{failed}; it logged last: {}", one_line(&line.message)),
+            None => failed,
+        })
+    }
+
+    /// See [`Isolated::reload`].
+    fn reload(&self) -> Result<(), OpenError> {
+        let version = prepare(
+            &self.build,
+            &self.shadows,
+            &self.rules,
+            &lock(&self.evidence),
+            &self.settings,
+        )?;
+        let worker = match self.loaded.load(Ordering::SeqCst) {
+            true => match self.start(&version) {
+                Ok((worker, (lines, unkept))) => {
+                    observe::plugin_logs(&lines, unkept);
+                    Some(worker)
+                }
+                Err(reason) => {
+                    let _ = std::fs::remove_file(&version.shadow);
+                    return Err(OpenError::NotStarted {
+                        build: self.build.clone(),
+                        reason,
+                    });
+                }
+            },
+            false => None,
+        };
+        let (old_worker, old_shadow) = {
+            let mut serving = self.serving();
+            let old_shadow = std::mem::replace(&mut serving.version, version).shadow;
+            self.loaded.store(worker.is_some(), Ordering::SeqCst);
+            let started = worker.is_some();
+            let old_worker = std::mem::replace(&mut serving.worker, worker);
+            let now = Instant::now();
+            serving.started = now;
+            serving.last_call = now;
+            serving.pause = None;
+            serving.restarts.release();
+            serving.breakers = Breakers::new(self.settings.breaker.clone());
+            serving.stats.reloads += 1;
+            serving.stats.starts += u64::from(started);
+            (old_worker, old_shadow)
+        };
+        // Stopped outside the lock: calls go to the new worker meanwhile.
+        drop(old_worker);
+        let _ = std::fs::remove_file(&old_shadow);
+        Ok(())
     }
 
     /// A worker's answer as the call's result.
@@ -537,10 +635,7 @@ impl Inner {
                 status,
                 message: error,
             }),
-            WorkerCall::OutputTooLarge { len } => Err(CallError::Broken {
-                method,
-                problem: format!("its output of {len} bytes is more than a worker hands back"),
-            }),
+            WorkerCall::OutputTooLarge { len } => Err(CallError::TooLarge { method, len }),
             WorkerCall::NoSuchMethod { mut registered } => {
                 registered.truncate(MAX_NAMED_METHODS);
                 Err(CallError::NoSuchMethod {
@@ -563,16 +658,23 @@ impl Inner {
 
     fn stop_if_idle(&self, idle: Duration) -> bool {
         // A call in flight holds the lock: it is not idle.
-        let Ok(mut serving) = self.serving.try_lock() else {
+        let Some(mut serving) = self.try_serving() else {
             return false;
         };
         if serving.worker.is_none() || serving.last_call.elapsed() < idle {
             return false;
         }
         serving.worker.take();
+        self.loaded.store(false, Ordering::SeqCst);
         serving.stats.idle_stops += 1;
         true
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Stops the worker once idle for `idle`, looking four times per `idle`,
@@ -597,7 +699,7 @@ fn spawn_idle_watch(inner: Weak<Inner>, idle: Duration) {
 /// A shadow copy of `build` under a name no other version had (the
 /// reload engine's: a FIFO, a device or a file over the bound is refused
 /// by name before anything is read), admitted by its bytes, with the
-/// program its worker runs.
+/// program its worker runs. A copy that is not admitted is removed.
 fn prepare(
     build: &Path,
     shadows: &ShadowDir,
@@ -610,19 +712,30 @@ fn prepare(
         shadow: shadows.path().to_owned(),
         source,
     })?;
-    let admitted = admit(&shadow, rules, evidence)?;
-    let program = settings
-        .program
-        .for_plugin(&shadow)
-        .map_err(|reason| OpenError::NoWorker {
-            build: build.to_owned(),
-            reason,
-        })?;
-    Ok(Version {
-        shadow,
-        admitted,
-        program,
-    })
+    let admitted = admit(&shadow, rules, evidence)
+        .map_err(OpenError::from)
+        .and_then(|admitted| {
+            let program =
+                settings
+                    .program
+                    .for_plugin(&shadow)
+                    .map_err(|reason| OpenError::NoWorker {
+                        build: build.to_owned(),
+                        reason,
+                    })?;
+            Ok((admitted, program))
+        });
+    match admitted {
+        Ok((admitted, program)) => Ok(Version {
+            shadow,
+            admitted,
+            program,
+        }),
+        Err(error) => {
+            let _ = std::fs::remove_file(&shadow);
+            Err(error)
+        }
+    }
 }
 
 /// A place among the calls in flight, given back when dropped.

@@ -43,7 +43,11 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         "cargo build --quiet -p plugcheck-fixtures --bin plugcheck-soak"
     )
     .run()?;
-    let soak = crate::paths::target_dir().join("debug/plugcheck-soak");
+    // As /proc/PID/exe names it: through no symbolic link.
+    let soak = crate::paths::target_dir()
+        .join("debug/plugcheck-soak")
+        .canonicalize()
+        .context("the soak was not built")?;
     let seconds = args.seconds.to_string();
     let status = std::process::Command::new(&soak)
         .args([&seconds])

@@ -673,6 +673,14 @@ impl Worker {
         (answered, outputs)
     }
 
+    /// Ends the worker now, its whole tree killed and reaped before this
+    /// returns, its output left unread: an embedding host's worker, whose
+    /// calls write no case-end markers to split the output at (waiting for
+    /// them, as [`Worker::finish`] does, would take its wait per call).
+    pub(crate) fn stop(mut self) {
+        self.process.kill();
+    }
+
     /// Splits the captured streams at the markers of the first `answered`
     /// cases, which were written before their answers: nothing to wait for
     /// unless a pipe is slow.

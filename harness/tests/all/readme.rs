@@ -208,6 +208,10 @@ fn the_readme_embedding_example_serves_its_three_plugins_as_shown() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("the section shows the application's output");
+    assert!(
+        shown.lines().count() >= 3,
+        "the output block is empty: {shown:?}"
+    );
     let printed = run("embed", &examples()["embed"]);
     for line in shown.lines() {
         assert!(

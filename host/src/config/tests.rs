@@ -91,6 +91,26 @@ fn what_no_parser_catches_is_refused_by_name() {
             "`idle_unload` is 0",
         ),
         (
+            "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\ndeadline = \"400days\"\n",
+            "`deadline` is over 30 days",
+        ),
+        (
+            "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\nrestart = { first = \"2s\", max = \"1s\" }\n",
+            "`restart.max` (1s) is below `restart.first` (2s)",
+        ),
+        (
+            "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\nrestart = { stable_after = \"0s\" }\n",
+            "`restart.stable_after` is 0",
+        ),
+        (
+            "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\nbreaker = { failures = 0 }\n",
+            "`breaker.failures` is 0",
+        ),
+        (
+            "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\nbreaker = { open_for = \"0s\" }\n",
+            "`breaker.open_for` is 0",
+        ),
+        (
             "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\nmax_in_flight = 0\n",
             "`max_in_flight` is 0",
         ),

@@ -141,3 +141,66 @@ fn per_method_breakers_leave_the_other_methods_alone() {
     assert_eq!(breakers.admit("echo", now), Ok(()));
     assert_eq!(breakers.state("echo"), BreakerState::Closed);
 }
+
+#[test]
+fn answered_calls_leave_no_breaker_behind_whatever_the_method_names() {
+    let mut breakers = breakers(true);
+    let now = Instant::now();
+    for n in 0..10_000 {
+        let method = format!("m{n}");
+        breakers.admit(&method, now).unwrap();
+        breakers.record(&method, false, now);
+    }
+    assert!(breakers.states.is_empty(), "{}", breakers.states.len());
+}
+
+#[test]
+fn a_probe_never_made_is_owed_to_the_next_call() {
+    let mut breakers = breakers(false);
+    let now = Instant::now();
+    for _ in 0..3 {
+        breakers.record("parse", true, now);
+    }
+    let later = now + Duration::from_secs(10);
+    breakers.admit("parse", later).unwrap();
+    assert!(breakers.probing("parse"));
+    // The worker could not start: no call was made.
+    breakers.cancel_probe("parse", later);
+    assert_eq!(breakers.state("parse"), BreakerState::Open);
+    breakers.admit("parse", later).unwrap();
+    assert!(breakers.probing("parse"));
+}
+
+#[test]
+fn deaths_in_a_row_are_counted_and_a_probe_death_does_not_advance_them() {
+    let mut restarts = Restarts::new(plain(3));
+    let now = Instant::now();
+    restarts.died(Duration::ZERO, now);
+    restarts.died(Duration::ZERO, now);
+    assert_eq!(restarts.in_a_row(), 2);
+    restarts.died_probing();
+    assert_eq!(restarts.in_a_row(), 2);
+    assert_eq!(restarts.may_start(now), Ok(()));
+    assert!(!restarts.quarantined());
+}
+
+#[test]
+fn policies_that_cannot_work_are_refused() {
+    assert!(Restart::default().check().is_ok());
+    assert!(Breaker::default().check().is_ok());
+    let zero_first = Restart {
+        first: Duration::ZERO,
+        ..Restart::default()
+    };
+    assert!(
+        zero_first
+            .check()
+            .unwrap_err()
+            .contains("`restart.first` is 0")
+    );
+    let huge = Breaker {
+        open_for: Duration::from_secs(u64::MAX / 2),
+        ..Breaker::default()
+    };
+    assert!(huge.check().unwrap_err().contains("over 30 days"));
+}
