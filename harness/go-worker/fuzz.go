@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	plugcheck "plugcheck.dev/abi"
 )
 
 // sharedBy shares the calls among many methods, as the Rust worker does
@@ -202,6 +204,63 @@ const (
 	maxCallOutput = 1 << 20
 )
 
+// saveState is an embedding host's save-state: the plugin's SaveState, its
+// state as the answer's output (an error: status FAILED, with it).
+func (s *session) saveState() callAnswer {
+	if failed := s.ensureInit(); failed != nil {
+		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
+	}
+	stateful, ok := s.current.p.(plugcheck.Stateful)
+	if !ok {
+		return callAnswer{Kind: answerStateless}
+	}
+	var state []byte
+	var err error
+	if p := guard(func() { state, err = stateful.SaveState() }); p != nil {
+		return callAnswer{Kind: answerPanicked, Panic: p.String()}
+	}
+	return returned(state, err)
+}
+
+// restoreState is an embedding host's restore-state: the plugin's
+// RestoreState with the bytes stateHex spells.
+func (s *session) restoreState(stateHex *string) callAnswer {
+	if stateHex == nil || len(*stateHex) > 2*inlineCallInputBytes {
+		return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the state_hex is missing or over %d MiB", inlineCallInputBytes>>20)}
+	}
+	state, err := hex.DecodeString(*stateHex)
+	if err != nil {
+		return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the state_hex is not hex: %v", err)}
+	}
+	if failed := s.ensureInit(); failed != nil {
+		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
+	}
+	stateful, ok := s.current.p.(plugcheck.Stateful)
+	if !ok {
+		return callAnswer{Kind: answerStateless}
+	}
+	if p := guard(func() { err = stateful.RestoreState(state) }); p != nil {
+		return callAnswer{Kind: answerPanicked, Panic: p.String()}
+	}
+	return returned(nil, err)
+}
+
+// returned is a `returned` answer: the output's first maxCallOutput bytes
+// in hex, and a Go error as status FAILED with its message.
+func returned(out []byte, err error) callAnswer {
+	answer := callAnswer{Kind: answerReturned, OutputLen: uint64(len(out))}
+	if len(out) > maxCallOutput {
+		out = out[:maxCallOutput]
+	}
+	answer.Output = fmt.Sprintf("%x", out)
+	if err != nil {
+		// A Go method's error has no code: FAILED, with its message.
+		answer.Status = -5
+		answer.Error = ptr(clip(err.Error(), 1000))
+	}
+	return answer
+}
+
 // callOnce is `plugcheck call` on a Go-native plugin: load, Init, one
 // method with the bytes of one file, or the bytes inputHex spells (an
 // embedding host's call); neither: empty input.
@@ -246,15 +305,5 @@ func (s *session) callOnce(name string, inputPath *string, inputHex *string) cal
 	if p := guard(func() { out, err = method(input) }); p != nil {
 		return callAnswer{Kind: answerPanicked, Panic: p.String()}
 	}
-	answer := callAnswer{Kind: answerReturned, OutputLen: uint64(len(out))}
-	if len(out) > maxCallOutput {
-		out = out[:maxCallOutput]
-	}
-	answer.Output = fmt.Sprintf("%x", out)
-	if err != nil {
-		// A Go method's error has no code: FAILED, with its message.
-		answer.Status = -5
-		answer.Error = ptr(clip(err.Error(), 1000))
-	}
-	return answer
+	return returned(out, err)
 }

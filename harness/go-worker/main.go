@@ -79,6 +79,18 @@ func main() {
 			}
 			continue
 		}
+		if batch.Type == "save-state" || batch.Type == "restore-state" {
+			var answer callAnswer
+			if batch.Type == "save-state" {
+				answer = s.saveState()
+			} else {
+				answer = s.restoreState(batch.StateHex)
+			}
+			if err := ch.send(called{Type: "called", Seq: batch.Seq, Answer: answer}); err != nil {
+				channelLost(err)
+			}
+			continue
+		}
 		mark("batch-received")
 		s.settings = batch.Settings
 		// After a case fails, what depends on it is the parent's ledger to

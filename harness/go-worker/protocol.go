@@ -41,6 +41,9 @@ type toWorker struct {
 	// InputHex: the input's bytes themselves, in hex (an embedding host's
 	// call, its input in memory), at most inlineCallInputBytes.
 	InputHex *string `json:"input_hex,omitempty"`
+	// StateHex: a restore-state's state, in hex (an embedding host's
+	// reload or restart), at most inlineCallInputBytes.
+	StateHex *string `json:"state_hex,omitempty"`
 }
 
 type hello struct {
@@ -178,6 +181,9 @@ const (
 	answerPanicked     callKind = "panicked"
 	answerNoSuchMethod callKind = "no-such-method"
 	answerNotReady     callKind = "not-ready"
+	// answerStateless answers a save-state or restore-state to a plugin
+	// that is not a plugcheck.Stateful.
+	answerStateless callKind = "stateless"
 	// broken-buffer is the Rust worker's only: a Go method returns a
 	// slice, never a broken buffer.
 )
@@ -224,6 +230,10 @@ func (a callAnswer) MarshalJSON() ([]byte, error) {
 			Kind   callKind `json:"kind"`
 			Reason string   `json:"reason"`
 		}{a.Kind, a.Reason})
+	case answerStateless:
+		return json.Marshal(struct {
+			Kind callKind `json:"kind"`
+		}{a.Kind})
 	}
 	return nil, fmt.Errorf("a call answer of no kind the parent knows: %q", a.Kind)
 }
@@ -280,8 +290,10 @@ func (c *channel) receive() (toWorker, error) {
 	if err := json.Unmarshal(line, &message); err != nil {
 		return toWorker{}, err
 	}
-	if message.Type != "run" && message.Type != "call" {
-		return toWorker{}, errors.New("a message of another type than `run` or `call`: " + clip(message.Type, 80))
+	switch message.Type {
+	case "run", "call", "save-state", "restore-state":
+	default:
+		return toWorker{}, errors.New("a message of another type than `run`, `call`, `save-state` or `restore-state`: " + clip(message.Type, 80))
 	}
 	return message, nil
 }

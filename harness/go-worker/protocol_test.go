@@ -17,9 +17,11 @@ var (
 	// parentSends: read by the Go worker, refusing any field it does not
 	// know but those it ignores on purpose, and checked field by field.
 	parentSends = map[string]func(t *testing.T, got toWorker){
-		"run.json":         checkRun,
-		"call.json":        checkCall,
-		"call-inline.json": checkCallInline,
+		"run.json":           checkRun,
+		"call.json":          checkCall,
+		"call-inline.json":   checkCallInline,
+		"save-state.json":    checkSaveState,
+		"restore-state.json": checkRestoreState,
 	}
 	// goWorkerSends: what the Go worker writes for the golden message.
 	goWorkerSends = map[string]any{
@@ -39,6 +41,7 @@ var (
 			Kind: answerNoSuchMethod, Registered: []string{"echo", "selftest"}}},
 		"called-not-ready.json": called{Type: "called", Seq: 1, Answer: callAnswer{
 			Kind: answerNotReady, Reason: "Init returned an error: no config"}},
+		"called-stateless.json": called{Type: "called", Seq: 3, Answer: callAnswer{Kind: answerStateless}},
 	}
 	// onlyTheRustWorkerSends: a C-ABI plugin's broken output buffer, the
 	// log lines of `plugcheck call` as they come, a dying worker's stack
@@ -133,6 +136,18 @@ func checkCall(t *testing.T, got toWorker) {
 func checkCallInline(t *testing.T, got toWorker) {
 	if got.Type != "call" || got.Seq != 2 || got.Method != "echo" || got.Input != nil || got.InputHex == nil || *got.InputHex != "68690a" {
 		t.Errorf("the inline call read wrong: %+v", got)
+	}
+}
+
+func checkSaveState(t *testing.T, got toWorker) {
+	if got.Type != "save-state" || got.Seq != 3 || got.StateHex != nil {
+		t.Errorf("the save-state read wrong: %+v", got)
+	}
+}
+
+func checkRestoreState(t *testing.T, got toWorker) {
+	if got.Type != "restore-state" || got.Seq != 4 || got.StateHex == nil || *got.StateHex != "0300000000000000" {
+		t.Errorf("the restore-state read wrong: %+v", got)
 	}
 }
 

@@ -114,6 +114,8 @@ pub enum WorkerCall {
     /// The worker misbehaved on its channel (the plugin wrote into it, or
     /// replaced the process); it was killed.
     Misbehaved { problem: String },
+    /// A state message to a plugin that keeps no state.
+    Stateless,
 }
 
 impl WorkerCall {
@@ -191,29 +193,45 @@ impl IsolatedPlugin {
     /// waiting at most `deadline`: past it the worker's whole tree is
     /// killed and the call is [`WorkerCall::TimedOut`].
     pub fn call(&mut self, method: &str, input: &[u8], deadline: Duration) -> Called {
-        let Some(worker) = self.worker.as_mut() else {
-            return Called {
-                ended: WorkerCall::NotReady {
-                    reason: "the worker is gone: start another".into(),
-                },
-                logs: Vec::new(),
-                unkept_logs: 0,
-            };
+        self.exchange(input, |worker| worker.call_bytes(method, input, deadline))
+    }
+
+    /// Has the plugin hand over its state (`save_state`), waiting at most
+    /// `deadline`: [`WorkerCall::Returned`] with the state as the output
+    /// (status 0: saved), or [`WorkerCall::Stateless`].
+    pub fn save_state(&mut self, deadline: Duration) -> Called {
+        self.exchange(&[], |worker| worker.save_state(deadline))
+    }
+
+    /// Has the plugin take `state` (`restore_state`), which an earlier
+    /// instance saved: [`WorkerCall::Returned`] with its status, or
+    /// [`WorkerCall::Stateless`].
+    pub fn restore_state(&mut self, state: &[u8], deadline: Duration) -> Called {
+        self.exchange(state, |worker| worker.restore_state(state, deadline))
+    }
+
+    /// One message and its answer; `sent` is the bytes it carries, bounded.
+    fn exchange(
+        &mut self,
+        sent: &[u8],
+        message: impl FnOnce(&mut Worker) -> crate::worker::CallResult,
+    ) -> Called {
+        let not_ready = |reason: String| Called {
+            ended: WorkerCall::NotReady { reason },
+            logs: Vec::new(),
+            unkept_logs: 0,
         };
-        if input.len() > INLINE_CALL_INPUT_BYTES {
-            return Called {
-                ended: WorkerCall::NotReady {
-                    reason: format!(
-                        "an input of {} bytes is more than a worker takes ({} MiB)",
-                        input.len(),
-                        INLINE_CALL_INPUT_BYTES >> 20
-                    ),
-                },
-                logs: Vec::new(),
-                unkept_logs: 0,
-            };
+        let Some(worker) = self.worker.as_mut() else {
+            return not_ready("the worker is gone: start another".into());
+        };
+        if sent.len() > INLINE_CALL_INPUT_BYTES {
+            return not_ready(format!(
+                "{} bytes are more than a worker takes ({} MiB)",
+                sent.len(),
+                INLINE_CALL_INPUT_BYTES >> 20
+            ));
         }
-        let called = worker.call_bytes(method, input, deadline);
+        let called = message(worker);
         let ended = match called.ended {
             Ok(answer) => answered(answer),
             Err(exchange) => self.lost(*exchange),
@@ -381,6 +399,7 @@ fn answered(answer: CallAnswer) -> WorkerCall {
         CallAnswer::NotReady { reason } => WorkerCall::NotReady {
             reason: escaped(&reason),
         },
+        CallAnswer::Stateless {} => WorkerCall::Stateless,
     }
 }
 

@@ -22,6 +22,7 @@
 //! name = "parser"
 //! build = "plugins/libparser.so"
 //! max_in_flight = 8
+//! checkpoint = "5s"                  # its state, saved; a restart resumes it
 //! restart = { first = "100ms", max = "30s", attempts = 8 }
 //! breaker = { failures = 5, open_for = "10s", per_method = true }
 //! ```
@@ -78,6 +79,11 @@ pub struct PluginConfig {
     /// Reload when the build changes on disk.
     #[serde(default)]
     pub watch: bool,
+    /// Worker mode: save the plugin's state when this long has passed
+    /// since the last save, after a call ("0s": after every call), so a
+    /// worker that dies restarts from it.
+    #[serde(default, with = "humantime_serde")]
+    pub checkpoint: Option<Duration>,
     #[serde(default)]
     pub restart: Restart,
     #[serde(default)]
@@ -98,6 +104,7 @@ impl PluginConfig {
             idle_unload: None,
             max_in_flight: default_in_flight(),
             watch: false,
+            checkpoint: None,
             restart: Restart::default(),
             breaker: Breaker::default(),
         }
@@ -240,6 +247,11 @@ impl HostConfig {
                     plugin
                         .idle_unload
                         .map_or(Ok(()), |idle| within_bound("idle_unload", idle))
+                })
+                .and_then(|()| {
+                    plugin
+                        .checkpoint
+                        .map_or(Ok(()), |every| within_bound("checkpoint", every))
                 })
                 .and_then(|()| plugin.restart.check())
                 .and_then(|()| plugin.breaker.check());

@@ -361,6 +361,7 @@ fn serve(
         max_in_flight: plugin.max_in_flight,
         idle_unload: plugin.idle_unload,
         start_deadline: Settings::new(program.clone()).start_deadline,
+        checkpoint: plugin.checkpoint,
     };
     Isolated::open(&plugin.build, rules, evidence.clone(), settings)
         .map(Served::Worker)

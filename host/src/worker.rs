@@ -30,8 +30,14 @@
 //! stays free to overwrite. [`Isolated::reload`] starts the new build's
 //! worker beside the old one, switches when the call in flight is done,
 //! and keeps the old one serving if the new one is refused or fails to
-//! start (blue/green). The worker protocol carries no plugin state yet:
-//! the new version starts from its `init`, as a restarted worker does.
+//! start (blue/green).
+//!
+//! **State.** At the switch the old worker's `save_state` feeds the new
+//! one's `restore_state` (a refusal rolls the reload back, the old
+//! version keeping its state). With [`Settings::checkpoint`] the state is
+//! saved after calls, and a worker stopped on purpose (idle, evicted,
+//! unloaded) saves it as it goes: a new or restarted worker starts from
+//! the last state saved.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -65,8 +71,13 @@ pub struct Settings {
     /// Stop a worker that served no call for this long.
     pub idle_unload: Option<Duration>,
     /// How long a new worker may take to load, init and answer its
-    /// `selftest`.
+    /// `selftest`; also how long a state may take to save or restore.
     pub start_deadline: Duration,
+    /// Save the plugin's state (`save_state`) after a call answered when
+    /// this long has passed since the last save (zero: after every call):
+    /// a worker that dies restarts from it. Stopping a worker (idle,
+    /// evicted, unloaded) saves it too, checkpoint or not.
+    pub checkpoint: Option<Duration>,
 }
 
 impl Settings {
@@ -81,6 +92,7 @@ impl Settings {
             max_in_flight: 64,
             idle_unload: None,
             start_deadline: Duration::from_secs(20),
+            checkpoint: None,
         }
     }
 
@@ -95,6 +107,9 @@ impl Settings {
         }
         if self.start_deadline.is_zero() {
             return Err("`start_deadline` is 0: no worker could ever start".into());
+        }
+        if let Some(every) = self.checkpoint {
+            within_bound("checkpoint", every)?;
         }
         if let Some(idle) = self.idle_unload {
             within_bound("idle_unload", idle)?;
@@ -126,6 +141,10 @@ pub enum OpenError {
     /// version serves on.
     #[error("the new build `{}` did not start: {}; the old version serves on", one_line(&build.display().to_string()), one_line(reason))]
     NotStarted { build: PathBuf, reason: String },
+    /// A reload's new worker did not take the old one's state, or the
+    /// old one could not save it; the old version serves on, with it.
+    #[error("the new build `{}` was not switched to: {}; the old version serves on, with its state", one_line(&build.display().to_string()), one_line(reason))]
+    StateNotCarried { build: PathBuf, reason: String },
     #[error("the worker settings cannot work: {0}")]
     Settings(String),
 }
@@ -149,6 +168,9 @@ pub struct Stats {
     pub idle_stops: u64,
     /// Workers stopped by [`Isolated::unload`].
     pub unloads: u64,
+    /// States saved, and restored into a new or restarted worker.
+    pub states_saved: u64,
+    pub states_restored: u64,
 }
 
 /// A plugin served in a worker process.
@@ -198,6 +220,9 @@ struct Serving {
     /// What the plugin logged as its worker started (its `init`), for the
     /// span of the call that started it.
     start_logs: (Vec<LogLine>, u64),
+    /// The state last saved: what a new worker of this plugin starts from.
+    checkpoint: Option<Vec<u8>>,
+    saved_at: Instant,
 }
 
 /// One admitted build: its shadow copy, admission and worker program.
@@ -249,6 +274,8 @@ impl Isolated {
                 stats: Stats::default(),
                 pause: None,
                 start_logs: Default::default(),
+                checkpoint: None,
+                saved_at: now,
             }),
             shadows,
             build: build.to_owned(),
@@ -416,8 +443,10 @@ impl Inner {
         }
     }
 
-    /// Stops the live worker, not as a death; whether one ran.
+    /// Stops the live worker, not as a death, its state saved first for
+    /// the next one; whether one ran.
     fn stop_worker(&self, serving: &mut Serving) -> bool {
+        self.checkpoint(serving);
         let stopped = serving.worker.take().is_some();
         self.loaded.store(false, Ordering::SeqCst);
         if stopped {
@@ -434,8 +463,12 @@ impl Inner {
         deadline: Duration,
         span: &tracing::Span,
     ) -> Result<Answered, CallError> {
-        // The breaker first: an open one turns the call away before any
-        // worker is started for it.
+        // A restart's pause first (no worker, nothing to probe), then the
+        // breaker: an open one turns the call away before any worker is
+        // started for it.
+        if serving.worker.is_none() {
+            self.may_restart(serving)?;
+        }
         let before = serving.breakers.state(method);
         if let Err(turned) = serving.breakers.admit(method, Instant::now()) {
             return Err(CallError::BreakerOpen {
@@ -456,6 +489,11 @@ impl Inner {
         {
             // No call was made: a probe is still owed.
             serving.breakers.cancel_probe(method, Instant::now());
+            let now_state = serving.breakers.state(method);
+            if now_state != probing {
+                serving.stats.breaker_changes.push(now_state);
+                observe::breaker(&self.name, now_state);
+            }
             return Err(error);
         }
         span.record(
@@ -473,17 +511,17 @@ impl Inner {
         let took = started.elapsed();
         observe::plugin_logs(&called.logs, called.unkept_logs);
         if called.ended.worker_lost() {
-            serving.worker = None;
-            self.loaded.store(false, Ordering::SeqCst);
-            if is_probe {
-                serving.restarts.died_probing();
-            } else {
-                let served = serving.started.elapsed();
-                serving.pause = serving.restarts.died(served, Instant::now());
-                serving.stats.restart_pauses.extend(serving.pause);
-            }
+            self.lose_worker(serving, is_probe);
         }
         let result = self.judge(method, called.ended, deadline, took);
+        if result.is_ok()
+            && self
+                .settings
+                .checkpoint
+                .is_some_and(|every| serving.saved_at.elapsed() >= every)
+        {
+            self.checkpoint(serving);
+        }
         let fault = result.as_ref().is_err_and(CallError::is_plugin_fault);
         let after = serving.breakers.record(method, fault, Instant::now());
         if after != probing {
@@ -493,18 +531,73 @@ impl Inner {
         result
     }
 
-    /// Starts a worker for the serving version, if the backoff allows it
-    /// now; a failed start counts as a death.
-    fn restart(&self, serving: &mut Serving) -> Result<(), CallError> {
-        let restarts = serving.restarts.in_a_row();
-        match serving.restarts.may_start(Instant::now()) {
-            Ok(()) => {}
-            Err(None) => return Err(CallError::Quarantined { restarts }),
-            Err(Some(retry_in)) => {
-                return Err(CallError::Restarting { retry_in, restarts });
+    /// The worker died (or hung, or misbehaved): gone, and a death for
+    /// the restart ladder — unless it died in a per-method breaker's probe.
+    fn lose_worker(&self, serving: &mut Serving, is_probe: bool) {
+        serving.worker = None;
+        self.loaded.store(false, Ordering::SeqCst);
+        if is_probe {
+            serving.restarts.died_probing();
+        } else {
+            let served = serving.started.elapsed();
+            serving.pause = serving.restarts.died(served, Instant::now());
+            serving.stats.restart_pauses.extend(serving.pause);
+        }
+    }
+
+    /// Saves the live worker's state as the checkpoint, if the plugin
+    /// keeps one; a failure is said, and the older checkpoint kept.
+    fn checkpoint(&self, serving: &mut Serving) {
+        let Some(worker) = serving.worker.as_mut() else {
+            return;
+        };
+        let saved = worker.save_state(self.settings.start_deadline);
+        observe::plugin_logs(&saved.logs, saved.unkept_logs);
+        serving.saved_at = Instant::now();
+        match saved.ended {
+            WorkerCall::Returned {
+                status: 0,
+                output,
+                error: None,
+            } => {
+                serving.checkpoint = Some(output);
+                serving.stats.states_saved += 1;
+            }
+            WorkerCall::Stateless => {}
+            ended => {
+                if ended.worker_lost() {
+                    self.lose_worker(serving, false);
+                }
+                tracing::warn!(plugin = %one_line(&self.name), "the state was not saved: {}", describe(&ended));
             }
         }
-        match self.start(&serving.version) {
+    }
+
+    /// Whether a worker may start now: not quarantined, the restart's
+    /// pause over.
+    fn may_restart(&self, serving: &Serving) -> Result<(), CallError> {
+        let restarts = serving.restarts.in_a_row();
+        match serving.restarts.may_start(Instant::now()) {
+            Ok(()) => Ok(()),
+            Err(None) => Err(CallError::Quarantined { restarts }),
+            Err(Some(retry_in)) => Err(CallError::Restarting { retry_in, restarts }),
+        }
+    }
+
+    /// Starts a worker for the serving version (the backoff allowed it:
+    /// [`Inner::may_restart`]), from the last state saved; a failed start
+    /// counts as a death.
+    fn restart(&self, serving: &mut Serving) -> Result<(), CallError> {
+        let started = self.start(&serving.version).and_then(|(mut worker, logs)| {
+            if let Some(state) = &serving.checkpoint {
+                restore(&mut worker, state, self.settings.start_deadline).map_err(|reason| {
+                    format!("the new worker did not take the state the last one saved: {reason}")
+                })?;
+                serving.stats.states_restored += 1;
+            }
+            Ok((worker, logs))
+        });
+        match started {
             Ok((worker, logs)) => {
                 if let Some(pause) = serving.pause.take() {
                     observe::restarted(&self.name, pause);
@@ -541,18 +634,7 @@ impl Inner {
                 "it did not load, init and answer `selftest` within {:?}",
                 self.settings.start_deadline
             ),
-            WorkerCall::Returned { status, error, .. } => format!(
-                "its `selftest` returned {status}{}",
-                error.map(|e| format!(": {e}")).unwrap_or_default()
-            ),
-            WorkerCall::Crashed { how } => format!("its worker died in `selftest`: {how}"),
-            WorkerCall::Panicked { panic } => format!("its `selftest` panicked: {panic}"),
-            WorkerCall::BrokenBuffer { problem, .. } | WorkerCall::Misbehaved { problem } => {
-                format!("its `selftest` broke the contract: {problem}")
-            }
-            WorkerCall::OutputTooLarge { len } => {
-                format!("its `selftest` answered {len} bytes, more than a worker hands back")
-            }
+            ended => format!("its `selftest` {}", describe(&ended)),
         };
         Err(match ready.logs.last() {
             Some(line) => format!("{failed}; it logged last: {}", one_line(&line.message)),
@@ -585,8 +667,21 @@ impl Inner {
             },
             false => None,
         };
+        let mut worker = worker;
         let (old_worker, old_shadow) = {
             let mut serving = self.serving();
+            // The call in flight is done: the state is handed over now.
+            if let Some(new) = worker.as_mut()
+                && let Err(reason) = self.hand_over(&mut serving, new)
+            {
+                drop(serving);
+                drop(worker);
+                let _ = std::fs::remove_file(&version.shadow);
+                return Err(OpenError::StateNotCarried {
+                    build: self.build.clone(),
+                    reason,
+                });
+            }
             let old_shadow = std::mem::replace(&mut serving.version, version).shadow;
             self.loaded.store(worker.is_some(), Ordering::SeqCst);
             let started = worker.is_some();
@@ -604,6 +699,43 @@ impl Inner {
         // Stopped outside the lock: calls go to the new worker meanwhile.
         drop(old_worker);
         let _ = std::fs::remove_file(&old_shadow);
+        Ok(())
+    }
+
+    /// The serving worker's state, saved now, restored into `new` (or,
+    /// with no worker serving, the last state saved); the reason when the
+    /// old one could not save it or the new one did not take it.
+    fn hand_over(&self, serving: &mut Serving, new: &mut IsolatedPlugin) -> Result<(), String> {
+        let deadline = self.settings.start_deadline;
+        if let Some(old) = serving.worker.as_mut() {
+            let saved = old.save_state(deadline);
+            observe::plugin_logs(&saved.logs, saved.unkept_logs);
+            match saved.ended {
+                WorkerCall::Returned {
+                    status: 0,
+                    output,
+                    error: None,
+                } => {
+                    serving.checkpoint = Some(output);
+                    serving.stats.states_saved += 1;
+                }
+                WorkerCall::Stateless => return Ok(()),
+                ended => {
+                    if ended.worker_lost() {
+                        self.lose_worker(serving, false);
+                    }
+                    return Err(format!(
+                        "the old version could not save its state: it {}",
+                        describe(&ended)
+                    ));
+                }
+            }
+        }
+        if let Some(state) = &serving.checkpoint {
+            restore(new, state, deadline)
+                .map_err(|reason| format!("it did not take the old version's state: {reason}"))?;
+            serving.stats.states_restored += 1;
+        }
         Ok(())
     }
 
@@ -653,6 +785,10 @@ impl Inner {
             WorkerCall::NotReady { reason } => Err(CallError::NotServing(reason)),
             WorkerCall::Crashed { how } => Err(CallError::Crashed { method, how }),
             WorkerCall::TimedOut => Err(CallError::TimedOut { method, deadline }),
+            WorkerCall::Stateless => Err(CallError::Broken {
+                method,
+                problem: "the worker answered a call with `stateless`".into(),
+            }),
         }
     }
 
@@ -664,10 +800,54 @@ impl Inner {
         if serving.worker.is_none() || serving.last_call.elapsed() < idle {
             return false;
         }
+        self.checkpoint(&mut serving);
         serving.worker.take();
         self.loaded.store(false, Ordering::SeqCst);
         serving.stats.idle_stops += 1;
         true
+    }
+}
+
+/// `state` restored into `worker`: Ok when `restore_state` returned 0.
+fn restore(worker: &mut IsolatedPlugin, state: &[u8], deadline: Duration) -> Result<(), String> {
+    let restored = worker.restore_state(state, deadline);
+    observe::plugin_logs(&restored.logs, restored.unkept_logs);
+    match restored.ended {
+        WorkerCall::Returned {
+            status: 0,
+            error: None,
+            ..
+        } => Ok(()),
+        WorkerCall::Stateless => Err(format!(
+            "it keeps no state, and the {} bytes saved would be lost",
+            state.len()
+        )),
+        ended => Err(format!("it {}", describe(&ended))),
+    }
+}
+
+/// How a worker's answer went wrong, after "it".
+fn describe(ended: &WorkerCall) -> String {
+    match ended {
+        WorkerCall::Returned { status, error, .. } => format!(
+            "returned {status}{}",
+            error
+                .as_deref()
+                .map(|e| format!(": {}", one_line(e)))
+                .unwrap_or_default()
+        ),
+        WorkerCall::OutputTooLarge { len } => {
+            format!("answered {len} bytes, more than a worker hands back")
+        }
+        WorkerCall::NoSuchMethod { .. } => "has no such method".into(),
+        WorkerCall::Panicked { panic } => format!("panicked: {}", one_line(panic)),
+        WorkerCall::BrokenBuffer { problem, .. } | WorkerCall::Misbehaved { problem } => {
+            format!("broke the contract: {}", one_line(problem))
+        }
+        WorkerCall::NotReady { reason } => format!("could not be asked: {}", one_line(reason)),
+        WorkerCall::Crashed { how } => format!("died: {}", one_line(how)),
+        WorkerCall::TimedOut => "did not answer in time; its worker was killed".into(),
+        WorkerCall::Stateless => "keeps no state".into(),
     }
 }
 

@@ -378,6 +378,14 @@ fn show_answer(answer: &CallAnswer, last: bool) -> u8 {
             ));
             super::shared::exit::ERROR
         }
+        // The answer to a state message, which `call` never sends: the
+        // channel carried what the worker did not write.
+        CallAnswer::Stateless {} => {
+            say(
+                "the worker answered the call with `stateless`, which answers only a state message\n",
+            );
+            super::shared::exit::ERROR
+        }
     }
 }
 

@@ -128,6 +128,40 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 }
                 send(&writer, &FromWorker::Called { seq, answer });
             }
+            ToWorker::SaveState { seq } => {
+                let answer = match session.save_state() {
+                    Ok(Some(saved)) => returned(saved.status, &saved.output),
+                    Ok(None) => CallAnswer::Stateless {},
+                    Err(outcome) => CallAnswer::NotReady {
+                        reason: outcome.reason,
+                    },
+                };
+                send(&writer, &FromWorker::Called { seq, answer });
+            }
+            ToWorker::RestoreState { seq, state_hex } => {
+                let answer = match unhex(&state_hex) {
+                    None => CallAnswer::NotReady {
+                        reason: "the state_hex is not hex of at most 1 MiB".into(),
+                    },
+                    Some(state) => match session.restore_state(&state) {
+                        // A refusal's words are what the plugin logged.
+                        Ok(Some(restored)) => CallAnswer::Returned {
+                            status: restored.status,
+                            output: String::new(),
+                            output_len: 0,
+                            error: match restored.status {
+                                0 => None,
+                                _ => restored.logged.last().map(|line| line.message.clone()),
+                            },
+                        },
+                        Ok(None) => CallAnswer::Stateless {},
+                        Err(outcome) => CallAnswer::NotReady {
+                            reason: outcome.reason,
+                        },
+                    },
+                };
+                send(&writer, &FromWorker::Called { seq, answer });
+            }
         }
     }
 }
@@ -288,12 +322,18 @@ pub(crate) fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> 
             status: broken.status,
             problem: broken.problem,
         },
-        Ok(Some(Ok(answer))) => CallAnswer::Returned {
-            status: answer.status,
-            output_len: answer.output.len() as u64,
-            output: hex(&answer.output[..answer.output.len().min(MAX_CALL_OUTPUT)]),
-            error: None,
-        },
+        Ok(Some(Ok(answer))) => returned(answer.status, &answer.output),
+    }
+}
+
+/// A status and an output, the output's first [`MAX_CALL_OUTPUT`] bytes
+/// in hex.
+fn returned(status: i32, output: &[u8]) -> CallAnswer {
+    CallAnswer::Returned {
+        status,
+        output_len: output.len() as u64,
+        output: hex(&output[..output.len().min(MAX_CALL_OUTPUT)]),
+        error: None,
     }
 }
 

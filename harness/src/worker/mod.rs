@@ -19,6 +19,7 @@ pub(crate) use child::{MAX_CALL_INPUT, WorkerArgs, call_answer, read_call_input,
 pub(crate) use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
 pub(crate) use scope::{OnInterrupt, WorkerScope};
 pub(crate) use supervisor::{
-    Exchange, Forbidden, Launched, SpawnError, Worker, interrupted, run_helper, wait_for_teardown,
+    CallResult, Exchange, Forbidden, Launched, SpawnError, Worker, interrupted, run_helper,
+    wait_for_teardown,
 };
 pub(crate) use trail::{CallTrail, FuzzCall, MAX_TRAIL_CALLS};

@@ -43,6 +43,14 @@ pub(super) enum ToWorker {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input_hex: Option<String>,
     },
+    /// An embedding host's reload or checkpoint: the plugin's state, as
+    /// its `save_state` hands it over; one `Called` comes back (the state
+    /// as the output, or `stateless`).
+    SaveState { seq: u64 },
+    /// An embedding host's new or restarted instance takes the state an
+    /// earlier one saved (hex, at most `INLINE_CALL_INPUT_BYTES`): one
+    /// `Called` comes back (`restore_state`'s status, or `stateless`).
+    RestoreState { seq: u64, state_hex: String },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -132,6 +140,9 @@ pub(crate) enum CallAnswer {
     NotReady {
         reason: String,
     },
+    /// A `save-state` or `restore-state` to a plugin that keeps no state
+    /// (no `save_state`/`restore_state`; Go: not a `plugcheck.Stateful`).
+    Stateless {},
 }
 
 /// A dying worker's stack, unsymbolized.
@@ -322,6 +333,8 @@ mod tests {
             match message {
                 ToWorker::Run { .. } => "run",
                 ToWorker::Call { .. } => "call",
+                ToWorker::SaveState { .. } => "save-state",
+                ToWorker::RestoreState { .. } => "restore-state",
             }
         }
         fn from_worker(message: &FromWorker) -> &'static str {
@@ -335,15 +348,19 @@ mod tests {
                     CallAnswer::BrokenBuffer { .. } => "called broken-buffer",
                     CallAnswer::NoSuchMethod { .. } => "called no-such-method",
                     CallAnswer::NotReady { .. } => "called not-ready",
+                    CallAnswer::Stateless {} => "called stateless",
                 },
                 FromWorker::Logged { .. } => "logged",
                 FromWorker::Stack(_) => "stack",
                 FromWorker::Forbidden { .. } => "forbidden",
             }
         }
-        const KINDS: [&str; 13] = [
+        const KINDS: [&str; 16] = [
             "run",
             "call",
+            "save-state",
+            "restore-state",
+            "called stateless",
             "hello",
             "done",
             "calling",
@@ -365,7 +382,9 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(&text)
                 .unwrap_or_else(|error| panic!("examples/{name} is no JSON: {error}"));
             let kind = match value["type"].as_str() {
-                Some("run" | "call") => to_worker(&round_trip::<ToWorker>(&value, &name)),
+                Some("run" | "call" | "save-state" | "restore-state") => {
+                    to_worker(&round_trip::<ToWorker>(&value, &name))
+                }
                 _ => from_worker(&round_trip::<FromWorker>(&value, &name)),
             };
             assert!(

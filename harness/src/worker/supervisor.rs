@@ -550,6 +550,19 @@ impl Worker {
         self.call_with(method, None, Some(super::child::hex(input)), timeout)
     }
 
+    /// Has the worker hand over the plugin's state (an embedding host's
+    /// reload or checkpoint), as a call's output.
+    pub(crate) fn save_state(&mut self, timeout: Duration) -> CallResult {
+        self.exchange(|seq| ToWorker::SaveState { seq }, timeout)
+    }
+
+    /// Has the worker's plugin take `state`, which an earlier instance
+    /// saved (at most [`super::limits::INLINE_CALL_INPUT_BYTES`]).
+    pub(crate) fn restore_state(&mut self, state: &[u8], timeout: Duration) -> CallResult {
+        let state_hex = super::child::hex(state);
+        self.exchange(|seq| ToWorker::RestoreState { seq, state_hex }, timeout)
+    }
+
     fn call_with(
         &mut self,
         method: &str,
@@ -557,19 +570,27 @@ impl Worker {
         input_hex: Option<String>,
         timeout: Duration,
     ) -> CallResult {
+        let method = method.to_owned();
+        self.exchange(
+            |seq| ToWorker::Call {
+                seq,
+                method,
+                input,
+                input_hex,
+            },
+            timeout,
+        )
+    }
+
+    /// Sends the message `message` makes of the next sequence number and
+    /// waits at most `timeout` for its `called`, keeping the log lines
+    /// that come meanwhile.
+    fn exchange(&mut self, message: impl FnOnce(u64) -> ToWorker, timeout: Duration) -> CallResult {
         self.seq += 1;
         self.answered += 1;
         let seq = self.answered;
         // A worker that cannot take the call has died: the read says how.
-        let _ = protocol::send(
-            &mut self.writer,
-            &ToWorker::Call {
-                seq,
-                method: method.to_owned(),
-                input,
-                input_hex,
-            },
-        );
+        let _ = protocol::send(&mut self.writer, &message(seq));
         self.start_capture();
         let mut logs = Vec::new();
         let mut unkept_logs = 0;

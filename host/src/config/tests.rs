@@ -47,6 +47,7 @@ fn the_documented_example_reads_with_paths_beside_the_file() {
     assert!(echo.watch && echo.require_passing_report);
     assert_eq!(parser.mode, Mode::Worker);
     assert_eq!(parser.max_in_flight, 8);
+    assert_eq!(parser.checkpoint, Some(Duration::from_secs(5)));
     assert_eq!(parser.restart.first, Duration::from_millis(100));
     assert_eq!(parser.restart.attempts, 8);
     // What the file leaves out keeps its default.
