@@ -548,8 +548,17 @@ impl Inner {
     /// Saves the live worker's state as the checkpoint, if the plugin
     /// keeps one; a failure is said, and the older checkpoint kept.
     fn checkpoint(&self, serving: &mut Serving) {
+        if let Err(why) = self.save(serving) {
+            tracing::warn!(plugin = %one_line(&self.name), "the state was not saved: it {why}");
+        }
+    }
+
+    /// The live worker's state, saved as the checkpoint: whether the
+    /// plugin keeps one (none without a live worker), or how saving went
+    /// wrong (after "it"). A worker that dies saving is gone.
+    fn save(&self, serving: &mut Serving) -> Result<bool, String> {
         let Some(worker) = serving.worker.as_mut() else {
-            return;
+            return Ok(false);
         };
         let saved = worker.save_state(self.settings.start_deadline);
         observe::plugin_logs(&saved.logs, saved.unkept_logs);
@@ -562,13 +571,14 @@ impl Inner {
             } => {
                 serving.checkpoint = Some(output);
                 serving.stats.states_saved += 1;
+                Ok(true)
             }
-            WorkerCall::Stateless => {}
+            WorkerCall::Stateless => Ok(false),
             ended => {
                 if ended.worker_lost() {
                     self.lose_worker(serving, false);
                 }
-                tracing::warn!(plugin = %one_line(&self.name), "the state was not saved: {}", describe(&ended));
+                Err(describe(&ended))
             }
         }
     }
@@ -707,29 +717,13 @@ impl Inner {
     /// old one could not save it or the new one did not take it.
     fn hand_over(&self, serving: &mut Serving, new: &mut IsolatedPlugin) -> Result<(), String> {
         let deadline = self.settings.start_deadline;
-        if let Some(old) = serving.worker.as_mut() {
-            let saved = old.save_state(deadline);
-            observe::plugin_logs(&saved.logs, saved.unkept_logs);
-            match saved.ended {
-                WorkerCall::Returned {
-                    status: 0,
-                    output,
-                    error: None,
-                } => {
-                    serving.checkpoint = Some(output);
-                    serving.stats.states_saved += 1;
-                }
-                WorkerCall::Stateless => return Ok(()),
-                ended => {
-                    if ended.worker_lost() {
-                        self.lose_worker(serving, false);
-                    }
-                    return Err(format!(
-                        "the old version could not save its state: it {}",
-                        describe(&ended)
-                    ));
-                }
-            }
+        let serving_live = serving.worker.is_some();
+        let saved = self
+            .save(serving)
+            .map_err(|why| format!("the old version could not save its state: it {why}"))?;
+        if serving_live && !saved {
+            // Stateless: nothing to hand over.
+            return Ok(());
         }
         if let Some(state) = &serving.checkpoint {
             restore(new, state, deadline)
