@@ -120,10 +120,9 @@ impl InProcess {
         deadline: Option<Duration>,
     ) -> Result<Answered, CallError> {
         let started = Instant::now();
-        let answer = self
-            .engine
-            .call(method, input)
-            .map_err(|outcome: Outcome| CallError::NotServing(outcome.reason))?;
+        let (answer, logs) = self.engine.call_logged(method, input);
+        crate::observe::plugin_logs(&logs, 0);
+        let answer = answer.map_err(|outcome: Outcome| CallError::NotServing(outcome.reason))?;
         let took = started.elapsed();
         let Some(answer) = answer else {
             let mut known = self.methods();

@@ -203,6 +203,25 @@ impl ReloadEngine {
         self.live.lock().session.call(method, input)
     }
 
+    /// As [`ReloadEngine::call`], with the lines the plugin logged since
+    /// the last of these calls (its `init`'s, a thread's between calls,
+    /// this call's), taken from the live version's bounded store: what an
+    /// embedding host turns into its own log events.
+    pub fn call_logged(
+        &self,
+        method: &str,
+        input: &[u8],
+    ) -> (Result<Option<Answer>, Outcome>, Vec<crate::report::LogLine>) {
+        let mut live = self.live.lock();
+        let answer = live.session.call(method, input);
+        let logs = live
+            .session
+            .host()
+            .map(|host| host.take_logs())
+            .unwrap_or_default();
+        (answer, logs)
+    }
+
     /// The file the serving version was loaded from: its shadow copy.
     pub fn live_path(&self) -> PathBuf {
         self.live.lock().session.path().to_owned()
