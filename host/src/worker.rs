@@ -32,12 +32,21 @@
 //! and keeps the old one serving if the new one is refused or fails to
 //! start (blue/green).
 //!
-//! **State.** At the switch the old worker's `save_state` feeds the new
-//! one's `restore_state` (a refusal rolls the reload back, the old
-//! version keeping its state). With [`Settings::checkpoint`] the state is
-//! saved after calls, and a worker stopped on purpose (idle, evicted,
-//! unloaded) saves it as it goes: a new or restarted worker starts from
-//! the last state saved.
+//! **State** (at most 1 MiB, what a worker's message carries). At the
+//! switch the old worker's `save_state` feeds the new one's
+//! `restore_state`; a refusal rolls the reload back, the old version
+//! keeping its state, and a stateless new version drops it (as the
+//! in-process engine does). A worker stopped on purpose (idle, evicted,
+//! unloaded) saves its state as it goes, and the next worker starts from
+//! it; a reload meanwhile starts the new version to take it. Without
+//! [`Settings::checkpoint`] that saved state is spent by the next worker:
+//! a worker that dies restarts from `init`, never from a state older than
+//! what it answered since. With it, the state is saved after calls, and a
+//! worker that dies restarts from the last one saved. A state a new worker
+//! refuses at a restart is dropped, with a warning, rather than failing
+//! every start. Saves and restores wait at most
+//! [`Settings::start_deadline`], under the plugin's lock: calls queue
+//! behind them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -220,9 +229,15 @@ struct Serving {
     /// What the plugin logged as its worker started (its `init`), for the
     /// span of the call that started it.
     start_logs: (Vec<LogLine>, u64),
-    /// The state last saved: what a new worker of this plugin starts from.
+    /// The state last saved: what the next worker of this plugin starts
+    /// from. Without [`Settings::checkpoint`] it carries only a planned
+    /// stop or a hand-over to the next worker, and is spent by it: a
+    /// worker that dies then restarts from `init`, not from an old state.
     checkpoint: Option<Vec<u8>>,
     saved_at: Instant,
+    /// The serving version answered that it keeps no state: not asked
+    /// again until a reload.
+    stateless: bool,
 }
 
 /// One admitted build: its shadow copy, admission and worker program.
@@ -276,6 +291,7 @@ impl Isolated {
                 start_logs: Default::default(),
                 checkpoint: None,
                 saved_at: now,
+                stateless: false,
             }),
             shadows,
             build: build.to_owned(),
@@ -407,17 +423,19 @@ impl Isolated {
     }
 
     /// Stops the worker now, once the call in flight is done: not a
-    /// death, the next call starts another.
+    /// death, the next call starts another, from the state saved as it
+    /// stopped (a state that could not be saved is lost, and said so).
     pub fn unload(&self) {
         let mut serving = self.inner.serving();
-        self.inner.stop_worker(&mut serving);
+        self.inner.stop_worker(&mut serving, true);
     }
 
-    /// Stops the worker now unless a call is in flight (a host's bound on
-    /// loaded plugins evicts without waiting); whether it did.
+    /// Stops the worker now unless a call is in flight or its state could
+    /// not be saved (a host's bound on loaded plugins: it waits for no
+    /// call, only for the state's save); whether it did.
     pub fn try_unload(&self) -> bool {
         match self.inner.try_serving() {
-            Some(mut serving) => self.inner.stop_worker(&mut serving),
+            Some(mut serving) => self.inner.stop_worker(&mut serving, false),
             None => false,
         }
     }
@@ -444,9 +462,12 @@ impl Inner {
     }
 
     /// Stops the live worker, not as a death, its state saved first for
-    /// the next one; whether one ran.
-    fn stop_worker(&self, serving: &mut Serving) -> bool {
-        self.checkpoint(serving);
+    /// the next one; whether one ran. Unless `anyway`, a worker whose state
+    /// could not be saved keeps running: stopping it would lose the state.
+    fn stop_worker(&self, serving: &mut Serving, anyway: bool) -> bool {
+        if !self.checkpoint(serving) && !anyway {
+            return false;
+        }
         let stopped = serving.worker.take().is_some();
         self.loaded.store(false, Ordering::SeqCst);
         if stopped {
@@ -546,10 +567,15 @@ impl Inner {
     }
 
     /// Saves the live worker's state as the checkpoint, if the plugin
-    /// keeps one; a failure is said, and the older checkpoint kept.
-    fn checkpoint(&self, serving: &mut Serving) {
-        if let Err(why) = self.save(serving) {
-            tracing::warn!(plugin = %one_line(&self.name), "the state was not saved: it {why}");
+    /// keeps one; whether nothing was lost (a failure is said, and the
+    /// older checkpoint kept).
+    fn checkpoint(&self, serving: &mut Serving) -> bool {
+        match self.save(serving) {
+            Ok(_) => true,
+            Err(why) => {
+                tracing::warn!(plugin = %one_line(&self.name), "the state was not saved: it {why}");
+                false
+            }
         }
     }
 
@@ -557,6 +583,9 @@ impl Inner {
     /// plugin keeps one (none without a live worker), or how saving went
     /// wrong (after "it"). A worker that dies saving is gone.
     fn save(&self, serving: &mut Serving) -> Result<bool, String> {
+        if serving.stateless {
+            return Ok(false);
+        }
         let Some(worker) = serving.worker.as_mut() else {
             return Ok(false);
         };
@@ -573,7 +602,11 @@ impl Inner {
                 serving.stats.states_saved += 1;
                 Ok(true)
             }
-            WorkerCall::Stateless => Ok(false),
+            WorkerCall::Stateless => {
+                serving.stateless = true;
+                serving.checkpoint = None;
+                Ok(false)
+            }
             ended => {
                 if ended.worker_lost() {
                     self.lose_worker(serving, false);
@@ -598,14 +631,25 @@ impl Inner {
     /// [`Inner::may_restart`]), from the last state saved; a failed start
     /// counts as a death.
     fn restart(&self, serving: &mut Serving) -> Result<(), CallError> {
-        let started = self.start(&serving.version).and_then(|(mut worker, logs)| {
-            if let Some(state) = &serving.checkpoint {
-                restore(&mut worker, state, self.settings.start_deadline).map_err(|reason| {
-                    format!("the new worker did not take the state the last one saved: {reason}")
-                })?;
-                serving.stats.states_restored += 1;
+        let started = self.start(&serving.version).map(|(mut worker, logs)| {
+            // Without checkpoints, a saved state carries one planned stop
+            // or hand-over and is spent by the next worker.
+            let state = match self.settings.checkpoint {
+                Some(_) => serving.checkpoint.clone(),
+                None => serving.checkpoint.take(),
+            };
+            if let Some(state) = state {
+                match restore(&mut worker, &state, self.settings.start_deadline) {
+                    Ok(()) => serving.stats.states_restored += 1,
+                    // Refused now, refused on every start: the plugin
+                    // starts fresh rather than never.
+                    Err(reason) => {
+                        serving.checkpoint = None;
+                        tracing::warn!(plugin = %one_line(&self.name), "the new worker did not take the state the last one saved ({reason}); it starts from init");
+                    }
+                }
             }
-            Ok((worker, logs))
+            (worker, logs)
         });
         match started {
             Ok((worker, logs)) => {
@@ -661,7 +705,10 @@ impl Inner {
             &lock(&self.evidence),
             &self.settings,
         )?;
-        let worker = match self.loaded.load(Ordering::SeqCst) {
+        // A worker runs, or a state waits for the next one: the new
+        // version starts now, to take it (or be rolled back).
+        let takes_over = self.loaded.load(Ordering::SeqCst) || self.serving().checkpoint.is_some();
+        let worker = match takes_over {
             true => match self.start(&version) {
                 Ok((worker, (lines, unkept))) => {
                     observe::plugin_logs(&lines, unkept);
@@ -692,7 +739,13 @@ impl Inner {
                     reason,
                 });
             }
+            if worker.is_none() {
+                // A call started a worker meanwhile: its state goes to the
+                // next one.
+                self.checkpoint(&mut serving);
+            }
             let old_shadow = std::mem::replace(&mut serving.version, version).shadow;
+            serving.stateless = false;
             self.loaded.store(worker.is_some(), Ordering::SeqCst);
             let started = worker.is_some();
             let old_worker = std::mem::replace(&mut serving.worker, worker);
@@ -718,17 +771,39 @@ impl Inner {
     fn hand_over(&self, serving: &mut Serving, new: &mut IsolatedPlugin) -> Result<(), String> {
         let deadline = self.settings.start_deadline;
         let serving_live = serving.worker.is_some();
-        let saved = self
-            .save(serving)
-            .map_err(|why| format!("the old version could not save its state: it {why}"))?;
-        if serving_live && !saved {
-            // Stateless: nothing to hand over.
-            return Ok(());
+        match self.save(serving) {
+            Ok(false) if serving_live => return Ok(()), // stateless
+            Ok(_) => {}
+            // The old worker died saving: the new one takes the last
+            // state saved, as after any death.
+            Err(why) if serving.worker.is_none() => {
+                tracing::warn!(plugin = %one_line(&self.name), "the old version died saving its state ({why}); the new one takes the last state saved");
+            }
+            Err(why) => {
+                return Err(format!(
+                    "the old version could not save its state: it {why}"
+                ));
+            }
         }
-        if let Some(state) = &serving.checkpoint {
-            restore(new, state, deadline)
-                .map_err(|reason| format!("it did not take the old version's state: {reason}"))?;
-            serving.stats.states_restored += 1;
+        let Some(state) = serving.checkpoint.clone() else {
+            return Ok(());
+        };
+        match restore(new, &state, deadline) {
+            Ok(()) => serving.stats.states_restored += 1,
+            // A stateless new version drops the state, as the in-process
+            // engine does.
+            Err(RestoreRefusal::Stateless) => {
+                tracing::warn!(plugin = %one_line(&self.name), "the new version keeps no state: the {} bytes saved are dropped", state.len());
+                serving.checkpoint = None;
+                return Ok(());
+            }
+            Err(RestoreRefusal::Refused(reason)) => {
+                return Err(format!("it did not take the old version's state: {reason}"));
+            }
+        }
+        if self.settings.checkpoint.is_none() {
+            // Handed over, and spent (see `Serving::checkpoint`).
+            serving.checkpoint = None;
         }
         Ok(())
     }
@@ -794,7 +869,10 @@ impl Inner {
         if serving.worker.is_none() || serving.last_call.elapsed() < idle {
             return false;
         }
-        self.checkpoint(&mut serving);
+        // A state that cannot be saved would be lost: keep the worker.
+        if !self.checkpoint(&mut serving) {
+            return false;
+        }
         serving.worker.take();
         self.loaded.store(false, Ordering::SeqCst);
         serving.stats.idle_stops += 1;
@@ -802,8 +880,29 @@ impl Inner {
     }
 }
 
+/// Why a state was not restored.
+enum RestoreRefusal {
+    /// The plugin keeps no state.
+    Stateless,
+    /// Its `restore_state` refused it, or the worker failed: how.
+    Refused(String),
+}
+
+impl std::fmt::Display for RestoreRefusal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestoreRefusal::Stateless => formatter.write_str("it keeps no state"),
+            RestoreRefusal::Refused(reason) => formatter.write_str(reason),
+        }
+    }
+}
+
 /// `state` restored into `worker`: Ok when `restore_state` returned 0.
-fn restore(worker: &mut IsolatedPlugin, state: &[u8], deadline: Duration) -> Result<(), String> {
+fn restore(
+    worker: &mut IsolatedPlugin,
+    state: &[u8],
+    deadline: Duration,
+) -> Result<(), RestoreRefusal> {
     let restored = worker.restore_state(state, deadline);
     observe::plugin_logs(&restored.logs, restored.unkept_logs);
     match restored.ended {
@@ -812,17 +911,17 @@ fn restore(worker: &mut IsolatedPlugin, state: &[u8], deadline: Duration) -> Res
             error: None,
             ..
         } => Ok(()),
-        WorkerCall::Stateless => Err(format!(
-            "it keeps no state, and the {} bytes saved would be lost",
-            state.len()
-        )),
-        ended => Err(format!("it {}", describe(&ended))),
+        WorkerCall::Stateless => Err(RestoreRefusal::Stateless),
+        ended => Err(RestoreRefusal::Refused(format!("it {}", describe(&ended)))),
     }
 }
 
 /// How a worker's answer went wrong, after "it".
 fn describe(ended: &WorkerCall) -> String {
     match ended {
+        WorkerCall::Returned { status, .. } if *status == plugcheck_abi::status::PANIC => {
+            "panicked (caught at its boundary)".into()
+        }
         WorkerCall::Returned { status, error, .. } => format!(
             "returned {status}{}",
             error
