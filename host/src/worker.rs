@@ -169,10 +169,14 @@ pub struct Stats {
     /// Workers started, the first included.
     pub starts: u64,
     /// The pause after each death that had one, in order (a death in a
-    /// breaker's probe has none: the breaker spaces those).
+    /// breaker's probe has none: the breaker spaces those): the last
+    /// [`Stats::KEPT`]; `pauses` counts them all.
     pub restart_pauses: Vec<Duration>,
-    /// Each change of a breaker's state, in order.
+    pub pauses: u64,
+    /// Each change of a breaker's state, in order: the last
+    /// [`Stats::KEPT`]; `breaker_transitions` counts them all.
     pub breaker_changes: Vec<BreakerState>,
+    pub breaker_transitions: u64,
     pub reloads: u64,
     pub idle_stops: u64,
     /// Workers stopped by [`Isolated::unload`].
@@ -180,6 +184,32 @@ pub struct Stats {
     /// States saved, and restored into a new or restarted worker.
     pub states_saved: u64,
     pub states_restored: u64,
+}
+
+impl Stats {
+    /// Pauses and breaker changes kept, the most recent: a host serves
+    /// for months, and its stats must not grow with it.
+    pub const KEPT: usize = 256;
+
+    fn paused(&mut self, pause: Option<Duration>) {
+        if let Some(pause) = pause {
+            self.pauses += 1;
+            keep_last(&mut self.restart_pauses, pause);
+        }
+    }
+
+    fn breaker_changed(&mut self, state: BreakerState) {
+        self.breaker_transitions += 1;
+        keep_last(&mut self.breaker_changes, state);
+    }
+}
+
+/// Appends `item`, dropping the oldest past [`Stats::KEPT`].
+fn keep_last<T>(list: &mut Vec<T>, item: T) {
+    if list.len() == Stats::KEPT {
+        list.remove(0);
+    }
+    list.push(item);
 }
 
 /// A plugin served in a worker process.
@@ -502,7 +532,7 @@ impl Inner {
         }
         let probing = serving.breakers.state(method);
         if probing != before {
-            serving.stats.breaker_changes.push(probing);
+            serving.stats.breaker_changed(probing);
             observe::breaker(&self.name, probing);
         }
         if serving.worker.is_none()
@@ -512,7 +542,7 @@ impl Inner {
             serving.breakers.cancel_probe(method, Instant::now());
             let now_state = serving.breakers.state(method);
             if now_state != probing {
-                serving.stats.breaker_changes.push(now_state);
+                serving.stats.breaker_changed(now_state);
                 observe::breaker(&self.name, now_state);
             }
             return Err(error);
@@ -546,7 +576,7 @@ impl Inner {
         let fault = result.as_ref().is_err_and(CallError::is_plugin_fault);
         let after = serving.breakers.record(method, fault, Instant::now());
         if after != probing {
-            serving.stats.breaker_changes.push(after);
+            serving.stats.breaker_changed(after);
             observe::breaker(&self.name, after);
         }
         result
@@ -562,7 +592,7 @@ impl Inner {
         } else {
             let served = serving.started.elapsed();
             serving.pause = serving.restarts.died(served, Instant::now());
-            serving.stats.restart_pauses.extend(serving.pause);
+            serving.stats.paused(serving.pause);
         }
     }
 
@@ -666,7 +696,7 @@ impl Inner {
             }
             Err(reason) => {
                 serving.pause = serving.restarts.died(Duration::ZERO, Instant::now());
-                serving.stats.restart_pauses.extend(serving.pause);
+                serving.stats.paused(serving.pause);
                 Err(CallError::NotServing(reason))
             }
         }
@@ -1028,5 +1058,25 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_keep_the_last_pauses_and_transitions_and_count_them_all() {
+        let mut stats = Stats::default();
+        for n in 0..Stats::KEPT as u64 + 44 {
+            stats.paused(Some(Duration::from_millis(n)));
+            stats.breaker_changed(BreakerState::Open);
+        }
+        stats.paused(None);
+        assert_eq!(stats.pauses, Stats::KEPT as u64 + 44);
+        assert_eq!(stats.restart_pauses.len(), Stats::KEPT);
+        assert_eq!(stats.restart_pauses[0], Duration::from_millis(44));
+        assert_eq!(stats.breaker_transitions, Stats::KEPT as u64 + 44);
+        assert_eq!(stats.breaker_changes.len(), Stats::KEPT);
     }
 }
