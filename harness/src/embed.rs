@@ -183,12 +183,6 @@ impl IsolatedPlugin {
         self.pid
     }
 
-    /// Whether the worker still serves: it has not died, hung or
-    /// misbehaved in a call.
-    pub fn is_alive(&self) -> bool {
-        self.worker.is_some()
-    }
-
     /// Calls `method` with `input` (at most [`INLINE_CALL_INPUT_BYTES`]),
     /// waiting at most `deadline`: past it the worker's whole tree is
     /// killed and the call is [`WorkerCall::TimedOut`].
