@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use plugcheck::catalog::CaseId;
-use plugcheck::fuzz::DEFAULT_INPUTS;
-use plugcheck::gate::judge::tally_today;
-use plugcheck::inspect::file::{self, FileProblem};
-use plugcheck::report::verdict::Verdict;
-use plugcheck::report::{PluginReport, Report, ReportReadError};
-use plugcheck::text::one_line;
+use crate::catalog::CaseId;
+use crate::fuzz::DEFAULT_INPUTS;
+use crate::gate::judge::tally_today;
+use crate::inspect::file::{self, FileProblem};
+use crate::report::verdict::Verdict;
+use crate::report::{PluginReport, Report, ReportReadError};
+use crate::text::one_line;
 
 /// How an admitted plugin runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

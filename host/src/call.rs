@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use plugcheck::text::one_line;
+use crate::text::one_line;
 use plugcheck_abi::status;
 
 /// What a call answered in time.

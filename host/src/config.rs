@@ -30,7 +30,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use plugcheck::text::one_line;
+use crate::text::one_line;
 use serde::Deserialize;
 
 use crate::supervision::{Breaker, Restart, within_bound};
@@ -45,7 +45,7 @@ pub enum Mode {
     /// In the application's process: trusted plugins only (a crash takes
     /// the application; see [`crate::in_process`]).
     InProcess,
-    /// In a worker process of its own (see [`crate::worker`]).
+    /// In a worker process of its own (see [`crate::isolated`]).
     #[default]
     Worker,
 }
@@ -135,7 +135,7 @@ pub struct HostConfig {
     #[serde(default)]
     pub max_loaded: Option<usize>,
     /// The `plugcheck` binary workers run; none: this program, which calls
-    /// `plugcheck::embed::serve_if_worker` first thing in `main`.
+    /// `crate::embed::serve_if_worker` first thing in `main`.
     #[serde(default)]
     pub worker_program: Option<PathBuf>,
     #[serde(default, rename = "plugin")]

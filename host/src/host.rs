@@ -10,7 +10,7 @@
 //!
 //! **Threading.** `Host` is `Send + Sync`; share it (`Arc<Host>`) between
 //! threads. Each mode's contract holds per plugin: see
-//! [`crate::in_process`] and [`crate::worker`].
+//! [`crate::in_process`] and [`crate::isolated`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,17 +18,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use plugcheck::embed::WorkerProgram;
-use plugcheck::reload::watch::{self, Stopper, Wake, Watcher};
-use plugcheck::text::one_line;
+use crate::embed::WorkerProgram;
+use crate::reload::watch::{self, Stopper, Wake, Watcher};
+use crate::text::one_line;
 
 use crate::admission::{Evidence, Isolation, Rules, admit};
 use crate::call::{Answered, CallError};
 use crate::config::{ConfigError, HostConfig, Mode, PluginConfig};
 use crate::in_process::InProcess;
+use crate::isolated::{Isolated, OpenError, Settings};
 use crate::observe;
 use crate::supervision::Breakers;
-use crate::worker::{Isolated, OpenError, Settings};
 
 /// Why a host cannot open, or a plugin cannot reload.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum HostError {
     #[error("cannot read the report `{}`: {source}; write it with `plugcheck check --json`", path.display())]
     Report {
         path: PathBuf,
-        source: plugcheck::report::ReportReadError,
+        source: crate::report::ReportReadError,
     },
     #[error("plugin `{}`: {source}", one_line(plugin))]
     Open { plugin: String, source: OpenError },
@@ -331,8 +331,7 @@ fn serve(
     if plugin.mode == Mode::InProcess {
         let admitted = admit(&plugin.build, &rules, evidence)
             .map_err(|refused| open_error(OpenError::Refused(refused)))?;
-        if admitted.isolation == Isolation::InProcess
-            && !plugcheck::embed::is_go_native(&plugin.build)
+        if admitted.isolation == Isolation::InProcess && !crate::embed::is_go_native(&plugin.build)
         {
             return Ok(Served::InProcess(Box::new(Trusted {
                 build: plugin.build.clone(),

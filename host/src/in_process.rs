@@ -1,5 +1,5 @@
 //! A plugin served in the application's own process, with hot reload: the
-//! harness's reload engine (`plugcheck::reload`, the code `plugcheck watch`
+//! harness's reload engine (`crate::reload`, the code `plugcheck watch`
 //! and the reload cases run), with admission standing at its door.
 //!
 //! Every version, the first and each reload, is admitted by the bytes the
@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use plugcheck::outcome::Outcome;
-use plugcheck::reload::{Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded};
-use plugcheck::report::{PluginInfo, ReportReadError};
+use crate::outcome::Outcome;
+use crate::reload::{Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded};
+use crate::report::{PluginInfo, ReportReadError};
 use plugcheck_abi::status;
 
 use crate::admission::{Admitted, Evidence, Isolation, Rules, admit};

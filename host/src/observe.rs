@@ -19,8 +19,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use plugcheck::report::LogLine;
-use plugcheck::text::one_line;
+use crate::report::LogLine;
+use crate::text::one_line;
 
 use crate::call::CallError;
 use crate::supervision::BreakerState;

@@ -32,7 +32,7 @@ pub struct Restart {
     pub jitter: bool,
     /// Restarts in a row, without a stable stretch between them, before
     /// the plugin is quarantined: no calls until the application lifts it
-    /// ([`crate::worker::Isolated::release`]) or reloads a build. 0: the
+    /// ([`crate::isolated::Isolated::release`]) or reloads a build. 0: the
     /// first death quarantines it.
     pub attempts: usize,
     /// A worker that served this long before it died was stable: its

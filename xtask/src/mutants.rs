@@ -48,47 +48,47 @@ pub struct Module {
 pub const MODULES: [Module; 7] = [
     Module {
         name: "policy",
-        files: &["harness/src/gate/policy.rs"],
+        files: &["host/src/gate/policy.rs"],
         only: &[],
         decides: "which verdicts fail the gate; waivers",
     },
     Module {
         name: "gate",
-        files: &["harness/src/gate/judge.rs"],
+        files: &["host/src/gate/judge.rs"],
         only: &[],
         decides: "judging a report: waivers applied, verdicts tallied, passed or failed",
     },
     Module {
         name: "plan",
-        files: &["harness/src/plan.rs"],
+        files: &["host/src/plan.rs"],
         only: &[],
         decides: "the prerequisite ledger: which cases run, which are skipped and why",
     },
     Module {
         name: "repeat",
-        files: &["harness/src/run/repeat.rs"],
+        files: &["host/src/run/repeat.rs"],
         only: &[],
         decides: "`--repeat`: flaky or steady",
     },
     Module {
         name: "shard",
-        files: &["harness/src/run/shard.rs", "harness/src/run/partition.rs"],
+        files: &["host/src/run/shard.rs", "host/src/run/partition.rs"],
         only: &[],
         decides: "`--partition` and `merge`: which shards make one run",
     },
     Module {
         name: "crash",
         files: &[
-            "harness/src/cases/crash.rs",
-            "harness/src/postmortem/death.rs",
-            "harness/src/plugin/called.rs",
+            "host/src/cases/crash.rs",
+            "host/src/postmortem/death.rs",
+            "host/src/plugin/called.rs",
         ],
         only: &[],
         decides: "fuzz-methods and a worker's death: crashed, panicked, refused",
     },
     Module {
         name: "state",
-        files: &["harness/src/cases/state.rs"],
+        files: &["host/src/cases/state.rs"],
         only: &[],
         decides: "state-roundtrip's verdict",
     },
@@ -323,17 +323,19 @@ fn mutants_argv(modules: &[&Module], args: &Args) -> Vec<OsString> {
     argv
 }
 
-/// The packages whose tests judge each mutant.
+/// The packages whose tests judge each mutant: the engine's (the mutated
+/// files are `plugcheck-host`'s), the harness's command line, and the
+/// fixture tests.
 fn test_packages(args: &Args) -> Vec<&'static str> {
     if args.unit_only {
-        vec!["plugcheck"]
+        vec!["plugcheck-host", "plugcheck"]
     } else {
-        vec!["plugcheck", "plugcheck-fixtures"]
+        vec!["plugcheck-host", "plugcheck", "plugcheck-fixtures"]
     }
 }
 
-/// What `cargo test` is given besides the packages: the harness's unit
-/// and CLI tests, and the fixture tests. `cli` also makes cargo build the
+/// What `cargo test` is given besides the packages: the engine's and the
+/// harness's unit tests, the CLI tests, and the fixture tests. `cli` also makes cargo build the
 /// mutated `plugcheck` binary, which the fixture tests run; they are
 /// `#[ignore]`d in a plain `cargo test`, hence `--include-ignored`.
 fn test_args(args: &Args) -> Vec<String> {
@@ -548,15 +550,15 @@ mod tests {
     fn a_module_is_mutated_whole_or_only_in_the_functions_it_names() {
         let plan = Module {
             name: "plan",
-            files: &["harness/src/plan.rs", "harness/src/catalog.rs"],
-            only: &[("harness/src/catalog.rs", "Need::met_by")],
+            files: &["host/src/plan.rs", "host/src/catalog.rs"],
+            only: &[("host/src/catalog.rs", "Need::met_by")],
             decides: "",
         };
         assert_eq!(
             include_patterns(&[&plan]),
             [
-                r"^harness/src/plan\.rs:",
-                r"^harness/src/catalog\.rs:.* Need::met_by( |$)",
+                r"^host/src/plan\.rs:",
+                r"^host/src/catalog\.rs:.* Need::met_by( |$)",
             ]
         );
         let error = select(&["polcy".to_owned()]).unwrap_err().to_string();
@@ -574,7 +576,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fixture_tests_run_ignored_and_beside_the_harness_cli_tests() {
+    fn the_fixture_tests_run_ignored_and_beside_the_engine_and_cli_tests() {
         let args = |unit_only| Args {
             modules: Vec::new(),
             list_modules: false,
@@ -593,7 +595,7 @@ mod tests {
         let joined = argv.join(" ");
         assert!(joined.contains("--shard 2/4"), "{joined}");
         assert!(
-            joined.contains("--test-package plugcheck,plugcheck-fixtures"),
+            joined.contains("--test-package plugcheck-host,plugcheck,plugcheck-fixtures"),
             "{joined}"
         );
         assert!(
@@ -620,16 +622,16 @@ mod tests {
         let json = serde_json::json!({
             "outcomes": [
                 {"scenario": "Baseline", "summary": "Success", "phase_results": []},
-                outcome("harness/src/run/repeat.rs:48:38: replace && with || in behind_prerequisite", "harness/src/run/repeat.rs", "MissedMutant"),
-                outcome("harness/src/run/repeat.rs:15:5: replace combine -> Option<PluginReport> with None", "harness/src/run/repeat.rs", "CaughtMutant"),
-                outcome("harness/src/gate/policy.rs:1:1: replace x -> bool with true", "harness/src/gate/policy.rs", "Timeout"),
-                outcome("harness/src/gate/policy.rs:2:1: replace y -> T with Default::default()", "harness/src/gate/policy.rs", "Unviable"),
+                outcome("host/src/run/repeat.rs:48:38: replace && with || in behind_prerequisite", "host/src/run/repeat.rs", "MissedMutant"),
+                outcome("host/src/run/repeat.rs:15:5: replace combine -> Option<PluginReport> with None", "host/src/run/repeat.rs", "CaughtMutant"),
+                outcome("host/src/gate/policy.rs:1:1: replace x -> bool with true", "host/src/gate/policy.rs", "Timeout"),
+                outcome("host/src/gate/policy.rs:2:1: replace y -> T with Default::default()", "host/src/gate/policy.rs", "Unviable"),
             ]
         });
         let results = Results::parse(&json.to_string()).unwrap();
         assert_eq!(
             results.missed,
-            ["harness/src/run/repeat.rs:48:38: replace && with || in behind_prerequisite"]
+            ["host/src/run/repeat.rs:48:38: replace && with || in behind_prerequisite"]
         );
         let table = results.table(&select(&[]).unwrap());
         assert!(
@@ -642,7 +644,7 @@ mod tests {
         );
         assert!(
             table.contains(
-                "missed (no test failed with this change):\n  harness/src/run/repeat.rs:48:38"
+                "missed (no test failed with this change):\n  host/src/run/repeat.rs:48:38"
             ),
             "{table}"
         );

@@ -7,8 +7,6 @@ pub(crate) mod windows_harness;
 pub mod wine;
 pub mod wsl;
 
-use std::path::PathBuf;
-
 /// A prerequisite this machine lacks: what, and how to get it. A caller may
 /// skip what needs it (the xtask without `--require-all`); every other
 /// error is a failure.
@@ -26,16 +24,4 @@ impl Missing {
     }
 }
 
-/// `program` in a directory of PATH; on a Windows host as `program.exe`
-/// too (MSYS2's `x86_64-w64-mingw32-gcc.exe`, `go.exe`).
-pub fn find_on_path(program: &str) -> Option<PathBuf> {
-    let names = [
-        program.to_owned(),
-        format!("{program}{}", std::env::consts::EXE_SUFFIX),
-    ];
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
-            .find(|candidate| candidate.is_file())
-    })
-}
+pub use crate::os::find_on_path;

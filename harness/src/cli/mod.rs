@@ -141,7 +141,7 @@ pub fn main() -> ExitCode {
         // First, while this process has one thread and has touched the
         // least memory: the spare (and the zygote it forks) are copies of
         // it, and every page they share is copied on its next write.
-        crate::os::prepare_worker_starts(forked_worker, workers == Workers::Several);
+        crate::os::prepare_worker_starts(worker::forked_worker, workers == Workers::Several);
         crate::run::timeline::mark("parent:helpers-forked");
     }
     let cli = CheckCli::parse_check(&argv).map_or_else(|| Cli::try_parse_from(&argv), Ok);
@@ -157,30 +157,6 @@ pub fn main() -> ExitCode {
     crate::os::end_worker_starts();
     crate::run::timeline::mark("parent:exit");
     ExitCode::from(code)
-}
-
-/// A worker started as a program by an application that embeds the
-/// harness's workers (`embed::serve_if_worker`): its command line is
-/// `__worker …`, parsed and served as plugcheck's own would be.
-pub(crate) fn main_worker() -> u8 {
-    let cli = Cli::try_parse().unwrap_or_else(|error| error.exit());
-    run(cli.command)
-}
-
-/// A worker forked from plugcheck (the spare, or by the zygote): its
-/// assignment, as data rather than a command line to parse, and the
-/// descriptor its channel end arrived on, to its exit code.
-pub(crate) fn forked_worker(assignment: &[u8], channel: Option<i32>) -> i32 {
-    match serde_json::from_slice::<WorkerArgs>(assignment) {
-        Ok(mut args) => {
-            args.channel_fd = channel.or(args.channel_fd);
-            i32::from(run(Command::Worker(args)))
-        }
-        Err(error) => {
-            eprintln!("error: the worker's assignment is not one: {error}");
-            i32::from(exit::ERROR)
-        }
-    }
 }
 
 /// How many workers a command may start.
@@ -247,7 +223,7 @@ fn run(command: Command) -> u8 {
         Command::Merge(args) => merge::run(args),
         Command::Watch(args) => watch::run(args),
         Command::List => list(),
-        Command::Worker(args) => worker::serve(args).map(|()| exit::PASSED),
+        Command::Worker(args) => Ok(worker::serve_to_code(args)),
         Command::Probe { plugin } => probe::probe(&plugin),
         Command::BenchReload(args) => probe::bench_reload(args),
     };

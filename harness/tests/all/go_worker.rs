@@ -1,7 +1,7 @@
-//! The Go worker's own unit tests (`harness/go-worker/*_test.go`: how it
+//! The Go worker's own unit tests (`host/go-worker/*_test.go`: how it
 //! compares a plugin's build with its own and says why they differ, what a
 //! plugin leaves after Shutdown, and its bounds and messages against the
-//! golden protocol files in `harness/protocol/`), run with `go test` when
+//! golden protocol files in `host/protocol/`), run with `go test` when
 //! Go is installed, so `cargo test` runs them too.
 
 use std::path::Path;
@@ -16,7 +16,8 @@ fn the_go_workers_unit_tests_pass() {
         );
         return;
     }
-    let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("go-worker");
+    // The engine's, beside this crate.
+    let worker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/go-worker");
     // The user's Go build cache, as the README's tests (readme.rs);
     // `-count=1`: the tests run, whatever results that cache holds.
     let output = Command::new("go")

@@ -478,8 +478,8 @@ fn gitattributes(root: &Path) -> Vec<String> {
         }
     }
     let covered = [
-        "harness/go-worker/main.go",
-        "harness/go-worker/go.mod",
+        "host/go-worker/main.go",
+        "host/go-worker/go.mod",
         "plugins/abi/go/plugcheck.go",
         ".ci/run",
         "rust-toolchain.toml",
@@ -847,9 +847,7 @@ jobs:
         .unwrap();
         let found = gitattributes(dir.path());
         assert!(
-            found
-                .iter()
-                .any(|p| p.contains("harness/go-worker/main.go")),
+            found.iter().any(|p| p.contains("host/go-worker/main.go")),
             "{found:?}"
         );
         std::fs::write(

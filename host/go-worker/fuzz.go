@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	plugcheck "plugcheck.dev/abi"
+)
+
+// sharedBy shares the calls among many methods, as the Rust worker does
+// (SHARED_BY in host/src/cases/crash.rs): up to sharedBy methods get
+// the whole series, more share the calls of that many evenly, each getting
+// at least the first input.
+const (
+	sharedBy      = 64
+	listedMethods = 5
+)
+
+// inputsPerMethod is how many of a series of `inputs` each of `methods`
+// methods gets.
+func inputsPerMethod(methods, inputs int) int {
+	if methods < 1 {
+		methods = 1
+	}
+	shared := sharedBy * inputs / methods
+	if shared < 1 {
+		shared = 1
+	}
+	if shared > inputs {
+		shared = inputs
+	}
+	return shared
+}
+
+// maxSeriesBytes bounds the series file read: the parent writes about
+// 6 MB for the default 256 inputs.
+const maxSeriesBytes = 512 << 20
+
+// fuzzMethods calls every registered method with each input of the seeded
+// series. The parent generates the series (so it is the same bytes the
+// Rust worker uses, on every platform) and hands it over as a file: a
+// header line `plugcheck-fuzz-series 1 DIGEST COUNT`, then per input a line
+// saying what it is, and its bytes after a little-endian uint32 length. An error return is an answer;
+// a panic is recovered and fails the case with the input; a crash or a
+// hang ends the worker, and the parent pins it on the last call announced.
+func (s *session) fuzzMethods() outcome {
+	if s.settings.FuzzSeries == nil {
+		return skipped("the parent sent no fuzz inputs: update plugcheck")
+	}
+	digest, inputs, whats, err := readSeries(*s.settings.FuzzSeries)
+	if err != nil {
+		return fail(fmt.Sprintf("cannot read the fuzz inputs the parent wrote: %v", err))
+	}
+	// A fresh instance, as in the Rust worker, so the calls announced from
+	// here on are every call it gets since Init: a finding's replay is
+	// exactly that sequence (a contract plugin may be initialised again
+	// after Shutdown).
+	if s.current != nil {
+		if o := s.current.shutdown(); o != nil {
+			return fail("could not start a fresh instance to fuzz: " + o.Reason)
+		}
+	}
+	if failed := s.ensureInit(); failed != nil {
+		return failed.outcome
+	}
+	methods := s.current.host.names()
+	sort.Strings(methods)
+	if len(methods) == 0 {
+		return skipped("the plugin registers no method: there is nothing to call")
+	}
+	seed := fmt.Sprintf("%#x", s.settings.Seed)
+	perMethod := inputsPerMethod(len(methods), len(inputs))
+	record := &fuzz{Seed: seed, Inputs: uint32(perMethod), Methods: ptr(uint32(len(methods)))}
+	// Like the Rust worker: round-robin (input i to every method before
+	// input i+1), stopping at half the case timeout, and saying how far
+	// it got.
+	started := time.Now()
+	budget := time.Duration(s.settings.FuzzBudgetMs) * time.Millisecond
+	rounds, cutAt := 0, -1
+rounds:
+	for index := 0; index < perMethod; index++ {
+		input := inputs[index]
+		for at, name := range methods {
+			if time.Since(started) > budget {
+				cutAt = at
+				break rounds
+			}
+			s.announce(name, uint32(index))
+			method := s.current.host.methods[name]
+			var err error
+			p := guard(func() { _, err = method(input) })
+			if p != nil {
+				record.Input = &fuzzInput{Method: name, Index: uint32(index), Size: uint64(len(input)), What: whats[index]}
+				o := failPanic(fmt.Sprintf("`%s` panicked on fuzz input #%d (%s; seed %s)", name, index, whats[index], seed), p)
+				o.Detail.Fuzz = record
+				return o
+			}
+			if err != nil {
+				record.Refused++
+			}
+		}
+		rounds = index + 1
+	}
+	record.Inputs = uint32(rounds)
+	count := len(methods)
+	got := fmt.Sprintf("each of %d method(s) got %d input(s)", count, rounds)
+	if perMethod < len(inputs) {
+		got = fmt.Sprintf("each of %d method(s) got the first %d of %d input(s) (more than %d methods share the calls of %d)", count, rounds, len(inputs), sharedBy, sharedBy)
+	}
+	if cutAt > 0 {
+		got = fmt.Sprintf("the first %d method(s) in name order got %d input(s), the other %d got %d", cutAt, rounds+1, count-cutAt, rounds)
+	}
+	refused := "every call returned no error"
+	if record.Refused > 0 {
+		refused = fmt.Sprintf("%d call(s) returned an error, which is allowed", record.Refused)
+	}
+	foundNothing := fmt.Sprintf("%s (seed %s): none crashed, hung or panicked; %s", got, seed, refused)
+	if cutAt < 0 {
+		if rounds == len(inputs) {
+			// The digest is the whole series': it does not describe a part.
+			record.Digest = ptr(digest)
+		}
+		o := pass(foundNothing)
+		o.Detail.Fuzz = record
+		return o
+	}
+	var o outcome
+	if rounds == 0 {
+		never := methods[cutAt:]
+		listed := make([]string, 0, listedMethods)
+		for _, name := range first(never, listedMethods) {
+			listed = append(listed, "`"+name+"`")
+		}
+		more := ""
+		if len(never) > listedMethods {
+			more = fmt.Sprintf(" and %d more", len(never)-listedMethods)
+		}
+		// A method never called was not verified: as in the Rust worker,
+		// the case fails rather than pass on it.
+		o = fail(fmt.Sprintf("%d of %d method(s) were never called: the time budget (%d ms, half the case timeout) ran out first; %s; not called: %s%s; raise --timeout to call them all",
+			len(never), count, s.settings.FuzzBudgetMs, foundNothing, strings.Join(listed, ", "), more))
+	} else {
+		o = warning(fmt.Sprintf("%s; stopped after %d of %d inputs per method, when the time budget (%d ms, half the case timeout) ran out: raise --timeout to feed them all",
+			foundNothing, rounds, perMethod, s.settings.FuzzBudgetMs))
+	}
+	o.Detail.Fuzz = record
+	return o
+}
+
+// readSeries reads the parent's series file: its digest, the inputs and
+// what each is.
+func readSeries(path string) (string, [][]byte, []string, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	defer file.Close()
+	reader := bufio.NewReader(io.LimitReader(file, maxSeriesBytes))
+	header, err := reader.ReadString('\n')
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("no header: %w", err)
+	}
+	fields := strings.Fields(header)
+	if len(fields) != 4 || fields[0] != "plugcheck-fuzz-series" || fields[1] != "1" {
+		return "", nil, nil, fmt.Errorf("not a series file of this version: %q", clip(header, 80))
+	}
+	count, err := strconv.ParseUint(fields[3], 10, 32)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("bad input count %q", clip(fields[3], 20))
+	}
+	inputs := make([][]byte, 0, count)
+	whats := make([]string, 0, count)
+	for i := uint64(0); i < count; i++ {
+		what, err := reader.ReadString('\n')
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("input #%d: %w", i, err)
+		}
+		var size uint32
+		if err := binary.Read(reader, binary.LittleEndian, &size); err != nil {
+			return "", nil, nil, fmt.Errorf("input #%d: %w", i, err)
+		}
+		input := make([]byte, size)
+		if _, err := io.ReadFull(reader, input); err != nil {
+			return "", nil, nil, fmt.Errorf("input #%d: %w", i, err)
+		}
+		inputs = append(inputs, input)
+		whats = append(whats, strings.TrimSuffix(what, "\n"))
+	}
+	return fields[2], inputs, whats, nil
+}
+
+// maxCallInput and maxCallOutput bound `plugcheck call`'s input file and
+// the output bytes sent back (in hex), as in the Rust worker.
+const (
+	maxCallInput  = 256 << 20
+	maxCallOutput = 1 << 20
+)
+
+// saveState is an embedding host's save-state: the plugin's SaveState, its
+// state as the answer's output (an error: status FAILED, with it).
+func (s *session) saveState() callAnswer {
+	if failed := s.ensureInit(); failed != nil {
+		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
+	}
+	stateful, ok := s.current.p.(plugcheck.Stateful)
+	if !ok {
+		return callAnswer{Kind: answerStateless}
+	}
+	var state []byte
+	var err error
+	if p := guard(func() { state, err = stateful.SaveState() }); p != nil {
+		return callAnswer{Kind: answerPanicked, Panic: p.String()}
+	}
+	return returned(state, err)
+}
+
+// restoreState is an embedding host's restore-state: the plugin's
+// RestoreState with the bytes stateHex spells.
+func (s *session) restoreState(stateHex *string) callAnswer {
+	if stateHex == nil || len(*stateHex) > 2*inlineCallInputBytes {
+		return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the state_hex is missing or over %d MiB", inlineCallInputBytes>>20)}
+	}
+	state, err := hex.DecodeString(*stateHex)
+	if err != nil {
+		return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the state_hex is not hex: %v", err)}
+	}
+	if failed := s.ensureInit(); failed != nil {
+		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
+	}
+	stateful, ok := s.current.p.(plugcheck.Stateful)
+	if !ok {
+		return callAnswer{Kind: answerStateless}
+	}
+	if p := guard(func() { err = stateful.RestoreState(state) }); p != nil {
+		return callAnswer{Kind: answerPanicked, Panic: p.String()}
+	}
+	return returned(nil, err)
+}
+
+// returned is a `returned` answer: the output's first maxCallOutput bytes
+// in hex, and a Go error as status FAILED with its message.
+func returned(out []byte, err error) callAnswer {
+	answer := callAnswer{Kind: answerReturned, OutputLen: uint64(len(out))}
+	if len(out) > maxCallOutput {
+		out = out[:maxCallOutput]
+	}
+	answer.Output = fmt.Sprintf("%x", out)
+	if err != nil {
+		// A Go method's error has no code: FAILED, with its message.
+		answer.Status = -5
+		answer.Error = ptr(clip(err.Error(), 1000))
+	}
+	return answer
+}
+
+// callOnce is `plugcheck call` on a Go-native plugin: load, Init, one
+// method with the bytes of one file, or the bytes inputHex spells (an
+// embedding host's call); neither: empty input.
+func (s *session) callOnce(name string, inputPath *string, inputHex *string) callAnswer {
+	var input []byte
+	if inputHex != nil {
+		if len(*inputHex) > 2*inlineCallInputBytes {
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the call's input_hex is over %d MiB", inlineCallInputBytes>>20)}
+		}
+		decoded, err := hex.DecodeString(*inputHex)
+		if err != nil {
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the call's input_hex is not hex: %v", err)}
+		}
+		input = decoded
+	} else if inputPath != nil {
+		file, err := os.Open(*inputPath)
+		if err != nil {
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("cannot read the input: %v", err)}
+		}
+		read, err := io.ReadAll(io.LimitReader(file, maxCallInput+1))
+		file.Close()
+		if err != nil || len(read) > maxCallInput {
+			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("cannot read the input (at most %d MiB): %v", maxCallInput>>20, err)}
+		}
+		// Exactly as long as the input, as the fuzz series hands it: a
+		// method that slices past its input's length but within a larger
+		// buffer's capacity would not fail the same way otherwise.
+		input = make([]byte, len(read))
+		copy(input, read)
+	}
+	if failed := s.ensureInit(); failed != nil {
+		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
+	}
+	method := s.current.host.methods[name]
+	if method == nil {
+		names := s.current.host.names()
+		sort.Strings(names)
+		return callAnswer{Kind: answerNoSuchMethod, Registered: first(names, 50)}
+	}
+	var out []byte
+	var err error
+	if p := guard(func() { out, err = method(input) }); p != nil {
+		return callAnswer{Kind: answerPanicked, Panic: p.String()}
+	}
+	return returned(out, err)
+}
