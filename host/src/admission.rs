@@ -255,6 +255,45 @@ pub enum Refused {
     },
 }
 
+impl Refused {
+    /// The same refusal, naming `build` where it named `read`: a host
+    /// admits the shadow copy it is about to load, and tells the
+    /// application about the build it asked for.
+    pub fn naming(self, read: &Path, build: &Path) -> Refused {
+        let rename = |path: PathBuf| if path == read { build.to_owned() } else { path };
+        match self {
+            Refused::NotPinned {
+                path,
+                pinned,
+                found,
+            } => Refused::NotPinned {
+                path: rename(path),
+                pinned,
+                found,
+            },
+            Refused::FailedGate {
+                path,
+                sha256,
+                report,
+            } => Refused::FailedGate {
+                path: rename(path),
+                sha256,
+                report,
+            },
+            Refused::NoPassingReport {
+                path,
+                sha256,
+                found,
+            } => Refused::NoPassingReport {
+                path: rename(path),
+                sha256,
+                found,
+            },
+            other @ (Refused::File(_) | Refused::BadPin { .. }) => other,
+        }
+    }
+}
+
 /// Decides whether the plugin file at `plugin` may be loaded under
 /// `rules`, given `evidence`: its SHA-256 is read once, through the
 /// harness's bounded reader (a FIFO, a device or a file over 1 GiB is

@@ -27,11 +27,11 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::outcome::Outcome;
-use crate::reload::{Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded};
+use crate::reload::{Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage};
 use crate::report::{PluginInfo, ReportReadError};
 use plugcheck_abi::status;
 
-use crate::admission::{Admitted, Evidence, Isolation, Rules, admit};
+use crate::admission::{Admitted, Evidence, Isolation, Refused, Rules, admit};
 use crate::call::MAX_NAMED_METHODS;
 pub use crate::call::{Answered, CallError};
 
@@ -39,6 +39,32 @@ pub use crate::call::{Answered, CallError};
 pub struct InProcess {
     engine: ReloadEngine,
     door: Arc<Door>,
+}
+
+/// A version that was not served: the first one (`open`), or a new build
+/// (`reload`, after which the old version serves on). Said as the reload
+/// engine says it; [`InProcessError::refusal`] says, for a build admission
+/// turned away, why — to match on, where the words are for people.
+#[derive(Debug, thiserror::Error)]
+#[error("{failure}")]
+pub struct InProcessError {
+    /// The engine's account: at which step, and what serves now.
+    pub failure: ReloadFailure,
+    /// Set when admission turned the build away (the step is then
+    /// `pre-flight`); `None` when it was admitted and failed later.
+    pub refusal: Option<Refusal>,
+}
+
+/// Why admission turned a build away from this process.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Not admitted at all (no passing report, a failed gate, another pin,
+    /// a file that cannot be a plugin). Paths name the build, not the
+    /// shadow copy that was read.
+    NotAdmitted(Refused),
+    /// Admitted only for a worker process (its reports saw a crash, a hang
+    /// or a flaky case, or its rules ask for one): serve it isolated.
+    WorkerOnly { reason: String },
 }
 
 impl std::fmt::Debug for InProcess {
@@ -74,18 +100,21 @@ impl InProcess {
         rules: Rules,
         evidence: Evidence,
         scratch: Option<PathBuf>,
-    ) -> Result<InProcess, ReloadFailure> {
+    ) -> Result<InProcess, InProcessError> {
         let door = Arc::new(Door {
             rules,
             evidence: RwLock::new(evidence),
             admitted: Mutex::default(),
+            refusal: Mutex::default(),
         });
         let options = ReloadOptions {
             scratch,
             preflight: Some(door.clone()),
         };
-        let engine = ReloadEngine::open(build, options)?;
-        Ok(InProcess { engine, door })
+        match ReloadEngine::open(build, options) {
+            Ok(engine) => Ok(InProcess { engine, door }),
+            Err(failure) => Err(door.explain(failure, build)),
+        }
     }
 
     /// What serves now.
@@ -173,8 +202,10 @@ impl InProcess {
     ///
     /// As for [`InProcess::open`]: the new build's code runs in this
     /// process.
-    pub unsafe fn reload(&self) -> Result<Reloaded, ReloadFailure> {
-        self.engine.reload()
+    pub unsafe fn reload(&self) -> Result<Reloaded, InProcessError> {
+        self.engine
+            .reload()
+            .map_err(|failure| self.door.explain(failure, self.engine.original()))
     }
 
     /// Takes another report's judgements, for builds to come: a rebuilt
@@ -198,6 +229,9 @@ struct Door {
     evidence: RwLock<Evidence>,
     /// By shadow copy, every version admitted so far.
     admitted: Mutex<HashMap<PathBuf, Admitted>>,
+    /// Why the last version checked was turned away, until `explain`
+    /// takes it (the engine opens and reloads one version at a time).
+    refusal: Mutex<Option<(PathBuf, Refusal)>>,
 }
 
 impl Door {
@@ -205,6 +239,34 @@ impl Door {
         self.admitted
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The engine's failure, with the refusal behind it when it failed at
+    /// the door. The refusal names `build`, where admission read its
+    /// shadow copy.
+    fn explain(&self, failure: ReloadFailure, build: &Path) -> InProcessError {
+        let taken = self
+            .refusal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let refusal = match taken {
+            Some((shadow, refusal)) if failure.stage == Stage::Preflight => Some(match refusal {
+                Refusal::NotAdmitted(refused) => {
+                    Refusal::NotAdmitted(refused.naming(&shadow, build))
+                }
+                worker_only => worker_only,
+            }),
+            _ => None,
+        };
+        InProcessError { failure, refusal }
+    }
+
+    fn refuse(&self, shadow: &Path, refusal: Refusal) {
+        *self
+            .refusal
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((shadow.to_owned(), refusal));
     }
 }
 
@@ -214,19 +276,28 @@ impl Preflight for Door {
             .evidence
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let admitted = admit(build, &self.rules, &evidence)
-            .map_err(|refused| Outcome::fail(format!("not admitted: {refused}")))?;
+        let admitted = match admit(build, &self.rules, &evidence) {
+            Ok(admitted) => admitted,
+            Err(refused) => {
+                let said = Outcome::fail(format!("not admitted: {refused}"));
+                self.refuse(build, Refusal::NotAdmitted(refused));
+                return Err(said);
+            }
+        };
         if admitted.isolation == Isolation::Worker {
             let reason = admitted
                 .isolated_by
                 .as_deref()
-                .unwrap_or("its rules ask for a worker process");
+                .unwrap_or("its rules ask for a worker process")
+                .to_owned();
             // Unescaped, so the engine can name the build where this names
             // its shadow; the engine's messages escape what they print.
-            return Err(Outcome::fail(format!(
+            let said = Outcome::fail(format!(
                 "`{}` is not admitted in process: {reason}; serve it in a worker process",
                 build.display()
-            )));
+            ));
+            self.refuse(build, Refusal::WorkerOnly { reason });
+            return Err(said);
         }
         self.admitted().insert(build.to_owned(), admitted);
         Ok(())

@@ -1016,7 +1016,7 @@ fn prepare(
         source,
     })?;
     let admitted = admit(&shadow, rules, evidence)
-        .map_err(OpenError::from)
+        .map_err(|refused| OpenError::Refused(refused.naming(&shadow, build)))
         .and_then(|admitted| {
             let program =
                 settings

@@ -222,6 +222,11 @@ impl ReloadEngine {
         (answer, logs)
     }
 
+    /// The build this engine reloads from (copied to a shadow each time).
+    pub fn original(&self) -> &Path {
+        &self.original
+    }
+
     /// The file the serving version was loaded from: its shadow copy.
     pub fn live_path(&self) -> PathBuf {
         self.live.lock().session.path().to_owned()
