@@ -264,6 +264,12 @@ impl HostConfig {
                     "`idle_unload` is 0: every call would unload it; leave it out to keep it loaded".into(),
                 ));
             }
+            if plugin.mode == Mode::InProcess && plugin.checkpoint.is_some() {
+                return Err(wrong(
+                    Some(name),
+                    "`checkpoint` is for `mode = \"worker\"`: in process the state never leaves the application, and no worker restarts from it; leave it out, or run the plugin in a worker".into(),
+                ));
+            }
             if let Some(pin) = &plugin.pin
                 && (pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()))
             {
