@@ -36,7 +36,7 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
             .with_context(|| format!("the {name} fixture was not built"))
     };
     let [echo, crasher, counter, counter_v2] =
-        ["echo", "c-fuzz-nul-crash", "counter", "counter-v2"].map(built);
+        ["echo", "c-fuzz-crash-or-hang", "counter", "counter-v2"].map(built);
     let (echo, crasher, counter, counter_v2) = (echo?, crasher?, counter?, counter_v2?);
     cmd!(
         sh,
