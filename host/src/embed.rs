@@ -367,8 +367,20 @@ fn answered(answer: CallAnswer) -> WorkerCall {
                     problem: "its answer's output was not hex of at most 1 MiB".into(),
                 };
             };
+            // The worker hands back the first MiB of a longer output, and
+            // its length; any other disagreement is not a worker's answer.
             if bytes.len() as u64 != output_len {
-                return WorkerCall::OutputTooLarge { len: output_len };
+                return match bytes.len() == crate::worker::MAX_CALL_OUTPUT
+                    && output_len > crate::worker::MAX_CALL_OUTPUT as u64
+                {
+                    true => WorkerCall::OutputTooLarge { len: output_len },
+                    false => WorkerCall::Misbehaved {
+                        problem: format!(
+                            "its answer carried {} byte(s) of output and said it had {output_len}",
+                            bytes.len()
+                        ),
+                    },
+                };
             }
             WorkerCall::Returned {
                 status,
@@ -401,4 +413,47 @@ fn answered(answer: CallAnswer) -> WorkerCall {
 /// one line with its control characters escaped.
 fn escaped(text: &str) -> String {
     crate::text::one_line(text).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn returned(output: &[u8], output_len: u64) -> CallAnswer {
+        CallAnswer::Returned {
+            status: 0,
+            output: output.iter().map(|byte| format!("{byte:02x}")).collect(),
+            output_len,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn an_output_over_the_bound_is_too_large_and_a_length_that_lies_is_misbehaviour() {
+        let whole = vec![7u8; crate::worker::MAX_CALL_OUTPUT];
+        assert_eq!(
+            answered(returned(&whole, crate::worker::MAX_CALL_OUTPUT as u64)),
+            WorkerCall::Returned {
+                status: 0,
+                output: whole.clone(),
+                error: None
+            }
+        );
+        assert_eq!(
+            answered(returned(&whole, 3 << 20)),
+            WorkerCall::OutputTooLarge { len: 3 << 20 }
+        );
+        // Short of the bound, or longer than said: not what a worker sends.
+        for (output, said) in [(&b"abc"[..], 4), (&b"abcd"[..], 3)] {
+            match answered(returned(output, said)) {
+                WorkerCall::Misbehaved { problem } => {
+                    assert!(
+                        problem.contains(&format!("said it had {said}")),
+                        "{problem}"
+                    );
+                }
+                other => panic!("{output:?} said to be {said} bytes: {other:?}"),
+            }
+        }
+    }
 }

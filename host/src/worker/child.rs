@@ -303,7 +303,7 @@ pub const MAX_CALL_INPUT: u64 = 256 << 20;
 
 /// Output bytes a call answer carries at most (hex doubles them, and the
 /// channel takes lines of a few MiB).
-const MAX_CALL_OUTPUT: usize = 1 << 20;
+pub const MAX_CALL_OUTPUT: usize = 1 << 20;
 
 /// `plugcheck call`'s work, in a worker or (`--in-process`) in the
 /// command's own process: init the plugin, call one method with `input`.

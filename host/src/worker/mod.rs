@@ -17,7 +17,7 @@ mod trail;
 pub mod workspace;
 
 pub use child::WorkerArgs;
-pub use child::{MAX_CALL_INPUT, call_answer, read_call_input, unhex};
+pub use child::{MAX_CALL_INPUT, MAX_CALL_OUTPUT, call_answer, read_call_input, unhex};
 pub use entry::{forked_worker, main_worker, serve_to_code};
 pub use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
 pub use scope::{OnInterrupt, WorkerScope};
