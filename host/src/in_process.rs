@@ -150,7 +150,7 @@ impl InProcess {
     ) -> Result<Answered, CallError> {
         let started = Instant::now();
         let (answer, logs) = self.engine.call_logged(method, input);
-        crate::observe::plugin_logs(&logs, 0);
+        crate::observe::plugin_logs(&logs.lines, logs.dropped);
         let answer = answer.map_err(|outcome: Outcome| CallError::NotServing(outcome.reason))?;
         let took = started.elapsed();
         let Some(answer) = answer else {

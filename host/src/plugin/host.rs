@@ -31,6 +31,8 @@ pub(crate) struct Registry {
     pub rejected: Vec<String>,
     pub logs: Vec<LogLine>,
     pub dropped_logs: usize,
+    /// How many of `dropped_logs` [`Host::take_logs_counted`] has told.
+    dropped_told: usize,
     /// Refusals past [`MAX_REJECTED`], counted only.
     pub dropped_rejections: usize,
     /// Where each kept log line also goes as it is logged (`plugcheck
@@ -165,6 +167,17 @@ impl Host {
     /// Takes the log lines collected so far.
     pub fn take_logs(&self) -> Vec<LogLine> {
         self.with_registry(|registry| std::mem::take(&mut registry.logs))
+    }
+
+    /// Takes the log lines collected so far, and counts the lines dropped
+    /// since the last of these takes (past the bound on lines kept): what
+    /// an embedding host says it did not pass on.
+    pub fn take_logs_counted(&self) -> (Vec<LogLine>, u64) {
+        self.with_registry(|registry| {
+            let dropped = registry.dropped_logs - registry.dropped_told;
+            registry.dropped_told = registry.dropped_logs;
+            (std::mem::take(&mut registry.logs), dropped as u64)
+        })
     }
 
     pub(crate) fn lookup(&self, name: &str) -> Option<Method> {
@@ -402,5 +415,28 @@ mod tests {
         );
         assert_eq!(host.take_logs().len(), MAX_LOG_LINES);
         assert_eq!(host.with_registry(|r| r.dropped_logs), 6);
+    }
+
+    #[test]
+    fn an_embedding_host_is_told_each_dropped_line_once() {
+        let host = Host::new();
+        // SAFETY: as above.
+        let table = unsafe { &*host.table() };
+        let log = table.log.unwrap();
+        let say = |times: usize| {
+            for _ in 0..times {
+                // SAFETY: as above.
+                unsafe { log(table.ctx, 3, c"hello".as_ptr()) };
+            }
+        };
+        say(MAX_LOG_LINES + 7);
+        let (lines, dropped) = host.take_logs_counted();
+        assert_eq!((lines.len(), dropped), (MAX_LOG_LINES, 7));
+        // Taken, the store has room again: nothing more was dropped.
+        say(3);
+        assert_eq!(host.take_logs_counted().0.len(), 3);
+        assert_eq!(host.take_logs_counted(), (Vec::new(), 0));
+        say(MAX_LOG_LINES + 1);
+        assert_eq!(host.take_logs_counted().1, 1);
     }
 }

@@ -75,6 +75,14 @@ impl std::fmt::Display for Stage {
     }
 }
 
+/// A plugin's log lines taken after a call ([`ReloadEngine::call_logged`]).
+#[derive(Debug, Default)]
+pub struct Logged {
+    pub lines: Vec<crate::report::LogLine>,
+    /// Lines past the store's bound, dropped since the last take.
+    pub dropped: u64,
+}
+
 /// A reload that did not happen: the old version still serves.
 #[derive(Debug, Clone)]
 pub struct ReloadFailure {
@@ -205,21 +213,22 @@ impl ReloadEngine {
 
     /// As [`ReloadEngine::call`], with the lines the plugin logged since
     /// the last of these calls (its `init`'s, a thread's between calls,
-    /// this call's), taken from the live version's bounded store: what an
-    /// embedding host turns into its own log events.
+    /// this call's), taken from the live version's bounded store, and how
+    /// many that store dropped meanwhile: what an embedding host turns
+    /// into its own log events.
     pub fn call_logged(
         &self,
         method: &str,
         input: &[u8],
-    ) -> (Result<Option<Answer>, Outcome>, Vec<crate::report::LogLine>) {
+    ) -> (Result<Option<Answer>, Outcome>, Logged) {
         let mut live = self.live.lock();
         let answer = live.session.call(method, input);
-        let logs = live
+        let (lines, dropped) = live
             .session
             .host()
-            .map(|host| host.take_logs())
+            .map(|host| host.take_logs_counted())
             .unwrap_or_default();
-        (answer, logs)
+        (answer, Logged { lines, dropped })
     }
 
     /// The build this engine reloads from (copied to a shadow each time).

@@ -27,5 +27,5 @@ pub use shadow::ShadowDir;
 pub mod watch;
 
 pub use engine::{
-    OldVersion, Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage,
+    Logged, OldVersion, Preflight, ReloadEngine, ReloadFailure, ReloadOptions, Reloaded, Stage,
 };
