@@ -245,6 +245,20 @@ func (s *session) restoreState(stateHex *string) callAnswer {
 	return returned(nil, err)
 }
 
+// describe is an embedding host's describe: which plugin this is, once
+// loaded and initialised (Info's name and version, bounded as metadata
+// bounds them).
+func (s *session) describe() callAnswer {
+	if failed := s.ensureInit(); failed != nil {
+		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
+	}
+	info := s.info()
+	if info == nil {
+		return callAnswer{Kind: answerNotReady, Reason: "the plugin gave no name"}
+	}
+	return callAnswer{Kind: answerDescribed, Name: info.Name, Version: info.Version}
+}
+
 // returned is a `returned` answer: the output's first maxCallOutput bytes
 // in hex, and a Go error as status FAILED with its message.
 func returned(out []byte, err error) callAnswer {

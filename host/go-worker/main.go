@@ -79,12 +79,15 @@ func main() {
 			}
 			continue
 		}
-		if batch.Type == "save-state" || batch.Type == "restore-state" {
+		if batch.Type == "save-state" || batch.Type == "restore-state" || batch.Type == "describe" {
 			var answer callAnswer
-			if batch.Type == "save-state" {
+			switch batch.Type {
+			case "save-state":
 				answer = s.saveState()
-			} else {
+			case "restore-state":
 				answer = s.restoreState(batch.StateHex)
+			default:
+				answer = s.describe()
 			}
 			if err := ch.send(called{Type: "called", Seq: batch.Seq, Answer: answer}); err != nil {
 				channelLost(err)

@@ -184,6 +184,8 @@ const (
 	// answerStateless answers a save-state or restore-state to a plugin
 	// that is not a plugcheck.Stateful.
 	answerStateless callKind = "stateless"
+	// answerDescribed answers a describe: the plugin's name and version.
+	answerDescribed callKind = "described"
 	// broken-buffer is the Rust worker's only: a Go method returns a
 	// slice, never a broken buffer.
 )
@@ -199,6 +201,8 @@ type callAnswer struct {
 	Panic      string
 	Registered []string
 	Reason     string
+	Name       string
+	Version    string
 }
 
 func (a callAnswer) MarshalJSON() ([]byte, error) {
@@ -234,6 +238,12 @@ func (a callAnswer) MarshalJSON() ([]byte, error) {
 		return json.Marshal(struct {
 			Kind callKind `json:"kind"`
 		}{a.Kind})
+	case answerDescribed:
+		return json.Marshal(struct {
+			Kind    callKind `json:"kind"`
+			Name    string   `json:"name"`
+			Version string   `json:"version"`
+		}{a.Kind, a.Name, a.Version})
 	}
 	return nil, fmt.Errorf("a call answer of no kind the parent knows: %q", a.Kind)
 }
@@ -291,9 +301,9 @@ func (c *channel) receive() (toWorker, error) {
 		return toWorker{}, err
 	}
 	switch message.Type {
-	case "run", "call", "save-state", "restore-state":
+	case "run", "call", "save-state", "restore-state", "describe":
 	default:
-		return toWorker{}, errors.New("a message of another type than `run`, `call`, `save-state` or `restore-state`: " + clip(message.Type, 80))
+		return toWorker{}, errors.New("a message of another type than `run`, `call`, `save-state`, `restore-state` or `describe`: " + clip(message.Type, 80))
 	}
 	return message, nil
 }

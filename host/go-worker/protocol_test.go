@@ -22,6 +22,7 @@ var (
 		"call-inline.json":   checkCallInline,
 		"save-state.json":    checkSaveState,
 		"restore-state.json": checkRestoreState,
+		"describe.json":      checkDescribe,
 	}
 	// goWorkerSends: what the Go worker writes for the golden message.
 	goWorkerSends = map[string]any{
@@ -42,6 +43,8 @@ var (
 		"called-not-ready.json": called{Type: "called", Seq: 1, Answer: callAnswer{
 			Kind: answerNotReady, Reason: "Init returned an error: no config"}},
 		"called-stateless.json": called{Type: "called", Seq: 3, Answer: callAnswer{Kind: answerStateless}},
+		"called-described.json": called{Type: "called", Seq: 5, Answer: callAnswer{
+			Kind: answerDescribed, Name: "echo", Version: "1.2.0"}},
 	}
 	// onlyTheRustWorkerSends: a C-ABI plugin's broken output buffer, the
 	// log lines of `plugcheck call` as they come, a dying worker's stack
@@ -148,6 +151,12 @@ func checkSaveState(t *testing.T, got toWorker) {
 func checkRestoreState(t *testing.T, got toWorker) {
 	if got.Type != "restore-state" || got.Seq != 4 || got.StateHex == nil || *got.StateHex != "0300000000000000" {
 		t.Errorf("the restore-state read wrong: %+v", got)
+	}
+}
+
+func checkDescribe(t *testing.T, got toWorker) {
+	if got.Type != "describe" || got.Seq != 5 || got.Method != "" || got.StateHex != nil || got.InputHex != nil {
+		t.Errorf("the describe read wrong: %+v", got)
 	}
 }
 

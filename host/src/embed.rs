@@ -116,6 +116,9 @@ pub enum WorkerCall {
     Misbehaved { problem: String },
     /// A state message to a plugin that keeps no state.
     Stateless,
+    /// The plugin's name and version, as it gave them (the answer to
+    /// [`IsolatedPlugin::describe`]; escape them to print them).
+    Described { name: String, version: String },
 }
 
 impl WorkerCall {
@@ -202,6 +205,13 @@ impl IsolatedPlugin {
     /// [`WorkerCall::Stateless`].
     pub fn restore_state(&mut self, state: &[u8], deadline: Duration) -> Called {
         self.exchange(state, |worker| worker.restore_state(state, deadline))
+    }
+
+    /// Asks which plugin this worker serves, once it has loaded and
+    /// initialised it, waiting at most `deadline`:
+    /// [`WorkerCall::Described`] with its name and version.
+    pub fn describe(&mut self, deadline: Duration) -> Called {
+        self.exchange(&[], |worker| worker.describe(deadline))
     }
 
     /// One message and its answer; `sent` is the bytes it carries, bounded.
@@ -406,6 +416,7 @@ fn answered(answer: CallAnswer) -> WorkerCall {
             reason: escaped(&reason),
         },
         CallAnswer::Stateless {} => WorkerCall::Stateless,
+        CallAnswer::Described { name, version } => WorkerCall::Described { name, version },
     }
 }
 

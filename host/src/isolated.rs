@@ -242,6 +242,11 @@ struct Inner {
     loaded: AtomicBool,
     /// One reload at a time: the last one asked wins, not the slowest.
     reloading: Mutex<()>,
+    /// The plugin's name as its first worker gave it: every later worker,
+    /// a restart's or a reload's, must serve a plugin of that name, as the
+    /// reload engine requires in process (another plugin would be handed
+    /// a state it cannot know, and calls it was never written for).
+    identity: Mutex<Option<String>>,
 }
 
 /// The version that serves, its worker, and its supervision.
@@ -326,6 +331,7 @@ impl Isolated {
             shadows,
             build: build.to_owned(),
             name,
+            identity: Mutex::default(),
             settings,
             rules,
             evidence: Mutex::new(evidence),
@@ -703,14 +709,16 @@ impl Inner {
     }
 
     /// A worker for `version`, loaded, initialised and ready: its
-    /// `selftest` (where it registers one) returned 0. Also what the
-    /// plugin logged meanwhile; a start that failed says its last lines.
+    /// `selftest` (where it registers one) returned 0, and it serves the
+    /// plugin of the name the first worker served. Also what the plugin
+    /// logged meanwhile; a start that failed says its last lines.
     fn start(&self, version: &Version) -> Result<(IsolatedPlugin, (Vec<LogLine>, u64)), String> {
         let mut worker = IsolatedPlugin::start(&version.program, &version.shadow)
             .map_err(|error| error.to_string())?;
         let ready = worker.call("selftest", &[], self.settings.start_deadline);
         let failed = match ready.ended {
             WorkerCall::Returned { status: 0, .. } | WorkerCall::NoSuchMethod { .. } => {
+                self.same_plugin(&mut worker)?;
                 return Ok((worker, (ready.logs, ready.unkept_logs)));
             }
             WorkerCall::NotReady { reason } => reason,
@@ -724,6 +732,28 @@ impl Inner {
             Some(line) => format!("{failed}; it logged last: {}", one_line(&line.message)),
             None => failed,
         })
+    }
+
+    /// Whether `worker` serves the plugin this one always served (the
+    /// first worker's answer names it).
+    fn same_plugin(&self, worker: &mut IsolatedPlugin) -> Result<(), String> {
+        let name = match worker.describe(self.settings.start_deadline).ended {
+            WorkerCall::Described { name, .. } => name,
+            ended => return Err(format!("asked which plugin it is, it {}", describe(&ended))),
+        };
+        let mut identity = lock(&self.identity);
+        match identity.as_deref() {
+            Some(known) if known != name => Err(format!(
+                "the build is the plugin `{}`, not `{}`: a plugin is only replaced by a build of the same name (is the build path right?)",
+                one_line(&name),
+                one_line(known)
+            )),
+            Some(_) => Ok(()),
+            None => {
+                *identity = Some(name);
+                Ok(())
+            }
+        }
     }
 
     /// See [`Isolated::reload`].
@@ -888,6 +918,10 @@ impl Inner {
                 method,
                 problem: "the worker answered a call with `stateless`".into(),
             }),
+            WorkerCall::Described { .. } => Err(CallError::Broken {
+                method,
+                problem: "the worker answered a call with `described`".into(),
+            }),
         }
     }
 
@@ -971,6 +1005,9 @@ fn describe(ended: &WorkerCall) -> String {
         WorkerCall::Crashed { how } => format!("died: {}", one_line(how)),
         WorkerCall::TimedOut => "did not answer in time; its worker was killed".into(),
         WorkerCall::Stateless => "keeps no state".into(),
+        WorkerCall::Described { name, .. } => {
+            format!("answered as the plugin `{}`", one_line(name))
+        }
     }
 }
 

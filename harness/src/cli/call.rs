@@ -386,6 +386,10 @@ fn show_answer(answer: &CallAnswer, last: bool) -> u8 {
             );
             super::shared::exit::ERROR
         }
+        CallAnswer::Described { .. } => {
+            say("the worker answered the call with `described`, which answers only a `describe`\n");
+            super::shared::exit::ERROR
+        }
     }
 }
 

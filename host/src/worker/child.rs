@@ -162,6 +162,22 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 };
                 send(&writer, &FromWorker::Called { seq, answer });
             }
+            ToWorker::Describe { seq } => {
+                let answer = match session.init().map(|()| session.info()) {
+                    Ok(Some(info)) => CallAnswer::Described {
+                        name: info.name,
+                        version: info.version,
+                    },
+                    // Initialised, so validated: not reached.
+                    Ok(None) => CallAnswer::NotReady {
+                        reason: "the plugin gave no name".into(),
+                    },
+                    Err(outcome) => CallAnswer::NotReady {
+                        reason: outcome.reason,
+                    },
+                };
+                send(&writer, &FromWorker::Called { seq, answer });
+            }
         }
     }
 }

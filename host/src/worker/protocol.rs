@@ -51,6 +51,11 @@ pub(super) enum ToWorker {
     /// earlier one saved (hex, at most `INLINE_CALL_INPUT_BYTES`): one
     /// `Called` comes back (`restore_state`'s status, or `stateless`).
     RestoreState { seq: u64, state_hex: String },
+    /// An embedding host's question, after a worker starts: which plugin
+    /// is this (its name and version, once it has loaded and initialised)?
+    /// One `Called` comes back (`described`). A host reloads a plugin only
+    /// with a build of the same name, as the reload engine does in process.
+    Describe { seq: u64 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -143,6 +148,12 @@ pub enum CallAnswer {
     /// A `save-state` or `restore-state` to a plugin that keeps no state
     /// (no `save_state`/`restore_state`; Go: not a `plugcheck.Stateful`).
     Stateless {},
+    /// A `describe`'s answer: the plugin's name and version, as it gave
+    /// them (bounded as `metadata` bounds them).
+    Described {
+        name: String,
+        version: String,
+    },
 }
 
 /// A dying worker's stack, unsymbolized.
@@ -335,6 +346,7 @@ mod tests {
                 ToWorker::Call { .. } => "call",
                 ToWorker::SaveState { .. } => "save-state",
                 ToWorker::RestoreState { .. } => "restore-state",
+                ToWorker::Describe { .. } => "describe",
             }
         }
         fn from_worker(message: &FromWorker) -> &'static str {
@@ -349,18 +361,21 @@ mod tests {
                     CallAnswer::NoSuchMethod { .. } => "called no-such-method",
                     CallAnswer::NotReady { .. } => "called not-ready",
                     CallAnswer::Stateless {} => "called stateless",
+                    CallAnswer::Described { .. } => "called described",
                 },
                 FromWorker::Logged { .. } => "logged",
                 FromWorker::Stack(_) => "stack",
                 FromWorker::Forbidden { .. } => "forbidden",
             }
         }
-        const KINDS: [&str; 16] = [
+        const KINDS: [&str; 18] = [
             "run",
             "call",
             "save-state",
             "restore-state",
+            "describe",
             "called stateless",
+            "called described",
             "hello",
             "done",
             "calling",
@@ -382,7 +397,7 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(&text)
                 .unwrap_or_else(|error| panic!("examples/{name} is no JSON: {error}"));
             let kind = match value["type"].as_str() {
-                Some("run" | "call" | "save-state" | "restore-state") => {
+                Some("run" | "call" | "save-state" | "restore-state" | "describe") => {
                     to_worker(&round_trip::<ToWorker>(&value, &name))
                 }
                 _ => from_worker(&round_trip::<FromWorker>(&value, &name)),

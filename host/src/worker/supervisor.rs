@@ -558,6 +558,12 @@ impl Worker {
         self.exchange(|seq| ToWorker::RestoreState { seq, state_hex }, timeout)
     }
 
+    /// Asks the worker which plugin it serves (`described`, once loaded and
+    /// initialised).
+    pub(crate) fn describe(&mut self, timeout: Duration) -> CallResult {
+        self.exchange(|seq| ToWorker::Describe { seq }, timeout)
+    }
+
     fn call_with(
         &mut self,
         method: &str,
