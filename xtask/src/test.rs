@@ -25,11 +25,13 @@ pub struct Args {
     pub require_all: bool,
 }
 
-/// Unit tests that run on the foreign leg: the harness (with the OS seam)
-/// and the ABI as libraries, and the xtask (whose Windows-host code, the
-/// WSL bridge, is tested there). The fixtures' tests run there too, from
-/// `cargo xtask conformance`, which builds what they drive.
-pub const FOREIGN_TESTED: [(&str, &str); 3] = [
+/// Unit tests that run on the foreign leg: the engine and host runtime
+/// (with the OS seam), the harness's command line and the ABI as
+/// libraries, and the xtask (whose Windows-host code, the WSL bridge, is
+/// tested there). The fixtures' tests run there too, from `cargo xtask
+/// conformance`, which builds what they drive.
+pub const FOREIGN_TESTED: [(&str, &str); 4] = [
+    ("plugcheck-host", "--lib"),
     ("plugcheck", "--lib"),
     ("plugcheck-abi", "--lib"),
     ("xtask", "--bins"),
