@@ -81,7 +81,10 @@ pub struct PluginConfig {
     pub watch: bool,
     /// Worker mode: save the plugin's state when this long has passed
     /// since the last save, after a call ("0s": after every call), so a
-    /// worker that dies restarts from it.
+    /// worker that dies restarts from it. A plugin configured in process
+    /// uses it where it is served in a worker after all (its reports saw
+    /// a crash, a hang or a flaky case, or it is Go-native); in process
+    /// the state never leaves the application, and nothing restarts.
     #[serde(default, with = "humantime_serde")]
     pub checkpoint: Option<Duration>,
     #[serde(default)]
@@ -262,12 +265,6 @@ impl HostConfig {
                 return Err(wrong(
                     Some(name),
                     "`idle_unload` is 0: every call would unload it; leave it out to keep it loaded".into(),
-                ));
-            }
-            if plugin.mode == Mode::InProcess && plugin.checkpoint.is_some() {
-                return Err(wrong(
-                    Some(name),
-                    "`checkpoint` is for `mode = \"worker\"`: in process the state never leaves the application, and no worker restarts from it; leave it out, or run the plugin in a worker".into(),
                 ));
             }
             if let Some(pin) = &plugin.pin

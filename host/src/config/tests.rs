@@ -116,10 +116,6 @@ fn what_no_parser_catches_is_refused_by_name() {
             "`max_in_flight` is 0",
         ),
         (
-            "[[plugin]]\nname = \"a\"\nbuild = \"a.so\"\nmode = \"in-process\"\ncheckpoint = \"5s\"\n",
-            "plugin `a`: `checkpoint` is for `mode = \"worker\"`",
-        ),
-        (
             "[[plugin]]\nname = \"a\\u001b\"\nbuild = \"a.so\"\npin = \"abc\"\n",
             "plugin `a\\u{1b}`: `pin` `abc` is not a SHA-256",
         ),
