@@ -259,38 +259,20 @@ impl Refused {
     /// The same refusal, naming `build` where it named `read`: a host
     /// admits the shadow copy it is about to load, and tells the
     /// application about the build it asked for.
-    pub fn naming(self, read: &Path, build: &Path) -> Refused {
-        let rename = |path: PathBuf| if path == read { build.to_owned() } else { path };
-        match self {
-            Refused::NotPinned {
-                path,
-                pinned,
-                found,
-            } => Refused::NotPinned {
-                path: rename(path),
-                pinned,
-                found,
-            },
-            Refused::FailedGate {
-                path,
-                sha256,
-                report,
-            } => Refused::FailedGate {
-                path: rename(path),
-                sha256,
-                report,
-            },
-            Refused::NoPassingReport {
-                path,
-                sha256,
-                found,
-            } => Refused::NoPassingReport {
-                path: rename(path),
-                sha256,
-                found,
-            },
-            other @ (Refused::File(_) | Refused::BadPin { .. }) => other,
+    pub fn naming(mut self, read: &Path, build: &Path) -> Refused {
+        let path = match &mut self {
+            Refused::NotPinned { path, .. }
+            | Refused::FailedGate { path, .. }
+            | Refused::NoPassingReport { path, .. } => Some(path),
+            Refused::File(problem) => Some(problem.path_mut()),
+            Refused::BadPin { .. } => None,
+        };
+        if let Some(path) = path
+            && path == read
+        {
+            *path = build.to_owned();
         }
+        self
     }
 }
 

@@ -39,6 +39,10 @@ pub use crate::call::{Answered, CallError};
 pub struct InProcess {
     engine: ReloadEngine,
     door: Arc<Door>,
+    /// One reload at a time from its door to its answer: the door keeps
+    /// the last refusal for the reload that asked, and a second reload
+    /// (the application's and a watch's) must not take it.
+    reloading: Mutex<()>,
 }
 
 /// A version that was not served: the first one (`open`), or a new build
@@ -112,7 +116,11 @@ impl InProcess {
             preflight: Some(door.clone()),
         };
         match ReloadEngine::open(build, options) {
-            Ok(engine) => Ok(InProcess { engine, door }),
+            Ok(engine) => Ok(InProcess {
+                engine,
+                door,
+                reloading: Mutex::default(),
+            }),
             Err(failure) => Err(door.explain(failure, build)),
         }
     }
@@ -203,9 +211,16 @@ impl InProcess {
     /// As for [`InProcess::open`]: the new build's code runs in this
     /// process.
     pub unsafe fn reload(&self) -> Result<Reloaded, InProcessError> {
-        self.engine
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let reloaded = self
+            .engine
             .reload()
-            .map_err(|failure| self.door.explain(failure, self.engine.original()))
+            .map_err(|failure| self.door.explain(failure, self.engine.original()))?;
+        crate::observe::plugin_logs(&reloaded.old_logs.lines, reloaded.old_logs.dropped);
+        Ok(reloaded)
     }
 
     /// Takes another report's judgements, for builds to come: a rebuilt

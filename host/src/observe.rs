@@ -53,7 +53,7 @@ pub(crate) fn plugin_logs(lines: &[LogLine], unkept: u64) {
         }
     }
     if unkept > 0 {
-        tracing::warn!(target: "plugcheck_host::plugin", "{unkept} more log line(s) of this call were not kept");
+        tracing::warn!(target: "plugcheck_host::plugin", "{unkept} more log line(s) the plugin wrote were not kept (a plugin's lines are bounded)");
     }
 }
 

@@ -497,3 +497,29 @@ fn a_gate_failed_only_with_another_build_says_nothing_of_these_bytes() {
         Err(Refused::FailedGate { .. })
     ));
 }
+
+#[test]
+fn a_refusal_names_the_build_where_it_named_the_copy_read() {
+    let (read, build) = (Path::new("/tmp/shadow/x.so"), Path::new("/app/x.so"));
+    let named = Refused::NoPassingReport {
+        path: read.to_owned(),
+        sha256: "ab".repeat(32),
+        found: "no report".into(),
+    }
+    .naming(read, build);
+    assert!(matches!(&named, Refused::NoPassingReport { path, .. } if path == build));
+    let named = Refused::File(FileProblem::NotFound {
+        path: read.to_owned(),
+    })
+    .naming(read, build);
+    assert!(named.to_string().contains("/app/x.so"), "{named}");
+    // Another file (a report) is left as it is.
+    let other = Path::new("/reports/r.json");
+    let named = Refused::FailedGate {
+        path: other.to_owned(),
+        sha256: "ab".repeat(32),
+        report: other.to_owned(),
+    }
+    .naming(read, build);
+    assert!(matches!(&named, Refused::FailedGate { path, .. } if path == other));
+}

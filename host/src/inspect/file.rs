@@ -41,6 +41,17 @@ pub enum FileProblem {
 }
 
 impl FileProblem {
+    /// The file it is about (a host renames a shadow copy to its build).
+    pub fn path_mut(&mut self) -> &mut PathBuf {
+        match self {
+            FileProblem::NotFound { path }
+            | FileProblem::Directory { path }
+            | FileProblem::NotRegular { path, .. }
+            | FileProblem::TooLarge { path, .. }
+            | FileProblem::Unreadable { path, .. } => path,
+        }
+    }
+
     /// What the file was found to be, for the report's detail.
     pub fn file_format(&self) -> Option<String> {
         match self {

@@ -76,7 +76,7 @@ impl std::fmt::Display for Stage {
 }
 
 /// A plugin's log lines taken after a call ([`ReloadEngine::call_logged`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Logged {
     pub lines: Vec<crate::report::LogLine>,
     /// Lines past the store's bound, dropped since the last take.
@@ -133,6 +133,10 @@ pub struct Reloaded {
     /// Bytes of state handed over; `None` when either side is stateless.
     pub state_bytes: Option<usize>,
     pub old: OldVersion,
+    /// What the old version logged since the last call taken with
+    /// [`ReloadEngine::call_logged`], and how many lines its store dropped
+    /// meanwhile: an embedding host says them, or they are lost with it.
+    pub old_logs: Logged,
 }
 
 impl Reloaded {
@@ -298,12 +302,18 @@ impl ReloadEngine {
         let to = live.session.info().expect("checked in prepare");
         drop(live);
         let took = started.elapsed();
+        let (lines, dropped) = old
+            .session
+            .host()
+            .map(|host| host.take_logs_counted())
+            .unwrap_or_default();
         Ok(Reloaded {
             from: serving,
             to,
             took,
             state_bytes,
             old: retire(old.session, &self.options),
+            old_logs: Logged { lines, dropped },
         })
     }
 
