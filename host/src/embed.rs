@@ -237,7 +237,17 @@ impl IsolatedPlugin {
         }
         let called = message(worker);
         let ended = match called.ended {
-            Ok(answer) => answered(answer),
+            Ok(answer) => {
+                let ended = answered(answer);
+                // An answer no worker gives: the worker is not trusted
+                // with another call, as `Misbehaved` says.
+                if ended.worker_lost()
+                    && let Some(worker) = self.worker.take()
+                {
+                    worker.stop();
+                }
+                ended
+            }
             Err(exchange) => self.lost(*exchange),
         };
         Called {
@@ -362,6 +372,11 @@ fn launch(program: &Path, plugin: &Path) -> Result<Launched, SpawnError> {
     sent.map_err(|_| gone())?;
     answer.recv().map_err(|_| gone())?
 }
+
+// An answer's output is read back with the bound on inline bytes: a
+// larger output bound would make every output over the smaller one a
+// misbehaving worker's.
+const _: () = assert!(crate::worker::MAX_CALL_OUTPUT <= INLINE_CALL_INPUT_BYTES);
 
 /// A worker's answer as the application sees it.
 fn answered(answer: CallAnswer) -> WorkerCall {

@@ -20,7 +20,12 @@ pub use child::WorkerArgs;
 pub use child::{MAX_CALL_INPUT, MAX_CALL_OUTPUT, call_answer, read_call_input, unhex};
 pub use entry::{forked_worker, main_worker, serve_to_code};
 pub use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
+// The harness's own (its commands' interrupt handling and workers): an
+// application embeds workers through `crate::embed`, which installs no
+// interrupt handler and starts workers from one long-lived thread.
+#[doc(hidden)]
 pub use scope::{OnInterrupt, WorkerScope};
+#[doc(hidden)]
 pub use supervisor::{
     CallResult, Exchange, Forbidden, Launched, SpawnError, Worker, interrupted, run_helper,
     wait_for_teardown,
