@@ -87,6 +87,16 @@ impl Protected {
         pids.dedup();
         Protected(pids)
     }
+
+    /// These, and `pid` too (the harness, by the number `/proc` gives it,
+    /// where this process's ancestry does not show it yet).
+    pub(super) fn with(mut self, pid: i32) -> Protected {
+        if pid > 0 && !self.0.contains(&pid) {
+            self.0.push(pid);
+            self.0.sort_unstable();
+        }
+        self
+    }
 }
 
 /// The parent of `/proc/{pid}`, as `/proc` numbers it.

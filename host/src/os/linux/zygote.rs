@@ -1103,6 +1103,19 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
         std::thread::yield_now();
     }
     let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    // Under a supervisor, the filter goes in now and names the harness
+    // itself: the supervisor (forked through an intermediate) may not
+    // have been re-parented to the harness yet, and the worker's
+    // grandparent as `/proc` shows it would then be the intermediate,
+    // leaving the harness's number out of the filter for good (a plugin
+    // that read it later from `/proc` was not named; seen as a flaky pass
+    // of `signal-harness-by-proc`). A worker already confined (the
+    // parked spare's) keeps its filter.
+    if parent == Parent::Supervisor {
+        super::confine::confine_worker(
+            &super::confine::Protected::around_parent().with(harness.pid.as_raw()),
+        );
+    }
     // Dumpable, as a worker started as a program is (a worker forked by
     // the zygote inherits its setting).
     // SAFETY: PR_SET_DUMPABLE takes an integer and touches no memory.
