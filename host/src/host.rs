@@ -48,10 +48,13 @@ pub enum HostError {
     )]
     NotTrusted { plugin: String },
     #[error(
-        "plugin `{}`: the new build was not loaded, the old one serves on: {reason}",
+        "plugin `{}`: the new build was not loaded, the old one serves on: {cause}",
         one_line(plugin)
     )]
-    Reload { plugin: String, reason: String },
+    Reload {
+        plugin: String,
+        cause: Box<ReloadCause>,
+    },
     #[error("no plugin is named `{}`", one_line(.0))]
     NoSuchPlugin(String),
     #[error("plugin `{}`: cannot watch `{}`: {reason}; check that its directory exists (or leave `watch` out and reload it yourself)", one_line(plugin), build.display())]
@@ -60,6 +63,17 @@ pub enum HostError {
         build: PathBuf,
         reason: String,
     },
+}
+
+/// Why a reload did not happen, as the plugin's mode says it: to match on
+/// (a refusal by admission is `Worker(OpenError::Refused(..))` or
+/// `InProcess(InProcessError { refusal: Some(..), .. })`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadCause {
+    #[error(transparent)]
+    Worker(OpenError),
+    #[error(transparent)]
+    InProcess(crate::in_process::InProcessError),
 }
 
 /// An application's plugins.
@@ -428,14 +442,14 @@ impl Entry {
     }
 
     fn reload(&self) -> Result<(), HostError> {
-        let reload_error = |reason: String| HostError::Reload {
+        let reload_error = |cause: ReloadCause| HostError::Reload {
             plugin: self.config.name.clone(),
-            reason,
+            cause: Box::new(cause),
         };
         match &self.served {
             Served::Worker(isolated) => isolated
                 .reload()
-                .map_err(|error| reload_error(error.to_string())),
+                .map_err(|error| reload_error(ReloadCause::Worker(error))),
             Served::InProcess(trusted) => {
                 let Some((plugin, _)) = read(&trusted.slot).clone() else {
                     // Not loaded: its next load reads the new build.
@@ -447,7 +461,7 @@ impl Entry {
                 observe::reloaded(&self.config.name, reloaded.is_ok());
                 reloaded
                     .map(drop)
-                    .map_err(|error| reload_error(error.to_string()))
+                    .map_err(|error| reload_error(ReloadCause::InProcess(error)))
             }
         }
     }
