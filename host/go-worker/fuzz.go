@@ -246,17 +246,21 @@ func (s *session) restoreState(stateHex *string) callAnswer {
 }
 
 // describe is an embedding host's describe: which plugin this is, once
-// loaded and initialised (Info's name and version, bounded as metadata
-// bounds them).
+// loaded and initialised. Info's name and version whole, as the Rust
+// worker gives them (the report's are clipped for display; a host
+// compares names), within the bound metadata holds them to.
 func (s *session) describe() callAnswer {
 	if failed := s.ensureInit(); failed != nil {
 		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
 	}
-	info := s.info()
-	if info == nil {
+	if s.first == nil {
 		return callAnswer{Kind: answerNotReady, Reason: "the plugin gave no name"}
 	}
-	return callAnswer{Kind: answerDescribed, Name: info.Name, Version: info.Version}
+	info := s.first.info
+	if len(info.Name) > pluginStringBytes || len(info.Version) > pluginStringBytes {
+		return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("its name or version is longer than %d bytes", pluginStringBytes)}
+	}
+	return callAnswer{Kind: answerDescribed, Name: strings.ToValidUTF8(info.Name, "\uFFFD"), Version: strings.ToValidUTF8(info.Version, "\uFFFD")}
 }
 
 // returned is a `returned` answer: the output's first maxCallOutput bytes

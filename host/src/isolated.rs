@@ -79,8 +79,9 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// Stop a worker that served no call for this long.
     pub idle_unload: Option<Duration>,
-    /// How long a new worker may take to load, init and answer its
-    /// `selftest`; also how long a state may take to save or restore.
+    /// How long a new worker may take to load, init, answer its
+    /// `selftest` and say which plugin it serves (`describe`); also how
+    /// long a state may take to save or restore.
     pub start_deadline: Duration,
     /// Save the plugin's state (`save_state`) after a call answered when
     /// this long has passed since the last save (zero: after every call):
@@ -713,12 +714,20 @@ impl Inner {
     /// plugin of the name the first worker served. Also what the plugin
     /// logged meanwhile; a start that failed says its last lines.
     fn start(&self, version: &Version) -> Result<(IsolatedPlugin, (Vec<LogLine>, u64)), String> {
+        let started = Instant::now();
         let mut worker = IsolatedPlugin::start(&version.program, &version.shadow)
             .map_err(|error| error.to_string())?;
         let ready = worker.call("selftest", &[], self.settings.start_deadline);
         let failed = match ready.ended {
             WorkerCall::Returned { status: 0, .. } | WorkerCall::NoSuchMethod { .. } => {
-                self.same_plugin(&mut worker)?;
+                // What is left of the start's deadline: one deadline for
+                // the whole start, as `Settings::start_deadline` says.
+                let left = self
+                    .settings
+                    .start_deadline
+                    .saturating_sub(started.elapsed())
+                    .max(Duration::from_millis(1));
+                self.same_plugin(&mut worker, left)?;
                 return Ok((worker, (ready.logs, ready.unkept_logs)));
             }
             WorkerCall::NotReady { reason } => reason,
@@ -736,16 +745,21 @@ impl Inner {
 
     /// Whether `worker` serves the plugin this one always served (the
     /// first worker's answer names it).
-    fn same_plugin(&self, worker: &mut IsolatedPlugin) -> Result<(), String> {
-        let name = match worker.describe(self.settings.start_deadline).ended {
+    fn same_plugin(&self, worker: &mut IsolatedPlugin, deadline: Duration) -> Result<(), String> {
+        let name = match worker.describe(deadline).ended {
             WorkerCall::Described { name, .. } => name,
-            ended => return Err(format!("asked which plugin it is, it {}", describe(&ended))),
+            ended => {
+                return Err(format!(
+                    "asked which plugin it is, it {} (a worker program of an older plugcheck does not know the question: run workers with this host's own)",
+                    describe(&ended)
+                ));
+            }
         };
         let mut identity = lock(&self.identity);
         match identity.as_deref() {
             Some(known) if known != name => Err(format!(
                 "the build is the plugin `{}`, not `{}`: a plugin is only replaced by a build of the same name (is the build path right?)",
-                one_line(&name),
+                crate::text::clip(&one_line(&name), 200),
                 one_line(known)
             )),
             Some(_) => Ok(()),

@@ -89,9 +89,12 @@ impl Protected {
     }
 
     /// These, and `pid` too (the harness, by the number `/proc` gives it,
-    /// where this process's ancestry does not show it yet).
+    /// where this process's ancestry does not show it yet) — unless it is
+    /// this process's own number, as `around_parent` leaves that out: a
+    /// `/proc` number can name this very worker inside its namespace,
+    /// whose own signals (a Go runtime's preemption, `abort`) must run.
     pub(super) fn with(mut self, pid: i32) -> Protected {
-        if pid > 0 && !self.0.contains(&pid) {
+        if pid > 0 && pid != std::process::id() as i32 && !self.0.contains(&pid) {
             self.0.push(pid);
             self.0.sort_unstable();
         }

@@ -181,6 +181,10 @@ pub(super) fn start(worker_main: WorkerMain, with_zygote: bool) {
     let zygote_channel = with_zygote.then(helper_channel).flatten();
     let harness = Harness {
         pid: nix::unistd::getpid(),
+        proc_pid: std::fs::read_link("/proc/self")
+            .ok()
+            .and_then(|link| link.to_str()?.parse().ok())
+            .unwrap_or_else(|| nix::unistd::getpid().as_raw()),
         worker_main,
         life: life_reader.as_raw_fd(),
         life_writer: life_writer.as_raw_fd(),
@@ -482,6 +486,9 @@ fn decode_answer(answer: [u8; ANSWER_LEN]) -> (i32, bool) {
 #[derive(Clone, Copy)]
 struct Harness {
     pid: Pid,
+    /// Its number as `/proc` gives it (`pid` is its own namespace's,
+    /// which `/proc` may not show): what a plugin reading `/proc` finds.
+    proc_pid: i32,
     worker_main: WorkerMain,
     /// The read end of the pipe only the harness holds open.
     life: RawFd,
@@ -1113,7 +1120,7 @@ fn become_worker(assignment: Assignment, channel: &OwnedFd, harness: Harness, pa
     // parked spare's) keeps its filter.
     if parent == Parent::Supervisor {
         super::confine::confine_worker(
-            &super::confine::Protected::around_parent().with(harness.pid.as_raw()),
+            &super::confine::Protected::around_parent().with(harness.proc_pid),
         );
     }
     // Dumpable, as a worker started as a program is (a worker forked by
