@@ -54,7 +54,7 @@ func main() {
 	// Marked before the message that lets the parent go on (and end this
 	// process at any moment once the last answer is in).
 	mark("hello")
-	if err := ch.send(hello{Type: "hello", Token: *token, Pid: os.Getpid()}); err != nil {
+	if err := ch.send(hello{Type: "hello", Token: *token, Pid: os.Getpid(), Protocol: protocolVersion}); err != nil {
 		channelLost(err)
 	}
 	warmCodecs()

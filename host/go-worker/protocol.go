@@ -46,10 +46,15 @@ type toWorker struct {
 	StateHex *string `json:"state_hex,omitempty"`
 }
 
+// protocolVersion is the worker protocol's version, said in the hello:
+// the Rust parent's PROTOCOL_VERSION (the golden hello holds both to it).
+const protocolVersion = 1
+
 type hello struct {
-	Type  string `json:"type"`
-	Token string `json:"token"`
-	Pid   int    `json:"pid"`
+	Type     string `json:"type"`
+	Token    string `json:"token"`
+	Pid      int    `json:"pid"`
+	Protocol int    `json:"protocol"`
 }
 
 type done struct {

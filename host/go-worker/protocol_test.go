@@ -26,7 +26,7 @@ var (
 	}
 	// goWorkerSends: what the Go worker writes for the golden message.
 	goWorkerSends = map[string]any{
-		"hello.json":   hello{Type: "hello", Token: "3f9c2a", Pid: 4242},
+		"hello.json":   hello{Type: "hello", Token: "3f9c2a", Pid: 4242, Protocol: protocolVersion},
 		"calling.json": calling{Type: "calling", Seq: 21, Method: "parse", Input: 17},
 		"done.json":    goldenDone(),
 		"done-not-run.json": done{

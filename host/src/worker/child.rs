@@ -81,6 +81,7 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
         &FromWorker::Hello {
             token: args.token.clone(),
             pid: std::process::id(),
+            protocol: protocol::PROTOCOL_VERSION,
         },
     );
     let mut session = Session::new(args.plugin);

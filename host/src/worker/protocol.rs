@@ -58,14 +58,26 @@ pub(super) enum ToWorker {
     Describe { seq: u64 },
 }
 
+/// The worker protocol's version, which a worker says in its `hello`: a
+/// worker program of another plugcheck release (an application pointing
+/// `WorkerProgram::Plugcheck` at an older installed one) is refused at
+/// its hello, by name, instead of failing on the first message it does
+/// not know. 0 is a worker from before the version was said. The Go
+/// worker's `protocolVersion` is the same number (its protocol test
+/// checks the golden hello, which the test below holds to this).
+pub(super) const PROTOCOL_VERSION: u32 = 1;
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub(super) enum FromWorker {
     /// First message: proves the connection comes from the worker the
-    /// parent started (the token was on its command line).
+    /// parent started (the token was on its command line), and says which
+    /// protocol it speaks.
     Hello {
         token: String,
         pid: u32,
+        #[serde(default)]
+        protocol: u32,
     },
     Done {
         seq: u64,
@@ -396,6 +408,12 @@ mod tests {
             let text = std::fs::read_to_string(&path).unwrap();
             let value: serde_json::Value = serde_json::from_str(&text)
                 .unwrap_or_else(|error| panic!("examples/{name} is no JSON: {error}"));
+            if value["type"] == "hello" {
+                assert_eq!(
+                    value["protocol"], PROTOCOL_VERSION,
+                    "examples/{name}: the golden hello says another protocol than PROTOCOL_VERSION"
+                );
+            }
             let kind = match value["type"].as_str() {
                 Some("run" | "call" | "save-state" | "restore-state" | "describe") => {
                     to_worker(&round_trip::<ToWorker>(&value, &name))

@@ -67,6 +67,11 @@ pub enum SpawnError {
     },
     #[error("the worker did not connect back within {}s ({detail})", CONNECT_TIMEOUT.as_secs())]
     NoConnection { detail: String },
+    #[error(
+        "the worker program speaks worker protocol {got}, this plugcheck speaks {}: run workers with the program of the same plugcheck release (0: one from before the protocol said its version)",
+        protocol::PROTOCOL_VERSION
+    )]
+    Protocol { got: u32 },
 }
 
 /// How one case went, as the parent saw it. What the plugin printed comes
@@ -770,8 +775,15 @@ fn connect(
         if let Some(stream) = channel.next(WORKER_LOOK).map_err(SpawnError::Socket)? {
             let mut reader = LineReader::new(stream.try_clone().map_err(SpawnError::Socket)?);
             match reader.receive::<FromWorker>(Some(deadline)) {
-                Ok(Some(FromWorker::Hello { token: got, .. })) if got == token => {
-                    return Ok((stream, reader));
+                Ok(Some(FromWorker::Hello {
+                    token: got,
+                    protocol,
+                    ..
+                })) if got == token => {
+                    return match protocol == protocol::PROTOCOL_VERSION {
+                        true => Ok((stream, reader)),
+                        false => Err(SpawnError::Protocol { got: protocol }),
+                    };
                 }
                 // Not our worker's hello (a stranger's connection, where
                 // the channel is a listener): keep waiting.
