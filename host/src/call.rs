@@ -3,6 +3,8 @@
 //! mode a plugin is configured to run in. Every text a plugin handed over
 //! (a method name, a panic, a crash's frame) is printed escaped.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::text::one_line;
@@ -13,6 +15,38 @@ use plugcheck_abi::status;
 pub struct Answered {
     pub output: Vec<u8>,
     pub took: Duration,
+}
+
+/// A caller's way to cancel its call while it runs (a request abandoned,
+/// a client gone): clone it to the call, keep one, `cancel()` from any
+/// thread. In worker mode the worker is killed with its tree, the call
+/// fails with [`CallError::Cancelled`], and the next call starts another
+/// worker at once — a cancellation is the caller's, not a death of the
+/// plugin's: no restart pause, no breaker fault. In process a call cannot
+/// be interrupted (ABI 1.0 gives the plugin nothing to look at): one
+/// cancelled before it starts is not made, one already running runs to
+/// its end.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Cancels the call (or calls) this was given to.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The flag a worker's wait looks at.
+    pub(crate) fn flag(&self) -> &Arc<AtomicBool> {
+        &self.0
+    }
 }
 
 /// Why a call did not answer.
@@ -97,6 +131,10 @@ pub enum CallError {
         one_line(method)
     )]
     TooLarge { method: String, len: u64 },
+    /// The caller cancelled the call ([`Cancel`]); in worker mode its
+    /// worker was killed, and the next call starts another at once.
+    #[error("`{}` was cancelled by its caller", one_line(method))]
+    Cancelled { method: String },
     /// The plugin could not take the call (it did not load or its `init`
     /// failed), or the call could not be sent (an input over the bound).
     #[error("the plugin cannot take calls: {}", one_line(.0))]
@@ -178,6 +216,7 @@ impl CallError {
             CallError::TooLarge { .. } => "too-large",
             CallError::NotServing(_) => "not-serving",
             CallError::Restarting { .. } => "restarting",
+            CallError::Cancelled { .. } => "cancelled",
             CallError::Quarantined { .. } => "quarantined",
             CallError::BreakerOpen { .. } => "breaker-open",
             CallError::Busy { .. } => "busy",

@@ -111,6 +111,8 @@ pub enum WorkerCall {
     Crashed { how: String },
     /// The call overran its deadline; the worker and its tree were killed.
     TimedOut,
+    /// The caller cancelled the call; the worker and its tree were killed.
+    Cancelled,
     /// The worker misbehaved on its channel (the plugin wrote into it, or
     /// replaced the process); it was killed.
     Misbehaved { problem: String },
@@ -127,7 +129,10 @@ impl WorkerCall {
     pub fn worker_lost(&self) -> bool {
         matches!(
             self,
-            WorkerCall::Crashed { .. } | WorkerCall::TimedOut | WorkerCall::Misbehaved { .. }
+            WorkerCall::Crashed { .. }
+                | WorkerCall::TimedOut
+                | WorkerCall::Cancelled
+                | WorkerCall::Misbehaved { .. }
         )
     }
 }
@@ -191,6 +196,29 @@ impl IsolatedPlugin {
     /// killed and the call is [`WorkerCall::TimedOut`].
     pub fn call(&mut self, method: &str, input: &[u8], deadline: Duration) -> Called {
         self.exchange(input, |worker| worker.call_bytes(method, input, deadline))
+    }
+
+    /// As [`IsolatedPlugin::call`], ending early when `cancel` is set
+    /// (looked at every 10 ms): the worker's tree is killed, as at a
+    /// deadline, and the call is [`WorkerCall::Cancelled`].
+    pub fn call_cancellable(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+        cancel: &crate::call::Cancel,
+    ) -> Called {
+        if let Some(worker) = self.worker.as_mut() {
+            worker.watch_cancel(Some(cancel.flag().clone()));
+        }
+        let mut called = self.call(method, input, deadline);
+        if let Some(worker) = self.worker.as_mut() {
+            worker.watch_cancel(None);
+        }
+        if called.ended == WorkerCall::TimedOut && cancel.is_cancelled() {
+            called.ended = WorkerCall::Cancelled;
+        }
+        called
     }
 
     /// Has the plugin hand over its state (`save_state`), waiting at most

@@ -23,7 +23,7 @@ use crate::reload::watch::{self, Stopper, Wake, Watcher};
 use crate::text::one_line;
 
 use crate::admission::{Evidence, Isolation, Rules, admit};
-use crate::call::{Answered, CallError};
+use crate::call::{Answered, CallError, Cancel};
 use crate::config::{ConfigError, HostConfig, Mode, PluginConfig};
 use crate::in_process::InProcess;
 use crate::isolated::{Isolated, OpenError, Settings};
@@ -214,6 +214,32 @@ impl Host {
         input: &[u8],
         trace_id: &str,
     ) -> Result<Answered, CallError> {
+        self.call_with(plugin, method, input, trace_id, None)
+    }
+
+    /// As [`Host::call_traced`], cancellable by its caller (see
+    /// [`Cancel`]: in a worker the call ends at once and its worker is
+    /// killed; in process a call not yet made is not made, one running
+    /// runs to its end).
+    pub fn call_cancellable(
+        &self,
+        plugin: &str,
+        method: &str,
+        input: &[u8],
+        trace_id: &str,
+        cancel: &Cancel,
+    ) -> Result<Answered, CallError> {
+        self.call_with(plugin, method, input, trace_id, Some(cancel))
+    }
+
+    fn call_with(
+        &self,
+        plugin: &str,
+        method: &str,
+        input: &[u8],
+        trace_id: &str,
+        cancel: Option<&Cancel>,
+    ) -> Result<Answered, CallError> {
         let entry = self.entry(plugin).map_err(|_| CallError::NoSuchPlugin {
             name: plugin.to_owned(),
             known: self.names(),
@@ -221,9 +247,19 @@ impl Host {
         let was_loaded = entry.is_loaded();
         *lock(&entry.last_call) = Instant::now();
         let deadline = entry.config.deadline;
-        let result = match &entry.served {
-            Served::Worker(isolated) => isolated.call_traced(method, input, deadline, trace_id),
-            Served::InProcess(trusted) => {
+        let result = match (&entry.served, cancel) {
+            (Served::Worker(isolated), Some(cancel)) => {
+                isolated.call_cancellable(method, input, deadline, trace_id, cancel)
+            }
+            (Served::Worker(isolated), None) => {
+                isolated.call_traced(method, input, deadline, trace_id)
+            }
+            (Served::InProcess(_), Some(cancel)) if cancel.is_cancelled() => {
+                Err(CallError::Cancelled {
+                    method: method.to_owned(),
+                })
+            }
+            (Served::InProcess(trusted), _) => {
                 trusted.call(&entry.config.name, method, input, deadline, trace_id)
             }
         };

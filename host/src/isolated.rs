@@ -60,7 +60,7 @@ use crate::report::LogLine;
 use crate::text::one_line;
 
 use crate::admission::{Admitted, Evidence, Refused, Rules, admit};
-use crate::call::{Answered, CallError, MAX_NAMED_METHODS};
+use crate::call::{Answered, CallError, Cancel, MAX_NAMED_METHODS};
 use crate::observe::{self, short_version};
 use crate::supervision::{Breaker, BreakerState, Breakers, Restart, Restarts, within_bound};
 
@@ -182,6 +182,8 @@ pub struct Stats {
     pub idle_stops: u64,
     /// Workers stopped by [`Isolated::unload`].
     pub unloads: u64,
+    /// Calls their callers cancelled while they ran (each killed a worker).
+    pub cancelled: u64,
     /// States saved, and restored into a new or restarted worker.
     pub states_saved: u64,
     pub states_restored: u64,
@@ -357,6 +359,12 @@ impl Isolated {
         self.inner.loaded.load(Ordering::SeqCst)
     }
 
+    /// Calls in flight now, waiting for the worker or running in it (what
+    /// the bulkhead bounds); read without waiting for any.
+    pub fn calls_in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::SeqCst)
+    }
+
     /// The worker's process id, while one runs.
     pub fn worker_pid(&self) -> Option<u32> {
         self.inner
@@ -398,6 +406,31 @@ impl Isolated {
         deadline: Duration,
         trace_id: &str,
     ) -> Result<Answered, CallError> {
+        self.call_with(method, input, deadline, trace_id, None)
+    }
+
+    /// As [`Isolated::call_traced`], cancellable by its caller while it
+    /// waits or runs (see [`Cancel`]): the worker is killed, and the next
+    /// call starts another without a restart's pause or a breaker fault.
+    pub fn call_cancellable(
+        &self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+        trace_id: &str,
+        cancel: &Cancel,
+    ) -> Result<Answered, CallError> {
+        self.call_with(method, input, deadline, trace_id, Some(cancel))
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+        trace_id: &str,
+        cancel: Option<&Cancel>,
+    ) -> Result<Answered, CallError> {
         let started = Instant::now();
         let span = tracing::info_span!(
             "plugin_call",
@@ -416,9 +449,16 @@ impl Isolated {
                 tracing::field::display(short_version(&serving.version.admitted.sha256)),
             );
             serving.stats.calls += 1;
-            let result = self
-                .inner
-                .call_serving(&mut serving, method, input, deadline, &span);
+            // Cancelled while it waited for the worker: not made.
+            let result = match cancel.is_some_and(Cancel::is_cancelled) {
+                true => Err(CallError::Cancelled {
+                    method: method.to_owned(),
+                }),
+                false => {
+                    self.inner
+                        .call_serving(&mut serving, method, input, deadline, &span, cancel)
+                }
+            };
             match &result {
                 Ok(_) => serving.stats.answers += 1,
                 Err(error) => *serving.stats.errors.entry(error.kind()).or_default() += 1,
@@ -520,6 +560,7 @@ impl Inner {
         input: &[u8],
         deadline: Duration,
         span: &tracing::Span,
+        cancel: Option<&Cancel>,
     ) -> Result<Answered, CallError> {
         // A restart's pause first (no worker, nothing to probe), then the
         // breaker: an open one turns the call away before any worker is
@@ -565,9 +606,23 @@ impl Inner {
         let is_probe = serving.breakers.probing(method) && self.settings.breaker.per_method;
         let worker = serving.worker.as_mut().expect("started above");
         let started = Instant::now();
-        let called = worker.call(method, input, deadline);
+        let called = match cancel {
+            Some(cancel) => worker.call_cancellable(method, input, deadline, cancel),
+            None => worker.call(method, input, deadline),
+        };
         let took = started.elapsed();
         observe::plugin_logs(&called.logs, called.unkept_logs);
+        if called.ended == WorkerCall::Cancelled {
+            // The caller's doing, not the plugin's: the worker is gone,
+            // but no death is counted, and a probe is still owed.
+            serving.worker = None;
+            self.loaded.store(false, Ordering::SeqCst);
+            serving.stats.cancelled += 1;
+            serving.breakers.cancel_probe(method, Instant::now());
+            return Err(CallError::Cancelled {
+                method: method.to_owned(),
+            });
+        }
         if called.ended.worker_lost() {
             self.lose_worker(serving, is_probe);
         }
@@ -936,6 +991,7 @@ impl Inner {
                 method,
                 problem: "the worker answered a call with `described`".into(),
             }),
+            WorkerCall::Cancelled => Err(CallError::Cancelled { method }),
         }
     }
 
@@ -1019,9 +1075,11 @@ fn describe(ended: &WorkerCall) -> String {
         WorkerCall::Crashed { how } => format!("died: {}", one_line(how)),
         WorkerCall::TimedOut => "did not answer in time; its worker was killed".into(),
         WorkerCall::Stateless => "keeps no state".into(),
-        WorkerCall::Described { name, .. } => {
-            format!("answered as the plugin `{}`", one_line(name))
-        }
+        WorkerCall::Described { name, .. } => format!(
+            "answered as the plugin `{}`",
+            crate::text::clip(&one_line(name), 200)
+        ),
+        WorkerCall::Cancelled => "was cancelled; its worker was killed".into(),
     }
 }
 

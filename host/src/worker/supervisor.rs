@@ -26,6 +26,8 @@ use crate::run::timeline;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often a worker that has not connected yet is checked for being dead.
 const WORKER_LOOK: Duration = Duration::from_millis(10);
+/// How often a wait with a caller's cancellation looks at it.
+const CANCEL_LOOK: Duration = Duration::from_millis(10);
 /// How long the parent waits for a case's output markers after its result.
 const OUTPUT_WAIT: Duration = Duration::from_secs(2);
 /// How long the output of a dead worker may take to drain.
@@ -311,6 +313,7 @@ impl Launched {
         timeline::mark("parent:worker-connected");
         Ok(Worker {
             process,
+            cancel: None,
             writer,
             reader,
             stdout,
@@ -326,6 +329,9 @@ impl Launched {
 /// A running worker serving one plugin.
 pub struct Worker {
     process: Process,
+    /// A caller's cancellation, looked at while waiting (see
+    /// [`Worker::watch_cancel`]).
+    cancel: Option<Arc<AtomicBool>>,
     reader: LineReader<ChannelStream>,
     writer: ChannelStream,
     stdout: Capture,
@@ -563,6 +569,14 @@ impl Worker {
         self.exchange(|seq| ToWorker::RestoreState { seq, state_hex }, timeout)
     }
 
+    /// Has the waits for answers look at `cancel` too, every
+    /// [`CANCEL_LOOK`]: once it is set, the wait ends as at its deadline
+    /// (the worker's tree killed, `TimedOut`), which the caller tells
+    /// apart by the flag. `None`: waits look only at their deadline.
+    pub(crate) fn watch_cancel(&mut self, cancel: Option<Arc<AtomicBool>>) {
+        self.cancel = cancel;
+    }
+
     /// Asks the worker which plugin it serves (`described`, once loaded and
     /// initialised).
     pub(crate) fn describe(&mut self, timeout: Duration) -> CallResult {
@@ -636,7 +650,13 @@ impl Worker {
         let mut stack = None;
         let mut forbidden = None;
         loop {
-            let ended = match self.reader.receive::<FromWorker>(Some(deadline)) {
+            // With a cancellation to look at, in slices (a partial line
+            // waits in the reader for the next one).
+            let until = match &self.cancel {
+                Some(_) => deadline.min(Instant::now() + CANCEL_LOOK),
+                None => deadline,
+            };
+            let ended = match self.reader.receive::<FromWorker>(Some(until)) {
                 Ok(Some(FromWorker::Stack(raw))) if stack.is_none() => {
                     stack = Some(raw);
                     continue;
@@ -654,6 +674,13 @@ impl Worker {
                 },
                 Ok(None) => self.hung_up(calls, stack, forbidden),
                 Err(ReceiveError::Deadline) => {
+                    let cancelled = self
+                        .cancel
+                        .as_ref()
+                        .is_some_and(|cancel| cancel.load(Ordering::SeqCst));
+                    if !cancelled && Instant::now() < deadline {
+                        continue;
+                    }
                     self.died = true;
                     self.process.kill();
                     Exchange::TimedOut { calls }
