@@ -25,6 +25,7 @@ use crate::text::one_line;
 use crate::admission::{Evidence, Isolation, Rules, admit};
 use crate::call::{Answered, CallError, Cancel};
 use crate::config::{ConfigError, HostConfig, Mode, PluginConfig};
+use crate::identity::Identity;
 use crate::in_process::InProcess;
 use crate::isolated::{Isolated, OpenError, Settings};
 use crate::observe;
@@ -127,9 +128,8 @@ struct Trusted {
     in_flight: AtomicUsize,
     breakers: Mutex<Breakers>,
     /// The plugin's name as its first load gave it: a later load (after an
-    /// idle unload or an eviction) must be a build of the same plugin, as
-    /// a reload must, in either mode.
-    identity: Mutex<Option<String>>,
+    /// idle unload or an eviction) must be a build of the same plugin.
+    identity: Identity,
 }
 
 impl Host {
@@ -397,7 +397,7 @@ fn serve(
                 loading: Mutex::new(()),
                 in_flight: AtomicUsize::new(0),
                 breakers: Mutex::new(Breakers::new(plugin.breaker.clone())),
-                identity: Mutex::new(None),
+                identity: Identity::default(),
             })));
         }
         tracing::warn!(
@@ -587,17 +587,9 @@ impl Trusted {
             InProcess::open(&self.build, self.rules.clone(), self.evidence.clone(), None)
         };
         let plugin = Arc::new(opened.map_err(|error| CallError::NotServing(error.to_string()))?);
-        let name = plugin.info().name;
-        match lock(&self.identity).get_or_insert_with(|| name.clone()) {
-            known if *known != name => {
-                return Err(CallError::NotServing(format!(
-                    "the build is the plugin `{}`, not `{}`: a plugin is only replaced by a build of the same name (is the build path right?)",
-                    crate::text::clip(&one_line(&name), 200),
-                    one_line(known)
-                )));
-            }
-            _ => {}
-        }
+        self.identity
+            .check(&plugin.info().name)
+            .map_err(CallError::NotServing)?;
         let may_unload = plugin.admitted().may_unload;
         *write(&self.slot) = Some((Arc::clone(&plugin), may_unload));
         Ok(plugin)

@@ -61,6 +61,7 @@ use crate::text::one_line;
 
 use crate::admission::{Admitted, Evidence, Refused, Rules, admit};
 use crate::call::{Answered, CallError, Cancel, MAX_NAMED_METHODS};
+use crate::identity::Identity;
 use crate::observe::{self, short_version};
 use crate::supervision::{Breaker, BreakerState, Breakers, Restart, Restarts, within_bound};
 
@@ -246,10 +247,8 @@ struct Inner {
     /// One reload at a time: the last one asked wins, not the slowest.
     reloading: Mutex<()>,
     /// The plugin's name as its first worker gave it: every later worker,
-    /// a restart's or a reload's, must serve a plugin of that name, as the
-    /// reload engine requires in process (another plugin would be handed
-    /// a state it cannot know, and calls it was never written for).
-    identity: Mutex<Option<String>>,
+    /// a restart's or a reload's, must serve a plugin of that name.
+    identity: Identity,
 }
 
 /// The version that serves, its worker, and its supervision.
@@ -334,7 +333,7 @@ impl Isolated {
             shadows,
             build: build.to_owned(),
             name,
-            identity: Mutex::default(),
+            identity: Identity::default(),
             settings,
             rules,
             evidence: Mutex::new(evidence),
@@ -810,19 +809,7 @@ impl Inner {
                 ));
             }
         };
-        let mut identity = lock(&self.identity);
-        match identity.as_deref() {
-            Some(known) if known != name => Err(format!(
-                "the build is the plugin `{}`, not `{}`: a plugin is only replaced by a build of the same name (is the build path right?)",
-                crate::text::clip(&one_line(&name), 200),
-                one_line(known)
-            )),
-            Some(_) => Ok(()),
-            None => {
-                *identity = Some(name);
-                Ok(())
-            }
-        }
+        self.identity.check(&name)
     }
 
     /// See [`Isolated::reload`].

@@ -30,6 +30,7 @@ pub mod admission;
 pub mod call;
 pub mod config;
 pub mod host;
+mod identity;
 pub mod in_process;
 pub mod isolated;
 pub mod observe;
