@@ -33,6 +33,10 @@ const (
 	caseReloadUnloadVerified     CaseID = "reload-unload-verified"
 	caseReloadCycles             CaseID = "reload-cycles"
 	caseFuzzMethods              CaseID = "fuzz-methods"
+	caseInstancesIsolated        CaseID = "instances-isolated"
+	caseTraceInLogs              CaseID = "trace-in-logs"
+	caseDeadlineVisible          CaseID = "deadline-visible"
+	caseCancelHonoured           CaseID = "cancel-honoured"
 )
 
 // need is what a case needs of a prerequisite (catalog.rs's Need).
@@ -117,7 +121,21 @@ var catalog = []caseRow{
 	{ID: caseReloadCycles, Prerequisites: onShutdownAndSelftest, alone: true, run: noReload},
 	{ID: caseFuzzMethods, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)},
 		run: (*session).fuzzMethods},
+	// ABI 1.1's cases: the Go-native contract this worker speaks is 1.0,
+	// whose plugins have one instance and methods without a context.
+	{ID: caseInstancesIsolated, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, alone: true,
+		run: func(*session) outcome { return skipped(noContextInContract10) }},
+	{ID: caseTraceInLogs, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, alone: true,
+		run: func(*session) outcome { return skipped(noContextInContract10) }},
+	{ID: caseDeadlineVisible, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, alone: true,
+		run: func(*session) outcome { return skipped(noContextInContract10) }},
+	{ID: caseCancelHonoured, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, alone: true,
+		run: func(*session) outcome { return skipped(noContextInContract10) }},
 }
+
+// noContextInContract10 is why ABI 1.1's cases have nothing to check in a
+// Go-native plugin: the Go-native contract is at 1.0.
+const noContextInContract10 = "the Go-native contract is at 1.0: a plugin has one instance, and its methods receive no call context (instances and context.Context are ABI 1.1's, for C-ABI plugins so far)"
 
 func noReload(*session) outcome { return skipped(noReloadOfOneBuild) }
 

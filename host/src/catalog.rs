@@ -52,6 +52,10 @@ case_ids! {
     ReloadUnloadVerified => "reload-unload-verified",
     ReloadCycles => "reload-cycles",
     FuzzMethods => "fuzz-methods",
+    InstancesIsolated => "instances-isolated",
+    TraceInLogs => "trace-in-logs",
+    DeadlineVisible => "deadline-visible",
+    CancelHonoured => "cancel-honoured",
 }
 
 /// One case another stands on.
@@ -85,6 +89,9 @@ pub enum Family {
     Hygiene,
     /// Cases that go looking for a crash rather than wait for one.
     Crash,
+    /// What a method learns of its call (ABI 1.1): deadline,
+    /// cancellation, trace context.
+    Context,
 }
 
 impl CaseId {
@@ -141,6 +148,18 @@ impl CaseId {
             CaseId::FuzzMethods => {
                 "every registered method survives a seeded series of inputs: no crash, hang, panic or broken output buffer"
             }
+            CaseId::InstancesIsolated => {
+                "(ABI 1.1) calls to one instance change nothing another instance answers or saves"
+            }
+            CaseId::TraceInLogs => {
+                "(ABI 1.1) every line a method logs during its call carries the call's trace id"
+            }
+            CaseId::DeadlineVisible => {
+                "(ABI 1.1) `selftest.wait` returns soon after its call's deadline, not before"
+            }
+            CaseId::CancelHonoured => {
+                "(ABI 1.1) `selftest.wait` returns soon after its call is cancelled"
+            }
         }
     }
 
@@ -161,6 +180,10 @@ impl CaseId {
             | CaseId::ReloadUnloadVerified
             | CaseId::ReloadCycles => Family::Reload,
             CaseId::FuzzMethods => Family::Crash,
+            CaseId::InstancesIsolated => Family::State,
+            CaseId::TraceInLogs | CaseId::DeadlineVisible | CaseId::CancelHonoured => {
+                Family::Context
+            }
         }
     }
 
@@ -213,6 +236,14 @@ impl CaseId {
             // what the other methods do. A `selftest` that fails does not
             // stop the other methods from being fuzzed.
             CaseId::FuzzMethods => &[on!(Init, Passed), on!(Selftest, Survived)],
+            // These drive every method (but the wait probe) with inputs of
+            // the fuzz series: only methods that survived it, or they would
+            // find its crash or hang again under another name.
+            CaseId::InstancesIsolated | CaseId::TraceInLogs => &[on!(FuzzMethods, Passed)],
+            // These call only the wait probe, which fuzzing leaves alone.
+            CaseId::DeadlineVisible | CaseId::CancelHonoured => {
+                &[on!(Init, Passed), on!(Selftest, Survived)]
+            }
         }
     }
 

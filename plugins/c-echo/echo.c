@@ -1,18 +1,37 @@
 /*
- * c-echo: a plugcheck plugin in C, written against the public header only.
- * The template for C and C++ authors:
+ * c-echo: a plugcheck plugin of ABI 1.1 in C, written against the public
+ * header only. The template for C and C++ authors:
  *
  *   cc -shared -fPIC -I plugins/abi/include -o libc_echo.so echo.c      (Linux)
  *   x86_64-w64-mingw32-gcc -shared -I plugins/abi/include -o c_echo.dll echo.c
  *
- * Methods: `echo` returns its input, `reverse` returns it reversed,
- * `selftest` checks both. Buffers handed to the host are malloc'd and come
- * back through free_buf.
+ * Each instance (create_instance) counts the bytes it echoed; methods get
+ * their instance and their call. Methods: `echo` returns its input,
+ * `reverse` returns it reversed (and logs through its call, so the line
+ * carries the caller's trace id), `selftest` checks both, `selftest.wait`
+ * returns once its call is cancelled or its deadline passes. Buffers
+ * handed to the host are malloc'd and come back through free_buf.
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(_WIN32)
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
+#include <time.h>
+#endif
 
 #include "plugcheck.h"
+
+/* Sleeps a millisecond: the wait probe's step. */
+static void nap(void) {
+#if defined(_WIN32)
+    Sleep(1);
+#else
+    struct timespec step = {0, 1000000};
+    nanosleep(&step, NULL);
+#endif
+}
 
 static const plugcheck_host *the_host;
 
@@ -34,12 +53,43 @@ static int32_t hand_out(const uint8_t *in, size_t len, int reversed, plugcheck_b
     return PLUGCHECK_OK;
 }
 
-static int32_t echo(const uint8_t *in, size_t len, plugcheck_buf *out) {
+/* One instance: what it has echoed so far. */
+typedef struct c_echo {
+    uint64_t bytes;
+} c_echo;
+
+static int32_t echo(void *instance, const plugcheck_call *call, const uint8_t *in, size_t len,
+                    plugcheck_buf *out) {
+    (void)call;
+    c_echo *self = instance;
+    if (self == NULL) return PLUGCHECK_ERR_NOT_INITIALIZED;
+    self->bytes += len;
     return hand_out(in, len, 0, out);
 }
 
-static int32_t reverse(const uint8_t *in, size_t len, plugcheck_buf *out) {
+static int32_t reverse(void *instance, const plugcheck_call *call, const uint8_t *in, size_t len,
+                       plugcheck_buf *out) {
+    c_echo *self = instance;
+    if (self == NULL) return PLUGCHECK_ERR_NOT_INITIALIZED;
+    self->bytes += len;
+    if (call != NULL && call->struct_size >= sizeof(plugcheck_call) && call->log != NULL)
+        call->log(call->ctx, PLUGCHECK_LOG_TRACE, "reversed");
     return hand_out(in, len, 1, out);
+}
+
+/* Returns once the call is cancelled or its deadline passes. */
+static int32_t wait_probe(void *instance, const plugcheck_call *call, const uint8_t *in, size_t len,
+                          plugcheck_buf *out) {
+    (void)instance;
+    (void)in;
+    (void)len;
+    (void)out;
+    if (call == NULL || call->struct_size < sizeof(plugcheck_call) || call->now_ns == NULL)
+        return PLUGCHECK_ERR_INVALID_ARGUMENT;
+    while (!plugcheck_cancelled(call) &&
+           (call->deadline_ns == PLUGCHECK_NO_DEADLINE || call->now_ns() < call->deadline_ns))
+        nap();
+    return PLUGCHECK_ERR_CANCELLED;
 }
 
 static void free_buf(plugcheck_buf *buf) {
@@ -49,14 +99,17 @@ static void free_buf(plugcheck_buf *buf) {
     buf->len = 0;
 }
 
-static int32_t selftest(const uint8_t *in, size_t len, plugcheck_buf *out) {
+static int32_t selftest(void *instance, const plugcheck_call *call, const uint8_t *in, size_t len,
+                        plugcheck_buf *out) {
+    (void)instance;
     (void)in;
     (void)len;
     (void)out;
     const uint8_t sample[] = "plugcheck";
+    c_echo scratch = {0};
     plugcheck_buf echoed = {NULL, 0}, reversed = {NULL, 0};
-    int32_t status = echo(sample, 9, &echoed);
-    if (status == PLUGCHECK_OK) status = reverse(sample, 9, &reversed);
+    int32_t status = echo(&scratch, call, sample, 9, &echoed);
+    if (status == PLUGCHECK_OK) status = reverse(&scratch, call, sample, 9, &reversed);
     int ok = status == PLUGCHECK_OK && echoed.len == 9 && reversed.len == 9 &&
              memcmp(echoed.ptr, "plugcheck", 9) == 0 && memcmp(reversed.ptr, "kcehcgulp", 9) == 0;
     free_buf(&echoed);
@@ -66,22 +119,35 @@ static int32_t selftest(const uint8_t *in, size_t len, plugcheck_buf *out) {
 }
 
 static int32_t init(const plugcheck_host *host) {
-    if (host == NULL || host->struct_size < sizeof(plugcheck_host) || host->register_method == NULL)
+    /* A host of ABI 1.0 has a smaller table (and refuses this plugin). */
+    if (host == NULL || host->struct_size < sizeof(plugcheck_host) ||
+        host->register_method_1_1 == NULL)
         return PLUGCHECK_ERR_INVALID_ARGUMENT;
     the_host = host;
     static const struct {
         const char *name;
-        plugcheck_method method;
-    } methods[] = {{"echo", echo}, {"reverse", reverse}, {"selftest", selftest}};
+        plugcheck_method_1_1 method;
+    } methods[] = {{"echo", echo},
+                   {"reverse", reverse},
+                   {"selftest", selftest},
+                   {"selftest.wait", wait_probe}};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        int32_t status = host->register_method(host->ctx, methods[i].name, methods[i].method);
+        int32_t status = host->register_method_1_1(host->ctx, methods[i].name, methods[i].method);
         if (status != PLUGCHECK_OK) return status;
     }
     say(PLUGCHECK_LOG_DEBUG, "c-echo ready");
     return PLUGCHECK_OK;
 }
 
-static void shutdown(void) { the_host = NULL; }
+static void echo_shutdown(void) { the_host = NULL; }
+
+static int32_t create_instance(void **instance) {
+    if (instance == NULL) return PLUGCHECK_ERR_INVALID_ARGUMENT;
+    *instance = calloc(1, sizeof(c_echo));
+    return *instance != NULL ? PLUGCHECK_OK : PLUGCHECK_ERR_FAILED;
+}
+
+static void destroy_instance(void *instance) { free(instance); }
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -102,10 +168,12 @@ static const plugcheck_plugin descriptor = {
     .version = "1.0.0",
     .toolchain = TOOLCHAIN,
     .init = init,
-    .shutdown = shutdown,
-    .save_state = NULL,
-    .restore_state = NULL,
+    .shutdown = echo_shutdown,
     .free_buf = free_buf,
+    .create_instance = create_instance,
+    .destroy_instance = destroy_instance,
+    .save_instance = NULL, /* stateless: what it counted is not carried over */
+    .restore_instance = NULL,
 };
 
 PLUGCHECK_EXPORT const plugcheck_plugin *plugcheck_entry(void) { return &descriptor; }

@@ -466,12 +466,13 @@ fn build_one(
             target,
             missing_dependency,
             defines,
+            header,
         } => {
             let compiler = match CCompiler::for_target(sh, platform, *target) {
                 Ok(compiler) => compiler,
                 Err(why) => return Ok(Err(why)),
             };
-            let include = root.join("plugins/abi/include");
+            let include = root.join(header.include_dir());
             let source = root.join(c);
             let library = library.with_extension(compiler.extension);
             let mut link = Vec::new();
@@ -556,7 +557,7 @@ fn build_one(
             }
             InputKind::StaticLibrary => {
                 let object = out.join(".static-library.o");
-                let include = root.join("plugins/abi/include");
+                let include = root.join(plugcheck_fixtures::CHeader::V1_0.include_dir());
                 let source = root.join("fixtures/c/minimal.c");
                 cmd!(sh, "cc -c -I{include} -o {object} {source}").run()?;
                 cmd!(sh, "ar rcs {library} {object}").run()?;

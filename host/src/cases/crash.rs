@@ -63,7 +63,7 @@ pub(super) fn fuzz_methods(
     }
     session.init()?;
     let host = session.host().expect("initialised above");
-    let methods = host.with_registry(|registry| registry.method_names());
+    let methods = host.with_registry(|registry| registry.callable_method_names());
     if methods.is_empty() {
         return Ok(Outcome::skipped(
             "the plugin registers no method: there is nothing to call",
@@ -268,6 +268,8 @@ mod tests {
         let line = |n: i32| crate::report::LogLine {
             level: n,
             message: format!("line {n}"),
+            trace_id: None,
+            untagged_in_call: false,
         };
         let mut kept = vec![line(100)];
         keep(&mut kept, (0..20).map(line).collect());
@@ -340,6 +342,8 @@ mod tests {
         let line = |n: i32| crate::report::LogLine {
             level: n,
             message: format!("line {n}"),
+            trace_id: None,
+            untagged_in_call: false,
         };
         let (mut kept, mut unkept) = (Vec::new(), 0);
         for n in 0..(KEPT_LOGS as i32 + 3) {

@@ -1,9 +1,11 @@
 //! How each case runs inside the worker. `run` is an exhaustive match over
 //! the catalog; the bodies are free functions grouped by topic.
 
+mod context;
 mod crash;
 mod handshake;
 mod hygiene;
+mod instances;
 mod lifecycle;
 mod loading;
 mod reload;
@@ -11,6 +13,11 @@ mod reload_build;
 mod state;
 
 use self::crash::Announce;
+
+/// How soon a cancelled ABI 1.1 call must end (`cancel-honoured`'s bound,
+/// and the grace an embedding host gives a cancelled call before it kills
+/// the worker).
+pub(crate) const CANCEL_SOON: std::time::Duration = context::SOON;
 use crate::catalog::CaseId;
 use crate::outcome::{CaseResult, CaseSettings};
 use crate::plugin::session::Session;
@@ -46,6 +53,10 @@ pub(crate) fn run(
         CaseId::ReloadUnloadVerified => reload::unload_verified(session, settings),
         CaseId::ReloadCycles => reload::cycles(session, settings),
         CaseId::FuzzMethods => crash::fuzz_methods(session, settings, announce),
+        CaseId::InstancesIsolated => instances::instances_isolated(session, settings),
+        CaseId::TraceInLogs => context::trace_in_logs(session, settings),
+        CaseId::DeadlineVisible => context::deadline_visible(session),
+        CaseId::CancelHonoured => context::cancel_honoured(session),
     };
     let mut outcome = result.unwrap_or_else(|failure| failure);
     if let Some(host) = session.host() {

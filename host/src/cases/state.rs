@@ -33,7 +33,7 @@ const VARIED_CALLS: usize = 512;
 pub(super) fn state_roundtrip(session: &mut Session, settings: &CaseSettings) -> Concluded {
     let Some(initial) = saved(session)? else {
         return Ok(Outcome::skipped(
-            "stateless plugin: save_state and restore_state are NULL",
+            "stateless plugin: save_state and restore_state are NULL (in ABI 1.1, save_instance and restore_instance)",
         ));
     };
     let initial = initial?;
@@ -124,7 +124,7 @@ fn drive_until_changed(
 ) -> Result<Driven, Outcome> {
     let methods: Vec<String> = session
         .host()
-        .map(|host| host.with_registry(|r| r.method_names()))
+        .map(|host| host.with_registry(|r| r.callable_method_names()))
         .unwrap_or_default();
     for method in &methods {
         for _ in 0..CALLS_PER_METHOD {

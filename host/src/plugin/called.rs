@@ -73,6 +73,8 @@ mod tests {
         let logged = vec![LogLine {
             level: 1,
             message: "panicked: invalid utf-8".into(),
+            trace_id: None,
+            untagged_in_call: false,
         }];
         let reason = panic_reason("`parse`", "", &logged);
         assert!(

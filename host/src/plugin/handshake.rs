@@ -4,7 +4,7 @@
 //! here, and every string is checked for NULL, bounded and copied out of
 //! plugin memory.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 
 use plugcheck_abi::{
     ABI_MAJOR, ABI_MINOR, DESCRIPTOR_HEADER_SIZE, DESCRIPTOR_V1_0_SIZE, Descriptor, MAGIC,
@@ -88,30 +88,57 @@ pub(crate) unsafe fn read_header(descriptor: *const Descriptor) -> Result<Header
 /// Why a plugin's ABI version is refused; both versions and the remedy are
 /// in the message.
 pub(crate) fn version_problem(header: &Header) -> Option<String> {
+    version_problem_for((ABI_MAJOR, ABI_MINOR), header)
+}
+
+/// [`version_problem`] for a host of ABI `host`: the rule as a host of
+/// another version applies it (a 1.0 host and a 1.1 plugin, say).
+fn version_problem_for(host: (u16, u16), header: &Header) -> Option<String> {
     let plugin = header.abi();
-    let host = host_abi();
-    match plugcheck_abi::check_compatibility(
-        (ABI_MAJOR, ABI_MINOR),
-        (header.abi_major, header.abi_minor),
-    ) {
+    let (major, minor) = host;
+    let host = format!("{major}.{minor}");
+    match plugcheck_abi::check_compatibility((major, minor), (header.abi_major, header.abi_minor)) {
         Ok(()) => None,
         Err(plugcheck_abi::Incompatibility::Major) => Some(format!(
-            "plugin built against ABI {plugin}, this host speaks ABI {host}: rebuild against plugcheck-abi {ABI_MAJOR}.x (Rust) or plugcheck.h of ABI {ABI_MAJOR}.x (C, Go)"
+            "plugin built against ABI {plugin}, this host speaks ABI {host}: rebuild against plugcheck-abi {major}.x (Rust) or plugcheck.h of ABI {major}.x (C, Go)"
         )),
         Err(plugcheck_abi::Incompatibility::MinorTooNew) => Some(format!(
-            "plugin built against ABI {plugin}, newer than this host's ABI {host}: rebuild against plugcheck-abi {ABI_MAJOR}.{ABI_MINOR} (Rust) or plugcheck.h of ABI {ABI_MAJOR}.{ABI_MINOR} (C, Go), or upgrade plugcheck"
+            "plugin built against ABI {plugin}, newer than this host's ABI {host}: rebuild against plugcheck-abi {major}.{minor} (Rust) or plugcheck.h of ABI {major}.{minor} (C, Go), or upgrade plugcheck"
         )),
     }
 }
 
-/// The functions of a v1.0 descriptor, copied out of plugin memory.
+/// The functions of a descriptor, copied out of plugin memory.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Functions {
     pub init: unsafe extern "C" fn(*const plugcheck_abi::HostTable) -> i32,
     pub shutdown: unsafe extern "C" fn(),
-    pub save_state: Option<unsafe extern "C" fn(*mut plugcheck_abi::Buf) -> i32>,
-    pub restore_state: Option<unsafe extern "C" fn(*const u8, usize) -> i32>,
+    pub state: Option<StateFunctions>,
     pub free_buf: unsafe extern "C" fn(*mut plugcheck_abi::Buf),
+    /// A 1.1 plugin's instances; `None` for one implicit instance (every
+    /// 1.0 plugin, and a 1.1 plugin that makes none).
+    pub instances: Option<InstanceFunctions>,
+}
+
+/// How a stateful plugin saves and restores: 1.0's functions of the one
+/// instance, or 1.1's, which take theirs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StateFunctions {
+    V1_0 {
+        save: unsafe extern "C" fn(*mut plugcheck_abi::Buf) -> i32,
+        restore: unsafe extern "C" fn(*const u8, usize) -> i32,
+    },
+    V1_1 {
+        save: unsafe extern "C" fn(*mut c_void, *mut plugcheck_abi::Buf) -> i32,
+        restore: unsafe extern "C" fn(*mut c_void, *const u8, usize) -> i32,
+    },
+}
+
+/// `create_instance` and `destroy_instance` of a 1.1 plugin.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InstanceFunctions {
+    pub create: unsafe extern "C" fn(*mut *mut c_void) -> i32,
+    pub destroy: unsafe extern "C" fn(*mut c_void),
 }
 
 /// A descriptor that passed every check.
@@ -136,8 +163,9 @@ pub(crate) unsafe fn read_descriptor(
             header.struct_size
         ));
     }
-    // SAFETY: the caller's contract: struct_size covers the v1.0 fields.
-    let fields = unsafe { descriptor.read_unaligned() };
+    // SAFETY: the caller's contract: the plugin's memory is as long as its
+    // struct_size, which covers the v1.0 fields.
+    let fields = unsafe { copy_fields(descriptor, header.struct_size) };
     // Each string is copied through the OS, never dereferenced here.
     let name = match read_string(fields.name) {
         Ok(Some(name)) if !name.is_empty() => name,
@@ -175,6 +203,15 @@ pub(crate) unsafe fn read_descriptor(
             "plugin `{name}` sets only one of save_state and restore_state: set both (stateful) or neither (stateless)"
         ));
     }
+    let (state, instances) = if Descriptor::has_v1_1_fields(header.abi_minor, header.struct_size) {
+        v1_1_functions(&name, &fields)?
+    } else {
+        let state = fields
+            .save_state
+            .zip(fields.restore_state)
+            .map(|(save, restore)| StateFunctions::V1_0 { save, restore });
+        (state, None)
+    };
     Ok(Validated {
         info: PluginInfo {
             name,
@@ -186,11 +223,86 @@ pub(crate) unsafe fn read_descriptor(
         functions: Functions {
             init: fields.init.expect("checked above"),
             shutdown: fields.shutdown.expect("checked above"),
-            save_state: fields.save_state,
-            restore_state: fields.restore_state,
+            state,
             free_buf: fields.free_buf.expect("checked above"),
+            instances,
         },
     })
+}
+
+/// The descriptor's fields, as far as its `struct_size` goes: the rest
+/// (a 1.0 descriptor's 1.1 fields, which are not its) stays zero, which
+/// is NULL for every function. A descriptor is never read past its size.
+///
+/// # Safety
+/// `descriptor` is readable for `struct_size` bytes (at most the size of
+/// [`Descriptor`] is read).
+unsafe fn copy_fields(descriptor: *const Descriptor, struct_size: u32) -> Descriptor {
+    let len = (struct_size as usize).min(std::mem::size_of::<Descriptor>());
+    let mut fields = std::mem::MaybeUninit::<Descriptor>::zeroed();
+    // SAFETY: `len` bytes are readable (the caller's contract) and fit in
+    // `fields`; the copy is bytewise, so alignment does not matter.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            descriptor.cast::<u8>(),
+            fields.as_mut_ptr().cast::<u8>(),
+            len,
+        );
+    }
+    // SAFETY: every field of a descriptor is an integer, a byte array, a
+    // raw pointer or an `Option` of a function pointer, for all of which
+    // zero is a valid value, and the copied bytes are the plugin's values
+    // of the same types (a function pointer the plugin set is non-NULL).
+    unsafe { fields.assume_init() }
+}
+
+/// The state and instance functions of a descriptor with the 1.1 fields,
+/// checked: each pair set together, and state through the 1.1 pair only
+/// (a 1.1 plugin's state belongs to an instance, and a host must not have
+/// to guess which pair is meant).
+fn v1_1_functions(
+    name: &str,
+    fields: &Descriptor,
+) -> Result<(Option<StateFunctions>, Option<InstanceFunctions>), String> {
+    if fields.create_instance.is_some() != fields.destroy_instance.is_some() {
+        return Err(format!(
+            "plugin `{name}` sets only one of create_instance and destroy_instance: set both (instances) or neither (one implicit instance)"
+        ));
+    }
+    if fields.save_instance.is_some() != fields.restore_instance.is_some() {
+        return Err(format!(
+            "plugin `{name}` sets only one of save_instance and restore_instance: set both (stateful) or neither (stateless)"
+        ));
+    }
+    let v1_0_state = fields
+        .save_state
+        .zip(fields.restore_state)
+        .map(|(save, restore)| StateFunctions::V1_0 { save, restore });
+    let v1_1_state = fields
+        .save_instance
+        .zip(fields.restore_instance)
+        .map(|(save, restore)| StateFunctions::V1_1 { save, restore });
+    // A 1.0 plugin rebuilt against the 1.1 header says minor 1 with its
+    // 1.0 state pair and no instances: its one instance's state is that
+    // pair's. With instances, or beside the 1.1 pair, it is ambiguous.
+    let state = match (v1_0_state, v1_1_state) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "plugin `{name}` sets both save_state/restore_state and save_instance/restore_instance: set one pair (the 1.1 one when it makes instances)"
+            ));
+        }
+        (Some(_), None) if fields.create_instance.is_some() => {
+            return Err(format!(
+                "plugin `{name}` makes instances but saves state through 1.0's save_state/restore_state, which do not say whose: use save_instance/restore_instance"
+            ));
+        }
+        (v1_0, v1_1) => v1_0.or(v1_1),
+    };
+    let instances = fields
+        .create_instance
+        .zip(fields.destroy_instance)
+        .map(|(create, destroy)| InstanceFunctions { create, destroy });
+    Ok((state, instances))
 }
 
 /// Copies a NUL-terminated UTF-8 string out of plugin memory, at most
@@ -235,7 +347,103 @@ mod tests {
             save_state: None,
             restore_state: None,
             free_buf: Some(free_buf),
+            create_instance: None,
+            destroy_instance: None,
+            save_instance: None,
+            restore_instance: None,
         }
+    }
+
+    #[test]
+    fn a_1_1_plugin_on_a_host_of_1_0_is_refused_naming_both() {
+        let header = Header {
+            magic: MAGIC,
+            abi_major: 1,
+            abi_minor: 1,
+            struct_size: plugcheck_abi::DESCRIPTOR_V1_1_SIZE,
+        };
+        let problem = version_problem_for((1, 0), &header).unwrap();
+        assert!(
+            problem.contains("ABI 1.1, newer than this host's ABI 1.0"),
+            "{problem}"
+        );
+        assert_eq!(version_problem_for((1, 1), &header), None);
+        // And a 1.0 plugin on this 1.1 host is accepted.
+        let old = Header {
+            abi_minor: 0,
+            struct_size: DESCRIPTOR_V1_0_SIZE,
+            ..header
+        };
+        assert_eq!(version_problem(&old), None);
+    }
+
+    #[test]
+    fn the_1_1_fields_are_read_only_from_a_1_1_descriptor_and_checked() {
+        unsafe extern "C" fn create(_: *mut *mut c_void) -> i32 {
+            0
+        }
+        unsafe extern "C" fn save(_: *mut plugcheck_abi::Buf) -> i32 {
+            0
+        }
+        unsafe extern "C" fn restore(_: *const u8, _: usize) -> i32 {
+            0
+        }
+        // A 1.0 descriptor's bytes past its 80 are not its: never read.
+        let mut d = descriptor(c"demo".as_ptr());
+        d.abi_minor = 0;
+        d.create_instance = Some(create);
+        // SAFETY: `d` is a complete local descriptor.
+        let header = unsafe { read_header(&d) }.unwrap();
+        // SAFETY: as above.
+        let validated = unsafe { read_descriptor(&d, &header) }.unwrap();
+        assert!(validated.functions.instances.is_none());
+        // A 1.1 one with half a pair, or the 1.0 state pair, is refused.
+        d.abi_minor = 1;
+        d.struct_size = plugcheck_abi::DESCRIPTOR_V1_1_SIZE;
+        // SAFETY: as above.
+        let header = unsafe { read_header(&d) }.unwrap();
+        // SAFETY: as above.
+        let error = unsafe { read_descriptor(&d, &header) }.unwrap_err();
+        assert!(error.contains("only one of create_instance"), "{error}");
+        // A 1.0 plugin rebuilt against the 1.1 header: no instances, the
+        // 1.0 state pair: its one instance's state.
+        d.create_instance = None;
+        d.save_state = Some(save);
+        d.restore_state = Some(restore);
+        // SAFETY: as above.
+        let validated = unsafe { read_descriptor(&d, &header) }.unwrap();
+        assert!(matches!(
+            validated.functions.state,
+            Some(StateFunctions::V1_0 { .. })
+        ));
+        // With instances, the 1.0 pair does not say whose state it is.
+        unsafe extern "C" fn destroy(_: *mut c_void) {}
+        d.create_instance = Some(create);
+        d.destroy_instance = Some(destroy);
+        // SAFETY: as above.
+        let error = unsafe { read_descriptor(&d, &header) }.unwrap_err();
+        assert!(error.contains("do not say whose"), "{error}");
+    }
+
+    #[test]
+    fn bytes_past_struct_size_are_never_taken() {
+        // A 1.1 descriptor's room, the 1.0 part valid and the rest garbage
+        // that a 1.0 plugin's neighbouring data could be.
+        let d = descriptor(c"demo".as_ptr());
+        let mut bytes = [0xffu8; std::mem::size_of::<Descriptor>()];
+        // SAFETY: `d` is a complete local descriptor, copied bytewise into
+        // a buffer of its size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&d as *const Descriptor).cast::<u8>(),
+                bytes.as_mut_ptr(),
+                DESCRIPTOR_V1_0_SIZE as usize,
+            );
+        }
+        // SAFETY: 80 of the 112 bytes are read: the buffer has them all.
+        let fields = unsafe { copy_fields(bytes.as_ptr().cast(), DESCRIPTOR_V1_0_SIZE) };
+        assert!(fields.create_instance.is_none() && fields.save_instance.is_none());
+        assert!(fields.init.is_some() && fields.free_buf.is_some());
     }
 
     #[test]
@@ -273,7 +481,7 @@ mod tests {
         };
         let problem = version_problem(&newer).unwrap();
         assert!(
-            problem.contains("ABI 2.0") && problem.contains("ABI 1.0"),
+            problem.contains("ABI 2.0") && problem.contains("ABI 1.1"),
             "{problem}"
         );
         assert!(

@@ -1,6 +1,6 @@
 //! The host side of the ABI: the `plugcheck_host` table a plugin's `init`
-//! receives, with its `log` and `register_method` callbacks, and the method
-//! registry they fill.
+//! receives, with its `log` and `register_method` callbacks (and 1.1's
+//! `register_method_1_1`), and the method registry they fill.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
 
-use plugcheck_abi::{ABI_MAJOR, ABI_MINOR, HOST_V1_0_SIZE, HostTable, Method, status};
+use plugcheck_abi::{ABI_MAJOR, ABI_MINOR, HOST_V1_1_SIZE, HostTable, Method, MethodV1_1, status};
 
 use crate::plugin::memory::{CText, Overlong, read_c_text};
 use crate::report::LogLine;
@@ -20,13 +20,22 @@ use crate::worker::limits::{
     REJECTIONS_KEPT as MAX_REJECTED,
 };
 
+/// A method as the plugin registered it: through 1.0's `register_method`
+/// (input and output only) or 1.1's (its instance and call too). A 1.1
+/// plugin may register either.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Registered {
+    V1_0(Method),
+    V1_1(MethodV1_1),
+}
+
 /// What the callbacks collect while a plugin instance lives.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     /// By name: registration and lookup are O(1), so a plugin with 10,000
     /// methods costs each reload 10,000 hash inserts, not a tree's string
     /// comparisons. [`Registry::method_names`] gives them in name order.
-    pub methods: HashMap<String, Method>,
+    pub methods: HashMap<String, Registered>,
     /// Registrations the host refused, as "`name`: why".
     pub rejected: Vec<String>,
     pub logs: Vec<LogLine>,
@@ -35,6 +44,9 @@ pub(crate) struct Registry {
     dropped_told: usize,
     /// Refusals past [`MAX_REJECTED`], counted only.
     pub dropped_rejections: usize,
+    /// Lines logged through the host table by a thread running a 1.1
+    /// method (see [`LogLine::untagged_in_call`]), kept or dropped.
+    pub untagged_in_call: u64,
     /// Where each kept log line also goes as it is logged (`plugcheck
     /// call` sends it to the parent at once, so a crash does not lose it).
     forward: Option<LogForward>,
@@ -71,6 +83,20 @@ impl Registry {
     pub(crate) fn method_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.methods.keys().cloned().collect();
         names.sort_unstable();
+        names
+    }
+
+    /// [`Registry::method_names`] without the wait probe
+    /// ([`WAIT_PROBE`](crate::plugin::call_context::WAIT_PROBE)), which
+    /// waits by design: the names cases drive with inputs of their own.
+    pub(crate) fn callable_method_names(&self) -> Vec<String> {
+        let mut names = self.method_names();
+        // Only a 1.1 method waits for its call's end: a 1.0 method of that
+        // name is a method like any other.
+        let probe = crate::plugin::call_context::WAIT_PROBE;
+        if matches!(self.methods.get(probe), Some(Registered::V1_1(_))) {
+            names.retain(|name| name != probe);
+        }
         names
     }
 
@@ -122,12 +148,13 @@ impl Host {
             .cast_mut()
             .cast::<c_void>();
         let table = Box::new(HostTable {
-            struct_size: HOST_V1_0_SIZE,
+            struct_size: HOST_V1_1_SIZE,
             abi_major: ABI_MAJOR,
             abi_minor: ABI_MINOR,
             ctx,
             log: Some(log_callback),
             register_method: Some(register_callback),
+            register_method_1_1: Some(register_1_1_callback),
         });
         live_hosts().insert(ctx as usize);
         Host { registry, table }
@@ -180,7 +207,13 @@ impl Host {
         })
     }
 
-    pub(crate) fn lookup(&self, name: &str) -> Option<Method> {
+    /// The `ctx` the plugin's callbacks carry: what a call's log finds
+    /// this host by.
+    pub(crate) fn ctx(&self) -> *mut c_void {
+        self.table.ctx
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<Registered> {
         self.with_registry(|registry| registry.methods.get(name).copied())
     }
 }
@@ -250,7 +283,11 @@ fn text_of(text: *const c_char, bound: usize) -> Option<Result<String, String>> 
 }
 
 /// Registers `method` under `name` (already read), or records why not.
-fn register(registry: &mut Registry, name: Result<String, String>, method: Option<Method>) -> i32 {
+fn register(
+    registry: &mut Registry,
+    name: Result<String, String>,
+    method: Option<Registered>,
+) -> i32 {
     let name = match name {
         Ok(name) => name,
         Err(why) => {
@@ -306,30 +343,48 @@ fn read_name(name: *const c_char) -> Result<String, String> {
 
 unsafe extern "C" fn log_callback(ctx: *mut c_void, level: i32, message: *const c_char) {
     // A panic must not unwind into the plugin's C frames.
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // Read the message before taking any lock: it may be long.
-        let message = match text_of(message, MAX_LOG_LINE_BYTES) {
-            None => "(NULL message)".to_owned(),
-            Some(Ok(text)) => text,
-            Some(Err(lossy)) => format!("(not UTF-8) {lossy}"),
+    let _ = catch_unwind(AssertUnwindSafe(|| log_line(ctx, level, message, None)));
+}
+
+/// Keeps (and forwards) one line a plugin logged through the host whose
+/// `ctx` this is, tagged with `trace_id` when it came through a call's log.
+/// Nothing for a `ctx` that is not a live host's.
+pub(crate) fn log_line(
+    ctx: *mut c_void,
+    level: i32,
+    message: *const c_char,
+    trace_id: Option<String>,
+) {
+    // Read the message before taking any lock: it may be long.
+    let message = match text_of(message, MAX_LOG_LINE_BYTES) {
+        None => "(NULL message)".to_owned(),
+        Some(Ok(text)) => text,
+        Some(Err(lossy)) => format!("(not UTF-8) {lossy}"),
+    };
+    with_live_registry(ctx, |registry| {
+        let untagged_in_call =
+            trace_id.is_none() && crate::plugin::call_context::on_calling_thread();
+        let line = LogLine {
+            level,
+            message,
+            trace_id,
+            untagged_in_call,
         };
-        with_live_registry(ctx, |registry| {
-            let line = LogLine { level, message };
-            registry.logged += 1;
-            if registry.recent.len() == RECENT_LOG_LINES {
-                registry.recent.pop_front();
-            }
-            registry.recent.push_back(line.clone());
-            if registry.logs.len() >= MAX_LOG_LINES {
-                registry.dropped_logs += 1;
-                return;
-            }
-            if let Some(LogForward(forward)) = registry.forward.as_mut() {
-                forward(&line);
-            }
-            registry.logs.push(line);
-        });
-    }));
+        registry.logged += 1;
+        registry.untagged_in_call += u64::from(untagged_in_call);
+        if registry.recent.len() == RECENT_LOG_LINES {
+            registry.recent.pop_front();
+        }
+        registry.recent.push_back(line.clone());
+        if registry.logs.len() >= MAX_LOG_LINES {
+            registry.dropped_logs += 1;
+            return;
+        }
+        if let Some(LogForward(forward)) = registry.forward.as_mut() {
+            forward(&line);
+        }
+        registry.logs.push(line);
+    });
 }
 
 unsafe extern "C" fn register_callback(
@@ -339,6 +394,21 @@ unsafe extern "C" fn register_callback(
 ) -> i32 {
     catch_unwind(AssertUnwindSafe(|| {
         let name = read_name(name);
+        let method = method.map(Registered::V1_0);
+        with_live_registry(ctx, |registry| register(registry, name, method))
+            .unwrap_or(status::INVALID_ARGUMENT)
+    }))
+    .unwrap_or(status::INVALID_ARGUMENT)
+}
+
+unsafe extern "C" fn register_1_1_callback(
+    ctx: *mut c_void,
+    name: *const c_char,
+    method: Option<MethodV1_1>,
+) -> i32 {
+    catch_unwind(AssertUnwindSafe(|| {
+        let name = read_name(name);
+        let method = method.map(Registered::V1_1);
         with_live_registry(ctx, |registry| register(registry, name, method))
             .unwrap_or(status::INVALID_ARGUMENT)
     }))

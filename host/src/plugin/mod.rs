@@ -6,6 +6,7 @@
 //! and `advice` (what to tell the author when a step fails).
 
 pub(crate) mod advice;
+pub mod call_context;
 pub(crate) mod called;
 pub(crate) mod handshake;
 pub(crate) mod host;

@@ -3,6 +3,7 @@
 //! remembers its result, so cases share the work; a case that needs a later
 //! step gets the earlier ones for free, or the failure that stopped them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,9 @@ use crate::inspect::open_error::OpenError;
 use crate::inspect::sniff::Sniffed;
 use crate::os;
 use crate::outcome::Outcome;
-use crate::plugin::handshake::{self, Header, Validated};
-use crate::plugin::host::Host;
+use crate::plugin::call_context::{CallSettings, Frame, InCall};
+use crate::plugin::handshake::{self, Header, StateFunctions, Validated};
+use crate::plugin::host::{Host, Registered};
 use crate::plugin::loader::{self, EntryFn, Loaded};
 use crate::report::{Detail, PluginInfo};
 
@@ -46,6 +48,13 @@ pub struct Session {
     header: Option<(*const Descriptor, Header)>,
     validated: Option<Validated>,
     host: Option<Host>,
+    /// The live instances, by [`InstanceId`]: what `create_instance` made
+    /// (a destroyed one leaves `None`), or the one NULL of a plugin without
+    /// instances. The first is made by `init`, and cases use it.
+    instances: Vec<Option<InstancePtr>>,
+    /// The instances calls asked for by a key of the caller's (a tenant),
+    /// made on first use; gone with the instances at shutdown.
+    keyed: HashMap<String, InstanceId>,
     /// Hosts of instances that were shut down or failed init. A plugin
     /// thread that outlived its instance may still call `log` through one,
     /// so they live as long as the worker.
@@ -60,6 +69,24 @@ pub struct Session {
     /// modification time then: a reload of an untouched file (repeat-load's
     /// cycles) is not parsed again.
     sniffed_before: Option<(FileStamp, Sniffed)>,
+}
+
+/// Instances a session makes by key at most: each holds the plugin's
+/// memory, and keys are the application's, not the plugin's, to bound.
+const MAX_KEYED_INSTANCES: usize = 4096;
+
+/// An instance of the plugin, as `create_instance` made it (NULL: the one
+/// implicit instance of a plugin without instances).
+#[derive(Debug, Clone, Copy)]
+struct InstancePtr(*mut std::ffi::c_void);
+
+/// Which instance a call goes to: the first, made by `init`, is
+/// [`InstanceId::FIRST`]; [`Session::new_instance`] makes more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InstanceId(usize);
+
+impl InstanceId {
+    pub(crate) const FIRST: InstanceId = InstanceId(0);
 }
 
 /// A file's size and modification time: what tells that it was not
@@ -108,6 +135,8 @@ impl Session {
             header: None,
             validated: None,
             host: None,
+            instances: Vec::new(),
+            keyed: HashMap::new(),
             retired_hosts: Vec::new(),
             first_load: None,
             first_init: None,
@@ -253,7 +282,9 @@ impl Session {
         self.retired_hosts.len() + usize::from(self.host.is_some())
     }
 
-    /// Calls `init` unless the plugin is already initialised.
+    /// Calls `init` unless the plugin is already initialised, then makes
+    /// its first instance (a plugin without instances has its implicit
+    /// one).
     pub(crate) fn init(&mut self) -> Result<(), Outcome> {
         if self.host.is_some() {
             return Ok(());
@@ -287,11 +318,124 @@ impl Session {
             }));
         }
         self.host = Some(host);
+        if let Err(failure) = self.new_instance() {
+            self.shutdown();
+            return Err(failure);
+        }
         Ok(())
     }
 
-    /// Calls `shutdown` if the plugin is initialised.
+    /// Makes another instance of the initialised plugin (ABI 1.1's
+    /// `create_instance`). A plugin without instances has one, made by
+    /// `init`: asking it for a second is a failure that says so.
+    pub(crate) fn new_instance(&mut self) -> Result<InstanceId, Outcome> {
+        self.init()?;
+        let functions = self.descriptor()?.functions;
+        let id = InstanceId(self.instances.len());
+        let Some(instances) = functions.instances else {
+            if self.instances.is_empty() {
+                self.instances.push(Some(InstancePtr(std::ptr::null_mut())));
+                return Ok(id);
+            }
+            return Err(Outcome::fail(
+                "the plugin makes no instances (create_instance is NULL): it has one, implicit instance",
+            ));
+        };
+        let host = self.host.as_ref().expect("initialised above");
+        let mark = host.with_registry(|registry| registry.mark());
+        let mut made = std::ptr::null_mut();
+        // SAFETY: from the validated descriptor, after `init`; `made` is
+        // writable.
+        let code = unsafe { (instances.create)(&mut made) };
+        if code != status::OK {
+            let logs = host.with_registry(|registry| registry.lines_since(mark));
+            let why = if code == status::PANIC {
+                "a panic while making an instance was caught at the boundary"
+            } else {
+                "the plugin refused to make an instance"
+            };
+            return Err(Outcome::fail(format!(
+                "create_instance returned {}: {why}{}",
+                status_text(code),
+                last_log_hint(&logs)
+            ))
+            .with_detail(|detail| {
+                detail.status = Some(code);
+                detail.status_name = status::name(code).map(str::to_owned);
+                detail.logs = logs;
+            }));
+        }
+        let alive = self
+            .instances
+            .iter()
+            .enumerate()
+            .find(|(_, live)| live.is_some_and(|live| !made.is_null() && live.0 == made));
+        if let Some((other, _)) = alive {
+            return Err(Outcome::fail(format!(
+                "create_instance handed out instance {other} again, which is still alive: instances share everything they keep; make each instance its own"
+            )));
+        }
+        self.instances.push(Some(InstancePtr(made)));
+        Ok(id)
+    }
+
+    /// The instance for the caller's `key`, made on first use; the first
+    /// instance for none. A plugin without instances serves every key from
+    /// its one instance (it has no other).
+    pub(crate) fn instance_by_key(&mut self, key: Option<&str>) -> Result<InstanceId, Outcome> {
+        let Some(key) = key else {
+            return Ok(InstanceId::FIRST);
+        };
+        self.init()?;
+        if !self.makes_instances()? {
+            return Ok(InstanceId::FIRST);
+        }
+        if let Some(id) = self.keyed.get(key) {
+            return Ok(*id);
+        }
+        if self.keyed.len() >= MAX_KEYED_INSTANCES {
+            return Err(Outcome::fail(format!(
+                "the plugin holds {MAX_KEYED_INSTANCES} instances by key already: no more are made"
+            )));
+        }
+        let id = self.new_instance().map_err(|outcome| {
+            Outcome::fail(format!(
+                "instance `{}`: {}",
+                crate::text::clip(key, 80),
+                outcome.reason
+            ))
+        })?;
+        self.keyed.insert(key.to_owned(), id);
+        Ok(id)
+    }
+
+    /// Ends an instance `new_instance` made (`destroy_instance`); nothing
+    /// for one already ended, or the implicit instance.
+    pub(crate) fn destroy_instance(&mut self, id: InstanceId) {
+        let Some(functions) = self.validated.as_ref().map(|v| v.functions) else {
+            return;
+        };
+        let Some(InstancePtr(instance)) = self.instances.get_mut(id.0).and_then(Option::take)
+        else {
+            return;
+        };
+        if let Some(instances) = functions.instances {
+            // SAFETY: made by this plugin's `create_instance`, destroyed once
+            // (taken out of the list above).
+            unsafe { (instances.destroy)(instance) };
+        }
+    }
+
+    /// Calls `shutdown` if the plugin is initialised, after destroying its
+    /// instances (the last made first).
     pub(crate) fn shutdown(&mut self) {
+        if self.host.is_some() {
+            for id in (0..self.instances.len()).rev() {
+                self.destroy_instance(InstanceId(id));
+            }
+            self.instances.clear();
+            self.keyed.clear();
+        }
         if let Some(host) = self.host.take() {
             let shutdown = self
                 .validated
@@ -326,7 +470,21 @@ impl Session {
 
     /// Calls a registered method with `input`.
     pub(crate) fn call(&mut self, name: &str, input: &[u8]) -> Result<Option<Answer>, Outcome> {
-        let Some((status, mut out, free_buf)) = self.invoke(name, input)? else {
+        self.call_with(InstanceId::FIRST, name, input, &CallSettings::default())
+    }
+
+    /// Calls a registered method of `instance` with `input`, in a call of
+    /// `settings` (what a 1.1 method's context says; a 1.0 method gets
+    /// neither).
+    pub(crate) fn call_with(
+        &mut self,
+        instance: InstanceId,
+        name: &str,
+        input: &[u8],
+        settings: &CallSettings,
+    ) -> Result<Option<Answer>, Outcome> {
+        let Some((status, mut out, free_buf)) = self.invoke(instance, name, input, settings)?
+        else {
             return Ok(None);
         };
         // SAFETY: `out` is what the plugin handed back; `free_buf` is its
@@ -338,18 +496,52 @@ impl Session {
     /// Calls method `name` (after init) with `input`: its status, the
     /// buffer it handed back as it is, and its `free_buf`; `None` for a
     /// method it did not register.
-    fn invoke(&mut self, name: &str, input: &[u8]) -> Result<Option<Invoked>, Outcome> {
+    fn invoke(
+        &mut self,
+        instance: InstanceId,
+        name: &str,
+        input: &[u8],
+        settings: &CallSettings,
+    ) -> Result<Option<Invoked>, Outcome> {
         self.init()?;
         let free_buf = self.descriptor()?.functions.free_buf;
-        let method = self.host.as_ref().expect("initialised above").lookup(name);
-        let Some(method) = method else {
+        let instance = self.instance(instance)?;
+        let host = self.host.as_ref().expect("initialised above");
+        let Some(method) = host.lookup(name) else {
             return Ok(None);
         };
         let mut out = Buf::EMPTY;
-        // SAFETY: `method` was registered by the plugin for this ABI;
-        // `input` and `out` are valid for the call.
-        let status = unsafe { method(input.as_ptr(), input.len(), &mut out) };
+        let status = match method {
+            // SAFETY: `method` was registered by the plugin for this ABI;
+            // `input` and `out` are valid for the call.
+            Registered::V1_0(method) => unsafe { method(input.as_ptr(), input.len(), &mut out) },
+            Registered::V1_1(method) => {
+                let frame = Frame::new(host.ctx(), settings);
+                let _in_call = InCall::enter();
+                // SAFETY: as above; `instance` is live (made by this
+                // plugin, not destroyed) and `frame` outlives the call.
+                unsafe {
+                    method(
+                        instance.0,
+                        frame.as_ptr(),
+                        input.as_ptr(),
+                        input.len(),
+                        &mut out,
+                    )
+                }
+            }
+        };
         Ok(Some((status, out, free_buf)))
+    }
+
+    /// The live instance `id`, or why there is none.
+    fn instance(&self, id: InstanceId) -> Result<InstancePtr, Outcome> {
+        self.instances.get(id.0).copied().flatten().ok_or_else(|| {
+            Outcome::fail(format!(
+                "instance {} of the plugin is not alive (never made, or destroyed)",
+                id.0
+            ))
+        })
     }
 
     /// Calls method `name` like [`Session::call`], but trusts nothing of the
@@ -362,7 +554,19 @@ impl Session {
         name: &str,
         input: &[u8],
     ) -> Result<Option<Result<Answer, BrokenBuffer>>, Outcome> {
-        let Some((status, mut out, free_buf)) = self.invoke(name, input)? else {
+        self.call_untrusted_with(InstanceId::FIRST, name, input, &CallSettings::default())
+    }
+
+    /// [`Session::call_untrusted`] on `instance`, in a call of `settings`.
+    pub(crate) fn call_untrusted_with(
+        &mut self,
+        instance: InstanceId,
+        name: &str,
+        input: &[u8],
+        settings: &CallSettings,
+    ) -> Result<Option<Result<Answer, BrokenBuffer>>, Outcome> {
+        let Some((status, mut out, free_buf)) = self.invoke(instance, name, input, settings)?
+        else {
             return Ok(None);
         };
         let (ptr, len) = (out.ptr as usize, out.len);
@@ -395,16 +599,50 @@ impl Session {
         Ok(Some(Ok(Answer { status, output })))
     }
 
-    /// Calls `save_state`; `None` for a stateless plugin.
+    /// Calls `save_state` (of the first instance); `None` for a stateless
+    /// plugin.
     pub(crate) fn save_state(&mut self) -> Result<Option<Answer>, Outcome> {
+        self.save_state_of(InstanceId::FIRST)
+    }
+
+    /// Whether the plugin makes instances of its own (ABI 1.1's
+    /// `create_instance`), rather than having one implicit instance.
+    pub(crate) fn makes_instances(&mut self) -> Result<bool, Outcome> {
+        Ok(self.descriptor()?.functions.instances.is_some())
+    }
+
+    /// Whether the plugin is of ABI 1.1 or later, with the 1.1 fields
+    /// there: its methods may get a call context.
+    pub(crate) fn speaks_1_1(&mut self) -> Result<bool, Outcome> {
+        let header = self.check_version()?;
+        Ok(Descriptor::has_v1_1_fields(
+            header.abi_minor,
+            header.struct_size,
+        ))
+    }
+
+    /// How the plugin registered method `name`, once initialised.
+    pub(crate) fn registered(&mut self, name: &str) -> Result<Option<Registered>, Outcome> {
+        self.init()?;
+        Ok(self.host.as_ref().expect("initialised above").lookup(name))
+    }
+
+    /// Calls the state saving function of instance `id`; `None` for a
+    /// stateless plugin.
+    pub(crate) fn save_state_of(&mut self, id: InstanceId) -> Result<Option<Answer>, Outcome> {
         self.init()?;
         let functions = self.descriptor()?.functions;
-        let Some(save_state) = functions.save_state else {
+        let Some(state) = functions.state else {
             return Ok(None);
         };
+        let instance = self.instance(id)?;
         let mut out = Buf::EMPTY;
-        // SAFETY: from the validated descriptor; `out` is writable.
-        let status = unsafe { save_state(&mut out) };
+        let status = match state {
+            // SAFETY: from the validated descriptor; `out` is writable.
+            StateFunctions::V1_0 { save, .. } => unsafe { save(&mut out) },
+            // SAFETY: as above; the instance is live.
+            StateFunctions::V1_1 { save, .. } => unsafe { save(instance.0, &mut out) },
+        };
         // SAFETY: as in `call`.
         let output = unsafe { take_buf(&mut out, functions.free_buf) };
         Ok(Some(Answer { status, output }))
@@ -413,15 +651,23 @@ impl Session {
     /// Calls `restore_state` with `state`; `None` for a stateless plugin.
     pub(crate) fn restore_state(&mut self, state: &[u8]) -> Result<Option<Restored>, Outcome> {
         self.init()?;
-        let Some(restore_state) = self.descriptor()?.functions.restore_state else {
+        let Some(functions) = self.descriptor()?.functions.state else {
             return Ok(None);
         };
+        let instance = self.instance(InstanceId::FIRST)?;
         let mark = self
             .host
             .as_ref()
             .map(|host| host.with_registry(|registry| registry.mark()));
-        // SAFETY: from the validated descriptor; `state` is valid for reads.
-        let status = unsafe { restore_state(state.as_ptr(), state.len()) };
+        let status = match functions {
+            // SAFETY: from the validated descriptor; `state` is valid for
+            // reads.
+            StateFunctions::V1_0 { restore, .. } => unsafe { restore(state.as_ptr(), state.len()) },
+            // SAFETY: as above; the instance is live.
+            StateFunctions::V1_1 { restore, .. } => unsafe {
+                restore(instance.0, state.as_ptr(), state.len())
+            },
+        };
         // Read, not taken: the case's detail still gets every line.
         let logged = self
             .host

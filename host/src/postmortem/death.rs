@@ -67,7 +67,7 @@ pub(crate) fn outcome(
             let place = finding
                 .as_ref()
                 .map(|finding| format!(": {} did not return{}", finding.call(), finding.on()))
-                .unwrap_or_default();
+                .unwrap_or_else(|| waited_for_ever(case));
             let then = finding.as_ref().map(Finding::then).unwrap_or_default();
             let mut outcome = timed_out(case, context.timeout, &place, &then);
             if let Some(finding) = finding {
@@ -346,6 +346,17 @@ fn go_runtime_abort(stderr: &str) -> Option<&str> {
         .lines()
         .find(|line| line.starts_with("panic: ") || line.starts_with("fatal error: "))
         .map(str::trim_end)
+}
+
+/// What a case that calls the wait probe says when it never returned.
+fn waited_for_ever(case: CaseId) -> String {
+    match case {
+        CaseId::DeadlineVisible | CaseId::CancelHonoured => format!(
+            ": `{}` saw neither its deadline nor its cancellation",
+            crate::plugin::call_context::WAIT_PROBE
+        ),
+        _ => String::new(),
+    }
 }
 
 fn timed_out(case: CaseId, timeout: Duration, place: &str, then: &str) -> Outcome {

@@ -35,6 +35,16 @@ pub struct Growth {
 pub struct LogLine {
     pub level: i32,
     pub message: String,
+    /// The trace id of the call the line was logged in, through the call's
+    /// own log (ABI 1.1); none for a line logged through the host table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// Logged through the host table by a thread that was running a 1.1
+    /// method at the time: a line of that call that lacks its trace id
+    /// (what `trace-in-logs` looks for). Known where the line is logged
+    /// only, so never sent or written.
+    #[serde(skip)]
+    pub untagged_in_call: bool,
 }
 
 /// Structured facts behind a verdict. Every field is optional: a case fills

@@ -7,10 +7,13 @@
 //! [`status::PANIC`](crate::status::PANIC) instead of unwinding into a C
 //! host (which would abort it).
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
+use std::mem::{offset_of, size_of};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use crate::HostTable;
+use crate::{CallContext, HostTable};
 
 /// Severity of a log line sent to the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,15 @@ impl Error {
             code,
             message: message.into(),
         }
+    }
+
+    /// A call that stopped early, cancelled or past its deadline
+    /// ([`status::CANCELLED`](crate::status::CANCELLED)).
+    pub fn cancelled() -> Self {
+        Self::with_code(
+            crate::status::CANCELLED,
+            "stopped: the call was cancelled or its deadline passed",
+        )
     }
 
     pub fn code(&self) -> i32 {
@@ -104,7 +116,7 @@ impl HostHandle {
     /// any message can be logged.
     pub fn log(&self, level: LogLevel, message: &str) {
         let table = self.table();
-        if (table.struct_size as usize) < std::mem::size_of::<HostTable>() {
+        if table.struct_size < crate::HOST_V1_0_SIZE {
             return;
         }
         let Some(log) = table.log else { return };
@@ -116,14 +128,122 @@ impl HostHandle {
     }
 }
 
-/// A plugin written in Rust. One instance lives between `init` and
-/// `shutdown`; [`crate::export_plugin!`] stores it and hands it to methods.
+/// What the host says about the call a method is in (ABI 1.1): its
+/// deadline, whether it was cancelled, the caller's trace context, and a
+/// log tagged with it. Take it as a method's second parameter to see it
+/// (`fn method(&mut self, call: &Call, input: &[u8])`).
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    raw: Option<&'a CallContext>,
+    host: Option<HostHandle>,
+}
+
+impl<'a> Call<'a> {
+    /// # Safety
+    /// `raw` is NULL or the context the host passed to this method call,
+    /// valid while it runs (which bounds `'a`).
+    pub(crate) unsafe fn from_raw(raw: *const CallContext, host: Option<HostHandle>) -> Self {
+        // SAFETY: the caller's contract.
+        let raw = unsafe { raw.as_ref() };
+        Call { raw, host }
+    }
+
+    /// The context, when the host's covers the field ending at `end`.
+    fn covering(&self, end: usize) -> Option<&'a CallContext> {
+        self.raw.filter(|raw| raw.struct_size as usize >= end)
+    }
+
+    /// Whether the host has asked this call to stop: return soon (with
+    /// any status) once it says so.
+    pub fn is_cancelled(&self) -> bool {
+        let end = offset_of!(CallContext, cancelled) + size_of::<usize>();
+        self.covering(end)
+            .and_then(|raw| {
+                // SAFETY: the host promises a flag that lives as long as the
+                // call.
+                unsafe { raw.cancelled.as_ref() }
+            })
+            .is_some_and(|flag| flag.load(Ordering::Acquire) != 0)
+    }
+
+    /// Time left before the host stops waiting: `None` when the call has no
+    /// deadline, zero once it has passed.
+    pub fn remaining(&self) -> Option<Duration> {
+        let end = offset_of!(CallContext, now_ns) + size_of::<usize>();
+        let raw = self.covering(end)?;
+        if raw.deadline_ns == crate::NO_DEADLINE {
+            return None;
+        }
+        // SAFETY: the host's clock function, callable from any thread.
+        let now = unsafe { (raw.now_ns?)() };
+        Some(Duration::from_nanos(raw.deadline_ns.saturating_sub(now)))
+    }
+
+    /// The caller's W3C `traceparent` (`00-<trace id>-<span id>-<flags>`),
+    /// when the call carries one.
+    pub fn traceparent(&self) -> Option<&'a str> {
+        let end = offset_of!(CallContext, traceparent) + size_of::<usize>();
+        let raw = self.covering(end)?;
+        if raw.traceparent.is_null() {
+            return None;
+        }
+        // SAFETY: a NUL-terminated string the host keeps for the call.
+        unsafe { CStr::from_ptr(raw.traceparent) }.to_str().ok()
+    }
+
+    /// Whether the method should stop now: its call was cancelled or its
+    /// deadline has passed. A long method asks between steps and returns
+    /// [`status::CANCELLED`](crate::status::CANCELLED) (see
+    /// [`Error::cancelled`]).
+    pub fn should_stop(&self) -> bool {
+        self.is_cancelled() || self.remaining() == Some(Duration::ZERO)
+    }
+
+    /// The trace id of [`Call::traceparent`]: 32 hex digits.
+    pub fn trace_id(&self) -> Option<&'a str> {
+        self.traceparent()?.split('-').nth(1)
+    }
+
+    /// Sends one line to the host's log, tagged with this call's trace id
+    /// (the host's plain log when the host gave no call log).
+    pub fn log(&self, level: LogLevel, message: &str) {
+        let end = offset_of!(CallContext, log) + size_of::<usize>();
+        let Some((raw, log)) = self.covering(end).and_then(|raw| Some((raw, raw.log?))) else {
+            if let Some(host) = self.host {
+                host.log(level, message);
+            }
+            return;
+        };
+        let line = CString::new(message.replace('\0', "\u{FFFD}"))
+            .expect("interior NUL bytes were replaced");
+        // SAFETY: the host's log for this call, with its ctx; `line`
+        // outlives the call.
+        unsafe { log(raw.ctx, level as i32, line.as_ptr()) }
+    }
+}
+
+/// The wait probe of ABI 1.1 (`selftest.wait`), ready to register for any
+/// plugin type: it returns once its call is cancelled or its deadline
+/// passes, which is how `plugcheck check` sees that the crate hands a
+/// method both. Register it as
+/// `"selftest.wait" => plugcheck_abi::selftest_wait::<YourPlugin>`.
+pub fn selftest_wait<P>(_plugin: &mut P, call: &Call<'_>, _input: &[u8]) -> Result<Vec<u8>, Error> {
+    while !call.should_stop() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Err(Error::cancelled())
+}
+
+/// A plugin written in Rust: the state of one instance. The host makes as
+/// many instances as it wants (one per tenant, say), each with its own
+/// value of this type: [`crate::export_plugin!`] keeps them apart and hands
+/// each method its own, so a plugin keeps no global state.
 pub trait Plugin: Sized + Send + 'static {
-    /// Builds the plugin. Methods are registered after this succeeds.
+    /// Builds one instance.
     fn init(host: HostHandle) -> Result<Self, Error>;
 
-    /// Stops everything the plugin started (threads, processes). The default
-    /// only drops the instance.
+    /// Stops everything the instance started (threads, processes). The
+    /// default only drops it.
     fn shutdown(self) {}
 }
 
@@ -138,14 +258,14 @@ pub trait Stateful: Plugin {
 
 /// What the macro expands to. Not a stable API: use [`crate::export_plugin!`].
 pub mod runtime {
-    use std::ffi::{CStr, c_char};
+    use std::ffi::{CStr, c_char, c_void};
     use std::panic::{AssertUnwindSafe, catch_unwind};
     use std::sync::{Mutex, MutexGuard};
 
-    use super::{Error, HostHandle, LogLevel, Plugin, Stateful};
-    use crate::{Buf, HostTable, Method, status};
+    use super::{Call, Error, HostHandle, LogLevel, Plugin, Stateful};
+    use crate::{Buf, CallContext, HOST_V1_1_SIZE, HostTable, MethodV1_1, status};
 
-    pub use crate::{ABI_MAJOR, ABI_MINOR, DESCRIPTOR_V1_0_SIZE, Descriptor, MAGIC};
+    pub use crate::{ABI_MAJOR, ABI_MINOR, DESCRIPTOR_V1_1_SIZE, Descriptor, MAGIC};
 
     /// The toolchain string for descriptors: the rustc that compiled this
     /// crate, which is the one that compiled the plugin.
@@ -155,37 +275,53 @@ pub mod runtime {
             Err(_) => panic!("rustc version contains a NUL byte"),
         };
 
-    /// Where the live instance of an exported plugin is kept.
-    pub struct Slot<P> {
-        instance: Mutex<Option<P>>,
+    /// What an exported plugin keeps for the library as a whole: the host
+    /// between `init` and `shutdown`. Instances are not here: each is a
+    /// heap value the host holds the pointer to.
+    pub struct Slot {
         host: Mutex<Option<HostHandle>>,
     }
 
-    impl<P> Slot<P> {
+    impl Slot {
         pub const fn new() -> Self {
             Self {
-                instance: Mutex::new(None),
                 host: Mutex::new(None),
             }
         }
 
-        fn instance(&self) -> Result<MutexGuard<'_, Option<P>>, i32> {
-            // A poisoned lock means a method panicked halfway through a change
-            // of state: refuse further calls rather than serve torn state.
-            self.instance.lock().map_err(|_| status::PANIC)
+        fn host(&self) -> Option<HostHandle> {
+            *self.host.lock().unwrap_or_else(|p| p.into_inner())
+        }
+
+        fn set_host(&self, host: Option<HostHandle>) {
+            *self.host.lock().unwrap_or_else(|p| p.into_inner()) = host;
         }
     }
 
-    impl<P> Default for Slot<P> {
+    impl Default for Slot {
         fn default() -> Self {
             Self::new()
+        }
+    }
+
+    /// One instance, as `create_instance` hands it to the host.
+    struct Instance<P> {
+        plugin: Mutex<Option<P>>,
+    }
+
+    impl<P> Instance<P> {
+        fn plugin(&self) -> Result<MutexGuard<'_, Option<P>>, i32> {
+            // A poisoned lock means a method panicked halfway through a
+            // change of state: refuse further calls rather than serve torn
+            // state.
+            self.plugin.lock().map_err(|_| status::PANIC)
         }
     }
 
     /// Implemented by [`crate::export_plugin!`] to tie a plugin type to its
     /// slot.
     pub trait Exported: Plugin {
-        fn slot() -> &'static Slot<Self>;
+        fn slot() -> &'static Slot;
     }
 
     /// Registers methods with the host during `init`.
@@ -194,11 +330,11 @@ pub mod runtime {
     }
 
     impl Registrar<'_> {
-        pub fn register(&self, name: &CStr, method: Method) -> Result<(), Error> {
-            let Some(register) = self.table.register_method else {
+        pub fn register(&self, name: &CStr, method: MethodV1_1) -> Result<(), Error> {
+            let Some(register) = self.table.register_method_1_1 else {
                 return Err(Error::with_code(
                     status::INVALID_ARGUMENT,
-                    "host table has no register_method",
+                    "host table has no register_method_1_1",
                 ));
             };
             // SAFETY: `register` and `ctx` come from the host table `init`
@@ -215,6 +351,36 @@ pub mod runtime {
         }
     }
 
+    /// A method as an author writes it: with or without the call's context.
+    /// The marker tells the two forms apart, so `export_plugin!` takes
+    /// either without being told which.
+    pub trait MethodFn<P, Marker>: Copy {
+        fn invoke(self, plugin: &mut P, call: &Call<'_>, input: &[u8]) -> Result<Vec<u8>, Error>;
+    }
+
+    /// The marker of `fn(&mut P, &[u8])`.
+    pub struct InputOnly;
+    /// The marker of `fn(&mut P, &Call, &[u8])`.
+    pub struct WithCall;
+
+    impl<P, F> MethodFn<P, InputOnly> for F
+    where
+        F: Fn(&mut P, &[u8]) -> Result<Vec<u8>, Error> + Copy,
+    {
+        fn invoke(self, plugin: &mut P, _call: &Call<'_>, input: &[u8]) -> Result<Vec<u8>, Error> {
+            self(plugin, input)
+        }
+    }
+
+    impl<P, F> MethodFn<P, WithCall> for F
+    where
+        F: Fn(&mut P, &Call<'_>, &[u8]) -> Result<Vec<u8>, Error> + Copy,
+    {
+        fn invoke(self, plugin: &mut P, call: &Call<'_>, input: &[u8]) -> Result<Vec<u8>, Error> {
+            self(plugin, call, input)
+        }
+    }
+
     /// Runs `body`, turning a panic into [`status::PANIC`].
     fn guarded(body: impl FnOnce() -> i32) -> i32 {
         catch_unwind(AssertUnwindSafe(body)).unwrap_or(status::PANIC)
@@ -227,7 +393,8 @@ pub mod runtime {
         error.code()
     }
 
-    /// `init` of an exported plugin.
+    /// `init` of an exported plugin: keeps the host and registers the
+    /// methods. Instances come later, from `create_instance`.
     ///
     /// # Safety
     /// `table` is NULL or points to a host table valid until `shutdown`.
@@ -243,84 +410,137 @@ pub mod runtime {
             let host = unsafe { HostHandle::from_raw(table) };
             // SAFETY: as above.
             let table_ref = unsafe { &*table };
-            if (table_ref.struct_size as usize) < std::mem::size_of::<HostTable>() {
-                return status::INVALID_ARGUMENT;
+            if table_ref.struct_size < HOST_V1_1_SIZE {
+                // A 1.0 host refuses this plugin before init; one that
+                // calls it anyway is told why in its own log.
+                let (major, minor) = host.abi_version();
+                return report(
+                    Some(host),
+                    &Error::with_code(
+                        status::INVALID_ARGUMENT,
+                        format!(
+                            "this plugin needs a host of ABI 1.1 or later; the host speaks {major}.{minor}"
+                        ),
+                    ),
+                );
             }
             let slot = P::slot();
-            let Ok(mut instance) = slot.instance() else {
-                return status::PANIC;
-            };
-            if instance.is_some() {
+            if slot.host().is_some() {
                 return report(
                     Some(host),
                     &Error::with_code(status::FAILED, "init called twice without shutdown"),
                 );
             }
-            let plugin = match P::init(host) {
-                Ok(plugin) => plugin,
-                Err(error) => return report(Some(host), &error),
-            };
             if let Err(error) = register_methods(&Registrar { table: table_ref }) {
-                plugin.shutdown();
                 return report(Some(host), &error);
             }
-            *instance = Some(plugin);
-            if let Ok(mut kept) = slot.host.lock() {
-                *kept = Some(host);
-            }
+            slot.set_host(Some(host));
             status::OK
         })
     }
 
-    /// `shutdown` of an exported plugin.
+    /// `shutdown` of an exported plugin. The host destroyed its instances
+    /// first; the plugin forgets the host.
     pub extern "C" fn shutdown<P: Exported>() {
         guarded(|| {
-            let slot = P::slot();
-            // A poisoned instance (a method panicked) ends here too, and
-            // the poison with it: the next `init` starts a fresh one.
-            let plugin = slot
-                .instance
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
-            slot.instance.clear_poison();
+            P::slot().set_host(None);
+            status::OK
+        });
+    }
+
+    /// `create_instance` of an exported plugin: a new value of `P`, on the
+    /// heap, its pointer handed to the host.
+    ///
+    /// # Safety
+    /// `out` is NULL or writable.
+    pub unsafe extern "C" fn create_instance<P: Exported>(out: *mut *mut c_void) -> i32 {
+        guarded(|| {
+            // SAFETY: the caller's contract.
+            let Some(out) = (unsafe { out.as_mut() }) else {
+                return status::INVALID_ARGUMENT;
+            };
+            let Some(host) = P::slot().host() else {
+                return status::NOT_INITIALIZED;
+            };
+            match P::init(host) {
+                Ok(plugin) => {
+                    let instance = Box::new(Instance {
+                        plugin: Mutex::new(Some(plugin)),
+                    });
+                    *out = Box::into_raw(instance).cast();
+                    status::OK
+                }
+                Err(error) => report(Some(host), &error),
+            }
+        })
+    }
+
+    /// `destroy_instance` of an exported plugin.
+    ///
+    /// # Safety
+    /// `instance` is NULL or a pointer [`create_instance`] made for `P`,
+    /// not destroyed before.
+    pub unsafe extern "C" fn destroy_instance<P: Exported>(instance: *mut c_void) {
+        guarded(|| {
+            if instance.is_null() {
+                return status::OK;
+            }
+            // SAFETY: the caller's contract: ours, destroyed once.
+            let instance = unsafe { Box::from_raw(instance.cast::<Instance<P>>()) };
+            // A poisoned instance (a method panicked) ends here too.
+            let plugin = instance
+                .plugin
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(plugin) = plugin {
                 plugin.shutdown();
-            }
-            if let Ok(mut host) = slot.host.lock() {
-                *host = None;
             }
             status::OK
         });
     }
 
-    /// Calls `method` on the live instance with the input bytes, handing the
+    /// Calls `method` on `instance` with the input bytes, handing the
     /// result back through `out`.
     ///
     /// # Safety
-    /// `input` points to `len` readable bytes (or is NULL with `len` 0) and
-    /// `out` is NULL or writable.
-    pub unsafe fn call<P: Exported>(
+    /// `instance` is NULL or what [`create_instance`] made for `P`; `call`
+    /// is NULL or valid for the call; `input` points to `len` readable
+    /// bytes (or is NULL with `len` 0) and `out` is NULL or writable.
+    pub unsafe fn call<P: Exported, M>(
+        instance: *mut c_void,
+        call: *const CallContext,
         input: *const u8,
         len: usize,
         out: *mut Buf,
-        method: fn(&mut P, &[u8]) -> Result<Vec<u8>, Error>,
+        method: impl MethodFn<P, M>,
     ) -> i32 {
         // SAFETY: the caller's contract.
         let Some(input) = (unsafe { input_slice(input, len) }) else {
             return status::INVALID_ARGUMENT;
         };
-        with_live::<P>(|plugin, host| match method(plugin, input) {
-            // SAFETY: the caller's contract on `out`.
-            Ok(bytes) => unsafe { hand_out(bytes, out) },
-            Err(error) => report(host, &error),
-        })
+        let host = P::slot().host();
+        // SAFETY: the caller's contract on `call`.
+        let call = unsafe { Call::from_raw(call, host) };
+        // SAFETY: the caller's contract on `instance`.
+        unsafe {
+            with_instance::<P>(instance, &call, |plugin| {
+                match method.invoke(plugin, &call, input) {
+                    // SAFETY: the caller's contract on `out`.
+                    Ok(bytes) => hand_out(bytes, out),
+                    Err(error) => {
+                        call.log(LogLevel::Error, error.message());
+                        error.code()
+                    }
+                }
+            })
+        }
     }
 
-    /// `save_state` as the descriptor holds it.
-    pub type SaveStateFn = unsafe extern "C" fn(out: *mut Buf) -> i32;
-    /// `restore_state` as the descriptor holds it.
-    pub type RestoreStateFn = unsafe extern "C" fn(input: *const u8, len: usize) -> i32;
+    /// `save_instance` as the descriptor holds it.
+    pub type SaveStateFn = unsafe extern "C" fn(instance: *mut c_void, out: *mut Buf) -> i32;
+    /// `restore_instance` as the descriptor holds it.
+    pub type RestoreStateFn =
+        unsafe extern "C" fn(instance: *mut c_void, input: *const u8, len: usize) -> i32;
 
     /// The state functions of the exported plugin `P`: found by whether `P`
     /// implements [`Stateful`], so a plugin cannot implement it and still
@@ -331,8 +551,8 @@ pub mod runtime {
     pub struct StateFns<P>(std::marker::PhantomData<P>);
 
     impl<P: Exported + Stateful> StateFns<P> {
-        pub const SAVE: Option<SaveStateFn> = Some(save_state::<P>);
-        pub const RESTORE: Option<RestoreStateFn> = Some(restore_state::<P>);
+        pub const SAVE: Option<SaveStateFn> = Some(save_instance::<P>);
+        pub const RESTORE: Option<RestoreStateFn> = Some(restore_instance::<P>);
     }
 
     /// The defaults of [`StateFns`] for a plugin without [`Stateful`].
@@ -352,20 +572,32 @@ pub mod runtime {
         );
     }
 
-    /// `save_state` of an exported stateful plugin.
+    /// `save_instance` of an exported stateful plugin.
     ///
     /// # Safety
-    /// `out` is NULL or writable.
-    pub unsafe extern "C" fn save_state<P: Exported + Stateful>(out: *mut Buf) -> i32 {
-        // SAFETY: the caller's contract on `out`.
-        with_live::<P>(|plugin, _| unsafe { hand_out(plugin.save_state(), out) })
+    /// As [`call`] for `instance`; `out` is NULL or writable.
+    pub unsafe extern "C" fn save_instance<P: Exported + Stateful>(
+        instance: *mut c_void,
+        out: *mut Buf,
+    ) -> i32 {
+        let host = P::slot().host();
+        // SAFETY: the caller's contract; `hand_out`'s on `out`.
+        unsafe {
+            with_instance::<P>(
+                instance,
+                &Call::from_raw(std::ptr::null(), host),
+                |plugin| hand_out(plugin.save_state(), out),
+            )
+        }
     }
 
-    /// `restore_state` of an exported stateful plugin.
+    /// `restore_instance` of an exported stateful plugin.
     ///
     /// # Safety
-    /// `input` points to `len` readable bytes (or is NULL with `len` 0).
-    pub unsafe extern "C" fn restore_state<P: Exported + Stateful>(
+    /// As [`call`] for `instance`; `input` points to `len` readable bytes
+    /// (or is NULL with `len` 0).
+    pub unsafe extern "C" fn restore_instance<P: Exported + Stateful>(
+        instance: *mut c_void,
         input: *const u8,
         len: usize,
     ) -> i32 {
@@ -373,35 +605,51 @@ pub mod runtime {
         let Some(input) = (unsafe { input_slice(input, len) }) else {
             return status::INVALID_ARGUMENT;
         };
-        with_live::<P>(|plugin, host| match plugin.restore_state(input) {
-            Ok(()) => status::OK,
-            Err(error) => report(host, &error),
-        })
+        let host = P::slot().host();
+        // SAFETY: the caller's contract.
+        unsafe {
+            with_instance::<P>(
+                instance,
+                &Call::from_raw(std::ptr::null(), host),
+                |plugin| match plugin.restore_state(input) {
+                    Ok(()) => status::OK,
+                    Err(error) => report(host, &error),
+                },
+            )
+        }
     }
 
-    /// Runs `body` on the live instance, with the host for reporting errors,
-    /// inside the panic guard. NOT_INITIALIZED when there is no instance.
-    fn with_live<P: Exported>(body: impl FnOnce(&mut P, Option<HostHandle>) -> i32) -> i32 {
+    /// Runs `body` on the instance's value inside the panic guard;
+    /// NOT_INITIALIZED for a NULL instance or one already shut down.
+    ///
+    /// # Safety
+    /// `instance` is NULL or what [`create_instance`] made for `P`, not yet
+    /// destroyed.
+    unsafe fn with_instance<P: Exported>(
+        instance: *mut c_void,
+        call: &Call<'_>,
+        body: impl FnOnce(&mut P) -> i32,
+    ) -> i32 {
         guarded(|| {
-            let slot = P::slot();
-            let mut instance = match slot.instance() {
-                Ok(instance) => instance,
-                Err(code) => return code,
-            };
-            let Some(plugin) = instance.as_mut() else {
+            // SAFETY: the caller's contract.
+            let Some(instance) = (unsafe { instance.cast::<Instance<P>>().as_ref() }) else {
                 return status::NOT_INITIALIZED;
             };
-            let host = slot.host.lock().ok().and_then(|host| *host);
+            let mut plugin = match instance.plugin() {
+                Ok(plugin) => plugin,
+                Err(code) => return code,
+            };
+            let Some(plugin) = plugin.as_mut() else {
+                return status::NOT_INITIALIZED;
+            };
             // A panic is told to the host in its own words (the status
             // alone says only that there was one), then unwinds on, so the
             // instance's lock is poisoned and no later call serves torn
             // state.
-            match catch_unwind(AssertUnwindSafe(|| body(plugin, host))) {
+            match catch_unwind(AssertUnwindSafe(|| body(plugin))) {
                 Ok(code) => code,
                 Err(payload) => {
-                    if let Some(host) = host {
-                        host.log(LogLevel::Error, &panic_message(payload.as_ref()));
-                    }
+                    call.log(LogLevel::Error, &panic_message(payload.as_ref()));
                     std::panic::resume_unwind(payload)
                 }
             }
@@ -485,8 +733,11 @@ pub mod runtime {
     }
 }
 
-/// Exports a Rust type as a plugcheck plugin: builds its descriptor and the
-/// `plugcheck_entry` symbol, and registers its methods during `init`.
+/// Exports a Rust type as a plugcheck plugin of ABI 1.1: builds its
+/// descriptor and the `plugcheck_entry` symbol, registers its methods
+/// during `init`, and makes each instance the host asks for a value of the
+/// type of its own (built by [`Plugin::init`]), so state lives in `self`,
+/// never in a global.
 ///
 /// ```
 /// struct Echo;
@@ -495,18 +746,28 @@ pub mod runtime {
 /// }
 /// impl Echo {
 ///     fn echo(&mut self, input: &[u8]) -> Result<Vec<u8>, plugcheck_abi::Error> { Ok(input.to_vec()) }
+///     fn traced(
+///         &mut self,
+///         call: &plugcheck_abi::Call,
+///         input: &[u8],
+///     ) -> Result<Vec<u8>, plugcheck_abi::Error> {
+///         call.log(plugcheck_abi::LogLevel::Info, "tagged with the caller's trace id");
+///         Ok(input.to_vec())
+///     }
 /// }
 /// plugcheck_abi::export_plugin! {
 ///     name: "echo",
 ///     plugin: Echo,
-///     methods: { "echo" => Echo::echo },
+///     methods: { "echo" => Echo::echo, "traced" => Echo::traced },
 /// }
 /// ```
 ///
+/// A method takes `(&mut self, input)`, or `(&mut self, &Call, input)` to
+/// see its deadline, cancellation and trace context ([`Call`]).
 /// When the type implements [`Stateful`], the descriptor offers
-/// `save_state`/`restore_state`; that is found from the impl itself, so a
-/// stateful plugin cannot be exported as stateless by a missing line. An
-/// optional `stateful: true,` after `plugin:` asserts it.
+/// `save_instance`/`restore_instance`; that is found from the impl itself,
+/// so a stateful plugin cannot be exported as stateless by a missing line.
+/// An optional `stateful: true,` after `plugin:` asserts it.
 /// The plugin's version is its crate's `CARGO_PKG_VERSION`.
 #[macro_export]
 macro_rules! export_plugin {
@@ -518,10 +779,10 @@ macro_rules! export_plugin {
     ) => {
         $(const _: () = $crate::__private::assert_stateful::<$ty>($stateful);)?
         const _: () = {
-            static SLOT: $crate::__private::Slot<$ty> = $crate::__private::Slot::new();
+            static SLOT: $crate::__private::Slot = $crate::__private::Slot::new();
 
             impl $crate::__private::Exported for $ty {
-                fn slot() -> &'static $crate::__private::Slot<Self> {
+                fn slot() -> &'static $crate::__private::Slot {
                     &SLOT
                 }
             }
@@ -531,13 +792,17 @@ macro_rules! export_plugin {
             ) -> ::std::result::Result<(), $crate::Error> {
                 $({
                     unsafe extern "C" fn trampoline(
+                        instance: *mut ::std::ffi::c_void,
+                        call: *const $crate::CallContext,
                         input: *const u8,
                         len: usize,
                         out: *mut $crate::Buf,
                     ) -> i32 {
                         // SAFETY: the host calls methods with the pointers the
                         // ABI promises; `call` checks them for NULL.
-                        unsafe { $crate::__private::call::<$ty>(input, len, out, $method) }
+                        unsafe {
+                            $crate::__private::call::<$ty, _>(instance, call, input, len, out, $method)
+                        }
                     }
                     let name = match ::std::ffi::CStr::from_bytes_with_nul(
                         concat!($method_name, "\0").as_bytes(),
@@ -559,7 +824,7 @@ macro_rules! export_plugin {
                 magic: $crate::MAGIC,
                 abi_major: $crate::ABI_MAJOR,
                 abi_minor: $crate::ABI_MINOR,
-                struct_size: $crate::DESCRIPTOR_V1_0_SIZE,
+                struct_size: $crate::DESCRIPTOR_V1_1_SIZE,
                 name: $crate::__private::c_str(concat!($name, "\0").as_bytes()),
                 version: $crate::__private::c_str(
                     concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes(),
@@ -567,15 +832,19 @@ macro_rules! export_plugin {
                 toolchain: $crate::__private::TOOLCHAIN.as_ptr(),
                 init: Some(init),
                 shutdown: Some($crate::__private::shutdown::<$ty>),
-                save_state: {
+                save_state: None,
+                restore_state: None,
+                free_buf: Some($crate::__private::free_buf),
+                create_instance: Some($crate::__private::create_instance::<$ty>),
+                destroy_instance: Some($crate::__private::destroy_instance::<$ty>),
+                save_instance: {
                     use $crate::__private::NoState as _;
                     <$crate::__private::StateFns<$ty>>::SAVE
                 },
-                restore_state: {
+                restore_instance: {
                     use $crate::__private::NoState as _;
                     <$crate::__private::StateFns<$ty>>::RESTORE
                 },
-                free_buf: Some($crate::__private::free_buf),
             };
 
             #[unsafe(no_mangle)]

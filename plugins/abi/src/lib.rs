@@ -1,4 +1,5 @@
-//! The plugcheck plugin contract, ABI v1.
+//! The plugcheck plugin contract, ABI v1 (1.1: instances and a call
+//! context, appended to the 1.0 layout).
 //!
 //! A plugin is a shared library that exports one symbol, [`ENTRY_SYMBOL`]
 //! (`plugcheck_entry`), returning a pointer to a static [`Descriptor`].
@@ -18,7 +19,7 @@ use std::mem::{offset_of, size_of};
 
 mod export;
 
-pub use export::{Error, HostHandle, LogLevel, Plugin, Stateful};
+pub use export::{Call, Error, HostHandle, LogLevel, Plugin, Stateful, selftest_wait};
 
 #[doc(hidden)]
 pub mod __private {
@@ -37,12 +38,15 @@ pub const ABI_MAJOR: u16 = 1;
 
 /// The ABI minor version this crate describes. A host accepts plugins whose
 /// minor is not newer than its own.
-pub const ABI_MINOR: u16 = 0;
+pub const ABI_MINOR: u16 = 1;
 
 /// Size of the ABI v1.0 descriptor. `struct_size` below this is rejected;
 /// fields added in later minors go after it and are read only when
 /// `struct_size` covers them.
-pub const DESCRIPTOR_V1_0_SIZE: u32 = size_of::<Descriptor>() as u32;
+pub const DESCRIPTOR_V1_0_SIZE: u32 = offset_of!(Descriptor, create_instance) as u32;
+
+/// Size of the ABI v1.1 descriptor: the 1.0 one and the instance functions.
+pub const DESCRIPTOR_V1_1_SIZE: u32 = size_of::<Descriptor>() as u32;
 
 /// Size of the descriptor header (`magic`, versions, `struct_size`). Its
 /// layout is frozen across all ABI majors, so a host can read it from any
@@ -50,7 +54,16 @@ pub const DESCRIPTOR_V1_0_SIZE: u32 = size_of::<Descriptor>() as u32;
 pub const DESCRIPTOR_HEADER_SIZE: u32 = offset_of!(Descriptor, name) as u32;
 
 /// Size of the ABI v1.0 host table.
-pub const HOST_V1_0_SIZE: u32 = size_of::<HostTable>() as u32;
+pub const HOST_V1_0_SIZE: u32 = offset_of!(HostTable, register_method_1_1) as u32;
+
+/// Size of the ABI v1.1 host table: the 1.0 one and `register_method_1_1`.
+pub const HOST_V1_1_SIZE: u32 = size_of::<HostTable>() as u32;
+
+/// Size of the ABI v1.1 call context.
+pub const CALL_V1_1_SIZE: u32 = size_of::<CallContext>() as u32;
+
+/// `deadline_ns` of a call without a deadline.
+pub const NO_DEADLINE: u64 = u64::MAX;
 
 /// Status codes shared by the host and plugins. Zero is success; plugin
 /// methods may return any other non-zero value of their own.
@@ -69,6 +82,9 @@ pub mod status {
     pub const NOT_INITIALIZED: i32 = -4;
     /// The plugin reported a failure of its own.
     pub const FAILED: i32 = -5;
+    /// (1.1) The method stopped early: its call was cancelled or its
+    /// deadline passed.
+    pub const CANCELLED: i32 = -6;
 
     /// The symbolic name of a shared status code, for diagnostics.
     pub fn name(code: i32) -> Option<&'static str> {
@@ -79,6 +95,7 @@ pub mod status {
             PANIC => "PANIC",
             NOT_INITIALIZED => "NOT_INITIALIZED",
             FAILED => "FAILED",
+            CANCELLED => "CANCELLED",
             _ => return None,
         })
     }
@@ -106,6 +123,47 @@ impl Buf {
 /// status out, result bytes through `out`.
 pub type Method = unsafe extern "C" fn(input: *const u8, input_len: usize, out: *mut Buf) -> i32;
 
+/// A method of ABI 1.1 (`plugcheck_method_1_1`): its instance (what
+/// `create_instance` made, or NULL for a plugin without instances) and the
+/// call's context come first.
+pub type MethodV1_1 = unsafe extern "C" fn(
+    instance: *mut c_void,
+    call: *const CallContext,
+    input: *const u8,
+    input_len: usize,
+    out: *mut Buf,
+) -> i32;
+
+/// What the host tells a 1.1 method about its call (`plugcheck_call`).
+/// Valid only while the method runs; a field is read only when
+/// `struct_size` covers it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct CallContext {
+    /// `sizeof(plugcheck_call)` as the host compiled it.
+    pub struct_size: u32,
+    /// 0.
+    pub reserved: u32,
+    /// When the host stops waiting, on `now_ns`'s clock; [`NO_DEADLINE`]
+    /// when there is none.
+    pub deadline_ns: u64,
+    /// Never NULL: non-zero once the host asks the call to stop. Read it
+    /// atomically (the host sets it from another thread).
+    pub cancelled: *const std::sync::atomic::AtomicU32,
+    /// The caller's W3C `traceparent`, NUL-terminated; NULL when none.
+    pub traceparent: *const c_char,
+    /// The host's; passed back to `log`.
+    pub ctx: *mut c_void,
+    /// The host's monotonic clock, in nanoseconds.
+    pub now_ns: Option<unsafe extern "C" fn() -> u64>,
+    /// A log line tagged with this call's trace id.
+    pub log: Option<LogFn>,
+}
+
+/// `register_method_1_1` in the host table.
+pub type RegisterMethodV1_1Fn =
+    unsafe extern "C" fn(ctx: *mut c_void, name: *const c_char, method: Option<MethodV1_1>) -> i32;
+
 /// `log` in the host table: `level` is 1 (error) to 5 (trace).
 pub type LogFn = unsafe extern "C" fn(ctx: *mut c_void, level: i32, utf8_message: *const c_char);
 
@@ -125,6 +183,8 @@ pub struct HostTable {
     pub ctx: *mut c_void,
     pub log: Option<LogFn>,
     pub register_method: Option<RegisterMethodFn>,
+    /// ABI 1.1: registers a method that receives its instance and call.
+    pub register_method_1_1: Option<RegisterMethodV1_1Fn>,
 }
 
 /// The static descriptor `plugcheck_entry` returns (`plugcheck_plugin`).
@@ -148,12 +208,35 @@ pub struct Descriptor {
     pub init: Option<unsafe extern "C" fn(host: *const HostTable) -> i32>,
     /// Must stop every thread the plugin started.
     pub shutdown: Option<unsafe extern "C" fn()>,
-    /// NULL for a stateless plugin.
+    /// NULL for a stateless plugin (and in every 1.1 plugin, whose state
+    /// functions are `save_instance`/`restore_instance`).
     pub save_state: Option<unsafe extern "C" fn(out: *mut Buf) -> i32>,
-    /// NULL for a stateless plugin.
+    /// NULL for a stateless plugin (and in every 1.1 plugin).
     pub restore_state: Option<unsafe extern "C" fn(input: *const u8, len: usize) -> i32>,
     /// Frees a buffer the plugin handed out.
     pub free_buf: Option<unsafe extern "C" fn(buf: *mut Buf)>,
+    /// ABI 1.1: makes an instance after `init`; NULL for a plugin with one
+    /// implicit instance (its methods then receive NULL).
+    pub create_instance: Option<unsafe extern "C" fn(instance: *mut *mut c_void) -> i32>,
+    /// ABI 1.1: ends an instance, before `shutdown`; set with
+    /// `create_instance`.
+    pub destroy_instance: Option<unsafe extern "C" fn(instance: *mut c_void)>,
+    /// ABI 1.1: an instance's state for the next version; NULL when
+    /// stateless.
+    pub save_instance: Option<unsafe extern "C" fn(instance: *mut c_void, out: *mut Buf) -> i32>,
+    /// ABI 1.1: an instance takes over saved state; set with
+    /// `save_instance`.
+    pub restore_instance:
+        Option<unsafe extern "C" fn(instance: *mut c_void, input: *const u8, len: usize) -> i32>,
+}
+
+impl Descriptor {
+    /// Whether the 1.1 fields are there to read: the plugin says minor 1
+    /// or later and its `struct_size` covers them. A 1.0 plugin's bytes
+    /// after its 80 are never read.
+    pub fn has_v1_1_fields(abi_minor: u16, struct_size: u32) -> bool {
+        abi_minor >= 1 && struct_size >= DESCRIPTOR_V1_1_SIZE
+    }
 }
 
 // SAFETY: a descriptor is immutable static data: its pointers refer to
@@ -212,5 +295,17 @@ mod tests {
     fn header_is_the_first_sixteen_bytes() {
         assert_eq!(DESCRIPTOR_HEADER_SIZE, 16);
         const { assert!(DESCRIPTOR_V1_0_SIZE > DESCRIPTOR_HEADER_SIZE) };
+    }
+
+    #[test]
+    fn a_1_1_struct_begins_with_the_1_0_one() {
+        // The 1.0 sizes a 1.0 plugin was built with on 64-bit targets.
+        if size_of::<usize>() == 8 {
+            assert_eq!(DESCRIPTOR_V1_0_SIZE, 80);
+            assert_eq!(HOST_V1_0_SIZE, 32);
+            assert_eq!(DESCRIPTOR_V1_1_SIZE, 112);
+            assert_eq!(HOST_V1_1_SIZE, 40);
+            assert_eq!(CALL_V1_1_SIZE, 56);
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! `echo`: the smallest useful plugcheck plugin. Stateless; registers `echo`
-//! (returns its input), `reverse`, and the `selftest` the suite calls.
+//! (returns its input), `reverse` (which logs through its call, so the line
+//! carries the caller's trace id), the `selftest` the suite calls, and the
+//! wait probe of ABI 1.1 (`selftest.wait`).
 //!
 //! Copy this crate to start a plugin: implement [`Plugin`], write methods as
-//! `fn(&mut Self, &[u8]) -> Result<Vec<u8>, Error>`, list them in
-//! `export_plugin!`.
+//! `fn(&mut Self, &[u8]) -> Result<Vec<u8>, Error>` (or with a `&Call`
+//! before the input, to see the call), list them in `export_plugin!`.
 
-use plugcheck_abi::{Error, HostHandle, LogLevel, Plugin};
+use plugcheck_abi::{Call, Error, HostHandle, LogLevel, Plugin};
 
 struct Echo;
 
@@ -21,13 +23,21 @@ impl Echo {
         Ok(input.to_vec())
     }
 
-    fn reverse(&mut self, input: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(input.iter().rev().copied().collect())
+    fn reverse(&mut self, call: &Call, input: &[u8]) -> Result<Vec<u8>, Error> {
+        call.log(
+            LogLevel::Trace,
+            &format!("reversed {} byte(s)", input.len()),
+        );
+        Ok(Self::reversed(input))
+    }
+
+    fn reversed(input: &[u8]) -> Vec<u8> {
+        input.iter().rev().copied().collect()
     }
 
     fn selftest(&mut self, _input: &[u8]) -> Result<Vec<u8>, Error> {
         let sample = b"plugcheck";
-        if self.echo(sample)? != sample || self.reverse(sample)? != b"kcehcgulp" {
+        if self.echo(sample)? != sample || Self::reversed(sample) != b"kcehcgulp" {
             return Err(Error::new("echo or reverse returned the wrong bytes"));
         }
         Ok(Vec::new())
@@ -41,5 +51,6 @@ plugcheck_abi::export_plugin! {
         "echo" => Echo::echo,
         "reverse" => Echo::reverse,
         "selftest" => Echo::selftest,
+        "selftest.wait" => plugcheck_abi::selftest_wait::<Echo>,
     },
 }

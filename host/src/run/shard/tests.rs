@@ -281,6 +281,7 @@ fn a_filtered_run_is_refused_unless_the_merge_names_the_same_filter() {
         "hygiene",
         "reload",
         "crash",
+        "context",
     ];
     merge(run(3, &families), &[]).unwrap();
     let mut shards = run(3, &["load"]);
