@@ -67,8 +67,21 @@ func main() {
 		if err != nil {
 			channelLost(err)
 		}
+		if batch.Type == "cancel" {
+			// Read after the call it cancels has returned (this worker
+			// reads one message at a time), and a Go-native method of
+			// contract 1.0 could not see it anyway: the parent kills the
+			// worker when the call does not end soon.
+			continue
+		}
 		if batch.Type == "call" {
-			answer := s.callOnce(batch.Method, batch.Input, batch.InputHex)
+			var answer callAnswer
+			if batch.Context != nil && batch.Context.Instance != nil {
+				answer = callAnswer{Kind: answerNotReady, Reason: "instance `" + clip(*batch.Context.Instance, 80) +
+					"`: a Go-native plugin of contract 1.0 has one instance, so calls cannot be kept apart by instance"}
+			} else {
+				answer = s.callOnce(batch.Method, batch.Input, batch.InputHex)
+			}
 			// An embedding host's call (its input inline) is not cut
 			// from the next by a marker, as in the Rust worker.
 			if batch.InputHex == nil {

@@ -44,11 +44,22 @@ type toWorker struct {
 	// StateHex: a restore-state's state, in hex (an embedding host's
 	// reload or restart), at most inlineCallInputBytes.
 	StateHex *string `json:"state_hex,omitempty"`
+	// Context: what an ABI 1.1 method is told of its call. The Go-native
+	// contract is at 1.0: its methods see none of it, and its plugin has
+	// one instance, so a call for another instance is refused.
+	Context *callContext `json:"context,omitempty"`
+}
+
+// callContext is a call's context (protocol.rs's CallContextWire).
+type callContext struct {
+	DeadlineMs  *uint64 `json:"deadline_ms,omitempty"`
+	Traceparent *string `json:"traceparent,omitempty"`
+	Instance    *string `json:"instance,omitempty"`
 }
 
 // protocolVersion is the worker protocol's version, said in the hello:
 // the Rust parent's PROTOCOL_VERSION (the golden hello holds both to it).
-const protocolVersion = 1
+const protocolVersion = 2
 
 type hello struct {
 	Type     string `json:"type"`
@@ -306,9 +317,9 @@ func (c *channel) receive() (toWorker, error) {
 		return toWorker{}, err
 	}
 	switch message.Type {
-	case "run", "call", "save-state", "restore-state", "describe":
+	case "run", "call", "cancel", "save-state", "restore-state", "describe":
 	default:
-		return toWorker{}, errors.New("a message of another type than `run`, `call`, `save-state`, `restore-state` or `describe`: " + clip(message.Type, 80))
+		return toWorker{}, errors.New("a message of another type than `run`, `call`, `cancel`, `save-state`, `restore-state` or `describe`: " + clip(message.Type, 80))
 	}
 	return message, nil
 }

@@ -23,6 +23,8 @@ var (
 		"save-state.json":    checkSaveState,
 		"restore-state.json": checkRestoreState,
 		"describe.json":      checkDescribe,
+		"cancel.json":        checkCancel,
+		"call-context.json":  checkCallContext,
 	}
 	// goWorkerSends: what the Go worker writes for the golden message.
 	goWorkerSends = map[string]any{
@@ -114,6 +116,21 @@ func TestTheGoldenMessagesTheParentSendsReadWhole(t *testing.T) {
 			continue
 		}
 		check(t, message.toWorker)
+	}
+}
+
+func checkCancel(t *testing.T, got toWorker) {
+	if got.Type != "cancel" || got.Seq != 3 {
+		t.Errorf("the cancel read wrong: %+v", got)
+	}
+}
+
+func checkCallContext(t *testing.T, got toWorker) {
+	c := got.Context
+	if got.Type != "call" || got.Seq != 3 || got.Method != "add" || c == nil || c.DeadlineMs == nil || *c.DeadlineMs != 2000 ||
+		c.Traceparent == nil || *c.Traceparent != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" ||
+		c.Instance == nil || *c.Instance != "tenant-a" {
+		t.Errorf("the call's context read wrong: %+v", got)
 	}
 }
 

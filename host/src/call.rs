@@ -4,7 +4,7 @@
 //! (a method name, a panic, a crash's frame) is printed escaped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::text::one_line;
@@ -17,17 +17,37 @@ pub struct Answered {
     pub took: Duration,
 }
 
+/// What a call tells an ABI 1.1 method besides its input and deadline:
+/// which instance takes it, by the application's key (one per tenant, say;
+/// made on first use; `None`: the plugin's first instance), and the
+/// caller's trace context, which the plugin's log lines then carry. A
+/// plugin of ABI 1.0 sees neither and serves every key from its one
+/// instance; a Go-native plugin refuses keys (its contract has one
+/// instance). Instances by key are the serving version's: a reload or a
+/// restart carries the first instance's state, and makes the keyed ones
+/// afresh.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    pub instance: Option<String>,
+    /// A W3C `traceparent`, or a bare trace id (hex, up to 32 digits,
+    /// as the host's own ids are), which the host makes one of.
+    pub trace: Option<String>,
+}
+
 /// A caller's way to cancel its call while it runs (a request abandoned,
 /// a client gone): clone it to the call, keep one, `cancel()` from any
-/// thread. In worker mode the worker is killed with its tree, the call
-/// fails with [`CallError::Cancelled`], and the next call starts another
-/// worker at once — a cancellation is the caller's, not a death of the
-/// plugin's: no restart pause, no breaker fault. In process a call cannot
-/// be interrupted (ABI 1.0 gives the plugin nothing to look at): one
-/// cancelled before it starts is not made, one already running runs to
-/// its end.
+/// thread. The flag is the one an ABI 1.1 method reads (its call
+/// context's `cancelled`): a method that honours it returns soon, with
+/// `CANCELLED`, and the call fails with [`CallError::Cancelled`]. In worker
+/// mode, a call that has not ended half a second after the flag was set
+/// (every ABI 1.0 method, which cannot see it) has its worker killed with
+/// its tree; the next call starts another worker at once — a cancellation
+/// is the caller's, not a death of the plugin's: no restart pause, no
+/// breaker fault. In process a call cannot be interrupted: one cancelled
+/// before it starts is not made, one already running ends when its method
+/// returns.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<AtomicU32>);
 
 impl Cancel {
     pub fn new() -> Cancel {
@@ -36,15 +56,15 @@ impl Cancel {
 
     /// Cancels the call (or calls) this was given to.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.store(1, Ordering::SeqCst);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) != 0
     }
 
-    /// The flag a worker's wait looks at.
-    pub(crate) fn flag(&self) -> &Arc<AtomicBool> {
+    /// The flag a worker's wait looks at, and an in-process 1.1 method.
+    pub(crate) fn flag(&self) -> &Arc<AtomicU32> {
         &self.0
     }
 }
@@ -131,8 +151,10 @@ pub enum CallError {
         one_line(method)
     )]
     TooLarge { method: String, len: u64 },
-    /// The caller cancelled the call ([`Cancel`]); in worker mode its
-    /// worker was killed, and the next call starts another at once.
+    /// The caller cancelled the call ([`Cancel`]): an ABI 1.1 method saw
+    /// the flag and returned `CANCELLED`, or (worker mode) the call did not
+    /// end soon after and its worker was killed, the next call starting
+    /// another at once.
     #[error("`{}` was cancelled by its caller", one_line(method))]
     Cancelled { method: String },
     /// The plugin could not take the call (it did not load or its `init`

@@ -15,11 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::call::CallOptions;
 use crate::inspect::kind::{self, PluginKind};
 use crate::postmortem::symbolize;
 use crate::report::LogLine;
 use crate::worker::choice::{self, Choice};
-use crate::worker::{CallAnswer, Exchange, Launched, SpawnError, Worker};
+use crate::worker::{CallAnswer, CallContextWire, Exchange, Launched, SpawnError, Worker};
 
 pub use crate::worker::limits::INLINE_CALL_INPUT_BYTES;
 
@@ -158,6 +159,13 @@ pub struct IsolatedPlugin {
     worker: Option<Worker>,
     plugin: PathBuf,
     pid: u32,
+    /// Whether its methods can see a cancellation (ABI 1.1, as its
+    /// `describe` said): a cancelled call then gets a moment to end
+    /// before the worker is killed; otherwise it is killed at once.
+    sees_cancellation: bool,
+    /// Whether a call went to an instance by key: their state is this
+    /// worker's alone (only the first instance's is saved).
+    keyed: bool,
 }
 
 impl std::fmt::Debug for IsolatedPlugin {
@@ -183,6 +191,8 @@ impl IsolatedPlugin {
             worker: Some(worker),
             plugin: plugin.to_owned(),
             pid,
+            sees_cancellation: false,
+            keyed: false,
         })
     }
 
@@ -191,16 +201,47 @@ impl IsolatedPlugin {
         self.pid
     }
 
+    /// Whether calls went to instances by key here: their state lives in
+    /// this worker only (a checkpoint saves the first instance's), so
+    /// stopping it loses them.
+    pub fn holds_keyed_instances(&self) -> bool {
+        self.keyed
+    }
+
     /// Calls `method` with `input` (at most [`INLINE_CALL_INPUT_BYTES`]),
     /// waiting at most `deadline`: past it the worker's whole tree is
     /// killed and the call is [`WorkerCall::TimedOut`].
     pub fn call(&mut self, method: &str, input: &[u8], deadline: Duration) -> Called {
-        self.exchange(input, |worker| worker.call_bytes(method, input, deadline))
+        self.call_with(method, input, deadline, &CallOptions::default())
+    }
+
+    /// As [`IsolatedPlugin::call`], on the instance of `options`'s key and
+    /// in its trace context (an ABI 1.1 method sees them, and the
+    /// deadline).
+    pub fn call_with(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+        options: &CallOptions,
+    ) -> Called {
+        self.keyed |= options.instance.is_some();
+        let context = CallContextWire {
+            deadline_ms: None,
+            traceparent: options
+                .trace
+                .as_deref()
+                .and_then(crate::observe::traceparent_of)
+                .map(|trace| trace.as_str().to_owned()),
+            instance: options.instance.clone(),
+        };
+        self.exchange(input, |worker| {
+            worker.call_bytes(method, input, context, deadline)
+        })
     }
 
     /// As [`IsolatedPlugin::call`], ending early when `cancel` is set
-    /// (looked at every 10 ms): the worker's tree is killed, as at a
-    /// deadline, and the call is [`WorkerCall::Cancelled`].
+    /// (looked at every 10 ms); see [`IsolatedPlugin::call_cancellable_with`].
     pub fn call_cancellable(
         &mut self,
         method: &str,
@@ -208,10 +249,31 @@ impl IsolatedPlugin {
         deadline: Duration,
         cancel: &crate::call::Cancel,
     ) -> Called {
+        self.call_cancellable_with(method, input, deadline, &CallOptions::default(), cancel)
+    }
+
+    /// As [`IsolatedPlugin::call_with`], cancellable when `cancel` is set
+    /// (looked at every 10 ms): the worker is told, and a method of ABI 1.1
+    /// sees its flag set; a call that has not ended half a second later
+    /// (at once, for a plugin whose methods cannot see it) has the
+    /// worker's tree killed, as at a deadline, and is
+    /// [`WorkerCall::Cancelled`].
+    pub fn call_cancellable_with(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+        options: &CallOptions,
+        cancel: &crate::call::Cancel,
+    ) -> Called {
+        let grace = match self.sees_cancellation {
+            true => crate::cases::CANCEL_SOON,
+            false => Duration::ZERO,
+        };
         if let Some(worker) = self.worker.as_mut() {
-            worker.watch_cancel(Some(cancel.flag().clone()));
+            worker.watch_cancel(Some((cancel.flag().clone(), grace)));
         }
-        let mut called = self.call(method, input, deadline);
+        let mut called = self.call_with(method, input, deadline, options);
         if let Some(worker) = self.worker.as_mut() {
             worker.watch_cancel(None);
         }
@@ -239,7 +301,23 @@ impl IsolatedPlugin {
     /// initialised it, waiting at most `deadline`:
     /// [`WorkerCall::Described`] with its name and version.
     pub fn describe(&mut self, deadline: Duration) -> Called {
-        self.exchange(&[], |worker| worker.describe(deadline))
+        let mut abi = None;
+        let called = self.exchange(&[], |worker| {
+            let result = worker.describe(deadline);
+            if let Ok(CallAnswer::Described { abi: said, .. }) = &result.ended {
+                abi = said.clone();
+            }
+            result
+        });
+        // From ABI 1.1 on, a method can see its call cancelled: such a
+        // call gets a moment to end before its worker is killed.
+        self.sees_cancellation = abi
+            .as_deref()
+            .and_then(|abi| abi.split_once('.'))
+            .is_some_and(|(major, minor)| {
+                major == "1" && minor.parse::<u16>().is_ok_and(|minor| minor >= 1)
+            });
+        called
     }
 
     /// One message and its answer; `sent` is the bytes it carries, bounded.
@@ -459,7 +537,7 @@ fn answered(answer: CallAnswer) -> WorkerCall {
             reason: escaped(&reason),
         },
         CallAnswer::Stateless {} => WorkerCall::Stateless,
-        CallAnswer::Described { name, version } => WorkerCall::Described { name, version },
+        CallAnswer::Described { name, version, .. } => WorkerCall::Described { name, version },
     }
 }
 

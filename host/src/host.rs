@@ -23,7 +23,7 @@ use crate::reload::watch::{self, Stopper, Wake, Watcher};
 use crate::text::one_line;
 
 use crate::admission::{Evidence, Isolation, Rules, admit};
-use crate::call::{Answered, CallError, Cancel};
+use crate::call::{Answered, CallError, CallOptions, Cancel};
 use crate::config::{ConfigError, HostConfig, Mode, PluginConfig};
 use crate::identity::Identity;
 use crate::in_process::InProcess;
@@ -214,7 +214,11 @@ impl Host {
         input: &[u8],
         trace_id: &str,
     ) -> Result<Answered, CallError> {
-        self.call_with(plugin, method, input, trace_id, None)
+        let options = CallOptions {
+            instance: None,
+            trace: Some(trace_id.to_owned()),
+        };
+        self.call_with(plugin, method, input, &options, None)
     }
 
     /// As [`Host::call_traced`], cancellable by its caller (see
@@ -229,15 +233,25 @@ impl Host {
         trace_id: &str,
         cancel: &Cancel,
     ) -> Result<Answered, CallError> {
-        self.call_with(plugin, method, input, trace_id, Some(cancel))
+        let options = CallOptions {
+            instance: None,
+            trace: Some(trace_id.to_owned()),
+        };
+        self.call_with(plugin, method, input, &options, Some(cancel))
     }
 
-    fn call_with(
+    /// The call every other form makes: `plugin`'s `method` on the
+    /// instance of `options`'s key (one per tenant, say), in the caller's
+    /// trace context, within the plugin's configured deadline, cancellable
+    /// when `cancel` is given. An ABI 1.1 plugin sees all of it: the
+    /// deadline, the cancellation flag, the trace id its log lines then
+    /// carry, and an instance of its own per key.
+    pub fn call_with(
         &self,
         plugin: &str,
         method: &str,
         input: &[u8],
-        trace_id: &str,
+        options: &CallOptions,
         cancel: Option<&Cancel>,
     ) -> Result<Answered, CallError> {
         let entry = self.entry(plugin).map_err(|_| CallError::NoSuchPlugin {
@@ -247,20 +261,12 @@ impl Host {
         let was_loaded = entry.is_loaded();
         *lock(&entry.last_call) = Instant::now();
         let deadline = entry.config.deadline;
-        let result = match (&entry.served, cancel) {
-            (Served::Worker(isolated), Some(cancel)) => {
-                isolated.call_cancellable(method, input, deadline, trace_id, cancel)
+        let result = match &entry.served {
+            Served::Worker(isolated) => {
+                isolated.call_with(method, input, deadline, options, cancel)
             }
-            (Served::Worker(isolated), None) => {
-                isolated.call_traced(method, input, deadline, trace_id)
-            }
-            (Served::InProcess(_), Some(cancel)) if cancel.is_cancelled() => {
-                Err(CallError::Cancelled {
-                    method: method.to_owned(),
-                })
-            }
-            (Served::InProcess(trusted), _) => {
-                trusted.call(&entry.config.name, method, input, deadline, trace_id)
+            Served::InProcess(trusted) => {
+                trusted.call(&entry.config.name, method, input, deadline, options, cancel)
             }
         };
         if !was_loaded && entry.is_loaded() {
@@ -515,18 +521,25 @@ impl Trusted {
         method: &str,
         input: &[u8],
         deadline: Duration,
-        trace_id: &str,
+        options: &CallOptions,
+        cancel: Option<&Cancel>,
     ) -> Result<Answered, CallError> {
+        let trace_id = options.trace.clone().unwrap_or_else(observe::new_trace_id);
+        let options = CallOptions {
+            trace: Some(trace_id.clone()),
+            ..options.clone()
+        };
         let span = tracing::info_span!(
             "plugin_call",
             plugin = %one_line(name),
             instance = 0,
             method = %one_line(method),
-            trace_id = %one_line(trace_id),
+            trace_id = %one_line(&trace_id),
+            key = %one_line(options.instance.as_deref().unwrap_or("")),
         );
         let _entered = span.enter();
         let started = Instant::now();
-        let result = self.call_in_span(name, method, input, deadline);
+        let result = self.call_in_span(name, method, input, deadline, &options, cancel);
         observe::call_ended(name, &result, started.elapsed());
         result
     }
@@ -537,6 +550,8 @@ impl Trusted {
         method: &str,
         input: &[u8],
         deadline: Duration,
+        options: &CallOptions,
+        cancel: Option<&Cancel>,
     ) -> Result<Answered, CallError> {
         let limit = self.max_in_flight;
         let before = self.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -563,7 +578,7 @@ impl Trusted {
             }
             probing
         };
-        let result = plugin.call(method, input, Some(deadline));
+        let result = plugin.call_with(method, input, Some(deadline), options, cancel);
         let fault = result.as_ref().is_err_and(CallError::is_plugin_fault);
         let after = lock(&self.breakers).record(method, fault, Instant::now());
         if after != probing {

@@ -32,8 +32,9 @@ use crate::report::{PluginInfo, ReportReadError};
 use plugcheck_abi::status;
 
 use crate::admission::{Admitted, Evidence, Isolation, Refused, Rules, admit};
-use crate::call::MAX_NAMED_METHODS;
 pub use crate::call::{Answered, CallError};
+use crate::call::{CallOptions, Cancel, MAX_NAMED_METHODS};
+use crate::plugin::call_context::{CallSettings, deadline_told};
 
 /// A plugin served in this process.
 pub struct InProcess {
@@ -156,8 +157,40 @@ impl InProcess {
         input: &[u8],
         deadline: Option<Duration>,
     ) -> Result<Answered, CallError> {
+        self.call_with(method, input, deadline, &CallOptions::default(), None)
+    }
+
+    /// As [`InProcess::call`], on the instance of `options`'s key and in
+    /// its trace context (see [`CallOptions`]); an ABI 1.1 method sees the
+    /// deadline and `cancel`'s flag too. A method that returns `CANCELLED`
+    /// once its call was cancelled makes [`CallError::Cancelled`]; one
+    /// cancelled before it starts is not made.
+    pub fn call_with(
+        &self,
+        method: &str,
+        input: &[u8],
+        deadline: Option<Duration>,
+        options: &CallOptions,
+        cancel: Option<&Cancel>,
+    ) -> Result<Answered, CallError> {
+        let cancelled = || CallError::Cancelled {
+            method: method.to_owned(),
+        };
+        if cancel.is_some_and(Cancel::is_cancelled) {
+            return Err(cancelled());
+        }
         let started = Instant::now();
-        let (answer, logs) = self.engine.call_logged(method, input);
+        let settings = CallSettings {
+            deadline: deadline.map(|deadline| started + deadline_told(deadline)),
+            traceparent: options
+                .trace
+                .as_deref()
+                .and_then(crate::observe::traceparent_of),
+            cancel: cancel.map(|cancel| Arc::clone(cancel.flag())),
+        };
+        let (answer, logs) =
+            self.engine
+                .call_logged_with(method, input, options.instance.as_deref(), &settings);
         crate::observe::plugin_logs(&logs.lines, logs.dropped);
         let answer = answer.map_err(|outcome: Outcome| CallError::NotServing(outcome.reason))?;
         let took = started.elapsed();
@@ -172,6 +205,9 @@ impl InProcess {
         };
         match answer.status {
             status::OK => {}
+            status::CANCELLED if cancel.is_some_and(Cancel::is_cancelled) => {
+                return Err(cancelled());
+            }
             status::PANIC => {
                 return Err(CallError::Panicked {
                     method: method.to_owned(),

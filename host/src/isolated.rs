@@ -60,7 +60,7 @@ use crate::report::LogLine;
 use crate::text::one_line;
 
 use crate::admission::{Admitted, Evidence, Refused, Rules, admit};
-use crate::call::{Answered, CallError, Cancel, MAX_NAMED_METHODS};
+use crate::call::{Answered, CallError, CallOptions, Cancel, MAX_NAMED_METHODS};
 use crate::identity::Identity;
 use crate::observe::{self, short_version};
 use crate::supervision::{Breaker, BreakerState, Breakers, Restart, Restarts, within_bound};
@@ -252,6 +252,24 @@ struct Inner {
 }
 
 /// The version that serves, its worker, and its supervision.
+/// Whether the live worker holds instances by key (which no checkpoint
+/// saves).
+fn holds_keyed_instances(serving: &Serving) -> bool {
+    serving
+        .worker
+        .as_ref()
+        .is_some_and(IsolatedPlugin::holds_keyed_instances)
+}
+
+/// One call as the serving version takes it.
+struct ServingCall<'a> {
+    method: &'a str,
+    input: &'a [u8],
+    deadline: Duration,
+    options: &'a CallOptions,
+    cancel: Option<&'a Cancel>,
+}
+
 struct Serving {
     version: Version,
     worker: Option<IsolatedPlugin>,
@@ -405,7 +423,11 @@ impl Isolated {
         deadline: Duration,
         trace_id: &str,
     ) -> Result<Answered, CallError> {
-        self.call_with(method, input, deadline, trace_id, None)
+        let options = CallOptions {
+            instance: None,
+            trace: Some(trace_id.to_owned()),
+        };
+        self.call_with(method, input, deadline, &options, None)
     }
 
     /// As [`Isolated::call_traced`], cancellable by its caller while it
@@ -419,17 +441,31 @@ impl Isolated {
         trace_id: &str,
         cancel: &Cancel,
     ) -> Result<Answered, CallError> {
-        self.call_with(method, input, deadline, trace_id, Some(cancel))
+        let options = CallOptions {
+            instance: None,
+            trace: Some(trace_id.to_owned()),
+        };
+        self.call_with(method, input, deadline, &options, Some(cancel))
     }
 
-    fn call_with(
+    /// The call every other form makes: on the instance of `options`'s key,
+    /// in its trace context (a fresh trace id when it gives none), and
+    /// cancellable when `cancel` is given. An ABI 1.1 method sees the
+    /// deadline, the flag and the trace context; its log lines come back
+    /// tagged with the trace id.
+    pub fn call_with(
         &self,
         method: &str,
         input: &[u8],
         deadline: Duration,
-        trace_id: &str,
+        options: &CallOptions,
         cancel: Option<&Cancel>,
     ) -> Result<Answered, CallError> {
+        let trace_id = options.trace.clone().unwrap_or_else(observe::new_trace_id);
+        let options = CallOptions {
+            trace: Some(trace_id.clone()),
+            ..options.clone()
+        };
         let started = Instant::now();
         let span = tracing::info_span!(
             "plugin_call",
@@ -437,7 +473,8 @@ impl Isolated {
             version = tracing::field::Empty,
             instance = tracing::field::Empty,
             method = %one_line(method),
-            trace_id = %one_line(trace_id),
+            trace_id = %one_line(&trace_id),
+            key = %one_line(options.instance.as_deref().unwrap_or("")),
         );
         let _entered = span.enter();
         let limit = self.inner.settings.max_in_flight.max(1);
@@ -454,8 +491,14 @@ impl Isolated {
                     method: method.to_owned(),
                 }),
                 false => {
-                    self.inner
-                        .call_serving(&mut serving, method, input, deadline, &span, cancel)
+                    let call = ServingCall {
+                        method,
+                        input,
+                        deadline,
+                        options: &options,
+                        cancel,
+                    };
+                    self.inner.call_serving(&mut serving, call, &span)
                 }
             };
             match &result {
@@ -541,6 +584,9 @@ impl Inner {
     /// the next one; whether one ran. Unless `anyway`, a worker whose state
     /// could not be saved keeps running: stopping it would lose the state.
     fn stop_worker(&self, serving: &mut Serving, anyway: bool) -> bool {
+        if !anyway && holds_keyed_instances(serving) {
+            return false;
+        }
         if !self.checkpoint(serving) && !anyway {
             return false;
         }
@@ -555,12 +601,16 @@ impl Inner {
     fn call_serving(
         &self,
         serving: &mut Serving,
-        method: &str,
-        input: &[u8],
-        deadline: Duration,
+        call: ServingCall<'_>,
         span: &tracing::Span,
-        cancel: Option<&Cancel>,
     ) -> Result<Answered, CallError> {
+        let ServingCall {
+            method,
+            input,
+            deadline,
+            options,
+            cancel,
+        } = call;
         // A restart's pause first (no worker, nothing to probe), then the
         // breaker: an open one turns the call away before any worker is
         // started for it.
@@ -606,11 +656,27 @@ impl Inner {
         let worker = serving.worker.as_mut().expect("started above");
         let started = Instant::now();
         let called = match cancel {
-            Some(cancel) => worker.call_cancellable(method, input, deadline, cancel),
-            None => worker.call(method, input, deadline),
+            Some(cancel) => worker.call_cancellable_with(method, input, deadline, options, cancel),
+            None => worker.call_with(method, input, deadline, options),
         };
         let took = started.elapsed();
         observe::plugin_logs(&called.logs, called.unkept_logs);
+        let ended_cancelled = matches!(
+            called.ended,
+            WorkerCall::Returned {
+                status: plugcheck_abi::status::CANCELLED,
+                ..
+            }
+        ) && cancel.is_some_and(Cancel::is_cancelled);
+        if ended_cancelled {
+            // An ABI 1.1 method saw the flag and stopped: the worker lives
+            // on, and the call is the caller's doing, as below.
+            serving.stats.cancelled += 1;
+            serving.breakers.cancel_probe(method, Instant::now());
+            return Err(CallError::Cancelled {
+                method: method.to_owned(),
+            });
+        }
         if called.ended == WorkerCall::Cancelled {
             // The caller's doing, not the plugin's: the worker is gone,
             // but no death is counted, and a probe is still owed.
@@ -991,7 +1057,8 @@ impl Inner {
             return false;
         }
         // A state that cannot be saved would be lost: keep the worker.
-        if !self.checkpoint(&mut serving) {
+        // So would the instances by key, whose state is not saved.
+        if holds_keyed_instances(&serving) || !self.checkpoint(&mut serving) {
             return false;
         }
         serving.worker.take();

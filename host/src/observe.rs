@@ -19,19 +19,43 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::plugin::call_context::TraceParent;
 use crate::report::LogLine;
 use crate::text::one_line;
 
 use crate::call::CallError;
 use crate::supervision::BreakerState;
 
-/// A fresh trace id for a call whose caller gave none: 16 hex digits.
+/// A fresh trace id for a call whose caller gave none: 32 hex digits, a
+/// W3C trace id as it is.
 pub fn new_trace_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write_u32(std::process::id());
-    format!("{:016x}", hasher.finish())
+    let half = || {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+        hasher.write_u32(std::process::id());
+        hasher.finish()
+    };
+    format!("{:016x}{:016x}", half(), half())
+}
+
+/// The W3C trace context a call carries into an ABI 1.1 plugin, made of
+/// the caller's `trace`: a `traceparent` as it is, or a trace id of hex
+/// digits (up to 32, as this host's own ids are; a shorter one
+/// left-padded with zeros, as W3C asks of 64-bit ids) with a fresh parent
+/// id. `None` for anything else.
+pub(crate) fn traceparent_of(trace: &str) -> Option<TraceParent> {
+    if let Some(traceparent) = TraceParent::parse(trace) {
+        return Some(traceparent);
+    }
+    let hex = |text: &str| text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let id = trace.to_ascii_lowercase();
+    if id.is_empty() || id.len() > 32 || !hex(&id) {
+        return None;
+    }
+    let fresh = TraceParent::fresh();
+    let parent = &fresh.as_str()[36..52];
+    TraceParent::parse(&format!("00-{id:0>32}-{parent}-01"))
 }
 
 /// A build's version in a span: the first 12 digits of its SHA-256.
@@ -44,12 +68,26 @@ pub(crate) fn short_version(sha256: &str) -> &str {
 pub(crate) fn plugin_logs(lines: &[LogLine], unkept: u64) {
     for line in lines {
         let message = one_line(&line.message);
+        // The trace id the plugin's call context tagged the line with (an
+        // ABI 1.1 method logging through its call): the caller's, which
+        // the span says too; none for a line of the host table's log.
+        let traced = line.trace_id.as_deref().map(one_line).unwrap_or_default();
         match line.level {
-            1 => tracing::error!(target: "plugcheck_host::plugin", "{message}"),
-            2 => tracing::warn!(target: "plugcheck_host::plugin", "{message}"),
-            3 => tracing::info!(target: "plugcheck_host::plugin", "{message}"),
-            4 => tracing::debug!(target: "plugcheck_host::plugin", "{message}"),
-            _ => tracing::trace!(target: "plugcheck_host::plugin", "{message}"),
+            1 => {
+                tracing::error!(target: "plugcheck_host::plugin", plugin_trace_id = %traced, "{message}")
+            }
+            2 => {
+                tracing::warn!(target: "plugcheck_host::plugin", plugin_trace_id = %traced, "{message}")
+            }
+            3 => {
+                tracing::info!(target: "plugcheck_host::plugin", plugin_trace_id = %traced, "{message}")
+            }
+            4 => {
+                tracing::debug!(target: "plugcheck_host::plugin", plugin_trace_id = %traced, "{message}")
+            }
+            _ => {
+                tracing::trace!(target: "plugcheck_host::plugin", plugin_trace_id = %traced, "{message}")
+            }
         }
     }
     if unkept > 0 {

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::shadow::{ShadowDir, content_hash};
 use crate::inspect::sniff::Sniffed;
 use crate::outcome::Outcome;
+use crate::plugin::call_context::CallSettings;
 use crate::plugin::session::{Answer, Session};
 use crate::report::PluginInfo;
 use crate::text::one_line;
@@ -225,8 +226,25 @@ impl ReloadEngine {
         method: &str,
         input: &[u8],
     ) -> (Result<Option<Answer>, Outcome>, Logged) {
+        self.call_logged_with(method, input, None, &CallSettings::default())
+    }
+
+    /// [`Engine::call_logged`] on the instance of the caller's `key` (see
+    /// [`Session::instance_by_key`]), in a call of `settings`. Instances by
+    /// key are the live version's: a reload carries the first instance's
+    /// state, and the new version makes the keyed ones afresh.
+    pub(crate) fn call_logged_with(
+        &self,
+        method: &str,
+        input: &[u8],
+        key: Option<&str>,
+        settings: &CallSettings,
+    ) -> (Result<Option<Answer>, Outcome>, Logged) {
         let mut live = self.live.lock();
-        let answer = live.session.call(method, input);
+        let answer = live
+            .session
+            .instance_by_key(key)
+            .and_then(|instance| live.session.call_with(instance, method, input, settings));
         let (lines, dropped) = live
             .session
             .host()

@@ -6,11 +6,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::protocol::{self, CallAnswer, FromWorker, ToWorker};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::protocol::{self, CallAnswer, CallContextWire, FromWorker, ToWorker};
 use crate::cases;
 use crate::os::{self, ChannelStream};
+use crate::plugin::call_context::{CallSettings, TraceParent};
 use crate::plugin::host::LogForward;
-use crate::plugin::session::Session;
+use crate::plugin::session::{InstanceId, Session};
 use crate::run::timeline;
 
 /// The hidden `__worker` command line, and a forked worker's assignment
@@ -72,7 +77,7 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
     // Shared with the plugin's threads, which forward log lines during a
     // call: one message at a time, never two interleaved.
     let writer = Arc::new(Mutex::new(stream.try_clone()?));
-    let mut reader = protocol::LineReader::new(stream);
+    let reader = protocol::LineReader::new(stream);
     // Before the hello: after it, the parent may end this process at any
     // moment.
     timeline::mark("worker:hello");
@@ -84,13 +89,13 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
             protocol: protocol::PROTOCOL_VERSION,
         },
     );
+    let in_flight = InFlight::default();
+    let mut messages = Messages::Direct(reader);
     let mut session = Session::new(args.plugin);
     loop {
-        let message = match reader.receive::<ToWorker>(None) {
-            Ok(Some(message)) => message,
+        let Some(message) = messages.next(&in_flight) else {
             // The parent hung up: nothing left to do.
-            Ok(None) => return Ok(()),
-            Err(error) => channel_lost(&error),
+            return Ok(());
         };
         match message {
             ToWorker::Run {
@@ -115,6 +120,7 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 method,
                 input,
                 input_hex,
+                context,
             } => {
                 // An embedding host's call: its output is not cut per call
                 // (see `ToWorker::Call`), so no marker ends it.
@@ -123,7 +129,13 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                     Some(hex) => CallInput::Inline(hex),
                     None => CallInput::File(input),
                 };
-                let answer = call_forwarding_logs(&mut session, &writer, seq, &method, input);
+                let call = Call {
+                    seq,
+                    method: &method,
+                    input,
+                    context,
+                };
+                let answer = call_forwarding_logs(&mut session, &in_flight, &writer, call);
                 if !inline {
                     mark_case_end(&args.token, seq);
                 }
@@ -163,11 +175,15 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                 };
                 send(&writer, &FromWorker::Called { seq, answer });
             }
+            // Taken by the reading thread while the call runs; one read
+            // here came after its call had ended.
+            ToWorker::Cancel { .. } => {}
             ToWorker::Describe { seq } => {
                 let answer = match session.init().map(|()| session.info()) {
                     Ok(Some(info)) => CallAnswer::Described {
                         name: info.name,
                         version: info.version,
+                        abi: Some(info.abi),
                     },
                     // Initialised, so validated: not reached.
                     Ok(None) => CallAnswer::NotReady {
@@ -200,11 +216,21 @@ fn send(writer: &Mutex<ChannelStream>, message: &FromWorker) {
 /// not lost with the worker.
 fn call_forwarding_logs(
     session: &mut Session,
+    in_flight: &InFlight,
     writer: &Arc<Mutex<ChannelStream>>,
-    seq: u64,
-    method: &str,
-    input: CallInput,
+    call: Call<'_>,
 ) -> CallAnswer {
+    let Call {
+        seq,
+        method,
+        input,
+        context,
+    } = call;
+    // The deadline runs from the call's arrival: a start or a new
+    // instance before the method runs is part of the time it has.
+    let deadline = context
+        .deadline_ms
+        .map(|ms| Instant::now() + Duration::from_millis(ms));
     let bytes = match input.bytes() {
         Ok(bytes) => bytes,
         Err(reason) => return CallAnswer::NotReady { reason },
@@ -226,12 +252,164 @@ fn call_forwarding_logs(
             send(&writer, &FromWorker::Logged { seq, line });
         })));
     }
-    let answer = call_answer(session, method, &bytes);
+    let instance = match session.instance_by_key(context.instance.as_deref()) {
+        Ok(instance) => instance,
+        Err(outcome) => {
+            return CallAnswer::NotReady {
+                reason: outcome.reason,
+            };
+        }
+    };
+    let settings = CallSettings {
+        deadline,
+        traceparent: context.traceparent.as_deref().and_then(TraceParent::parse),
+        // Registered when the call was read: a cancel that came while the
+        // plugin started is not lost.
+        cancel: Some(in_flight.flag(seq)),
+    };
+    let answer = call_answer_with(session, instance, method, &bytes, &settings);
+    in_flight.end(seq);
     // Sent already; what the host keeps must not pile up over many calls.
     if let Some(host) = session.host() {
         host.take_logs();
     }
     answer
+}
+
+/// One `call` message, as the worker serves it.
+struct Call<'a> {
+    seq: u64,
+    method: &'a str,
+    input: CallInput,
+    context: CallContextWire,
+}
+
+/// The call running now and its cancellation flag, shared with the thread
+/// that reads the parent's messages: a `cancel` for it sets the flag while
+/// the plugin runs.
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<Option<Running>>>);
+
+/// A running call: its sequence number and its cancellation flag.
+type Running = (u64, Arc<AtomicU32>);
+
+impl InFlight {
+    /// Call `seq` is read: its flag, unset, is the one a `cancel` sets.
+    fn start(&self, seq: u64) {
+        *self.lock() = Some((seq, Arc::new(AtomicU32::new(0))));
+    }
+
+    /// The flag of call `seq` (a fresh one if it was never started).
+    fn flag(&self, seq: u64) -> Arc<AtomicU32> {
+        let mut running = self.lock();
+        match running.as_ref() {
+            Some((running, flag)) if *running == seq => Arc::clone(flag),
+            _ => {
+                let flag = Arc::new(AtomicU32::new(0));
+                *running = Some((seq, Arc::clone(&flag)));
+                flag
+            }
+        }
+    }
+
+    /// Call `seq` has answered: a late `cancel` for it finds nothing.
+    fn end(&self, seq: u64) {
+        let mut running = self.lock();
+        if running.as_ref().is_some_and(|(running, _)| *running == seq) {
+            *running = None;
+        }
+    }
+
+    /// Sets the flag of call `seq`, if it is the one running.
+    fn cancel(&self, seq: u64) {
+        if let Some((running, flag)) = self.lock().as_ref()
+            && *running == seq
+        {
+            flag.store(1, Ordering::Release);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Where the worker reads the parent's messages: on its own thread until
+/// the first `call`, then — since a call may be cancelled while it runs —
+/// from a thread of their own. A worker that runs cases never has that
+/// thread: its threads are the plugin's to count (`shutdown`), and a plugin
+/// that dies (a stack overflow under Wine, which then hangs) dies alone.
+enum Messages {
+    Direct(protocol::LineReader<ChannelStream>),
+    /// What the thread read, or why it could not.
+    Threaded(mpsc::Receiver<Result<ToWorker, String>>),
+    /// Between the two, for the moment of the move.
+    Moving,
+}
+
+impl Messages {
+    /// The next message; `None` once the parent has hung up.
+    fn next(&mut self, in_flight: &InFlight) -> Option<ToWorker> {
+        if let Messages::Threaded(received) = self {
+            // The thread ends when the parent hangs up; an error it read is
+            // said here, between calls, not while a plugin runs.
+            return match received.recv().ok()? {
+                Ok(message) => Some(message),
+                Err(error) => channel_lost(&error),
+            };
+        }
+        let Messages::Direct(reader) = self else {
+            unreachable!("`Moving` lasts only inside this function")
+        };
+        let message = match reader.receive::<ToWorker>(None) {
+            Ok(message) => message?,
+            Err(error) => channel_lost(&error),
+        };
+        if let ToWorker::Call { seq, .. } = &message {
+            in_flight.start(*seq);
+            let Messages::Direct(reader) = std::mem::replace(self, Messages::Moving) else {
+                unreachable!("matched above")
+            };
+            *self = Messages::Threaded(read_on_a_thread(reader, in_flight.clone()));
+        }
+        Some(message)
+    }
+}
+
+/// Reads the parent's messages on a thread of their own, so a `cancel`
+/// is taken while a call runs; the others are handed on in order. The
+/// channel ends when the parent hangs up.
+fn read_on_a_thread(
+    mut reader: protocol::LineReader<ChannelStream>,
+    in_flight: InFlight,
+) -> mpsc::Receiver<Result<ToWorker, String>> {
+    let (messages, received) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("plugcheck-reader".into())
+        .spawn(move || {
+            loop {
+                let message = match reader.receive::<ToWorker>(None) {
+                    Ok(Some(ToWorker::Cancel { seq })) => {
+                        in_flight.cancel(seq);
+                        continue;
+                    }
+                    Ok(Some(message)) => message,
+                    Ok(None) => return,
+                    Err(error) => {
+                        let _ = messages.send(Err(error.to_string()));
+                        return;
+                    }
+                };
+                if let ToWorker::Call { seq, .. } = &message {
+                    in_flight.start(*seq);
+                }
+                if messages.send(Ok(message)).is_err() {
+                    return;
+                }
+            }
+        })
+        .unwrap_or_else(|error| channel_lost(&error));
+    received
 }
 
 /// Where a call's input is: a file (`plugcheck call`; none: empty), or
@@ -325,7 +503,24 @@ pub const MAX_CALL_OUTPUT: usize = 1 << 20;
 /// `plugcheck call`'s work, in a worker or (`--in-process`) in the
 /// command's own process: init the plugin, call one method with `input`.
 pub fn call_answer(session: &mut Session, method: &str, input: &[u8]) -> CallAnswer {
-    match session.call_untrusted(method, input) {
+    call_answer_with(
+        session,
+        InstanceId::FIRST,
+        method,
+        input,
+        &CallSettings::default(),
+    )
+}
+
+/// [`call_answer`] on `instance`, in a call of `settings`.
+fn call_answer_with(
+    session: &mut Session,
+    instance: InstanceId,
+    method: &str,
+    input: &[u8],
+    settings: &CallSettings,
+) -> CallAnswer {
+    match session.call_untrusted_with(instance, method, input, settings) {
         Err(outcome) => CallAnswer::NotReady {
             reason: outcome.reason,
         },

@@ -19,6 +19,7 @@ pub mod workspace;
 pub use child::WorkerArgs;
 pub use child::{MAX_CALL_INPUT, MAX_CALL_OUTPUT, call_answer, read_call_input, unhex};
 pub use entry::{forked_worker, main_worker, serve_to_code};
+pub(crate) use protocol::CallContextWire;
 pub use protocol::{CallAnswer, EXIT_CHANNEL_LOST, Module, RawStack};
 // The harness's own (its commands' interrupt handling and workers): an
 // application embeds workers through `crate::embed`, which installs no

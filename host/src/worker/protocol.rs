@@ -42,7 +42,19 @@ pub(super) enum ToWorker {
         input: Option<std::path::PathBuf>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         input_hex: Option<String>,
+        /// What an ABI 1.1 method is told of its call (absent: nothing):
+        /// the time left to its deadline, the caller's `traceparent`, and
+        /// which instance takes it (by the caller's key, made on first
+        /// use; absent: the first instance).
+        #[serde(default, skip_serializing_if = "CallContextWire::is_empty")]
+        context: CallContextWire,
     },
+    /// The call `seq` is cancelled by its caller: the worker sets the
+    /// call's cancellation flag, which an ABI 1.1 method reads, and the
+    /// call's `Called` comes back as usual (the parent kills the worker if
+    /// it does not come soon). A worker reads it while the call runs; one
+    /// for a call no longer running is ignored.
+    Cancel { seq: u64 },
     /// An embedding host's reload or checkpoint: the plugin's state, as
     /// its `save_state` hands it over; one `Called` comes back (the state
     /// as the output, or `stateless`).
@@ -58,14 +70,34 @@ pub(super) enum ToWorker {
     Describe { seq: u64 },
 }
 
+/// [`ToWorker::Call`]'s context of an ABI 1.1 call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CallContextWire {
+    /// Milliseconds left to the call's deadline when it was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The instance the call goes to, by the caller's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+impl CallContextWire {
+    fn is_empty(&self) -> bool {
+        *self == CallContextWire::default()
+    }
+}
+
 /// The worker protocol's version, which a worker says in its `hello`: a
 /// worker program of another plugcheck release (an application pointing
 /// `WorkerProgram::Plugcheck` at an older installed one) is refused at
 /// its hello, by name, instead of failing on the first message it does
-/// not know. 0 is a worker from before the version was said. The Go
+/// not know. 0 is a worker from before the version was said; 2 added
+/// a call's context (ABI 1.1) and `cancel`. The Go
 /// worker's `protocolVersion` is the same number (its protocol test
 /// checks the golden hello, which the test below holds to this).
-pub(super) const PROTOCOL_VERSION: u32 = 1;
+pub(super) const PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -165,6 +197,12 @@ pub enum CallAnswer {
     Described {
         name: String,
         version: String,
+        /// The ABI the plugin was built against (`1.1`): from 1.1 on, a
+        /// method can see a cancellation, so the parent gives a cancelled
+        /// call a moment to end before it kills the worker. None (the Go
+        /// worker; a worker before protocol 2): it cannot.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        abi: Option<String>,
     },
 }
 
@@ -359,6 +397,7 @@ mod tests {
                 ToWorker::SaveState { .. } => "save-state",
                 ToWorker::RestoreState { .. } => "restore-state",
                 ToWorker::Describe { .. } => "describe",
+                ToWorker::Cancel { .. } => "cancel",
             }
         }
         fn from_worker(message: &FromWorker) -> &'static str {
@@ -380,9 +419,10 @@ mod tests {
                 FromWorker::Forbidden { .. } => "forbidden",
             }
         }
-        const KINDS: [&str; 18] = [
+        const KINDS: [&str; 19] = [
             "run",
             "call",
+            "cancel",
             "save-state",
             "restore-state",
             "describe",
@@ -415,7 +455,7 @@ mod tests {
                 );
             }
             let kind = match value["type"].as_str() {
-                Some("run" | "call" | "save-state" | "restore-state" | "describe") => {
+                Some("run" | "call" | "cancel" | "save-state" | "restore-state" | "describe") => {
                     to_worker(&round_trip::<ToWorker>(&value, &name))
                 }
                 _ => from_worker(&round_trip::<FromWorker>(&value, &name)),

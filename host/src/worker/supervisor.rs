@@ -6,12 +6,14 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::capture::{Capture, Segment};
-use super::protocol::{self, CallAnswer, FromWorker, LineReader, RawStack, ReceiveError, ToWorker};
+use super::protocol::{
+    self, CallAnswer, CallContextWire, FromWorker, LineReader, RawStack, ReceiveError, ToWorker,
+};
 use super::trail::CallTrail;
 use super::workspace::Workspace;
 use crate::catalog::CaseId;
@@ -28,6 +30,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const WORKER_LOOK: Duration = Duration::from_millis(10);
 /// How often a wait with a caller's cancellation looks at it.
 const CANCEL_LOOK: Duration = Duration::from_millis(10);
+
 /// How long the parent waits for a case's output markers after its result.
 const OUTPUT_WAIT: Duration = Duration::from_secs(2);
 /// How long the output of a dead worker may take to drain.
@@ -331,7 +334,8 @@ pub struct Worker {
     process: Process,
     /// A caller's cancellation, looked at while waiting (see
     /// [`Worker::watch_cancel`]).
-    cancel: Option<Arc<AtomicBool>>,
+    /// With the grace a cancelled call gets to end on its own.
+    cancel: Option<(Arc<AtomicU32>, Duration)>,
     reader: LineReader<ChannelStream>,
     writer: ChannelStream,
     stdout: Capture,
@@ -541,19 +545,31 @@ impl Worker {
     /// that died, hung or misbehaved comes back as the `Exchange` saying
     /// so; its output is then taken with [`Worker::finish`] as after a case.
     pub fn call(&mut self, method: &str, input: Option<&Path>, timeout: Duration) -> CallResult {
-        self.call_with(method, input.map(Path::to_owned), None, timeout)
+        let context = CallContextWire::default();
+        self.call_with(method, input.map(Path::to_owned), None, context, timeout)
     }
 
     /// As [`Worker::call`], with the input's bytes in the message (an
     /// embedding host's call, its input in memory): at most
     /// [`super::limits::INLINE_CALL_INPUT_BYTES`], which the caller checks.
+    /// What an ABI 1.1 method is told of its call goes in `context` (the
+    /// deadline in it is `timeout`'s).
     pub(crate) fn call_bytes(
         &mut self,
         method: &str,
         input: &[u8],
+        mut context: CallContextWire,
         timeout: Duration,
     ) -> CallResult {
-        self.call_with(method, None, Some(super::child::hex(input)), timeout)
+        let told = crate::plugin::call_context::deadline_told(timeout);
+        context.deadline_ms = Some(u64::try_from(told.as_millis()).unwrap_or(u64::MAX));
+        self.call_with(
+            method,
+            None,
+            Some(super::child::hex(input)),
+            context,
+            timeout,
+        )
     }
 
     /// Has the worker hand over the plugin's state (an embedding host's
@@ -569,11 +585,14 @@ impl Worker {
         self.exchange(|seq| ToWorker::RestoreState { seq, state_hex }, timeout)
     }
 
-    /// Has the waits for answers look at `cancel` too, every
-    /// [`CANCEL_LOOK`]: once it is set, the wait ends as at its deadline
-    /// (the worker's tree killed, `TimedOut`), which the caller tells
-    /// apart by the flag. `None`: waits look only at their deadline.
-    pub(crate) fn watch_cancel(&mut self, cancel: Option<Arc<AtomicBool>>) {
+    /// Has the waits for answers look at `cancel`'s flag too, every
+    /// [`CANCEL_LOOK`]: once it is set, with a grace, the worker is told
+    /// (`cancel`: an ABI 1.1 method sees its flag set) and given the grace
+    /// to answer; past that, or at once without a grace, the wait ends as
+    /// at its deadline (the worker's tree killed, `TimedOut`), which the
+    /// caller tells apart by the flag. `None`: waits look only at their
+    /// deadline.
+    pub(crate) fn watch_cancel(&mut self, cancel: Option<(Arc<AtomicU32>, Duration)>) {
         self.cancel = cancel;
     }
 
@@ -588,6 +607,7 @@ impl Worker {
         method: &str,
         input: Option<PathBuf>,
         input_hex: Option<String>,
+        context: CallContextWire,
         timeout: Duration,
     ) -> CallResult {
         let method = method.to_owned();
@@ -597,6 +617,7 @@ impl Worker {
                 method,
                 input,
                 input_hex,
+                context,
             },
             timeout,
         )
@@ -645,10 +666,11 @@ impl Worker {
         timeout: Duration,
         mut hear: impl FnMut(FromWorker, &mut CallTrail) -> Heard<T>,
     ) -> Result<(T, CallTrail), Box<Exchange>> {
-        let deadline = Instant::now() + timeout;
+        let mut deadline = Instant::now() + timeout;
         let mut calls = CallTrail::default();
         let mut stack = None;
         let mut forbidden = None;
+        let mut told_cancelled = false;
         loop {
             // With a cancellation to look at, in slices (a partial line
             // waits in the reader for the next one).
@@ -677,8 +699,24 @@ impl Worker {
                     let cancelled = self
                         .cancel
                         .as_ref()
-                        .is_some_and(|cancel| cancel.load(Ordering::SeqCst));
-                    if !cancelled && Instant::now() < deadline {
+                        .is_some_and(|(cancel, _)| cancel.load(Ordering::SeqCst) != 0);
+                    let now = Instant::now();
+                    let grace = self
+                        .cancel
+                        .as_ref()
+                        .map_or(Duration::ZERO, |(_, grace)| *grace);
+                    if cancelled && !told_cancelled && now < deadline && !grace.is_zero() {
+                        // The call's own end, if it ends soon; else the
+                        // kill, as before.
+                        told_cancelled = true;
+                        let _ = protocol::send(
+                            &mut self.writer,
+                            &ToWorker::Cancel { seq: self.answered },
+                        );
+                        deadline = deadline.min(now + grace);
+                        continue;
+                    }
+                    if (!cancelled || told_cancelled) && now < deadline {
                         continue;
                     }
                     self.died = true;
