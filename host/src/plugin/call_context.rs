@@ -9,7 +9,6 @@
 //! plugin that keeps the pointer and logs after its call returned (or hands
 //! back garbage) is ignored, not followed.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -112,23 +111,7 @@ fn deadline_ns(deadline: Option<Instant>) -> u64 {
     }
 }
 
-/// The method a plugin registers for plugcheck to see that its 1.1 calls
-/// are told their deadline and cancellation: it returns once its call is
-/// cancelled or its deadline passes, whichever comes first. It waits by
-/// design, so only the cases made for it call it (fuzzing it would wait).
-pub const WAIT_PROBE: &str = "selftest.wait";
-
-thread_local! {
-    /// Whether this thread is inside a 1.1 method call now: a line it logs
-    /// through the host table then is a line of the call without the
-    /// call's trace id.
-    static IN_CALL: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether the current thread is running a 1.1 method for the host.
-pub(crate) fn on_calling_thread() -> bool {
-    IN_CALL.with(Cell::get)
-}
+pub use crate::plugin::host::WAIT_PROBE;
 
 /// Lines a plugin logged through a context whose call had ended (it kept
 /// the pointer): counted, never followed.
@@ -137,21 +120,6 @@ static STALE_LOGS: AtomicU64 = AtomicU64::new(0);
 /// How many lines came through ended calls' contexts in this process.
 pub(crate) fn stale_logs() -> u64 {
     STALE_LOGS.load(Ordering::Relaxed)
-}
-
-/// Marks the current thread as inside a 1.1 call while it lives.
-pub(crate) struct InCall(bool);
-
-impl InCall {
-    pub(crate) fn enter() -> InCall {
-        InCall(IN_CALL.with(|cell| cell.replace(true)))
-    }
-}
-
-impl Drop for InCall {
-    fn drop(&mut self) {
-        IN_CALL.with(|cell| cell.set(self.0));
-    }
 }
 
 /// How much earlier than the host stops waiting a method is told its

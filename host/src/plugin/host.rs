@@ -2,6 +2,7 @@
 //! receives, with its `log` and `register_method` callbacks (and 1.1's
 //! `register_method_1_1`), and the method registry they fill.
 
+use std::cell::Cell;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ffi::{c_char, c_void};
@@ -19,6 +20,39 @@ use crate::worker::limits::{
     METHOD_NAME_BYTES as MAX_METHOD_NAME_BYTES, METHODS as MAX_METHODS,
     REJECTIONS_KEPT as MAX_REJECTED,
 };
+
+/// The method a plugin registers for plugcheck to see that its 1.1 calls
+/// are told their deadline and cancellation: it returns once its call is
+/// cancelled or its deadline passes, whichever comes first. It waits by
+/// design, so only the cases made for it call it (fuzzing it would wait).
+pub const WAIT_PROBE: &str = "selftest.wait";
+
+thread_local! {
+    /// Whether this thread is inside a 1.1 method call now: a line it logs
+    /// through the host table then is a line of the call without the
+    /// call's trace id.
+    static IN_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is running a 1.1 method for the host.
+pub(crate) fn on_calling_thread() -> bool {
+    IN_CALL.with(Cell::get)
+}
+
+/// Marks the current thread as inside a 1.1 call while it lives.
+pub(crate) struct InCall(bool);
+
+impl InCall {
+    pub(crate) fn enter() -> InCall {
+        InCall(IN_CALL.with(|cell| cell.replace(true)))
+    }
+}
+
+impl Drop for InCall {
+    fn drop(&mut self) {
+        IN_CALL.with(|cell| cell.set(self.0));
+    }
+}
 
 /// A method as the plugin registered it: through 1.0's `register_method`
 /// (input and output only) or 1.1's (its instance and call too). A 1.1
@@ -87,13 +121,13 @@ impl Registry {
     }
 
     /// [`Registry::method_names`] without the wait probe
-    /// ([`WAIT_PROBE`](crate::plugin::call_context::WAIT_PROBE)), which
+    /// ([`WAIT_PROBE`]), which
     /// waits by design: the names cases drive with inputs of their own.
     pub(crate) fn callable_method_names(&self) -> Vec<String> {
         let mut names = self.method_names();
         // Only a 1.1 method waits for its call's end: a 1.0 method of that
         // name is a method like any other.
-        let probe = crate::plugin::call_context::WAIT_PROBE;
+        let probe = WAIT_PROBE;
         if matches!(self.methods.get(probe), Some(Registered::V1_1(_))) {
             names.retain(|name| name != probe);
         }
@@ -362,8 +396,7 @@ pub(crate) fn log_line(
         Some(Err(lossy)) => format!("(not UTF-8) {lossy}"),
     };
     with_live_registry(ctx, |registry| {
-        let untagged_in_call =
-            trace_id.is_none() && crate::plugin::call_context::on_calling_thread();
+        let untagged_in_call = trace_id.is_none() && on_calling_thread();
         let line = LogLine {
             level,
             message,

@@ -13,9 +13,9 @@ use crate::inspect::open_error::OpenError;
 use crate::inspect::sniff::Sniffed;
 use crate::os;
 use crate::outcome::Outcome;
-use crate::plugin::call_context::{CallSettings, Frame, InCall};
+use crate::plugin::call_context::{CallSettings, Frame};
 use crate::plugin::handshake::{self, Header, StateFunctions, Validated};
-use crate::plugin::host::{Host, Registered};
+use crate::plugin::host::{Host, InCall, Registered};
 use crate::plugin::loader::{self, EntryFn, Loaded};
 use crate::report::{Detail, PluginInfo};
 
@@ -301,21 +301,13 @@ impl Session {
             let logs = host.take_logs();
             host.retire();
             self.retired_hosts.push(host);
-            let why = if code == status::PANIC {
-                "a panic in init was caught at the boundary"
-            } else {
-                "the plugin refused to start"
-            };
-            return Err(Outcome::fail(format!(
-                "init returned {}: {why}{}",
-                status_text(code),
-                last_log_hint(&logs)
-            ))
-            .with_detail(|detail| {
-                detail.status = Some(code);
-                detail.status_name = status::name(code).map(str::to_owned);
-                detail.logs = logs;
-            }));
+            return Err(refused_start(
+                "init",
+                code,
+                logs,
+                "a panic in init was caught at the boundary",
+                "the plugin refused to start",
+            ));
         }
         self.host = Some(host);
         if let Err(failure) = self.new_instance() {
@@ -349,21 +341,13 @@ impl Session {
         let code = unsafe { (instances.create)(&mut made) };
         if code != status::OK {
             let logs = host.with_registry(|registry| registry.lines_since(mark));
-            let why = if code == status::PANIC {
-                "a panic while making an instance was caught at the boundary"
-            } else {
-                "the plugin refused to make an instance"
-            };
-            return Err(Outcome::fail(format!(
-                "create_instance returned {}: {why}{}",
-                status_text(code),
-                last_log_hint(&logs)
-            ))
-            .with_detail(|detail| {
-                detail.status = Some(code);
-                detail.status_name = status::name(code).map(str::to_owned);
-                detail.logs = logs;
-            }));
+            return Err(refused_start(
+                "create_instance",
+                code,
+                logs,
+                "a panic while making an instance was caught at the boundary",
+                "the plugin refused to make an instance",
+            ));
         }
         let alive = self
             .instances
@@ -689,6 +673,33 @@ impl Session {
     pub(crate) fn is_resident(path: &Path) -> bool {
         os::library_is_resident(path)
     }
+}
+
+/// The failure of a start step (`init`, `create_instance`) that returned
+/// `code`: the status, why in words (a panic is said as one), the last line
+/// the plugin logged, and its lines in the detail.
+fn refused_start(
+    step: &str,
+    code: i32,
+    logs: Vec<crate::report::LogLine>,
+    panicked: &str,
+    refused: &str,
+) -> Outcome {
+    let why = if code == status::PANIC {
+        panicked
+    } else {
+        refused
+    };
+    Outcome::fail(format!(
+        "{step} returned {}: {why}{}",
+        status_text(code),
+        last_log_hint(&logs)
+    ))
+    .with_detail(|detail| {
+        detail.status = Some(code);
+        detail.status_name = status::name(code).map(str::to_owned);
+        detail.logs = logs;
+    })
 }
 
 /// Copies a plugin buffer out and gives it back to the plugin.
