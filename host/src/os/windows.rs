@@ -7,6 +7,7 @@ use std::os::windows::io::AsRawHandle;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 
+use windows_sys::Win32::Foundation::FILETIME;
 use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, INVALID_HANDLE_VALUE};
 use windows_sys::Win32::System::Diagnostics::ToolHelp::{
     CreateToolhelp32Snapshot, PROCESSENTRY32W, Process32FirstW, Process32NextW, TH32CS_SNAPPROCESS,
@@ -17,7 +18,10 @@ use windows_sys::Win32::System::JobObjects::{
     JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JobObjectExtendedLimitInformation,
     SetInformationJobObject, TerminateJobObject,
 };
-use windows_sys::Win32::System::Threading::{GetCurrentProcess, GetProcessHandleCount};
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcess, GetProcessHandleCount, GetProcessTimes, OpenProcess,
+    PROCESS_QUERY_LIMITED_INFORMATION,
+};
 
 #[path = "windows/crash.rs"]
 mod crash;
@@ -736,9 +740,40 @@ pub(super) fn running_child_processes() -> Vec<ProcessInfo> {
     child_processes()
 }
 
-/// Every child of this process, from a toolhelp snapshot.
+/// When the process `handle` was made, in 100 ns ticks (`FILETIME`).
+fn created_at(handle: HANDLE) -> Option<u64> {
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: a process handle and four writable FILETIMEs.
+    let ok = unsafe { GetProcessTimes(handle, &mut created, &mut exited, &mut kernel, &mut user) };
+    (ok != 0).then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
+}
+
+/// When process `pid` was made; `None` when it cannot be asked.
+fn created_at_pid(pid: u32) -> Option<u64> {
+    // SAFETY: OpenProcess takes any id; a handle it gives is closed below.
+    let handle = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if handle.is_null() {
+        return None;
+    }
+    let created = created_at(handle);
+    // SAFETY: the handle was opened above and is closed once.
+    unsafe { CloseHandle(handle) };
+    created
+}
+
+/// Every child of this process, from a toolhelp snapshot. A process whose
+/// parent id is ours but that is older than this process is not our
+/// child: its parent died and the id was given to us (Wine reuses small
+/// ids, and a prefix's `services.exe` outlives the process that started
+/// it).
 pub(super) fn child_processes() -> Vec<ProcessInfo> {
     let me = std::process::id();
+    // SAFETY: the pseudo-handle of this process.
+    let my_start = created_at(unsafe { GetCurrentProcess() });
     let mut children = Vec::new();
     let Some(snapshot) = Snapshot::take(TH32CS_SNAPPROCESS) else {
         return children;
@@ -749,7 +784,12 @@ pub(super) fn child_processes() -> Vec<ProcessInfo> {
     // SAFETY: the snapshot is live and `entry` is sized.
     let mut more = unsafe { Process32FirstW(snapshot.0, &mut entry) } != 0;
     while more {
-        if entry.th32ParentProcessID == me && entry.th32ProcessID != me {
+        let older_than_me = || {
+            my_start
+                .zip(created_at_pid(entry.th32ProcessID))
+                .is_some_and(|(mine, theirs)| theirs < mine)
+        };
+        if entry.th32ParentProcessID == me && entry.th32ProcessID != me && !older_than_me() {
             let len = entry
                 .szExeFile
                 .iter()
