@@ -55,6 +55,9 @@ type callContext struct {
 	DeadlineMs  *uint64 `json:"deadline_ms,omitempty"`
 	Traceparent *string `json:"traceparent,omitempty"`
 	Instance    *string `json:"instance,omitempty"`
+	// Cancellable: the parent may send a `cancel` while the call runs.
+	// This worker reads it after the call (see main.go).
+	Cancellable bool `json:"cancellable,omitempty"`
 }
 
 // protocolVersion is the worker protocol's version, said in the hello:

@@ -129,7 +129,7 @@ func checkCallContext(t *testing.T, got toWorker) {
 	c := got.Context
 	if got.Type != "call" || got.Seq != 3 || got.Method != "add" || c == nil || c.DeadlineMs == nil || *c.DeadlineMs != 2000 ||
 		c.Traceparent == nil || *c.Traceparent != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" ||
-		c.Instance == nil || *c.Instance != "tenant-a" {
+		c.Instance == nil || *c.Instance != "tenant-a" || !c.Cancellable {
 		t.Errorf("the call's context read wrong: %+v", got)
 	}
 }

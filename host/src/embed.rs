@@ -225,8 +225,21 @@ impl IsolatedPlugin {
         deadline: Duration,
         options: &CallOptions,
     ) -> Called {
+        self.call_in(method, input, deadline, options, false)
+    }
+
+    /// A call with its context, `cancellable` when its caller may cancel it.
+    fn call_in(
+        &mut self,
+        method: &str,
+        input: &[u8],
+        deadline: Duration,
+        options: &CallOptions,
+        cancellable: bool,
+    ) -> Called {
         self.keyed |= options.instance.is_some();
         let context = CallContextWire {
+            cancellable,
             deadline_ms: None,
             traceparent: options
                 .trace
@@ -273,7 +286,7 @@ impl IsolatedPlugin {
         if let Some(worker) = self.worker.as_mut() {
             worker.watch_cancel(Some((cancel.flag().clone(), grace)));
         }
-        let mut called = self.call_with(method, input, deadline, options);
+        let mut called = self.call_in(method, input, deadline, options, true);
         if let Some(worker) = self.worker.as_mut() {
             worker.watch_cancel(None);
         }

@@ -335,8 +335,10 @@ impl InFlight {
 }
 
 /// Where the worker reads the parent's messages: on its own thread until
-/// the first `call`, then — since a call may be cancelled while it runs —
-/// from a thread of their own. A worker that runs cases never has that
+/// the first call its caller may cancel, then — since it must be read
+/// while the call runs — from a thread of their own (a message then costs
+/// a hop between threads, which calls that cannot be cancelled are
+/// spared). A worker that runs cases never has that
 /// thread: its threads are the plugin's to count (`shutdown`), and a plugin
 /// that dies (a stack overflow under Wine, which then hangs) dies alone.
 enum Messages {
@@ -365,7 +367,9 @@ impl Messages {
             Ok(message) => message?,
             Err(error) => channel_lost(&error),
         };
-        if let ToWorker::Call { seq, .. } = &message {
+        if let ToWorker::Call { seq, context, .. } = &message
+            && context.cancellable
+        {
             in_flight.start(*seq);
             let Messages::Direct(reader) = std::mem::replace(self, Messages::Moving) else {
                 unreachable!("matched above")

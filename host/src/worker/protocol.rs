@@ -81,6 +81,11 @@ pub(crate) struct CallContextWire {
     /// The instance the call goes to, by the caller's key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// The caller may cancel it: the worker reads on while it runs (from
+    /// this call on, on a thread of its own; before the first such call,
+    /// a message costs no hop between threads).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancellable: bool,
 }
 
 impl CallContextWire {
