@@ -25,7 +25,8 @@ pub struct Answered {
 /// instance; a Go-native plugin refuses keys (its contract has one
 /// instance). Instances by key are the serving version's: a reload or a
 /// restart carries the first instance's state, and makes the keyed ones
-/// afresh.
+/// afresh; so a plugin that holds some is not unloaded when idle (nor
+/// evicted, nor its worker stopped), which would lose them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallOptions {
     pub instance: Option<String>,

@@ -482,6 +482,14 @@ impl Entry {
         match &self.served {
             Served::Worker(isolated) => isolated.try_unload(),
             Served::InProcess(trusted) => match trusted.slot.try_write() {
+                // Instances made by key would be lost: kept loaded.
+                Ok(slot)
+                    if slot
+                        .as_ref()
+                        .is_some_and(|(plugin, _)| plugin.holds_keyed_instances()) =>
+                {
+                    false
+                }
                 Ok(mut slot) => slot.take().is_some(),
                 Err(_) => false,
             },

@@ -236,6 +236,13 @@ impl InProcess {
         }
     }
 
+    /// Whether calls went to instances by key ([`CallOptions::instance`]):
+    /// their state lives in this process only, so unloading the plugin
+    /// loses it (a [`crate::host::Host`] does not unload it then).
+    pub fn holds_keyed_instances(&self) -> bool {
+        self.engine.holds_keyed_instances()
+    }
+
     /// Replaces the serving version with the build as it is on disk now:
     /// admitted by its bytes, loaded beside the old one, handed the old
     /// one's state, switched to once the call in flight is done. Any

@@ -393,6 +393,12 @@ impl Session {
         Ok(id)
     }
 
+    /// Whether calls made instances by key here: their state is this
+    /// session's only (the first instance's is what state handoff carries).
+    pub(crate) fn holds_keyed_instances(&self) -> bool {
+        !self.keyed.is_empty()
+    }
+
     /// Ends an instance `new_instance` made (`destroy_instance`); nothing
     /// for one already ended, or the implicit instance.
     pub(crate) fn destroy_instance(&mut self, id: InstanceId) {

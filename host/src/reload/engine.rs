@@ -253,6 +253,12 @@ impl ReloadEngine {
         (answer, Logged { lines, dropped })
     }
 
+    /// Whether the live version holds instances made by key (which no
+    /// state handoff carries).
+    pub fn holds_keyed_instances(&self) -> bool {
+        self.live.lock().session.holds_keyed_instances()
+    }
+
     /// The build this engine reloads from (copied to a shadow each time).
     pub fn original(&self) -> &Path {
         &self.original
