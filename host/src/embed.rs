@@ -237,7 +237,6 @@ impl IsolatedPlugin {
         options: &CallOptions,
         cancellable: bool,
     ) -> Called {
-        self.keyed |= options.instance.is_some();
         let context = CallContextWire {
             cancellable,
             deadline_ms: None,
@@ -248,9 +247,18 @@ impl IsolatedPlugin {
                 .map(|trace| trace.as_str().to_owned()),
             instance: options.instance.clone(),
         };
-        self.exchange(input, |worker| {
+        let called = self.exchange(input, |worker| {
             worker.call_bytes(method, input, context, deadline)
-        })
+        });
+        // An instance made by key, in a plugin that makes them (1.1, as its
+        // describe said): state this worker alone holds.
+        if options.instance.is_some()
+            && self.sees_cancellation
+            && matches!(called.ended, WorkerCall::Returned { .. })
+        {
+            self.keyed = true;
+        }
+        called
     }
 
     /// As [`IsolatedPlugin::call`], ending early when `cancel` is set
@@ -286,7 +294,10 @@ impl IsolatedPlugin {
         if let Some(worker) = self.worker.as_mut() {
             worker.watch_cancel(Some((cancel.flag().clone(), grace)));
         }
-        let mut called = self.call_in(method, input, deadline, options, true);
+        // Cancellable only where a cancel will be sent: else the worker
+        // would read on a thread of its own for nothing.
+        let cancellable = self.sees_cancellation;
+        let mut called = self.call_in(method, input, deadline, options, cancellable);
         if let Some(worker) = self.worker.as_mut() {
             worker.watch_cancel(None);
         }

@@ -261,6 +261,13 @@ impl Host {
         let was_loaded = entry.is_loaded();
         *lock(&entry.last_call) = Instant::now();
         let deadline = entry.config.deadline;
+        if cancel.is_some_and(Cancel::is_cancelled) && matches!(entry.served, Served::InProcess(_))
+        {
+            // Not made: nothing is loaded or admitted for it.
+            return Err(CallError::Cancelled {
+                method: method.to_owned(),
+            });
+        }
         let result = match &entry.served {
             Served::Worker(isolated) => {
                 isolated.call_with(method, input, deadline, options, cancel)
@@ -482,11 +489,12 @@ impl Entry {
         match &self.served {
             Served::Worker(isolated) => isolated.try_unload(),
             Served::InProcess(trusted) => match trusted.slot.try_write() {
-                // Instances made by key would be lost: kept loaded.
+                // Instances made by key would be lost (or a call runs, which
+                // may make one): kept loaded, without waiting for the call.
                 Ok(slot)
                     if slot
                         .as_ref()
-                        .is_some_and(|(plugin, _)| plugin.holds_keyed_instances()) =>
+                        .is_some_and(|(plugin, _)| plugin.unload_would_lose_state()) =>
                 {
                     false
                 }
@@ -587,8 +595,19 @@ impl Trusted {
             probing
         };
         let result = plugin.call_with(method, input, Some(deadline), options, cancel);
+        let mut breakers = lock(&self.breakers);
+        if let Err(CallError::Cancelled { .. }) = result {
+            // The caller's doing: neither a fault nor a probe's answer.
+            breakers.cancel_probe(method, Instant::now());
+            let now = breakers.state(method);
+            if now != probing {
+                observe::breaker(name, now);
+            }
+            return result;
+        }
         let fault = result.as_ref().is_err_and(CallError::is_plugin_fault);
-        let after = lock(&self.breakers).record(method, fault, Instant::now());
+        let after = breakers.record(method, fault, Instant::now());
+        drop(breakers);
         if after != probing {
             observe::breaker(name, after);
         }

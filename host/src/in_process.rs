@@ -236,11 +236,11 @@ impl InProcess {
         }
     }
 
-    /// Whether calls went to instances by key ([`CallOptions::instance`]):
-    /// their state lives in this process only, so unloading the plugin
-    /// loses it (a [`crate::host::Host`] does not unload it then).
-    pub fn holds_keyed_instances(&self) -> bool {
-        self.engine.holds_keyed_instances()
+    /// Whether unloading now could lose state: calls went to instances by
+    /// key ([`CallOptions::instance`]), whose state lives in this process
+    /// only, or a call runs. Never waits for that call.
+    pub(crate) fn unload_would_lose_state(&self) -> bool {
+        self.engine.keyed_or_busy()
     }
 
     /// Replaces the serving version with the build as it is on disk now:

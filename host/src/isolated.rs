@@ -183,7 +183,8 @@ pub struct Stats {
     pub idle_stops: u64,
     /// Workers stopped by [`Isolated::unload`].
     pub unloads: u64,
-    /// Calls their callers cancelled while they ran (each killed a worker).
+    /// Calls their callers cancelled while they ran: ended by the plugin
+    /// (ABI 1.1), or by killing the worker.
     pub cancelled: u64,
     /// States saved, and restored into a new or restarted worker.
     pub states_saved: u64,

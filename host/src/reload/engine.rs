@@ -253,10 +253,13 @@ impl ReloadEngine {
         (answer, Logged { lines, dropped })
     }
 
-    /// Whether the live version holds instances made by key (which no
-    /// state handoff carries).
-    pub fn holds_keyed_instances(&self) -> bool {
-        self.live.lock().session.holds_keyed_instances()
+    /// Whether unloading now could lose state no handoff carries: the
+    /// live version holds instances made by key, or a call holds it (and
+    /// may be making one). Never waits for that call.
+    pub(crate) fn keyed_or_busy(&self) -> bool {
+        self.live
+            .try_lock()
+            .is_none_or(|live| live.session.holds_keyed_instances())
     }
 
     /// The build this engine reloads from (copied to a shadow each time).
