@@ -35,6 +35,16 @@ pub struct CallOptions {
     pub trace: Option<String>,
 }
 
+impl CallOptions {
+    /// A call to the first instance, in the caller's trace `trace_id`.
+    pub fn traced(trace_id: &str) -> CallOptions {
+        CallOptions {
+            instance: None,
+            trace: Some(trace_id.to_owned()),
+        }
+    }
+}
+
 /// A caller's way to cancel its call while it runs (a request abandoned,
 /// a client gone): clone it to the call, keep one, `cancel()` from any
 /// thread. The flag is the one an ABI 1.1 method reads (its call

@@ -214,10 +214,7 @@ impl Host {
         input: &[u8],
         trace_id: &str,
     ) -> Result<Answered, CallError> {
-        let options = CallOptions {
-            instance: None,
-            trace: Some(trace_id.to_owned()),
-        };
+        let options = CallOptions::traced(trace_id);
         self.call_with(plugin, method, input, &options, None)
     }
 
@@ -233,10 +230,7 @@ impl Host {
         trace_id: &str,
         cancel: &Cancel,
     ) -> Result<Answered, CallError> {
-        let options = CallOptions {
-            instance: None,
-            trace: Some(trace_id.to_owned()),
-        };
+        let options = CallOptions::traced(trace_id);
         self.call_with(plugin, method, input, &options, Some(cancel))
     }
 
@@ -540,11 +534,7 @@ impl Trusted {
         options: &CallOptions,
         cancel: Option<&Cancel>,
     ) -> Result<Answered, CallError> {
-        let trace_id = options.trace.clone().unwrap_or_else(observe::new_trace_id);
-        let options = CallOptions {
-            trace: Some(trace_id.clone()),
-            ..options.clone()
-        };
+        let (trace_id, options) = observe::traced(options);
         let span = tracing::info_span!(
             "plugin_call",
             plugin = %one_line(name),

@@ -424,10 +424,7 @@ impl Isolated {
         deadline: Duration,
         trace_id: &str,
     ) -> Result<Answered, CallError> {
-        let options = CallOptions {
-            instance: None,
-            trace: Some(trace_id.to_owned()),
-        };
+        let options = CallOptions::traced(trace_id);
         self.call_with(method, input, deadline, &options, None)
     }
 
@@ -442,10 +439,7 @@ impl Isolated {
         trace_id: &str,
         cancel: &Cancel,
     ) -> Result<Answered, CallError> {
-        let options = CallOptions {
-            instance: None,
-            trace: Some(trace_id.to_owned()),
-        };
+        let options = CallOptions::traced(trace_id);
         self.call_with(method, input, deadline, &options, Some(cancel))
     }
 
@@ -462,11 +456,7 @@ impl Isolated {
         options: &CallOptions,
         cancel: Option<&Cancel>,
     ) -> Result<Answered, CallError> {
-        let trace_id = options.trace.clone().unwrap_or_else(observe::new_trace_id);
-        let options = CallOptions {
-            trace: Some(trace_id.clone()),
-            ..options.clone()
-        };
+        let (trace_id, options) = observe::traced(options);
         let started = Instant::now();
         let span = tracing::info_span!(
             "plugin_call",

@@ -23,7 +23,7 @@ use crate::plugin::call_context::TraceParent;
 use crate::report::LogLine;
 use crate::text::one_line;
 
-use crate::call::CallError;
+use crate::call::{CallError, CallOptions};
 use crate::supervision::BreakerState;
 
 /// A fresh trace id for a call whose caller gave none: 32 hex digits, a
@@ -56,6 +56,17 @@ pub(crate) fn traceparent_of(trace: &str) -> Option<TraceParent> {
     let fresh = TraceParent::fresh();
     let parent = &fresh.as_str()[36..52];
     TraceParent::parse(&format!("00-{id:0>32}-{parent}-01"))
+}
+
+/// `options` with a trace id for certain (the caller's, or a fresh one),
+/// and that id, for the call's span.
+pub(crate) fn traced(options: &CallOptions) -> (String, CallOptions) {
+    let trace_id = options.trace.clone().unwrap_or_else(new_trace_id);
+    let options = CallOptions {
+        trace: Some(trace_id.clone()),
+        ..options.clone()
+    };
+    (trace_id, options)
 }
 
 /// A build's version in a span: the first 12 digits of its SHA-256.
