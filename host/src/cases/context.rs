@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use plugcheck_abi::status;
 
+use crate::catalog::CaseId;
 use crate::fuzz;
 use crate::outcome::{CaseSettings, Concluded, Outcome};
 use crate::plugin::call_context::{self, CallSettings, TraceParent, WAIT_PROBE};
@@ -42,6 +43,20 @@ const CANCEL_AFTER_DEADLINE: Duration = Duration::from_millis(1000);
 /// probe that ignores the flag still returns).
 const CANCEL_AT: Duration = Duration::from_millis(100);
 const DEADLINE_AFTER_CANCEL: Duration = Duration::from_millis(1500);
+
+/// The least time a case that waits on the probe is given, whatever the
+/// run's timeout: its own span (up to the cancellation that ends an
+/// ignored deadline, or the deadline that ends an ignored cancellation)
+/// and twice [`SOON`] for the probe to answer and the answer to come. A
+/// shorter `--timeout` would report a probe that honours both as hung.
+pub(crate) fn case_timeout(case: CaseId, timeout: Duration) -> Duration {
+    let span = match case {
+        CaseId::DeadlineVisible => DEADLINE + CANCEL_AFTER_DEADLINE,
+        CaseId::CancelHonoured => CANCEL_AT + DEADLINE_AFTER_CANCEL,
+        _ => return timeout,
+    };
+    timeout.max(span + 2 * SOON)
+}
 
 /// Methods `trace-in-logs` calls, and inputs of the fuzz series each gets.
 const TRACED_METHODS: usize = 32;
@@ -325,4 +340,25 @@ fn panicked(answer: &Answer) -> Option<Outcome> {
     (answer.status == status::PANIC).then(|| {
         crate::plugin::called::panicked(&format!("`{WAIT_PROBE}`"), "", Vec::<LogLine>::new())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_case_gets_its_own_span_and_the_rest_the_runs_timeout() {
+        let short = Duration::from_millis(500);
+        assert_eq!(
+            case_timeout(CaseId::DeadlineVisible, short),
+            Duration::from_millis(3000)
+        );
+        assert_eq!(
+            case_timeout(CaseId::CancelHonoured, short),
+            Duration::from_millis(2600)
+        );
+        assert_eq!(case_timeout(CaseId::FuzzMethods, short), short);
+        let long = Duration::from_secs(10);
+        assert_eq!(case_timeout(CaseId::DeadlineVisible, long), long);
+    }
 }

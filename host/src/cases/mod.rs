@@ -18,6 +18,7 @@ use self::crash::Announce;
 /// and the grace an embedding host gives a cancelled call before it kills
 /// the worker).
 pub(crate) const CANCEL_SOON: std::time::Duration = context::SOON;
+pub(crate) use self::context::case_timeout;
 use crate::catalog::CaseId;
 use crate::outcome::{CaseResult, CaseSettings};
 use crate::plugin::session::Session;

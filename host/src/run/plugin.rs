@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::cases::case_timeout;
 use crate::catalog::CaseId;
 use crate::gate::judge;
 use crate::gate::policy::Policy;
@@ -164,7 +165,7 @@ impl<'a> PluginRun<'a> {
                 .worker
                 .as_mut()
                 .expect("alive while its batch runs")
-                .next(case, self.options.timeout);
+                .next(case, case_timeout(case, self.options.timeout));
             match exchange {
                 Exchange::Done { not_run: true, .. } => {
                     if !self.not_run(case, rest, case_started) {
@@ -241,7 +242,7 @@ impl<'a> PluginRun<'a> {
         let circumstances = death::Circumstances {
             case,
             plugin: self.path,
-            timeout: self.options.timeout,
+            timeout: case_timeout(case, self.options.timeout),
             settings: &self.options.settings,
             inputs_dir: self.options.inputs_dir.as_deref(),
         };
@@ -314,7 +315,7 @@ impl<'a> PluginRun<'a> {
             let Some(active) = self.worker.as_mut() else {
                 return;
             };
-            match active.next(case, self.options.timeout) {
+            match active.next(case, case_timeout(case, self.options.timeout)) {
                 Exchange::Done { .. } => self.slots.push(None),
                 _ => {
                     self.retire_worker();
