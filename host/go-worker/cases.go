@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -96,8 +95,8 @@ func (s *session) entered(id CaseID) outcome {
 	}
 	info := s.current.info
 	o := pass(fmt.Sprintf("the plugin was built against contract %d.%d; this host accepts %d.0 to %d.%d",
-		info.ABIMajor, info.ABIMinor, plugcheck.ABIMajor, plugcheck.ABIMajor, plugcheck.ABIMinor))
-	o.Detail.HostABI = ptr(fmt.Sprintf("%d.%d", plugcheck.ABIMajor, plugcheck.ABIMinor))
+		info.ABIMajor, info.ABIMinor, plugcheck.ABIMajor, plugcheck.ABIMajor, hostABIMinor))
+	o.Detail.HostABI = ptr(fmt.Sprintf("%d.%d", plugcheck.ABIMajor, hostABIMinor))
 	o.Detail.PluginABI = ptr(fmt.Sprintf("%d.%d", info.ABIMajor, info.ABIMinor))
 	return o
 }
@@ -156,7 +155,7 @@ func (s *session) lookupMethods() outcome {
 }
 
 func (s *session) selftest() outcome {
-	if s.current.host.methods["selftest"] == nil {
+	if s.current.host.lookup("selftest") == nil {
 		return skipped("the plugin registers no `selftest` method")
 	}
 	if _, failed := s.current.call("selftest", nil); failed != nil {
@@ -248,11 +247,10 @@ const (
 // error answer is allowed here, as in the Rust worker: a natural `get`
 // refuses a key never put.
 func (s *session) driveState(initial []byte, save func() ([]byte, *outcome)) (string, string, *outcome) {
-	names := s.current.host.names()
-	sort.Strings(names)
+	names := s.current.host.callableNames()
 	drive := func(name string, in []byte, on string) (bool, *outcome) {
-		method := s.current.host.methods[name]
-		if p := guard(func() { _, _ = method(in) }); p != nil {
+		method := s.current.host.lookup(name)
+		if _, _, p := s.current.host.invoke(method, in, callSettings{}); p != nil {
 			o := failPanic(fmt.Sprintf("`%s` panicked%s (called to change the state)", name, on), p)
 			return false, &o
 		}
@@ -434,7 +432,7 @@ func (s *session) reloadUpgrade() outcome {
 		o.Detail.FailedStage = ptr(failed.stage)
 		return o
 	}
-	if _, failed := s.current.call("selftest", nil); failed != nil && s.current.host.methods["selftest"] != nil {
+	if _, failed := s.current.call("selftest", nil); failed != nil && s.current.host.lookup("selftest") != nil {
 		return fail("after the upgrade the new version's selftest failed: " + failed.Reason)
 	}
 	o := pass(fmt.Sprintf("reloaded %s → %s (package path %s → %s), state carried, the new version answers; the old one stays resident (Go never unloads)",
@@ -463,7 +461,7 @@ func (s *session) reloadRefused(role, what string) outcome {
 	if failed == nil {
 		return fail(fmt.Sprintf("the %s build (%s %s) was accepted: it should have been refused", role, clip(s.current.info.Name, 100), clip(previous.info.Version, 50)))
 	}
-	if s.current.host.methods["selftest"] != nil {
+	if s.current.host.lookup("selftest") != nil {
 		if _, broken := s.current.call("selftest", nil); broken != nil {
 			return fail("after the refused reload the old version no longer serves: " + broken.Reason)
 		}

@@ -121,21 +121,12 @@ var catalog = []caseRow{
 	{ID: caseReloadCycles, Prerequisites: onShutdownAndSelftest, alone: true, run: noReload},
 	{ID: caseFuzzMethods, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)},
 		run: (*session).fuzzMethods},
-	// ABI 1.1's cases: the Go-native contract this worker speaks is 1.0,
-	// whose plugins have one instance and methods without a context.
-	{ID: caseInstancesIsolated, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, alone: true,
-		run: func(*session) outcome { return skipped(noContextInContract10) }},
-	{ID: caseTraceInLogs, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, alone: true,
-		run: func(*session) outcome { return skipped(noContextInContract10) }},
-	{ID: caseDeadlineVisible, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, alone: true,
-		run: func(*session) outcome { return skipped(noContextInContract10) }},
-	{ID: caseCancelHonoured, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, alone: true,
-		run: func(*session) outcome { return skipped(noContextInContract10) }},
+	// Contract 1.1's cases (contextcases.go).
+	{ID: caseInstancesIsolated, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, run: (*session).instancesIsolated},
+	{ID: caseTraceInLogs, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, run: (*session).traceInLogs},
+	{ID: caseDeadlineVisible, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, run: (*session).deadlineVisible},
+	{ID: caseCancelHonoured, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, run: (*session).cancelHonoured},
 }
-
-// noContextInContract10 is why ABI 1.1's cases have nothing to check in a
-// Go-native plugin: the Go-native contract is at 1.0.
-const noContextInContract10 = "the Go-native contract is at 1.0: a plugin has one instance, and its methods receive no call context (instances and context.Context are ABI 1.1's, for C-ABI plugins so far)"
 
 func noReload(*session) outcome { return skipped(noReloadOfOneBuild) }
 

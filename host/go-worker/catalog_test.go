@@ -68,11 +68,11 @@ func TestEachCaseStandsOnWhatItsPrerequisitesSay(t *testing.T) {
 		caseReloadUnloadVerified:     standsOnNothing,
 		caseReloadCycles:             standsOnNothing,
 		caseFuzzMethods:              standsOnInit,
-		// ABI 1.1's: nothing to run in a Go-native plugin of contract 1.0.
-		caseInstancesIsolated: standsOnNothing,
-		caseTraceInLogs:       standsOnNothing,
-		caseDeadlineVisible:   standsOnNothing,
-		caseCancelHonoured:    standsOnNothing,
+		// Contract 1.1's: on the initialised plugin's instances.
+		caseInstancesIsolated: standsOnInit,
+		caseTraceInLogs:       standsOnInit,
+		caseDeadlineVisible:   standsOnInit,
+		caseCancelHonoured:    standsOnInit,
 	}
 	if len(want) != len(catalog) {
 		t.Errorf("%d cases pinned, %d in the catalog", len(want), len(catalog))

@@ -3,16 +3,12 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
-
-	plugcheck "plugcheck.dev/abi"
 )
 
 // sharedBy shares the calls among many methods, as the Rust worker does
@@ -71,8 +67,8 @@ func (s *session) fuzzMethods() outcome {
 	if failed := s.ensureInit(); failed != nil {
 		return failed.outcome
 	}
-	methods := s.current.host.names()
-	sort.Strings(methods)
+	// Every method but a 1.1 wait probe, which would only wait.
+	methods := s.current.host.callableNames()
 	if len(methods) == 0 {
 		return skipped("the plugin registers no method: there is nothing to call")
 	}
@@ -94,9 +90,7 @@ rounds:
 				break rounds
 			}
 			s.announce(name, uint32(index))
-			method := s.current.host.methods[name]
-			var err error
-			p := guard(func() { _, err = method(input) })
+			_, err, p := s.current.host.invoke(s.current.host.lookup(name), input, callSettings{})
 			if p != nil {
 				record.Input = &fuzzInput{Method: name, Index: uint32(index), Size: uint64(len(input)), What: whats[index]}
 				o := failPanic(fmt.Sprintf("`%s` panicked on fuzz input #%d (%s; seed %s)", name, index, whats[index], seed), p)
@@ -195,133 +189,4 @@ func readSeries(path string) (string, [][]byte, []string, error) {
 		whats = append(whats, strings.TrimSuffix(what, "\n"))
 	}
 	return fields[2], inputs, whats, nil
-}
-
-// maxCallInput and maxCallOutput bound `plugcheck call`'s input file and
-// the output bytes sent back (in hex), as in the Rust worker.
-const (
-	maxCallInput  = 256 << 20
-	maxCallOutput = 1 << 20
-)
-
-// saveState is an embedding host's save-state: the plugin's SaveState, its
-// state as the answer's output (an error: status FAILED, with it).
-func (s *session) saveState() callAnswer {
-	if failed := s.ensureInit(); failed != nil {
-		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
-	}
-	stateful, ok := s.current.p.(plugcheck.Stateful)
-	if !ok {
-		return callAnswer{Kind: answerStateless}
-	}
-	var state []byte
-	var err error
-	if p := guard(func() { state, err = stateful.SaveState() }); p != nil {
-		return callAnswer{Kind: answerPanicked, Panic: p.String()}
-	}
-	return returned(state, err)
-}
-
-// restoreState is an embedding host's restore-state: the plugin's
-// RestoreState with the bytes stateHex spells.
-func (s *session) restoreState(stateHex *string) callAnswer {
-	if stateHex == nil || len(*stateHex) > 2*inlineCallInputBytes {
-		return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the state_hex is missing or over %d MiB", inlineCallInputBytes>>20)}
-	}
-	state, err := hex.DecodeString(*stateHex)
-	if err != nil {
-		return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the state_hex is not hex: %v", err)}
-	}
-	if failed := s.ensureInit(); failed != nil {
-		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
-	}
-	stateful, ok := s.current.p.(plugcheck.Stateful)
-	if !ok {
-		return callAnswer{Kind: answerStateless}
-	}
-	if p := guard(func() { err = stateful.RestoreState(state) }); p != nil {
-		return callAnswer{Kind: answerPanicked, Panic: p.String()}
-	}
-	return returned(nil, err)
-}
-
-// describe is an embedding host's describe: which plugin this is, once
-// loaded and initialised. Info's name and version whole, as the Rust
-// worker gives them (the report's are clipped for display; a host
-// compares names), within the bound metadata holds them to.
-func (s *session) describe() callAnswer {
-	if failed := s.ensureInit(); failed != nil {
-		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
-	}
-	if s.first == nil {
-		return callAnswer{Kind: answerNotReady, Reason: "the plugin gave no name"}
-	}
-	info := s.first.info
-	if len(info.Name) > pluginStringBytes || len(info.Version) > pluginStringBytes {
-		return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("its name or version is longer than %d bytes", pluginStringBytes)}
-	}
-	return callAnswer{Kind: answerDescribed, Name: strings.ToValidUTF8(info.Name, "\uFFFD"), Version: strings.ToValidUTF8(info.Version, "\uFFFD")}
-}
-
-// returned is a `returned` answer: the output's first maxCallOutput bytes
-// in hex, and a Go error as status FAILED with its message.
-func returned(out []byte, err error) callAnswer {
-	answer := callAnswer{Kind: answerReturned, OutputLen: uint64(len(out))}
-	if len(out) > maxCallOutput {
-		out = out[:maxCallOutput]
-	}
-	answer.Output = fmt.Sprintf("%x", out)
-	if err != nil {
-		// A Go method's error has no code: FAILED, with its message.
-		answer.Status = -5
-		answer.Error = ptr(clip(err.Error(), 1000))
-	}
-	return answer
-}
-
-// callOnce is `plugcheck call` on a Go-native plugin: load, Init, one
-// method with the bytes of one file, or the bytes inputHex spells (an
-// embedding host's call); neither: empty input.
-func (s *session) callOnce(name string, inputPath *string, inputHex *string) callAnswer {
-	var input []byte
-	if inputHex != nil {
-		if len(*inputHex) > 2*inlineCallInputBytes {
-			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the call's input_hex is over %d MiB", inlineCallInputBytes>>20)}
-		}
-		decoded, err := hex.DecodeString(*inputHex)
-		if err != nil {
-			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("the call's input_hex is not hex: %v", err)}
-		}
-		input = decoded
-	} else if inputPath != nil {
-		file, err := os.Open(*inputPath)
-		if err != nil {
-			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("cannot read the input: %v", err)}
-		}
-		read, err := io.ReadAll(io.LimitReader(file, maxCallInput+1))
-		file.Close()
-		if err != nil || len(read) > maxCallInput {
-			return callAnswer{Kind: answerNotReady, Reason: fmt.Sprintf("cannot read the input (at most %d MiB): %v", maxCallInput>>20, err)}
-		}
-		// Exactly as long as the input, as the fuzz series hands it: a
-		// method that slices past its input's length but within a larger
-		// buffer's capacity would not fail the same way otherwise.
-		input = make([]byte, len(read))
-		copy(input, read)
-	}
-	if failed := s.ensureInit(); failed != nil {
-		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
-	}
-	method := s.current.host.methods[name]
-	if method == nil {
-		names := s.current.host.names()
-		sort.Strings(names)
-		return callAnswer{Kind: answerNoSuchMethod, Registered: first(names, 50)}
-	}
-	var out []byte
-	var err error
-	if p := guard(func() { out, err = method(input) }); p != nil {
-		return callAnswer{Kind: answerPanicked, Panic: p.String()}
-	}
-	return returned(out, err)
 }

@@ -59,35 +59,33 @@ func main() {
 	}
 	warmCodecs()
 	s := newSession(*pluginPath)
+	inbox := make(chan received, 1)
+	flight := &inFlight{}
+	go readMessages(ch, inbox, flight)
 	for {
-		batch, err := ch.receive()
-		if errors.Is(err, io.EOF) {
+		r := <-inbox
+		if errors.Is(r.err, io.EOF) {
 			return
 		}
-		if err != nil {
-			channelLost(err)
+		if r.err != nil {
+			channelLost(r.err)
 		}
-		if batch.Type == "cancel" {
-			// Read after the call it cancels has returned (this worker
-			// reads one message at a time), and a Go-native method of
-			// contract 1.0 could not see it anyway: the parent kills the
-			// worker when the call does not end soon.
-			continue
-		}
+		batch := r.message
 		if batch.Type == "call" {
-			var answer callAnswer
-			if batch.Context != nil && batch.Context.Instance != nil {
-				answer = callAnswer{Kind: answerNotReady, Reason: "instance `" + clip(*batch.Context.Instance, 80) +
-					"`: a Go-native plugin of contract 1.0 has one instance, so calls cannot be kept apart by instance"}
-			} else {
-				answer = s.callOnce(batch.Method, batch.Input, batch.InputHex)
+			seq := batch.Seq
+			forward := func(line logLine) {
+				if err := ch.send(logged{Type: "logged", Seq: seq, Line: line}); err != nil {
+					channelLost(err)
+				}
 			}
+			answer := s.serveCall(batch, r.cancel, forward)
+			flight.end(seq)
 			// An embedding host's call (its input inline) is not cut
 			// from the next by a marker, as in the Rust worker.
 			if batch.InputHex == nil {
-				markCaseEnd(*token, batch.Seq)
+				markCaseEnd(*token, seq)
 			}
-			if err := ch.send(called{Type: "called", Seq: batch.Seq, Answer: answer}); err != nil {
+			if err := ch.send(called{Type: "called", Seq: seq, Answer: answer}); err != nil {
 				channelLost(err)
 			}
 			continue

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 )
 
 type settings struct {
@@ -44,9 +45,8 @@ type toWorker struct {
 	// StateHex: a restore-state's state, in hex (an embedding host's
 	// reload or restart), at most inlineCallInputBytes.
 	StateHex *string `json:"state_hex,omitempty"`
-	// Context: what an ABI 1.1 method is told of its call. The Go-native
-	// contract is at 1.0: its methods see none of it, and its plugin has
-	// one instance, so a call for another instance is refused.
+	// Context: what a contract 1.1 method is told of its call, and the
+	// instance it goes to (serve.go).
 	Context *callContext `json:"context,omitempty"`
 }
 
@@ -55,8 +55,9 @@ type callContext struct {
 	DeadlineMs  *uint64 `json:"deadline_ms,omitempty"`
 	Traceparent *string `json:"traceparent,omitempty"`
 	Instance    *string `json:"instance,omitempty"`
-	// Cancellable: the parent may send a `cancel` while the call runs.
-	// This worker reads it after the call (see main.go).
+	// Cancellable: the parent may send a `cancel` while the call runs
+	// (this worker reads every message on a goroutine of its own, so it
+	// needs no notice).
 	Cancellable bool `json:"cancellable,omitempty"`
 }
 
@@ -125,6 +126,12 @@ type outcome struct {
 type logLine struct {
 	Level   int32  `json:"level"`
 	Message string `json:"message"`
+	// TraceID is the trace id of the call the line was logged in, through
+	// contract 1.1's LogContext.
+	TraceID *string `json:"trace_id,omitempty"`
+	// untaggedInCall: logged through Log by the goroutine running a 1.1
+	// method, so without its call's trace id. Never sent.
+	untaggedInCall bool
 }
 
 type binding struct {
@@ -153,6 +160,7 @@ type detail struct {
 	Goroutines            []string      `json:"goroutines,omitempty"`
 	LeakedProcesses       []processInfo `json:"leaked_processes,omitempty"`
 	PanicFrame            *string       `json:"panic_frame,omitempty"`
+	Status                *int32        `json:"status,omitempty"`
 	Fuzz                  *fuzz         `json:"fuzz,omitempty"`
 }
 
@@ -182,6 +190,13 @@ type calling struct {
 	Seq    uint64 `json:"seq"`
 	Method string `json:"method"`
 	Input  uint32 `json:"input"`
+}
+
+// logged is a line the plugin logged during a `call`, sent as it comes.
+type logged struct {
+	Type string  `json:"type"`
+	Seq  uint64  `json:"seq"`
+	Line logLine `json:"line"`
 }
 
 // called answers a `call`.
@@ -222,6 +237,8 @@ type callAnswer struct {
 	Reason     string
 	Name       string
 	Version    string
+	// ABI is a described plugin's contract version, "1.1".
+	ABI string
 }
 
 func (a callAnswer) MarshalJSON() ([]byte, error) {
@@ -262,7 +279,8 @@ func (a callAnswer) MarshalJSON() ([]byte, error) {
 			Kind    callKind `json:"kind"`
 			Name    string   `json:"name"`
 			Version string   `json:"version"`
-		}{a.Kind, a.Name, a.Version})
+			ABI     string   `json:"abi,omitempty"`
+		}{a.Kind, a.Name, a.Version, a.ABI})
 	}
 	return nil, fmt.Errorf("a call answer of no kind the parent knows: %q", a.Kind)
 }
@@ -277,6 +295,9 @@ func ptr[T any](value T) *T { return &value }
 type channel struct {
 	conn   net.Conn
 	reader *bufio.Reader
+	// writing keeps lines whole: a plugin's goroutines forward log lines
+	// while the worker answers.
+	writing sync.Mutex
 }
 
 func (c *channel) send(message any) error {
@@ -284,6 +305,8 @@ func (c *channel) send(message any) error {
 	if err != nil {
 		return err
 	}
+	c.writing.Lock()
+	defer c.writing.Unlock()
 	_, err = c.conn.Write(append(line, '\n'))
 	return err
 }

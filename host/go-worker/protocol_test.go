@@ -46,12 +46,14 @@ var (
 			Kind: answerNotReady, Reason: "Init returned an error: no config"}},
 		"called-stateless.json": called{Type: "called", Seq: 3, Answer: callAnswer{Kind: answerStateless}},
 		"called-described.json": called{Type: "called", Seq: 5, Answer: callAnswer{
-			Kind: answerDescribed, Name: "echo", Version: "1.2.0"}},
+			Kind: answerDescribed, Name: "echo", Version: "1.2.0", ABI: "1.1"}},
+		"logged.json": logged{Type: "logged", Seq: 1, Line: logLine{
+			Level: 2, Message: "parse: unexpected end of input", TraceID: ptr("4bf92f3577b34da6a3ce929d0e0e4736")}},
 	}
-	// onlyTheRustWorkerSends: a C-ABI plugin's broken output buffer, the
-	// log lines of `plugcheck call` as they come, a dying worker's stack
-	// and its seccomp handler's report. The Go worker sends none of them.
-	onlyTheRustWorkerSends = []string{"called-broken-buffer.json", "logged.json", "stack.json", "forbidden.json"}
+	// onlyTheRustWorkerSends: a C-ABI plugin's broken output buffer, a
+	// dying worker's stack and its seccomp handler's report. The Go
+	// worker sends none of them.
+	onlyTheRustWorkerSends = []string{"called-broken-buffer.json", "stack.json", "forbidden.json"}
 )
 
 func readGolden(t *testing.T, name string) []byte {

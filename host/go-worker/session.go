@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,32 +18,106 @@ import (
 	plugcheck "plugcheck.dev/abi"
 )
 
-// host is the plugcheck.Host a plugin is given at Init.
+// host is the plugcheck.Host a plugin (or one of its instances) is given
+// at Init. For a plugin of contract 1.1 it has RegisterContext,
+// LogContext and TraceParent too (callcontext.go).
 type host struct {
-	mu       sync.Mutex
-	open     bool
-	methods  map[string]plugcheck.Method
+	mu   sync.Mutex
+	open bool
+	// minor is the contract minor the plugin said it was built against:
+	// a 1.0 plugin may not register through 1.1's RegisterContext.
+	minor    uint16
+	methods  map[string]*method
 	rejected []string
 	// droppedRejections are refusals past rejectionsKept, counted only.
 	droppedRejections int
 	logs              []logLine
+	// inCall is the 1.1 call running now, nil between calls.
+	inCall *callFrame
+	// untaggedInCall counts lines logged without their call's trace id by
+	// the goroutine running a 1.1 method, kept or not.
+	untaggedInCall uint64
+	// forward, when set, is given each line as it is logged: an
+	// embedding host's call sends them to the parent as they come.
+	forward func(logLine)
 }
 
-func newHost() *host { return &host{methods: map[string]plugcheck.Method{}} }
+// method is a registered method: a 1.0 one (plugcheck.Method) or a 1.1
+// one, which receives its call's context.
+type method struct {
+	plain   plugcheck.Method
+	context ContextMethod
+}
+
+// speaks11 says whether the method receives a call context.
+func (m *method) speaks11() bool { return m.context != nil }
+
+func newHost(minor uint16) *host { return &host{minor: minor, methods: map[string]*method{}} }
 
 func (h *host) Log(level int, message string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.logs) >= logLinesKept {
-		return
+	h.log(nil, level, message)
+}
+
+// LogContext logs a line tagged with the trace id of ctx's call: contract
+// 1.1's log for a method's lines.
+func (h *host) LogContext(ctx context.Context, level int, message string) {
+	frame := frameOf(ctx)
+	if frame != nil && frame.ended.Load() {
+		staleLogs.Add(1)
+		frame = nil
 	}
+	h.log(frame, level, message)
+}
+
+// TraceParent is the W3C traceparent of ctx's call, "" when it carries
+// none: for a plugin that passes its caller's trace on.
+func (h *host) TraceParent(ctx context.Context) string {
+	if frame := frameOf(ctx); frame != nil && !frame.ended.Load() {
+		return frame.traceparent
+	}
+	return ""
+}
+
+func (h *host) log(frame *callFrame, level int, message string) {
 	if len(message) > logLineBytes {
 		message = clip(message, logLineBytes)
 	}
-	h.logs = append(h.logs, logLine{Level: int32(level), Message: strings.ToValidUTF8(message, "\uFFFD")})
+	line := logLine{Level: int32(level), Message: strings.ToValidUTF8(message, "\uFFFD")}
+	if frame != nil && frame.traceID != "" {
+		line.TraceID = ptr(frame.traceID)
+	}
+	h.mu.Lock()
+	if frame == nil && h.inCall != nil && h.inCall.goroutine == goroutineID() {
+		line.untaggedInCall = true
+		h.untaggedInCall++
+	}
+	forward := h.forward
+	if len(h.logs) < logLinesKept {
+		h.logs = append(h.logs, line)
+	}
+	h.mu.Unlock()
+	if forward != nil {
+		forward(line)
+	}
 }
 
 func (h *host) Register(name string, m plugcheck.Method) error {
+	if m == nil {
+		return h.register(name, nil, "Register")
+	}
+	return h.register(name, &method{plain: m}, "Register")
+}
+
+// RegisterContext registers a method that receives its call's context:
+// contract 1.1's Register.
+func (h *host) RegisterContext(name string, m ContextMethod) error {
+	if m == nil {
+		return h.register(name, nil, "RegisterContext")
+	}
+	return h.register(name, &method{context: m}, "RegisterContext")
+}
+
+func (h *host) register(name string, m *method, through string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	shown := fmt.Sprintf("%q", clip(name, 60))
@@ -56,6 +131,8 @@ func (h *host) Register(name string, m plugcheck.Method) error {
 		why = "the name is empty or not UTF-8"
 	case m == nil:
 		why = "the method is nil"
+	case m.speaks11() && h.minor < 1:
+		why = fmt.Sprintf("registered through %s, which is contract 1.1's, by a plugin that says it was built against 1.%d: set Info's ABIMinor to 1", through, h.minor)
 	case h.methods[name] != nil:
 		why = "registered twice"
 	case len(h.methods) >= methods:
@@ -82,6 +159,55 @@ func (h *host) names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// callableNames are the methods the cases call: all but a 1.1 wait probe
+// (calling one only waits; a 1.0 method of that name is an ordinary
+// method, as in the Rust worker).
+func (h *host) callableNames() []string {
+	names := h.names()
+	kept := names[:0]
+	for _, name := range names {
+		if m := h.lookup(name); name == waitProbe && m != nil && m.speaks11() {
+			continue
+		}
+		kept = append(kept, name)
+	}
+	return kept
+}
+
+func (h *host) lookup(name string) *method {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.methods[name]
+}
+
+// takeLogs hands over the lines kept and empties them.
+func (h *host) takeLogs() []logLine {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	lines := h.logs
+	h.logs = nil
+	return lines
+}
+
+// invoke calls m with in: a 1.1 method in a context made from settings.
+// The error is the method's; a panic is recovered and returned.
+func (h *host) invoke(m *method, in []byte, settings callSettings) (out []byte, err error, p *panicked) {
+	if !m.speaks11() {
+		p = guard(func() { out, err = m.plain(in) })
+		return out, err, p
+	}
+	ctx, frame, release := contextFor(settings)
+	h.mu.Lock()
+	h.inCall = frame
+	h.mu.Unlock()
+	p = guard(func() { out, err = m.context(ctx, in) })
+	h.mu.Lock()
+	h.inCall = nil
+	h.mu.Unlock()
+	release()
+	return out, err, p
 }
 
 // loaded is one version of the plugin in this process.
@@ -112,6 +238,8 @@ type session struct {
 	// loadFailure is how loading the plugin failed, once it did.
 	loadFailure *stepError
 	copies      int
+	// instances are those an embedding host's calls made by key.
+	instances map[string]*loaded
 	// announce tells the parent of a fuzz call before it is made.
 	announce func(method string, input uint32)
 }
@@ -299,11 +427,11 @@ func enter(plug *plugin.Plugin) (*loaded, *stepError) {
 	if p := guard(func() { l.info = l.p.Info() }); p != nil {
 		return nil, &stepError{string(caseABIVersion), failPanic("Info panicked", p)}
 	}
-	if l.info.ABIMajor != plugcheck.ABIMajor || l.info.ABIMinor > plugcheck.ABIMinor {
+	if l.info.ABIMajor != plugcheck.ABIMajor || l.info.ABIMinor > hostABIMinor {
 		o := fail(fmt.Sprintf(
 			"the plugin was built against contract %d.%d, this host accepts %d.0 to %d.%d: rebuild it against %s %d.x",
-			l.info.ABIMajor, l.info.ABIMinor, plugcheck.ABIMajor, plugcheck.ABIMajor, plugcheck.ABIMinor, contractModule, plugcheck.ABIMajor))
-		o.Detail.HostABI = ptr(fmt.Sprintf("%d.%d", plugcheck.ABIMajor, plugcheck.ABIMinor))
+			l.info.ABIMajor, l.info.ABIMinor, plugcheck.ABIMajor, plugcheck.ABIMajor, hostABIMinor, contractModule, plugcheck.ABIMajor))
+		o.Detail.HostABI = ptr(fmt.Sprintf("%d.%d", plugcheck.ABIMajor, hostABIMinor))
 		o.Detail.PluginABI = ptr(fmt.Sprintf("%d.%d", l.info.ABIMajor, l.info.ABIMinor))
 		return nil, &stepError{string(caseABIVersion), o}
 	}
@@ -312,7 +440,7 @@ func enter(plug *plugin.Plugin) (*loaded, *stepError) {
 
 // initialize runs Init with a new host.
 func (l *loaded) initialize() *stepError {
-	h := newHost()
+	h := newHost(l.info.ABIMinor)
 	h.mu.Lock()
 	h.open = true
 	h.mu.Unlock()
@@ -358,16 +486,16 @@ func (l *loaded) shutdown() *outcome {
 	return nil
 }
 
-// call calls a registered method; a non-nil outcome when it failed.
+// call calls a registered method (a 1.1 one with a context of no
+// deadline, cancellation or trace); a non-nil outcome when it failed.
 func (l *loaded) call(name string, in []byte) ([]byte, *outcome) {
-	method := l.host.methods[name]
+	method := l.host.lookup(name)
 	if method == nil {
 		o := fail(fmt.Sprintf("no method named %q is registered", name))
 		return nil, &o
 	}
-	var out []byte
-	var err error
-	if p := guard(func() { out, err = method(in) }); p != nil {
+	out, err, p := l.host.invoke(method, in, callSettings{})
+	if p != nil {
 		o := failPanic(fmt.Sprintf("`%s` panicked", name), p)
 		return nil, &o
 	}

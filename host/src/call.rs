@@ -21,9 +21,8 @@ pub struct Answered {
 /// which instance takes it, by the application's key (one per tenant, say;
 /// made on first use; `None`: the plugin's first instance), and the
 /// caller's trace context, which the plugin's log lines then carry. A
-/// plugin of ABI 1.0 sees neither and serves every key from its one
-/// instance; a Go-native plugin refuses keys (its contract has one
-/// instance). Instances by key are the serving version's: a reload or a
+/// plugin of ABI 1.0 (or of the Go-native contract 1.0) sees neither and
+/// serves every key from its one instance. Instances by key are the serving version's: a reload or a
 /// restart carries the first instance's state, and makes the keyed ones
 /// afresh; so a plugin that holds some is not unloaded when idle (nor
 /// evicted, nor its worker stopped), which would lose them.

@@ -74,6 +74,21 @@ const SOURCES: &[(&str, &str, &str)] = &[
     ("worker", "fuzz.go", include_str!("../../go-worker/fuzz.go")),
     (
         "worker",
+        "serve.go",
+        include_str!("../../go-worker/serve.go"),
+    ),
+    (
+        "worker",
+        "callcontext.go",
+        include_str!("../../go-worker/callcontext.go"),
+    ),
+    (
+        "worker",
+        "contextcases.go",
+        include_str!("../../go-worker/contextcases.go"),
+    ),
+    (
+        "worker",
         "limits.go",
         include_str!("../../go-worker/limits.go"),
     ),

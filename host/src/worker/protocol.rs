@@ -204,8 +204,8 @@ pub enum CallAnswer {
         version: String,
         /// The ABI the plugin was built against (`1.1`): from 1.1 on, a
         /// method can see a cancellation, so the parent gives a cancelled
-        /// call a moment to end before it kills the worker. None (the Go
-        /// worker; a worker before protocol 2): it cannot.
+        /// call a moment to end before it kills the worker. None (a
+        /// worker before protocol 2): it cannot.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         abi: Option<String>,
     },

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	plugcheck "plugcheck.dev/abi"
+)
+
+// A plugin that says it is of contract 1.0 cannot register through 1.1's
+// RegisterContext: a host that speaks only 1.0 would not offer it.
+func TestRegisterContextIsRefusedToAPluginOfContract10(t *testing.T) {
+	h := newHost(0)
+	h.open = true
+	err := h.RegisterContext("m", func(context.Context, []byte) ([]byte, error) { return nil, nil })
+	if err == nil || !strings.Contains(err.Error(), "set Info's ABIMinor to 1") {
+		t.Fatalf("a 1.0 plugin's RegisterContext: %v", err)
+	}
+	h = newHost(1)
+	h.open = true
+	if err := h.RegisterContext("m", func(context.Context, []byte) ([]byte, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A line logged through the call's context carries its trace id; one
+// logged through Log by the method's goroutine is marked untagged; one
+// logged through a context kept past its call is counted stale, untagged.
+func TestLinesAreTaggedUntaggedOrStaleByHowAndWhenTheyAreLogged(t *testing.T) {
+	h := newHost(1)
+	h.open = true
+	var kept context.Context
+	_ = h.RegisterContext("m", func(ctx context.Context, in []byte) ([]byte, error) {
+		kept = ctx
+		h.LogContext(ctx, 4, "tagged")
+		h.Log(4, "untagged")
+		h.LogContext(context.Background(), 4, "no call's")
+		done := make(chan struct{})
+		go func() { h.Log(4, "another goroutine's"); close(done) }()
+		<-done
+		return nil, nil
+	})
+	trace := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if _, err, p := h.invoke(h.lookup("m"), nil, callSettings{traceparent: trace}); err != nil || p != nil {
+		t.Fatal(err, p)
+	}
+	stale := staleLogs.Load()
+	h.LogContext(kept, 4, "stale")
+	if staleLogs.Load() != stale+1 {
+		t.Error("a line through a returned call's context was not counted")
+	}
+	lines := h.takeLogs()
+	want := []struct {
+		message  string
+		trace    string
+		untagged bool
+	}{
+		{"tagged", "4bf92f3577b34da6a3ce929d0e0e4736", false},
+		{"untagged", "", true},
+		{"no call's", "", true},
+		{"another goroutine's", "", false},
+		{"stale", "", false},
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines: %+v", len(lines), lines)
+	}
+	for i, w := range want {
+		got := lines[i]
+		trace := ""
+		if got.TraceID != nil {
+			trace = *got.TraceID
+		}
+		if got.Message != w.message || trace != w.trace || got.untaggedInCall != w.untagged {
+			t.Errorf("line %d: %+v (trace %q), want %+v", i, got, trace, w)
+		}
+	}
+	if h.untaggedInCall != 2 {
+		t.Errorf("%d untagged lines counted, want 2", h.untaggedInCall)
+	}
+}
+
+// A call's context ends at its deadline and at its cancellation, and a
+// method that returns the context's error answers CANCELLED.
+func TestAMethodsContextCarriesTheDeadlineAndTheCancellation(t *testing.T) {
+	h := newHost(1)
+	h.open = true
+	_ = h.RegisterContext("wait", func(ctx context.Context, _ []byte) ([]byte, error) { <-ctx.Done(); return nil, ctx.Err() })
+	started := time.Now()
+	_, err, _ := h.invoke(h.lookup("wait"), nil, callSettings{deadline: started.Add(50 * time.Millisecond)})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(started) < 50*time.Millisecond {
+		t.Errorf("at its deadline: %v after %v", err, time.Since(started))
+	}
+	flight := &inFlight{}
+	cancel := flight.start(7)
+	time.AfterFunc(20*time.Millisecond, func() { flight.cancel(7) })
+	_, err, _ = h.invoke(h.lookup("wait"), nil, callSettings{cancel: cancel})
+	if !errors.Is(err, context.Canceled) || !cancelledStatus(err) {
+		t.Errorf("at its cancellation: %v", err)
+	}
+	flight.end(7)
+	flight.cancel(7) // a cancel for a call answered already: nothing
+}
+
+func TestOnlyWellFormedTraceparentsReachAPlugin(t *testing.T) {
+	for text, valid := range map[string]bool{
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01": true,
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01": false,
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01": false,
+		"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01": false,
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01": false,
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7":    false,
+		"": false,
+	} {
+		if validTraceparent(text) != valid {
+			t.Errorf("%q: valid %v", text, !valid)
+		}
+	}
+}
+
+type emptyPlugin struct{}
+
+func (*emptyPlugin) Info() plugcheck.Info      { return plugcheck.Info{} }
+func (*emptyPlugin) Init(plugcheck.Host) error { return nil }
+func (*emptyPlugin) Shutdown() error           { return nil }
+
+type statefulPlugin struct{ total int }
+
+func (*statefulPlugin) Info() plugcheck.Info      { return plugcheck.Info{} }
+func (*statefulPlugin) Init(plugcheck.Host) error { return nil }
+func (*statefulPlugin) Shutdown() error           { return nil }
+
+// An instance handed out again is one with room for state at the same
+// address; pointers to zero-size values may share one address and hold
+// nothing to share.
+func TestAnInstanceHandedOutAgainIsTheSamePointerToState(t *testing.T) {
+	one := &statefulPlugin{}
+	if !samePlugin(one, one) || samePlugin(one, &statefulPlugin{}) {
+		t.Error("a pointer to state: the same one only when it is one")
+	}
+	if samePlugin(&emptyPlugin{}, &emptyPlugin{}) {
+		t.Error("two zero-size values were taken for one instance")
+	}
+	if samePlugin(one, &emptyPlugin{}) {
+		t.Error("values of two types were taken for one")
+	}
+}
