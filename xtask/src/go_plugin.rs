@@ -5,7 +5,7 @@
 //! would make them: the next version is a copy under its own module path
 //! (Go loads a package path once per process; `-ldflags=-pluginpath` does
 //! not change the symbols' path), a version string is set with
-//! `-ldflags=-X`, a plugin built against a newer contract is built
+//! `-ldflags=-X` (and a fixture's defect, `flaw`, alike), a plugin built against a newer contract is built
 //! against a copy of `plugins/abi/go` bumped to that version, and one built
 //! with Go experiments gets them through `GOEXPERIMENT`.
 
@@ -35,6 +35,7 @@ pub fn build(
         go_plugin,
         module,
         version,
+        flaw,
         trimpath,
         other_go,
         goexperiment,
@@ -78,8 +79,18 @@ pub fn build(
     if *trimpath {
         flags.push("-trimpath".into());
     }
+    // Variables set at link time: the build tags cannot choose a
+    // variant, since a plugin built with other tags than its host is
+    // refused.
+    let mut set: Vec<String> = Vec::new();
     if let Some(version) = version {
-        flags.push(format!("-ldflags=-X {import_path}.version={version}"));
+        set.push(format!("-X {import_path}.version={version}"));
+    }
+    if let Some(flaw) = flaw {
+        set.push(format!("-X {import_path}.flaw={flaw}"));
+    }
+    if !set.is_empty() {
+        flags.push(format!("-ldflags={}", set.join(" ")));
     }
     let _dir = sh.push_dir(&dir);
     cmd!(sh, "{go} build {flags...} -o {library} .")
