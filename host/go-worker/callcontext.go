@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,10 +70,38 @@ type frameKey struct{}
 // returned.
 var staleLogs atomic.Uint64
 
+// untaggedInCall counts lines logged through Log, to any instance's host,
+// by the goroutine running a 1.1 method: lines of the call without its
+// trace id, kept or not.
+var untaggedInCall atomic.Uint64
+
+// runningCall is the 1.1 call running now, nil between calls: the worker
+// calls one method at a time, and a line its goroutine logs through any
+// host's Log (another instance's too) is that call's.
+var runningCall struct {
+	sync.Mutex
+	frame *callFrame
+}
+
+func setRunningCall(frame *callFrame) {
+	runningCall.Lock()
+	defer runningCall.Unlock()
+	runningCall.frame = frame
+}
+
+// onCallingGoroutine says whether the running goroutine is running a 1.1
+// method now.
+func onCallingGoroutine() bool {
+	runningCall.Lock()
+	frame := runningCall.frame
+	runningCall.Unlock()
+	return frame != nil && frame.goroutine == goroutineID()
+}
+
 // withFrame is ctx carrying a new frame for a call with `traceparent`
-// ("" for none), run by the calling goroutine.
+// ("" for none); invoke names the goroutine that runs it.
 func withFrame(ctx context.Context, traceparent string) (context.Context, *callFrame) {
-	frame := &callFrame{traceparent: traceparent, goroutine: goroutineID()}
+	frame := &callFrame{traceparent: traceparent}
 	if traceparent != "" {
 		frame.traceID = strings.Split(traceparent, "-")[1]
 	}

@@ -44,8 +44,9 @@ func TestLinesAreTaggedUntaggedOrStaleByHowAndWhenTheyAreLogged(t *testing.T) {
 		return nil, nil
 	})
 	trace := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	if _, err, p := h.invoke(h.lookup("m"), nil, callSettings{traceparent: trace}); err != nil || p != nil {
-		t.Fatal(err, p)
+	untagged := untaggedInCall.Load()
+	if r, p := h.invoke(h.lookup("m"), nil, callSettings{traceparent: trace}); r.err != nil || p != nil {
+		t.Fatal(r.err, p)
 	}
 	stale := staleLogs.Load()
 	h.LogContext(kept, 4, "stale")
@@ -77,8 +78,8 @@ func TestLinesAreTaggedUntaggedOrStaleByHowAndWhenTheyAreLogged(t *testing.T) {
 			t.Errorf("line %d: %+v (trace %q), want %+v", i, got, trace, w)
 		}
 	}
-	if h.untaggedInCall != 2 {
-		t.Errorf("%d untagged lines counted, want 2", h.untaggedInCall)
+	if counted := untaggedInCall.Load() - untagged; counted != 2 {
+		t.Errorf("%d untagged lines counted, want 2", counted)
 	}
 }
 
@@ -89,14 +90,16 @@ func TestAMethodsContextCarriesTheDeadlineAndTheCancellation(t *testing.T) {
 	h.open = true
 	_ = h.RegisterContext("wait", func(ctx context.Context, _ []byte) ([]byte, error) { <-ctx.Done(); return nil, ctx.Err() })
 	started := time.Now()
-	_, err, _ := h.invoke(h.lookup("wait"), nil, callSettings{deadline: started.Add(50 * time.Millisecond)})
+	r, _ := h.invoke(h.lookup("wait"), nil, callSettings{deadline: started.Add(50 * time.Millisecond)})
+	err := r.err
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(started) < 50*time.Millisecond {
 		t.Errorf("at its deadline: %v after %v", err, time.Since(started))
 	}
 	flight := &inFlight{}
 	cancel := flight.start(7)
 	time.AfterFunc(20*time.Millisecond, func() { flight.cancel(7) })
-	_, err, _ = h.invoke(h.lookup("wait"), nil, callSettings{cancel: cancel})
+	r, _ = h.invoke(h.lookup("wait"), nil, callSettings{cancel: cancel})
+	err = r.err
 	if !errors.Is(err, context.Canceled) || !cancelledStatus(err) {
 		t.Errorf("at its cancellation: %v", err)
 	}
@@ -145,5 +148,19 @@ func TestAnInstanceHandedOutAgainIsTheSamePointerToState(t *testing.T) {
 	}
 	if samePlugin(one, &emptyPlugin{}) {
 		t.Error("values of two types were taken for one")
+	}
+}
+
+// A call's copy of its input is exactly as long as the input, capacity
+// included, so slicing past it fails as it would on the series' bytes.
+func TestAFreshInputHasNoRoomPastItsEnd(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 9, 1000} {
+		in := make([]byte, n)
+		if got := fresh(in); len(got) != n || cap(got) != n {
+			t.Errorf("%d bytes: len %d cap %d", n, len(got), cap(got))
+		}
+	}
+	if fresh(nil) != nil {
+		t.Error("nil became bytes")
 	}
 }

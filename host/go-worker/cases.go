@@ -125,7 +125,7 @@ func (s *session) metadata() outcome {
 func (s *session) init() outcome {
 	started := time.Now()
 	if failed := s.current.initialize(); failed != nil {
-		failed.outcome.Detail.Logs = s.current.host.logs
+		failed.outcome.Detail.Logs = s.current.host.keptLogs()
 		return failed.outcome
 	}
 	ms := float64(time.Since(started).Microseconds()) / 1000
@@ -139,7 +139,7 @@ func (s *session) init() outcome {
 	}
 	o := pass(fmt.Sprintf("Init registered %d method(s): %s", len(names), listed))
 	o.Detail.Methods = first(names, methodsListed)
-	o.Detail.Logs = s.current.host.logs
+	o.Detail.Logs = s.current.host.keptLogs()
 	o.Detail.InitMs = &ms
 	return o
 }
@@ -180,10 +180,12 @@ func (s *session) stateRoundtrip() outcome {
 			return nil, &o
 		}
 		if err != nil {
-			o := fail(fmt.Sprintf("SaveState returned an error: %s", clip(err.Error(), 500)))
+			o := fail(fmt.Sprintf("SaveState returned an error: %s", clip(errorText(err), 500)))
 			return nil, &o
 		}
-		return state, nil
+		// A copy: a plugin that hands out its own buffer, rewritten by the
+		// next save, would otherwise compare equal to itself.
+		return append([]byte{}, state...), nil
 	}
 	initial, failed := save()
 	if failed != nil {
@@ -204,11 +206,11 @@ func (s *session) stateRoundtrip() outcome {
 		return failed.outcome
 	}
 	var err error
-	if p := guard(func() { err = stateful.RestoreState(carried) }); p != nil {
+	if p := guard(func() { err = stateful.RestoreState(fresh(carried)) }); p != nil {
 		return failPanic("RestoreState panicked", p)
 	}
 	if err != nil {
-		return fail(fmt.Sprintf("RestoreState refused the %d bytes SaveState produced: %s", len(carried), clip(err.Error(), 500)))
+		return fail(fmt.Sprintf("RestoreState refused the %d bytes SaveState produced: %s", len(carried), clip(errorText(err), 500)))
 	}
 	again, failed := save()
 	if failed != nil {
@@ -250,7 +252,7 @@ func (s *session) driveState(initial []byte, save func() ([]byte, *outcome)) (st
 	names := s.current.host.callableNames()
 	drive := func(name string, in []byte, on string) (bool, *outcome) {
 		method := s.current.host.lookup(name)
-		if _, _, p := s.current.host.invoke(method, in, callSettings{}); p != nil {
+		if _, p := s.current.host.invoke(method, in, callSettings{}); p != nil {
 			o := failPanic(fmt.Sprintf("`%s` panicked%s (called to change the state)", name, on), p)
 			return false, &o
 		}
@@ -388,6 +390,7 @@ func (s *session) switchTo(path string) (*loaded, *stepError) {
 	if failed != nil {
 		return nil, failed
 	}
+	next.forward = s.forwarding
 	if failed := next.initialize(); failed != nil {
 		next.shutdown()
 		return nil, failed
@@ -399,11 +402,11 @@ func (s *session) switchTo(path string) (*loaded, *stepError) {
 		var err error
 		if p := guard(func() { state, err = oldState.SaveState() }); p != nil || err != nil {
 			next.shutdown()
-			return nil, &stepError{"save-state", fail(fmt.Sprintf("the running version's SaveState failed: %v%v", err, p))}
+			return nil, &stepError{"save-state", fail("the running version's SaveState failed: " + failureText(err, p))}
 		}
 		if p := guard(func() { err = newState.RestoreState(state) }); p != nil || err != nil {
 			next.shutdown()
-			return nil, &stepError{"restore-state", fail(fmt.Sprintf("the new version's RestoreState refused the state: %v%v", err, p))}
+			return nil, &stepError{"restore-state", fail("the new version's RestoreState refused the state: " + failureText(err, p))}
 		}
 	}
 	if o := s.current.shutdown(); o != nil {
@@ -469,6 +472,14 @@ func (s *session) reloadRefused(role, what string) outcome {
 	o := pass(fmt.Sprintf("refused at `%s` (%s); the old version keeps serving", failed.stage, clip(failed.outcome.Reason, 300)))
 	o.Detail.FailedStage = ptr(failed.stage)
 	return o
+}
+
+// failureText is how a guarded call failed: its panic, or its error.
+func failureText(err error, p *panicked) string {
+	if p != nil {
+		return "it panicked: " + p.String()
+	}
+	return clip(errorIfAny(err), 500)
 }
 
 func first(items []string, n int) []string {

@@ -61,7 +61,8 @@ type caseRow struct {
 	Prerequisites []prerequisite `json:"prerequisites"`
 	// alone: the case answers from what the worker already knows or
 	// from Go's own semantics (a Go-native plugin never unloads, loads
-	// a package path once), without loading or calling the plugin.
+	// a package path once), without loading or calling the plugin — or
+	// readies the plugin itself, as far as it needs (readyFor11).
 	alone bool
 	run   func(s *session) outcome
 }
@@ -121,11 +122,12 @@ var catalog = []caseRow{
 	{ID: caseReloadCycles, Prerequisites: onShutdownAndSelftest, alone: true, run: noReload},
 	{ID: caseFuzzMethods, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)},
 		run: (*session).fuzzMethods},
-	// Contract 1.1's cases (contextcases.go).
-	{ID: caseInstancesIsolated, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, run: (*session).instancesIsolated},
-	{ID: caseTraceInLogs, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, run: (*session).traceInLogs},
-	{ID: caseDeadlineVisible, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, run: (*session).deadlineVisible},
-	{ID: caseCancelHonoured, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, run: (*session).cancelHonoured},
+	// Contract 1.1's cases (contextcases.go): each loads the plugin, and
+	// initialises it only if it is of 1.1 (readyFor11).
+	{ID: caseInstancesIsolated, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, alone: true, run: (*session).instancesIsolated},
+	{ID: caseTraceInLogs, Prerequisites: []prerequisite{on(caseFuzzMethods, needPassed)}, alone: true, run: (*session).traceInLogs},
+	{ID: caseDeadlineVisible, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, alone: true, run: (*session).deadlineVisible},
+	{ID: caseCancelHonoured, Prerequisites: []prerequisite{on(caseInit, needPassed), on(caseSelftest, needSurvived)}, alone: true, run: (*session).cancelHonoured},
 }
 
 func noReload(*session) outcome { return skipped(noReloadOfOneBuild) }

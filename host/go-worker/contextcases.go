@@ -38,6 +38,24 @@ const (
 	contract10NoInstance = "the plugin is of contract 1.0: it has one instance, and its methods receive no call context"
 )
 
+// readyFor11 loads the plugin and, if it is of contract 1.1, initialises
+// it; a 1.0 plugin's case is skipped from what loading told (`so` says
+// what the case would have looked for), without running Init again, as
+// the Rust worker skips a 1.0 plugin's 1.1 cases.
+func (s *session) readyFor11(so string) *outcome {
+	if failed := s.ensureLoaded(); failed != nil {
+		return &failed.outcome
+	}
+	if s.current.info.ABIMinor < 1 {
+		o := skipped(contract10NoInstance + so)
+		return &o
+	}
+	if failed := s.ensureInit(); failed != nil {
+		return &failed.outcome
+	}
+	return nil
+}
+
 // statusText is a call's status as the Rust worker words it.
 func statusText(status int32) string {
 	switch status {
@@ -51,11 +69,30 @@ func statusText(status int32) string {
 	return fmt.Sprint(status)
 }
 
-// reply is one call's answer as the instance case compares them.
+// reply is one call's answer as the instance case compares them: its
+// status and output, as the Rust worker compares them (an error's words
+// are shown, not compared: they may name a pointer or a time).
 type reply struct {
 	status  int32
 	output  []byte
 	message string
+}
+
+func (r reply) same(other reply) bool {
+	return r.status == other.status && bytes.Equal(r.output, other.output)
+}
+
+// fresh is a copy of an input, for one call: a method that writes into
+// its input must not change what the next call gets. Exactly as long as
+// the input, its capacity too (append would round it up): a method that
+// slices past its input's length must fail as it would on the series'.
+func fresh(input []byte) []byte {
+	if input == nil {
+		return nil
+	}
+	copied := make([]byte, len(input))
+	copy(copied, input)
+	return copied
 }
 
 func (r reply) String() string {
@@ -71,16 +108,17 @@ func (r reply) String() string {
 	return text
 }
 
-// replyOf is what a method's return comes to.
-func replyOf(m *method, out []byte, err error) reply {
-	if err == nil {
+// replyOf is what a method's return comes to, its output copied: a
+// plugin may hand out the same buffer again, rewritten.
+func replyOf(r result) reply {
+	out := append([]byte(nil), r.out...)
+	switch {
+	case r.err == nil:
 		return reply{output: out}
+	case r.cancelled:
+		return reply{status: statusCancelled, output: out, message: r.message}
 	}
-	status := int32(-5)
-	if m.speaks11() && cancelledStatus(err) {
-		status = statusCancelled
-	}
-	return reply{status: status, output: out, message: err.Error()}
+	return reply{status: -5, output: out, message: r.message}
 }
 
 // series is the fuzz series' inputs and what each is, for the cases that
@@ -99,8 +137,8 @@ func (s *session) series() ([][]byte, []string, *outcome) {
 }
 
 func (s *session) instancesIsolated() outcome {
-	if s.current.info.ABIMinor < 1 {
-		return skipped(contract10NoInstance)
+	if o := s.readyFor11(""); o != nil {
+		return *o
 	}
 	if _, makes := s.current.p.(instanceMaker); !makes {
 		return skipped("the plugin has one instance: its value has no `NewInstance() (plugcheck.Plugin, error)`, so there is no other instance to keep apart from")
@@ -113,13 +151,33 @@ func (s *session) instancesIsolated() outcome {
 	if failed != nil {
 		return *failed
 	}
-	defer x.shutdown()
 	y, failed := s.newInstance(x)
 	if failed != nil {
+		x.shutdown()
 		return *failed
 	}
-	defer y.shutdown()
-	names := first(x.host.callableNames(), isolatedMethods)
+	o := compareInstances(x, y, inputs, whats)
+	// The instances end here: a Shutdown that fails is the plugin's
+	// failure too (the exported instance's is judged by `shutdown`).
+	for _, instance := range []*loaded{y, x} {
+		if failed := instance.shutdown(); failed != nil && o.Verdict == verdictPass {
+			o = fail("an instance made by NewInstance failed to shut down: " + failed.Reason)
+		}
+	}
+	return o
+}
+
+// compareInstances is instances-isolated's comparison of two fresh
+// instances, x and y.
+func compareInstances(x, y *loaded, inputs [][]byte, whats []string) outcome {
+	all := x.host.callableNames()
+	names := first(all, isolatedMethods)
+	if theirs := first(y.host.callableNames(), isolatedMethods); strings.Join(names, "\x00") != strings.Join(theirs, "\x00") {
+		return fail(fmt.Sprintf("two fresh instances registered different methods: %s on one, %s on the other", listNames(names), listNames(theirs)))
+	}
+	if len(names) == 0 {
+		return skipped("the plugin's instances register no method but the wait probe: there is no call to compare them by")
+	}
 	count := isolatedInputs
 	if count > len(inputs) {
 		count = len(inputs)
@@ -129,42 +187,40 @@ func (s *session) instancesIsolated() outcome {
 		input  int
 		reply  reply
 	}
-	call := func(instance *loaded, name string, index int) (reply, *outcome) {
+	// y alone gets the next inputs of the series, not x's again: a write
+	// that only repeats x's would change nothing shared.
+	aloneFrom, aloneTo := count, 2*count
+	if aloneTo > len(inputs) {
+		aloneFrom, aloneTo = 0, count
+	}
+	call := func(instance *loaded, name string, index int) (called, *outcome) {
 		m := instance.host.lookup(name)
-		if m == nil {
-			o := fail(fmt.Sprintf("two fresh instances registered different methods: `%s` is one's and not the other's", clip(name, 60)))
-			return reply{}, &o
-		}
-		out, err, p := instance.host.invoke(m, inputs[index], callSettings{})
+		r, p := instance.host.invoke(m, fresh(inputs[index]), callSettings{})
 		if p != nil {
 			o := failPanic(fmt.Sprintf("`%s` panicked on fuzz input #%d", clip(name, 60), index), p)
-			return reply{}, &o
+			return called{}, &o
 		}
-		return replyOf(m, out, err), nil
+		return called{name, index, replyOf(r)}, nil
 	}
+	// The same calls to x and y in turn.
 	var xReplies, yReplies []called
+	var failedOnTheWay *outcome
+turns:
 	for _, name := range names {
 		for index := 0; index < count; index++ {
 			a, failed := call(x, name, index)
-			if failed != nil {
-				return *failed
+			if failed == nil {
+				var b called
+				b, failed = call(y, name, index)
+				xReplies, yReplies = append(xReplies, a), append(yReplies, b)
 			}
-			b, failed := call(y, name, index)
 			if failed != nil {
-				return *failed
+				failedOnTheWay = failed
+				break turns
 			}
-			xReplies = append(xReplies, called{name, index, a})
-			yReplies = append(yReplies, called{name, index, b})
 		}
 	}
-	for i := range xReplies {
-		a, b := xReplies[i], yReplies[i]
-		if a.reply.status != b.reply.status || !bytes.Equal(a.reply.output, b.reply.output) || a.reply.message != b.reply.message {
-			return fail(fmt.Sprintf("two fresh instances answered the same call differently: `%s` on fuzz input #%d (%s) answered %s on one and %s on the other, which had the same calls before it, so state written through one instance is seen through the other (or the method's answers depend on time or chance, which cannot be told apart)",
-				clip(a.method, 60), a.input, whats[a.input], a.reply, b.reply))
-		}
-	}
-	// Then y alone: x gets no call, so its state must stay put.
+	// Then y alone: x gets no call, so its saved state must stay put.
 	stateful, isStateful := x.p.(plugcheck.Stateful)
 	save := func() ([]byte, *outcome) {
 		var state []byte
@@ -174,37 +230,71 @@ func (s *session) instancesIsolated() outcome {
 			return nil, &o
 		}
 		if err != nil {
-			o := fail(fmt.Sprintf("saving an instance's state returned an error: %s", clip(err.Error(), 500)))
+			o := fail(fmt.Sprintf("saving an instance's state returned an error: %s", clip(errorText(err), 500)))
 			return nil, &o
 		}
-		return state, nil
+		// A copy: the plugin may hand out its own buffer, rewritten later.
+		return append([]byte{}, state...), nil
 	}
-	var before []byte
+	if failedOnTheWay != nil {
+		return *failedOnTheWay
+	}
+	var before, after []byte
+	var failed *outcome
 	if isStateful {
 		if before, failed = save(); failed != nil {
 			return *failed
 		}
 	}
 	for _, name := range names {
-		for index := 0; index < count; index++ {
+		for index := aloneFrom; index < aloneTo; index++ {
 			if _, failed := call(y, name, index); failed != nil {
 				return *failed
 			}
 		}
 	}
-	stateNote := ""
 	if isStateful {
-		after, failed := save()
-		if failed != nil {
+		if after, failed = save(); failed != nil {
 			return *failed
 		}
 		if !bytes.Equal(before, after) {
 			return fail(fmt.Sprintf("calls to one instance changed another's state: instance x saved %d bytes before calls to instance y alone and %d bytes after, and they differ; keep state in the instance, not in package variables",
 				len(before), len(after)))
 		}
+	}
+	for i := range xReplies {
+		a, b := xReplies[i], yReplies[i]
+		if !a.reply.same(b.reply) {
+			return fail(fmt.Sprintf("two fresh instances answered the same call differently: `%s` on fuzz input #%d (%s) answered %s on one and %s on the other, which had the same calls before it, so state written through one instance is seen through the other (or the method's answers depend on time or chance, which cannot be told apart)",
+				clip(a.method, 60), a.input, whats[a.input], a.reply, b.reply))
+		}
+	}
+	stateNote := ""
+	if isStateful {
 		stateNote = ", and one's saved state was not touched by calls to the other"
 	}
-	return pass(fmt.Sprintf("two fresh instances answered the same %d call(s) alike, made in turn%s", len(xReplies), stateNote))
+	return pass(fmt.Sprintf("two fresh instances answered the same %d call(s) alike, made in turn%s%s", len(xReplies), stateNote, ofMethods(len(names), len(all))))
+}
+
+// ofMethods says that only the first `called` of `all` methods were
+// called, when so ("" otherwise).
+func ofMethods(called, all int) string {
+	if called == all {
+		return ""
+	}
+	return fmt.Sprintf(" (the first %d of %d methods in name order)", called, all)
+}
+
+// listNames is `a`, `b` (or "none"), for a reason.
+func listNames(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	quoted := make([]string, len(names))
+	for i, name := range names {
+		quoted[i] = "`" + clip(name, 60) + "`"
+	}
+	return strings.Join(quoted, ", ")
 }
 
 // numberedTrace is a trace context made from the case's seed and the
@@ -228,12 +318,12 @@ func (l *loaded) contextMethods() []string {
 }
 
 func (s *session) traceInLogs() outcome {
-	if s.current.info.ABIMinor < 1 {
-		return skipped(contract10NoInstance + ", so no trace id to log")
+	if o := s.readyFor11(", so no trace id to log"); o != nil {
+		return *o
 	}
 	names := s.current.contextMethods()
 	if len(names) == 0 {
-		return skipped("no method is registered through contract 1.1's RegisterContext: a 1.0 method gets no context, so no trace id to log")
+		return skipped("no method but the wait probe is registered through contract 1.1's RegisterContext: a 1.0 method gets no context, so no trace id to log")
 	}
 	inputs, whats, failed := s.series()
 	if failed != nil {
@@ -254,17 +344,13 @@ func (s *session) traceInLogs() outcome {
 			trace := numberedTrace(s.settings.Seed, m, index)
 			traceID := strings.Split(trace, "-")[1]
 			host.takeLogs()
-			host.mu.Lock()
-			untaggedBefore := host.untaggedInCall
-			host.mu.Unlock()
-			_, _, p := host.invoke(host.lookup(name), inputs[index], callSettings{traceparent: trace})
+			untaggedBefore := untaggedInCall.Load()
+			_, p := host.invoke(host.lookup(name), fresh(inputs[index]), callSettings{traceparent: trace})
 			if p != nil {
 				return failPanic(fmt.Sprintf("`%s` panicked on fuzz input #%d", clip(name, 60), index), p)
 			}
 			lines := host.takeLogs()
-			host.mu.Lock()
-			untagged := host.untaggedInCall - untaggedBefore
-			host.mu.Unlock()
+			untagged := untaggedInCall.Load() - untaggedBefore
 			on := fmt.Sprintf("`%s` on fuzz input #%d (%s)", clip(name, 60), index, whats[index])
 			seen := uint64(0)
 			for _, line := range lines {
@@ -275,7 +361,7 @@ func (s *session) traceInLogs() outcome {
 					problems = append(problems, fmt.Sprintf("%s logged %q tagged with trace %s, not its call's %s", on, clip(line.Message, 80), *line.TraceID, traceID))
 				case line.untaggedInCall:
 					seen++
-					problems = append(problems, fmt.Sprintf("%s logged %q through Log, without its call's trace id: log through the host's LogContext with the call's context", on, clip(line.Message, 80)))
+					problems = append(problems, fmt.Sprintf("%s logged %q without its call's trace id, through Log (or LogContext with a context not the call's): log through the host's LogContext with the call's context", on, clip(line.Message, 80)))
 				default:
 					// Another goroutine's line, of no call.
 					continue
@@ -285,7 +371,7 @@ func (s *session) traceInLogs() outcome {
 				}
 			}
 			if untagged > seen {
-				problems = append(problems, fmt.Sprintf("%s logged %d more line(s) through Log, past the lines kept, without its call's trace id", on, untagged-seen))
+				problems = append(problems, fmt.Sprintf("%s logged %d more line(s) through Log (to another instance's host, or past the lines kept) without its call's trace id", on, untagged-seen))
 			}
 		}
 	}
@@ -303,7 +389,7 @@ func (s *session) traceInLogs() outcome {
 	case tagged == 0:
 		o = skipped(fmt.Sprintf("no method logged anything during its %d call(s), so there was no trace id to carry", calls))
 	default:
-		o = pass(fmt.Sprintf("%d line(s) logged during %d call(s), each tagged with its call's trace id", tagged, calls))
+		o = pass(fmt.Sprintf("%d line(s) logged during %d call(s), each tagged with its call's trace id%s", tagged, calls, ofMethods(len(first(names, tracedMethods)), len(names))))
 	}
 	o.Detail.Logs = kept
 	return o
@@ -312,9 +398,8 @@ func (s *session) traceInLogs() outcome {
 // probe is the plugin's wait probe, or the outcome of a plugin that has
 // none to judge.
 func (s *session) probe() (*method, *outcome) {
-	if s.current.info.ABIMinor < 1 {
-		o := skipped(contract10NoInstance + ", so no deadline or cancellation to see")
-		return nil, &o
+	if o := s.readyFor11(", so no deadline or cancellation to see"); o != nil {
+		return nil, o
 	}
 	m := s.current.host.lookup(waitProbe)
 	switch {
@@ -356,13 +441,17 @@ func (s *session) waitOnProbe(m *method, deadline, after time.Duration) waited {
 		}
 	})
 	defer timer.Stop()
-	out, err, p := s.current.host.invoke(m, nil, callSettings{deadline: started.Add(deadline), cancel: cancelCtx})
+	r, p := s.current.host.invoke(m, nil, callSettings{deadline: started.Add(deadline), cancel: cancelCtx})
+	// When the method returned, not when its error had said what it is.
 	took := time.Since(started)
+	if !r.returned.IsZero() {
+		took = r.returned.Sub(started)
+	}
 	mu.Lock()
 	returned = true
 	result := w
 	mu.Unlock()
-	result.took, result.panicked, result.reply = took, p, replyOf(m, out, err)
+	result.took, result.panicked, result.reply = took, p, replyOf(r)
 	return result
 }
 

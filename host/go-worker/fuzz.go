@@ -90,14 +90,16 @@ rounds:
 				break rounds
 			}
 			s.announce(name, uint32(index))
-			_, err, p := s.current.host.invoke(s.current.host.lookup(name), input, callSettings{})
+			// A copy per call, as the Rust worker makes: a method that
+			// writes into its input must not change the next method's.
+			r, p := s.current.host.invoke(s.current.host.lookup(name), fresh(input), callSettings{})
 			if p != nil {
 				record.Input = &fuzzInput{Method: name, Index: uint32(index), Size: uint64(len(input)), What: whats[index]}
 				o := failPanic(fmt.Sprintf("`%s` panicked on fuzz input #%d (%s; seed %s)", name, index, whats[index], seed), p)
 				o.Detail.Fuzz = record
 				return o
 			}
-			if err != nil {
+			if r.err != nil {
 				record.Refused++
 			}
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -36,5 +37,29 @@ func TestEveryMethodGetsInputs(t *testing.T) {
 		if got := inputsPerMethod(c.methods, c.inputs); got != c.want {
 			t.Errorf("inputsPerMethod(%d, %d) = %d, want %d", c.methods, c.inputs, got, c.want)
 		}
+	}
+}
+
+type evilError struct{ block bool }
+
+func (e evilError) Error() string {
+	if e.block {
+		select {}
+	}
+	panic(evilError{})
+}
+
+// A call that ends its goroutine (runtime.Goexit) is reported, not left
+// to hang the worker; a panic value or an error whose Error panics or
+// never returns is named by its type.
+func TestGuardSurvivesWhatAPluginsValuesDo(t *testing.T) {
+	if p := guard(runtime.Goexit); p == nil || !strings.Contains(p.String(), "Goexit") {
+		t.Errorf("runtime.Goexit: %v", p)
+	}
+	if p := guard(func() { panic(evilError{}) }); p == nil || !strings.Contains(p.String(), "panicked when asked") {
+		t.Errorf("a panic value whose Error panics: %v", p)
+	}
+	if text := errorText(evilError{block: true}); !strings.Contains(text, "did not say what it is") {
+		t.Errorf("an error whose Error never returns: %q", text)
 	}
 }

@@ -148,17 +148,15 @@ func (s *session) serveCall(message toWorker, cancel context.Context, forward fu
 	if refused != nil {
 		return *refused
 	}
-	startsPlugin := s.current == nil || !s.current.initialized
+	// On from here (Init's lines, when this call starts the plugin, go
+	// as they come) and left on: lines logged between calls go with this
+	// call's number, which the parent takes.
+	s.forwarding.set(forward)
 	if failed := s.ensureInit(); failed != nil {
 		return callAnswer{Kind: answerNotReady, Reason: failed.outcome.Reason}
 	}
-	// Lines kept before this call: Init's when this call started the
-	// plugin; else lines the previous call's forwarding sent already.
-	for _, line := range s.current.host.takeLogs() {
-		if startsPlugin {
-			forward(line)
-		}
-	}
+	// Lines kept before forwarding was on: Init's, at a describe.
+	s.current.host.sendUnsent()
 	wire := message.Context
 	if wire == nil {
 		wire = &callContext{}
@@ -178,20 +176,16 @@ func (s *session) serveCall(message toWorker, cancel context.Context, forward fu
 	if wire.Traceparent != nil && validTraceparent(*wire.Traceparent) {
 		settings.traceparent = *wire.Traceparent
 	}
-	instance.host.mu.Lock()
-	instance.host.forward = forward
-	instance.host.mu.Unlock()
-	out, err, p := instance.host.invoke(method, input, settings)
-	instance.host.mu.Lock()
-	instance.host.forward = nil
-	instance.host.mu.Unlock()
-	// Sent already: what the host keeps must not pile up over many calls.
+	r, p := instance.host.invoke(method, input, settings)
+	// Sent already: what the hosts keep must not pile up over many
+	// calls (and each call may forward as many lines as the bound).
 	instance.host.takeLogs()
+	s.current.host.takeLogs()
 	if p != nil {
 		return callAnswer{Kind: answerPanicked, Panic: p.String()}
 	}
-	answer := returned(out, err)
-	if err != nil && method.speaks11() && cancelledStatus(err) {
+	answer := returned(r.out, r.err, r.message)
+	if r.cancelled {
 		answer.Status = statusCancelled
 	}
 	return answer
@@ -244,10 +238,10 @@ func (s *session) newInstance(alive ...*loaded) (*loaded, *outcome) {
 		return nil, &o
 	}
 	if err != nil {
-		o := fail(fmt.Sprintf("NewInstance returned an error: %s", clip(err.Error(), 500)))
+		o := fail(fmt.Sprintf("NewInstance returned an error: %s", clip(errorText(err), 500)))
 		return nil, &o
 	}
-	if made == nil {
+	if made == nil || isNilPointer(made) {
 		o := fail("NewInstance returned a nil Plugin: return a new value of the plugin's type")
 		return nil, &o
 	}
@@ -261,7 +255,7 @@ func (s *session) newInstance(alive ...*loaded) (*loaded, *outcome) {
 			return nil, &o
 		}
 	}
-	instance := &loaded{plug: s.current.plug, p: made, info: s.current.info, packagePath: s.current.packagePath}
+	instance := &loaded{plug: s.current.plug, p: made, info: s.current.info, packagePath: s.current.packagePath, forward: s.forwarding}
 	if failed := instance.initialize(); failed != nil {
 		o := failed.outcome
 		o.Reason = "a new instance: " + o.Reason
@@ -270,20 +264,32 @@ func (s *session) newInstance(alive ...*loaded) (*loaded, *outcome) {
 	return instance, nil
 }
 
-// samePlugin says whether two Plugin values are one: the same pointer (to
-// a value with room for state), map, channel or function.
+// isNilPointer says whether a Plugin is a typed nil (a nil pointer in a
+// non-nil interface).
+func isNilPointer(p plugcheck.Plugin) bool {
+	v := reflect.ValueOf(p)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
+
+// samePlugin says whether two Plugin values are one: pointers (of any
+// types: a pointer converted to another type is the same instance) to the
+// same value with room for state, or the same map or channel. Functions
+// are not compared: every closure of one literal has the same code
+// pointer, whatever it closes over.
 func samePlugin(a, b plugcheck.Plugin) bool {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if va.Kind() == reflect.Pointer && vb.Kind() == reflect.Pointer {
+		// Go may give every pointer to a zero-size value one address:
+		// such values hold no state to share.
+		return !va.IsNil() && va.Type().Elem().Size() > 0 && vb.Type().Elem().Size() > 0 &&
+			va.Pointer() == vb.Pointer()
+	}
 	if va.Type() != vb.Type() {
 		return false
 	}
 	switch va.Kind() {
-	case reflect.Pointer:
-		// Go may give every pointer to a zero-size value one address:
-		// such values hold no state to share.
-		return va.Type().Elem().Size() > 0 && va.Pointer() == vb.Pointer()
-	case reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer:
-		return va.Pointer() == vb.Pointer()
+	case reflect.Map, reflect.Chan, reflect.UnsafePointer:
+		return !va.IsNil() && va.Pointer() == vb.Pointer()
 	}
 	// A value (a struct, say) is a copy: what it shares through the
 	// pointers in it, the instances' answers show.
@@ -305,7 +311,7 @@ func (s *session) saveState() callAnswer {
 	if p := guard(func() { state, err = stateful.SaveState() }); p != nil {
 		return callAnswer{Kind: answerPanicked, Panic: p.String()}
 	}
-	return returned(state, err)
+	return returned(state, err, errorIfAny(err))
 }
 
 // restoreState is an embedding host's restore-state: the plugin's
@@ -328,7 +334,7 @@ func (s *session) restoreState(stateHex *string) callAnswer {
 	if p := guard(func() { err = stateful.RestoreState(state) }); p != nil {
 		return callAnswer{Kind: answerPanicked, Panic: p.String()}
 	}
-	return returned(nil, err)
+	return returned(nil, err, errorIfAny(err))
 }
 
 // describe is an embedding host's describe: which plugin this is, once
@@ -353,9 +359,18 @@ func (s *session) describe() callAnswer {
 	}
 }
 
+// errorIfAny is errorText of err, "" for none.
+func errorIfAny(err error) string {
+	if err == nil {
+		return ""
+	}
+	return errorText(err)
+}
+
 // returned is a `returned` answer: the output's first maxCallOutput bytes
-// in hex, and a Go error as status FAILED with its message.
-func returned(out []byte, err error) callAnswer {
+// in hex, and a Go error as status FAILED with its message (read with
+// errorText: the error is the plugin's).
+func returned(out []byte, err error, message string) callAnswer {
 	answer := callAnswer{Kind: answerReturned, OutputLen: uint64(len(out))}
 	if len(out) > maxCallOutput {
 		out = out[:maxCallOutput]
@@ -364,7 +379,7 @@ func returned(out []byte, err error) callAnswer {
 	if err != nil {
 		// A Go method's error has no code: FAILED, with its message.
 		answer.Status = -5
-		answer.Error = ptr(clip(err.Error(), 1000))
+		answer.Error = ptr(clip(message, 1000))
 	}
 	return answer
 }

@@ -32,14 +32,11 @@ type host struct {
 	// droppedRejections are refusals past rejectionsKept, counted only.
 	droppedRejections int
 	logs              []logLine
-	// inCall is the 1.1 call running now, nil between calls.
-	inCall *callFrame
-	// untaggedInCall counts lines logged without their call's trace id by
-	// the goroutine running a 1.1 method, kept or not.
-	untaggedInCall uint64
-	// forward, when set, is given each line as it is logged: an
-	// embedding host's call sends them to the parent as they come.
-	forward func(logLine)
+	// forwarder, while an embedding host's calls are served, sends each
+	// line kept to the parent as it is logged; sent counts the lines of
+	// logs it sent.
+	forwarder *forwarder
+	sent      int
 }
 
 // method is a registered method: a 1.0 one (plugcheck.Method) or a 1.1
@@ -86,14 +83,23 @@ func (h *host) log(frame *callFrame, level int, message string) {
 	if frame != nil && frame.traceID != "" {
 		line.TraceID = ptr(frame.traceID)
 	}
-	h.mu.Lock()
-	if frame == nil && h.inCall != nil && h.inCall.goroutine == goroutineID() {
+	if frame == nil && onCallingGoroutine() {
 		line.untaggedInCall = true
-		h.untaggedInCall++
+		untaggedInCall.Add(1)
 	}
-	forward := h.forward
-	if len(h.logs) < logLinesKept {
-		h.logs = append(h.logs, line)
+	h.mu.Lock()
+	// Past the lines kept, none is forwarded either (as in the Rust
+	// worker): a plugin that logs without end does not flood the channel.
+	if len(h.logs) >= logLinesKept {
+		h.mu.Unlock()
+		return
+	}
+	h.logs = append(h.logs, line)
+	var forward func(logLine)
+	if h.forwarder != nil {
+		if forward = h.forwarder.get(); forward != nil {
+			h.sent = len(h.logs)
+		}
 	}
 	h.mu.Unlock()
 	if forward != nil {
@@ -182,32 +188,103 @@ func (h *host) lookup(name string) *method {
 	return h.methods[name]
 }
 
+// keptLogs is a copy of the lines kept (a plugin's goroutines may be
+// logging).
+func (h *host) keptLogs() []logLine {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]logLine(nil), h.logs...)
+}
+
 // takeLogs hands over the lines kept and empties them.
 func (h *host) takeLogs() []logLine {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	lines := h.logs
-	h.logs = nil
+	h.logs, h.sent = nil, 0
 	return lines
 }
 
+// sendUnsent forwards the lines kept before forwarding began (Init's, at
+// a describe), once forwarding is on.
+func (h *host) sendUnsent() {
+	h.mu.Lock()
+	var forward func(logLine)
+	if h.forwarder != nil {
+		forward = h.forwarder.get()
+	}
+	if forward == nil {
+		h.mu.Unlock()
+		return
+	}
+	pending := append([]logLine(nil), h.logs[h.sent:]...)
+	h.sent = len(h.logs)
+	h.mu.Unlock()
+	for _, line := range pending {
+		forward(line)
+	}
+}
+
+// forwarder sends the lines a plugin logs to the parent while an
+// embedding host's calls are served: one for the session, shared by the
+// host of every instance, so lines logged between calls, or by another
+// instance's goroutines, are sent too (with the last call's number).
+type forwarder struct {
+	mu sync.Mutex
+	to func(logLine)
+}
+
+func (f *forwarder) set(to func(logLine)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.to = to
+}
+
+func (f *forwarder) get() func(logLine) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.to
+}
+
+// result is what a method returned: its output, its error with the
+// error's words, and whether the error is its context's (the call was
+// cancelled or ran out of time).
+type result struct {
+	out       []byte
+	err       error
+	message   string
+	cancelled bool
+	// returned is when the method returned, before its error was read.
+	returned time.Time
+}
+
 // invoke calls m with in: a 1.1 method in a context made from settings.
-// The error is the method's; a panic is recovered and returned.
-func (h *host) invoke(m *method, in []byte, settings callSettings) (out []byte, err error, p *panicked) {
+// The error's words are read inside the guard (its Error method is the
+// plugin's code); a panic is recovered and returned.
+func (h *host) invoke(m *method, in []byte, settings callSettings) (r result, p *panicked) {
+	read := func() {
+		r.returned = time.Now()
+		if r.err != nil {
+			r.message = errorText(r.err)
+			r.cancelled = m.speaks11() && cancelledStatus(r.err)
+		}
+	}
 	if !m.speaks11() {
-		p = guard(func() { out, err = m.plain(in) })
-		return out, err, p
+		p = guard(func() { r.out, r.err = m.plain(in); read() })
+		return r, p
 	}
 	ctx, frame, release := contextFor(settings)
-	h.mu.Lock()
-	h.inCall = frame
-	h.mu.Unlock()
-	p = guard(func() { out, err = m.context(ctx, in) })
-	h.mu.Lock()
-	h.inCall = nil
-	h.mu.Unlock()
+	p = guard(func() {
+		// The goroutine guard runs the method on: its lines through Log
+		// are the call's, untagged.
+		frame.goroutine = goroutineID()
+		setRunningCall(frame)
+		r.out, r.err = m.context(ctx, in)
+		read()
+	})
+	setRunningCall(nil)
 	release()
-	return out, err, p
+	return r, p
 }
 
 // loaded is one version of the plugin in this process.
@@ -223,6 +300,8 @@ type loaded struct {
 	// brought are the packages whose goroutines are the plugin's, once
 	// asked (broughtPackages).
 	brought map[string]bool
+	// forward is the session's forwarder, given to the host of each Init.
+	forward *forwarder
 }
 
 type session struct {
@@ -240,11 +319,13 @@ type session struct {
 	copies      int
 	// instances are those an embedding host's calls made by key.
 	instances map[string]*loaded
+	// forwarding is on while an embedding host's calls are served.
+	forwarding *forwarder
 	// announce tells the parent of a fuzz call before it is made.
 	announce func(method string, input uint32)
 }
 
-func newSession(path string) *session { return &session{path: path} }
+func newSession(path string) *session { return &session{path: path, forwarding: &forwarder{}} }
 
 // panicked is a recovered panic: its value and the plugin's frame.
 type panicked struct {
@@ -259,27 +340,75 @@ func (p *panicked) String() string {
 	return fmt.Sprintf("%s (at %s)", p.value, p.frame)
 }
 
-// guard runs a call into the plugin, recovering a panic in it. Whether
-// the call panicked is told by a flag set after it returns, not by
-// recover's value: `panic(nil)` (or a nil error) recovers as nil before
-// Go 1.21, and under a go.mod that asks for older semantics after it.
-func guard(call func()) (recovered *panicked) {
-	completed := false
-	defer func() {
-		value := recover()
-		if completed {
-			return
-		}
-		what := fmt.Sprint(value)
-		if value == nil {
-			what = "panic(nil): a panic with a nil value"
-		}
-		recovered = &panicked{value: clip(what, 500), frame: pluginFrame(debug.Stack())}
+// guard runs a call into the plugin on a goroutine of its own, recovering
+// a panic in it. Whether the call panicked is told by a flag set after it
+// returns, not by recover's value: `panic(nil)` (or a nil error) recovers
+// as nil before Go 1.21, and under a go.mod that asks for older semantics
+// after it. On its own goroutine, a call that ends it (runtime.Goexit,
+// which no recover stops) is reported too, where it would otherwise end
+// the worker's own goroutine and leave the worker hanging.
+func guard(call func()) *panicked {
+	ended := make(chan *panicked, 1)
+	go func() {
+		// A Goexit runs the deferred calls, recover stops nothing, and the
+		// goroutine goes on ending: past the inner function's return only
+		// after a return or a recovered panic (panic(nil) included).
+		goexit := &panicked{value: "runtime.Goexit: the call ended its goroutine without returning"}
+		defer func() {
+			if goexit != nil {
+				ended <- goexit
+			}
+		}()
+		var p *panicked
+		func() {
+			completed := false
+			defer func() {
+				if completed {
+					return
+				}
+				value := recover()
+				what := "panic(nil): a panic with a nil value"
+				if value != nil {
+					what = valueText(value, "the panic value")
+				}
+				p = &panicked{value: clip(what, 500), frame: pluginFrame(debug.Stack())}
+				goexit.frame = p.frame
+			}()
+			call()
+			completed = true
+		}()
+		goexit = nil
+		ended <- p
 	}()
-	call()
-	completed = true
-	return nil
+	return <-ended
 }
+
+// textBound is how long the worker waits for a plugin's value to say what
+// it is (its Error or String method is the plugin's code).
+const textBound = time.Second
+
+// valueText is a plugin's value (a panic value, an error) as text, without
+// trusting it: its Error or String method may panic or never return.
+func valueText(value any, what string) string {
+	said := make(chan string, 1)
+	go func() {
+		defer func() {
+			if recover() != nil {
+				said <- fmt.Sprintf("(%s, a %T, panicked when asked what it is)", what, value)
+			}
+		}()
+		said <- fmt.Sprint(value)
+	}()
+	select {
+	case text := <-said:
+		return text
+	case <-time.After(textBound):
+		return fmt.Sprintf("(%s, a %T, did not say what it is within %s)", what, value, textBound)
+	}
+}
+
+// errorText is an error the plugin returned, as text (valueText).
+func errorText(err error) string { return valueText(err, "the error") }
 
 // pluginFrame is the innermost frame of a stack that is not the runtime's,
 // the plugin package's or this worker's: where the plugin panicked.
@@ -441,6 +570,7 @@ func enter(plug *plugin.Plugin) (*loaded, *stepError) {
 // initialize runs Init with a new host.
 func (l *loaded) initialize() *stepError {
 	h := newHost(l.info.ABIMinor)
+	h.forwarder = l.forward
 	h.mu.Lock()
 	h.open = true
 	h.mu.Unlock()
@@ -454,7 +584,7 @@ func (l *loaded) initialize() *stepError {
 	case p != nil:
 		return &stepError{string(caseInit), failPanic("Init panicked", p)}
 	case err != nil:
-		return &stepError{string(caseInit), fail(fmt.Sprintf("Init returned an error: %s", clip(err.Error(), 1000)))}
+		return &stepError{string(caseInit), fail(fmt.Sprintf("Init returned an error: %s", clip(errorText(err), 1000)))}
 	case len(h.rejected) > 0:
 		more := ""
 		if h.droppedRejections > 0 {
@@ -480,7 +610,7 @@ func (l *loaded) shutdown() *outcome {
 		return &o
 	}
 	if err != nil {
-		o := fail(fmt.Sprintf("Shutdown returned an error: %s", clip(err.Error(), 1000)))
+		o := fail(fmt.Sprintf("Shutdown returned an error: %s", clip(errorText(err), 1000)))
 		return &o
 	}
 	return nil
@@ -494,16 +624,16 @@ func (l *loaded) call(name string, in []byte) ([]byte, *outcome) {
 		o := fail(fmt.Sprintf("no method named %q is registered", name))
 		return nil, &o
 	}
-	out, err, p := l.host.invoke(method, in, callSettings{})
+	r, p := l.host.invoke(method, in, callSettings{})
 	if p != nil {
 		o := failPanic(fmt.Sprintf("`%s` panicked", name), p)
 		return nil, &o
 	}
-	if err != nil {
-		o := fail(fmt.Sprintf("`%s` returned an error: %s", name, clip(err.Error(), 1000)))
+	if r.err != nil {
+		o := fail(fmt.Sprintf("`%s` returned an error: %s", name, clip(r.message, 1000)))
 		return nil, &o
 	}
-	return out, nil
+	return r.out, nil
 }
 
 func failPanic(what string, p *panicked) outcome {
@@ -569,6 +699,7 @@ func (s *session) ensureLoaded() *stepError {
 		s.loadFailure = failed
 		return failed
 	}
+	l.forward = s.forwarding
 	s.current = l
 	if s.first == nil {
 		s.first = l

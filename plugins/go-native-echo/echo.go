@@ -63,7 +63,7 @@ func (e *echo) Info() plugcheck.Info {
 }
 
 // NewInstance makes another instance, with a count of its own: contract
-// 1.1's instances. The host initialises it, and shuts it down when done.
+// 1.1's instances. The host initialises it with a Host of its own.
 func (e *echo) NewInstance() (plugcheck.Plugin, error) { return &echo{}, nil }
 
 func (e *echo) Init(host plugcheck.Host) error {
