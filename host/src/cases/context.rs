@@ -164,8 +164,15 @@ pub(super) fn trace_in_logs(session: &mut Session, settings: &CaseSettings) -> C
             "no method logged anything during its {calls} call(s), so there was no trace id to carry"
         ))
     } else {
+        let of_methods = match methods.len() > TRACED_METHODS {
+            true => format!(
+                " (the first {TRACED_METHODS} of {} methods in name order)",
+                methods.len()
+            ),
+            false => String::new(),
+        };
         Outcome::pass(format!(
-            "{tagged} line(s) logged during {calls} call(s), each tagged with its call's trace id"
+            "{tagged} line(s) logged during {calls} call(s), each tagged with its call's trace id{of_methods}"
         ))
     };
     Ok(outcome.with_detail(|detail| detail.logs = kept))
