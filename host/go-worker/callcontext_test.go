@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	plugcheck "plugcheck.dev/abi"
 )
@@ -131,6 +132,12 @@ func (*emptyPlugin) Shutdown() error           { return nil }
 
 type statefulPlugin struct{ total int }
 
+type otherStateful statefulPlugin
+
+func (*otherStateful) Info() plugcheck.Info      { return plugcheck.Info{} }
+func (*otherStateful) Init(plugcheck.Host) error { return nil }
+func (*otherStateful) Shutdown() error           { return nil }
+
 func (*statefulPlugin) Info() plugcheck.Info      { return plugcheck.Info{} }
 func (*statefulPlugin) Init(plugcheck.Host) error { return nil }
 func (*statefulPlugin) Shutdown() error           { return nil }
@@ -148,6 +155,14 @@ func TestAnInstanceHandedOutAgainIsTheSamePointerToState(t *testing.T) {
 	}
 	if samePlugin(one, &emptyPlugin{}) {
 		t.Error("values of two types were taken for one")
+	}
+	// The same value under another pointer type is the same instance.
+	if !samePlugin(one, (*otherStateful)(unsafe.Pointer(one))) {
+		t.Error("one instance, converted to another type, was taken for two")
+	}
+	var typedNil *statefulPlugin
+	if samePlugin(typedNil, typedNil) || !isNilPointer(typedNil) {
+		t.Error("a typed nil is a nil instance, not a live one")
 	}
 }
 
