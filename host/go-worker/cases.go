@@ -417,7 +417,21 @@ func (s *session) switchTo(path string) (*loaded, *stepError) {
 	return previous, nil
 }
 
+// backToFirst makes the version under judgement current again after a
+// reload case switched to another build: the cases after it (fuzz-methods,
+// contract 1.1's) judge the plugin checked, not its upgrade. The other
+// build is shut down (Go cannot unload it); the first is initialised
+// again by the next case that needs it.
+func (s *session) backToFirst() {
+	if s.first == nil || s.current == s.first {
+		return
+	}
+	s.current.shutdown()
+	s.current = s.first
+}
+
 func (s *session) reloadUpgrade() outcome {
+	defer s.backToFirst()
 	path, ok := s.settings.ReloadTo["upgrade"]
 	if !ok {
 		return skipped("no upgrade build given (--reload-to upgrade=PATH: the next version, built under its own package path)")
@@ -448,6 +462,7 @@ func (s *session) reloadUpgrade() outcome {
 // reloadRefused switches to a build that must be refused, and checks that
 // the running version keeps serving.
 func (s *session) reloadRefused(role, what string) outcome {
+	defer s.backToFirst()
 	path, ok := s.settings.ReloadTo[role]
 	if !ok {
 		return skipped(fmt.Sprintf("no %s build given (--reload-to %s=PATH: %s)", role, role, what))
