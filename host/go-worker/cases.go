@@ -172,21 +172,7 @@ func (s *session) stateRoundtrip() outcome {
 	if !ok {
 		return skipped("stateless plugin: it does not implement plugcheck.Stateful")
 	}
-	save := func() ([]byte, *outcome) {
-		var state []byte
-		var err error
-		if p := guard(func() { state, err = stateful.SaveState() }); p != nil {
-			o := failPanic("SaveState panicked", p)
-			return nil, &o
-		}
-		if err != nil {
-			o := fail(fmt.Sprintf("SaveState returned an error: %s", clip(errorText(err), 500)))
-			return nil, &o
-		}
-		// A copy: a plugin that hands out its own buffer, rewritten by the
-		// next save, would otherwise compare equal to itself.
-		return append([]byte{}, state...), nil
-	}
+	save := func() ([]byte, *outcome) { return savedState(stateful) }
 	initial, failed := save()
 	if failed != nil {
 		return *failed
@@ -232,6 +218,23 @@ func (s *session) stateRoundtrip() outcome {
 	}
 	o.Detail.StateBytes = ptr(uint64(n))
 	return o
+}
+
+// savedState is what a Stateful's SaveState hands over, copied: a plugin
+// that hands out its own buffer, rewritten by the next save, would
+// otherwise compare equal to itself. A panic or an error is the outcome.
+func savedState(stateful plugcheck.Stateful) ([]byte, *outcome) {
+	var state []byte
+	var err error
+	if p := guard(func() { state, err = stateful.SaveState() }); p != nil {
+		o := failPanic("SaveState panicked", p)
+		return nil, &o
+	}
+	if err != nil {
+		o := fail(fmt.Sprintf("SaveState returned an error: %s", clip(errorText(err), 500)))
+		return nil, &o
+	}
+	return append([]byte{}, state...), nil
 }
 
 // State is driven as the Rust worker drives it (host/src/cases/state.rs):

@@ -222,20 +222,7 @@ turns:
 	}
 	// Then y alone: x gets no call, so its saved state must stay put.
 	stateful, isStateful := x.p.(plugcheck.Stateful)
-	save := func() ([]byte, *outcome) {
-		var state []byte
-		var err error
-		if p := guard(func() { state, err = stateful.SaveState() }); p != nil {
-			o := failPanic("SaveState panicked", p)
-			return nil, &o
-		}
-		if err != nil {
-			o := fail(fmt.Sprintf("saving an instance's state returned an error: %s", clip(errorText(err), 500)))
-			return nil, &o
-		}
-		// A copy: the plugin may hand out its own buffer, rewritten later.
-		return append([]byte{}, state...), nil
-	}
+	save := func() ([]byte, *outcome) { return savedState(stateful) }
 	if failedOnTheWay != nil {
 		return *failedOnTheWay
 	}
