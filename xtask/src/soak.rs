@@ -1,6 +1,9 @@
 //! `cargo xtask soak`: the host's soak (`plugcheck-soak`, in the fixtures
 //! crate) over the host platform's fixtures for a set time, then a look
-//! for any process it left behind once it exited. CI runs a short one.
+//! for any process it left behind once it exited — its own copies (its
+//! workers and helpers), and anything else started under it, Go workers
+//! included, told by a mark in the environment they inherit. CI runs a
+//! short one.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -38,6 +41,8 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     let [echo, crasher, counter, counter_v2] =
         ["echo", "c-fuzz-crash-or-hang", "counter", "counter-v2"].map(built);
     let (echo, crasher, counter, counter_v2) = (echo?, crasher?, counter?, counter_v2?);
+    // The Go-native tenants join where Go built their plugin.
+    let go_tally = built("go-native-tally").ok();
     cmd!(
         sh,
         "cargo build --quiet -p plugcheck-fixtures --bin plugcheck-soak"
@@ -49,12 +54,16 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
         .canonicalize()
         .context("the soak was not built")?;
     let seconds = args.seconds.to_string();
+    let mark = format!("{MARK}={}-{}", std::process::id(), seconds);
+    let (mark_name, mark_value) = mark.split_once('=').expect("the mark is NAME=VALUE");
     let status = std::process::Command::new(&soak)
         .args([&seconds])
         .args([&echo, &crasher, &counter, &counter_v2])
+        .args(go_tally.iter())
+        .env(mark_name, mark_value)
         .status()
         .with_context(|| format!("cannot run `{}`", soak.display()))?;
-    let left = left_behind(&soak);
+    let left = left_behind(&soak, &mark);
     println!("processes left after the soak exited: {}", left.len());
     if !status.success() {
         bail!("the soak failed ({status}): see above");
@@ -65,12 +74,16 @@ pub fn run(sh: &Shell, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The environment variable that marks every process the soak started.
+const MARK: &str = "PLUGCHECK_SOAK_MARK";
+
 /// Processes still running `program` (the soak, its workers and helpers
-/// are all its copies) once its helpers had time to end.
-fn left_behind(program: &Path) -> Vec<u32> {
+/// are all its copies) or carrying `mark` in their environment (what they
+/// started, Go workers too) once its helpers had time to end.
+fn left_behind(program: &Path, mark: &str) -> Vec<u32> {
     let give_up = Instant::now() + HELPERS_END;
     loop {
-        let left = running(program);
+        let left = running(program, mark);
         if left.is_empty() || Instant::now() >= give_up {
             return left;
         }
@@ -78,7 +91,7 @@ fn left_behind(program: &Path) -> Vec<u32> {
     }
 }
 
-fn running(program: &Path) -> Vec<u32> {
+fn running(program: &Path, mark: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -93,7 +106,14 @@ fn running(program: &Path) -> Vec<u32> {
                     Some(state == 'Z')
                 })
                 .unwrap_or(true);
-            (exe == program && !zombie).then_some(pid)
+            let marked = || {
+                std::fs::read(entry.path().join("environ")).is_ok_and(|environ| {
+                    environ
+                        .split(|&byte| byte == 0)
+                        .any(|variable| variable == mark.as_bytes())
+                })
+            };
+            ((exe == program || marked()) && !zombie).then_some(pid)
         })
         .collect()
 }
