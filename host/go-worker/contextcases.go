@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -73,9 +74,10 @@ func statusText(status int32) string {
 // status and output, as the Rust worker compares them (an error's words
 // are shown, not compared: they may name a pointer or a time).
 type reply struct {
-	status  int32
-	output  []byte
-	message string
+	status int32
+	output []byte
+	// err is read for its words only when a reason shows them.
+	err error
 }
 
 func (r reply) same(other reply) bool {
@@ -102,8 +104,8 @@ func (r reply) String() string {
 		shown, more = shown[:16], "…"
 	}
 	text := fmt.Sprintf("%s with %d byte(s) 0x%x%s", statusText(r.status), len(r.output), shown, more)
-	if r.message != "" {
-		text += fmt.Sprintf(" (%q)", clip(r.message, 80))
+	if r.err != nil {
+		text += fmt.Sprintf(" (%q)", clip(errorText(r.err), 80))
 	}
 	return text
 }
@@ -115,10 +117,10 @@ func replyOf(r result) reply {
 	switch {
 	case r.err == nil:
 		return reply{output: out}
-	case r.cancelled:
-		return reply{status: statusCancelled, output: out, message: r.message}
+	case r.cancelled():
+		return reply{status: statusCancelled, output: out, err: r.err}
 	}
-	return reply{status: -5, output: out, message: r.message}
+	return reply{status: -5, output: out, err: r.err}
 }
 
 // series is the fuzz series' inputs and what each is, for the cases that
@@ -147,6 +149,7 @@ func (s *session) instancesIsolated() outcome {
 	if failed != nil {
 		return *failed
 	}
+	before := countNames(goroutinesOf(s.broughtPackages(s.current)))
 	x, failed := s.newInstance()
 	if failed != nil {
 		return *failed
@@ -157,14 +160,49 @@ func (s *session) instancesIsolated() outcome {
 		return *failed
 	}
 	o := compareInstances(x, y, inputs, whats)
-	// The instances end here: a Shutdown that fails is the plugin's
-	// failure too (the exported instance's is judged by `shutdown`).
+	// The instances end here: a Shutdown that fails, or leaves a goroutine
+	// of theirs running, is the plugin's failure too (the exported
+	// instance's is judged by `shutdown`).
 	for _, instance := range []*loaded{y, x} {
 		if failed := instance.shutdown(); failed != nil && o.Verdict == verdictPass {
 			o = fail("an instance made by NewInstance failed to shut down: " + failed.Reason)
 		}
 	}
+	if left := s.goroutinesBeyond(before); len(left) > 0 && o.Verdict == verdictPass {
+		o = fail(fmt.Sprintf("the two instances NewInstance made left %d goroutine(s) running after their Shutdown: %s; an instance's Shutdown stops every goroutine it started",
+			len(left), strings.Join(first(left, 3), "; ")))
+		o.Detail.Goroutines = left
+	}
 	return o
+}
+
+// countNames counts goroutines by how goroutinesOf names them.
+func countNames(names []string) map[string]int {
+	counts := map[string]int{}
+	for _, name := range names {
+		counts[name]++
+	}
+	return counts
+}
+
+// goroutinesBeyond waits up to the grace for the plugin's goroutines to be
+// no more than `before` (by name), and names those beyond it.
+func (s *session) goroutinesBeyond(before map[string]int) []string {
+	brought := s.broughtPackages(s.current)
+	deadline := time.Now().Add(time.Duration(s.settings.GraceMs) * time.Millisecond)
+	for {
+		var beyond []string
+		for name, count := range countNames(goroutinesOf(brought)) {
+			for extra := before[name]; extra < count; extra++ {
+				beyond = append(beyond, name)
+			}
+		}
+		if len(beyond) == 0 || time.Now().After(deadline) {
+			sort.Strings(beyond)
+			return beyond
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // compareInstances is instances-isolated's comparison of two fresh

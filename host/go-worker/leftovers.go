@@ -179,6 +179,11 @@ func goroutinesOf(packages map[string]bool) []string {
 	}
 	var found []string
 	for _, block := range strings.Split(string(buffer), "\n\n") {
+		// The worker's own: a plugin's value it asked about (askValue)
+		// that never answered, stuck in the plugin's code.
+		if askedByTheWorker(block) {
+			continue
+		}
 		lines := strings.Split(block, "\n")
 		name, creator := "", ""
 		for _, line := range lines[1:] {
@@ -212,6 +217,18 @@ func goroutinesOf(packages map[string]bool) []string {
 		}
 	}
 	return found
+}
+
+// askedByTheWorker says whether a goroutine's stack is one askValue
+// started (`created by main.askValue[...]`).
+func askedByTheWorker(stack string) bool {
+	for _, line := range strings.Split(stack, "\n") {
+		if strings.HasPrefix(line, "created by ") {
+			creator := strings.Fields(strings.TrimPrefix(line, "created by "))
+			return len(creator) > 0 && (strings.Contains(creator[0], ".askValue[") || strings.HasSuffix(creator[0], ".askValue"))
+		}
+	}
+	return false
 }
 
 // processInfo is a child process as the report names it (the parent's

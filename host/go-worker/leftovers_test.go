@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -97,5 +98,26 @@ func TestStatLinesWithOddNamesParse(t *testing.T) {
 	}
 	if _, _, _, ok := parseStat("garbage"); ok {
 		t.Error("garbage parsed")
+	}
+}
+
+type stuckError struct{ stuck chan struct{} }
+
+func (e stuckError) Error() string { <-e.stuck; return "never" }
+
+// A plugin's value the worker asked about and gave up on (askValue) is
+// the worker's goroutine, stuck in the plugin's code: not a goroutine the
+// plugin left running.
+func TestAGoroutineStuckAnsweringForAValueIsNotThePlugins(t *testing.T) {
+	stuck := make(chan struct{})
+	defer close(stuck)
+	defer unanswered.Store(false)
+	if text := errorText(stuckError{stuck}); !strings.Contains(text, "did not say what it is") {
+		t.Fatalf("%q", text)
+	}
+	for _, g := range goroutinesOf(map[string]bool{"plugcheck.dev/go-worker": true, "main": true}) {
+		if strings.Contains(g, "stuckError") {
+			t.Errorf("the worker's own goroutine was counted: %s", g)
+		}
 	}
 }

@@ -169,6 +169,9 @@ func (s *session) serveCall(message toWorker, cancel context.Context, forward fu
 	if method == nil {
 		return callAnswer{Kind: answerNoSuchMethod, Registered: first(instance.host.names(), 50)}
 	}
+	// Each call forwards up to the bound: what the hosts kept was sent.
+	instance.host.takeLogs()
+	s.current.host.takeLogs()
 	settings := callSettings{cancel: cancel}
 	if wire.DeadlineMs != nil {
 		settings.deadline = arrived.Add(time.Duration(*wire.DeadlineMs) * time.Millisecond)
@@ -184,8 +187,8 @@ func (s *session) serveCall(message toWorker, cancel context.Context, forward fu
 	if p != nil {
 		return callAnswer{Kind: answerPanicked, Panic: p.String()}
 	}
-	answer := returned(r.out, r.err, r.message)
-	if r.cancelled {
+	answer := returned(r.out, r.err, r.message())
+	if r.cancelled() {
 		answer.Status = statusCancelled
 	}
 	return answer

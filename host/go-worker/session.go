@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -246,29 +247,31 @@ func (f *forwarder) get() func(logLine) {
 	return f.to
 }
 
-// result is what a method returned: its output, its error with the
-// error's words, and whether the error is its context's (the call was
-// cancelled or ran out of time).
+// result is what a method returned: its output and its error, and when.
+// The error's words (message) and whether it is its context's
+// (cancelled) are read only where a reason or a status needs them: each
+// reading runs the plugin's code, bounded.
 type result struct {
-	out       []byte
-	err       error
-	message   string
-	cancelled bool
-	// returned is when the method returned, before its error was read.
+	out []byte
+	err error
+	// speaks11: the method had a context, so its error may be the
+	// context's.
+	speaks11 bool
+	// returned is when the method returned.
 	returned time.Time
 }
 
+// message is the error's words ("" for none).
+func (r result) message() string { return errorIfAny(r.err) }
+
+// cancelled says whether the call ended because its context was done.
+func (r result) cancelled() bool { return r.err != nil && r.speaks11 && errorCancelled(r.err) }
+
 // invoke calls m with in: a 1.1 method in a context made from settings.
-// The error's words are read inside the guard (its Error method is the
-// plugin's code); a panic is recovered and returned.
+// A panic is recovered and returned.
 func (h *host) invoke(m *method, in []byte, settings callSettings) (r result, p *panicked) {
-	read := func() {
-		r.returned = time.Now()
-		if r.err != nil {
-			r.message = errorText(r.err)
-			r.cancelled = m.speaks11() && cancelledStatus(r.err)
-		}
-	}
+	r.speaks11 = m.speaks11()
+	read := func() { r.returned = time.Now() }
 	if !m.speaks11() {
 		p = guard(func() { r.out, r.err = m.plain(in); read() })
 		return r, p
@@ -383,32 +386,58 @@ func guard(call func()) *panicked {
 	return <-ended
 }
 
-// textBound is how long the worker waits for a plugin's value to say what
-// it is (its Error or String method is the plugin's code).
+// textBound is how long the worker waits for a plugin's value to answer
+// about itself (its Error, String, Unwrap or Is method is the plugin's
+// code).
 const textBound = time.Second
 
-// valueText is a plugin's value (a panic value, an error) as text, without
-// trusting it: its Error or String method may panic or never return.
-func valueText(value any, what string) string {
-	said := make(chan string, 1)
+// unanswered is set once a plugin's value did not answer within the
+// bound: the worker asks none again (each would cost the bound, on calls
+// whose answers nothing reads), and says why.
+var unanswered atomic.Bool
+
+// askValue runs ask, which calls a plugin's value's methods, without
+// trusting it: a panic gives panicked, no answer within the bound gives
+// timedOut (and no value is asked again).
+func askValue[T any](ask func() T, panicked, timedOut T) T {
+	if unanswered.Load() {
+		return timedOut
+	}
+	said := make(chan T, 1)
 	go func() {
 		defer func() {
 			if recover() != nil {
-				said <- fmt.Sprintf("(%s, a %T, panicked when asked what it is)", what, value)
+				said <- panicked
 			}
 		}()
-		said <- fmt.Sprint(value)
+		said <- ask()
 	}()
 	select {
-	case text := <-said:
-		return text
+	case answer := <-said:
+		return answer
 	case <-time.After(textBound):
-		return fmt.Sprintf("(%s, a %T, did not say what it is within %s)", what, value, textBound)
+		unanswered.Store(true)
+		return timedOut
 	}
+}
+
+// valueText is a plugin's value (a panic value, an error) as text: its
+// Error or String method may panic or never return.
+func valueText(value any, what string) string {
+	return askValue(func() string { return fmt.Sprint(value) },
+		fmt.Sprintf("(%s, a %T, panicked when asked what it is)", what, value),
+		fmt.Sprintf("(%s, a %T, not read: a value of the plugin's did not say what it is within %s)", what, value, textBound))
 }
 
 // errorText is an error the plugin returned, as text (valueText).
 func errorText(err error) string { return valueText(err, "the error") }
+
+// errorCancelled says whether an error the plugin returned is its
+// context's (errors.Is calls the plugin's Unwrap and Is, which may loop,
+// block or panic: none of those is a cancellation).
+func errorCancelled(err error) bool {
+	return askValue(func() bool { return cancelledStatus(err) }, false, false)
+}
 
 // pluginFrame is the innermost frame of a stack that is not the runtime's,
 // the plugin package's or this worker's: where the plugin panicked.
@@ -630,7 +659,7 @@ func (l *loaded) call(name string, in []byte) ([]byte, *outcome) {
 		return nil, &o
 	}
 	if r.err != nil {
-		o := fail(fmt.Sprintf("`%s` returned an error: %s", name, clip(r.message, 1000)))
+		o := fail(fmt.Sprintf("`%s` returned an error: %s", name, clip(r.message(), 1000)))
 		return nil, &o
 	}
 	return r.out, nil
