@@ -149,7 +149,10 @@ func (s *session) instancesIsolated() outcome {
 	if failed != nil {
 		return *failed
 	}
-	before := countNames(goroutinesOf(s.broughtPackages(s.current)))
+	before := map[uint64]bool{}
+	for _, g := range pluginGoroutines(s.broughtPackages(s.current)) {
+		before[g.id] = true
+	}
 	x, failed := s.newInstance()
 	if failed != nil {
 		return *failed
@@ -176,25 +179,17 @@ func (s *session) instancesIsolated() outcome {
 	return o
 }
 
-// countNames counts goroutines by how goroutinesOf names them.
-func countNames(names []string) map[string]int {
-	counts := map[string]int{}
-	for _, name := range names {
-		counts[name]++
-	}
-	return counts
-}
-
 // goroutinesBeyond waits up to the grace for the plugin's goroutines to be
-// no more than `before` (by name), and names those beyond it.
-func (s *session) goroutinesBeyond(before map[string]int) []string {
+// those of `before` (by number: a goroutine's name changes once it
+// starts), and names those that are not.
+func (s *session) goroutinesBeyond(before map[uint64]bool) []string {
 	brought := s.broughtPackages(s.current)
 	deadline := time.Now().Add(time.Duration(s.settings.GraceMs) * time.Millisecond)
 	for {
 		var beyond []string
-		for name, count := range countNames(goroutinesOf(brought)) {
-			for extra := before[name]; extra < count; extra++ {
-				beyond = append(beyond, name)
+		for _, g := range pluginGoroutines(brought) {
+			if !before[g.id] {
+				beyond = append(beyond, g.name)
 			}
 		}
 		if len(beyond) == 0 || time.Now().After(deadline) {

@@ -165,6 +165,24 @@ func packageOf(function string) string {
 // started by it, from the goroutine profile: the innermost such function,
 // and the one that started the goroutine.
 func goroutinesOf(packages map[string]bool) []string {
+	var names []string
+	for _, g := range pluginGoroutines(packages) {
+		names = append(names, g.name)
+	}
+	return names
+}
+
+// goroutine is one of the plugin's goroutines: its number, and its name
+// as goroutinesOf gives it (which changes as it runs: one not yet started
+// is named by the closure that starts it).
+type goroutine struct {
+	id   uint64
+	name string
+}
+
+// pluginGoroutines are the goroutines running code of the given packages,
+// or started by it (goroutinesOf).
+func pluginGoroutines(packages map[string]bool) []goroutine {
 	if len(packages) == 0 {
 		return nil
 	}
@@ -177,7 +195,7 @@ func goroutinesOf(packages map[string]bool) []string {
 		}
 		buffer = make([]byte, 2*len(buffer))
 	}
-	var found []string
+	var found []goroutine
 	for _, block := range strings.Split(string(buffer), "\n\n") {
 		// The worker's own: a plugin's value it asked about (askValue)
 		// that never answered, stuck in the plugin's code.
@@ -207,13 +225,18 @@ func goroutinesOf(packages map[string]bool) []string {
 				name = function
 			}
 		}
+		// `goroutine 42 [select]:`
+		var id uint64
+		if fields := strings.Fields(lines[0]); len(fields) > 1 {
+			id, _ = strconv.ParseUint(fields[1], 10, 64)
+		}
 		switch {
 		case name != "" && creator != "":
-			found = append(found, clip(fmt.Sprintf("%s (started by %s)", name, creator), 300))
+			found = append(found, goroutine{id, clip(fmt.Sprintf("%s (started by %s)", name, creator), 300)})
 		case name != "":
-			found = append(found, clip(name, 300))
+			found = append(found, goroutine{id, clip(name, 300)})
 		case creator != "":
-			found = append(found, clip("a goroutine started by "+creator, 300))
+			found = append(found, goroutine{id, clip("a goroutine started by "+creator, 300)})
 		}
 	}
 	return found
