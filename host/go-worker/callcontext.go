@@ -171,8 +171,13 @@ func contextFor(settings callSettings) (ctx context.Context, frame *callFrame, r
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var cancel context.CancelFunc = func() {}
-	if !settings.deadline.IsZero() {
+	// Done once the call returns, whatever else: a goroutine the method
+	// left waiting on ctx.Done() (the net/http idiom) ends with its call,
+	// as in an embedding host's calls.
+	var cancel context.CancelFunc
+	if settings.deadline.IsZero() {
+		ctx, cancel = context.WithCancel(ctx)
+	} else {
 		ctx, cancel = context.WithDeadline(ctx, settings.deadline)
 	}
 	ctx, frame = withFrame(ctx, settings.traceparent)

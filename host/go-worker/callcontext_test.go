@@ -179,3 +179,44 @@ func TestAFreshInputHasNoRoomPastItsEnd(t *testing.T) {
 		t.Error("nil became bytes")
 	}
 }
+
+type nilPanicIs struct{}
+
+func (nilPanicIs) Error() string { return "x" }
+func (nilPanicIs) Is(error) bool { panic(nil) }
+func (nilPanicIs) Unwrap() error { return nil }
+
+// An error whose Is panics with nil is no cancellation, told at once (not
+// after the bound, which would stop every later error being asked).
+func TestAnErrorWhoseIsPanicsWithNilAnswersAtOnce(t *testing.T) {
+	defer unanswered.Store(false)
+	started := time.Now()
+	if errorCancelled(nilPanicIs{}) {
+		t.Error("taken for a cancellation")
+	}
+	if took := time.Since(started); took > textBound/2 || unanswered.Load() {
+		t.Errorf("took %v; unanswered %v", took, unanswered.Load())
+	}
+}
+
+// A call's context ends when the call does, deadline or not; and a
+// method's own deadline error on a call nobody cancelled is not the
+// call's cancellation.
+func TestACallsContextEndsWithItAndOnlyItsEndIsACancellation(t *testing.T) {
+	h := newHost(1)
+	h.open = true
+	var kept context.Context
+	_ = h.RegisterContext("keep", func(ctx context.Context, _ []byte) ([]byte, error) {
+		kept = ctx
+		return nil, context.DeadlineExceeded
+	})
+	r, _ := h.invoke(h.lookup("keep"), nil, callSettings{})
+	select {
+	case <-kept.Done():
+	default:
+		t.Error("the call's context lives on after the call")
+	}
+	if r.cancelled() {
+		t.Error("a method's own DeadlineExceeded was taken for the call's cancellation")
+	}
+}

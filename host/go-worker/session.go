@@ -254,9 +254,11 @@ func (f *forwarder) get() func(logLine) {
 type result struct {
 	out []byte
 	err error
-	// speaks11: the method had a context, so its error may be the
-	// context's.
-	speaks11 bool
+	// ctxDone: the method had a context, and it was done (cancelled or
+	// past its deadline) when the method returned: only then is an error
+	// of the context's a cancellation, not one of the method's own
+	// timeouts.
+	ctxDone bool
 	// returned is when the method returned.
 	returned time.Time
 }
@@ -265,12 +267,11 @@ type result struct {
 func (r result) message() string { return errorIfAny(r.err) }
 
 // cancelled says whether the call ended because its context was done.
-func (r result) cancelled() bool { return r.err != nil && r.speaks11 && errorCancelled(r.err) }
+func (r result) cancelled() bool { return r.err != nil && r.ctxDone && errorCancelled(r.err) }
 
 // invoke calls m with in: a 1.1 method in a context made from settings.
 // A panic is recovered and returned.
 func (h *host) invoke(m *method, in []byte, settings callSettings) (r result, p *panicked) {
-	r.speaks11 = m.speaks11()
 	read := func() { r.returned = time.Now() }
 	if !m.speaks11() {
 		p = guard(func() { r.out, r.err = m.plain(in); read() })
@@ -284,6 +285,11 @@ func (h *host) invoke(m *method, in []byte, settings callSettings) (r result, p 
 		setRunningCall(frame)
 		r.out, r.err = m.context(ctx, in)
 		read()
+		// Past its deadline counts as done even before the context's
+		// own timer has fired: a method that slept to the deadline and
+		// returned its error must not be told apart by a race.
+		deadline, hasDeadline := ctx.Deadline()
+		r.ctxDone = ctx.Err() != nil || hasDeadline && !r.returned.Before(deadline)
 	})
 	setRunningCall(nil)
 	release()
@@ -405,17 +411,32 @@ func askValue[T any](ask func() T, panicked, timedOut T) T {
 	}
 	said := make(chan T, 1)
 	go func() {
+		// Told by a flag, not by recover's value: panic(nil) recovers
+		// as nil under this module's Go version.
+		answered := false
 		defer func() {
-			if recover() != nil {
+			if !answered {
+				recover()
 				said <- panicked
 			}
 		}()
-		said <- ask()
+		answer := ask()
+		answered = true
+		said <- answer
 	}()
+	timer := time.NewTimer(textBound)
+	defer timer.Stop()
 	select {
 	case answer := <-said:
 		return answer
-	case <-time.After(textBound):
+	case <-timer.C:
+		// An answer ready as the bound passed (a stalled process wakes
+		// to both) is still an answer.
+		select {
+		case answer := <-said:
+			return answer
+		default:
+		}
 		unanswered.Store(true)
 		return timedOut
 	}
@@ -433,9 +454,13 @@ func valueText(value any, what string) string {
 func errorText(err error) string { return valueText(err, "the error") }
 
 // errorCancelled says whether an error the plugin returned is its
-// context's (errors.Is calls the plugin's Unwrap and Is, which may loop,
-// block or panic: none of those is a cancellation).
+// context's: the context's own error at once; a wrapped one through
+// errors.Is, which calls the plugin's Unwrap and Is (they may loop, block
+// or panic: none of those is a cancellation).
 func errorCancelled(err error) bool {
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		return true
+	}
 	return askValue(func() bool { return cancelledStatus(err) }, false, false)
 }
 
