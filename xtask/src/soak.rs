@@ -1,9 +1,11 @@
 //! `cargo xtask soak`: the host's soak (`plugcheck-soak`, in the fixtures
 //! crate) over the host platform's fixtures for a set time, then a look
 //! for any process it left behind once it exited — its own copies (its
-//! workers and helpers), and anything else started under it, Go workers
-//! included, told by a mark in the environment they inherit. CI runs a
-//! short one.
+//! workers and helpers), and what they started, Go workers included, told
+//! by a mark in the environment they inherit. A process that made itself
+//! undumpable (the zygote, the namespaces' supervisors) shows neither its
+//! program nor its environment to another user: the look is whole as
+//! root, which CI runs as. CI runs a short one.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
