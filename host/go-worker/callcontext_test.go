@@ -190,12 +190,12 @@ func (nilPanicIs) Unwrap() error { return nil }
 // after the bound, which would stop every later error being asked).
 func TestAnErrorWhoseIsPanicsWithNilAnswersAtOnce(t *testing.T) {
 	defer unanswered.Store(false)
-	started := time.Now()
 	if errorCancelled(nilPanicIs{}) {
 		t.Error("taken for a cancellation")
 	}
-	if took := time.Since(started); took > textBound/2 || unanswered.Load() {
-		t.Errorf("took %v; unanswered %v", took, unanswered.Load())
+	// Waiting out the bound is what marks values unanswered: not a clock.
+	if unanswered.Load() {
+		t.Error("the panic was taken for no answer")
 	}
 }
 
