@@ -220,3 +220,27 @@ func TestACallsContextEndsWithItAndOnlyItsEndIsACancellation(t *testing.T) {
 		t.Error("a method's own DeadlineExceeded was taken for the call's cancellation")
 	}
 }
+
+type makerPlugin struct{ statefulPlugin }
+
+func (*makerPlugin) NewInstance() (plugcheck.Plugin, error) { return &makerPlugin{}, nil }
+
+// describe says a plugin makes instances only when a call by key would
+// make one: of 1.1, with NewInstance. The parent keeps a worker that holds
+// them alive (no idle stop), so a guess here would pin any 1.1 worker.
+func TestOnlyA11PluginWithNewInstanceIsSaidToMakeInstances(t *testing.T) {
+	for _, c := range []struct {
+		p     plugcheck.Plugin
+		minor uint16
+		makes bool
+	}{
+		{&makerPlugin{}, 1, true},
+		{&makerPlugin{}, 0, false},
+		{&statefulPlugin{}, 1, false},
+	} {
+		s := &session{current: &loaded{p: c.p, info: plugcheck.Info{ABIMajor: 1, ABIMinor: c.minor}}}
+		if got := s.makesInstances(); got != c.makes {
+			t.Errorf("%T of 1.%d: makes instances %v", c.p, c.minor, got)
+		}
+	}
+}

@@ -239,6 +239,9 @@ type callAnswer struct {
 	Version    string
 	// ABI is a described plugin's contract version, "1.1".
 	ABI string
+	// MakesInstances: a described plugin of 1.1 with NewInstance, whose
+	// calls by key make instances of their own.
+	MakesInstances bool
 }
 
 func (a callAnswer) MarshalJSON() ([]byte, error) {
@@ -280,7 +283,8 @@ func (a callAnswer) MarshalJSON() ([]byte, error) {
 			Name    string   `json:"name"`
 			Version string   `json:"version"`
 			ABI     string   `json:"abi,omitempty"`
-		}{a.Kind, a.Name, a.Version, a.ABI})
+			Makes   bool     `json:"makes_instances,omitempty"`
+		}{a.Kind, a.Name, a.Version, a.ABI, a.MakesInstances})
 	}
 	return nil, fmt.Errorf("a call answer of no kind the parent knows: %q", a.Kind)
 }

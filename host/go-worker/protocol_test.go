@@ -46,7 +46,7 @@ var (
 			Kind: answerNotReady, Reason: "Init returned an error: no config"}},
 		"called-stateless.json": called{Type: "called", Seq: 3, Answer: callAnswer{Kind: answerStateless}},
 		"called-described.json": called{Type: "called", Seq: 5, Answer: callAnswer{
-			Kind: answerDescribed, Name: "echo", Version: "1.2.0", ABI: "1.1"}},
+			Kind: answerDescribed, Name: "echo", Version: "1.2.0", ABI: "1.1", MakesInstances: true}},
 		"logged.json": logged{Type: "logged", Seq: 1, Line: logLine{
 			Level: 2, Message: "parse: unexpected end of input", TraceID: ptr("4bf92f3577b34da6a3ce929d0e0e4736")}},
 	}

@@ -199,17 +199,14 @@ func (s *session) serveCall(message toWorker, cancel context.Context, forward fu
 // NewInstance: every key is served by its one instance, as a C-ABI 1.0
 // plugin's are); else the key's own, made at its first call.
 func (s *session) instanceFor(key *string) (*loaded, *outcome) {
-	if key == nil || s.current.info.ABIMinor < 1 {
-		return s.current, nil
-	}
-	if _, makes := s.current.p.(instanceMaker); !makes {
+	if key == nil || !s.makesInstances() {
 		return s.current, nil
 	}
 	if instance, ok := s.instances[*key]; ok {
 		return instance, nil
 	}
 	if len(s.instances) >= instancesByKey {
-		o := fail(fmt.Sprintf("instance `%s`: this worker holds %d instances by key already, the most it makes", clip(*key, 80), instancesByKey))
+		o := fail(fmt.Sprintf("instance `%s`: this worker holds %d instances by key already, the most it makes: key calls by a bounded set (tenants, not requests), or reload the plugin, which starts with no key's instance", clip(*key, 80), instancesByKey))
 		return nil, &o
 	}
 	instance, failed := s.newInstance()
@@ -358,8 +355,17 @@ func (s *session) describe() callAnswer {
 	}
 	return callAnswer{
 		Kind: answerDescribed, Name: strings.ToValidUTF8(info.Name, "\uFFFD"), Version: strings.ToValidUTF8(info.Version, "\uFFFD"),
-		ABI: fmt.Sprintf("%d.%d", info.ABIMajor, info.ABIMinor),
+		ABI:            fmt.Sprintf("%d.%d", info.ABIMajor, info.ABIMinor),
+		MakesInstances: s.makesInstances(),
 	}
+}
+
+// makesInstances says whether calls by key get instances of their own: a
+// plugin of 1.1 whose value has NewInstance. Any other serves every key
+// from its one instance.
+func (s *session) makesInstances() bool {
+	_, makes := s.current.p.(instanceMaker)
+	return makes && s.current.info.ABIMinor >= 1
 }
 
 // errorIfAny is errorText of err, "" for none.

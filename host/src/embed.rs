@@ -163,6 +163,9 @@ pub struct IsolatedPlugin {
     /// `describe` said): a cancelled call then gets a moment to end
     /// before the worker is killed; otherwise it is killed at once.
     sees_cancellation: bool,
+    /// Whether the plugin makes instances (its `describe` said): only then
+    /// does a call by key make one.
+    makes_instances: bool,
     /// Whether a call went to an instance by key: their state is this
     /// worker's alone (only the first instance's is saved).
     keyed: bool,
@@ -192,6 +195,7 @@ impl IsolatedPlugin {
             plugin: plugin.to_owned(),
             pid,
             sees_cancellation: false,
+            makes_instances: false,
             keyed: false,
         })
     }
@@ -250,10 +254,11 @@ impl IsolatedPlugin {
         let called = self.exchange(input, |worker| {
             worker.call_bytes(method, input, context, deadline)
         });
-        // An instance made by key, in a plugin that makes them (1.1, as its
-        // describe said): state this worker alone holds.
+        // An instance made by key, in a plugin that makes them (as its
+        // describe said): state this worker alone holds. A plugin without
+        // instances served the key from its first, which checkpoints save.
         if options.instance.is_some()
-            && self.sees_cancellation
+            && self.makes_instances
             && matches!(called.ended, WorkerCall::Returned { .. })
         {
             self.keyed = true;
@@ -326,13 +331,21 @@ impl IsolatedPlugin {
     /// [`WorkerCall::Described`] with its name and version.
     pub fn describe(&mut self, deadline: Duration) -> Called {
         let mut abi = None;
+        let mut makes_instances = false;
         let called = self.exchange(&[], |worker| {
             let result = worker.describe(deadline);
-            if let Ok(CallAnswer::Described { abi: said, .. }) = &result.ended {
+            if let Ok(CallAnswer::Described {
+                abi: said,
+                makes_instances: makes,
+                ..
+            }) = &result.ended
+            {
                 abi = said.clone();
+                makes_instances = *makes;
             }
             result
         });
+        self.makes_instances = makes_instances;
         // From ABI 1.1 on, a method can see its call cancelled: such a
         // call gets a moment to end before its worker is killed.
         self.sees_cancellation = abi

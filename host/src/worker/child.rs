@@ -184,6 +184,8 @@ pub(crate) fn serve(args: WorkerArgs) -> anyhow::Result<()> {
                         name: info.name,
                         version: info.version,
                         abi: Some(info.abi),
+                        // Initialised above, so this reads what is known.
+                        makes_instances: session.makes_instances().unwrap_or(false),
                     },
                     // Initialised, so validated: not reached.
                     Ok(None) => CallAnswer::NotReady {

@@ -208,6 +208,12 @@ pub enum CallAnswer {
         /// worker before protocol 2): it cannot.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         abi: Option<String>,
+        /// Whether the plugin makes instances (ABI 1.1's create_instance;
+        /// Go: NewInstance): only then does a call by key make one, whose
+        /// state the worker alone holds. A plugin without serves every key
+        /// from its one instance.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        makes_instances: bool,
     },
 }
 
