@@ -252,7 +252,6 @@ struct Inner {
     identity: Identity,
 }
 
-/// The version that serves, its worker, and its supervision.
 /// Whether the live worker holds instances by key (which no checkpoint
 /// saves).
 fn holds_keyed_instances(serving: &Serving) -> bool {
@@ -271,6 +270,7 @@ struct ServingCall<'a> {
     cancel: Option<&'a Cancel>,
 }
 
+/// The version that serves, its worker, and its supervision.
 struct Serving {
     version: Version,
     worker: Option<IsolatedPlugin>,

@@ -379,7 +379,7 @@ impl Session {
         }
         if self.keyed.len() >= MAX_KEYED_INSTANCES {
             return Err(Outcome::fail(format!(
-                "the plugin holds {MAX_KEYED_INSTANCES} instances by key already: no more are made"
+                "the plugin holds {MAX_KEYED_INSTANCES} instances by key already, the most one worker makes: key calls by a bounded set (tenants, not requests), or reload the plugin, which starts with no key's instance"
             )));
         }
         let id = self.new_instance().map_err(|outcome| {
